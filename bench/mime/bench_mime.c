@@ -1,0 +1,5 @@
+/* bench_mime.c — placeholder, replaced below. */
+int main(void)
+{
+	return 0;
+}

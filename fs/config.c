@@ -1,0 +1,341 @@
+/* config.c — find, parse and validate the configuration file, and obtain the password (see
+ * config.h).  Every failure becomes one line that names the file, the key and what to do. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_CONFIG_BYTES (1024 * 1024)
+
+static const char *const known_keys[] = {
+	"host", "port", "tls", "user", "pass_cmd", "password", "ca_file",
+	"timeout", "connections", "refresh", "memory_cache", NULL,
+};
+
+static void wipe_str(char *s)
+{
+	if (s != NULL)
+		explicit_bzero(s, strlen(s));
+}
+
+static char *default_path(void)
+{
+	/* g_get_user_config_dir honours XDG_CONFIG_HOME and falls back to ~/.config */
+	return g_build_filename(g_get_user_config_dir(), "imapfs", "config", NULL);
+}
+
+/* Read the whole file and its mode through one descriptor. */
+static int read_file(const char *path, char **data_r, mode_t *mode_r, char **errmsg_r)
+{
+	struct stat st;
+	GString *buf;
+	char chunk[4096];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		int e = errno;
+		*errmsg_r = g_strdup_printf("cannot read config file %s: %s (see imapfs --help for "
+		                            "its format)", path, g_strerror(e));
+		return -e;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		*errmsg_r = g_strdup_printf("config file %s is not a regular file", path);
+		return -EINVAL;
+	}
+	buf = g_string_new(NULL);
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			close(fd);
+			g_string_free(buf, TRUE);
+			*errmsg_r = g_strdup_printf("cannot read config file %s: %s", path,
+			                            g_strerror(e));
+			return -e;
+		}
+		if (n == 0)
+			break;
+		g_string_append_len(buf, chunk, n);
+		if (buf->len > MAX_CONFIG_BYTES) {
+			close(fd);
+			g_string_free(buf, TRUE);
+			*errmsg_r = g_strdup_printf("config file %s is too large", path);
+			return -EFBIG;
+		}
+	}
+	explicit_bzero(chunk, sizeof(chunk));
+	close(fd);
+	*mode_r = st.st_mode;
+	*data_r = g_string_free(buf, FALSE);
+	return 0;
+}
+
+static int get_uint(GKeyFile *kf, const char *group, const char *key, unsigned def, unsigned min,
+                    unsigned max, unsigned *out, const char *path, char **errmsg_r)
+{
+	char *v = g_key_file_get_string(kf, group, key, NULL);
+	char *end = NULL;
+	unsigned long n;
+
+	if (v == NULL) {
+		*out = def;
+		return 0;
+	}
+	g_strstrip(v);
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (v[0] == '\0' || v[0] == '-' || *end != '\0' || errno != 0 || n < min || n > max) {
+		*errmsg_r = g_strdup_printf("%s: [%s] %s = '%s' is not a number from %u to %u",
+		                            path, group, key, v, min, max);
+		g_free(v);
+		return -EINVAL;
+	}
+	g_free(v);
+	*out = (unsigned)n;
+	return 0;
+}
+
+/* First line printed by pass_cmd.  Its environment is ours; nothing secret is added. */
+static int run_pass_cmd(const char *cmd, char **password_r, char **errmsg_r)
+{
+	const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+	char *out = NULL;
+	int status = 0;
+	GError *err = NULL;
+	size_t n;
+
+	if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, &out,
+	                  NULL, &status, &err)) {
+		*errmsg_r = g_strdup_printf("cannot run pass_cmd: %s", err->message);
+		g_error_free(err);
+		return -EINVAL;
+	}
+	if (!g_spawn_check_wait_status(status, NULL)) {
+		wipe_str(out);
+		g_free(out);
+		*errmsg_r = g_strdup("pass_cmd failed (non-zero exit status); no password");
+		return -EINVAL;
+	}
+	n = strcspn(out, "\r\n");
+	if (n == 0) {
+		wipe_str(out);
+		g_free(out);
+		*errmsg_r = g_strdup("pass_cmd printed an empty first line; no password");
+		return -EINVAL;
+	}
+	*password_r = g_strndup(out, n);
+	wipe_str(out);
+	g_free(out);
+	return 0;
+}
+
+static char *absolute_from(const char *config_path, const char *file)
+{
+	char *dir, *out;
+
+	if (file[0] == '~' && file[1] == '/')
+		return g_build_filename(g_get_home_dir(), file + 2, NULL);
+	if (g_path_is_absolute(file))
+		return g_strdup(file);
+	dir = g_path_get_dirname(config_path);
+	if (!g_path_is_absolute(dir)) {
+		char *cwd = g_get_current_dir();
+		char *tmp = g_build_filename(cwd, dir, NULL);
+		g_free(cwd);
+		g_free(dir);
+		dir = tmp;
+	}
+	out = g_build_filename(dir, file, NULL);
+	g_free(dir);
+	return out;
+}
+
+int ifs_config_load(const char *path_in, const char *account, struct ifs_config **cfg_r,
+                    char **errmsg_r)
+{
+	struct ifs_config *cfg = g_new0(struct ifs_config, 1);
+	GKeyFile *kf = g_key_file_new();
+	GError *err = NULL;
+	char *data = NULL, *v = NULL, *pass_cmd = NULL;
+	char **keys = NULL;
+	mode_t mode = 0;
+	unsigned mib = 0;
+	int ret;
+
+	cfg->path = path_in != NULL ? g_strdup(path_in) : default_path();
+	cfg->account = g_strdup(account != NULL ? account : "default");
+
+	ret = read_file(cfg->path, &data, &mode, errmsg_r);
+	if (ret < 0)
+		goto fail;
+	if (!g_key_file_load_from_data(kf, data, strlen(data), G_KEY_FILE_NONE, &err)) {
+		*errmsg_r = g_strdup_printf("config file %s is malformed: %s", cfg->path,
+		                            err->message);
+		g_error_free(err);
+		ret = -EINVAL;
+		goto fail;
+	}
+	if (!g_key_file_has_group(kf, cfg->account)) {
+		char **groups = g_key_file_get_groups(kf, NULL);
+		char *list = g_strjoinv(", ", groups);
+		*errmsg_r = g_strdup_printf("no account [%s] in %s (accounts there: %s)",
+		                            cfg->account, cfg->path, list[0] ? list : "none");
+		g_free(list);
+		g_strfreev(groups);
+		ret = -ENOENT;
+		goto fail;
+	}
+	keys = g_key_file_get_keys(kf, cfg->account, NULL, NULL);
+	for (size_t i = 0; keys != NULL && keys[i] != NULL; i++) {
+		if (!g_strv_contains(known_keys, keys[i])) {
+			*errmsg_r = g_strdup_printf("%s: unknown key '%s' in [%s] (see imapfs --help)",
+			                            cfg->path, keys[i], cfg->account);
+			ret = -EINVAL;
+			goto fail;
+		}
+	}
+
+	cfg->host = g_key_file_get_string(kf, cfg->account, "host", NULL);
+	if (cfg->host != NULL)
+		g_strstrip(cfg->host);
+	if (cfg->host == NULL || cfg->host[0] == '\0') {
+		*errmsg_r = g_strdup_printf("%s: [%s] has no 'host' key", cfg->path, cfg->account);
+		ret = -EINVAL;
+		goto fail;
+	}
+	cfg->user = g_key_file_get_string(kf, cfg->account, "user", NULL);
+	if (cfg->user == NULL || cfg->user[0] == '\0') {
+		*errmsg_r = g_strdup_printf("%s: [%s] has no 'user' key", cfg->path, cfg->account);
+		ret = -EINVAL;
+		goto fail;
+	}
+	v = g_key_file_get_string(kf, cfg->account, "tls", NULL);
+	if (v != NULL)
+		g_strstrip(v);
+	if (v == NULL || strcmp(v, "imaps") == 0) {
+		cfg->tls = IMAP_TLS_IMPLICIT;
+	} else if (strcmp(v, "starttls") == 0) {
+		cfg->tls = IMAP_TLS_STARTTLS;
+	} else if (strcmp(v, "none") == 0) {
+		cfg->tls = IMAP_TLS_NONE;
+	} else {
+		*errmsg_r = g_strdup_printf("%s: [%s] tls = '%s': use imaps, starttls or none",
+		                            cfg->path, cfg->account, v);
+		ret = -EINVAL;
+		goto fail;
+	}
+	g_clear_pointer(&v, g_free);
+	{
+		unsigned port = 0;
+		ret = get_uint(kf, cfg->account, "port", 0, 1, 65535, &port, cfg->path, errmsg_r);
+		if (ret < 0)
+			goto fail;
+		if (port != 0)
+			cfg->port = g_strdup_printf("%u", port);
+		else
+			cfg->port = g_strdup(cfg->tls == IMAP_TLS_IMPLICIT ? "993" : "143");
+	}
+	if ((ret = get_uint(kf, cfg->account, "timeout", 30, 1, 3600, &cfg->timeout_s, cfg->path,
+	                    errmsg_r)) < 0 ||
+	    (ret = get_uint(kf, cfg->account, "connections", 4, 1, 64, &cfg->connections,
+	                    cfg->path, errmsg_r)) < 0 ||
+	    (ret = get_uint(kf, cfg->account, "refresh", 30, 0, 86400, &cfg->refresh_s, cfg->path,
+	                    errmsg_r)) < 0 ||
+	    (ret = get_uint(kf, cfg->account, "memory_cache", 64, 1, 65536, &mib, cfg->path,
+	                    errmsg_r)) < 0)
+		goto fail;
+	cfg->memory_cache = (size_t)mib * 1024 * 1024;
+
+	v = g_key_file_get_string(kf, cfg->account, "ca_file", NULL);
+	if (v != NULL) {
+		g_strstrip(v);
+		if (v[0] != '\0') {
+			cfg->ca_file = absolute_from(cfg->path, v);
+			if (access(cfg->ca_file, R_OK) != 0) {
+				*errmsg_r = g_strdup_printf("%s: [%s] ca_file %s: %s", cfg->path,
+				                            cfg->account, cfg->ca_file,
+				                            g_strerror(errno));
+				ret = -ENOENT;
+				goto fail;
+			}
+		}
+		g_clear_pointer(&v, g_free);
+	}
+
+	pass_cmd = g_key_file_get_string(kf, cfg->account, "pass_cmd", NULL);
+	v = g_key_file_get_string(kf, cfg->account, "password", NULL);
+	if (pass_cmd != NULL && v != NULL) {
+		*errmsg_r = g_strdup_printf("%s: [%s] has both pass_cmd and password; keep one",
+		                            cfg->path, cfg->account);
+		ret = -EINVAL;
+		goto fail;
+	}
+	if (v != NULL) {
+		if (mode & (S_IRGRP | S_IROTH)) {
+			*errmsg_r = g_strdup_printf("refusing 'password' in %s because the file is "
+			                            "readable by group or others (chmod 600 it, or use "
+			                            "pass_cmd)", cfg->path);
+			ret = -EPERM;
+			goto fail;
+		}
+		cfg->password = v;
+		v = NULL;
+	} else if (pass_cmd != NULL) {
+		ret = run_pass_cmd(pass_cmd, &cfg->password, errmsg_r);
+		if (ret < 0)
+			goto fail;
+	} else {
+		*errmsg_r = g_strdup_printf("%s: [%s] has neither pass_cmd nor password", cfg->path,
+		                            cfg->account);
+		ret = -EINVAL;
+		goto fail;
+	}
+
+	g_free(pass_cmd);
+	g_strfreev(keys);
+	g_key_file_free(kf);
+	wipe_str(data);
+	g_free(data);
+	*cfg_r = cfg;
+	return 0;
+fail:
+	wipe_str(v);
+	g_free(v);
+	g_free(pass_cmd);
+	g_strfreev(keys);
+	g_key_file_free(kf);
+	wipe_str(data);
+	g_free(data);
+	ifs_config_free(cfg);
+	return ret;
+}
+
+void ifs_config_wipe_password(struct ifs_config *cfg)
+{
+	if (cfg == NULL || cfg->password == NULL)
+		return;
+	wipe_str(cfg->password);
+	g_clear_pointer(&cfg->password, g_free);
+}
+
+void ifs_config_free(struct ifs_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	ifs_config_wipe_password(cfg);
+	g_free(cfg->path);
+	g_free(cfg->account);
+	g_free(cfg->host);
+	g_free(cfg->port);
+	g_free(cfg->user);
+	g_free(cfg->ca_file);
+	g_free(cfg);
+}

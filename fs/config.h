@@ -1,0 +1,60 @@
+/* config.h — the account configuration of imapfs, read from an INI file with GKeyFile.
+ *
+ * File: -o config=FILE, else $XDG_CONFIG_HOME/imapfs/config, else ~/.config/imapfs/config.
+ * Section: [default], or [NAME] with -o account=NAME.  Keys (all documented in IFS_CONFIG_HELP,
+ * which `imapfs --help` prints): host, port, tls, user, pass_cmd, password, ca_file, timeout,
+ * connections, refresh, memory_cache.  Unknown keys are an error (typos should not be silent).
+ *
+ * The password is obtained here (run pass_cmd, or the `password` key when the file is private)
+ * and handed to the caller exactly once; ifs_config_wipe_password() scrubs this copy after the
+ * IMAP pool has taken its own.
+ */
+#ifndef IMAPFS_FS_CONFIG_H
+#define IMAPFS_FS_CONFIG_H
+
+#include <imap.h>
+#include <stddef.h>
+
+struct ifs_config {
+	char *path;         /* the config file that was read */
+	char *account;      /* section name */
+	char *host;
+	char *port;         /* NULL: default for tls mode */
+	enum imap_tls_mode tls;
+	char *user;
+	char *password;     /* secret; wiped by ifs_config_wipe_password */
+	char *ca_file;      /* absolute path or NULL */
+	unsigned timeout_s;
+	unsigned connections;
+	unsigned refresh_s;
+	size_t memory_cache; /* bytes */
+};
+
+#define IFS_CONFIG_HELP \
+	"Configuration file (INI): $XDG_CONFIG_HOME/imapfs/config or ~/.config/imapfs/config,\n" \
+	"section [default] or [NAME] chosen with -o account=NAME.  Keys:\n" \
+	"    host = NAME            IMAP server (required)\n" \
+	"    port = N               default 993 for tls=imaps, 143 for starttls/none\n" \
+	"    tls = imaps|starttls|none   default imaps; certificates are always verified\n" \
+	"    user = NAME            login name (required)\n" \
+	"    pass_cmd = COMMAND     run with /bin/sh -c; the first line it prints is the password\n" \
+	"    password = SECRET      only accepted when the file is not readable by group/others\n" \
+	"    ca_file = FILE         extra trusted CA or self-signed certificate (PEM); relative\n" \
+	"                           paths are relative to the config file's directory\n" \
+	"    timeout = SECONDS      network timeout, default 30\n" \
+	"    connections = N        parallel IMAP connections, default 4\n" \
+	"    refresh = SECONDS      how long folder lists and listings are reused, default 30\n" \
+	"    memory_cache = MIB     parsed-message cache size in MiB, default 64\n"
+
+/* Load and validate.  path may be NULL (default location); account may be NULL ("default").
+ * On failure returns -errno and a new one-line message in *errmsg_r (no "imapfs: " prefix).
+ * On success *cfg_r is new (ifs_config_free) and holds the password. */
+int ifs_config_load(const char *path, const char *account, struct ifs_config **cfg_r,
+                    char **errmsg_r);
+
+/* Overwrite and free the password (after imap_pool_new copied it). */
+void ifs_config_wipe_password(struct ifs_config *cfg);
+
+void ifs_config_free(struct ifs_config *cfg); /* NULL is a no-op */
+
+#endif /* IMAPFS_FS_CONFIG_H */

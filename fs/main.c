@@ -1,0 +1,292 @@
+/* main.c — imapfs's entry point: parse the command line, read the configuration, check the
+ * mount point, connect and log in (all before detaching, so every mistake is one clear line on
+ * the terminal and a non-zero exit with nothing mounted), then mount, daemonize and run the
+ * multithreaded FUSE loop until unmounted or signalled; then tear down in reverse order (the
+ * pool's LOGOUT last). */
+#include <config.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "ifs.h"
+#include "log.h"
+#include "tree.h"
+
+struct cmdline {
+	char *account;
+	char *config;
+};
+
+static const struct fuse_opt cmdline_spec[] = {
+	{"account=%s", offsetof(struct cmdline, account), 0},
+	{"config=%s", offsetof(struct cmdline, config), 0},
+	FUSE_OPT_END,
+};
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [-o account=NAME] [-o config=FILE] [FUSE options] MOUNTPOINT\n"
+	       "Mount an IMAP account as a read-only filesystem.  Unmount with "
+	       "`fusermount3 -u MOUNTPOINT`.\n\n"
+	       "imapfs options:\n"
+	       "    -o account=NAME        use section [NAME] of the config file (default: "
+	       "[default])\n"
+	       "    -o config=FILE         config file (default: $XDG_CONFIG_HOME/imapfs/config)\n"
+	       "    -f                     stay in the foreground\n"
+	       "    -d                     debug: log FUSE requests and the IMAP protocol trace\n"
+	       "                           (credentials redacted); implies -f\n"
+	       "    -h, --help             this help\n"
+	       "    -V, --version          print the version\n\n"
+	       "%s\n"
+	       "FUSE options:\n",
+	       prog, IFS_CONFIG_HELP);
+	fuse_cmdline_help();
+	fuse_lowlevel_help();
+}
+
+/* libfuse's own messages, reworded into ours ("fuse: bad mount point ..." -> one imapfs line). */
+static void fuse_log_to_glib(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	char *msg = g_strdup_vprintf(fmt, ap);
+	const char *text = g_str_has_prefix(msg, "fuse: ") ? msg + 6 : msg;
+	size_t len = strlen(text);
+
+	while (len > 0 && text[len - 1] == '\n')
+		len--;
+	if (level <= FUSE_LOG_WARNING)
+		g_log(NULL, G_LOG_LEVEL_MESSAGE, "%.*s", (int)len, text);
+	else
+		g_log("fuse", G_LOG_LEVEL_DEBUG, "%.*s", (int)len, text);
+	g_free(msg);
+}
+
+static char *unescape_mountinfo(const char *s)
+{
+	GString *out = g_string_new(NULL);
+	for (; *s != '\0'; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			g_string_append_c(out, (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0')));
+			s += 3;
+		} else {
+			g_string_append_c(out, *s);
+		}
+	}
+	return g_string_free(out, FALSE);
+}
+
+static bool is_mount_point(const char *path)
+{
+	char *data = NULL;
+	bool found = false;
+
+	if (!g_file_get_contents("/proc/self/mountinfo", &data, NULL, NULL))
+		return false;
+	char **lines = g_strsplit(data, "\n", -1);
+	for (size_t i = 0; lines[i] != NULL && !found; i++) {
+		char **f = g_strsplit(lines[i], " ", 6);
+		if (g_strv_length(f) >= 5) {
+			char *mp = unescape_mountinfo(f[4]);
+			found = strcmp(mp, path) == 0;
+			g_free(mp);
+		}
+		g_strfreev(f);
+	}
+	g_strfreev(lines);
+	g_free(data);
+	return found;
+}
+
+static int check_mountpoint(const char *mp)
+{
+	struct stat st;
+
+	if (stat(mp, &st) < 0) {
+		if (errno == ENOTCONN)
+			fprintf(stderr, "imapfs: %s is a dead mount; clear it with fusermount3 -u %s\n",
+			        mp, mp);
+		else
+			fprintf(stderr, "imapfs: mount point %s: %s\n", mp, g_strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "imapfs: mount point %s is not a directory\n", mp);
+		return -1;
+	}
+	if (is_mount_point(mp)) {
+		fprintf(stderr, "imapfs: %s is already mounted (unmount it with fusermount3 -u %s)\n",
+		        mp, mp);
+		return -1;
+	}
+	return 0;
+}
+
+/* "-ofsname=imapfs:HOST" when HOST is harmless inside a mount option list. */
+static void add_mount_options(struct fuse_args *args, const char *host)
+{
+	bool plain = host[0] != '\0' && strlen(host) < 200;
+	for (const char *p = host; *p != '\0'; p++)
+		if (!g_ascii_isalnum(*p) && *p != '.' && *p != '-' && *p != ':' && *p != '_')
+			plain = false;
+	/* ro: the kernel refuses writes itself; default_permissions: it honours our 0444/0555. */
+	fuse_opt_add_arg(args, "-oro,default_permissions");
+	if (plain) {
+		char *opt = g_strdup_printf("-ofsname=imapfs:%s", host);
+		fuse_opt_add_arg(args, opt);
+		g_free(opt);
+	} else {
+		fuse_opt_add_arg(args, "-ofsname=imapfs");
+	}
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct cmdline cmd = {NULL, NULL};
+	struct fuse_cmdline_opts opts;
+	struct ifs_config *cfg = NULL;
+	struct imap_config icfg;
+	struct ifs fs;
+	struct imap_conn *conn = NULL;
+	struct fuse_session *se = NULL;
+	GPtrArray *folders = NULL;
+	char *why = NULL;
+	int ret = 1;
+
+	memset(&opts, 0, sizeof(opts));
+	memset(&fs, 0, sizeof(fs));
+	fuse_set_log_func(fuse_log_to_glib);
+	ifs_log_init(false);
+
+	if (fuse_opt_parse(&args, &cmd, cmdline_spec, NULL) != 0)
+		goto out_args;
+	if (fuse_parse_cmdline(&args, &opts) != 0)
+		goto out_args;
+	if (opts.show_help) {
+		usage(argv[0]);
+		ret = 0;
+		goto out_args;
+	}
+	if (opts.show_version) {
+		printf("imapfs %s\n", IMAPFS_VERSION);
+		fuse_lowlevel_version();
+		ret = 0;
+		goto out_args;
+	}
+	if (opts.mountpoint == NULL) {
+		fprintf(stderr, "imapfs: no mount point given (usage: imapfs [-o account=NAME] "
+		                "[-o config=FILE] MOUNTPOINT; see imapfs --help)\n");
+		goto out_args;
+	}
+	ifs_log_init(opts.debug);
+
+	if (ifs_config_load(cmd.config, cmd.account, &cfg, &why) < 0) {
+		fprintf(stderr, "imapfs: %s\n", why);
+		goto out_args;
+	}
+	if (check_mountpoint(opts.mountpoint) < 0)
+		goto out_cfg;
+
+	mime_init();
+	memset(&icfg, 0, sizeof(icfg));
+	icfg.host = cfg->host;
+	icfg.port = cfg->port;
+	icfg.tls = cfg->tls;
+	icfg.user = cfg->user;
+	icfg.password = cfg->password;
+	icfg.ca_file = cfg->ca_file;
+	icfg.timeout_ms = cfg->timeout_s * 1000u;
+	if (imap_pool_new(&icfg, cfg->connections, &fs.pool) < 0) {
+		fprintf(stderr, "imapfs: cannot set up the IMAP connection pool\n");
+		goto out_cfg;
+	}
+	/* The pool has its own copy now; ours is no longer needed anywhere. */
+	icfg.password = NULL;
+	ifs_config_wipe_password(cfg);
+
+	/* Connect and log in before detaching: a wrong host, port, password or certificate is
+	 * reported here, on the terminal. */
+	if (imap_pool_acquire(fs.pool, &conn, &why) < 0) {
+		fprintf(stderr, "imapfs: cannot log in to %s:%s as %s: %s\n", cfg->host, cfg->port,
+		        cfg->user, why != NULL ? why : "unknown error");
+		goto out_pool;
+	}
+	if (imap_list(conn, &folders) < 0) {
+		fprintf(stderr, "imapfs: listing the folders of %s failed: %s\n", cfg->host,
+		        imap_conn_error(conn));
+		imap_pool_release(fs.pool, conn);
+		goto out_pool;
+	}
+	imap_pool_release(fs.pool, conn);
+
+	fs.cfg = cfg;
+	fs.uid = getuid();
+	fs.gid = getgid();
+	fs.folder_timeout = cfg->refresh_s;
+	fs.cache = ifs_msgcache_new(cfg->memory_cache);
+	fs.tree = ifs_tree_new(fs.pool, fs.cache, cfg->refresh_s);
+	ifs_tree_set_folders(fs.tree, folders);
+	g_clear_pointer(&folders, g_ptr_array_unref);
+
+	add_mount_options(&args, cfg->host);
+	se = fuse_session_new(&args, ifs_operations(), sizeof(struct fuse_lowlevel_ops), &fs);
+	if (se == NULL)
+		goto out_tree;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_session;
+	if (fuse_session_mount(se, opts.mountpoint) != 0) {
+		fprintf(stderr, "imapfs: cannot mount on %s\n", opts.mountpoint);
+		goto out_signals;
+	}
+	if (fuse_daemonize(opts.foreground) != 0)
+		goto out_unmount;
+	if (!opts.foreground)
+		ifs_log_to_syslog();
+	g_message("mounted %s@%s on %s", cfg->user, cfg->host, opts.mountpoint);
+
+	fs.notifier = ifs_notifier_new(se);
+	ifs_tree_set_notifier(fs.tree, fs.notifier);
+	if (opts.singlethread) {
+		ret = fuse_session_loop(se);
+	} else {
+		struct fuse_loop_config lc = {
+			.clone_fd = opts.clone_fd,
+			/* UINT_MAX means "not given" to fuse_parse_cmdline but "invalid" here. */
+			.max_idle_threads = opts.max_idle_threads == UINT_MAX ? 10
+			                                                      : opts.max_idle_threads,
+		};
+		ret = fuse_session_loop_mt(se, &lc);
+	}
+	ret = ret != 0 ? 1 : 0;
+	ifs_tree_set_notifier(fs.tree, NULL);
+	ifs_notifier_free(fs.notifier);
+	fs.notifier = NULL;
+
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out_tree:
+	ifs_tree_free(fs.tree);
+	ifs_msgcache_free(fs.cache);
+out_pool:
+	imap_pool_free(fs.pool); /* LOGOUT */
+out_cfg:
+	ifs_config_free(cfg);
+out_args:
+	g_free(why);
+	g_free(cmd.account);
+	g_free(cmd.config);
+	free(opts.mountpoint);
+	fuse_opt_free_args(&args);
+	return ret;
+}

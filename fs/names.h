@@ -1,0 +1,41 @@
+/* names.h — how IMAP folder names become directory entry names.
+ *
+ * A decoded folder name ("Archive/2024") is split on the server's hierarchy delimiter into
+ * components; each component becomes one directory entry.  Message directories share the folder
+ * directory with child folders and are named by UID in plain decimal, so a component made only
+ * of digits would collide with them.  The rule (reversible, and independent of which UIDs exist
+ * so a name never changes under the user):
+ *
+ *   a component matching ^[0-9]+(\.d)*$ gets ".d" appended: "2024" -> "2024.d",
+ *   "2024.d" -> "2024.d.d".  Every other component is shown as it is.
+ *
+ * Reverse: an entry matching ^[0-9]+(\.d)+$ is a folder whose name is the entry minus one
+ * trailing ".d"; an entry of digits only is a message UID.  Unsafe components are escaped or
+ * refused: '/' (possible when the delimiter is not '/') is shown as U+2215 DIVISION SLASH; an
+ * empty component, ".", "..", invalid UTF-8 and results longer than 255 bytes are refused (the
+ * caller skips that folder with a log line).  Pure functions, no locks.
+ */
+#ifndef IMAPFS_FS_NAMES_H
+#define IMAPFS_FS_NAMES_H
+
+#include <glib.h>
+#include <stdbool.h>
+
+#define IFS_NAME_MAX 255
+
+/* The entry name for one folder-name component.  Returns a new string (g_free) or NULL when the
+ * component cannot be shown; then *why_r (if not NULL) points to a static reason. */
+char *ifs_folder_entry_name(const char *component, const char **why_r);
+
+/* Reverse of ifs_folder_entry_name for the digit rule and the '/' escape: the component an
+ * entry name stands for.  New string (g_free). */
+char *ifs_folder_component(const char *entry);
+
+/* Split a decoded folder name on delimiter (0: flat) and map every component.  Returns a new
+ * NULL-terminated vector of entry names (g_strfreev) or NULL with *why_r set. */
+char **ifs_folder_entry_path(const char *name, char delimiter, const char **why_r);
+
+/* True when s is a canonical decimal UID ("1".."4294967295", no leading zero); *uid_r set. */
+bool ifs_parse_uid(const char *s, guint32 *uid_r);
+
+#endif /* IMAPFS_FS_NAMES_H */

@@ -1,0 +1,735 @@
+/* ops.c — the FUSE low-level operations of imapfs.
+ *
+ * Folder directories come from tree.c; everything inside a message directory is served from one
+ * fetch of the message kept in the message cache (msgcache.c).  What may be cached by the kernel
+ * and for how long follows from what can change:
+ *   - folder directories (their names and listings) change with the server: entries and
+ *     attributes live `refresh` seconds, readdir is never cached;
+ *   - a message directory and its files never change for a (folder, UIDVALIDITY, UID), which is
+ *     what their inode numbers encode: long entry/attribute timeouts, keep_cache on open and
+ *     cache_readdir, so a warm `grep -r` does not reach this process at all;
+ *   - flags change: attributes live `refresh` seconds, and reads bypass the page cache
+ *     (direct_io) from a snapshot taken at open;
+ *   - message.eml before the first fetch has only RFC822.SIZE for a size, which a server can
+ *     get wrong: its attributes get timeout 0 until the message has been fetched, and a fetch
+ *     that finds another length tells the kernel to drop what it had.
+ * Anything that would change the filesystem fails with EROFS.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "ifs.h"
+#include "names.h"
+#include "remote.h"
+
+#define MSG_ENTRY_TIMEOUT 3600.0
+#define MSG_ATTR_TIMEOUT 86400.0
+
+static struct ifs *ifs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* ---- messages ---- */
+
+struct load_ctx {
+	struct ifs *fs;
+	uint32_t epoch;
+};
+
+static int load_message(void *p, uint64_t key, GBytes **raw_r)
+{
+	struct load_ctx *ctx = p;
+	struct ifs_msg_info info;
+	uint32_t uid = (uint32_t)key;
+	char *raw_name = NULL;
+	uint32_t uidvalidity = 0;
+	int ret;
+
+	ret = ifs_tree_epoch_folder(ctx->fs->tree, ctx->epoch, &raw_name, &uidvalidity);
+	if (ret < 0)
+		return ret;
+	ret = ifs_remote_fetch(ctx->fs->pool, raw_name, uidvalidity, uid, raw_r);
+	if (ret == -ESTALE) {
+		ifs_tree_epoch_stale(ctx->fs->tree, ctx->epoch);
+		ret = -ENOENT;
+	}
+	if (ret == 0 && ifs_tree_msg_info(ctx->fs->tree, ctx->epoch, uid, false, &info) == 0) {
+		if (info.size != g_bytes_get_size(*raw_r)) {
+			/* The kernel may have RFC822.SIZE as st_size: make it ask again. */
+			g_debug("UID %u of %s: RFC822.SIZE %llu but %zu bytes fetched", uid, raw_name,
+			        (unsigned long long)info.size, g_bytes_get_size(*raw_r));
+			ifs_notify_inval_inode(ctx->fs->notifier,
+			                       ifs_msg_ino(ctx->epoch, uid, IFS_SLOT_EML));
+		}
+		ifs_msg_info_clear(&info);
+	}
+	g_free(raw_name);
+	return ret;
+}
+
+static int get_msg(struct ifs *fs, uint64_t ino, const struct ifs_cached_msg **m_r)
+{
+	struct load_ctx ctx = {fs, ifs_ino_epoch(ino)};
+	return ifs_msgcache_get(fs->cache, ifs_msg_key(ctx.epoch, ifs_ino_uid(ino)), load_message,
+	                        &ctx, m_r);
+}
+
+/* The bytes of a file slot, or NULL when the message has no such file.  Borrowed from m. */
+static GBytes *slot_bytes(const struct ifs_cached_msg *m, unsigned slot)
+{
+	if (slot == IFS_SLOT_EML)
+		return m->raw;
+	if (slot >= IFS_SLOT_VIEW0 && slot < IFS_SLOT_VIEW0 + MIME_VIEW_COUNT)
+		return mime_message_view(m->mime, (enum mime_view)(slot - IFS_SLOT_VIEW0));
+	if (slot >= IFS_SLOT_ATT0) {
+		size_t i = slot - IFS_SLOT_ATT0;
+		if (i < mime_message_n_attachments(m->mime))
+			return mime_message_attachment_data(m->mime, i);
+	}
+	return NULL;
+}
+
+static size_t n_attachments(const struct ifs_cached_msg *m)
+{
+	size_t n = mime_message_n_attachments(m->mime);
+	return n < IFS_MAX_ATTACHMENTS ? n : IFS_MAX_ATTACHMENTS;
+}
+
+static const char *slot_name(const struct ifs_cached_msg *m, unsigned slot)
+{
+	if (slot == IFS_SLOT_EML)
+		return "message.eml";
+	if (slot == IFS_SLOT_FLAGS)
+		return "flags";
+	if (slot == IFS_SLOT_ATTDIR)
+		return "attachments";
+	if (slot >= IFS_SLOT_VIEW0 && slot < IFS_SLOT_VIEW0 + MIME_VIEW_COUNT)
+		return mime_view_name((enum mime_view)(slot - IFS_SLOT_VIEW0));
+	return mime_message_attachment_name(m->mime, slot - IFS_SLOT_ATT0);
+}
+
+/* ---- attributes ---- */
+
+static void fill_stat(const struct ifs *fs, struct stat *st, uint64_t ino, bool dir,
+                      uint64_t size, int64_t mtime)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = dir ? S_IFDIR | 0555 : S_IFREG | 0444;
+	/* 1 = "unknown" for directories: find/fts must not infer "no subdirectories". */
+	st->st_nlink = 1;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_size = (off_t)size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)((size + 511) / 512);
+	st->st_mtim.tv_sec = mtime;
+	st->st_atim.tv_sec = mtime;
+	st->st_ctim.tv_sec = mtime;
+}
+
+/* Attributes of any inode under a message directory (slot in ino).  Fetches the message for
+ * decoded views; never for the message directory itself, flags, or message.eml. */
+static int msg_stat(struct ifs *fs, uint64_t ino, struct stat *st, double *timeout_r)
+{
+	uint32_t epoch = ifs_ino_epoch(ino), uid = ifs_ino_uid(ino);
+	unsigned slot = ifs_ino_slot(ino);
+	struct ifs_msg_info info;
+	const struct ifs_cached_msg *m = NULL;
+	int ret;
+
+	ret = ifs_tree_msg_info(fs->tree, epoch, uid, slot == IFS_SLOT_FLAGS, &info);
+	if (ret < 0)
+		return ret;
+	*timeout_r = MSG_ATTR_TIMEOUT;
+	switch (slot) {
+	case IFS_SLOT_MSGDIR:
+		fill_stat(fs, st, ino, true, 0, info.internaldate);
+		break;
+	case IFS_SLOT_FLAGS:
+		fill_stat(fs, st, ino, false, strlen(info.flags), info.internaldate);
+		*timeout_r = fs->folder_timeout;
+		break;
+	case IFS_SLOT_EML:
+		m = ifs_msgcache_peek(fs->cache, ifs_msg_key(epoch, uid));
+		if (m != NULL) {
+			fill_stat(fs, st, ino, false, g_bytes_get_size(m->raw), info.internaldate);
+		} else {
+			/* RFC822.SIZE, trusted only until the fetch tells the truth. */
+			fill_stat(fs, st, ino, false, info.size, info.internaldate);
+			*timeout_r = 0;
+		}
+		break;
+	default:
+		ret = get_msg(fs, ino, &m);
+		if (ret < 0)
+			break;
+		if (slot == IFS_SLOT_ATTDIR) {
+			if (n_attachments(m) == 0)
+				ret = -ENOENT;
+			else
+				fill_stat(fs, st, ino, true, 0, info.internaldate);
+		} else {
+			GBytes *b = slot_bytes(m, slot);
+			if (b == NULL)
+				ret = -ENOENT;
+			else
+				fill_stat(fs, st, ino, false, g_bytes_get_size(b), info.internaldate);
+		}
+		break;
+	}
+	ifs_msgcache_put(fs->cache, m);
+	ifs_msg_info_clear(&info);
+	return ret;
+}
+
+static int folder_stat(struct ifs *fs, uint64_t ino, struct stat *st)
+{
+	struct ifs_node_info ni;
+	int ret = ifs_tree_folder_info(fs->tree, ino, &ni);
+	if (ret == 0)
+		fill_stat(fs, st, ino, true, 0, ni.mtime);
+	return ret;
+}
+
+static int any_stat(struct ifs *fs, uint64_t ino, struct stat *st, double *timeout_r)
+{
+	if (ifs_ino_is_msg(ino))
+		return msg_stat(fs, ino, st, timeout_r);
+	*timeout_r = fs->folder_timeout;
+	return folder_stat(fs, ino, st);
+}
+
+/* ---- lookup / forget / getattr ---- */
+
+static void reply_negative(fuse_req_t req, double timeout)
+{
+	/* ino 0 with a timeout: the kernel remembers that the name does not exist. */
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof(e));
+	e.entry_timeout = timeout;
+	fuse_reply_entry(req, &e);
+}
+
+/* Which slot `name` is in a message directory; -1 when it can never exist there. */
+static int msgdir_slot_for(const char *name)
+{
+	if (strcmp(name, "message.eml") == 0)
+		return IFS_SLOT_EML;
+	if (strcmp(name, "flags") == 0)
+		return IFS_SLOT_FLAGS;
+	if (strcmp(name, "attachments") == 0)
+		return IFS_SLOT_ATTDIR;
+	for (int v = 0; v < MIME_VIEW_COUNT; v++)
+		if (strcmp(name, mime_view_name((enum mime_view)v)) == 0)
+			return IFS_SLOT_VIEW0 + v;
+	return -1;
+}
+
+static void lookup_in_msg(fuse_req_t req, struct ifs *fs, fuse_ino_t parent, const char *name)
+{
+	unsigned pslot = ifs_ino_slot(parent);
+	uint64_t base = parent - pslot;
+	struct fuse_entry_param e;
+	int slot = -1;
+	int ret;
+
+	if (pslot == IFS_SLOT_MSGDIR) {
+		slot = msgdir_slot_for(name);
+	} else if (pslot == IFS_SLOT_ATTDIR) {
+		const struct ifs_cached_msg *m;
+		ret = get_msg(fs, parent, &m);
+		if (ret < 0) {
+			fuse_reply_err(req, -ret);
+			return;
+		}
+		for (size_t i = 0; i < n_attachments(m); i++) {
+			if (strcmp(mime_message_attachment_name(m->mime, i), name) == 0) {
+				slot = (int)(IFS_SLOT_ATT0 + i);
+				break;
+			}
+		}
+		ifs_msgcache_put(fs->cache, m);
+	} else {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (slot < 0) {
+		reply_negative(req, MSG_ENTRY_TIMEOUT);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	e.ino = base + (unsigned)slot;
+	ret = msg_stat(fs, e.ino, &e.attr, &e.attr_timeout);
+	if (ret == -ENOENT && slot != IFS_SLOT_EML && slot != IFS_SLOT_FLAGS) {
+		struct ifs_msg_info info;
+		bool listed = ifs_tree_msg_info(fs->tree, ifs_ino_epoch(parent), ifs_ino_uid(parent),
+		                                false, &info) == 0;
+		ifs_msg_info_clear(&info);
+		if (listed) {
+			/* The message exists but has no such view: immutable, so cache the absence. */
+			reply_negative(req, MSG_ENTRY_TIMEOUT);
+			return;
+		}
+	}
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	e.entry_timeout = MSG_ENTRY_TIMEOUT;
+	fuse_reply_entry(req, &e);
+}
+
+static void ifs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct ifs *fs = ifs_of(req);
+	struct ifs_node_info ni;
+	struct fuse_entry_param e;
+	int ret;
+
+	if (ifs_ino_is_msg(parent)) {
+		lookup_in_msg(req, fs, parent, name);
+		return;
+	}
+	ret = ifs_tree_lookup(fs->tree, parent, name, &ni);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	e.ino = ni.ino;
+	fill_stat(fs, &e.attr, ni.ino, true, 0, ni.mtime);
+	if (ni.is_msgdir) {
+		e.entry_timeout = MSG_ENTRY_TIMEOUT;
+		e.attr_timeout = MSG_ATTR_TIMEOUT;
+	} else {
+		e.entry_timeout = fs->folder_timeout;
+		e.attr_timeout = fs->folder_timeout;
+	}
+	if (fuse_reply_entry(req, &e) != 0 && !ni.is_msgdir)
+		ifs_tree_forget(fs->tree, ni.ino, 1); /* the kernel never got it */
+}
+
+static void ifs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	ifs_tree_forget(ifs_of(req)->tree, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void ifs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct ifs *fs = ifs_of(req);
+	for (size_t i = 0; i < count; i++)
+		ifs_tree_forget(fs->tree, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void ifs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+	double timeout = 0;
+	int ret = any_stat(ifs_of(req), ino, &st, &timeout);
+
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_attr(req, &st, timeout);
+}
+
+/* ---- directories ---- */
+
+enum dir_kind { DIR_FOLDER, DIR_MSG };
+
+struct dir_handle {
+	enum dir_kind kind;
+	fuse_ino_t ino, parent;
+	struct ifs_folder_dir *folder;      /* DIR_FOLDER */
+	const struct ifs_cached_msg *msg;   /* DIR_MSG: held until releasedir */
+	GArray *slots;                      /* DIR_MSG: unsigned, in listing order */
+	struct ifs_msg_info info;           /* DIR_MSG: times, flags */
+};
+
+static void dir_handle_free(struct ifs *fs, struct dir_handle *h)
+{
+	ifs_folder_dir_free(h->folder);
+	ifs_msgcache_put(fs->cache, h->msg);
+	if (h->slots != NULL)
+		g_array_unref(h->slots);
+	ifs_msg_info_clear(&h->info);
+	g_free(h);
+}
+
+static void ifs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct ifs *fs = ifs_of(req);
+	struct dir_handle *h = g_new0(struct dir_handle, 1);
+	int ret;
+
+	h->ino = ino;
+	if (!ifs_ino_is_msg(ino)) {
+		h->kind = DIR_FOLDER;
+		ret = ifs_tree_open_folder(fs->tree, ino, &h->folder);
+		if (ret < 0)
+			goto fail;
+		h->parent = ifs_folder_dir_parent(h->folder);
+	} else {
+		unsigned slot = ifs_ino_slot(ino);
+		uint64_t base = ino - slot;
+		h->kind = DIR_MSG;
+		if (slot != IFS_SLOT_MSGDIR && slot != IFS_SLOT_ATTDIR) {
+			ret = -ENOTDIR;
+			goto fail;
+		}
+		ret = ifs_tree_msg_info(fs->tree, ifs_ino_epoch(ino), ifs_ino_uid(ino), true,
+		                        &h->info);
+		if (ret < 0)
+			goto fail;
+		/* Which names a message directory has depends on the message: fetch it. */
+		ret = get_msg(fs, ino, &h->msg);
+		if (ret < 0)
+			goto fail;
+		h->slots = g_array_new(FALSE, FALSE, sizeof(unsigned));
+		if (slot == IFS_SLOT_MSGDIR) {
+			unsigned s = IFS_SLOT_EML;
+			h->parent = 0; /* the folder: the kernel knows it, the name is ".." */
+			g_array_append_val(h->slots, s);
+			for (s = IFS_SLOT_VIEW0; s < IFS_SLOT_VIEW0 + MIME_VIEW_COUNT; s++)
+				if (slot_bytes(h->msg, s) != NULL)
+					g_array_append_val(h->slots, s);
+			s = IFS_SLOT_FLAGS;
+			g_array_append_val(h->slots, s);
+			if (n_attachments(h->msg) > 0) {
+				s = IFS_SLOT_ATTDIR;
+				g_array_append_val(h->slots, s);
+			}
+		} else {
+			h->parent = base;
+			if (n_attachments(h->msg) == 0) {
+				ret = -ENOENT;
+				goto fail;
+			}
+			for (unsigned i = 0; i < n_attachments(h->msg); i++) {
+				unsigned s = IFS_SLOT_ATT0 + i;
+				g_array_append_val(h->slots, s);
+			}
+		}
+		/* Immutable: the kernel may keep this listing. */
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
+	if (fuse_reply_open(req, fi) != 0)
+		dir_handle_free(fs, h);
+	return;
+fail:
+	dir_handle_free(fs, h);
+	fuse_reply_err(req, -ret);
+}
+
+/* Entry i of a message or attachments directory (after "." and ".."). */
+static void msg_dir_entry(struct ifs *fs, const struct dir_handle *h, size_t i,
+                          struct fuse_entry_param *e, const char **name_r)
+{
+	unsigned slot = g_array_index(h->slots, unsigned, i);
+	uint64_t base = h->ino - ifs_ino_slot(h->ino);
+	int64_t t = h->info.internaldate;
+
+	memset(e, 0, sizeof(*e));
+	e->ino = base + slot;
+	e->entry_timeout = MSG_ENTRY_TIMEOUT;
+	e->attr_timeout = MSG_ATTR_TIMEOUT;
+	*name_r = slot_name(h->msg, slot);
+	if (slot == IFS_SLOT_ATTDIR) {
+		fill_stat(fs, &e->attr, e->ino, true, 0, t);
+	} else if (slot == IFS_SLOT_FLAGS) {
+		fill_stat(fs, &e->attr, e->ino, false, strlen(h->info.flags), t);
+		e->attr_timeout = fs->folder_timeout;
+	} else {
+		fill_stat(fs, &e->attr, e->ino, false, g_bytes_get_size(slot_bytes(h->msg, slot)), t);
+	}
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi, bool plus)
+{
+	struct ifs *fs = ifs_of(req);
+	struct dir_handle *h = (struct dir_handle *)(uintptr_t)fi->fh;
+	char *buf = g_malloc(size);
+	size_t used = 0;
+	size_t count = h->kind == DIR_FOLDER ? ifs_folder_dir_count(h->folder) : h->slots->len;
+
+	for (size_t i = off < 0 ? 0 : (size_t)off; i < count + 2; i++) {
+		struct fuse_entry_param e;
+		const char *name;
+		char numbuf[16];
+		bool counted = false;
+		size_t len;
+
+		memset(&e, 0, sizeof(e));
+		if (i < 2) {
+			name = i == 0 ? "." : "..";
+			e.ino = i == 0 ? h->ino : (h->parent != 0 ? h->parent : IFS_ROOT_INO);
+			fill_stat(fs, &e.attr, e.ino, true, 0, 0);
+		} else if (h->kind == DIR_FOLDER) {
+			struct ifs_node_info ni;
+			ifs_folder_dir_entry(h->folder, i - 2, numbuf, &name, &ni);
+			e.ino = ni.ino;
+			fill_stat(fs, &e.attr, ni.ino, true, 0, ni.mtime);
+			e.entry_timeout = ni.is_msgdir ? MSG_ENTRY_TIMEOUT : fs->folder_timeout;
+			e.attr_timeout = ni.is_msgdir ? MSG_ATTR_TIMEOUT : fs->folder_timeout;
+			counted = !ni.is_msgdir;
+		} else {
+			msg_dir_entry(fs, h, i - 2, &e, &name);
+		}
+		if (plus) {
+			len = fuse_add_direntry_plus(req, buf + used, size - used, name, &e,
+			                             (off_t)i + 1);
+		} else {
+			len = fuse_add_direntry(req, buf + used, size - used, name, &e.attr,
+			                        (off_t)i + 1);
+		}
+		if (len > size - used)
+			break;
+		used += len;
+		/* readdirplus hands the kernel a lookup of every entry but "." and "..". */
+		if (plus && counted)
+			ifs_tree_ref(fs->tree, e.ino);
+	}
+	fuse_reply_buf(req, buf, used);
+	g_free(buf);
+}
+
+static void ifs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                        struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+static void ifs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                            struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+static void ifs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	dir_handle_free(ifs_of(req), (struct dir_handle *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- files ---- */
+
+static void ifs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct ifs *fs = ifs_of(req);
+	unsigned slot = ifs_ino_slot(ino);
+	const struct ifs_cached_msg *m = NULL;
+	int ret;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (!ifs_ino_is_msg(ino) || slot == IFS_SLOT_MSGDIR || slot == IFS_SLOT_ATTDIR) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if (slot == IFS_SLOT_FLAGS) {
+		struct ifs_msg_info info;
+		ret = ifs_tree_msg_info(fs->tree, ifs_ino_epoch(ino), ifs_ino_uid(ino), true, &info);
+		if (ret < 0) {
+			fuse_reply_err(req, -ret);
+			return;
+		}
+		/* Flags change: one consistent snapshot per open, no page cache. */
+		fi->fh = (uint64_t)(uintptr_t)g_bytes_new_take(info.flags, strlen(info.flags));
+		info.flags = NULL;
+		ifs_msg_info_clear(&info);
+		fi->direct_io = 1;
+		if (fuse_reply_open(req, fi) != 0)
+			g_bytes_unref((GBytes *)(uintptr_t)fi->fh);
+		return;
+	}
+	ret = get_msg(fs, ino, &m);
+	if (ret == 0 && slot_bytes(m, slot) == NULL)
+		ret = -ENOENT;
+	ifs_msgcache_put(fs->cache, m);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	fi->fh = 0;
+	fi->keep_cache = 1;
+	fuse_reply_open(req, fi);
+}
+
+static void reply_slice(fuse_req_t req, GBytes *b, size_t size, off_t off)
+{
+	size_t len;
+	const char *data = g_bytes_get_data(b, &len);
+
+	if (off < 0 || (size_t)off >= len) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > len - (size_t)off)
+		size = len - (size_t)off;
+	fuse_reply_buf(req, data + off, size);
+}
+
+static void ifs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+	struct ifs *fs = ifs_of(req);
+	unsigned slot = ifs_ino_slot(ino);
+	const struct ifs_cached_msg *m;
+	GBytes *b;
+	int ret;
+
+	if (slot == IFS_SLOT_FLAGS) {
+		reply_slice(req, (GBytes *)(uintptr_t)fi->fh, size, off);
+		return;
+	}
+	/* Usually cached; refetched if the cache let it go since open. */
+	ret = get_msg(fs, ino, &m);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	b = slot_bytes(m, slot);
+	if (b == NULL)
+		fuse_reply_err(req, ENOENT);
+	else
+		reply_slice(req, b, size, off);
+	ifs_msgcache_put(fs->cache, m);
+}
+
+static void ifs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (ifs_ino_slot(ino) == IFS_SLOT_FLAGS && fi->fh != 0)
+		g_bytes_unref((GBytes *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void ifs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = 4096;
+	sv.f_frsize = 4096;
+	sv.f_namemax = IFS_NAME_MAX;
+	sv.f_flag = ST_RDONLY;
+	fuse_reply_statfs(req, &sv);
+}
+
+static void ifs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* Nothing here is ever written: no writeback cache. */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}
+
+/* ---- everything that would change the filesystem ---- */
+
+static void ifs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                        struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ifs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      dev_t rdev)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ifs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ifs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ifs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ifs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ifs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                       const char *newname, unsigned int flags)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ifs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ifs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                       struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ifs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                      struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ifs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                         size_t size, int flags)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ifs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static const struct fuse_lowlevel_ops ifs_ops = {
+	.init = ifs_init,
+	.lookup = ifs_lookup,
+	.forget = ifs_forget,
+	.forget_multi = ifs_forget_multi,
+	.getattr = ifs_getattr,
+	.opendir = ifs_opendir,
+	.readdir = ifs_readdir,
+	.readdirplus = ifs_readdirplus,
+	.releasedir = ifs_releasedir,
+	.open = ifs_open,
+	.read = ifs_read,
+	.release = ifs_release,
+	.statfs = ifs_statfs,
+	.setattr = ifs_setattr,
+	.mknod = ifs_mknod,
+	.mkdir = ifs_mkdir,
+	.unlink = ifs_unlink,
+	.rmdir = ifs_rmdir,
+	.symlink = ifs_symlink,
+	.rename = ifs_rename,
+	.link = ifs_link,
+	.create = ifs_create,
+	.write = ifs_write,
+	.setxattr = ifs_setxattr,
+	.removexattr = ifs_removexattr,
+};
+
+const struct fuse_lowlevel_ops *ifs_operations(void)
+{
+	return &ifs_ops;
+}

@@ -1,0 +1,40 @@
+/* remote.h — the daemon's few conversations with the IMAP server, each on a connection taken
+ * from the pool: the folder list, one folder's message listing, one message's raw bytes.
+ *
+ * Every call returns 0 or a negative errno ready for a FUSE reply: -ENOENT (folder or message
+ * gone), -ESTALE (UIDVALIDITY changed under us), -ENOMEM, or -EIO for everything that is a
+ * connection problem (lost, timed out, refused); the reason is logged as a warning.  A
+ * connection found dead on first use (an idle connection the server closed) is retried once on
+ * a fresh one.  Thread-safe (the pool is); no locks of the caller may be held (these block on
+ * the network).
+ */
+#ifndef IMAPFS_FS_REMOTE_H
+#define IMAPFS_FS_REMOTE_H
+
+#include <glib.h>
+#include <imap.h>
+#include <stdint.h>
+
+/* One message as the folder listing knows it (from the attribute FETCH). */
+struct ifs_msg_attr {
+	uint32_t uid;
+	uint64_t size;        /* RFC822.SIZE */
+	int64_t internaldate; /* seconds since the epoch */
+	char *flags;          /* one flag per line, each "\n"-terminated; owned by the array */
+};
+
+/* LIST.  *folders_r as imap_list. */
+int ifs_remote_list(struct imap_pool *pool, GPtrArray **folders_r);
+
+/* EXAMINE raw_name, UID SEARCH ALL, one UID FETCH of the attributes.  *uidvalidity_r set;
+ * *msgs_r is a new GArray of struct ifs_msg_attr sorted by UID (element clear func frees
+ * flags; caller g_array_unref()s it). */
+int ifs_remote_listing(struct imap_pool *pool, const char *raw_name, uint32_t *uidvalidity_r,
+                       GArray **msgs_r);
+
+/* BODY.PEEK[] of uid in raw_name, provided the folder still has uidvalidity (else -ESTALE).
+ * *raw_r is new (g_bytes_unref). */
+int ifs_remote_fetch(struct imap_pool *pool, const char *raw_name, uint32_t uidvalidity,
+                     uint32_t uid, GBytes **raw_r);
+
+#endif /* IMAPFS_FS_REMOTE_H */

@@ -1,0 +1,746 @@
+/* tree.c — folder nodes, listings and inode numbering (contract and locking in tree.h). */
+#include "tree.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "names.h"
+#include "remote.h"
+
+/* One folder's messages at one moment.  Immutable after creation; refcounted so a readdir
+ * snapshot can outlive a refresh. */
+struct listing {
+	gint refs;
+	uint32_t uidvalidity;
+	uint32_t epoch;
+	GArray *msgs;       /* struct ifs_msg_attr, ascending UID */
+	gint64 fetched_at;  /* g_get_monotonic_time() */
+	int64_t newest;     /* largest INTERNALDATE, 0 when empty */
+};
+
+struct folder_node {
+	uint64_t ino;
+	struct folder_node *parent; /* NULL for the root and once detached */
+	char *name;                 /* entry name in parent (NULL for the root) */
+	char *raw_name;             /* wire name; NULL when it holds no messages */
+	GHashTable *children;       /* entry name -> struct folder_node* */
+	uint64_t nlookup;
+	bool attached;
+	unsigned seen_gen, claimed_gen;
+	struct listing *listing;    /* NULL until first needed */
+	bool refreshing;
+};
+
+struct epoch_rec {
+	char *raw_name;
+	uint32_t uidvalidity;
+};
+
+struct ifs_tree {
+	GMutex lock;
+	GCond refreshed;            /* broadcast after any refresh (folders or listing) ends */
+	struct folder_node *root;
+	GHashTable *by_ino;         /* uint64 ino -> node (attached, or detached but looked up) */
+	GHashTable *by_raw;         /* raw name -> attached node holding messages */
+	GHashTable *epoch_ids;      /* "uidvalidity raw_name" -> GUINT_TO_POINTER(epoch) */
+	GPtrArray *epochs;          /* struct epoch_rec*, index = epoch (0 unused) */
+	uint64_t next_ino;
+	unsigned gen;
+	gint64 folders_at;          /* when LIST last succeeded; 0: never */
+	bool folders_refreshing;
+	gint64 refresh_us;
+	int64_t start_time;
+	struct imap_pool *pool;
+	struct ifs_msgcache *cache;
+	struct ifs_notifier *notifier;
+};
+
+/* ---- listings ---- */
+
+static struct listing *listing_ref(struct listing *l)
+{
+	g_atomic_int_inc(&l->refs);
+	return l;
+}
+
+static void listing_unref(struct listing *l)
+{
+	if (l != NULL && g_atomic_int_dec_and_test(&l->refs)) {
+		g_array_unref(l->msgs);
+		g_free(l);
+	}
+}
+
+static const struct ifs_msg_attr *listing_find(const struct listing *l, uint32_t uid)
+{
+	guint lo = 0, hi = l->msgs->len;
+	while (lo < hi) {
+		guint mid = lo + (hi - lo) / 2;
+		const struct ifs_msg_attr *m = &g_array_index(l->msgs, struct ifs_msg_attr, mid);
+		if (m->uid == uid)
+			return m;
+		if (m->uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static bool fresh(const struct ifs_tree *t, gint64 at)
+{
+	return at != 0 && g_get_monotonic_time() - at < t->refresh_us;
+}
+
+/* ---- nodes ---- */
+
+static struct folder_node *node_new(struct ifs_tree *t, struct folder_node *parent,
+                                    const char *name)
+{
+	struct folder_node *n = g_new0(struct folder_node, 1);
+	n->ino = t->next_ino++;
+	n->parent = parent;
+	n->name = g_strdup(name);
+	n->children = g_hash_table_new(g_str_hash, g_str_equal);
+	n->attached = true;
+	g_hash_table_insert(t->by_ino, &n->ino, n);
+	if (parent != NULL)
+		g_hash_table_insert(parent->children, n->name, n);
+	return n;
+}
+
+static void node_free(struct ifs_tree *t, struct folder_node *n)
+{
+	g_hash_table_remove(t->by_ino, &n->ino);
+	listing_unref(n->listing);
+	g_hash_table_destroy(n->children);
+	g_free(n->name);
+	g_free(n->raw_name);
+	g_free(n);
+}
+
+static void node_set_raw(struct ifs_tree *t, struct folder_node *n, const char *raw)
+{
+	if (g_strcmp0(n->raw_name, raw) == 0)
+		return;
+	if (n->raw_name != NULL && g_hash_table_lookup(t->by_raw, n->raw_name) == n)
+		g_hash_table_remove(t->by_raw, n->raw_name);
+	g_free(n->raw_name);
+	n->raw_name = g_strdup(raw);
+	g_clear_pointer(&n->listing, listing_unref);
+	if (raw != NULL)
+		g_hash_table_insert(t->by_raw, n->raw_name, n);
+}
+
+/* Remove n and its subtree from the visible tree (lock held).  Nodes the kernel still knows
+ * stay in by_ino until forgotten. */
+static void node_detach(struct ifs_tree *t, struct folder_node *n)
+{
+	GList *kids = g_hash_table_get_values(n->children);
+
+	for (GList *l = kids; l != NULL; l = l->next)
+		node_detach(t, l->data);
+	g_list_free(kids);
+	if (n->parent != NULL) {
+		g_hash_table_remove(n->parent->children, n->name);
+		ifs_notify_inval_entry(t->notifier, n->parent->ino, n->name);
+	}
+	n->parent = NULL;
+	n->attached = false;
+	node_set_raw(t, n, NULL);
+	if (n->nlookup == 0)
+		node_free(t, n);
+}
+
+static struct folder_node *node_by_ino(struct ifs_tree *t, uint64_t ino)
+{
+	return g_hash_table_lookup(t->by_ino, &ino);
+}
+
+/* ---- epochs ---- */
+
+static uint32_t epoch_for(struct ifs_tree *t, const char *raw, uint32_t uidvalidity)
+{
+	char *key = g_strdup_printf("%u %s", uidvalidity, raw);
+	gpointer v = g_hash_table_lookup(t->epoch_ids, key);
+	struct epoch_rec *rec;
+
+	if (v != NULL) {
+		g_free(key);
+		return GPOINTER_TO_UINT(v);
+	}
+	if (t->epochs->len > IFS_MAX_EPOCH) {
+		/* 1M (folder, UIDVALIDITY) pairs in one mount: not a real account. */
+		g_free(key);
+		return 0;
+	}
+	rec = g_new0(struct epoch_rec, 1);
+	rec->raw_name = g_strdup(raw);
+	rec->uidvalidity = uidvalidity;
+	g_ptr_array_add(t->epochs, rec);
+	g_hash_table_insert(t->epoch_ids, key, GUINT_TO_POINTER(t->epochs->len - 1));
+	return t->epochs->len - 1;
+}
+
+static void epoch_rec_free(gpointer p)
+{
+	struct epoch_rec *rec = p;
+	if (rec != NULL) {
+		g_free(rec->raw_name);
+		g_free(rec);
+	}
+}
+
+/* ---- life cycle ---- */
+
+struct ifs_tree *ifs_tree_new(struct imap_pool *pool, struct ifs_msgcache *cache,
+                              unsigned refresh_s)
+{
+	struct ifs_tree *t = g_new0(struct ifs_tree, 1);
+
+	g_mutex_init(&t->lock);
+	g_cond_init(&t->refreshed);
+	t->by_ino = g_hash_table_new(g_int64_hash, g_int64_equal);
+	t->by_raw = g_hash_table_new(g_str_hash, g_str_equal);
+	t->epoch_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	t->epochs = g_ptr_array_new_with_free_func(epoch_rec_free);
+	g_ptr_array_add(t->epochs, NULL); /* epoch 0 means "not a message inode" */
+	t->next_ino = IFS_ROOT_INO;
+	t->root = node_new(t, NULL, NULL);
+	t->refresh_us = (gint64)refresh_s * G_USEC_PER_SEC;
+	t->start_time = time(NULL);
+	t->pool = pool;
+	t->cache = cache;
+	return t;
+}
+
+static void free_subtree(struct ifs_tree *t, struct folder_node *n)
+{
+	GList *kids = g_hash_table_get_values(n->children);
+	for (GList *l = kids; l != NULL; l = l->next)
+		free_subtree(t, l->data);
+	g_list_free(kids);
+	node_free(t, n);
+}
+
+void ifs_tree_free(struct ifs_tree *t)
+{
+	GList *rest;
+
+	if (t == NULL)
+		return;
+	free_subtree(t, t->root);
+	/* detached nodes the kernel never forgot */
+	rest = g_hash_table_get_values(t->by_ino);
+	for (GList *l = rest; l != NULL; l = l->next)
+		node_free(t, l->data);
+	g_list_free(rest);
+	g_hash_table_destroy(t->by_ino);
+	g_hash_table_destroy(t->by_raw);
+	g_hash_table_destroy(t->epoch_ids);
+	g_ptr_array_unref(t->epochs);
+	g_cond_clear(&t->refreshed);
+	g_mutex_clear(&t->lock);
+	g_free(t);
+}
+
+void ifs_tree_set_notifier(struct ifs_tree *t, struct ifs_notifier *notifier)
+{
+	g_mutex_lock(&t->lock);
+	t->notifier = notifier;
+	g_mutex_unlock(&t->lock);
+}
+
+/* ---- folder list ---- */
+
+static int cmp_folder(gconstpointer a, gconstpointer b)
+{
+	const struct imap_folder *x = *(struct imap_folder *const *)a;
+	const struct imap_folder *y = *(struct imap_folder *const *)b;
+	return strcmp(x->raw_name, y->raw_name);
+}
+
+static void sweep(struct ifs_tree *t, struct folder_node *n)
+{
+	GList *kids = g_hash_table_get_values(n->children);
+
+	for (GList *l = kids; l != NULL; l = l->next) {
+		struct folder_node *c = l->data;
+		if (c->seen_gen != t->gen) {
+			node_detach(t, c);
+			continue;
+		}
+		if (c->claimed_gen != t->gen)
+			node_set_raw(t, c, NULL); /* only implied by its children now */
+		sweep(t, c);
+	}
+	g_list_free(kids);
+}
+
+/* Lock held. */
+static void apply_folders(struct ifs_tree *t, GPtrArray *folders_in)
+{
+	GPtrArray *folders = g_ptr_array_new();
+
+	for (guint i = 0; i < folders_in->len; i++)
+		g_ptr_array_add(folders, folders_in->pdata[i]);
+	/* Sorted so that which of two clashing folders wins never depends on server order. */
+	g_ptr_array_sort(folders, cmp_folder);
+	t->gen++;
+	t->root->seen_gen = t->gen;
+	for (guint i = 0; i < folders->len; i++) {
+		const struct imap_folder *f = folders->pdata[i];
+		const char *name = f->name;
+		const char *why = NULL;
+		struct folder_node *n = t->root;
+		char **path;
+
+		if (name == NULL) {
+			if (!g_utf8_validate(f->raw_name, -1, NULL)) {
+				g_warning("skipping folder with an undecodable name (not modified UTF-7 "
+				          "nor UTF-8)");
+				continue;
+			}
+			g_message("folder name \"%s\" is not valid modified UTF-7; shown as sent",
+			          f->raw_name);
+			name = f->raw_name;
+		}
+		path = ifs_folder_entry_path(name, f->delimiter, &why);
+		if (path == NULL) {
+			g_warning("skipping folder \"%s\": %s", f->raw_name, why);
+			continue;
+		}
+		for (size_t k = 0; path[k] != NULL; k++) {
+			struct folder_node *c = g_hash_table_lookup(n->children, path[k]);
+			if (c == NULL)
+				c = node_new(t, n, path[k]);
+			c->seen_gen = t->gen;
+			n = c;
+		}
+		g_strfreev(path);
+		if (n->claimed_gen == t->gen) {
+			g_warning("skipping folder \"%s\": another folder is already shown under the "
+			          "same name", f->raw_name);
+			continue;
+		}
+		n->claimed_gen = t->gen;
+		node_set_raw(t, n, (f->flags & (IMAP_FOLDER_NOSELECT | IMAP_FOLDER_NONEXISTENT))
+		                       ? NULL
+		                       : f->raw_name);
+	}
+	sweep(t, t->root);
+	t->folders_at = g_get_monotonic_time();
+	g_ptr_array_free(folders, TRUE);
+}
+
+void ifs_tree_set_folders(struct ifs_tree *t, GPtrArray *folders)
+{
+	g_mutex_lock(&t->lock);
+	apply_folders(t, folders);
+	g_mutex_unlock(&t->lock);
+}
+
+/* LIST again when the folder list is older than the refresh time (single-flight).  Lock held
+ * on entry and exit; dropped while talking to the server. */
+static int folders_fresh_locked(struct ifs_tree *t)
+{
+	GPtrArray *folders = NULL;
+	int ret;
+
+	while (t->folders_refreshing)
+		g_cond_wait(&t->refreshed, &t->lock);
+	if (fresh(t, t->folders_at))
+		return 0;
+	t->folders_refreshing = true;
+	g_mutex_unlock(&t->lock);
+	ret = ifs_remote_list(t->pool, &folders);
+	g_mutex_lock(&t->lock);
+	if (ret == 0)
+		apply_folders(t, folders);
+	t->folders_refreshing = false;
+	g_cond_broadcast(&t->refreshed);
+	if (folders != NULL)
+		g_ptr_array_unref(folders);
+	return ret;
+}
+
+/* ---- listings ---- */
+
+/* Kernel entries of messages that are gone (lock held). */
+static void invalidate_gone(struct ifs_tree *t, struct folder_node *n, const struct listing *old,
+                            const struct listing *new)
+{
+	char buf[16];
+
+	for (guint i = 0; i < old->msgs->len; i++) {
+		uint32_t uid = g_array_index(old->msgs, struct ifs_msg_attr, i).uid;
+		if (new == NULL || new->epoch != old->epoch || listing_find(new, uid) == NULL) {
+			snprintf(buf, sizeof(buf), "%u", uid);
+			ifs_notify_inval_entry(t->notifier, n->ino, buf);
+		}
+	}
+}
+
+/* Make n's listing no older than the refresh time; force: even if it is fresh.  Lock held on
+ * entry and exit.  n must be pinned by the caller's operation (the kernel holds it). */
+static int listing_fresh_locked(struct ifs_tree *t, struct folder_node *n, bool force)
+{
+	char *raw;
+	uint32_t uidvalidity = 0;
+	GArray *msgs = NULL;
+	int ret;
+
+	while (n->refreshing)
+		g_cond_wait(&t->refreshed, &t->lock);
+	if (n->raw_name == NULL || !n->attached)
+		return 0;
+	if (n->listing != NULL && !force && fresh(t, n->listing->fetched_at))
+		return 0;
+	raw = g_strdup(n->raw_name);
+	n->refreshing = true;
+	g_mutex_unlock(&t->lock);
+	ret = ifs_remote_listing(t->pool, raw, &uidvalidity, &msgs);
+	g_mutex_lock(&t->lock);
+	n->refreshing = false;
+	g_cond_broadcast(&t->refreshed);
+	if (ret == -ENOENT)
+		t->folders_at = 0; /* the folder went away: LIST again at next use */
+	if (ret == 0 && g_strcmp0(n->raw_name, raw) == 0) {
+		struct listing *l = g_new0(struct listing, 1);
+		struct listing *old = n->listing;
+		l->refs = 1;
+		l->uidvalidity = uidvalidity;
+		l->epoch = epoch_for(t, raw, uidvalidity);
+		l->msgs = msgs;
+		msgs = NULL;
+		l->fetched_at = g_get_monotonic_time();
+		for (guint i = 0; i < l->msgs->len; i++) {
+			int64_t d = g_array_index(l->msgs, struct ifs_msg_attr, i).internaldate;
+			if (d > l->newest)
+				l->newest = d;
+		}
+		if (l->epoch == 0) {
+			listing_unref(l);
+			ret = -EIO;
+		} else {
+			if (old != NULL) {
+				invalidate_gone(t, n, old, l);
+				if (old->epoch != l->epoch) {
+					g_message("folder %s: UIDVALIDITY changed; dropping its cache", raw);
+					ifs_msgcache_drop_prefix(t->cache, old->epoch, 32);
+				}
+			}
+			n->listing = l;
+			listing_unref(old);
+		}
+	}
+	if (msgs != NULL)
+		g_array_unref(msgs);
+	g_free(raw);
+	return ret;
+}
+
+/* ---- lookups ---- */
+
+bool ifs_tree_is_folder(struct ifs_tree *t, uint64_t ino)
+{
+	bool ok;
+	if (ifs_ino_is_msg(ino))
+		return false;
+	g_mutex_lock(&t->lock);
+	ok = node_by_ino(t, ino) != NULL;
+	g_mutex_unlock(&t->lock);
+	return ok;
+}
+
+static int64_t folder_mtime(const struct ifs_tree *t, const struct folder_node *n)
+{
+	if (n->listing != NULL && n->listing->newest > 0)
+		return n->listing->newest;
+	return t->start_time;
+}
+
+int ifs_tree_lookup(struct ifs_tree *t, uint64_t parent, const char *name,
+                    struct ifs_node_info *info_r)
+{
+	struct folder_node *n, *c;
+	uint32_t uid;
+	int ret = 0;
+
+	if (ifs_ino_is_msg(parent))
+		return -ENOTDIR;
+	g_mutex_lock(&t->lock);
+	n = node_by_ino(t, parent);
+	if (n == NULL || !n->attached) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (ifs_parse_uid(name, &uid)) {
+		const struct ifs_msg_attr *m = NULL;
+		if (n->raw_name == NULL) {
+			ret = -ENOENT;
+			goto out;
+		}
+		/* A UID already listed is immutable: no need to ask the server again.  An unknown
+		 * one may be new mail, so refresh first when the listing is old. */
+		if (n->listing == NULL || listing_find(n->listing, uid) == NULL) {
+			ret = listing_fresh_locked(t, n, false);
+			if (ret < 0)
+				goto out;
+		}
+		if (n->listing != NULL)
+			m = listing_find(n->listing, uid);
+		if (m == NULL) {
+			ret = -ENOENT;
+			goto out;
+		}
+		info_r->ino = ifs_msg_ino(n->listing->epoch, uid, IFS_SLOT_MSGDIR);
+		info_r->is_msgdir = true;
+		info_r->mtime = m->internaldate;
+		goto out;
+	}
+	c = g_hash_table_lookup(n->children, name);
+	if (c == NULL || !fresh(t, t->folders_at)) {
+		ret = folders_fresh_locked(t);
+		if (ret < 0)
+			goto out;
+		c = n->attached ? g_hash_table_lookup(n->children, name) : NULL;
+	}
+	if (c == NULL) {
+		ret = -ENOENT;
+		goto out;
+	}
+	c->nlookup++;
+	info_r->ino = c->ino;
+	info_r->is_msgdir = false;
+	info_r->mtime = folder_mtime(t, c);
+out:
+	g_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int ifs_tree_folder_info(struct ifs_tree *t, uint64_t ino, struct ifs_node_info *info_r)
+{
+	struct folder_node *n;
+	int ret = 0;
+
+	g_mutex_lock(&t->lock);
+	n = node_by_ino(t, ino);
+	if (n == NULL) {
+		ret = -ENOENT;
+	} else {
+		info_r->ino = ino;
+		info_r->is_msgdir = false;
+		info_r->mtime = folder_mtime(t, n);
+	}
+	g_mutex_unlock(&t->lock);
+	return ret;
+}
+
+void ifs_tree_ref(struct ifs_tree *t, uint64_t ino)
+{
+	struct folder_node *n;
+
+	if (ifs_ino_is_msg(ino))
+		return;
+	g_mutex_lock(&t->lock);
+	n = node_by_ino(t, ino);
+	if (n != NULL)
+		n->nlookup++;
+	g_mutex_unlock(&t->lock);
+}
+
+void ifs_tree_forget(struct ifs_tree *t, uint64_t ino, uint64_t count)
+{
+	struct folder_node *n;
+
+	if (ifs_ino_is_msg(ino) || ino == IFS_ROOT_INO)
+		return;
+	g_mutex_lock(&t->lock);
+	n = node_by_ino(t, ino);
+	if (n != NULL) {
+		n->nlookup = count >= n->nlookup ? 0 : n->nlookup - count;
+		if (n->nlookup == 0 && !n->attached)
+			node_free(t, n);
+	}
+	g_mutex_unlock(&t->lock);
+}
+
+void ifs_msg_info_clear(struct ifs_msg_info *info)
+{
+	g_clear_pointer(&info->raw_name, g_free);
+	g_clear_pointer(&info->flags, g_free);
+}
+
+int ifs_tree_msg_info(struct ifs_tree *t, uint32_t epoch, uint32_t uid, bool want_flags,
+                      struct ifs_msg_info *info_r)
+{
+	const struct epoch_rec *rec;
+	struct folder_node *n;
+	const struct ifs_msg_attr *m = NULL;
+	int ret = -ENOENT;
+
+	memset(info_r, 0, sizeof(*info_r));
+	g_mutex_lock(&t->lock);
+	if (epoch == 0 || epoch >= t->epochs->len)
+		goto out;
+	rec = t->epochs->pdata[epoch];
+	n = g_hash_table_lookup(t->by_raw, rec->raw_name);
+	if (n == NULL || n->listing == NULL || n->listing->epoch != epoch)
+		goto out;
+	m = listing_find(n->listing, uid);
+	if (m == NULL)
+		goto out;
+	info_r->raw_name = g_strdup(rec->raw_name);
+	info_r->uidvalidity = rec->uidvalidity;
+	info_r->size = m->size;
+	info_r->internaldate = m->internaldate;
+	if (want_flags)
+		info_r->flags = g_strdup(m->flags);
+	ret = 0;
+out:
+	g_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int ifs_tree_epoch_folder(struct ifs_tree *t, uint32_t epoch, char **raw_name_r,
+                          uint32_t *uidvalidity_r)
+{
+	int ret = -ENOENT;
+
+	g_mutex_lock(&t->lock);
+	if (epoch != 0 && epoch < t->epochs->len) {
+		const struct epoch_rec *rec = t->epochs->pdata[epoch];
+		*raw_name_r = g_strdup(rec->raw_name);
+		*uidvalidity_r = rec->uidvalidity;
+		ret = 0;
+	}
+	g_mutex_unlock(&t->lock);
+	return ret;
+}
+
+void ifs_tree_epoch_stale(struct ifs_tree *t, uint32_t epoch)
+{
+	g_mutex_lock(&t->lock);
+	if (epoch != 0 && epoch < t->epochs->len) {
+		const struct epoch_rec *rec = t->epochs->pdata[epoch];
+		struct folder_node *n = g_hash_table_lookup(t->by_raw, rec->raw_name);
+		if (n != NULL && n->listing != NULL && n->listing->epoch == epoch)
+			n->listing->fetched_at = 0; /* only ever read under the lock */
+	}
+	g_mutex_unlock(&t->lock);
+}
+
+/* ---- readdir snapshots ---- */
+
+struct dir_child {
+	char *name;
+	uint64_t ino;
+	int64_t mtime;
+};
+
+struct ifs_folder_dir {
+	uint64_t ino, parent_ino;
+	GArray *children;         /* struct dir_child, sorted by name */
+	struct listing *listing;  /* NULL: no messages */
+};
+
+static void dir_child_clear(void *p)
+{
+	g_free(((struct dir_child *)p)->name);
+}
+
+static int cmp_child(gconstpointer a, gconstpointer b)
+{
+	return strcmp(((const struct dir_child *)a)->name, ((const struct dir_child *)b)->name);
+}
+
+int ifs_tree_open_folder(struct ifs_tree *t, uint64_t ino, struct ifs_folder_dir **dir_r)
+{
+	struct ifs_folder_dir *d;
+	struct folder_node *n;
+	GHashTableIter it;
+	gpointer v;
+	int ret;
+
+	if (ifs_ino_is_msg(ino))
+		return -ENOTDIR;
+	g_mutex_lock(&t->lock);
+	n = node_by_ino(t, ino);
+	if (n == NULL || !n->attached) {
+		g_mutex_unlock(&t->lock);
+		return -ENOENT;
+	}
+	ret = folders_fresh_locked(t);
+	if (ret == 0)
+		ret = listing_fresh_locked(t, n, false);
+	if (ret == 0 && !n->attached)
+		ret = -ENOENT;
+	if (ret < 0) {
+		g_mutex_unlock(&t->lock);
+		return ret;
+	}
+	d = g_new0(struct ifs_folder_dir, 1);
+	d->ino = ino;
+	d->parent_ino = n->parent != NULL ? n->parent->ino : IFS_ROOT_INO;
+	d->children = g_array_new(FALSE, FALSE, sizeof(struct dir_child));
+	g_array_set_clear_func(d->children, dir_child_clear);
+	g_hash_table_iter_init(&it, n->children);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct folder_node *c = v;
+		struct dir_child dc = {g_strdup(c->name), c->ino, folder_mtime(t, c)};
+		g_array_append_val(d->children, dc);
+	}
+	if (n->raw_name != NULL && n->listing != NULL)
+		d->listing = listing_ref(n->listing);
+	g_mutex_unlock(&t->lock);
+	g_array_sort(d->children, cmp_child);
+	*dir_r = d;
+	return 0;
+}
+
+size_t ifs_folder_dir_count(const struct ifs_folder_dir *d)
+{
+	return d->children->len + (d->listing != NULL ? d->listing->msgs->len : 0);
+}
+
+void ifs_folder_dir_entry(const struct ifs_folder_dir *d, size_t i, char *buf,
+                          const char **name_r, struct ifs_node_info *info_r)
+{
+	if (i < d->children->len) {
+		const struct dir_child *c = &g_array_index(d->children, struct dir_child, i);
+		*name_r = c->name;
+		info_r->ino = c->ino;
+		info_r->is_msgdir = false;
+		info_r->mtime = c->mtime;
+	} else {
+		const struct ifs_msg_attr *m = &g_array_index(d->listing->msgs, struct ifs_msg_attr,
+		                                              i - d->children->len);
+		snprintf(buf, 11, "%u", m->uid);
+		*name_r = buf;
+		info_r->ino = ifs_msg_ino(d->listing->epoch, m->uid, IFS_SLOT_MSGDIR);
+		info_r->is_msgdir = true;
+		info_r->mtime = m->internaldate;
+	}
+}
+
+uint64_t ifs_folder_dir_ino(const struct ifs_folder_dir *d)
+{
+	return d->ino;
+}
+
+uint64_t ifs_folder_dir_parent(const struct ifs_folder_dir *d)
+{
+	return d->parent_ino;
+}
+
+void ifs_folder_dir_free(struct ifs_folder_dir *d)
+{
+	if (d == NULL)
+		return;
+	g_array_unref(d->children);
+	listing_unref(d->listing);
+	g_free(d);
+}

@@ -1,0 +1,141 @@
+/* tree.h — the inode table: folder directories, their message listings, and the numbering of
+ * every inode of the mount.
+ *
+ * Folder directories (the root, every IMAP folder, and directories implied by a hierarchy such
+ * as "Archive" for "Archive/2024") are nodes allocated from a counter starting at 2 (1 is the
+ * root); they carry a kernel lookup count and are freed when removed from the server AND
+ * forgotten by the kernel.  They are rebuilt from LIST when the folder list is older than the
+ * refresh time.
+ *
+ * Everything inside a folder is computed, not allocated: a message directory and its files have
+ * the inode number  epoch << 44 | UID << 12 | slot,  where an epoch (20 bits, from 1) names one
+ * (folder, UIDVALIDITY) pair for the life of the mount and slot (12 bits) picks the file in the
+ * message directory (enum ifs_slot).  So these inodes need no table entries and no forget
+ * bookkeeping, stay the same for the whole mount, and a UIDVALIDITY change gives every message
+ * of the folder new numbers (the kernel can never mix old and new content).
+ *
+ * A folder's listing (UIDs with RFC822.SIZE, INTERNALDATE, FLAGS) is an immutable snapshot,
+ * replaced whole at refresh (single-flight per folder).
+ *
+ * Locking: tree->lock (a GMutex inside tree.c) guards all nodes, listings pointers and the epoch
+ * table; it is never held across network I/O.  Lock order: tree lock before the message cache
+ * lock (tree calls ifs_msgcache_drop_prefix while holding it; the cache never calls back).
+ */
+#ifndef IMAPFS_FS_TREE_H
+#define IMAPFS_FS_TREE_H
+
+#include <glib.h>
+#include <imap.h>
+#include <mime.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "msgcache.h"
+#include "notify.h"
+
+#define IFS_ROOT_INO 1u
+#define IFS_SLOT_BITS 12
+#define IFS_UID_SHIFT 12
+#define IFS_EPOCH_SHIFT 44
+#define IFS_MAX_EPOCH ((1u << 20) - 1)
+
+enum ifs_slot {
+	IFS_SLOT_MSGDIR = 0,
+	IFS_SLOT_EML = 1,
+	IFS_SLOT_VIEW0 = 2, /* + enum mime_view */
+	IFS_SLOT_FLAGS = IFS_SLOT_VIEW0 + MIME_VIEW_COUNT,
+	IFS_SLOT_ATTDIR,
+	IFS_SLOT_ATT0 = 16, /* + attachment index */
+};
+#define IFS_MAX_ATTACHMENTS ((1u << IFS_SLOT_BITS) - IFS_SLOT_ATT0)
+
+static inline uint64_t ifs_msg_ino(uint32_t epoch, uint32_t uid, unsigned slot)
+{
+	return (uint64_t)epoch << IFS_EPOCH_SHIFT | (uint64_t)uid << IFS_UID_SHIFT | slot;
+}
+static inline bool ifs_ino_is_msg(uint64_t ino) { return (ino >> IFS_EPOCH_SHIFT) != 0; }
+static inline uint32_t ifs_ino_epoch(uint64_t ino) { return (uint32_t)(ino >> IFS_EPOCH_SHIFT); }
+static inline uint32_t ifs_ino_uid(uint64_t ino) { return (uint32_t)(ino >> IFS_UID_SHIFT); }
+static inline unsigned ifs_ino_slot(uint64_t ino)
+{
+	return (unsigned)(ino & ((1u << IFS_SLOT_BITS) - 1));
+}
+/* The message cache key of a message: epoch in the high 32 bits. */
+static inline uint64_t ifs_msg_key(uint32_t epoch, uint32_t uid)
+{
+	return (uint64_t)epoch << 32 | uid;
+}
+
+struct ifs_tree;
+
+/* A folder directory or a message directory, as lookup/readdir report it. */
+struct ifs_node_info {
+	uint64_t ino;
+	bool is_msgdir;
+	int64_t mtime;
+};
+
+/* What the listing knows of one message.  Strings are new (ifs_msg_info_clear). */
+struct ifs_msg_info {
+	char *raw_name;
+	uint32_t uidvalidity;
+	uint64_t size;
+	int64_t internaldate;
+	char *flags; /* one per line */
+};
+void ifs_msg_info_clear(struct ifs_msg_info *info);
+
+/* pool and cache are borrowed and must outlive the tree. */
+struct ifs_tree *ifs_tree_new(struct imap_pool *pool, struct ifs_msgcache *cache,
+                              unsigned refresh_s);
+void ifs_tree_free(struct ifs_tree *tree); /* NULL is a no-op */
+
+/* Where kernel invalidations go (NULL until mounted).  Borrowed. */
+void ifs_tree_set_notifier(struct ifs_tree *tree, struct ifs_notifier *notifier);
+
+/* Build the folder tree from a LIST result (borrowed) obtained by the caller. */
+void ifs_tree_set_folders(struct ifs_tree *tree, GPtrArray *folders);
+
+/* True when ino is a folder directory that exists. */
+bool ifs_tree_is_folder(struct ifs_tree *tree, uint64_t ino);
+
+/* name in folder directory parent: a child folder or a message directory.  Counts one kernel
+ * lookup for folder results.  -ENOENT, -ENOTDIR (parent not a folder), -EIO. */
+int ifs_tree_lookup(struct ifs_tree *tree, uint64_t parent, const char *name,
+                    struct ifs_node_info *info_r);
+
+/* Attributes of a folder directory. */
+int ifs_tree_folder_info(struct ifs_tree *tree, uint64_t ino, struct ifs_node_info *info_r);
+
+/* One more kernel lookup of ino (a folder returned by readdirplus).  No-op for others. */
+void ifs_tree_ref(struct ifs_tree *tree, uint64_t ino);
+
+/* The kernel forgot n lookups of ino. */
+void ifs_tree_forget(struct ifs_tree *tree, uint64_t ino, uint64_t n);
+
+/* The listing's knowledge of (epoch, uid).  want_flags: also copy the flags.  -ENOENT when the
+ * message is no longer listed (expunged, or the folder's UIDVALIDITY changed). */
+int ifs_tree_msg_info(struct ifs_tree *tree, uint32_t epoch, uint32_t uid, bool want_flags,
+                      struct ifs_msg_info *info_r);
+
+/* Which folder and UIDVALIDITY an epoch stands for (always known once handed out). */
+int ifs_tree_epoch_folder(struct ifs_tree *tree, uint32_t epoch, char **raw_name_r,
+                          uint32_t *uidvalidity_r);
+
+/* The server said the epoch's UIDVALIDITY is gone: refresh that folder at next use. */
+void ifs_tree_epoch_stale(struct ifs_tree *tree, uint32_t epoch);
+
+/* A consistent snapshot of one folder directory for readdir: child folders sorted by name,
+ * then message directories by ascending UID.  Refreshes the folder list and the listing first
+ * when they are older than the refresh time. */
+struct ifs_folder_dir;
+int ifs_tree_open_folder(struct ifs_tree *tree, uint64_t ino, struct ifs_folder_dir **dir_r);
+size_t ifs_folder_dir_count(const struct ifs_folder_dir *dir);
+/* Entry i: *name_r is borrowed from dir (or from buf, which must hold 11 bytes). */
+void ifs_folder_dir_entry(const struct ifs_folder_dir *dir, size_t i, char *buf,
+                          const char **name_r, struct ifs_node_info *info_r);
+uint64_t ifs_folder_dir_ino(const struct ifs_folder_dir *dir);
+uint64_t ifs_folder_dir_parent(const struct ifs_folder_dir *dir);
+void ifs_folder_dir_free(struct ifs_folder_dir *dir); /* NULL is a no-op */
+
+#endif /* IMAPFS_FS_TREE_H */

@@ -1,0 +1,546 @@
+/* commands.c — the read-only IMAP commands: LIST, EXAMINE, UID SEARCH, UID FETCH, NOOP.
+ *
+ * Each command is built with the safe argument encoder (args.c), run through imap_conn_run()
+ * (conn.c) and its untagged responses are turned into the plain structs of imap.h.  Nothing
+ * here can change the server: mailboxes are opened with EXAMINE, bodies fetched with
+ * BODY.PEEK, and only UID forms are used so results stay valid across expunges.
+ */
+#include "imap-private.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Most UIDs an ESEARCH "ALL" range list may expand to (64 MiB of uint32_t). */
+#define MAX_SEARCH_RESULTS (16u * 1024 * 1024)
+
+static int need_mailbox(struct imap_conn *conn)
+{
+	if (conn->broken)
+		return conn->broken_err;
+	if (conn->mailbox == NULL)
+		return imap_conn_fail_errno(conn, -EINVAL, false, "no mailbox examined");
+	return 0;
+}
+
+/* ---- LIST ------------------------------------------------------------------------------ */
+
+void imap_folder_free(struct imap_folder *folder)
+{
+	if (folder == NULL)
+		return;
+	g_free(folder->raw_name);
+	g_free(folder->name);
+	g_free(folder);
+}
+
+static unsigned folder_flag(const char *s)
+{
+	static const struct {
+		const char *name;
+		unsigned flag;
+	} map[] = {
+	    {"\\Noselect", IMAP_FOLDER_NOSELECT},
+	    {"\\HasChildren", IMAP_FOLDER_HASCHILDREN},
+	    {"\\HasNoChildren", IMAP_FOLDER_HASNOCHILDREN},
+	    {"\\Noinferiors", IMAP_FOLDER_NOINFERIORS},
+	    {"\\NonExistent", IMAP_FOLDER_NONEXISTENT | IMAP_FOLDER_NOSELECT},
+	    {"\\Marked", IMAP_FOLDER_MARKED},
+	    {"\\Unmarked", IMAP_FOLDER_UNMARKED},
+	    {"\\All", IMAP_FOLDER_ALL},
+	    {"\\Archive", IMAP_FOLDER_ARCHIVE},
+	    {"\\Drafts", IMAP_FOLDER_DRAFTS},
+	    {"\\Flagged", IMAP_FOLDER_FLAGGED},
+	    {"\\Junk", IMAP_FOLDER_JUNK},
+	    {"\\Sent", IMAP_FOLDER_SENT},
+	    {"\\Trash", IMAP_FOLDER_TRASH},
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(map); i++) {
+		if (g_ascii_strcasecmp(s, map[i].name) == 0)
+			return map[i].flag;
+	}
+	return 0;
+}
+
+static int list_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx)
+{
+	GPtrArray *folders = ctx;
+	if (resp->status != IMAP_STATUS_NONE || resp->nargs != 4 ||
+	    !imap_arg_is_atom(&resp->args[0], "LIST"))
+		return 0;
+	const struct imap_arg *fl = &resp->args[1], *delim = &resp->args[2], *name = &resp->args[3];
+	const char *raw = imap_arg_str(name);
+	if (fl->type != IMAP_ARG_LIST || raw == NULL || strlen(raw) != name->len ||
+	    (delim->type != IMAP_ARG_NIL && (delim->type != IMAP_ARG_STRING || delim->len != 1)))
+		return imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
+		                      "malformed LIST response from %s", conn->host);
+	struct imap_folder *f = g_new0(struct imap_folder, 1);
+	f->raw_name = g_strdup(raw);
+	if (imap_mutf7_decode(raw, &f->name) < 0)
+		g_debug("mailbox name %s is not valid modified UTF-7", raw);
+	f->delimiter = delim->type == IMAP_ARG_NIL ? '\0' : delim->u.str[0];
+	for (unsigned i = 0; i < fl->len; i++) {
+		const char *s = imap_arg_str(&fl->u.items[i]);
+		if (s != NULL)
+			f->flags |= folder_flag(s);
+	}
+	g_ptr_array_add(folders, f);
+	return 0;
+}
+
+int imap_list(struct imap_conn *conn, GPtrArray **folders_r)
+{
+	*folders_r = NULL;
+	GPtrArray *folders = g_ptr_array_new_with_free_func((GDestroyNotify)imap_folder_free);
+	struct imap_cmd *cmd = imap_cmd_new();
+	imap_cmd_add_text(cmd, "LIST \"\" \"*\"");
+	int err = imap_conn_run(conn, cmd, list_cb, folders, NULL);
+	imap_cmd_free(cmd);
+	if (err < 0) {
+		g_ptr_array_unref(folders);
+		return err;
+	}
+	*folders_r = folders;
+	return 0;
+}
+
+/* ---- EXAMINE --------------------------------------------------------------------------- */
+
+struct examine_ctx {
+	struct imap_mailbox_status st;
+	bool have_uidvalidity;
+};
+
+static bool code_number(const char *code, const char *word, uint64_t *n_r)
+{
+	size_t n = strlen(word);
+	if (g_ascii_strncasecmp(code, word, n) != 0 || code[n] != ' ')
+		return false;
+	return imap_parse_number(code + n + 1, strlen(code + n + 1), n_r);
+}
+
+static int examine_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx)
+{
+	struct examine_ctx *ex = ctx;
+	uint64_t n;
+	if (resp->status == IMAP_STATUS_OK && resp->code != NULL) {
+		if (code_number(resp->code, "UIDVALIDITY", &n) && n <= UINT32_MAX) {
+			ex->st.uidvalidity = (uint32_t)n;
+			ex->have_uidvalidity = true;
+		} else if (code_number(resp->code, "UIDNEXT", &n) && n <= UINT32_MAX) {
+			ex->st.uidnext = (uint32_t)n;
+		} else if (code_number(resp->code, "HIGHESTMODSEQ", &n)) {
+			ex->st.highestmodseq = n;
+		} else if (g_ascii_strcasecmp(resp->code, "NOMODSEQ") == 0) {
+			ex->st.highestmodseq = 0;
+		}
+	} else if (resp->status == IMAP_STATUS_NONE && resp->nargs == 2 &&
+	           imap_arg_is_atom(&resp->args[1], "EXISTS") &&
+	           imap_arg_number(&resp->args[0], &n) && n <= UINT32_MAX) {
+		ex->st.exists = (uint32_t)n;
+	}
+	return 0;
+}
+
+int imap_examine(struct imap_conn *conn, const char *raw_name, struct imap_mailbox_status *st_r)
+{
+	memset(st_r, 0, sizeof(*st_r));
+	if (conn->broken)
+		return conn->broken_err;
+	/* a failed EXAMINE leaves no mailbox selected (RFC 3501 6.3.1) */
+	g_clear_pointer(&conn->mailbox, g_free);
+	struct examine_ctx ex = {0};
+	struct imap_cmd *cmd = imap_cmd_new();
+	imap_cmd_add_text(cmd, "EXAMINE ");
+	int err =
+	    imap_cmd_add_string(cmd, raw_name, strlen(raw_name), imap_conn_literal_mode(conn));
+	if (err < 0) {
+		imap_cmd_free(cmd);
+		return imap_conn_fail_errno(conn, -EINVAL, false,
+		                            "mailbox name contains CR, LF or NUL");
+	}
+	bool condstore = imap_conn_has_cap(conn, "CONDSTORE");
+	if (condstore)
+		imap_cmd_add_text(cmd, " (CONDSTORE)");
+	err = imap_conn_run(conn, cmd, examine_cb, &ex, NULL);
+	imap_cmd_free(cmd);
+	if (err < 0)
+		return err;
+	if (!ex.have_uidvalidity)
+		return imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
+		                      "server %s sent no UIDVALIDITY for mailbox %s", conn->host,
+		                      raw_name);
+	conn->mailbox = g_strdup(raw_name);
+	conn->condstore = condstore;
+	*st_r = ex.st;
+	return 0;
+}
+
+/* ---- UID SEARCH ------------------------------------------------------------------------ */
+
+struct search_ctx {
+	GArray *uids;
+};
+
+static int search_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx)
+{
+	struct search_ctx *sc = ctx;
+	if (resp->status != IMAP_STATUS_NONE || resp->nargs < 1)
+		return 0;
+	uint64_t n;
+	if (imap_arg_is_atom(&resp->args[0], "SEARCH")) {
+		for (unsigned i = 1; i < resp->nargs; i++) {
+			/* a trailing (MODSEQ n) under CONDSTORE is not a UID */
+			if (resp->args[i].type == IMAP_ARG_LIST)
+				continue;
+			if (!imap_arg_number(&resp->args[i], &n) || n == 0 || n > UINT32_MAX)
+				return imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
+				                      "malformed SEARCH response from %s",
+				                      conn->host);
+			uint32_t u = (uint32_t)n;
+			g_array_append_val(sc->uids, u);
+		}
+		return 0;
+	}
+	if (!imap_arg_is_atom(&resp->args[0], "ESEARCH"))
+		return 0;
+	unsigned i = 1;
+	if (i < resp->nargs && resp->args[i].type == IMAP_ARG_LIST) {
+		/* (TAG "A0005"): ignore answers to other commands */
+		const struct imap_arg *l = &resp->args[i];
+		if (l->len == 2 && imap_arg_is_atom(&l->u.items[0], "TAG")) {
+			const char *t = imap_arg_str(&l->u.items[1]);
+			if (t == NULL || strcmp(t, conn->cur_tag) != 0)
+				return 0;
+		}
+		i++;
+	}
+	if (i < resp->nargs && imap_arg_is_atom(&resp->args[i], "UID"))
+		i++;
+	for (; i + 1 < resp->nargs; i += 2) {
+		if (!imap_arg_is_atom(&resp->args[i], "ALL"))
+			continue;
+		const char *set = imap_arg_str(&resp->args[i + 1]);
+		if (set == NULL || !imap_seqset_expand(set, sc->uids, MAX_SEARCH_RESULTS))
+			return imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
+			                      "malformed or oversized ESEARCH result from %s",
+			                      conn->host);
+	}
+	return 0;
+}
+
+static gint cmp_u32(gconstpointer a, gconstpointer b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int imap_uid_search(struct imap_conn *conn, GArray **uids_r, const char *criteria, ...)
+{
+	*uids_r = NULL;
+	int err = need_mailbox(conn);
+	if (err < 0)
+		return err;
+	struct imap_cmd *cmd = imap_cmd_new();
+	va_list ap;
+	va_start(ap, criteria);
+	err = imap_format_search(cmd, imap_conn_has_cap(conn, "ESEARCH"),
+	                         imap_conn_literal_mode(conn), criteria, ap);
+	va_end(ap);
+	if (err < 0) {
+		imap_cmd_free(cmd);
+		return imap_conn_fail_errno(
+		    conn, err, false,
+		    "invalid search: criteria must be atoms and parentheses, "
+		    "arguments valid UTF-8 without CR, LF or NUL");
+	}
+	struct search_ctx sc = {.uids = g_array_new(FALSE, FALSE, sizeof(uint32_t))};
+	err = imap_conn_run(conn, cmd, search_cb, &sc, NULL);
+	imap_cmd_free(cmd);
+	if (err < 0) {
+		g_array_unref(sc.uids);
+		return err;
+	}
+	/* plain SEARCH has no defined order; make it ascending and unique */
+	g_array_sort(sc.uids, cmp_u32);
+	guint w = 0;
+	for (guint r = 0; r < sc.uids->len; r++) {
+		uint32_t u = g_array_index(sc.uids, uint32_t, r);
+		if (w == 0 || g_array_index(sc.uids, uint32_t, w - 1) != u)
+			g_array_index(sc.uids, uint32_t, w++) = u;
+	}
+	g_array_set_size(sc.uids, w);
+	*uids_r = sc.uids;
+	return 0;
+}
+
+/* ---- UID FETCH attributes -------------------------------------------------------------- */
+
+/* INTERNALDATE "17-Jul-1996 02:44:25 -0700" (day may be space-padded) -> seconds since the
+ * epoch. */
+static bool parse_internaldate(const char *s, int64_t *t_r)
+{
+	static const char *const months[] = {"jan", "feb", "mar", "apr", "may", "jun",
+	                                     "jul", "aug", "sep", "oct", "nov", "dec"};
+	int day, year, hh, mm, ss, zone, end = 0;
+	char mon[4], sign;
+	if (sscanf(s, " %2d-%3[A-Za-z]-%4d %2d:%2d:%2d %c%4d%n", &day, mon, &year, &hh, &mm, &ss,
+	           &sign, &zone, &end) != 8 ||
+	    s[end] != '\0' || (sign != '+' && sign != '-'))
+		return false;
+	int month = 0;
+	for (int i = 0; i < 12; i++) {
+		if (g_ascii_strcasecmp(mon, months[i]) == 0)
+			month = i + 1;
+	}
+	if (month == 0 || zone % 100 >= 60 || zone > 2359)
+		return false;
+	GDateTime *dt = g_date_time_new_utc(year, month, day, hh, mm, ss);
+	if (dt == NULL)
+		return false;
+	int64_t off = (int64_t)(zone / 100 * 3600 + zone % 100 * 60);
+	/* local time = UTC + offset, so UTC = local - offset */
+	*t_r = g_date_time_to_unix(dt) - (sign == '+' ? off : -off);
+	g_date_time_unref(dt);
+	return true;
+}
+
+struct attrs_ctx {
+	const char *uidset;
+	imap_attrs_cb cb;
+	void *ctx;
+	int err;
+};
+
+static const struct imap_arg *fetch_item(const struct imap_arg *list, const char *key)
+{
+	for (unsigned i = 0; i + 1 < list->len; i += 2) {
+		if (imap_arg_is_atom(&list->u.items[i], key))
+			return &list->u.items[i + 1];
+	}
+	return NULL;
+}
+
+/* The FETCH list of "* n FETCH (...)", or NULL. */
+static const struct imap_arg *fetch_list(const struct imap_response *resp)
+{
+	uint64_t n;
+	if (resp->status != IMAP_STATUS_NONE || resp->nargs != 3 ||
+	    !imap_arg_number(&resp->args[0], &n) || !imap_arg_is_atom(&resp->args[1], "FETCH") ||
+	    resp->args[2].type != IMAP_ARG_LIST)
+		return NULL;
+	return &resp->args[2];
+}
+
+static bool fetch_uid(const struct imap_arg *list, uint32_t *uid_r)
+{
+	const struct imap_arg *a = fetch_item(list, "UID");
+	uint64_t n;
+	if (a == NULL || !imap_arg_number(a, &n) || n == 0 || n > UINT32_MAX)
+		return false;
+	*uid_r = (uint32_t)n;
+	return true;
+}
+
+static int attrs_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx)
+{
+	struct attrs_ctx *ac = ctx;
+	const struct imap_arg *list = fetch_list(resp);
+	struct imap_msg_attrs at = {0};
+	if (list == NULL || !fetch_uid(list, &at.uid) || !imap_uidset_contains(ac->uidset, at.uid))
+		return 0;
+	const struct imap_arg *size = fetch_item(list, "RFC822.SIZE");
+	const struct imap_arg *date = fetch_item(list, "INTERNALDATE");
+	const struct imap_arg *flags = fetch_item(list, "FLAGS");
+	const struct imap_arg *modseq = fetch_item(list, "MODSEQ");
+	/* an unsolicited flag update carries only some items: not what was asked for */
+	if (size == NULL || date == NULL || flags == NULL)
+		return 0;
+	const char *ds = imap_arg_str(date);
+	if (!imap_arg_number(size, &at.size) || ds == NULL ||
+	    !parse_internaldate(ds, &at.internaldate) || flags->type != IMAP_ARG_LIST)
+		return imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
+		                      "malformed FETCH response from %s", conn->host);
+	if (modseq != NULL && modseq->type == IMAP_ARG_LIST && modseq->len == 1)
+		imap_arg_number(&modseq->u.items[0], &at.modseq);
+	char **fl = g_new0(char *, flags->len + 1);
+	unsigned nf = 0;
+	for (unsigned i = 0; i < flags->len; i++) {
+		const char *f = imap_arg_str(&flags->u.items[i]);
+		if (f != NULL)
+			fl[nf++] = (char *)f;
+	}
+	at.flags = fl;
+	int r = ac->err == 0 ? ac->cb(&at, ac->ctx) : 0;
+	g_free(fl);
+	if (r < 0 && ac->err == 0)
+		ac->err = r;
+	return 0;
+}
+
+int imap_uid_fetch_attrs(struct imap_conn *conn, const char *uidset, imap_attrs_cb cb, void *ctx)
+{
+	int err = need_mailbox(conn);
+	if (err < 0)
+		return err;
+	if (!imap_uidset_valid(uidset))
+		return imap_conn_fail_errno(conn, -EINVAL, false, "invalid UID set \"%s\"", uidset);
+	struct imap_cmd *cmd = imap_cmd_new();
+	imap_cmd_add_text(cmd, "UID FETCH ");
+	imap_cmd_add_text(cmd, uidset);
+	imap_cmd_add_text(cmd, conn->condstore ? " (UID RFC822.SIZE INTERNALDATE FLAGS MODSEQ)"
+	                                       : " (UID RFC822.SIZE INTERNALDATE FLAGS)");
+	struct attrs_ctx ac = {.uidset = uidset, .cb = cb, .ctx = ctx};
+	err = imap_conn_run(conn, cmd, attrs_cb, &ac, NULL);
+	imap_cmd_free(cmd);
+	if (err == 0 && ac.err < 0)
+		err = imap_conn_fail_errno(conn, ac.err, false, "FETCH stopped by the caller: %s",
+		                           g_strerror(-ac.err));
+	return err;
+}
+
+/* ---- UID FETCH bodies ------------------------------------------------------------------ */
+
+struct body_ctx {
+	const char *uidset;
+	const struct imap_body_sink *sink;
+	struct imap_parser_stream stream;
+};
+
+static int stream_begin(void *ctx, uint32_t uid, uint64_t size)
+{
+	struct body_ctx *bc = ctx;
+	if (!imap_uidset_contains(bc->uidset, uid))
+		return 1; /* not ours: skip */
+	return bc->sink->begin(bc->sink->ctx, uid, size);
+}
+
+static int stream_data(void *ctx, const void *buf, size_t len)
+{
+	struct body_ctx *bc = ctx;
+	return bc->sink->data(bc->sink->ctx, buf, len);
+}
+
+static int stream_end(void *ctx, uint32_t uid)
+{
+	struct body_ctx *bc = ctx;
+	return bc->sink->end(bc->sink->ctx, uid);
+}
+
+/* A body that was buffered because its UID came after it: deliver it now. */
+static int body_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx)
+{
+	struct body_ctx *bc = ctx;
+	const struct imap_arg *list = fetch_list(resp);
+	uint32_t uid;
+	if (list == NULL || !fetch_uid(list, &uid) || !imap_uidset_contains(bc->uidset, uid))
+		return 0;
+	for (unsigned i = 0; i + 1 < list->len; i += 2) {
+		const struct imap_arg *k = &list->u.items[i], *v = &list->u.items[i + 1];
+		if (k->type != IMAP_ARG_ATOM || v->type != IMAP_ARG_STRING ||
+		    g_ascii_strncasecmp(k->u.str, "BODY[", 5) != 0)
+			continue;
+		int r = bc->sink->begin(bc->sink->ctx, uid, v->len);
+		if (r == 0 && v->len > 0)
+			r = bc->sink->data(bc->sink->ctx, v->u.str, v->len);
+		if (r == 0)
+			r = bc->sink->end(bc->sink->ctx, uid);
+		if (r < 0)
+			return imap_conn_fail_errno(conn, r, true, "body sink failed: %s",
+			                            g_strerror(-r));
+	}
+	return 0;
+}
+
+int imap_uid_fetch_body(struct imap_conn *conn, const char *uidset, enum imap_section section,
+                        uint64_t offset, uint64_t length, const struct imap_body_sink *sink)
+{
+	int err = need_mailbox(conn);
+	if (err < 0)
+		return err;
+	if (!imap_uidset_valid(uidset))
+		return imap_conn_fail_errno(conn, -EINVAL, false, "invalid UID set \"%s\"", uidset);
+	struct imap_cmd *cmd = imap_cmd_new();
+	GString *items = g_string_new(NULL);
+	g_string_append_printf(items, "UID FETCH %s (UID BODY.PEEK[%s]", uidset,
+	                       section == IMAP_SECTION_HEADER ? "HEADER" : "");
+	if (length > 0)
+		g_string_append_printf(items, "<%" G_GUINT64_FORMAT ".%" G_GUINT64_FORMAT ">",
+		                       offset, length);
+	g_string_append_c(items, ')');
+	imap_cmd_add_text(cmd, items->str);
+	g_string_free(items, TRUE);
+
+	struct body_ctx bc = {.uidset = uidset, .sink = sink};
+	bc.stream.begin = stream_begin;
+	bc.stream.data = stream_data;
+	bc.stream.end = stream_end;
+	bc.stream.ctx = &bc;
+	imap_parser_set_stream(conn->parser, &bc.stream);
+	err = imap_conn_run(conn, cmd, body_cb, &bc, NULL);
+	imap_parser_set_stream(conn->parser, NULL);
+	imap_cmd_free(cmd);
+	return err;
+}
+
+struct message_ctx {
+	uint32_t uid;
+	GByteArray *buf;
+	bool done;
+};
+
+static int msg_begin(void *ctx, uint32_t uid, uint64_t size)
+{
+	struct message_ctx *mc = ctx;
+	if (uid != mc->uid)
+		return 1;
+	g_byte_array_set_size(mc->buf, 0);
+	mc->done = false;
+	return 0;
+}
+
+static int msg_data(void *ctx, const void *buf, size_t len)
+{
+	struct message_ctx *mc = ctx;
+	if ((uint64_t)mc->buf->len + len > G_MAXUINT32 / 2)
+		return -EFBIG;
+	g_byte_array_append(mc->buf, buf, (guint)len);
+	return 0;
+}
+
+static int msg_end(void *ctx, uint32_t uid)
+{
+	struct message_ctx *mc = ctx;
+	mc->done = true;
+	return 0;
+}
+
+int imap_uid_fetch_message(struct imap_conn *conn, uint32_t uid, GBytes **body_r)
+{
+	*body_r = NULL;
+	char set[16];
+	g_snprintf(set, sizeof(set), "%u", uid);
+	struct message_ctx mc = {.uid = uid, .buf = g_byte_array_new()};
+	struct imap_body_sink sink = {msg_begin, msg_data, msg_end, &mc};
+	int err = imap_uid_fetch_body(conn, set, IMAP_SECTION_FULL, 0, 0, &sink);
+	if (err == 0 && !mc.done)
+		err = imap_conn_fail(conn, IMAP_OUTCOME_NO, NULL,
+		                     "server returned no body for UID %u (expunged?)", uid);
+	if (err < 0) {
+		g_byte_array_unref(mc.buf);
+		return err;
+	}
+	*body_r = g_byte_array_free_to_bytes(mc.buf);
+	return 0;
+}
+
+/* ---- NOOP ------------------------------------------------------------------------------ */
+
+int imap_noop(struct imap_conn *conn)
+{
+	struct imap_cmd *cmd = imap_cmd_new();
+	imap_cmd_add_text(cmd, "NOOP");
+	int err = imap_conn_run(conn, cmd, NULL, NULL, NULL);
+	imap_cmd_free(cmd);
+	return err;
+}

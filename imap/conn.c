@@ -1,0 +1,942 @@
+/* conn.c — one IMAP connection: sockets, TLS, timeouts, the command/response loop, login.
+ *
+ * Every socket is non-blocking and every wait goes through poll() with a deadline, including
+ * the waits inside the TLS layer (SSL_ERROR_WANT_READ/WANT_WRITE), so no call can block longer
+ * than the configured timeout.  TLS is verified always (system store plus an optional CA file,
+ * host name or IP address checked, TLS 1.2 minimum).  STARTTLS never falls back to plaintext
+ * and refuses a server that pipelines bytes after its OK (response injection, CVE-2011-0411
+ * style).  Credentials are only sent after TLS (unless tls=none was chosen explicitly) and are
+ * redacted in the protocol trace.
+ */
+#include "imap-private.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#undef G_LOG_DOMAIN
+#define G_LOG_DOMAIN "imap"
+
+#define READ_CHUNK (64 * 1024)
+#define TRACE_MAX  400 /* bytes of each response shown in the debug trace */
+
+/* ---- errors --------------------------------------------------------------------------- */
+
+static bool outcome_breaks(enum imap_outcome o)
+{
+	switch (o) {
+	case IMAP_OUTCOME_OK:
+	case IMAP_OUTCOME_NO:
+	case IMAP_OUTCOME_BAD:
+	case IMAP_OUTCOME_LOGIN_REFUSED:
+		return false;
+	default:
+		return true;
+	}
+}
+
+static int vfail(struct imap_conn *conn, int err, bool broken, const char *fmt, va_list ap)
+    G_GNUC_PRINTF(4, 0);
+
+static int vfail(struct imap_conn *conn, int err, bool broken, const char *fmt, va_list ap)
+{
+	g_string_vprintf(conn->error, fmt, ap);
+	if (broken && !conn->broken) {
+		conn->broken = true;
+		conn->broken_err = err;
+	}
+	return err;
+}
+
+int imap_conn_fail(struct imap_conn *conn, enum imap_outcome outcome, const char *code,
+                   const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int err =
+	    vfail(conn, imap_outcome_to_errno(outcome, code), outcome_breaks(outcome), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+int imap_conn_fail_errno(struct imap_conn *conn, int err, bool broken, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	err = vfail(conn, err, broken, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+char *imap_response_reason(const struct imap_response *resp)
+{
+	GString *s = g_string_new(NULL);
+	if (resp->code != NULL)
+		g_string_append_printf(s, "[%s]", resp->code);
+	if (resp->text != NULL && resp->text[0] != '\0')
+		g_string_append_printf(s, "%s%s", s->len ? " " : "", resp->text);
+	if (s->len == 0)
+		g_string_append(s, "(no reason given)");
+	/* the text comes from the server: keep it to one printable line */
+	for (gsize i = 0; i < s->len; i++) {
+		if ((unsigned char)s->str[i] < 0x20 || s->str[i] == 0x7f)
+			s->str[i] = '?';
+	}
+	return g_string_free(s, FALSE);
+}
+
+/* ---- tracing -------------------------------------------------------------------------- */
+
+static bool trace_enabled(void)
+{
+#if GLIB_CHECK_VERSION(2, 68, 0)
+	return !g_log_writer_default_would_drop(G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN);
+#else
+	return true;
+#endif
+}
+
+static void trace(const char *dir, const void *data, size_t len)
+{
+	if (!trace_enabled())
+		return;
+	size_t n = len > TRACE_MAX ? TRACE_MAX : len;
+	char *raw = g_strndup(data, n);
+	/* strip the line end; escape the rest so the log stays one line per response */
+	char *esc = g_strescape(raw, NULL);
+	g_debug("%s %s%s", dir, esc, len > TRACE_MAX ? " [...]" : "");
+	g_free(esc);
+	g_free(raw);
+}
+
+/* ---- sockets -------------------------------------------------------------------------- */
+
+/* Wait until fd is ready for events or the deadline (monotonic µs) passes. */
+static int wait_fd(int fd, short events, gint64 deadline)
+{
+	for (;;) {
+		gint64 now = g_get_monotonic_time();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		gint64 ms = (deadline - now + 999) / 1000;
+		struct pollfd pfd = {.fd = fd, .events = events};
+		int r = poll(&pfd, 1, ms > INT_MAX ? INT_MAX : (int)ms);
+		if (r > 0)
+			return 0; /* POLLERR/POLLHUP too: the next I/O call reports them */
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+static gint64 deadline_after(unsigned timeout_ms)
+{
+	return g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+}
+
+int imap_connect_addrinfo(const struct addrinfo *ai, unsigned timeout_ms, int *fd_r)
+{
+	int err = -EHOSTUNREACH;
+	*fd_r = -1;
+	for (; ai != NULL; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		                ai->ai_protocol);
+		if (fd < 0) {
+			err = -errno;
+			continue;
+		}
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+			*fd_r = fd;
+			return 0;
+		}
+		if (errno != EINPROGRESS) {
+			err = -errno;
+			close(fd);
+			continue;
+		}
+		err = wait_fd(fd, POLLOUT, deadline_after(timeout_ms));
+		if (err == 0) {
+			int soerr = 0;
+			socklen_t sl = sizeof(soerr);
+			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+				soerr = errno;
+			if (soerr == 0) {
+				*fd_r = fd;
+				return 0;
+			}
+			err = -soerr;
+		}
+		close(fd);
+	}
+	return err;
+}
+
+/* ---- raw I/O (plain or TLS) ----------------------------------------------------------- */
+
+static int io_error(struct imap_conn *conn, int err, const char *doing)
+{
+	if (err == -ETIMEDOUT)
+		return imap_conn_fail(conn, IMAP_OUTCOME_TIMEOUT, NULL,
+		                      "timed out after %u ms %s %s", conn->timeout_ms, doing,
+		                      conn->host);
+	if (err == -ECONNRESET || err == 0) {
+		if (conn->bye_text != NULL)
+			return imap_conn_fail(conn, IMAP_OUTCOME_BYE, NULL,
+			                      "server %s closed the connection: %s", conn->host,
+			                      conn->bye_text);
+		return imap_conn_fail(
+		    conn, IMAP_OUTCOME_LOST, NULL, "server %s closed the connection%s", conn->host,
+		    imap_parser_in_literal(conn->parser) ? " in the middle of a literal" : "");
+	}
+	return imap_conn_fail(conn, IMAP_OUTCOME_LOST, NULL, "connection to %s failed %s: %s",
+	                      conn->host, doing, g_strerror(-err));
+}
+
+/* Describe the OpenSSL error queue in a few words. */
+static const char *ssl_reason(void)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+	return r != NULL ? r : "connection closed";
+}
+
+/* Read at least one byte more into rbuf.  0, or -errno with the error recorded. */
+static int read_more(struct imap_conn *conn)
+{
+	if (conn->rpos == conn->rbuf->len) {
+		g_byte_array_set_size(conn->rbuf, 0);
+		conn->rpos = 0;
+	} else if (conn->rpos > READ_CHUNK) {
+		g_byte_array_remove_range(conn->rbuf, 0, (guint)conn->rpos);
+		conn->rpos = 0;
+	}
+	guint old = conn->rbuf->len;
+	g_byte_array_set_size(conn->rbuf, old + READ_CHUNK);
+	uint8_t *buf = conn->rbuf->data + old;
+	gint64 deadline = deadline_after(conn->timeout_ms);
+	int err;
+	for (;;) {
+		ssize_t n;
+		if (conn->ssl != NULL) {
+			ERR_clear_error();
+			int r = SSL_read(conn->ssl, buf, READ_CHUNK);
+			if (r > 0) {
+				n = r;
+				goto got;
+			}
+			switch (SSL_get_error(conn->ssl, r)) {
+			case SSL_ERROR_WANT_READ:
+				err = wait_fd(conn->fd, POLLIN, deadline);
+				break;
+			case SSL_ERROR_WANT_WRITE:
+				err = wait_fd(conn->fd, POLLOUT, deadline);
+				break;
+			case SSL_ERROR_ZERO_RETURN:
+				err = 0; /* clean close */
+				goto fail;
+			case SSL_ERROR_SYSCALL:
+				err = errno ? -errno : 0;
+				goto fail;
+			default:
+				/* includes OpenSSL 3's "unexpected eof while reading" */
+				g_byte_array_set_size(conn->rbuf, old);
+				if (ERR_GET_REASON(ERR_peek_last_error()) ==
+				    SSL_R_UNEXPECTED_EOF_WHILE_READING)
+					return io_error(conn, 0, "reading from");
+				return imap_conn_fail(conn, IMAP_OUTCOME_LOST, NULL,
+				                      "TLS error reading from %s: %s", conn->host,
+				                      ssl_reason());
+			}
+		} else {
+			n = recv(conn->fd, buf, READ_CHUNK, 0);
+			if (n > 0)
+				goto got;
+			if (n == 0) {
+				err = 0;
+				goto fail;
+			}
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				err = -errno;
+				goto fail;
+			}
+			err = wait_fd(conn->fd, POLLIN, deadline);
+		}
+		if (err < 0)
+			goto fail;
+		continue;
+	got:
+		g_byte_array_set_size(conn->rbuf, old + (guint)n);
+		return 0;
+	}
+fail:
+	g_byte_array_set_size(conn->rbuf, old);
+	return io_error(conn, err, "reading from");
+}
+
+static int write_all(struct imap_conn *conn, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	gint64 deadline = deadline_after(conn->timeout_ms);
+	while (len > 0) {
+		int err;
+		if (conn->ssl != NULL) {
+			ERR_clear_error();
+			int chunk = len > INT_MAX ? INT_MAX : (int)len;
+			int r = SSL_write(conn->ssl, p, chunk);
+			if (r > 0) {
+				p += r;
+				len -= (size_t)r;
+				deadline = deadline_after(conn->timeout_ms);
+				continue;
+			}
+			switch (SSL_get_error(conn->ssl, r)) {
+			case SSL_ERROR_WANT_READ:
+				err = wait_fd(conn->fd, POLLIN, deadline);
+				break;
+			case SSL_ERROR_WANT_WRITE:
+				err = wait_fd(conn->fd, POLLOUT, deadline);
+				break;
+			case SSL_ERROR_SYSCALL:
+				err = errno ? -errno : -ECONNRESET;
+				break;
+			default:
+				return imap_conn_fail(conn, IMAP_OUTCOME_LOST, NULL,
+				                      "TLS error writing to %s: %s", conn->host,
+				                      ssl_reason());
+			}
+		} else {
+			ssize_t n = send(conn->fd, p, len, MSG_NOSIGNAL);
+			if (n > 0) {
+				p += n;
+				len -= (size_t)n;
+				deadline = deadline_after(conn->timeout_ms);
+				continue;
+			}
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				err = wait_fd(conn->fd, POLLOUT, deadline);
+			else
+				err = n < 0 ? -errno : -ECONNRESET;
+		}
+		if (err < 0) {
+			if (err == -EPIPE)
+				err = -ECONNRESET;
+			return io_error(conn, err, "writing to");
+		}
+	}
+	return 0;
+}
+
+/* ---- responses ------------------------------------------------------------------------ */
+
+/* Read the next complete response. */
+static int read_response(struct imap_conn *conn, struct imap_response **resp_r)
+{
+	*resp_r = NULL;
+	for (;;) {
+		if (conn->rpos < conn->rbuf->len) {
+			size_t used;
+			const uint8_t *start = conn->rbuf->data + conn->rpos;
+			enum imap_parse_result r = imap_parser_feed(
+			    conn->parser, start, conn->rbuf->len - conn->rpos, &used, resp_r);
+			conn->rpos += used;
+			if (r == IMAP_PARSE_OK) {
+				trace("S:", start, used);
+				return 0;
+			}
+			if (r == IMAP_PARSE_BAD) {
+				int err = imap_parser_errno(conn->parser);
+				if (err == -EPROTO)
+					err = imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
+					                     "malformed response from %s: %s",
+					                     conn->host,
+					                     imap_parser_error(conn->parser));
+				else
+					err = imap_conn_fail_errno(conn, err, true, "%s",
+					                           imap_parser_error(conn->parser));
+				imap_parser_reset(conn->parser);
+				return err;
+			}
+		}
+		int err = read_more(conn);
+		if (err < 0)
+			return err;
+	}
+}
+
+void imap_conn_set_caps_from_args(struct imap_conn *conn, const struct imap_arg *args,
+                                  unsigned nargs)
+{
+	g_hash_table_remove_all(conn->caps);
+	for (unsigned i = 0; i < nargs; i++) {
+		if (args[i].type == IMAP_ARG_ATOM) {
+			char *up = g_ascii_strup(args[i].u.str, -1);
+			g_hash_table_add(conn->caps, up);
+		}
+	}
+	conn->caps_fresh = true;
+}
+
+/* Response codes that matter to the connection itself, on any status response. */
+static void handle_code(struct imap_conn *conn, const struct imap_response *resp)
+{
+	if (resp->code == NULL)
+		return;
+	if (g_ascii_strncasecmp(resp->code, "CAPABILITY ", 11) == 0) {
+		struct imap_response *c = imap_parse_code(resp->code);
+		if (c != NULL && c->nargs > 0)
+			imap_conn_set_caps_from_args(conn, c->args + 1, c->nargs - 1);
+		imap_response_free(c);
+	} else if (g_ascii_strcasecmp(resp->code, "ALERT") == 0) {
+		/* RFC 3501 says the user must see ALERT texts */
+		char *why = imap_response_reason(resp);
+		g_warning("server %s says: %s", conn->host, why);
+		g_free(why);
+	}
+}
+
+/* Bookkeeping for untagged responses common to all commands. */
+static void handle_untagged(struct imap_conn *conn, const struct imap_response *resp)
+{
+	if (resp->status != IMAP_STATUS_NONE) {
+		handle_code(conn, resp);
+		if (resp->status == IMAP_STATUS_BYE) {
+			g_free(conn->bye_text);
+			conn->bye_text = imap_response_reason(resp);
+		}
+		return;
+	}
+	if (resp->nargs >= 1 && imap_arg_is_atom(&resp->args[0], "CAPABILITY"))
+		imap_conn_set_caps_from_args(conn, resp->args + 1, resp->nargs - 1);
+}
+
+static int send_chunk(struct imap_conn *conn, const struct imap_cmd *cmd, guint i)
+{
+	const GString *chunk = g_ptr_array_index(cmd->chunks, i);
+	if (cmd->sensitive) {
+		if (i == 0)
+			g_debug("C: %s %s <credentials redacted>", conn->cur_tag, cmd->log_prefix);
+		else
+			g_debug("C: <credentials redacted>");
+	} else {
+		trace("C:", chunk->str, chunk->len);
+	}
+	return write_all(conn, chunk->str, chunk->len);
+}
+
+int imap_conn_run(struct imap_conn *conn, struct imap_cmd *cmd, imap_untagged_cb cb, void *ctx,
+                  struct imap_response **final_r)
+{
+	int cb_err = 0;
+	int err;
+	struct imap_response *resp = NULL;
+	if (final_r != NULL)
+		*final_r = NULL;
+	if (conn->broken)
+		return conn->broken_err;
+	g_string_truncate(conn->error, 0);
+
+	conn->next_tag++;
+	g_snprintf(conn->cur_tag, sizeof(conn->cur_tag), "A%04u", conn->next_tag);
+	GString *first = g_ptr_array_index(cmd->chunks, 0);
+	g_string_prepend_c(first, ' ');
+	g_string_prepend(first, conn->cur_tag);
+	imap_cmd_finish(cmd);
+	const char *what = cmd->what;
+	char *what_buf = NULL;
+	if (what == NULL) {
+		/* the command word(s) after the tag, for error messages */
+		const char *s = first->str + strlen(conn->cur_tag) + 1;
+		const char *e = strchr(s, ' ');
+		if (e != NULL && g_ascii_strncasecmp(s, "UID ", 4) == 0)
+			e = strchr(e + 1, ' ');
+		what = what_buf = e ? g_strndup(s, (gsize)(e - s)) : g_strstrip(g_strdup(s));
+	}
+
+	guint next = 0;
+	bool done = false;
+	while (!done) {
+		if (next < cmd->chunks->len) {
+			/* send the next chunk; all but the last end in a synchronising literal
+			 * (or, for AUTHENTICATE, wait for the server's challenge) */
+			if ((err = send_chunk(conn, cmd, next++)) < 0)
+				goto out;
+			if (next == cmd->chunks->len)
+				goto read_tagged;
+			/* wait for "+" */
+			for (;;) {
+				if ((err = read_response(conn, &resp)) < 0)
+					goto out;
+				if (resp->kind == IMAP_RESP_CONTINUATION) {
+					imap_response_free(resp);
+					resp = NULL;
+					break;
+				}
+				if (resp->kind == IMAP_RESP_TAGGED) {
+					done = true; /* refused before the literal */
+					break;
+				}
+				handle_untagged(conn, resp);
+				if (cb != NULL && cb_err == 0)
+					cb_err = cb(conn, resp, ctx);
+				imap_response_free(resp);
+				resp = NULL;
+			}
+			continue;
+		}
+	read_tagged:
+		for (;;) {
+			if ((err = read_response(conn, &resp)) < 0)
+				goto out;
+			if (resp->kind == IMAP_RESP_TAGGED)
+				break;
+			if (resp->kind == IMAP_RESP_CONTINUATION) {
+				err = imap_conn_fail(
+				    conn, IMAP_OUTCOME_PROTOCOL, NULL,
+				    "unexpected continuation request from %s during %s", conn->host,
+				    what);
+				goto out;
+			}
+			handle_untagged(conn, resp);
+			if (cb != NULL && cb_err == 0)
+				cb_err = cb(conn, resp, ctx);
+			imap_response_free(resp);
+			resp = NULL;
+		}
+		done = true;
+	}
+
+	if (strcmp(resp->tag, conn->cur_tag) != 0) {
+		err = imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
+		                     "server %s answered tag %s while %s was waiting for %s",
+		                     conn->host, resp->tag, what, conn->cur_tag);
+		goto out;
+	}
+	handle_code(conn, resp);
+	if (resp->status == IMAP_STATUS_OK) {
+		err = cb_err;
+	} else {
+		char *why = imap_response_reason(resp);
+		err = imap_conn_fail(
+		    conn, resp->status == IMAP_STATUS_NO ? IMAP_OUTCOME_NO : IMAP_OUTCOME_BAD,
+		    resp->code, "%s failed: %s", what, why);
+		g_free(why);
+	}
+out:
+	if (final_r != NULL && resp != NULL && resp->kind == IMAP_RESP_TAGGED) {
+		*final_r = resp;
+		resp = NULL;
+	}
+	imap_response_free(resp);
+	g_free(what_buf);
+	return err;
+}
+
+static int simple_command(struct imap_conn *conn, const char *text)
+{
+	struct imap_cmd *cmd = imap_cmd_new();
+	imap_cmd_add_text(cmd, text);
+	int err = imap_conn_run(conn, cmd, NULL, NULL, NULL);
+	imap_cmd_free(cmd);
+	return err;
+}
+
+enum imap_literal_mode imap_conn_literal_mode(const struct imap_conn *conn)
+{
+	if (imap_conn_has_cap(conn, "LITERAL+"))
+		return IMAP_LITERAL_PLUS;
+	if (imap_conn_has_cap(conn, "LITERAL-"))
+		return IMAP_LITERAL_MINUS;
+	return IMAP_LITERAL_SYNC;
+}
+
+/* ---- TLS ------------------------------------------------------------------------------ */
+
+static bool is_ip_literal(const char *host)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+static int tls_start(struct imap_conn *conn, const char *ca_file)
+{
+	ERR_clear_error();
+	conn->ssl_ctx = SSL_CTX_new(TLS_client_method());
+	if (conn->ssl_ctx == NULL)
+		return imap_conn_fail_errno(conn, -ENOMEM, true, "cannot set up TLS: %s",
+		                            ssl_reason());
+	SSL_CTX_set_min_proto_version(conn->ssl_ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(conn->ssl_ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_mode(conn->ssl_ctx,
+	                 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (SSL_CTX_set_default_verify_paths(conn->ssl_ctx) != 1)
+		g_debug("cannot load the system trust store: %s", ssl_reason());
+	if (ca_file != NULL && ca_file[0] != '\0' &&
+	    SSL_CTX_load_verify_locations(conn->ssl_ctx, ca_file, NULL) != 1)
+		return imap_conn_fail_errno(conn, -EINVAL, true,
+		                            "cannot load CA file %s: %s; check the ca_file setting",
+		                            ca_file, ssl_reason());
+
+	conn->ssl = SSL_new(conn->ssl_ctx);
+	if (conn->ssl == NULL || SSL_set_fd(conn->ssl, conn->fd) != 1)
+		return imap_conn_fail_errno(conn, -ENOMEM, true, "cannot set up TLS: %s",
+		                            ssl_reason());
+	SSL_set_hostflags(conn->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (is_ip_literal(conn->host)) {
+		/* no SNI for addresses (RFC 6066); check the address against the IP SANs */
+		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(conn->ssl), conn->host) != 1)
+			return imap_conn_fail_errno(
+			    conn, -EINVAL, true, "cannot check TLS certificate for %s", conn->host);
+	} else {
+		if (SSL_set1_host(conn->ssl, conn->host) != 1 ||
+		    SSL_set_tlsext_host_name(conn->ssl, conn->host) != 1)
+			return imap_conn_fail_errno(
+			    conn, -EINVAL, true, "cannot check TLS certificate for %s", conn->host);
+	}
+
+	gint64 deadline = deadline_after(conn->timeout_ms);
+	for (;;) {
+		ERR_clear_error();
+		int r = SSL_connect(conn->ssl);
+		if (r == 1)
+			break;
+		int e = SSL_get_error(conn->ssl, r), err;
+		if (e == SSL_ERROR_WANT_READ) {
+			err = wait_fd(conn->fd, POLLIN, deadline);
+		} else if (e == SSL_ERROR_WANT_WRITE) {
+			err = wait_fd(conn->fd, POLLOUT, deadline);
+		} else {
+			long vr = SSL_get_verify_result(conn->ssl);
+			if (vr != X509_V_OK)
+				return imap_conn_fail(
+				    conn, IMAP_OUTCOME_TLS_VERIFY, NULL,
+				    "TLS certificate verification failed for %s: %s", conn->host,
+				    X509_verify_cert_error_string(vr));
+			return imap_conn_fail(conn, IMAP_OUTCOME_LOST, NULL,
+			                      "TLS handshake with %s failed: %s", conn->host,
+			                      e == SSL_ERROR_SYSCALL && errno ? g_strerror(errno)
+			                                                      : ssl_reason());
+		}
+		if (err < 0)
+			return io_error(conn, err, "during the TLS handshake with");
+	}
+	/* belt and braces: SSL_VERIFY_PEER already failed the handshake otherwise */
+	X509 *peer = SSL_get1_peer_certificate(conn->ssl);
+	long vr = SSL_get_verify_result(conn->ssl);
+	X509_free(peer);
+	if (peer == NULL || vr != X509_V_OK)
+		return imap_conn_fail(conn, IMAP_OUTCOME_TLS_VERIFY, NULL,
+		                      "TLS certificate verification failed for %s: %s", conn->host,
+		                      peer == NULL ? "no certificate"
+		                                   : X509_verify_cert_error_string(vr));
+	g_debug("TLS with %s: %s, %s", conn->host, SSL_get_version(conn->ssl),
+	        SSL_get_cipher_name(conn->ssl));
+	return 0;
+}
+
+/* ---- session setup -------------------------------------------------------------------- */
+
+static int read_greeting(struct imap_conn *conn, enum imap_tls_mode tls)
+{
+	struct imap_response *resp;
+	int err = read_response(conn, &resp);
+	if (err < 0) {
+		if (err == -EPROTO) {
+			char *why =
+			    g_strdup(conn->error->str); /* the format must not alias error */
+			err = imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
+			                     "%s:%s does not greet like an IMAP server (%s)",
+			                     conn->host, conn->port, why);
+			g_free(why);
+		}
+		return err;
+	}
+	char *why = imap_response_reason(resp);
+	if (resp->kind != IMAP_RESP_UNTAGGED ||
+	    (resp->status != IMAP_STATUS_OK && resp->status != IMAP_STATUS_PREAUTH &&
+	     resp->status != IMAP_STATUS_BYE)) {
+		err = imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
+		                     "%s:%s does not greet like an IMAP server", conn->host,
+		                     conn->port);
+	} else if (resp->status == IMAP_STATUS_BYE) {
+		err = imap_conn_fail(conn, IMAP_OUTCOME_BYE, NULL,
+		                     "server %s refused the connection: %s", conn->host, why);
+	} else if (resp->status == IMAP_STATUS_PREAUTH && tls == IMAP_TLS_STARTTLS) {
+		/* a PREAUTH greeting rules out STARTTLS (RFC 3501 6.2.1): the session would stay
+		 * in plaintext, which is exactly what STARTTLS was asked to prevent */
+		err = imap_conn_fail(conn, IMAP_OUTCOME_INSECURE, NULL,
+		                     "server greeted with PREAUTH, so STARTTLS is impossible; "
+		                     "refusing to continue without TLS");
+	} else {
+		conn->preauth = resp->status == IMAP_STATUS_PREAUTH;
+		handle_code(conn, resp);
+	}
+	g_free(why);
+	imap_response_free(resp);
+	return err;
+}
+
+static int capability(struct imap_conn *conn)
+{
+	conn->caps_fresh = false;
+	int err = simple_command(conn, "CAPABILITY");
+	if (err == 0 && !conn->caps_fresh)
+		return imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
+		                      "server %s sent no CAPABILITY response", conn->host);
+	return err;
+}
+
+static int starttls(struct imap_conn *conn, const char *ca_file)
+{
+	int err;
+	if (!conn->caps_fresh && (err = capability(conn)) < 0)
+		return err;
+	if (!imap_conn_has_cap(conn, "STARTTLS"))
+		return imap_conn_fail(conn, IMAP_OUTCOME_INSECURE, NULL,
+		                      "server does not offer STARTTLS; refusing to continue "
+		                      "without TLS");
+	err = simple_command(conn, "STARTTLS");
+	if (err < 0) {
+		if (conn->broken)
+			return err;
+		char *why = g_strdup(conn->error->str); /* the format must not alias error */
+		err = imap_conn_fail(
+		    conn, IMAP_OUTCOME_INSECURE, NULL,
+		    "server refused STARTTLS (%s); refusing to continue without TLS", why);
+		g_free(why);
+		return err;
+	}
+	/* Anything already received after the tagged OK was sent in plaintext before the
+	 * handshake and would be read as if it came through TLS: refuse (response injection). */
+	uint8_t b;
+	if (conn->rpos != conn->rbuf->len || recv(conn->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
+		return imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
+		                      "server %s sent data between its STARTTLS answer and the TLS "
+		                      "handshake (possible injection attack); disconnecting",
+		                      conn->host);
+	if ((err = tls_start(conn, ca_file)) < 0)
+		return err;
+	/* capabilities learned in plaintext could have been forged */
+	g_hash_table_remove_all(conn->caps);
+	conn->caps_fresh = false;
+	return capability(conn);
+}
+
+static int login(struct imap_conn *conn, const struct imap_config *cfg)
+{
+	if (cfg->user == NULL || cfg->password == NULL)
+		return imap_conn_fail(conn, IMAP_OUTCOME_LOGIN_REFUSED, NULL,
+		                      "no user name or password configured");
+	size_t ulen = strlen(cfg->user), plen = strlen(cfg->password);
+	struct imap_cmd *cmd = imap_cmd_new();
+	cmd->sensitive = true;
+	cmd->what = "login";
+	int err = 0;
+	if (imap_conn_has_cap(conn, "AUTH=PLAIN")) {
+		/* RFC 4616: authzid NUL authcid NUL passwd, authzid empty */
+		gsize n = ulen + plen + 2;
+		guchar *raw = g_malloc(n);
+		raw[0] = '\0';
+		memcpy(raw + 1, cfg->user, ulen);
+		raw[1 + ulen] = '\0';
+		memcpy(raw + 2 + ulen, cfg->password, plen);
+		char *b64 = g_base64_encode(raw, n);
+		memset(raw, 0, n);
+		g_free(raw);
+		cmd->log_prefix = g_strdup("AUTHENTICATE PLAIN");
+		if (imap_conn_has_cap(conn, "SASL-IR")) {
+			imap_cmd_add_text(cmd, "AUTHENTICATE PLAIN ");
+			imap_cmd_add_text(cmd, b64);
+		} else {
+			/* the response goes after the server's empty challenge "+ " */
+			imap_cmd_add_text(cmd, "AUTHENTICATE PLAIN\r\n");
+			g_ptr_array_add(cmd->chunks, g_string_new(b64));
+		}
+		memset(b64, 0, strlen(b64));
+		g_free(b64);
+	} else if (imap_conn_has_cap(conn, "LOGINDISABLED")) {
+		imap_cmd_free(cmd);
+		return imap_conn_fail(
+		    conn, IMAP_OUTCOME_LOGIN_REFUSED, NULL,
+		    "server %s advertises LOGINDISABLED and no AUTH=PLAIN; refusing "
+		    "to log in%s",
+		    conn->host,
+		    conn->ssl == NULL ? " (it wants TLS: use implicit TLS or STARTTLS)" : "");
+	} else {
+		cmd->log_prefix = g_strdup("LOGIN");
+		imap_cmd_add_text(cmd, "LOGIN ");
+		enum imap_literal_mode mode = imap_conn_literal_mode(conn);
+		if (imap_cmd_add_string(cmd, cfg->user, ulen, mode) < 0 ||
+		    (imap_cmd_add_text(cmd, " "),
+		     imap_cmd_add_string(cmd, cfg->password, plen, mode)) < 0)
+			err = imap_conn_fail_errno(conn, -EINVAL, false,
+			                           "user name or password contains CR, LF or NUL");
+	}
+	if (err == 0) {
+		conn->caps_fresh = false;
+		struct imap_response *final = NULL;
+		err = imap_conn_run(conn, cmd, NULL, NULL, &final);
+		if (err < 0 && final != NULL && !conn->broken) {
+			char *why = imap_response_reason(final);
+			err = imap_conn_fail(conn, IMAP_OUTCOME_LOGIN_REFUSED, final->code,
+			                     "login failed: %s", why);
+			g_free(why);
+		}
+		imap_response_free(final);
+	}
+	imap_cmd_free(cmd);
+	return err;
+}
+
+static void ignore_sigpipe_once(void)
+{
+	/* OpenSSL writes to the socket with write(), which raises SIGPIPE when the server has
+	 * gone; a daemon must not die of that.  Only a default disposition is changed. */
+	static gsize done = 0;
+	if (g_once_init_enter(&done)) {
+		struct sigaction sa;
+		if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+			sa.sa_handler = SIG_IGN;
+			sigaction(SIGPIPE, &sa, NULL);
+		}
+		g_once_init_leave(&done, 1);
+	}
+}
+
+static void conn_free(struct imap_conn *conn)
+{
+	if (conn->ssl != NULL)
+		SSL_free(conn->ssl);
+	if (conn->ssl_ctx != NULL)
+		SSL_CTX_free(conn->ssl_ctx);
+	if (conn->fd >= 0)
+		close(conn->fd);
+	g_free(conn->host);
+	g_free(conn->port);
+	g_byte_array_unref(conn->rbuf);
+	imap_parser_free(conn->parser);
+	g_hash_table_unref(conn->caps);
+	g_free(conn->mailbox);
+	g_free(conn->bye_text);
+	g_string_free(conn->error, TRUE);
+	g_free(conn);
+}
+
+int imap_conn_open(const struct imap_config *cfg, struct imap_conn **conn_r, char **errmsg_r)
+{
+	*conn_r = NULL;
+	if (errmsg_r != NULL)
+		*errmsg_r = NULL;
+	if (cfg->host == NULL || cfg->host[0] == '\0') {
+		if (errmsg_r != NULL)
+			*errmsg_r = g_strdup("no IMAP server host configured");
+		return -EINVAL;
+	}
+	ignore_sigpipe_once();
+
+	struct imap_conn *conn = g_new0(struct imap_conn, 1);
+	conn->fd = -1;
+	conn->host = g_strdup(cfg->host);
+	conn->port = g_strdup(cfg->port != NULL               ? cfg->port
+	                      : cfg->tls == IMAP_TLS_IMPLICIT ? "993"
+	                                                      : "143");
+	conn->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : IMAP_DEFAULT_TIMEOUT_MS;
+	conn->max_literal = cfg->max_literal ? cfg->max_literal : IMAP_DEFAULT_MAX_LITERAL;
+	conn->max_depth = cfg->max_depth ? cfg->max_depth : IMAP_DEFAULT_MAX_DEPTH;
+	conn->rbuf = g_byte_array_new();
+	conn->parser = imap_parser_new(conn->max_literal, conn->max_depth);
+	conn->caps = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	conn->error = g_string_new(NULL);
+
+	int err;
+	if (cfg->tls == IMAP_TLS_NONE)
+		g_warning("tls = none: talking to %s:%s without encryption; the password and all "
+		          "mail cross the network in clear text",
+		          conn->host, conn->port);
+
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+	int gai = getaddrinfo(conn->host, conn->port, &hints, &ai);
+	if (gai != 0) {
+		err = imap_conn_fail_errno(conn, -EHOSTUNREACH, true, "cannot resolve %s: %s",
+		                           conn->host, gai_strerror(gai));
+		goto fail;
+	}
+	err = imap_connect_addrinfo(ai, conn->timeout_ms, &conn->fd);
+	freeaddrinfo(ai);
+	if (err < 0) {
+		err = imap_conn_fail_errno(conn, err, true, "cannot connect to %s:%s: %s",
+		                           conn->host, conn->port, g_strerror(-err));
+		goto fail;
+	}
+
+	if (cfg->tls == IMAP_TLS_IMPLICIT && (err = tls_start(conn, cfg->ca_file)) < 0)
+		goto fail;
+	if ((err = read_greeting(conn, cfg->tls)) < 0)
+		goto fail;
+	if (cfg->tls == IMAP_TLS_STARTTLS && (err = starttls(conn, cfg->ca_file)) < 0)
+		goto fail;
+	if (!conn->preauth) {
+		if (!conn->caps_fresh && (err = capability(conn)) < 0)
+			goto fail;
+		if ((err = login(conn, cfg)) < 0)
+			goto fail;
+	}
+	/* capabilities often grow after login; the tagged OK may have carried them */
+	if (!conn->caps_fresh && (err = capability(conn)) < 0)
+		goto fail;
+	*conn_r = conn;
+	return 0;
+
+fail:
+	if (errmsg_r != NULL)
+		*errmsg_r = g_strdup(conn->error->str);
+	conn_free(conn);
+	return err;
+}
+
+void imap_conn_close(struct imap_conn *conn)
+{
+	if (conn == NULL)
+		return;
+	if (!conn->broken && conn->fd >= 0) {
+		conn->logging_out = true;
+		simple_command(conn, "LOGOUT");
+		if (conn->ssl != NULL && !conn->broken)
+			SSL_shutdown(conn->ssl); /* one non-blocking attempt; no reply awaited */
+	}
+	conn_free(conn);
+}
+
+const char *imap_conn_error(const struct imap_conn *conn)
+{
+	return conn->error->str;
+}
+
+bool imap_conn_is_broken(const struct imap_conn *conn)
+{
+	return conn->broken;
+}
+
+bool imap_conn_has_cap(const struct imap_conn *conn, const char *cap)
+{
+	char *up = g_ascii_strup(cap, -1);
+	bool r = g_hash_table_contains(conn->caps, up);
+	g_free(up);
+	return r;
+}
+
+const char *imap_conn_mailbox(const struct imap_conn *conn)
+{
+	return conn->mailbox;
+}

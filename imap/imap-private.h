@@ -1,0 +1,266 @@
+/* imap-private.h — internals of the IMAP client, shared by the imap/ sources and unit tests.
+ *
+ * Nothing here is part of the public contract (imap.h).  It holds the response parser, the
+ * argument encoder that turns user strings into quoted strings or literals, the search-criteria
+ * formatter, the outcome→errno mapping, and struct imap_conn itself so that commands.c and
+ * conn.c can share it.  Tests include it to reach the pieces that need no network.
+ */
+#ifndef IMAPFS_IMAP_PRIVATE_H
+#define IMAPFS_IMAP_PRIVATE_H
+
+#include "imap.h"
+
+#include <stdarg.h>
+#include <sys/socket.h>
+#include <netdb.h>
+
+/* ---- response parser ------------------------------------------------------------------ */
+
+/* Largest amount of non-literal data one response may carry (the line itself plus the lines
+ * between its literals).  A UID SEARCH answer for a mailbox with a million messages is ~10 MB,
+ * so the cap is far above that, yet finite so a hostile server cannot grow the buffer forever. */
+#define IMAP_MAX_RESPONSE_TEXT (64u * 1024 * 1024)
+/* Largest number of tokens (atoms, strings, lists) in one response.  Each costs a 16-byte
+ * struct imap_arg, so this bounds the tree of a 64 MiB line of one-digit atoms at 128 MiB. */
+#define IMAP_MAX_RESPONSE_TOKENS (8u * 1024 * 1024)
+
+enum imap_arg_type {
+	IMAP_ARG_ATOM = 0, /* includes numbers and bracketed atoms like BODY[HEADER]<0> */
+	IMAP_ARG_STRING,   /* quoted string or buffered literal (may contain NUL if literal) */
+	IMAP_ARG_NIL,
+	IMAP_ARG_LIST,
+	IMAP_ARG_STREAMED, /* a body literal that went to the body sink; len = its size if it fit */
+};
+
+/* One node of a parsed response.  Strings are NUL-terminated (a literal may also contain NUL
+ * bytes, hence len).  Owned by the struct imap_response they belong to. */
+struct imap_arg {
+	uint32_t type;
+	uint32_t len; /* string length, or number of elements for a list */
+	union {
+		char *str;              /* ATOM, STRING */
+		struct imap_arg *items; /* LIST: len elements */
+		uint64_t streamed_size; /* STREAMED */
+	} u;
+};
+
+enum imap_response_kind {
+	IMAP_RESP_UNTAGGED = 0, /* "* ..." */
+	IMAP_RESP_TAGGED,       /* "A0001 ..." */
+	IMAP_RESP_CONTINUATION, /* "+ ..." */
+};
+
+enum imap_status {
+	IMAP_STATUS_NONE = 0, /* not a status response (e.g. "* 3 EXISTS", "* LIST ...") */
+	IMAP_STATUS_OK,
+	IMAP_STATUS_NO,
+	IMAP_STATUS_BAD,
+	IMAP_STATUS_BYE,
+	IMAP_STATUS_PREAUTH,
+};
+
+/* A complete response.  For status responses (OK/NO/BAD/BYE/PREAUTH) args holds the tag-less
+ * words before the status (e.g. nothing) and code/text hold the optional "[...]" response code
+ * (without brackets) and the human-readable text.  For other responses args holds every token
+ * after the tag ("*"): "* 3 EXISTS" -> args = [3, EXISTS]; for a continuation text holds the
+ * rest of the line.  Free with imap_response_free. */
+struct imap_response {
+	enum imap_response_kind kind;
+	char *tag;               /* TAGGED only, else NULL */
+	enum imap_status status; /* status keyword, if any */
+	char *code;              /* nullable: response code without brackets, e.g. "UIDNEXT 5" */
+	char *text;              /* nullable: resp-text or continuation text */
+	struct imap_arg *args;
+	unsigned nargs;
+	GStringChunk *strings; /* backing store of every string in args (never moves) */
+};
+
+void imap_response_free(struct imap_response *resp);
+
+/* Results of imap_parser_feed():
+ *   IMAP_PARSE_OK        — one complete response is in *resp_r; *consumed_r bytes of the input
+ *                          were used (the rest belongs to later responses: feed it again).
+ *   IMAP_PARSE_NEED_MORE — every byte was consumed and the response is not complete yet; call
+ *                          again with more input.  Partial state is kept in the parser.
+ *   IMAP_PARSE_BAD       — the input is not a valid response or exceeds a cap (literal size,
+ *                          list depth, response text, token count) or a body-sink callback
+ *                          failed.  imap_parser_error() says why, imap_parser_errno() gives
+ *                          -EPROTO or the callback's error.  The parser must then be reset
+ *                          (the stream can no longer be trusted). */
+enum imap_parse_result {
+	IMAP_PARSE_OK = 0,
+	IMAP_PARSE_NEED_MORE,
+	IMAP_PARSE_BAD,
+};
+
+/* Streams body literals of FETCH responses.  A literal is streamed when it is the value of a
+ * BODY[...] or BINARY[...] item of an untagged FETCH response whose UID came before it.  begin
+ * may return 1 to skip the literal (its bytes are discarded, no data/end calls).  Otherwise
+ * the callbacks are those of struct imap_body_sink.  If the UID comes after the body (legal but
+ * unusual) the literal is buffered (capped at max_literal) and the caller delivers it. */
+struct imap_parser_stream {
+	int (*begin)(void *ctx, uint32_t uid, uint64_t size);
+	int (*data)(void *ctx, const void *buf, size_t len);
+	int (*end)(void *ctx, uint32_t uid);
+	void *ctx;
+};
+
+struct imap_parser;
+
+/* max_literal: largest literal accepted at all (streamed body literals); buffered literals are
+ * further capped at IMAP_MAX_BUFFERED_LITERAL.  max_depth: deepest list nesting.  0 picks the
+ * defaults of imap.h.  Free with imap_parser_free. */
+struct imap_parser *imap_parser_new(uint64_t max_literal, unsigned max_depth);
+void imap_parser_free(struct imap_parser *p);
+/* Forget any partial response (after BAD, or after a connection was replaced). */
+void imap_parser_reset(struct imap_parser *p);
+/* Streaming target for body literals; NULL (the default) buffers everything. Borrowed. */
+void imap_parser_set_stream(struct imap_parser *p, const struct imap_parser_stream *stream);
+/* For tests: lower the response-text cap. */
+void imap_parser_set_max_text(struct imap_parser *p, size_t max_text);
+enum imap_parse_result imap_parser_feed(struct imap_parser *p, const uint8_t *buf, size_t len,
+                                        size_t *consumed_r, struct imap_response **resp_r);
+/* True while a literal is being received (so EOF now means a truncated literal). */
+bool imap_parser_in_literal(const struct imap_parser *p);
+const char *imap_parser_error(const struct imap_parser *p); /* borrowed */
+int imap_parser_errno(const struct imap_parser *p);
+
+/* Helpers over parsed args. */
+bool imap_arg_is_atom(const struct imap_arg *arg, const char *word); /* case-insensitive */
+/* Atom or string as text (NULL for lists/NIL/streamed).  Borrowed from the response. */
+const char *imap_arg_str(const struct imap_arg *arg);
+/* Parse an unsigned decimal number (atom) with overflow check; false if not one. */
+bool imap_arg_number(const struct imap_arg *arg, uint64_t *n_r);
+bool imap_parse_number(const char *s, size_t len, uint64_t *n_r);
+/* Split a response code ("CAPABILITY IMAP4rev1 X", "PERMANENTFLAGS (\Seen)") into args by
+ * running the parser over it.  NULL when unparsable.  Free with imap_response_free. */
+struct imap_response *imap_parse_code(const char *code);
+
+/* ---- arguments and commands ----------------------------------------------------------- */
+
+/* Whether the server lets us send literals without waiting for a continuation. */
+enum imap_literal_mode {
+	IMAP_LITERAL_SYNC = 0, /* {n} then wait for "+" */
+	IMAP_LITERAL_PLUS,     /* LITERAL+: {n+} for any size */
+	IMAP_LITERAL_MINUS,    /* LITERAL-: {n+} for n <= 4096, else {n} */
+};
+
+/* A command on its way to the wire: chunks separated by synchronising literals.  After
+ * sending chunk i (i < last) the client must wait for a continuation request before chunk
+ * i+1.  The last chunk ends with CRLF. */
+struct imap_cmd {
+	GPtrArray *chunks; /* of GString * */
+	bool sensitive;    /* carries credentials: the trace shows only log_prefix */
+	char *log_prefix;  /* what the trace shows for a sensitive command, e.g. "LOGIN" */
+	const char *what;  /* static: names the command in error messages, e.g. "login" */
+};
+
+struct imap_cmd *imap_cmd_new(void);
+void imap_cmd_free(struct imap_cmd *cmd);
+void imap_cmd_add_text(struct imap_cmd *cmd, const char *text);
+/* Append s as a quoted string (printable ASCII) or a literal (anything else).  -EINVAL if s
+ * contains CR, LF or NUL (len bytes are examined, so an embedded NUL is caught). */
+int imap_cmd_add_string(struct imap_cmd *cmd, const char *s, size_t len,
+                        enum imap_literal_mode mode);
+void imap_cmd_finish(struct imap_cmd *cmd); /* appends CRLF */
+
+/* Build "UID SEARCH [RETURN (ALL)] [CHARSET UTF-8] <criteria with %s args>" into cmd (after
+ * the tag).  The criteria text may contain only atom characters, spaces and parentheses (and
+ * "%s"); anything else is -EINVAL, as is an argument with CR, LF or NUL. */
+int imap_format_search(struct imap_cmd *cmd, bool esearch, enum imap_literal_mode mode,
+                       const char *criteria, va_list ap);
+
+/* Validate a UID set ("1:*", "3,5:9"). */
+bool imap_uidset_valid(const char *set);
+/* Parse a sequence set of numbers (no '*') into ascending uint32s appended to out (ESEARCH ALL
+ * result).  Ranges may be written high:low.  false if malformed or absurdly large (more than
+ * max_count numbers). */
+bool imap_seqset_expand(const char *set, GArray *out, size_t max_count);
+/* Does uidset (validated) contain uid?  '*' matches anything from its range start. */
+bool imap_uidset_contains(const char *set, uint32_t uid);
+
+/* ---- errors --------------------------------------------------------------------------- */
+
+enum imap_outcome {
+	IMAP_OUTCOME_OK = 0,
+	IMAP_OUTCOME_NO,            /* tagged NO, code decides ENOENT vs EACCES */
+	IMAP_OUTCOME_BAD,           /* tagged BAD */
+	IMAP_OUTCOME_BYE,           /* untagged BYE */
+	IMAP_OUTCOME_LOST,          /* EOF or I/O error */
+	IMAP_OUTCOME_TIMEOUT,       /* no progress within timeout_ms */
+	IMAP_OUTCOME_PROTOCOL,      /* unparsable or hostile input, unexpected response */
+	IMAP_OUTCOME_TLS_VERIFY,    /* certificate verification failed */
+	IMAP_OUTCOME_LOGIN_REFUSED, /* credentials rejected or login impossible */
+	IMAP_OUTCOME_INSECURE,      /* would have to continue without TLS: refused */
+};
+
+/* The one place where protocol outcomes become errno values (see imap.h). code is the tagged
+ * response's response code (nullable). */
+int imap_outcome_to_errno(enum imap_outcome outcome, const char *code);
+
+/* ---- network helpers exposed for tests ------------------------------------------------ */
+
+/* Try each address of ai in turn with a non-blocking connect bounded by timeout_ms each.  On
+ * success returns 0 and a connected non-blocking socket in *fd_r; else -errno of the last
+ * failure. */
+int imap_connect_addrinfo(const struct addrinfo *ai, unsigned timeout_ms, int *fd_r);
+
+/* ---- the connection (shared by conn.c and commands.c) --------------------------------- */
+
+struct imap_conn;
+typedef struct ssl_st SSL;
+typedef struct ssl_ctx_st SSL_CTX;
+
+/* Handler for untagged responses while a command runs; returns 0 or -errno (which fails the
+ * command after it has been read to its end). */
+typedef int (*imap_untagged_cb)(struct imap_conn *conn, const struct imap_response *resp,
+                                void *ctx);
+
+struct imap_conn {
+	int fd;
+	SSL_CTX *ssl_ctx;
+	SSL *ssl;
+	char *host;
+	char *port;
+	unsigned timeout_ms;
+	uint64_t max_literal;
+	unsigned max_depth;
+
+	GByteArray *rbuf; /* bytes read but not yet parsed start at rbuf->data + rpos */
+	size_t rpos;
+	struct imap_parser *parser;
+	unsigned next_tag;
+
+	GHashTable *caps; /* upper-cased capability names -> themselves */
+	bool caps_fresh;  /* caps were (re)set since caps_fresh was last cleared */
+	bool condstore;   /* EXAMINE ... (CONDSTORE) was used: FETCH can ask for MODSEQ */
+	char *mailbox;    /* raw name currently examined, or NULL */
+	bool broken;
+	int broken_err;   /* what every call returns once broken */
+	bool preauth;     /* greeting was PREAUTH */
+	bool logging_out; /* BYE is expected */
+	char *bye_text;   /* text of an untagged BYE, for the error message */
+	char cur_tag[16]; /* tag of the command in progress */
+	GString *error;
+};
+
+/* Run one command (cmd already formatted after the tag; imap_cmd_finish not yet called).
+ * untagged responses go to cb (nullable) after the connection's own bookkeeping (CAPABILITY,
+ * BYE).  Returns 0 on tagged OK, else -errno with imap_conn_error() set; final_r (nullable)
+ * receives the tagged response (caller frees). */
+int imap_conn_run(struct imap_conn *conn, struct imap_cmd *cmd, imap_untagged_cb cb, void *ctx,
+                  struct imap_response **final_r);
+/* Record a failure: sets the error text and, for connection-fatal outcomes (BYE, LOST, TIMEOUT,
+ * PROTOCOL, TLS_VERIFY, INSECURE), marks the connection broken.  Returns the mapped errno. */
+int imap_conn_fail(struct imap_conn *conn, enum imap_outcome outcome, const char *code,
+                   const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+/* Same with an explicit errno (e.g. from a callback); broken says whether it is fatal. */
+int imap_conn_fail_errno(struct imap_conn *conn, int err, bool broken, const char *fmt, ...)
+    G_GNUC_PRINTF(4, 5);
+/* Format "[CODE] text" of a tagged response into a new string. */
+char *imap_response_reason(const struct imap_response *resp);
+enum imap_literal_mode imap_conn_literal_mode(const struct imap_conn *conn);
+void imap_conn_set_caps_from_args(struct imap_conn *conn, const struct imap_arg *args,
+                                  unsigned nargs);
+
+#endif /* IMAPFS_IMAP_PRIVATE_H */

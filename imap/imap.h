@@ -1,0 +1,235 @@
+/* imap.h — the whole public contract of imapfs's IMAP client library.
+ *
+ * A small, read-only IMAP4rev1 (RFC 3501, also talks to RFC 9051 servers) client: connect over
+ * implicit TLS or STARTTLS with verification always on, log in, LIST, EXAMINE, UID SEARCH,
+ * UID FETCH (attributes, BODY.PEEK[] streamed), NOOP, LOGOUT.  It never sends a command that
+ * changes the server: no SELECT, no STORE, no non-PEEK body fetch.  It knows nothing of FUSE or
+ * MIME and depends on OpenSSL and GLib only.
+ *
+ * Errors: every int-returning function returns 0 or a negative errno, so a FUSE operation can
+ * return it unchanged.  The mapping (imap_status_to_errno in imap/errors.c) is:
+ *   tagged NO          -> -ENOENT (or -EACCES for [AUTHENTICATIONFAILED]/[NOPERM])
+ *   tagged BAD         -> -EPROTO
+ *   BYE / lost conn.   -> -ECONNABORTED (the connection is then broken: imap_conn_is_broken)
+ *   timeout            -> -ETIMEDOUT   (the connection is then broken)
+ *   hostile input      -> -EPROTO (literal over cap, list too deep, unparsable line; broken)
+ *   TLS verification   -> -EKEYREJECTED
+ *   login refused      -> -EACCES (also LOGINDISABLED without AUTH=PLAIN)
+ *   no TLS possible    -> -EPROTO (STARTTLS not offered, refused, PREAUTH greeting, or bytes
+ *                         injected between the STARTTLS OK and the handshake; broken)
+ *   cannot connect     -> the socket's errno (-ECONNREFUSED, -ETIMEDOUT, ...); a host name
+ *                         that does not resolve -> -EHOSTUNREACH; unreadable ca_file -> -EINVAL
+ *   bad arguments      -> -EINVAL (CR/LF/NUL in a string, bad UID set or search criteria,
+ *                         no mailbox examined); the connection stays usable
+ * A one-line human-readable reason for the last failure is in imap_conn_error().
+ *
+ * Limits: no line-length limit as such, but one response may carry at most 64 MiB of
+ * non-literal text (a 10 MB UID SEARCH answer is fine) and at most 8 Mi tokens; literals are
+ * capped by max_literal (64-bit sizes, overflow-checked) and, unless they are streamed FETCH
+ * bodies, by IMAP_MAX_BUFFERED_LITERAL; lists by max_depth.  Past a cap the connection fails
+ * with -EPROTO and a clear message; nothing overflows.
+ *
+ * SIGPIPE: OpenSSL writes with write(), so the first imap_conn_open() sets SIGPIPE to SIG_IGN
+ * if it still has the default disposition (a vanished server must not kill the daemon).
+ *
+ * Concurrency model: a struct imap_conn is NOT thread-safe; it is owned by exactly one thread at
+ * a time.  Multithreaded callers (the FUSE daemon) share a struct imap_pool, which is
+ * thread-safe: imap_pool_acquire() hands out a connection for exclusive use until
+ * imap_pool_release(); up to max_conns connections exist, further callers wait (bounded by the
+ * timeout).  A connection that broke is closed on release and replaced lazily.
+ *
+ * Logging goes through g_log with the domain "imap": warnings for things the user should know
+ * (tls=none), g_debug for a protocol trace.  Credentials are redacted in every log line.
+ */
+#ifndef IMAPFS_IMAP_H
+#define IMAPFS_IMAP_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum imap_tls_mode {
+	IMAP_TLS_IMPLICIT = 0, /* TLS from the first byte (port 993) — the default */
+	IMAP_TLS_STARTTLS,     /* plaintext greeting, then STARTTLS before anything else (143) */
+	IMAP_TLS_NONE,         /* only when explicitly configured; warns at every connect */
+};
+
+/* Connection settings.  All pointers are borrowed by imap_conn_open(); imap_pool_new() copies
+ * the whole struct (strings included) so the caller may free its own copy afterwards. */
+struct imap_config {
+	const char *host;       /* required */
+	const char *port;       /* nullable: "993" for IMPLICIT, "143" otherwise */
+	enum imap_tls_mode tls;
+	const char *user;       /* required for login */
+	const char *password;   /* required for login; never logged, never sent before TLS */
+	const char *ca_file;    /* nullable: extra trusted CA / self-signed cert (PEM), added to
+	                         * the system trust store */
+	unsigned timeout_ms;    /* connect, each read and each write; 0 -> 30000 */
+	uint64_t max_literal;   /* largest literal accepted; 0 -> IMAP_DEFAULT_MAX_LITERAL */
+	unsigned max_depth;     /* deepest parenthesised list accepted; 0 -> IMAP_DEFAULT_MAX_DEPTH */
+};
+
+#define IMAP_DEFAULT_TIMEOUT_MS 30000u
+#define IMAP_DEFAULT_MAX_LITERAL (1024ull * 1024 * 1024) /* 1 GiB; body literals are streamed */
+#define IMAP_DEFAULT_MAX_DEPTH 64u
+/* Literals that are buffered in memory (everything except streamed body sections) are further
+ * capped at this size, so hostile LIST/SEARCH/FETCH responses cannot exhaust memory. */
+#define IMAP_MAX_BUFFERED_LITERAL (16u * 1024 * 1024)
+
+struct imap_conn;
+
+/* Connect (every getaddrinfo address in turn), do TLS as configured, read CAPABILITY, log in
+ * (AUTHENTICATE PLAIN, with SASL-IR when offered, else LOGIN).  On success *conn_r owns a new
+ * connection (free with imap_conn_close).  On failure returns -errno and, when errmsg_r is not
+ * NULL, sets *errmsg_r to a newly allocated one-line reason (caller g_free()s it). */
+int imap_conn_open(const struct imap_config *cfg, struct imap_conn **conn_r, char **errmsg_r);
+
+/* LOGOUT when the connection is still healthy (bounded by the timeout), then free everything.
+ * NULL is a no-op. */
+void imap_conn_close(struct imap_conn *conn);
+
+/* Borrowed; valid until the next call on conn.  Empty string when nothing failed. */
+const char *imap_conn_error(const struct imap_conn *conn);
+
+/* True once the connection can no longer be used (BYE, I/O error, timeout, protocol error). */
+bool imap_conn_is_broken(const struct imap_conn *conn);
+
+/* Case-insensitive test of the current (post-TLS, post-login) capability list. */
+bool imap_conn_has_cap(const struct imap_conn *conn, const char *cap);
+
+/* ---- LIST -------------------------------------------------------------------------------- */
+
+enum imap_folder_flags {
+	IMAP_FOLDER_NOSELECT = 1u << 0,
+	IMAP_FOLDER_HASCHILDREN = 1u << 1,
+	IMAP_FOLDER_HASNOCHILDREN = 1u << 2,
+	IMAP_FOLDER_NOINFERIORS = 1u << 3,
+	IMAP_FOLDER_NONEXISTENT = 1u << 4,
+	IMAP_FOLDER_MARKED = 1u << 5,
+	IMAP_FOLDER_UNMARKED = 1u << 6,
+	/* RFC 6154 special use */
+	IMAP_FOLDER_ALL = 1u << 8,
+	IMAP_FOLDER_ARCHIVE = 1u << 9,
+	IMAP_FOLDER_DRAFTS = 1u << 10,
+	IMAP_FOLDER_FLAGGED = 1u << 11,
+	IMAP_FOLDER_JUNK = 1u << 12,
+	IMAP_FOLDER_SENT = 1u << 13,
+	IMAP_FOLDER_TRASH = 1u << 14,
+};
+
+struct imap_folder {
+	char *raw_name;  /* the name exactly as on the wire (modified UTF-7); use it for EXAMINE */
+	char *name;      /* decoded to UTF-8; NULL when raw_name is not valid modified UTF-7 */
+	char delimiter;  /* hierarchy delimiter, '\0' for NIL (flat) */
+	unsigned flags;  /* enum imap_folder_flags */
+};
+
+void imap_folder_free(struct imap_folder *folder); /* NULL is a no-op */
+
+/* LIST "" "*".  *folders_r is a new GPtrArray of struct imap_folder * with imap_folder_free as
+ * its element free function (caller g_ptr_array_unref()s it). */
+int imap_list(struct imap_conn *conn, GPtrArray **folders_r);
+
+/* ---- EXAMINE ----------------------------------------------------------------------------- */
+
+struct imap_mailbox_status {
+	uint32_t uidvalidity;
+	uint32_t uidnext;        /* 0 when the server did not send it */
+	uint32_t exists;
+	uint64_t highestmodseq;  /* 0 when the server has no CONDSTORE or sent NOMODSEQ */
+};
+
+/* EXAMINE (read-only select) the mailbox named raw_name (wire form, as in struct imap_folder).
+ * The connection remembers the mailbox; UID SEARCH/FETCH then act on it. */
+int imap_examine(struct imap_conn *conn, const char *raw_name, struct imap_mailbox_status *st_r);
+
+/* The raw name of the mailbox currently examined, or NULL.  Borrowed. */
+const char *imap_conn_mailbox(const struct imap_conn *conn);
+
+/* ---- UID SEARCH -------------------------------------------------------------------------- */
+
+/* UID SEARCH in the examined mailbox.  criteria is a programmer-written format: its text is
+ * sent as-is after validation (atoms, spaces, parentheses only), and each "%s" is replaced by
+ * the next vararg string sent as a quoted string or literal — so user input can never inject a
+ * command.  When any argument is non-ASCII, "CHARSET UTF-8" is added.  Uses ESEARCH (RETURN
+ * (ALL)) when the server offers it.  Example: imap_uid_search(c, &uids, "SUBJECT %s", word).
+ * *uids_r is a new GArray of uint32_t, ascending (caller g_array_unref()s it).  Arguments
+ * containing CR, LF or NUL are refused with -EINVAL. */
+int imap_uid_search(struct imap_conn *conn, GArray **uids_r, const char *criteria, ...);
+
+/* ---- UID FETCH --------------------------------------------------------------------------- */
+
+struct imap_msg_attrs {
+	uint32_t uid;
+	uint64_t size;           /* RFC822.SIZE */
+	int64_t internaldate;    /* INTERNALDATE as seconds since the epoch (UTC) */
+	uint64_t modseq;         /* 0 unless CONDSTORE */
+	char **flags;            /* NULL-terminated; borrowed for the duration of the callback */
+};
+
+/* Called once per message; return 0 to go on, a negative errno to stop (the command is still
+ * read to its end so the connection stays usable). */
+typedef int (*imap_attrs_cb)(const struct imap_msg_attrs *attrs, void *ctx);
+
+/* UID FETCH uidset (RFC822.SIZE INTERNALDATE FLAGS UID).  uidset is a sequence set such as
+ * "1:*" or "3,5:9" (validated: digits, ',', ':', '*').  Responses for UIDs outside uidset are
+ * ignored. */
+int imap_uid_fetch_attrs(struct imap_conn *conn, const char *uidset, imap_attrs_cb cb, void *ctx);
+
+enum imap_section {
+	IMAP_SECTION_FULL = 0, /* BODY.PEEK[] */
+	IMAP_SECTION_HEADER,   /* BODY.PEEK[HEADER] */
+};
+
+/* Receives body literals in chunks as they arrive, so a 50 MB message never sits in memory.
+ * For each message: begin (size = literal length), zero or more data calls, then end.  If the
+ * connection fails part-way through a literal, end is NOT called for it and the fetch returns
+ * an error: the sink must discard what it received since begin.  Any callback returning a
+ * negative errno aborts the fetch (the connection is then broken). */
+struct imap_body_sink {
+	int (*begin)(void *ctx, uint32_t uid, uint64_t size);
+	int (*data)(void *ctx, const void *buf, size_t len);
+	int (*end)(void *ctx, uint32_t uid);
+	void *ctx;
+};
+
+/* UID FETCH uidset (UID BODY.PEEK[section]<offset.length>).  length 0 means the whole section
+ * (no partial).  Messages are delivered in the order the server sends them. */
+int imap_uid_fetch_body(struct imap_conn *conn, const char *uidset, enum imap_section section,
+                        uint64_t offset, uint64_t length, const struct imap_body_sink *sink);
+
+/* Convenience: the whole BODY.PEEK[] of one message into memory.  *body_r is new (caller
+ * g_bytes_unref()s it).  -ENOENT when the server returned no body for uid. */
+int imap_uid_fetch_message(struct imap_conn *conn, uint32_t uid, GBytes **body_r);
+
+/* ---- misc -------------------------------------------------------------------------------- */
+
+int imap_noop(struct imap_conn *conn);
+
+/* Modified UTF-7 (RFC 3501 5.1.3).  Both return 0 and a new string in *out_r (g_free), or
+ * -EINVAL for malformed input: unterminated '&', base64 used for printable ASCII, invalid
+ * UTF-16, NUL, invalid UTF-8 on encode. */
+int imap_mutf7_decode(const char *in, char **out_r);
+int imap_mutf7_encode(const char *utf8, char **out_r);
+
+/* ---- connection pool (thread-safe) ------------------------------------------------------- */
+
+struct imap_pool;
+
+/* Copies cfg.  Opens no connection yet (call imap_pool_acquire to check credentials). */
+int imap_pool_new(const struct imap_config *cfg, unsigned max_conns, struct imap_pool **pool_r);
+
+/* Exclusive use of a logged-in connection until imap_pool_release().  Waits at most the
+ * configured timeout for a free slot.  On failure -errno and, if errmsg_r, a g_free()able
+ * reason.  Reconnects after failures with exponential backoff (logged once per outage). */
+int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **errmsg_r);
+
+/* Give conn back (a broken one is closed).  NULL conn is a no-op. */
+void imap_pool_release(struct imap_pool *pool, struct imap_conn *conn);
+
+/* Closes (LOGOUT) every idle connection and frees the pool.  All connections must have been
+ * released.  NULL is a no-op. */
+void imap_pool_free(struct imap_pool *pool);
+
+#endif /* IMAPFS_IMAP_H */

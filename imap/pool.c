@@ -1,0 +1,227 @@
+/* pool.c — a thread-safe pool of logged-in IMAP connections.
+ *
+ * The FUSE daemon serves requests on several threads; each borrows a connection for exclusive
+ * use (imap_pool_acquire/imap_pool_release).  Connections are opened lazily up to max_conns.
+ * When the server is unreachable, new attempts are spaced by exponential backoff (1 s doubling
+ * to 60 s) so that a burst of requests does not hammer it, and the outage is logged once when it
+ * starts (g_warning) and once when it ends (g_message) rather than once per attempt.
+ */
+#include "imap-private.h"
+
+#include <errno.h>
+#include <string.h>
+
+#undef G_LOG_DOMAIN
+#define G_LOG_DOMAIN "imap"
+
+#define BACKOFF_FIRST_MS 1000
+#define BACKOFF_MAX_MS   60000
+/* An idle connection unused for this long gets a NOOP before it is handed out, because
+ * servers drop idle sessions (RFC 3501 allows 30 minutes). */
+#define IDLE_CHECK_US (60 * G_USEC_PER_SEC)
+
+struct idle_conn {
+	struct imap_conn *conn;
+	gint64 since; /* monotonic µs when it was released */
+};
+
+/* Lock rules: `lock` protects every field below it.  It is never held during network I/O
+ * (connect, login, NOOP, LOGOUT): a slot is reserved under the lock (`total`), the I/O is done
+ * unlocked, and the result is published under the lock again.  No other lock is taken while
+ * holding it, and callbacks are never called with it held.  A struct imap_conn is never
+ * touched under the lock except to move it between the idle queue and a caller. */
+struct imap_pool {
+	/* immutable after imap_pool_new: safe to read without the lock */
+	struct imap_config cfg; /* strings owned (copies) */
+	unsigned max_conns;
+
+	GMutex lock;
+	GCond cond;     /* signalled when a connection is released or a slot freed */
+	GQueue idle;    /* of struct idle_conn *, most recently released at the head */
+	unsigned total; /* connections in use + idle + being opened; <= max_conns */
+	/* outage state */
+	bool outage;         /* the last open failed; g_warning already printed */
+	gint64 retry_at;     /* monotonic µs before which no new open is attempted */
+	unsigned backoff_ms; /* next delay after a failure */
+	bool probing;        /* during an outage, one thread is trying to reconnect */
+	char *last_error;    /* reason of the last failed open */
+	int last_err;
+};
+
+static char *dup_secret(const char *s)
+{
+	return s != NULL ? g_strdup(s) : NULL;
+}
+
+int imap_pool_new(const struct imap_config *cfg, unsigned max_conns, struct imap_pool **pool_r)
+{
+	*pool_r = NULL;
+	if (cfg->host == NULL || max_conns == 0)
+		return -EINVAL;
+	struct imap_pool *pool = g_new0(struct imap_pool, 1);
+	pool->cfg = *cfg;
+	pool->cfg.host = g_strdup(cfg->host);
+	pool->cfg.port = g_strdup(cfg->port);
+	pool->cfg.user = g_strdup(cfg->user);
+	pool->cfg.password = dup_secret(cfg->password);
+	pool->cfg.ca_file = g_strdup(cfg->ca_file);
+	if (pool->cfg.timeout_ms == 0)
+		pool->cfg.timeout_ms = IMAP_DEFAULT_TIMEOUT_MS;
+	pool->max_conns = max_conns;
+	g_mutex_init(&pool->lock);
+	g_cond_init(&pool->cond);
+	g_queue_init(&pool->idle);
+	pool->backoff_ms = BACKOFF_FIRST_MS;
+	*pool_r = pool;
+	return 0;
+}
+
+/* Called with the lock held after an open attempt (or NOOP check) finished. */
+static void note_success(struct imap_pool *pool)
+{
+	if (pool->outage)
+		g_message("connection to %s restored", pool->cfg.host);
+	pool->outage = false;
+	pool->retry_at = 0;
+	pool->backoff_ms = BACKOFF_FIRST_MS;
+}
+
+static void note_failure(struct imap_pool *pool, int err, const char *msg)
+{
+	if (!pool->outage)
+		g_warning("cannot reach IMAP server %s: %s (retrying with backoff)", pool->cfg.host,
+		          msg);
+	pool->outage = true;
+	pool->retry_at = g_get_monotonic_time() + (gint64)pool->backoff_ms * 1000;
+	pool->backoff_ms = MIN(pool->backoff_ms * 2, BACKOFF_MAX_MS);
+	g_free(pool->last_error);
+	pool->last_error = g_strdup(msg);
+	pool->last_err = err;
+}
+
+int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **errmsg_r)
+{
+	*conn_r = NULL;
+	if (errmsg_r != NULL)
+		*errmsg_r = NULL;
+	gint64 deadline = g_get_monotonic_time() + (gint64)pool->cfg.timeout_ms * 1000;
+
+	g_mutex_lock(&pool->lock);
+	for (;;) {
+		struct idle_conn *ic = g_queue_pop_head(&pool->idle);
+		if (ic != NULL) {
+			struct imap_conn *conn = ic->conn;
+			gint64 since = ic->since;
+			g_free(ic);
+			if (g_get_monotonic_time() - since < IDLE_CHECK_US) {
+				g_mutex_unlock(&pool->lock);
+				*conn_r = conn;
+				return 0;
+			}
+			/* stale: check it without the lock */
+			g_mutex_unlock(&pool->lock);
+			if (imap_noop(conn) == 0) {
+				*conn_r = conn;
+				return 0;
+			}
+			imap_conn_close(conn);
+			g_mutex_lock(&pool->lock);
+			pool->total--;
+			continue;
+		}
+		if (pool->total < pool->max_conns) {
+			if (pool->outage &&
+			    (pool->probing || g_get_monotonic_time() < pool->retry_at)) {
+				/* in backoff: fail fast instead of queueing behind a dead server */
+				int err = pool->last_err;
+				if (errmsg_r != NULL)
+					*errmsg_r = g_strdup(pool->last_error);
+				g_mutex_unlock(&pool->lock);
+				return err;
+			}
+			pool->total++; /* reserve the slot */
+			pool->probing = pool->outage;
+			g_mutex_unlock(&pool->lock);
+
+			char *msg = NULL;
+			struct imap_conn *conn = NULL;
+			int err = imap_conn_open(&pool->cfg, &conn, &msg);
+
+			g_mutex_lock(&pool->lock);
+			pool->probing = false;
+			if (err == 0) {
+				note_success(pool);
+				g_mutex_unlock(&pool->lock);
+				g_free(msg);
+				*conn_r = conn;
+				return 0;
+			}
+			pool->total--;
+			note_failure(pool, err, msg);
+			g_cond_signal(&pool->cond);
+			g_mutex_unlock(&pool->lock);
+			if (errmsg_r != NULL)
+				*errmsg_r = msg;
+			else
+				g_free(msg);
+			return err;
+		}
+		if (!g_cond_wait_until(&pool->cond, &pool->lock, deadline)) {
+			unsigned n = pool->max_conns;
+			g_mutex_unlock(&pool->lock);
+			if (errmsg_r != NULL)
+				*errmsg_r =
+				    g_strdup_printf("all %u IMAP connections stayed busy for %u ms",
+				                    n, pool->cfg.timeout_ms);
+			return -ETIMEDOUT;
+		}
+	}
+}
+
+void imap_pool_release(struct imap_pool *pool, struct imap_conn *conn)
+{
+	if (conn == NULL)
+		return;
+	if (imap_conn_is_broken(conn)) {
+		imap_conn_close(conn); /* no I/O on a broken connection, so no lock issue */
+		g_mutex_lock(&pool->lock);
+		pool->total--;
+		g_cond_signal(&pool->cond);
+		g_mutex_unlock(&pool->lock);
+		return;
+	}
+	struct idle_conn *ic = g_new(struct idle_conn, 1);
+	ic->conn = conn;
+	ic->since = g_get_monotonic_time();
+	g_mutex_lock(&pool->lock);
+	g_queue_push_head(&pool->idle, ic);
+	g_cond_signal(&pool->cond);
+	g_mutex_unlock(&pool->lock);
+}
+
+void imap_pool_free(struct imap_pool *pool)
+{
+	if (pool == NULL)
+		return;
+	struct idle_conn *ic;
+	/* every connection has been released, so no other thread uses the pool any more */
+	while ((ic = g_queue_pop_head(&pool->idle)) != NULL) {
+		imap_conn_close(ic->conn);
+		g_free(ic);
+		pool->total--;
+	}
+	if (pool->total != 0)
+		g_critical("imap_pool_free: %u connections were not released", pool->total);
+	g_mutex_clear(&pool->lock);
+	g_cond_clear(&pool->cond);
+	g_free((char *)pool->cfg.host);
+	g_free((char *)pool->cfg.port);
+	g_free((char *)pool->cfg.user);
+	if (pool->cfg.password != NULL) {
+		memset((char *)pool->cfg.password, 0, strlen(pool->cfg.password));
+		g_free((char *)pool->cfg.password);
+	}
+	g_free((char *)pool->cfg.ca_file);
+	g_free(pool->last_error);
+	g_free(pool);
+}

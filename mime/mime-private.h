@@ -1,0 +1,80 @@
+/* mime-private.h — helpers shared between the files of mime/ (and its unit tests), not part of
+ * the public contract in mime.h: charset conversion to valid UTF-8 (charset.c), HTML-to-text
+ * rendering (html.c) and attachment file-name rules (names.c).  Every function here is pure
+ * (output depends only on its arguments) and thread-safe.
+ */
+#ifndef IMAPFS_MIME_PRIVATE_H
+#define IMAPFS_MIME_PRIVATE_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Multipart / message nesting deeper than this is not descended into (GMime itself stops at
+ * 1024 nested multiparts and 512 nested messages; see mime.h). */
+#define MIME_MAX_DEPTH 32
+
+/* Longest directory entry name, in bytes (NAME_MAX). */
+#define MIME_NAME_MAX 255
+
+/* --- charset.c --- */
+
+/* The iconv name to decode a MIME charset label with, or NULL when the label says "no real
+ * charset" (missing, us-ascii, unknown-8bit, …: the caller then guesses UTF-8, else
+ * windows-1252).  Labels are widened to the superset real mail actually uses (WHATWG Encoding
+ * practice): iso-8859-1 → WINDOWS-1252, euc-kr/ks_c_5601 → CP949, gb2312/gbk → GB18030,
+ * shift_jis → CP932, big5 → BIG5-HKSCS, tis-620 → CP874, iso-8859-9 → WINDOWS-1254.  Static or
+ * GMime-owned string; never free it. */
+const char *mime_charset_iconv_name(const char *label);
+
+/* Convert len bytes of text in charset label (nullable) to UTF-8.  Never fails: invalid or
+ * unconvertible input bytes become U+FFFD, an unknown charset falls back to UTF-8 if the bytes
+ * are valid UTF-8, else windows-1252 (every byte maps to something).  NUL becomes U+FFFD so
+ * the result is also a C string.  Returns a new string (g_free), its length in *len_r
+ * (nullable). */
+char *mime_to_utf8(const char *data, size_t len, const char *label, size_t *len_r);
+
+/* Valid UTF-8 copy of len bytes (len < 0: NUL-terminated), invalid sequences and NUL replaced
+ * with U+FFFD.  New string (g_free); length in *len_r (nullable). */
+char *mime_utf8_sanitize(const char *data, gssize len, size_t *len_r);
+
+/* In-place: CRLF and lone CR become LF.  Returns the new length.  s need not be NUL-terminated. */
+size_t mime_normalize_newlines(char *s, size_t len);
+
+/* --- html.c --- */
+
+/* Render len bytes of UTF-8 HTML as readable text with libxml2's HTML parser (never a regex):
+ * script/style/head/hidden content dropped, entities decoded, whitespace collapsed (except in
+ * <pre>), block elements and <br> become line breaks, list items get "- ", links keep their URL
+ * ("text <url>"), images show "[alt]".  Result is valid UTF-8, lines have no trailing blanks,
+ * at most one blank line in a row, and it ends in "\n" unless empty.  New string (g_free),
+ * length in *len_r (nullable). */
+char *mime_html_to_text(const char *html, size_t len, size_t *len_r);
+
+/* --- names.c --- */
+
+/* Clean a proposed attachment name (UTF-8 or not): invalid UTF-8 → U+FFFD; '/', '\0', control
+ * characters (C0, DEL, C1) and bidi overrides → '_'; surrounding blanks trimmed; cut to
+ * MIME_NAME_MAX bytes on a UTF-8 boundary, keeping a short extension.  Returns NULL when
+ * nothing usable is left ("", ".", ".."), else a new string (g_free). */
+char *mime_name_sanitize(const char *name);
+
+/* Name for a part that has none: "part-INDEX.EXT" with EXT from the MIME type (e.g.
+ * image/png → "part-2.png", unknown → "part-2.bin").  New string (g_free). */
+char *mime_name_from_type(const char *type, const char *subtype, size_t index);
+
+/* Make name (already sanitized) unique among the keys of used: the first one keeps its name,
+ * later ones become "stem (2).ext", "stem (3).ext", … (still ≤ MIME_NAME_MAX bytes; the
+ * smallest free number).  The returned name (new, g_free) has been added to used, a
+ * g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL) owned by the caller whose values
+ * are this function's bookkeeping. */
+char *mime_name_unique(GHashTable *used, const char *name);
+
+/* Fit stem + suffix + ext into MIME_NAME_MAX bytes by cutting stem on a UTF-8 boundary.  ext
+ * and suffix may be "".  New string (g_free). */
+char *mime_name_fit(const char *stem, const char *suffix, const char *ext);
+
+/* True when name obeys the directory-entry rules above (used by tests and the fuzzer). */
+bool mime_name_is_safe(const char *name);
+
+#endif /* IMAPFS_MIME_PRIVATE_H */

@@ -1,0 +1,969 @@
+/* mime.c — parsing one message with GMime and computing all of its decoded views up front.
+ *
+ * The whole message is parsed once; every view (header values, body text, body.html,
+ * attachment names and bytes) is computed right away into GBytes and the GMime tree is dropped,
+ * so a struct mime_message is small, immutable and knows every size exactly.  Choosing what a
+ * reader sees follows what mail readers do: in multipart/alternative the plain alternative is
+ * the body and the HTML one is body.html; in multipart/mixed every inline text part is body, in
+ * order; everything else is an attachment.  Depth is capped (MIME_MAX_DEPTH) and every walk here
+ * is bounded by it, so hostile nesting costs neither stack nor time.
+ */
+#include "mime.h"
+#include "mime-private.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <gmime/gmime.h>
+#include <libxml/parser.h>
+
+#define UTF8_BOM "\xef\xbb\xbf"
+
+struct mime_attachment {
+	char *name;   /* unique, safe */
+	GBytes *data; /* decoded bytes */
+};
+
+struct mime_message {
+	GBytes *views[MIME_VIEW_COUNT]; /* NULL: view absent */
+	int64_t date;
+	struct mime_attachment *attachments;
+	size_t n_attachments;
+};
+
+/* What a subtree may contribute to the displayed body (bit set). */
+enum show {
+	SHOW_NONE = 0,
+	SHOW_PLAIN = 1, /* text/plain and the other readable text types */
+	SHOW_HTML = 2,	/* text/html parts */
+	SHOW_ALL = SHOW_PLAIN | SHOW_HTML,
+};
+
+/* An attachment while the message is being walked: its name is not unique yet. */
+struct pending_attachment {
+	char *name;
+	GBytes *data;
+};
+
+struct walk {
+	const guint8 *input; /* the raw message (borrowed) */
+	size_t input_len;
+	GPtrArray *plain;	   /* char* UTF-8 pieces of body text */
+	GPtrArray *html;	   /* char* UTF-8 HTML parts */
+	bool html_converted;	   /* some HTML part was not UTF-8 on the wire */
+	GArray *atts;		   /* struct pending_attachment */
+	GPtrArray *boundaries;	   /* boundaries of the enclosing multiparts (borrowed) */
+	unsigned n_forwarded;	   /* forwarded messages seen so far */
+	unsigned detached;	   /* >0: walking a re-parsed copy, offsets do not match input */
+	GMimeParserOptions *options;
+};
+
+static GMimeParserOptions *base_options;
+
+static gpointer init_once(gpointer unused)
+{
+	static const char *fallback[] = {"UTF-8", "WINDOWS-1252", "ISO-8859-1", NULL};
+
+	g_mime_init();
+	xmlInitParser();
+	base_options = g_mime_parser_options_new();
+	/* The workarounds GMime offers for real-world breakage: encoded words inside quotes or
+	 * words, missing spaces, unquoted specials in parameters and addresses. */
+	g_mime_parser_options_set_rfc2047_compliance_mode(base_options, GMIME_RFC_COMPLIANCE_LOOSE);
+	g_mime_parser_options_set_address_compliance_mode(base_options, GMIME_RFC_COMPLIANCE_LOOSE);
+	g_mime_parser_options_set_parameter_compliance_mode(base_options,
+							    GMIME_RFC_COMPLIANCE_LOOSE);
+	g_mime_parser_options_set_allow_addresses_without_domain(base_options, TRUE);
+	g_mime_parser_options_set_fallback_charsets(base_options, fallback);
+	return NULL;
+}
+
+void mime_init(void)
+{
+	static GOnce once = G_ONCE_INIT;
+
+	g_once(&once, init_once, NULL);
+}
+
+const char *mime_view_name(enum mime_view view)
+{
+	static const char *const names[MIME_VIEW_COUNT] = {
+		[MIME_VIEW_SUBJECT] = "subject",       [MIME_VIEW_FROM] = "from",
+		[MIME_VIEW_TO] = "to",		       [MIME_VIEW_DATE] = "date",
+		[MIME_VIEW_CC] = "cc",		       [MIME_VIEW_MESSAGE_ID] = "message-id",
+		[MIME_VIEW_HEADERS] = "headers",       [MIME_VIEW_BODY] = "body",
+		[MIME_VIEW_BODY_HTML] = "body.html",
+	};
+
+	if ((unsigned)view >= MIME_VIEW_COUNT)
+		return NULL;
+	return names[view];
+}
+
+/* ---- parsing ---- */
+
+/* Parse without copying the input: the memory stream borrows the caller's buffer (GMime only
+ * reads it) and *array_r must be released with g_byte_array_free(…, FALSE) after the tree. */
+static GMimeMessage *parse_bytes(const void *data, size_t len, GMimeParserOptions *options,
+				 GByteArray **array_r)
+{
+	GByteArray *array = g_byte_array_new_take((guint8 *)data, len);
+	GMimeStream *stream = g_mime_stream_mem_new_with_byte_array(array);
+	GMimeParser *parser;
+	GMimeMessage *message;
+
+	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(stream), FALSE);
+	parser = g_mime_parser_new_with_stream(stream);
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	message = g_mime_parser_construct_message(parser, options);
+	g_object_unref(parser);
+	g_object_unref(stream);
+	*array_r = array;
+	return message;
+}
+
+static void release_parse(GMimeMessage *message, GByteArray *array)
+{
+	if (message != NULL)
+		g_object_unref(message);
+	/* the GMime tree (and with it every substream of our buffer) is gone: drop the borrowed
+	 * wrapper without freeing the caller's bytes */
+	g_byte_array_free(array, FALSE);
+}
+
+static bool is_8bit_not_utf8(const char *s)
+{
+	for (const char *p = s; *p != '\0'; p++)
+		if ((unsigned char)*p >= 0x80)
+			return !g_utf8_validate(s, -1, NULL);
+	return false;
+}
+
+static bool header_list_has_raw_8bit(GMimeHeaderList *list)
+{
+	int n = list != NULL ? g_mime_header_list_get_count(list) : 0;
+
+	for (int i = 0; i < n; i++) {
+		const char *raw = g_mime_header_get_raw_value(g_mime_header_list_get_header_at(list, i));
+		if (raw != NULL && is_8bit_not_utf8(raw))
+			return true;
+	}
+	return false;
+}
+
+/* Finds the charset of the first text part that names a real legacy charset, and whether any
+ * header has raw 8-bit bytes that are not UTF-8. */
+static void scan_for_hint(GMimeObject *obj, int depth, const char **hint, bool *raw_8bit)
+{
+	if (obj == NULL || depth > MIME_MAX_DEPTH)
+		return;
+	if (!*raw_8bit && header_list_has_raw_8bit(g_mime_object_get_header_list(obj)))
+		*raw_8bit = true;
+	if (GMIME_IS_MULTIPART(obj)) {
+		GMimeMultipart *mp = GMIME_MULTIPART(obj);
+		int n = g_mime_multipart_get_count(mp);
+		for (int i = 0; i < n; i++)
+			scan_for_hint(g_mime_multipart_get_part(mp, i), depth + 1, hint, raw_8bit);
+	} else if (GMIME_IS_PART(obj) && *hint == NULL) {
+		GMimeContentType *ct = g_mime_object_get_content_type(obj);
+		const char *name;
+		if (ct == NULL || !g_mime_content_type_is_type(ct, "text", "*"))
+			return;
+		name = mime_charset_iconv_name(g_mime_content_type_get_parameter(ct, "charset"));
+		if (name != NULL && g_ascii_strcasecmp(name, "UTF-8") != 0 &&
+		    g_ascii_strcasecmp(name, "WINDOWS-1252") != 0)
+			*hint = name;
+	}
+}
+
+/* Raw 8-bit header bytes carry no charset.  The body's declared charset is the best guess for
+ * them (a Korean mail with a raw EUC-KR subject has an EUC-KR body), so when there are such
+ * bytes and the body names a legacy charset, the message is parsed again with that charset
+ * tried right after UTF-8.  Returns new options or NULL when the first parse stands. */
+static GMimeParserOptions *options_for_raw_headers(GMimeMessage *message)
+{
+	const char *hint = NULL;
+	bool raw_8bit = header_list_has_raw_8bit(g_mime_object_get_header_list(GMIME_OBJECT(message)));
+	GMimeParserOptions *options;
+	const char *fallback[5];
+
+	scan_for_hint(g_mime_message_get_mime_part(message), 0, &hint, &raw_8bit);
+	if (hint == NULL || !raw_8bit)
+		return NULL;
+	fallback[0] = "UTF-8";
+	fallback[1] = hint;
+	fallback[2] = "WINDOWS-1252";
+	fallback[3] = "ISO-8859-1";
+	fallback[4] = NULL;
+	options = g_mime_parser_options_clone(base_options);
+	g_mime_parser_options_set_fallback_charsets(options, fallback);
+	return options;
+}
+
+/* ---- header views ---- */
+
+/* Valid UTF-8 on one line: CR/LF (folding) dropped, other controls become spaces, trimmed. */
+static char *one_line(const char *s)
+{
+	char *valid = mime_utf8_sanitize(s != NULL ? s : "", -1, NULL);
+	GString *out = g_string_sized_new(strlen(valid) + 1);
+
+	for (const char *p = valid; *p != '\0'; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '\r' || c == '\n')
+			continue;
+		g_string_append_c(out, (c < 0x20 || c == 0x7f) ? ' ' : (char)c);
+	}
+	g_free(valid);
+	g_strstrip(out->str);
+	out->len = strlen(out->str);
+	return g_string_free(out, FALSE);
+}
+
+static GBytes *line_view(const char *value)
+{
+	char *line = one_line(value);
+	char *with_nl = g_strconcat(line, "\n", NULL);
+	size_t len = strlen(with_nl);
+
+	g_free(line);
+	return g_bytes_new_take(with_nl, len);
+}
+
+/* Headers of the message in wire order.  GMime keeps Content-* headers on the root part and
+ * the rest on the message; both lists are in offset order, so merge them by offset. */
+static GPtrArray *all_headers(GMimeMessage *message)
+{
+	GMimeHeaderList *a = g_mime_object_get_header_list(GMIME_OBJECT(message));
+	GMimeObject *root = g_mime_message_get_mime_part(message);
+	GMimeHeaderList *b = root != NULL ? g_mime_object_get_header_list(root) : NULL;
+	int na = a != NULL ? g_mime_header_list_get_count(a) : 0;
+	int nb = b != NULL ? g_mime_header_list_get_count(b) : 0;
+	GPtrArray *out = g_ptr_array_sized_new((guint)(na + nb));
+	int i = 0, j = 0;
+
+	while (i < na || j < nb) {
+		GMimeHeader *ha = i < na ? g_mime_header_list_get_header_at(a, i) : NULL;
+		GMimeHeader *hb = j < nb ? g_mime_header_list_get_header_at(b, j) : NULL;
+		if (hb == NULL ||
+		    (ha != NULL && g_mime_header_get_offset(ha) <= g_mime_header_get_offset(hb))) {
+			g_ptr_array_add(out, ha);
+			i++;
+		} else {
+			g_ptr_array_add(out, hb);
+			j++;
+		}
+	}
+	return out;
+}
+
+static GMimeHeader *find_header(GPtrArray *headers, const char *name)
+{
+	for (guint i = 0; i < headers->len; i++) {
+		GMimeHeader *h = headers->pdata[i];
+		if (g_ascii_strcasecmp(g_mime_header_get_name(h), name) == 0)
+			return h;
+	}
+	return NULL;
+}
+
+static void append_display_name(GString *out, const char *name)
+{
+	/* quoted when it would otherwise read as several addresses or an address */
+	if (strpbrk(name, ",;<>\"") == NULL) {
+		g_string_append(out, name);
+		return;
+	}
+	g_string_append_c(out, '"');
+	for (const char *p = name; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			g_string_append_c(out, '\\');
+		g_string_append_c(out, *p);
+	}
+	g_string_append_c(out, '"');
+}
+
+static void append_address_list(GString *out, InternetAddressList *list, int depth);
+
+static void append_address(GString *out, InternetAddress *ia, int depth)
+{
+	const char *name = internet_address_get_name(ia);
+	char *clean_name = one_line(name);
+
+	if (INTERNET_ADDRESS_IS_GROUP(ia)) {
+		/* "undisclosed-recipients:;" stays recognisable */
+		append_display_name(out, clean_name);
+		g_string_append_c(out, ':');
+		if (depth < 2)
+			append_address_list(out, internet_address_group_get_members(
+							 INTERNET_ADDRESS_GROUP(ia)),
+					    depth + 1);
+		g_string_append_c(out, ';');
+	} else if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
+		char *addr = one_line(internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia)));
+		if (clean_name[0] != '\0' && addr[0] != '\0') {
+			append_display_name(out, clean_name);
+			g_string_append_printf(out, " <%s>", addr);
+		} else if (addr[0] != '\0') {
+			g_string_append(out, addr);
+		} else {
+			append_display_name(out, clean_name);
+		}
+		g_free(addr);
+	}
+	g_free(clean_name);
+}
+
+static void append_address_list(GString *out, InternetAddressList *list, int depth)
+{
+	int n = list != NULL ? internet_address_list_length(list) : 0;
+
+	for (int i = 0; i < n; i++) {
+		/* members follow "Group:" after a space, addresses follow each other after ", " */
+		if (i > 0)
+			g_string_append(out, ", ");
+		else if (out->len > 0 && out->str[out->len - 1] == ':')
+			g_string_append_c(out, ' ');
+		append_address(out, internet_address_list_get_address(list, i), depth);
+	}
+}
+
+/* "Name <addr>, Name <addr>\n" from every header called name; NULL when there is none. */
+static GBytes *address_view(GPtrArray *headers, const char *name, GMimeParserOptions *options)
+{
+	GString *out = g_string_new(NULL);
+	bool found = false;
+
+	for (guint i = 0; i < headers->len; i++) {
+		GMimeHeader *h = headers->pdata[i];
+		const char *raw = g_mime_header_get_raw_value(h);
+		InternetAddressList *list;
+		GString *one;
+
+		if (g_ascii_strcasecmp(g_mime_header_get_name(h), name) != 0)
+			continue;
+		found = true;
+		one = g_string_new(NULL);
+		list = raw != NULL ? internet_address_list_parse(options, raw) : NULL;
+		append_address_list(one, list, 0);
+		if (list != NULL)
+			g_object_unref(list);
+		if (one->len == 0) {
+			/* not addresses at all: show the text rather than nothing */
+			char *text = one_line(g_mime_header_get_value(h));
+			g_string_append(one, text);
+			g_free(text);
+		}
+		if (one->len > 0) {
+			if (out->len > 0)
+				g_string_append(out, ", ");
+			g_string_append_len(out, one->str, (gssize)one->len);
+		}
+		g_string_free(one, TRUE);
+	}
+	if (!found) {
+		g_string_free(out, TRUE);
+		return NULL;
+	}
+	{
+		/* names came through one_line(); addresses too; the join is plain ASCII */
+		char *line = g_string_free(out, FALSE);
+		GBytes *view = line_view(line);
+		g_free(line);
+		return view;
+	}
+}
+
+static GBytes *headers_view(GPtrArray *headers)
+{
+	GString *out = g_string_new(NULL);
+	size_t len;
+
+	for (guint i = 0; i < headers->len; i++) {
+		GMimeHeader *h = headers->pdata[i];
+		char *name = one_line(g_mime_header_get_name(h));
+		char *value = one_line(g_mime_header_get_value(h));
+		g_string_append_printf(out, "%s: %s\n", name, value);
+		g_free(name);
+		g_free(value);
+	}
+	len = out->len;
+	return g_bytes_new_take(g_string_free(out, FALSE), len);
+}
+
+/* Unfolded raw value ("as written"), or NULL when the header is missing. */
+static char *raw_value(GPtrArray *headers, const char *name)
+{
+	GMimeHeader *h = find_header(headers, name);
+	const char *raw = h != NULL ? g_mime_header_get_raw_value(h) : NULL;
+
+	if (h == NULL)
+		return NULL;
+	return one_line(raw);
+}
+
+static void compute_header_views(struct mime_message *msg, GMimeMessage *message,
+				 GMimeParserOptions *options)
+{
+	GPtrArray *headers = all_headers(message);
+	GMimeHeader *subject = find_header(headers, "Subject");
+	char *date = raw_value(headers, "Date");
+	char *message_id = raw_value(headers, "Message-ID");
+
+	msg->views[MIME_VIEW_SUBJECT] =
+		line_view(subject != NULL ? g_mime_header_get_value(subject) : "");
+	msg->views[MIME_VIEW_FROM] = address_view(headers, "From", options);
+	msg->views[MIME_VIEW_TO] = address_view(headers, "To", options);
+	msg->views[MIME_VIEW_CC] = address_view(headers, "Cc", options);
+	if (msg->views[MIME_VIEW_FROM] == NULL)
+		msg->views[MIME_VIEW_FROM] = line_view("");
+	if (msg->views[MIME_VIEW_TO] == NULL)
+		msg->views[MIME_VIEW_TO] = line_view("");
+	msg->views[MIME_VIEW_DATE] = line_view(date != NULL ? date : "");
+	if (message_id != NULL)
+		msg->views[MIME_VIEW_MESSAGE_ID] = line_view(message_id);
+	msg->views[MIME_VIEW_HEADERS] = headers_view(headers);
+
+	msg->date = INT64_MIN;
+	if (date != NULL && date[0] != '\0') {
+		GDateTime *dt = g_mime_utils_header_decode_date(date);
+		if (dt != NULL) {
+			msg->date = g_date_time_to_unix(dt);
+			g_date_time_unref(dt);
+		}
+	}
+	g_free(date);
+	g_free(message_id);
+	g_ptr_array_unref(headers);
+}
+
+/* ---- body and attachments ---- */
+
+static bool is_blank(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (!g_ascii_isspace(*s))
+			return false;
+	return true;
+}
+
+/* The transfer-decoded bytes of a leaf part. */
+static GBytes *part_bytes(GMimePart *part)
+{
+	GMimeDataWrapper *content = g_mime_part_get_content(part);
+	GMimeStream *mem = g_mime_stream_mem_new();
+	GByteArray *array;
+
+	if (content != NULL)
+		g_mime_data_wrapper_write_to_stream(content, mem);
+	array = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
+	g_object_unref(mem);
+	return g_byte_array_free_to_bytes(array);
+}
+
+static bool is_attachment_disposition(GMimeObject *obj)
+{
+	const char *d = g_mime_object_get_disposition(obj);
+
+	return d != NULL && g_ascii_strcasecmp(d, "attachment") == 0;
+}
+
+static const char *media_type(GMimeObject *obj)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(obj);
+	const char *t = ct != NULL ? g_mime_content_type_get_media_type(ct) : NULL;
+
+	return t != NULL ? t : "application";
+}
+
+static const char *media_subtype(GMimeObject *obj)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(obj);
+	const char *t = ct != NULL ? g_mime_content_type_get_media_subtype(ct) : NULL;
+
+	return t != NULL ? t : "octet-stream";
+}
+
+static bool type_is(GMimeObject *obj, const char *type, const char *subtype)
+{
+	return g_ascii_strcasecmp(media_type(obj), type) == 0 &&
+	       (subtype == NULL || g_ascii_strcasecmp(media_subtype(obj), subtype) == 0);
+}
+
+/* What a leaf text part is for the body: SHOW_PLAIN, SHOW_HTML, or SHOW_NONE (an attachment). */
+static enum show leaf_text_kind(GMimeObject *obj)
+{
+	if (!type_is(obj, "text", NULL) || type_is(obj, "text", "calendar") ||
+	    is_attachment_disposition(obj))
+		return SHOW_NONE;
+	return type_is(obj, "text", "html") ? SHOW_HTML : SHOW_PLAIN;
+}
+
+/* Which kinds of displayable text a subtree holds. */
+static unsigned provides(GMimeObject *obj, int depth)
+{
+	unsigned kinds = 0;
+
+	if (obj == NULL || depth > MIME_MAX_DEPTH)
+		return 0;
+	if (GMIME_IS_MULTIPART(obj)) {
+		GMimeMultipart *mp = GMIME_MULTIPART(obj);
+		int n = g_mime_multipart_get_count(mp);
+		if (depth == MIME_MAX_DEPTH)
+			return 0;
+		for (int i = 0; i < n && kinds != SHOW_ALL; i++)
+			kinds |= provides(g_mime_multipart_get_part(mp, i), depth + 1);
+		return kinds;
+	}
+	if (GMIME_IS_PART(obj) && !type_is(obj, "message", NULL))
+		return leaf_text_kind(obj);
+	return 0;
+}
+
+static void add_attachment(struct walk *w, char *name, GBytes *data)
+{
+	struct pending_attachment a = {name, data};
+
+	g_array_append_val(w->atts, a);
+}
+
+/* Name from Content-Disposition filename / Content-Type name (RFC 2231 and 2047 decoded by
+ * GMime), sanitized; NULL when absent or unusable. */
+static char *given_name(GMimeObject *obj)
+{
+	const char *name = g_mime_object_get_content_disposition_parameter(obj, "filename");
+
+	if (name == NULL || name[0] == '\0')
+		name = g_mime_object_get_content_type_parameter(obj, "name");
+	return mime_name_sanitize(name);
+}
+
+static bool has_suffix_ci(const char *s, const char *suffix)
+{
+	size_t sl = strlen(s), xl = strlen(suffix);
+
+	return sl >= xl && g_ascii_strcasecmp(s + sl - xl, suffix) == 0;
+}
+
+/* NAME.eml for a forwarded message: its file name, else its subject, else forwarded-N. */
+static char *forwarded_name(struct walk *w, GMimeObject *obj, GMimeMessage *inner)
+{
+	char *name = given_name(obj);
+	char *result;
+
+	w->n_forwarded++;
+	if (name == NULL && inner != NULL)
+		name = mime_name_sanitize(g_mime_message_get_subject(inner));
+	if (name == NULL)
+		return g_strdup_printf("forwarded-%u.eml", w->n_forwarded);
+	if (has_suffix_ci(name, ".eml"))
+		return name;
+	result = mime_name_fit(name, "", ".eml");
+	g_free(name);
+	return result;
+}
+
+static gint64 first_offset(GMimeHeaderList *list)
+{
+	if (list == NULL || g_mime_header_list_get_count(list) == 0)
+		return -1;
+	return g_mime_header_get_offset(g_mime_header_list_get_header_at(list, 0));
+}
+
+/* The forwarded message exactly as it is in the input: from its first header up to the line
+ * break before the next boundary of any enclosing multipart (that is where GMime's parser ended
+ * it too), or to the end of the input.  If it has no header to anchor on, GMime writes it out. */
+static GBytes *forwarded_bytes(struct walk *w, GMimeMessage *inner)
+{
+	gint64 a, b, start;
+	size_t end;
+
+	if (inner == NULL)
+		return g_bytes_new(NULL, 0);
+	a = first_offset(g_mime_object_get_header_list(GMIME_OBJECT(inner)));
+	b = g_mime_message_get_mime_part(inner) != NULL
+		    ? first_offset(g_mime_object_get_header_list(g_mime_message_get_mime_part(inner)))
+		    : -1;
+	start = (a >= 0 && (b < 0 || a <= b)) ? a : b;
+	if (start < 0 || (guint64)start > w->input_len || w->detached > 0) {
+		GMimeStream *mem = g_mime_stream_mem_new();
+		GByteArray *array;
+		g_mime_object_write_to_stream(GMIME_OBJECT(inner), NULL, mem);
+		array = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+		g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
+		g_object_unref(mem);
+		return g_byte_array_free_to_bytes(array);
+	}
+	end = w->input_len;
+	for (guint i = 0; i < w->boundaries->len; i++) {
+		char *delim = g_strconcat("\n--", (const char *)w->boundaries->pdata[i], NULL);
+		const guint8 *from = w->input + start;
+		const guint8 *hit = memmem(from, end - (size_t)start, delim, strlen(delim));
+		if (hit != NULL) {
+			end = (size_t)(hit - w->input);
+			if (end > (size_t)start && w->input[end - 1] == '\r')
+				end--;
+		}
+		g_free(delim);
+	}
+	return g_bytes_new(w->input + start, end - (size_t)start);
+}
+
+static void add_text_piece(struct walk *w, GMimeObject *obj, enum show kind)
+{
+	GBytes *raw = part_bytes(GMIME_PART(obj));
+	const char *label = g_mime_object_get_content_type_parameter(obj, "charset");
+	gsize raw_len;
+	const char *raw_data = g_bytes_get_data(raw, &raw_len);
+	size_t len;
+	char *text = mime_to_utf8(raw_data != NULL ? raw_data : "", raw_len, label, &len);
+
+	g_bytes_unref(raw);
+	len = mime_normalize_newlines(text, len);
+	text[len] = '\0';
+	if (kind == SHOW_HTML) {
+		const char *iconv_name = mime_charset_iconv_name(label);
+		if (iconv_name != NULL && g_ascii_strcasecmp(iconv_name, "UTF-8") != 0)
+			w->html_converted = true;
+		g_ptr_array_add(w->html, text);
+	} else {
+		g_ptr_array_add(w->plain, text);
+	}
+}
+
+static void walk_object(struct walk *w, GMimeObject *obj, int depth, unsigned show);
+
+/* The boundary the parts of a broken multipart really use: the first "--X" line of its text. */
+static char *guess_boundary(const char *text)
+{
+	for (const char *line = text; line != NULL && *line != '\0';) {
+		const char *nl = strchr(line, '\n');
+		size_t n = nl != NULL ? (size_t)(nl - line) : strlen(line);
+		while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+			n--;
+		if (n > 2 && line[0] == '-' && line[1] == '-') {
+			if (n > 4 && line[n - 1] == '-' && line[n - 2] == '-')
+				n -= 2; /* a closing delimiter */
+			if (n > 2 && n - 2 <= 200)
+				return g_strndup(line + 2, n - 2);
+		}
+		line = nl != NULL ? nl + 1 : NULL;
+	}
+	return NULL;
+}
+
+/* A multipart in which GMime found no parts (boundary parameter missing or not the one the
+ * body uses): everything is in its preamble.  Re-parse that with the boundary the body does
+ * use; failing that, show the text as it is — never drop it. */
+static void rescue_multipart(struct walk *w, GMimeMultipart *mp, int depth, unsigned show)
+{
+	const char *prologue = g_mime_multipart_get_prologue(mp);
+	const char *epilogue = g_mime_multipart_get_epilogue(mp);
+	char *text = g_strconcat(prologue != NULL ? prologue : "", epilogue != NULL ? "\n" : "",
+				 epilogue != NULL ? epilogue : "", NULL);
+	char *boundary = guess_boundary(text);
+	const char *old = g_mime_object_get_content_type_parameter(GMIME_OBJECT(mp), "boundary");
+
+	if (boundary != NULL && (old == NULL || strcmp(old, boundary) != 0) &&
+	    depth + 1 < MIME_MAX_DEPTH) {
+		char *quoted = g_mime_utils_quote_string(boundary);
+		char *doc = g_strdup_printf("Content-Type: %s/%s; boundary=%s\n\n%s",
+					    media_type(GMIME_OBJECT(mp)), media_subtype(GMIME_OBJECT(mp)),
+					    quoted, text);
+		GMimeStream *stream = g_mime_stream_mem_new_with_buffer(doc, strlen(doc));
+		GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+		GMimeObject *part = g_mime_parser_construct_part(parser, w->options);
+
+		g_object_unref(parser);
+		g_object_unref(stream);
+		g_free(doc);
+		g_free(quoted);
+		if (part != NULL && GMIME_IS_MULTIPART(part) &&
+		    g_mime_multipart_get_count(GMIME_MULTIPART(part)) > 0) {
+			w->detached++;
+			walk_object(w, part, depth + 1, show);
+			w->detached--;
+			g_object_unref(part);
+			g_free(boundary);
+			g_free(text);
+			return;
+		}
+		if (part != NULL)
+			g_object_unref(part);
+	}
+	g_free(boundary);
+	if ((show & SHOW_PLAIN) && !is_blank(text)) {
+		size_t len;
+		char *utf8 = mime_to_utf8(text, strlen(text), NULL, &len);
+		len = mime_normalize_newlines(utf8, len);
+		utf8[len] = '\0';
+		g_ptr_array_add(w->plain, utf8);
+	}
+	g_free(text);
+}
+
+static void walk_multipart(struct walk *w, GMimeMultipart *mp, int depth, unsigned show)
+{
+	GMimeObject *obj = GMIME_OBJECT(mp);
+	int n = g_mime_multipart_get_count(mp);
+	const char *boundary = g_mime_object_get_content_type_parameter(obj, "boundary");
+	int plain_child = -1, html_child = -1;
+
+	if (depth >= MIME_MAX_DEPTH)
+		return; /* deeper parts are not descended into */
+	if (n == 0) {
+		rescue_multipart(w, mp, depth, show);
+		return;
+	}
+	if (type_is(obj, "multipart", "alternative")) {
+		/* RFC 2046: the last alternative is the richest; take the last of each kind */
+		for (int i = 0; i < n; i++) {
+			unsigned kinds = provides(g_mime_multipart_get_part(mp, i), depth + 1);
+			if (kinds & SHOW_PLAIN)
+				plain_child = i;
+			if (kinds & SHOW_HTML)
+				html_child = i;
+		}
+	}
+	if (boundary != NULL)
+		g_ptr_array_add(w->boundaries, (gpointer)boundary);
+	for (int i = 0; i < n; i++) {
+		unsigned child_show = show;
+		if (type_is(obj, "multipart", "alternative")) {
+			child_show = SHOW_NONE;
+			if (i == plain_child)
+				child_show |= show & SHOW_PLAIN;
+			if (i == html_child)
+				child_show |= show & SHOW_HTML;
+			/* neither plain nor HTML on offer: show the last alternative as it is */
+			if (plain_child < 0 && html_child < 0 && i == n - 1)
+				child_show = show;
+		}
+		walk_object(w, g_mime_multipart_get_part(mp, i), depth + 1, child_show);
+	}
+	if (boundary != NULL)
+		g_ptr_array_set_size(w->boundaries, w->boundaries->len - 1);
+}
+
+static void walk_leaf(struct walk *w, GMimeObject *obj, unsigned show)
+{
+	enum show kind = leaf_text_kind(obj);
+	char *name;
+
+	if (type_is(obj, "message", "rfc822") || type_is(obj, "message", "global")) {
+		/* a forwarded message GMime could not parse as one (e.g. base64-encoded) */
+		add_attachment(w, forwarded_name(w, obj, NULL), part_bytes(GMIME_PART(obj)));
+		return;
+	}
+	if (kind != SHOW_NONE) {
+		/* readable text: body when this branch is shown, else an alternative not chosen */
+		if (show & kind)
+			add_text_piece(w, obj, kind);
+		return;
+	}
+	name = given_name(obj);
+	if (name == NULL && type_is(obj, "text", "calendar"))
+		name = g_strdup("invite.ics");
+	if (name == NULL)
+		name = mime_name_from_type(media_type(obj), media_subtype(obj), w->atts->len + 1);
+	add_attachment(w, name, part_bytes(GMIME_PART(obj)));
+}
+
+static void walk_object(struct walk *w, GMimeObject *obj, int depth, unsigned show)
+{
+	if (obj == NULL || depth > MIME_MAX_DEPTH)
+		return;
+	if (GMIME_IS_MULTIPART(obj)) {
+		walk_multipart(w, GMIME_MULTIPART(obj), depth, show);
+	} else if (GMIME_IS_MESSAGE_PART(obj)) {
+		GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+		add_attachment(w, forwarded_name(w, obj, inner), forwarded_bytes(w, inner));
+	} else if (GMIME_IS_PART(obj)) {
+		walk_leaf(w, obj, show);
+	}
+}
+
+/* Non-blank pieces, each ending in a newline, separated by a blank line. */
+static GBytes *join_pieces(GPtrArray *pieces)
+{
+	GString *out = g_string_new(NULL);
+	size_t len;
+
+	for (guint i = 0; i < pieces->len; i++) {
+		const char *p = pieces->pdata[i];
+		if (is_blank(p))
+			continue;
+		if (out->len > 0)
+			g_string_append_c(out, '\n');
+		g_string_append(out, p);
+		if (out->str[out->len - 1] != '\n')
+			g_string_append_c(out, '\n');
+	}
+	len = out->len;
+	return g_bytes_new_take(g_string_free(out, FALSE), len);
+}
+
+static void compute_body_views(struct mime_message *msg, struct walk *w)
+{
+	bool plain_blank = true;
+
+	for (guint i = 0; i < w->plain->len && plain_blank; i++)
+		plain_blank = is_blank(w->plain->pdata[i]);
+
+	if (!plain_blank || w->html->len == 0) {
+		msg->views[MIME_VIEW_BODY] = join_pieces(w->plain);
+	} else {
+		GPtrArray *rendered = g_ptr_array_new_with_free_func(g_free);
+		for (guint i = 0; i < w->html->len; i++) {
+			const char *h = w->html->pdata[i];
+			g_ptr_array_add(rendered, mime_html_to_text(h, strlen(h), NULL));
+		}
+		msg->views[MIME_VIEW_BODY] = join_pieces(rendered);
+		g_ptr_array_unref(rendered);
+	}
+
+	if (w->html->len > 0) {
+		/* Several HTML parts (Apple Mail splits one around inline images) read best as one
+		 * document.  A converted document still says <meta charset=…> inside; the BOM makes
+		 * browsers read the file as the UTF-8 it now is. */
+		GString *out = g_string_new(w->html_converted ? UTF8_BOM : "");
+		size_t len;
+		for (guint i = 0; i < w->html->len; i++) {
+			const char *h = w->html->pdata[i];
+			if (i > 0 && out->len > 0 && out->str[out->len - 1] != '\n')
+				g_string_append_c(out, '\n');
+			g_string_append(out, h);
+		}
+		len = out->len;
+		msg->views[MIME_VIEW_BODY_HTML] = g_bytes_new_take(g_string_free(out, FALSE), len);
+	}
+}
+
+static void compute_attachments(struct mime_message *msg, struct walk *w)
+{
+	GHashTable *used = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+
+	msg->n_attachments = w->atts->len;
+	msg->attachments = g_new0(struct mime_attachment, w->atts->len + 1);
+	for (guint i = 0; i < w->atts->len; i++) {
+		struct pending_attachment *a = &g_array_index(w->atts, struct pending_attachment, i);
+		msg->attachments[i].name = mime_name_unique(used, a->name);
+		msg->attachments[i].data = a->data;
+		g_free(a->name);
+		a->name = NULL;
+		a->data = NULL;
+	}
+	g_hash_table_unref(used);
+}
+
+static void free_pending_attachment(gpointer p)
+{
+	struct pending_attachment *a = p;
+
+	g_free(a->name);
+	if (a->data != NULL)
+		g_bytes_unref(a->data);
+}
+
+int mime_message_parse(const void *data, size_t len, struct mime_message **msg_r)
+{
+	struct mime_message *msg;
+	GMimeParserOptions *options = NULL;
+	GMimeMessage *message;
+	GByteArray *array;
+	struct walk w;
+
+	if (msg_r == NULL || (data == NULL && len > 0) || len > G_MAXUINT)
+		return -EINVAL;
+	*msg_r = NULL;
+	if (data == NULL)
+		data = "";
+	mime_init();
+
+	message = parse_bytes(data, len, base_options, &array);
+	if (message != NULL && (options = options_for_raw_headers(message)) != NULL) {
+		release_parse(message, array);
+		message = parse_bytes(data, len, options, &array);
+	}
+
+	msg = g_new0(struct mime_message, 1);
+	msg->date = INT64_MIN;
+	memset(&w, 0, sizeof(w));
+	w.input = data;
+	w.input_len = len;
+	w.plain = g_ptr_array_new_with_free_func(g_free);
+	w.html = g_ptr_array_new_with_free_func(g_free);
+	w.atts = g_array_new(FALSE, TRUE, sizeof(struct pending_attachment));
+	g_array_set_clear_func(w.atts, free_pending_attachment);
+	w.boundaries = g_ptr_array_new();
+	w.options = options != NULL ? options : base_options;
+
+	if (message != NULL) {
+		compute_header_views(msg, message, options != NULL ? options : base_options);
+		walk_object(&w, g_mime_message_get_mime_part(message), 0, SHOW_ALL);
+	} else {
+		/* GMime only gives up on an empty stream: every view is then empty */
+		for (enum mime_view v = MIME_VIEW_SUBJECT; v <= MIME_VIEW_DATE; v++)
+			msg->views[v] = g_bytes_new_static("\n", 1);
+		msg->views[MIME_VIEW_HEADERS] = g_bytes_new_static("", 0);
+	}
+	compute_body_views(msg, &w);
+	compute_attachments(msg, &w);
+
+	g_ptr_array_unref(w.plain);
+	g_ptr_array_unref(w.html);
+	g_array_unref(w.atts);
+	g_ptr_array_unref(w.boundaries);
+	release_parse(message, array);
+	if (options != NULL)
+		g_mime_parser_options_free(options);
+	*msg_r = msg;
+	return 0;
+}
+
+void mime_message_free(struct mime_message *msg)
+{
+	if (msg == NULL)
+		return;
+	for (int v = 0; v < MIME_VIEW_COUNT; v++)
+		if (msg->views[v] != NULL)
+			g_bytes_unref(msg->views[v]);
+	for (size_t i = 0; i < msg->n_attachments; i++) {
+		g_free(msg->attachments[i].name);
+		g_bytes_unref(msg->attachments[i].data);
+	}
+	g_free(msg->attachments);
+	g_free(msg);
+}
+
+GBytes *mime_message_view(const struct mime_message *msg, enum mime_view view)
+{
+	if (msg == NULL || (unsigned)view >= MIME_VIEW_COUNT)
+		return NULL;
+	return msg->views[view];
+}
+
+int64_t mime_message_date(const struct mime_message *msg)
+{
+	return msg != NULL ? msg->date : INT64_MIN;
+}
+
+size_t mime_message_n_attachments(const struct mime_message *msg)
+{
+	return msg != NULL ? msg->n_attachments : 0;
+}
+
+const char *mime_message_attachment_name(const struct mime_message *msg, size_t i)
+{
+	if (msg == NULL || i >= msg->n_attachments)
+		return NULL;
+	return msg->attachments[i].name;
+}
+
+GBytes *mime_message_attachment_data(const struct mime_message *msg, size_t i)
+{
+	if (msg == NULL || i >= msg->n_attachments)
+		return NULL;
+	return msg->attachments[i].data;
+}

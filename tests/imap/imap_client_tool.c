@@ -1,0 +1,271 @@
+/* imap_client_tool.c — a small command-line driver for the IMAP client library.
+ *
+ * The fake-server and integration tests run it against a scripted or real server and check
+ * what it prints; it is also handy for debugging by hand (G_MESSAGES_DEBUG=imap shows the
+ * protocol trace, credentials redacted).  The password comes from the environment variable
+ * IMAPFS_TEST_PASSWORD, never from argv (which other users can read in ps).
+ *
+ *   imap_client_tool [--host H] [--port P] [--tls implicit|starttls|none] [--user U]
+ *                    [--ca-file F] [--timeout-ms N] [--max-literal N] [--max-depth N] CMD ...
+ *   CMD: connect | noop | list | examine MBOX | search MBOX CRITERIA [ARG...] |
+ *        attrs MBOX UIDSET | fetch MBOX UIDSET [full|header] [OFFSET LENGTH] [--out FILE] |
+ *        message MBOX UID --out FILE
+ * MBOX is UTF-8 (encoded to modified UTF-7 here).  On failure prints
+ * "error: <errno name> (<rc>): <message>" on stderr and exits with 1.
+ */
+#include "imap.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *errno_name(int err)
+{
+	switch (-err) {
+	case ETIMEDOUT:
+		return "ETIMEDOUT";
+	case ECONNABORTED:
+		return "ECONNABORTED";
+	case ECONNREFUSED:
+		return "ECONNREFUSED";
+	case EPROTO:
+		return "EPROTO";
+	case EACCES:
+		return "EACCES";
+	case EKEYREJECTED:
+		return "EKEYREJECTED";
+	case ENOENT:
+		return "ENOENT";
+	case EINVAL:
+		return "EINVAL";
+	case EHOSTUNREACH:
+		return "EHOSTUNREACH";
+	default:
+		return "E?";
+	}
+}
+
+static int fail(int err, const char *msg)
+{
+	fprintf(stderr, "error: %s (%d): %s\n", errno_name(err), err, msg);
+	return 1;
+}
+
+static const char *flag_names[] = {"NOSELECT",    "HASCHILDREN", "HASNOCHILDREN", "NOINFERIORS",
+                                   "NONEXISTENT", "MARKED",      "UNMARKED",      "",
+                                   "ALL",         "ARCHIVE",     "DRAFTS",        "FLAGGED",
+                                   "JUNK",        "SENT",        "TRASH"};
+
+static int print_attrs(const struct imap_msg_attrs *a, void *ctx)
+{
+	printf("uid=%u size=%" G_GUINT64_FORMAT " date=%" G_GINT64_FORMAT
+	       " modseq=%" G_GUINT64_FORMAT " flags=",
+	       a->uid, a->size, a->internaldate, a->modseq);
+	for (char **f = a->flags; *f != NULL; f++)
+		printf("%s%s", f == a->flags ? "" : ",", *f);
+	printf("\n");
+	return 0;
+}
+
+struct fetch_out {
+	FILE *out;
+	uint64_t got;
+};
+
+static int f_begin(void *ctx, uint32_t uid, uint64_t size)
+{
+	struct fetch_out *fo = ctx;
+	fo->got = 0;
+	printf("begin %u %" G_GUINT64_FORMAT "\n", uid, size);
+	fflush(stdout);
+	return 0;
+}
+
+static int f_data(void *ctx, const void *buf, size_t len)
+{
+	struct fetch_out *fo = ctx;
+	fo->got += len;
+	if (fo->out != NULL && fwrite(buf, 1, len, fo->out) != len)
+		return -EIO;
+	return 0;
+}
+
+static int f_end(void *ctx, uint32_t uid)
+{
+	struct fetch_out *fo = ctx;
+	printf("end %u %" G_GUINT64_FORMAT "\n", uid, fo->got);
+	fflush(stdout);
+	return 0;
+}
+
+static int examine(struct imap_conn *conn, const char *mbox, bool print)
+{
+	char *raw;
+	if (imap_mutf7_encode(mbox, &raw) < 0)
+		return -EINVAL;
+	struct imap_mailbox_status st;
+	int err = imap_examine(conn, raw, &st);
+	g_free(raw);
+	if (err == 0 && print)
+		printf("uidvalidity=%u uidnext=%u exists=%u highestmodseq=%" G_GUINT64_FORMAT "\n",
+		       st.uidvalidity, st.uidnext, st.exists, st.highestmodseq);
+	return err;
+}
+
+static int run(struct imap_conn *conn, int argc, char **argv, const char *out_path)
+{
+	const char *cmd = argv[0];
+	int err;
+	if (strcmp(cmd, "connect") == 0) {
+		printf("connected\n");
+		return 0;
+	}
+	if (strcmp(cmd, "noop") == 0)
+		return imap_noop(conn);
+	if (strcmp(cmd, "list") == 0) {
+		GPtrArray *folders;
+		if ((err = imap_list(conn, &folders)) < 0)
+			return err;
+		for (guint i = 0; i < folders->len; i++) {
+			const struct imap_folder *f = g_ptr_array_index(folders, i);
+			printf("raw=%s name=%s delim=%c flags=", f->raw_name,
+			       f->name ? f->name : "(invalid)", f->delimiter ? f->delimiter : '-');
+			bool first = true;
+			for (size_t b = 0; b < G_N_ELEMENTS(flag_names); b++) {
+				if (f->flags & (1u << b)) {
+					printf("%s%s", first ? "" : ",", flag_names[b]);
+					first = false;
+				}
+			}
+			printf("\n");
+		}
+		g_ptr_array_unref(folders);
+		return 0;
+	}
+	if (argc < 2)
+		return -EINVAL;
+	if ((err = examine(conn, argv[1], strcmp(cmd, "examine") == 0)) < 0)
+		return err;
+	if (strcmp(cmd, "examine") == 0)
+		return 0;
+	if (strcmp(cmd, "search") == 0 && argc >= 3) {
+		GArray *uids;
+		const char *a[4] = {NULL};
+		for (int i = 3; i < argc && i < 7; i++)
+			a[i - 3] = argv[i];
+		if ((err = imap_uid_search(conn, &uids, argv[2], a[0], a[1], a[2], a[3])) < 0)
+			return err;
+		GString *s = g_string_new(NULL);
+		g_string_append_printf(s, "count=%u\n", uids->len);
+		for (guint i = 0; i < uids->len; i++)
+			g_string_append_printf(s, "%u\n", g_array_index(uids, uint32_t, i));
+		fwrite(s->str, 1, s->len, stdout);
+		g_string_free(s, TRUE);
+		g_array_unref(uids);
+		return 0;
+	}
+	if (strcmp(cmd, "attrs") == 0 && argc >= 3)
+		return imap_uid_fetch_attrs(conn, argv[2], print_attrs, NULL);
+	if (strcmp(cmd, "fetch") == 0 && argc >= 3) {
+		enum imap_section sec = IMAP_SECTION_FULL;
+		uint64_t off = 0, len = 0;
+		if (argc >= 4 && strcmp(argv[3], "header") == 0)
+			sec = IMAP_SECTION_HEADER;
+		if (argc >= 6) {
+			off = g_ascii_strtoull(argv[4], NULL, 10);
+			len = g_ascii_strtoull(argv[5], NULL, 10);
+		}
+		struct fetch_out fo = {NULL, 0};
+		if (out_path != NULL && (fo.out = fopen(out_path, "wb")) == NULL)
+			return -errno;
+		struct imap_body_sink sink = {f_begin, f_data, f_end, &fo};
+		err = imap_uid_fetch_body(conn, argv[2], sec, off, len, &sink);
+		if (fo.out != NULL)
+			fclose(fo.out);
+		return err;
+	}
+	if (strcmp(cmd, "message") == 0 && argc >= 3 && out_path != NULL) {
+		GBytes *body;
+		if ((err = imap_uid_fetch_message(conn, (uint32_t)atoi(argv[2]), &body)) < 0)
+			return err;
+		gsize n;
+		const void *d = g_bytes_get_data(body, &n);
+		GError *gerr = NULL;
+		if (!g_file_set_contents(out_path, d, (gssize)n, &gerr)) {
+			g_error_free(gerr);
+			err = -EIO;
+		}
+		printf("size=%zu\n", n);
+		g_bytes_unref(body);
+		return err;
+	}
+	return -EINVAL;
+}
+
+int main(int argc, char **argv)
+{
+	struct imap_config cfg = {.host = "127.0.0.1", .tls = IMAP_TLS_IMPLICIT};
+	const char *out_path = NULL;
+	int i = 1;
+	/* stdout carries results; keep the log (and the debug trace) on stderr */
+	g_log_writer_default_set_use_stderr(TRUE);
+	for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
+		const char *o = argv[i], *v = argv[i + 1];
+		if (strcmp(o, "--host") == 0)
+			cfg.host = v;
+		else if (strcmp(o, "--port") == 0)
+			cfg.port = v;
+		else if (strcmp(o, "--user") == 0)
+			cfg.user = v;
+		else if (strcmp(o, "--ca-file") == 0)
+			cfg.ca_file = v;
+		else if (strcmp(o, "--timeout-ms") == 0)
+			cfg.timeout_ms = (unsigned)atoi(v);
+		else if (strcmp(o, "--max-literal") == 0)
+			cfg.max_literal = g_ascii_strtoull(v, NULL, 10);
+		else if (strcmp(o, "--max-depth") == 0)
+			cfg.max_depth = (unsigned)atoi(v);
+		else if (strcmp(o, "--out") == 0)
+			out_path = v;
+		else if (strcmp(o, "--tls") == 0)
+			cfg.tls = strcmp(v, "none") == 0       ? IMAP_TLS_NONE
+			          : strcmp(v, "starttls") == 0 ? IMAP_TLS_STARTTLS
+			                                       : IMAP_TLS_IMPLICIT;
+		else
+			return fail(-EINVAL, "unknown option");
+	}
+	/* --out may also come after the command */
+	int cargc = 0;
+	char **cargv = g_new0(char *, argc + 1);
+	for (; i < argc; i++) {
+		if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+			out_path = argv[++i];
+		else
+			cargv[cargc++] = argv[i];
+	}
+	if (cargc == 0) {
+		g_free(cargv);
+		return fail(-EINVAL, "no command given");
+	}
+	cfg.password = g_getenv("IMAPFS_TEST_PASSWORD");
+
+	struct imap_conn *conn = NULL;
+	char *msg = NULL;
+	int err = imap_conn_open(&cfg, &conn, &msg);
+	if (err < 0) {
+		int r = fail(err, msg);
+		g_free(msg);
+		g_free(cargv);
+		return r;
+	}
+	err = run(conn, cargc, cargv, out_path);
+	int status = 0;
+	if (err < 0)
+		status =
+		    fail(err, imap_conn_error(conn)[0] ? imap_conn_error(conn) : g_strerror(-err));
+	fflush(stdout);
+	imap_conn_close(conn);
+	g_free(cargv);
+	return status;
+}

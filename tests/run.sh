@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The one command that runs every imapfs test on a fresh Debian 12 (as root):
+#   1. installs what is missing (build deps, fuse3, dovecot-imapd, clang-14 for fuzzing);
+#   2. builds with -Dwerror=true and runs every suite except fuzz (unit, fake, integration);
+#   3. builds with ASan+UBSan and runs the unit and fake-server suites again;
+#   4. builds the libFuzzer targets with clang-14 (ASan+UBSan) and runs each for
+#      FUZZ_SECONDS (default 60) from its committed seed corpus;
+#   5. prints one line per failed test and, last, "N passed, N failed" counted from meson's
+#      testlog.json files (a build that fails counts as one failed test).
+# Exit status: 0 only when nothing failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+
+packages=(meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3 libgmime-3.0-dev
+	libssl-dev libglib2.0-dev libxml2-dev dovecot-imapd openssl ca-certificates
+	clang-14 libclang-rt-14-dev python3 psmisc procps)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' ||
+		missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "== installing: ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q || { echo "apt-get update failed"; echo "0 passed, 1 failed"; exit 1; }
+	apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+		{ echo "apt-get install failed"; echo "0 passed, 1 failed"; exit 1; }
+fi
+# The package may start a system Dovecot; the tests run their own on free ports and do not need it.
+if pgrep -x dovecot >/dev/null && [ -d /run/systemd/system ]; then
+	systemctl stop dovecot 2>/dev/null || true
+fi
+
+logs=()
+build_failures=()
+
+# setup_and_build DIR ARGS...: configure (or reconfigure) DIR and build it; records failure.
+setup_and_build() {
+	local dir=$1
+	shift
+	if [ -f "$dir/build.ninja" ]; then
+		meson setup --reconfigure "$dir" "$@" >"$dir.setup.log" 2>&1
+	else
+		meson setup "$dir" "$@" >"$dir.setup.log" 2>&1
+	fi || { cat "$dir.setup.log"; build_failures+=("$dir: meson setup failed"); return 1; }
+	ninja -C "$dir" || { build_failures+=("$dir: build failed"); return 1; }
+}
+
+# run_suites DIR SUITE...: run meson test for those suites (all but fuzz when none given).
+run_suites() {
+	local dir=$1
+	shift
+	local args=()
+	if [ $# -eq 0 ]; then
+		args=(--no-suite fuzz)
+	else
+		for s in "$@"; do args+=(--suite "$s"); done
+	fi
+	rm -f "$dir/meson-logs/testlog.json"
+	meson test -C "$dir" --no-rebuild --print-errorlogs "${args[@]}"
+	[ -f "$dir/meson-logs/testlog.json" ] && logs+=("$dir/meson-logs/testlog.json")
+	return 0
+}
+
+echo "== build: gcc, -Dwerror=true"
+if setup_and_build build -Dwerror=true; then
+	run_suites build
+fi
+
+echo "== build: ASan + UBSan"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$top/tests/lsan.supp:print_suppressions=0}
+if setup_and_build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false; then
+	run_suites build-asan unit fake
+fi
+
+echo "== build: libFuzzer targets (clang-14, ASan + UBSan), ${FUZZ_SECONDS}s each"
+if CC=clang-14 setup_and_build build-fuzz -Dfuzz=true -Dfuzz_seconds="$FUZZ_SECONDS" \
+	-Db_sanitize=address,undefined -Db_lundef=false; then
+	run_suites build-fuzz fuzz
+fi
+
+/usr/bin/python3 tests/summarize.py "${logs[@]}" -- "${build_failures[@]}"
