@@ -8,6 +8,7 @@
 
 static bool log_debug;
 static bool log_syslog;
+static bool log_startup;
 
 static void emit(GLogLevelFlags level, const char *domain, const char *message)
 {
@@ -15,6 +16,11 @@ static void emit(GLogLevelFlags level, const char *domain, const char *message)
 	int prio = LOG_INFO;
 
 	if ((level & G_LOG_LEVEL_DEBUG) && !log_debug)
+		return;
+	/* Before the mount, a failure is reported as the one line main.c prints; the imap
+	 * module's own warnings about it would only repeat it. */
+	if (log_startup && !log_debug && (level & G_LOG_LEVEL_WARNING) &&
+	    g_strcmp0(domain, "imap") == 0)
 		return;
 	if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)) {
 		tag = "error: ";
@@ -78,4 +84,9 @@ void ifs_log_to_syslog(void)
 {
 	openlog("imapfs", LOG_PID, LOG_DAEMON);
 	log_syslog = true;
+}
+
+void ifs_log_set_startup(bool startup)
+{
+	log_startup = startup;
 }

@@ -10,6 +10,10 @@
  * again to change that. */
 void ifs_log_init(bool debug);
 
+/* While true, warnings of the "imap" domain are not shown (unless debugging): during startup
+ * main.c reports every failure itself, in one line. */
+void ifs_log_set_startup(bool startup);
+
 /* Switch to syslog (call after fuse_daemonize when not in the foreground). */
 void ifs_log_to_syslog(void);
 

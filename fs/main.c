@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,6 +177,7 @@ int main(int argc, char *argv[])
 	}
 	if (opts.show_version) {
 		printf("imapfs %s\n", IMAPFS_VERSION);
+		fflush(stdout); /* fuse_lowlevel_version runs fusermount3, which prints too */
 		fuse_lowlevel_version();
 		ret = 0;
 		goto out_args;
@@ -186,6 +188,7 @@ int main(int argc, char *argv[])
 		goto out_args;
 	}
 	ifs_log_init(opts.debug);
+	ifs_log_set_startup(true);
 
 	if (ifs_config_load(cmd.config, cmd.account, &cfg, &why) < 0) {
 		fprintf(stderr, "imapfs: %s\n", why);
@@ -193,6 +196,9 @@ int main(int argc, char *argv[])
 	}
 	if (check_mountpoint(opts.mountpoint) < 0)
 		goto out_cfg;
+	if (cfg->tls == IMAP_TLS_NONE)
+		fprintf(stderr, "imapfs: warning: tls = none in %s: the password and all mail cross "
+		                "the network unencrypted\n", cfg->path);
 
 	mime_init();
 	memset(&icfg, 0, sizeof(icfg));
@@ -249,6 +255,7 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 	if (!opts.foreground)
 		ifs_log_to_syslog();
+	ifs_log_set_startup(false);
 	g_message("mounted %s@%s on %s", cfg->user, cfg->host, opts.mountpoint);
 
 	fs.notifier = ifs_notifier_new(se);
@@ -264,7 +271,8 @@ int main(int argc, char *argv[])
 		};
 		ret = fuse_session_loop_mt(se, &lc);
 	}
-	ret = ret != 0 ? 1 : 0;
+	/* The loop returns the signal that ended it: SIGTERM/SIGINT/SIGHUP are a clean exit. */
+	ret = (ret == 0 || ret == SIGTERM || ret == SIGINT || ret == SIGHUP) ? 0 : 1;
 	ifs_tree_set_notifier(fs.tree, NULL);
 	ifs_notifier_free(fs.notifier);
 	fs.notifier = NULL;

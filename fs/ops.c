@@ -591,7 +591,11 @@ static void ifs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	int ret;
 
 	if (slot == IFS_SLOT_FLAGS) {
-		reply_slice(req, (GBytes *)(uintptr_t)fi->fh, size, off);
+		/* Our own reference: once the reply is written the reader may close the file, and
+		 * release (on another thread) drops the handle's reference. */
+		GBytes *snap = g_bytes_ref((GBytes *)(uintptr_t)fi->fh);
+		reply_slice(req, snap, size, off);
+		g_bytes_unref(snap);
 		return;
 	}
 	/* Usually cached; refetched if the cache let it go since open. */

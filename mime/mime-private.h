@@ -17,6 +17,21 @@
 /* Longest directory entry name, in bytes (NAME_MAX). */
 #define MIME_NAME_MAX 255
 
+/* What GMime is given to build at most (see limits.c and the memory bound in mime.h). */
+#define MIME_MAX_PARTS 10000		      /* MIME parts (boundary delimiters) */
+#define MIME_MAX_FIELDS_PER_BLOCK 1000	      /* header fields in one header block */
+#define MIME_MAX_FIELDS 100000		      /* header fields in the whole message */
+#define MIME_MAX_STRUCTURED_FIELD (256 * 1024) /* bytes of one Content-* or address field */
+#define MIME_MAX_STRUCTURED_BYTES (1024 * 1024) /* bytes of all of them together */
+
+/* --- limits.c --- */
+
+/* Check the structure of len bytes of raw message against the limits above.  NULL when the
+ * message is within them (parse data as is); else a new buffer (g_free) without the excess —
+ * fields beyond the counts left out, over-long structured fields cut, the message ended before
+ * part MIME_MAX_PARTS + 1 — with its length in *len_r. */
+char *mime_limit_structure(const char *data, size_t len, size_t *len_r);
+
 /* --- charset.c --- */
 
 /* The iconv name to decode a MIME charset label with, or NULL when the label says "no real

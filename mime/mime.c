@@ -873,6 +873,8 @@ int mime_message_parse(const void *data, size_t len, struct mime_message **msg_r
 	GMimeMessage *message;
 	GByteArray *array;
 	struct walk w;
+	char *shaped;
+	size_t shaped_len = 0;
 
 	if (msg_r == NULL || (data == NULL && len > 0) || len > G_MAXUINT)
 		return -EINVAL;
@@ -880,6 +882,12 @@ int mime_message_parse(const void *data, size_t len, struct mime_message **msg_r
 	if (data == NULL)
 		data = "";
 	mime_init();
+	/* pathological structure: GMime gets a copy without the excess (limits.c) */
+	shaped = mime_limit_structure(data, len, &shaped_len);
+	if (shaped != NULL) {
+		data = shaped;
+		len = shaped_len;
+	}
 
 	message = parse_bytes(data, len, base_options, &array);
 	if (message != NULL && (options = options_for_raw_headers(message)) != NULL) {
@@ -918,6 +926,7 @@ int mime_message_parse(const void *data, size_t len, struct mime_message **msg_r
 	release_parse(message, array);
 	if (options != NULL)
 		g_mime_parser_options_free(options);
+	g_free(shaped);
 	*msg_r = msg;
 	return 0;
 }

@@ -405,6 +405,35 @@ class MountTest(unittest.TestCase):
         self.flags_before[folder] = self.d.flags(folder)
 
 
+    def test_uidvalidity_change_drops_cache(self):
+        self.d.create_folder('Recreated')
+        self.d.append('Recreated', b'Subject: first life\r\n\r\none\r\n')
+        old_v = self.d.uidvalidity('Recreated')
+        deadline = time.monotonic() + 10
+        while not os.path.isdir(self.path('Recreated', 1)):
+            self.assertLess(time.monotonic(), deadline, 'new folder never appeared')
+            time.sleep(0.3)
+        self.assertEqual(read(self.path('Recreated', 1, 'subject')), b'first life\n')
+        ino = os.stat(self.path('Recreated', 1)).st_ino
+        self.d.delete_folder('Recreated')
+        time.sleep(1.1)  # Dovecot's UIDVALIDITY is time-based
+        self.d.create_folder('Recreated')
+        self.d.append('Recreated', b'Subject: second life\r\n\r\ntwo\r\n')
+        self.assertNotEqual(self.d.uidvalidity('Recreated'), old_v)
+        deadline = time.monotonic() + 10
+        while True:
+            os.listdir(self.path('Recreated'))
+            time.sleep(0.3)  # kernel invalidations are sent asynchronously
+            try:
+                if read(self.path('Recreated', 1, 'subject')) == b'second life\n':
+                    break
+            except FileNotFoundError:
+                pass
+            self.assertLess(time.monotonic(), deadline, 'old content survived UIDVALIDITY')
+            time.sleep(0.5)
+        self.assertNotEqual(os.stat(self.path('Recreated', 1)).st_ino, ino)
+
+
 class DebugTraceTest(unittest.TestCase):
     """A foreground -d daemon: the protocol trace shows only read-only commands, stat of a
     folder fetches no bodies, and the password appears in no log, argv or environment."""

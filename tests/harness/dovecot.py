@@ -33,6 +33,7 @@ import imaplib
 import json
 import os
 import pwd
+import random
 import re
 import secrets
 import shutil
@@ -135,10 +136,29 @@ def _mailbox_arg(name_utf8):
 # Small process and socket helpers.
 
 def _free_port(addr):
-    """Return a port that is free on addr right now (bind 0, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((addr, 0))
-        return s.getsockname()[1]
+    """Return a port that is free on addr right now.
+
+    Chosen below the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768-60999 by
+    default) rather than by binding port 0: an ephemeral port is what every outgoing connection
+    of a parallel test gets, so after kill() one of them could take our port before restart().
+    """
+    low, high = 20000, 32767
+    try:
+        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+            eph_low = int(f.read().split()[0])
+        high = min(high, eph_low - 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randint(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((addr, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f'no free port on {addr} in {low}-{high}')
 
 
 def _port_accepts(addr, port):

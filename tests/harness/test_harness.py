@@ -236,7 +236,13 @@ class TestDovecot(unittest.TestCase):
 class TestLifecycle(unittest.TestCase):
     def test_start_stop_leaves_nothing(self):
         with Dovecot() as d:
+            # The master forks its helpers (log, config, anvil) right after start; under load
+            # that can lag behind the listening sockets, so wait for them briefly.
+            deadline = time.monotonic() + 10
             pids = d.processes()
+            while len(pids) < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+                pids = d.processes()
             workdir, base = d.workdir, d.base_dir
             eps = d._endpoints()
             self.assertGreaterEqual(len(pids), 2)
