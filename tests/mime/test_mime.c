@@ -864,16 +864,93 @@ static void test_many_parts(void)
 	GString *s = g_string_new("Content-Type: multipart/mixed; boundary=p\n\n");
 	struct mime_message *msg;
 
-	for (int i = 0; i < 20000; i++)
+	/* twice the part limit: the message ends where the limit is reached */
+	for (int i = 0; i < 2 * MIME_MAX_PARTS; i++)
 		g_string_append(s, "--p\nContent-Type: application/pdf; name=same.pdf\n\nx\n");
 	g_string_append(s, "--p--\n");
 	msg = timed_parse(s->str, s->len, 60);
 	check_invariants(msg, s->str, s->len);
-	g_assert_cmpuint(mime_message_n_attachments(msg), ==, 20000);
+	g_assert_cmpuint(mime_message_n_attachments(msg), ==, MIME_MAX_PARTS);
 	g_assert_cmpstr(mime_message_attachment_name(msg, 0), ==, "same.pdf");
-	g_assert_cmpstr(mime_message_attachment_name(msg, 19999), ==, "same (20000).pdf");
+	g_assert_cmpstr(mime_message_attachment_name(msg, MIME_MAX_PARTS - 1), ==,
+			"same (10000).pdf");
 	mime_message_free(msg);
 	g_string_free(s, TRUE);
+
+	/* 2,000,000 empty parts in 10 MB: bounded like any other */
+	s = g_string_new("Subject: tiny parts\nContent-Type: multipart/mixed; boundary=p\n\n");
+	while (s->len < 10u * 1024 * 1024)
+		g_string_append(s, "--p\n\n");
+	g_string_append(s, "--p\nContent-Type: text/plain\n\nnot reached\n--p--\n");
+	msg = timed_parse(s->str, s->len, 30);
+	check_invariants(msg, s->str, s->len);
+	assert_view(msg, MIME_VIEW_SUBJECT, "tiny parts\n");
+	assert_view(msg, MIME_VIEW_BODY, "");
+	mime_message_free(msg);
+	g_string_free(s, TRUE);
+}
+
+/* Millions of tiny header fields, parameters or addresses: GMime would build an object for
+ * each (gigabytes); the limits keep them to a bounded number, and the message still reads. */
+static void test_header_floods(void)
+{
+	GString *s = g_string_new("Subject: flood\n");
+	struct mime_message *msg;
+	char *headers;
+	size_t lines = 0;
+
+	while (s->len < 10u * 1024 * 1024)
+		g_string_append(s, "X:y\n");
+	g_string_append(s, "\nbody\n");
+	msg = timed_parse(s->str, s->len, 30);
+	check_invariants(msg, s->str, s->len);
+	assert_view(msg, MIME_VIEW_SUBJECT, "flood\n");
+	assert_view(msg, MIME_VIEW_BODY, "body\n");
+	headers = view(msg, MIME_VIEW_HEADERS);
+	for (const char *p = headers; *p != '\0'; p++)
+		lines += *p == '\n';
+	g_assert_cmpuint(lines, ==, MIME_MAX_FIELDS_PER_BLOCK);
+	g_free(headers);
+	mime_message_free(msg);
+	g_string_free(s, TRUE);
+
+	/* 2,000,000 parameters */
+	s = g_string_new("Subject: params\nContent-Type: text/plain; charset=utf-8");
+	while (s->len < 10u * 1024 * 1024)
+		g_string_append(s, "; a=b");
+	g_string_append(s, "\n\nbody \xc3\xa9\n");
+	msg = timed_parse(s->str, s->len, 30);
+	check_invariants(msg, s->str, s->len);
+	assert_view(msg, MIME_VIEW_BODY, "body é\n");
+	mime_message_free(msg);
+	g_string_free(s, TRUE);
+
+	/* 1,400,000 addresses */
+	s = g_string_new("Subject: addresses\nTo: first@example.com");
+	while (s->len < 10u * 1024 * 1024)
+		g_string_append(s, ", a@b.c");
+	g_string_append(s, "\n\nbody\n");
+	msg = timed_parse(s->str, s->len, 30);
+	check_invariants(msg, s->str, s->len);
+	{
+		char *to = view(msg, MIME_VIEW_TO);
+		g_assert_true(g_str_has_prefix(to, "first@example.com, a@b.c, "));
+		g_assert_cmpuint(strlen(to), <=, MIME_MAX_STRUCTURED_FIELD + 16);
+		g_free(to);
+	}
+	assert_view(msg, MIME_VIEW_BODY, "body\n");
+	mime_message_free(msg);
+	g_string_free(s, TRUE);
+}
+
+/* The limits pass leaves ordinary mail alone (no copy at all). */
+static void test_limits_untouched(void)
+{
+	const char *msg = "Subject: x\nContent-Type: multipart/mixed; boundary=\"b\"\n\n"
+			  "--b\nContent-Type: text/plain\n\nhi\n--b--\n";
+	size_t n;
+
+	g_assert_null(mime_limit_structure(msg, strlen(msg), &n));
 }
 
 /* Deterministic garbage and mutations of the golden messages: never a crash, always the
@@ -1005,6 +1082,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/mime/robust/big-header", test_big_header);
 	g_test_add_func("/mime/robust/big-message", test_big_message);
 	g_test_add_func("/mime/robust/many-parts", test_many_parts);
+	g_test_add_func("/mime/robust/header-floods", test_header_floods);
+	g_test_add_func("/mime/robust/limits-untouched", test_limits_untouched);
 	g_test_add_func("/mime/robust/garbage", test_garbage);
 
 	{
