@@ -51,10 +51,10 @@ static void check_same(const struct mime_message *a, const struct mime_message *
 	CHECK(mime_message_date(a) == mime_message_date(b));
 	CHECK(mime_message_n_attachments(a) == mime_message_n_attachments(b));
 	for (size_t i = 0; i < mime_message_n_attachments(a); i++) {
-		CHECK(strcmp(mime_message_attachment_name(a, i), mime_message_attachment_name(b, i)) ==
-		      0);
+		CHECK(strcmp(mime_message_attachment_name(a, i),
+		             mime_message_attachment_name(b, i)) == 0);
 		CHECK(g_bytes_equal(mime_message_attachment_data(a, i),
-				    mime_message_attachment_data(b, i)));
+		                    mime_message_attachment_data(b, i)));
 	}
 }
 

@@ -15,8 +15,8 @@
 
 /* Elements whose content is never shown to a reader of the mail. */
 static const char *const skipped[] = {
-	"script", "style", "head", "title", "template", "iframe", "object", "embed",
-	"applet", "svg", "frameset", "noembed", NULL,
+    "script", "style",  "head", "title",    "template", "iframe", "object",
+    "embed",  "applet", "svg",  "frameset", "noembed",  NULL,
 };
 
 /* Elements that sit on their own lines; the number is how many line breaks surround them
@@ -25,15 +25,15 @@ static const struct {
 	const char *name;
 	int breaks;
 } blocks[] = {
-	{"p", 2},	   {"h1", 2},	   {"h2", 2},	    {"h3", 2},	    {"h4", 2},
-	{"h5", 2},	   {"h6", 2},	   {"blockquote", 2}, {"pre", 2},	    {"hr", 2},
-	{"div", 1},	   {"ul", 1},	   {"ol", 1},	    {"li", 1},	    {"table", 1},
-	{"tr", 1},	   {"dl", 1},	   {"dt", 1},	    {"dd", 1},	    {"address", 1},
-	{"article", 1}, {"aside", 1},	   {"center", 1},   {"details", 1}, {"dialog", 1},
-	{"fieldset", 1}, {"figcaption", 1}, {"figure", 1},  {"footer", 1},  {"form", 1},
-	{"header", 1},  {"main", 1},	   {"menu", 1},	    {"nav", 1},	    {"section", 1},
-	{"summary", 1}, {"caption", 1},   {"legend", 1},   {"body", 1},    {"html", 1},
-	{"tbody", 1},   {"thead", 1},	   {"tfoot", 1},    {"dir", 1},	    {"noscript", 1},
+    {"p", 2},        {"h1", 2},         {"h2", 2},         {"h3", 2},      {"h4", 2},
+    {"h5", 2},       {"h6", 2},         {"blockquote", 2}, {"pre", 2},     {"hr", 2},
+    {"div", 1},      {"ul", 1},         {"ol", 1},         {"li", 1},      {"table", 1},
+    {"tr", 1},       {"dl", 1},         {"dt", 1},         {"dd", 1},      {"address", 1},
+    {"article", 1},  {"aside", 1},      {"center", 1},     {"details", 1}, {"dialog", 1},
+    {"fieldset", 1}, {"figcaption", 1}, {"figure", 1},     {"footer", 1},  {"form", 1},
+    {"header", 1},   {"main", 1},       {"menu", 1},       {"nav", 1},     {"section", 1},
+    {"summary", 1},  {"caption", 1},    {"legend", 1},     {"body", 1},    {"html", 1},
+    {"tbody", 1},    {"thead", 1},      {"tfoot", 1},      {"dir", 1},     {"noscript", 1},
 };
 
 struct link {
@@ -45,9 +45,9 @@ struct render {
 	GString *out;
 	int pending_breaks; /* line breaks owed before the next text */
 	bool pending_space; /* collapsed whitespace owed before the next text */
-	int pre_depth;	    /* inside <pre>: whitespace kept as is */
-	GArray *lists;	    /* int per open ul/ol: -1 for ul, else the next ol number */
-	GArray *links;	    /* struct link per open <a> */
+	int pre_depth;      /* inside <pre>: whitespace kept as is */
+	GArray *lists;      /* int per open ul/ol: -1 for ul, else the next ol number */
+	GArray *links;      /* struct link per open <a> */
 };
 
 static bool name_is(const xmlNode *node, const char *name)
@@ -215,7 +215,8 @@ static bool same_target(const char *text, const char *href)
 				return true;
 		}
 	}
-	if (hl > 0 && href[hl - 1] == '/' && tl == hl - 1 && g_ascii_strncasecmp(text, href, tl) == 0)
+	if (hl > 0 && href[hl - 1] == '/' && tl == hl - 1 &&
+	    g_ascii_strncasecmp(text, href, tl) == 0)
 		return true;
 	return false;
 }
@@ -229,8 +230,10 @@ static void close_link(struct render *r)
 		char *text = g_strstrip(g_strndup(r->out->str + start, r->out->len - start));
 
 		if (!same_target(text, l->href)) {
-			char *shown = g_strdup_printf("%s<%s>", text[0] != '\0' ? " " : "", l->href);
-			/* the space belongs to the link, not to the collapsed whitespace around it */
+			char *shown =
+			    g_strdup_printf("%s<%s>", text[0] != '\0' ? " " : "", l->href);
+			/* the space belongs to the link, not to the collapsed whitespace around it
+			 */
 			r->pending_space = false;
 			emit_raw(r, shown);
 			g_free(shown);
@@ -313,7 +316,7 @@ static void leave_element(struct render *r, const xmlNode *node)
 	if (name_is(node, "pre") && r->pre_depth > 0) {
 		r->pre_depth--;
 	} else if ((name_is(node, "ul") || name_is(node, "ol") || name_is(node, "menu")) &&
-		   r->lists->len > 0) {
+	           r->lists->len > 0) {
 		g_array_set_size(r->lists, r->lists->len - 1);
 	} else if (name_is(node, "a") && r->links->len > 0) {
 		close_link(r);
@@ -421,8 +424,8 @@ char *mime_html_to_text(const char *html, size_t len, size_t *len_r)
 	 * HUGE lifts libxml2's 10 MB text-node and 256-level depth limits, which would otherwise
 	 * silently drop the rest of a big document; the walk below needs no stack for depth. */
 	doc = htmlReadMemory(html, (int)len, NULL, "UTF-8",
-			     HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
-				     HTML_PARSE_NONET | XML_PARSE_HUGE);
+	                     HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
+	                         HTML_PARSE_NONET | XML_PARSE_HUGE);
 	r.out = g_string_sized_new(len / 2 + 16);
 	r.lists = g_array_new(FALSE, FALSE, sizeof(int));
 	r.links = g_array_new(FALSE, FALSE, sizeof(struct link));

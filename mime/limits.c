@@ -14,14 +14,14 @@
 #include <string.h>
 
 /* Distinct boundaries remembered; each costs a header field, so this is never the bottleneck. */
-#define MAX_BOUNDARIES (2 * MIME_MAX_PARTS)
+#define MAX_BOUNDARIES   (2 * MIME_MAX_PARTS)
 #define MAX_BOUNDARY_LEN 1000
 
 struct shaper {
 	const char *data;
 	size_t len;
-	GString *out;	       /* NULL until the first change: then a copy of everything kept */
-	size_t copied_to;      /* data[0..copied_to) has been dealt with (kept or dropped) */
+	GString *out;           /* NULL until the first change: then a copy of everything kept */
+	size_t copied_to;       /* data[0..copied_to) has been dealt with (kept or dropped) */
 	GHashTable *boundaries; /* char* set */
 	size_t parts;
 	size_t fields;
@@ -77,9 +77,23 @@ static size_t header_name_len(const char *p, size_t n)
 static bool name_is_structured(const char *name, size_t n)
 {
 	static const char *const addresses[] = {
-		"from", "to", "cc", "bcc", "reply-to", "sender", "resent-from", "resent-to",
-		"resent-cc", "resent-bcc", "resent-sender", "resent-reply-to", "mail-followup-to",
-		"mail-reply-to", "disposition-notification-to", "return-receipt-to", NULL,
+	    "from",
+	    "to",
+	    "cc",
+	    "bcc",
+	    "reply-to",
+	    "sender",
+	    "resent-from",
+	    "resent-to",
+	    "resent-cc",
+	    "resent-bcc",
+	    "resent-sender",
+	    "resent-reply-to",
+	    "mail-followup-to",
+	    "mail-reply-to",
+	    "disposition-notification-to",
+	    "return-receipt-to",
+	    NULL,
 	};
 
 	if (n >= 8 && g_ascii_strncasecmp(name, "content-", 8) == 0)
@@ -151,7 +165,8 @@ static int delimiter_kind(const struct shaper *s, size_t pos, size_t end)
 	char *key;
 	int kind = 0;
 
-	while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+	while (n > 0 &&
+	       (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
 		n--;
 	if (n == 0 || n > MAX_BOUNDARY_LEN + 2)
 		return 0;

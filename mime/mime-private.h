@@ -18,10 +18,10 @@
 #define MIME_NAME_MAX 255
 
 /* What GMime is given to build at most (see limits.c and the memory bound in mime.h). */
-#define MIME_MAX_PARTS 10000		      /* MIME parts (boundary delimiters) */
-#define MIME_MAX_FIELDS_PER_BLOCK 1000	      /* header fields in one header block */
-#define MIME_MAX_FIELDS 100000		      /* header fields in the whole message */
-#define MIME_MAX_STRUCTURED_FIELD (256 * 1024) /* bytes of one Content-* or address field */
+#define MIME_MAX_PARTS            10000         /* MIME parts (boundary delimiters) */
+#define MIME_MAX_FIELDS_PER_BLOCK 1000          /* header fields in one header block */
+#define MIME_MAX_FIELDS           100000        /* header fields in the whole message */
+#define MIME_MAX_STRUCTURED_FIELD (256 * 1024)  /* bytes of one Content-* or address field */
 #define MIME_MAX_STRUCTURED_BYTES (1024 * 1024) /* bytes of all of them together */
 
 /* --- limits.c --- */

@@ -35,7 +35,7 @@ struct mime_message {
 enum show {
 	SHOW_NONE = 0,
 	SHOW_PLAIN = 1, /* text/plain and the other readable text types */
-	SHOW_HTML = 2,	/* text/html parts */
+	SHOW_HTML = 2,  /* text/html parts */
 	SHOW_ALL = SHOW_PLAIN | SHOW_HTML,
 };
 
@@ -48,13 +48,13 @@ struct pending_attachment {
 struct walk {
 	const guint8 *input; /* the raw message (borrowed) */
 	size_t input_len;
-	GPtrArray *plain;	   /* char* UTF-8 pieces of body text */
-	GPtrArray *html;	   /* char* UTF-8 HTML parts */
-	bool html_converted;	   /* some HTML part was not UTF-8 on the wire */
-	GArray *atts;		   /* struct pending_attachment */
-	GPtrArray *boundaries;	   /* boundaries of the enclosing multiparts (borrowed) */
-	unsigned n_forwarded;	   /* forwarded messages seen so far */
-	unsigned detached;	   /* >0: walking a re-parsed copy, offsets do not match input */
+	GPtrArray *plain;      /* char* UTF-8 pieces of body text */
+	GPtrArray *html;       /* char* UTF-8 HTML parts */
+	bool html_converted;   /* some HTML part was not UTF-8 on the wire */
+	GArray *atts;          /* struct pending_attachment */
+	GPtrArray *boundaries; /* boundaries of the enclosing multiparts (borrowed) */
+	unsigned n_forwarded;  /* forwarded messages seen so far */
+	unsigned detached;     /* >0: walking a re-parsed copy, offsets do not match input */
 	GMimeParserOptions *options;
 };
 
@@ -72,7 +72,7 @@ static gpointer init_once(gpointer unused)
 	g_mime_parser_options_set_rfc2047_compliance_mode(base_options, GMIME_RFC_COMPLIANCE_LOOSE);
 	g_mime_parser_options_set_address_compliance_mode(base_options, GMIME_RFC_COMPLIANCE_LOOSE);
 	g_mime_parser_options_set_parameter_compliance_mode(base_options,
-							    GMIME_RFC_COMPLIANCE_LOOSE);
+	                                                    GMIME_RFC_COMPLIANCE_LOOSE);
 	g_mime_parser_options_set_allow_addresses_without_domain(base_options, TRUE);
 	g_mime_parser_options_set_fallback_charsets(base_options, fallback);
 	return NULL;
@@ -88,11 +88,15 @@ void mime_init(void)
 const char *mime_view_name(enum mime_view view)
 {
 	static const char *const names[MIME_VIEW_COUNT] = {
-		[MIME_VIEW_SUBJECT] = "subject",       [MIME_VIEW_FROM] = "from",
-		[MIME_VIEW_TO] = "to",		       [MIME_VIEW_DATE] = "date",
-		[MIME_VIEW_CC] = "cc",		       [MIME_VIEW_MESSAGE_ID] = "message-id",
-		[MIME_VIEW_HEADERS] = "headers",       [MIME_VIEW_BODY] = "body",
-		[MIME_VIEW_BODY_HTML] = "body.html",
+	    [MIME_VIEW_SUBJECT] = "subject",
+	    [MIME_VIEW_FROM] = "from",
+	    [MIME_VIEW_TO] = "to",
+	    [MIME_VIEW_DATE] = "date",
+	    [MIME_VIEW_CC] = "cc",
+	    [MIME_VIEW_MESSAGE_ID] = "message-id",
+	    [MIME_VIEW_HEADERS] = "headers",
+	    [MIME_VIEW_BODY] = "body",
+	    [MIME_VIEW_BODY_HTML] = "body.html",
 	};
 
 	if ((unsigned)view >= MIME_VIEW_COUNT)
@@ -105,7 +109,7 @@ const char *mime_view_name(enum mime_view view)
 /* Parse without copying the input: the memory stream borrows the caller's buffer (GMime only
  * reads it) and *array_r must be released with g_byte_array_free(…, FALSE) after the tree. */
 static GMimeMessage *parse_bytes(const void *data, size_t len, GMimeParserOptions *options,
-				 GByteArray **array_r)
+                                 GByteArray **array_r)
 {
 	GByteArray *array = g_byte_array_new_take((guint8 *)data, len);
 	GMimeStream *stream = g_mime_stream_mem_new_with_byte_array(array);
@@ -144,7 +148,8 @@ static bool header_list_has_raw_8bit(GMimeHeaderList *list)
 	int n = list != NULL ? g_mime_header_list_get_count(list) : 0;
 
 	for (int i = 0; i < n; i++) {
-		const char *raw = g_mime_header_get_raw_value(g_mime_header_list_get_header_at(list, i));
+		const char *raw =
+		    g_mime_header_get_raw_value(g_mime_header_list_get_header_at(list, i));
 		if (raw != NULL && is_8bit_not_utf8(raw))
 			return true;
 	}
@@ -183,7 +188,8 @@ static void scan_for_hint(GMimeObject *obj, int depth, const char **hint, bool *
 static GMimeParserOptions *options_for_raw_headers(GMimeMessage *message)
 {
 	const char *hint = NULL;
-	bool raw_8bit = header_list_has_raw_8bit(g_mime_object_get_header_list(GMIME_OBJECT(message)));
+	bool raw_8bit =
+	    header_list_has_raw_8bit(g_mime_object_get_header_list(GMIME_OBJECT(message)));
 	GMimeParserOptions *options;
 	const char *fallback[5];
 
@@ -295,12 +301,13 @@ static void append_address(GString *out, InternetAddress *ia, int depth)
 		append_display_name(out, clean_name);
 		g_string_append_c(out, ':');
 		if (depth < 2)
-			append_address_list(out, internet_address_group_get_members(
-							 INTERNET_ADDRESS_GROUP(ia)),
-					    depth + 1);
+			append_address_list(
+			    out, internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)),
+			    depth + 1);
 		g_string_append_c(out, ';');
 	} else if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
-		char *addr = one_line(internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia)));
+		char *addr =
+		    one_line(internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia)));
 		if (clean_name[0] != '\0' && addr[0] != '\0') {
 			append_display_name(out, clean_name);
 			g_string_append_printf(out, " <%s>", addr);
@@ -403,7 +410,7 @@ static char *raw_value(GPtrArray *headers, const char *name)
 }
 
 static void compute_header_views(struct mime_message *msg, GMimeMessage *message,
-				 GMimeParserOptions *options)
+                                 GMimeParserOptions *options)
 {
 	GPtrArray *headers = all_headers(message);
 	GMimeHeader *subject = find_header(headers, "Subject");
@@ -411,7 +418,7 @@ static void compute_header_views(struct mime_message *msg, GMimeMessage *message
 	char *message_id = raw_value(headers, "Message-ID");
 
 	msg->views[MIME_VIEW_SUBJECT] =
-		line_view(subject != NULL ? g_mime_header_get_value(subject) : "");
+	    line_view(subject != NULL ? g_mime_header_get_value(subject) : "");
 	msg->views[MIME_VIEW_FROM] = address_view(headers, "From", options);
 	msg->views[MIME_VIEW_TO] = address_view(headers, "To", options);
 	msg->views[MIME_VIEW_CC] = address_view(headers, "Cc", options);
@@ -583,8 +590,8 @@ static GBytes *forwarded_bytes(struct walk *w, GMimeMessage *inner)
 		return g_bytes_new(NULL, 0);
 	a = first_offset(g_mime_object_get_header_list(GMIME_OBJECT(inner)));
 	b = g_mime_message_get_mime_part(inner) != NULL
-		    ? first_offset(g_mime_object_get_header_list(g_mime_message_get_mime_part(inner)))
-		    : -1;
+	        ? first_offset(g_mime_object_get_header_list(g_mime_message_get_mime_part(inner)))
+	        : -1;
 	start = (a >= 0 && (b < 0 || a <= b)) ? a : b;
 	if (start < 0 || (guint64)start > w->input_len || w->detached > 0) {
 		GMimeStream *mem = g_mime_stream_mem_new();
@@ -655,38 +662,47 @@ static char *guess_boundary(const char *text)
 
 /* A multipart in which GMime found no parts (boundary parameter missing or not the one the
  * body uses): everything is in its preamble.  Re-parse that with the boundary the body does
- * use; failing that, show the text as it is — never drop it. */
+ * use; failing that, show the text as it is — never drop it.  Re-parsed text goes through the
+ * same structure limits, and a rescue inside a rescued part only shows text: the re-parsed
+ * regions are disjoint, so all rescues together cost at most one more copy of the input. */
 static void rescue_multipart(struct walk *w, GMimeMultipart *mp, int depth, unsigned show)
 {
 	const char *prologue = g_mime_multipart_get_prologue(mp);
 	const char *epilogue = g_mime_multipart_get_epilogue(mp);
 	char *text = g_strconcat(prologue != NULL ? prologue : "", epilogue != NULL ? "\n" : "",
-				 epilogue != NULL ? epilogue : "", NULL);
+	                         epilogue != NULL ? epilogue : "", NULL);
 	char *boundary = guess_boundary(text);
 	const char *old = g_mime_object_get_content_type_parameter(GMIME_OBJECT(mp), "boundary");
 
 	if (boundary != NULL && (old == NULL || strcmp(old, boundary) != 0) &&
-	    depth + 1 < MIME_MAX_DEPTH) {
+	    depth + 1 < MIME_MAX_DEPTH && w->detached == 0) {
 		char *quoted = g_mime_utils_quote_string(boundary);
 		char *doc = g_strdup_printf("Content-Type: %s/%s; boundary=%s\n\n%s",
-					    media_type(GMIME_OBJECT(mp)), media_subtype(GMIME_OBJECT(mp)),
-					    quoted, text);
-		GMimeStream *stream = g_mime_stream_mem_new_with_buffer(doc, strlen(doc));
+		                            media_type(GMIME_OBJECT(mp)),
+		                            media_subtype(GMIME_OBJECT(mp)), quoted, text);
+		size_t doc_len = strlen(doc), shaped_len = 0;
+		char *shaped = mime_limit_structure(doc, doc_len, &shaped_len);
+		GMimeStream *stream = shaped != NULL
+		                          ? g_mime_stream_mem_new_with_buffer(shaped, shaped_len)
+		                          : g_mime_stream_mem_new_with_buffer(doc, doc_len);
 		GMimeParser *parser = g_mime_parser_new_with_stream(stream);
-		GMimeObject *part = g_mime_parser_construct_part(parser, w->options);
+		GMimeObject *part;
 
-		g_object_unref(parser);
-		g_object_unref(stream);
+		/* the stream holds its own copy; the text is no longer needed */
+		g_free(shaped);
 		g_free(doc);
 		g_free(quoted);
+		part = g_mime_parser_construct_part(parser, w->options);
+		g_object_unref(parser);
+		g_object_unref(stream);
 		if (part != NULL && GMIME_IS_MULTIPART(part) &&
 		    g_mime_multipart_get_count(GMIME_MULTIPART(part)) > 0) {
+			g_free(boundary);
+			g_free(text);
 			w->detached++;
 			walk_object(w, part, depth + 1, show);
 			w->detached--;
 			g_object_unref(part);
-			g_free(boundary);
-			g_free(text);
 			return;
 		}
 		if (part != NULL)
@@ -847,7 +863,8 @@ static void compute_attachments(struct mime_message *msg, struct walk *w)
 	msg->n_attachments = w->atts->len;
 	msg->attachments = g_new0(struct mime_attachment, w->atts->len + 1);
 	for (guint i = 0; i < w->atts->len; i++) {
-		struct pending_attachment *a = &g_array_index(w->atts, struct pending_attachment, i);
+		struct pending_attachment *a =
+		    &g_array_index(w->atts, struct pending_attachment, i);
 		msg->attachments[i].name = mime_name_unique(used, a->name);
 		msg->attachments[i].data = a->data;
 		g_free(a->name);

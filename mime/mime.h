@@ -8,9 +8,55 @@
  * Every view is computed when the message is parsed, so its exact size is known before anyone
  * reads it (the filesystem reports exact st_size), and the output is a pure function of the input
  * bytes (deterministic).  A struct mime_message is immutable once returned and may be read from
- * any number of threads at once.
+ * any number of threads at once; mime_message_parse() may run in several threads at once.
  *
- * Call mime_init() once per process before anything else (it initialises GMime).
+ * What is shown (all text views are valid UTF-8 — invalid bytes become U+FFFD — with LF line
+ * ends; header views are one line each):
+ *  - Header values are RFC 2047-decoded in any charset iconv knows, with GMime's workarounds
+ *    for broken mail (GMIME_RFC_COMPLIANCE_LOOSE: encoded words inside quotes or words, missing
+ *    spaces, characters split across words).  Raw 8-bit header bytes are read as UTF-8 if
+ *    valid, else in the charset the message's first text part declares (so a Korean mail with
+ *    raw EUC-KR headers reads right), else windows-1252.
+ *  - Charset labels are widened to the supersets real mail uses (iso-8859-1 → windows-1252,
+ *    euc-kr → CP949, gb2312 → GB18030, shift_jis → CP932, …); an unknown or missing label
+ *    means UTF-8 if the bytes are valid UTF-8, else windows-1252.  Text is never dropped.
+ *  - body: in multipart/alternative the plain alternative; in multipart/mixed (and every other
+ *    multipart, e.g. signed, related) every inline text part in order, separated by a blank
+ *    line.  When there is no non-blank plain text, the text of the HTML part(s) rendered by
+ *    libxml2's HTML parser (scripts, styles and hidden elements dropped, entities decoded,
+ *    blocks and <br> as line breaks, links as "text <url>").  A multipart whose boundary is
+ *    missing or wrong is re-read with the boundary its body uses, else shown as text.
+ *  - body.html: the HTML part(s) converted to UTF-8 (several inline HTML parts are
+ *    concatenated); starts with a UTF-8 BOM when converted from another charset, so that a
+ *    <meta charset> inside cannot make a browser misread it.
+ *  - attachments: every part that is not displayed text — non-text parts (inline or not), text
+ *    parts with Content-Disposition: attachment, text/calendar (a nameless one is
+ *    "invite.ics"), alternatives' images; the signature part of multipart/signed too.  Data is
+ *    transfer-decoded but not charset-converted.  A forwarded message/rfc822 part is NAME.eml
+ *    holding its exact bytes from the input (NAME: its file name, else its Subject, else
+ *    "forwarded-N", N counting forwarded parts from 1).  A nameless part is named from its
+ *    type: "part-N.EXT", N its 1-based position in the attachment list (image/png →
+ *    "part-2.png").  Duplicates become "NAME (2).EXT", "NAME (3).EXT", … in MIME order.
+ *
+ * Limits (so that hostile mail can neither crash nor hang nor exhaust memory):
+ *  - multiparts nested more than 32 levels deep are not descended into (GMime itself stops at
+ *    1024 nested multiparts and 512 nested messages; its parser needs no deep stack for that);
+ *  - at most 10,000 MIME parts are read (the message is treated as ending before the next);
+ *    at most 1,000 header fields per header block and 100,000 per message are kept (later
+ *    ones are ignored); a Content-* or address field is cut at 256 KiB, and all of them
+ *    together at 1 MiB.  Other header fields (a Subject of several MB) are kept whole.
+ *  - Memory while parsing is about: the input (borrowed, not copied — except that a message
+ *    over the limits above is copied once without the excess) + GMime's tree (a few hundred
+ *    bytes per header field and ~2 KB per part: at most ~100 MB under the limits, typically
+ *    well under 1 MB; plus a few copies of the header text — raw, unfolded, decoded: a 12 MB
+ *    header block peaked at ~200 MB) + the decoded views being built (+ libxml2's tree of an
+ *    HTML part that is rendered: ~4× its size).  Afterwards the struct holds only the views:
+ *    the text views (≲ 3× the text parts' size for legacy-charset → UTF-8 growth), body.html,
+ *    and every attachment's decoded bytes (≤ the input size); all GMime memory is
+ *    released before mime_message_parse returns.  Time is linear in the input (tens of MB/s).
+ *
+ * Call mime_init() once per process before anything else (it initialises GMime and libxml2;
+ * it is idempotent and thread-safe, and mime_message_parse calls it too).
  */
 #ifndef IMAPFS_MIME_H
 #define IMAPFS_MIME_H
@@ -23,39 +69,44 @@ void mime_init(void);
 
 enum mime_view {
 	MIME_VIEW_SUBJECT = 0, /* "value\n"; "\n" when the header is missing */
-	MIME_VIEW_FROM,        /* "Name <addr>, Name <addr>\n"; "\n" when missing */
-	MIME_VIEW_TO,          /* as FROM */
+	MIME_VIEW_FROM,        /* "Name <addr>, Name <addr>\n" ("addr" alone when there is no
+	                          name; a name with , ; < > or " is quoted; a group is
+	                          "Group: a, b;"); "\n" when missing */
+	MIME_VIEW_TO,          /* as FROM; every To header, in order */
 	MIME_VIEW_DATE,        /* the Date header as written (unfolded) + "\n"; "\n" when missing */
 	MIME_VIEW_CC,          /* as FROM; absent (NULL) when the header is missing */
-	MIME_VIEW_MESSAGE_ID,  /* "value\n"; absent when missing */
-	MIME_VIEW_HEADERS,     /* the whole header block, unfolded and decoded, "Name: value\n" each */
-	MIME_VIEW_BODY,        /* readable text in UTF-8; always present (may be empty) */
-	MIME_VIEW_BODY_HTML,   /* the HTML part in UTF-8; absent when there is none */
+	MIME_VIEW_MESSAGE_ID,  /* "value\n" as written (with its <>); absent when missing */
+	MIME_VIEW_HEADERS, /* the whole header block, unfolded and decoded, "Name: value\n" each */
+	MIME_VIEW_BODY,    /* readable text in UTF-8; always present (may be empty) */
+	MIME_VIEW_BODY_HTML, /* the HTML part in UTF-8; absent when there is none */
 	MIME_VIEW_COUNT
 };
 
 struct mime_message;
 
-/* Parse len bytes at data (borrowed: copied or not referenced after return).  Never fails on
- * malformed mail — it decodes what it can — so the only error is -ENOMEM/-EINVAL for impossible
- * arguments.  *msg_r is new (mime_message_free). */
+/* Parse len bytes at data (borrowed: not referenced after return).  Never fails on malformed
+ * mail — it decodes what it can — so the only error is -EINVAL for impossible arguments (msg_r
+ * NULL, data NULL with len > 0, len > 4 GiB).  *msg_r is new (mime_message_free). */
 int mime_message_parse(const void *data, size_t len, struct mime_message **msg_r);
 
 void mime_message_free(struct mime_message *msg); /* NULL is a no-op */
 
 /* The bytes of one view, or NULL when the view is absent for this message (see the enum).
- * Borrowed: valid while msg lives. */
+ * Borrowed: valid while msg lives (take a g_bytes_ref to keep it longer). */
 GBytes *mime_message_view(const struct mime_message *msg, enum mime_view view);
 
-/* The file name a view has in the message directory ("subject", "body.html", …).  Static. */
+/* The file name a view has in the message directory ("subject", "body.html", …).  Static;
+ * NULL for a value outside the enum. */
 const char *mime_view_name(enum mime_view view);
 
-/* The Date header parsed as seconds since the epoch, or INT64_MIN when missing/unparsable. */
+/* The Date header parsed as seconds since the epoch (a date without a zone is taken as UTC),
+ * or INT64_MIN when missing/unparsable. */
 int64_t mime_message_date(const struct mime_message *msg);
 
 /* Attachments: every attachment and non-text inline part, in MIME order.  Names are UTF-8, safe
- * as a directory entry (no '/', no NUL, not "." or "..", 1..255 bytes, cut on a UTF-8 boundary)
- * and unique within the message.  Both results are borrowed (valid while msg lives). */
+ * as a directory entry (no '/', no NUL or other control character, no bidi override, not "." or
+ * "..", 1..255 bytes, cut on a UTF-8 boundary keeping a short extension) and unique within the
+ * message.  Both results are borrowed (valid while msg lives); NULL when i is out of range. */
 size_t mime_message_n_attachments(const struct mime_message *msg);
 const char *mime_message_attachment_name(const struct mime_message *msg, size_t i);
 GBytes *mime_message_attachment_data(const struct mime_message *msg, size_t i);

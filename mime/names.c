@@ -45,8 +45,8 @@ static size_t split_ext(const char *name)
 	const char *dot = strrchr(name, '.');
 	size_t len = strlen(name);
 
-	if (dot == NULL || dot == name || len - (size_t)(dot - name) > EXT_MAX ||
-	    dot[1] == '\0' || strchr(dot, ' ') != NULL)
+	if (dot == NULL || dot == name || len - (size_t)(dot - name) > EXT_MAX || dot[1] == '\0' ||
+	    strchr(dot, ' ') != NULL)
 		return len;
 	return (size_t)(dot - name);
 }
@@ -60,8 +60,10 @@ char *mime_name_fit(const char *stem, const char *suffix, const char *ext)
 		ext = "";
 		el = 0;
 	}
-	if (xl >= MIME_NAME_MAX)
-		{ xl = 0; suffix = ""; }
+	if (xl >= MIME_NAME_MAX) {
+		xl = 0;
+		suffix = "";
+	}
 	budget = MIME_NAME_MAX - xl - el;
 	if (sl > budget) {
 		sl = budget;
@@ -140,72 +142,72 @@ char *mime_name_unique(GHashTable *used, const char *name)
 }
 
 static const char *const type_ext[][2] = {
-	{"image/jpeg", "jpg"},
-	{"image/jpg", "jpg"},
-	{"image/pjpeg", "jpg"},
-	{"image/png", "png"},
-	{"image/gif", "gif"},
-	{"image/webp", "webp"},
-	{"image/svg+xml", "svg"},
-	{"image/bmp", "bmp"},
-	{"image/tiff", "tif"},
-	{"image/heic", "heic"},
-	{"image/x-icon", "ico"},
-	{"image/vnd.microsoft.icon", "ico"},
-	{"application/pdf", "pdf"},
-	{"application/zip", "zip"},
-	{"application/x-zip-compressed", "zip"},
-	{"application/gzip", "gz"},
-	{"application/x-gzip", "gz"},
-	{"application/x-tar", "tar"},
-	{"application/x-7z-compressed", "7z"},
-	{"application/msword", "doc"},
-	{"application/vnd.ms-excel", "xls"},
-	{"application/vnd.ms-powerpoint", "ppt"},
-	{"application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"},
-	{"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"},
-	{"application/vnd.openxmlformats-officedocument.presentationml.presentation", "pptx"},
-	{"application/vnd.oasis.opendocument.text", "odt"},
-	{"application/vnd.oasis.opendocument.spreadsheet", "ods"},
-	{"application/rtf", "rtf"},
-	{"application/json", "json"},
-	{"application/xml", "xml"},
-	{"application/ics", "ics"},
-	{"application/octet-stream", "bin"},
-	{"application/pgp-signature", "asc"},
-	{"application/pgp-encrypted", "asc"},
-	{"application/pgp-keys", "asc"},
-	{"application/pkcs7-signature", "p7s"},
-	{"application/x-pkcs7-signature", "p7s"},
-	{"application/pkcs7-mime", "p7m"},
-	{"application/x-pkcs7-mime", "p7m"},
-	{"text/plain", "txt"},
-	{"text/html", "html"},
-	{"text/calendar", "ics"},
-	{"text/csv", "csv"},
-	{"text/xml", "xml"},
-	{"text/markdown", "md"},
-	{"text/x-diff", "patch"},
-	{"text/x-patch", "patch"},
-	{"text/rfc822-headers", "txt"},
-	{"text/enriched", "txt"},
-	{"message/rfc822", "eml"},
-	{"message/global", "eml"},
-	{"message/delivery-status", "txt"},
-	{"message/disposition-notification", "txt"},
-	{"audio/mpeg", "mp3"},
-	{"audio/ogg", "ogg"},
-	{"audio/wav", "wav"},
-	{"audio/x-wav", "wav"},
-	{"video/mp4", "mp4"},
-	{"video/quicktime", "mov"},
-	{"video/mpeg", "mpg"},
+    {"image/jpeg", "jpg"},
+    {"image/jpg", "jpg"},
+    {"image/pjpeg", "jpg"},
+    {"image/png", "png"},
+    {"image/gif", "gif"},
+    {"image/webp", "webp"},
+    {"image/svg+xml", "svg"},
+    {"image/bmp", "bmp"},
+    {"image/tiff", "tif"},
+    {"image/heic", "heic"},
+    {"image/x-icon", "ico"},
+    {"image/vnd.microsoft.icon", "ico"},
+    {"application/pdf", "pdf"},
+    {"application/zip", "zip"},
+    {"application/x-zip-compressed", "zip"},
+    {"application/gzip", "gz"},
+    {"application/x-gzip", "gz"},
+    {"application/x-tar", "tar"},
+    {"application/x-7z-compressed", "7z"},
+    {"application/msword", "doc"},
+    {"application/vnd.ms-excel", "xls"},
+    {"application/vnd.ms-powerpoint", "ppt"},
+    {"application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"},
+    {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"},
+    {"application/vnd.openxmlformats-officedocument.presentationml.presentation", "pptx"},
+    {"application/vnd.oasis.opendocument.text", "odt"},
+    {"application/vnd.oasis.opendocument.spreadsheet", "ods"},
+    {"application/rtf", "rtf"},
+    {"application/json", "json"},
+    {"application/xml", "xml"},
+    {"application/ics", "ics"},
+    {"application/octet-stream", "bin"},
+    {"application/pgp-signature", "asc"},
+    {"application/pgp-encrypted", "asc"},
+    {"application/pgp-keys", "asc"},
+    {"application/pkcs7-signature", "p7s"},
+    {"application/x-pkcs7-signature", "p7s"},
+    {"application/pkcs7-mime", "p7m"},
+    {"application/x-pkcs7-mime", "p7m"},
+    {"text/plain", "txt"},
+    {"text/html", "html"},
+    {"text/calendar", "ics"},
+    {"text/csv", "csv"},
+    {"text/xml", "xml"},
+    {"text/markdown", "md"},
+    {"text/x-diff", "patch"},
+    {"text/x-patch", "patch"},
+    {"text/rfc822-headers", "txt"},
+    {"text/enriched", "txt"},
+    {"message/rfc822", "eml"},
+    {"message/global", "eml"},
+    {"message/delivery-status", "txt"},
+    {"message/disposition-notification", "txt"},
+    {"audio/mpeg", "mp3"},
+    {"audio/ogg", "ogg"},
+    {"audio/wav", "wav"},
+    {"audio/x-wav", "wav"},
+    {"video/mp4", "mp4"},
+    {"video/quicktime", "mov"},
+    {"video/mpeg", "mpg"},
 };
 
 char *mime_name_from_type(const char *type, const char *subtype, size_t index)
 {
 	char *full = g_strdup_printf("%s/%s", type != NULL ? type : "application",
-				     subtype != NULL ? subtype : "octet-stream");
+	                             subtype != NULL ? subtype : "octet-stream");
 	const char *ext = NULL;
 	char *result;
 	size_t n;

@@ -16,15 +16,15 @@
 #include <string.h>
 
 static const char *const words[] = {
-	"the", "meeting", "report", "quarterly", "results", "please", "review", "attached",
-	"schedule", "project", "deadline", "thanks", "regards", "update", "customer", "invoice",
-	"budget", "server", "release", "notes", "tomorrow", "office", "support", "ticket",
+    "the",      "meeting", "report",   "quarterly", "results",  "please", "review",   "attached",
+    "schedule", "project", "deadline", "thanks",    "regards",  "update", "customer", "invoice",
+    "budget",   "server",  "release",  "notes",     "tomorrow", "office", "support",  "ticket",
 };
 static const char *const korean[] = {
-	"안녕하세요", "회의", "자료", "검토", "부탁드립니다", "일정", "보고서", "감사합니다",
+    "안녕하세요", "회의", "자료", "검토", "부탁드립니다", "일정", "보고서", "감사합니다",
 };
 static const char *const latin[] = {
-	"café", "résumé", "naïve", "über", "façade", "crème", "brûlée", "Grüße", "señor",
+    "café", "résumé", "naïve", "über", "façade", "crème", "brûlée", "Grüße", "señor",
 };
 
 static void sentence(GString *s, GRand *r, const char *const *list, int n, int count)
@@ -46,18 +46,18 @@ static void text(GString *s, GRand *r, size_t bytes)
 static void headers(GString *m, GRand *r, const char *content_type, const char *cte)
 {
 	g_string_append_printf(m,
-			       "Return-Path: <sender%u@example.com>\r\n"
-			       "Received: from mx.example.com by mail.example.org; "
-			       "Mon, 15 Jan 2024 09:30:00 +0000\r\n"
-			       "From: =?UTF-8?B?6rmA7LKg7IiY?= <sender%u@example.com>\r\n"
-			       "To: Recipient <rcpt@example.org>, other@example.org\r\n"
-			       "Subject: =?UTF-8?Q?Report_caf=C3=A9_%u?=\r\n"
-			       "Date: Mon, 15 Jan 2024 09:30:00 +0000\r\n"
-			       "Message-ID: <%u@example.com>\r\n"
-			       "MIME-Version: 1.0\r\n"
-			       "Content-Type: %s\r\n",
-			       g_rand_int(r) % 1000, g_rand_int(r) % 1000, g_rand_int(r) % 1000,
-			       g_rand_int(r), content_type);
+	                       "Return-Path: <sender%u@example.com>\r\n"
+	                       "Received: from mx.example.com by mail.example.org; "
+	                       "Mon, 15 Jan 2024 09:30:00 +0000\r\n"
+	                       "From: =?UTF-8?B?6rmA7LKg7IiY?= <sender%u@example.com>\r\n"
+	                       "To: Recipient <rcpt@example.org>, other@example.org\r\n"
+	                       "Subject: =?UTF-8?Q?Report_caf=C3=A9_%u?=\r\n"
+	                       "Date: Mon, 15 Jan 2024 09:30:00 +0000\r\n"
+	                       "Message-ID: <%u@example.com>\r\n"
+	                       "MIME-Version: 1.0\r\n"
+	                       "Content-Type: %s\r\n",
+	                       g_rand_int(r) % 1000, g_rand_int(r) % 1000, g_rand_int(r) % 1000,
+	                       g_rand_int(r), content_type);
 	if (cte != NULL)
 		g_string_append_printf(m, "Content-Transfer-Encoding: %s\r\n", cte);
 	g_string_append(m, "\r\n");
@@ -77,12 +77,12 @@ static void html(GString *s, GRand *r, size_t bytes)
 {
 	size_t start = s->len;
 	g_string_append(s, "<html><head><style>p{margin:0}</style><script>var t=1;</script>"
-			   "</head><body><table><tr><td>");
+	                   "</head><body><table><tr><td>");
 	while (s->len - start < bytes) {
 		g_string_append(s, "<p>");
 		sentence(s, r, words, G_N_ELEMENTS(words), 30);
 		g_string_append(s, " &amp; <a href=\"https://example.com/track?id=12345\">more</a>"
-				   "<br>&nbsp;</p>\n<div><img src=\"x.png\" alt=\"pic\"></div>\n");
+		                   "<br>&nbsp;</p>\n<div><img src=\"x.png\" alt=\"pic\"></div>\n");
 	}
 	g_string_append(s, "</td></tr></table></body></html>\n");
 }
@@ -102,8 +102,8 @@ static void make_message(GString *m, GRand *r, int k)
 		while (body->len < (size_t)g_rand_int_range(r, 2000, 15000))
 			sentence(body, r, latin, G_N_ELEMENTS(latin), 30);
 		gsize n;
-		gchar *l1 = g_convert(body->str, (gssize)body->len, "ISO-8859-1", "UTF-8", NULL, &n,
-				      NULL);
+		gchar *l1 =
+		    g_convert(body->str, (gssize)body->len, "ISO-8859-1", "UTF-8", NULL, &n, NULL);
 		for (gsize i = 0, col = 0; i < n; i++) {
 			unsigned char c = (unsigned char)l1[i];
 			if (col > 70) {
@@ -163,11 +163,11 @@ static void make_message(GString *m, GRand *r, int k)
 			guint8 *bin = g_malloc(len);
 			for (size_t j = 0; j < len; j++)
 				bin[j] = (guint8)g_rand_int(r);
-			g_string_append_printf(m,
-					       "\r\n--MIX\r\nContent-Type: application/pdf; "
-					       "name=\"report.pdf\"\r\nContent-Disposition: attachment; "
-					       "filename=\"report.pdf\"\r\n"
-					       "Content-Transfer-Encoding: base64\r\n\r\n");
+			g_string_append_printf(
+			    m, "\r\n--MIX\r\nContent-Type: application/pdf; "
+			       "name=\"report.pdf\"\r\nContent-Disposition: attachment; "
+			       "filename=\"report.pdf\"\r\n"
+			       "Content-Transfer-Encoding: base64\r\n\r\n");
 			base64_lines(m, bin, len);
 			g_free(bin);
 		}
@@ -196,7 +196,13 @@ int main(int argc, char **argv)
 	int runs = argc > 2 ? atoi(argv[2]) : 5;
 	GRand *r = g_rand_new_with_seed(42);
 	GPtrArray *msgs = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-	size_t total = 0, kinds[7] = {0};
+	GArray *kind_of = g_array_new(FALSE, FALSE, sizeof(int));
+	static const char *const kind_names[7] = {
+	    "plain ASCII", "QP Latin-1",  "base64 Korean",     "8-bit EUC-KR",
+	    "HTML-only",   "alternative", "mixed+attachments",
+	};
+	size_t total = 0, kinds[7] = {0}, kind_bytes[7] = {0};
+	double(*kind_t)[7];
 	double *t_gmime, *t_mime;
 	volatile size_t sink = 0;
 
@@ -206,12 +212,15 @@ int main(int argc, char **argv)
 	/* plain 25%, QP 15%, Korean base64 10%, EUC-KR 10%, HTML-only 15%, alternative 20%,
 	 * mixed with attachments 5% (which carry most of the bytes) */
 	while (total < total_mb * 1024 * 1024) {
-		static const int mix[20] = {0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 4, 4, 4, 5, 5, 5, 5, 6};
+		static const int mix[20] = {0, 0, 0, 0, 0, 1, 1, 1, 2, 2,
+		                            3, 3, 4, 4, 4, 5, 5, 5, 5, 6};
 		int k = mix[g_rand_int_range(r, 0, 20)];
 		GString *m = g_string_new(NULL);
 		make_message(m, r, k);
 		total += m->len;
 		kinds[k]++;
+		kind_bytes[k] += m->len;
+		g_array_append_val(kind_of, k);
 		g_ptr_array_add(msgs, g_bytes_new_take(m->str, m->len));
 		g_string_free(m, FALSE);
 	}
@@ -222,6 +231,7 @@ int main(int argc, char **argv)
 
 	t_gmime = g_new(double, runs);
 	t_mime = g_new(double, runs);
+	kind_t = g_malloc0_n((gsize)runs, sizeof(*kind_t));
 	for (int run = 0; run < runs; run++) {
 		GTimer *t = g_timer_new();
 		for (guint i = 0; i < msgs->len; i++) {
@@ -243,6 +253,7 @@ int main(int argc, char **argv)
 			gsize len;
 			const void *d = g_bytes_get_data(msgs->pdata[i], &len);
 			struct mime_message *m;
+			double t0 = g_timer_elapsed(t, NULL);
 			if (mime_message_parse(d, len, &m) != 0)
 				return 1;
 			for (int v = 0; v < MIME_VIEW_COUNT; v++) {
@@ -251,8 +262,10 @@ int main(int argc, char **argv)
 			}
 			for (size_t a = 0; a < mime_message_n_attachments(m); a++)
 				sink += g_bytes_get_size(mime_message_attachment_data(m, a)) +
-					strlen(mime_message_attachment_name(m, a));
+				        strlen(mime_message_attachment_name(m, a));
 			mime_message_free(m);
+			kind_t[run][g_array_index(kind_of, int, i)] +=
+			    g_timer_elapsed(t, NULL) - t0;
 		}
 		t_mime[run] = g_timer_elapsed(t, NULL);
 		g_timer_destroy(t);
@@ -262,14 +275,27 @@ int main(int argc, char **argv)
 		double g = median(t_gmime, runs), m = median(t_mime, runs);
 		double mb = total / 1048576.0;
 		printf("median of %d runs over %.1f MB:\n", runs, mb);
-		printf("  GMime g_mime_parser_construct_message only : %8.1f MB/s (%.3f s)\n", mb / g,
-		       g);
-		printf("  mime_message_parse + all views/attachments : %8.1f MB/s (%.3f s)\n", mb / m,
-		       m);
+		printf("  GMime g_mime_parser_construct_message only : %8.1f MB/s (%.3f s)\n",
+		       mb / g, g);
+		printf("  mime_message_parse + all views/attachments : %8.1f MB/s (%.3f s)\n",
+		       mb / m, m);
 		printf("  messages/s (mime)                          : %8.0f\n", msgs->len / m);
+		printf("mime_message_parse + all views, by kind (median):\n");
+		for (int k = 0; k < 7; k++) {
+			double v[64];
+			int n = MIN(runs, 64);
+			for (int run = 0; run < n; run++)
+				v[run] = kind_t[run][k];
+			if (kinds[k] > 0)
+				printf("  %-18s %4zu msgs %6.1f MB %8.1f MB/s\n", kind_names[k],
+				       kinds[k], kind_bytes[k] / 1048576.0,
+				       kind_bytes[k] / 1048576.0 / median(v, n));
+		}
 	}
 	g_free(t_gmime);
 	g_free(t_mime);
+	g_free(kind_t);
+	g_array_unref(kind_of);
 	g_ptr_array_unref(msgs);
 	g_rand_free(r);
 	return sink == 0;

@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 static const char *data_dir;
 
@@ -98,9 +99,9 @@ static void assert_same_message(const struct mime_message *a, const struct mime_
 	g_assert_cmpuint(mime_message_n_attachments(a), ==, mime_message_n_attachments(b));
 	for (size_t i = 0; i < mime_message_n_attachments(a); i++) {
 		g_assert_cmpstr(mime_message_attachment_name(a, i), ==,
-				mime_message_attachment_name(b, i));
+		                mime_message_attachment_name(b, i));
 		g_assert_true(g_bytes_equal(mime_message_attachment_data(a, i),
-					    mime_message_attachment_data(b, i)));
+		                            mime_message_attachment_data(b, i)));
 	}
 }
 
@@ -119,6 +120,13 @@ static void check_invariants(const struct mime_message *msg, const void *data, s
 		}
 		g_assert_nonnull(b);
 		assert_valid_utf8_bytes(b);
+		{
+			/* the size reported (st_size) is exactly what a reader gets, also for one
+			 * that reads the view as a C string */
+			gsize n;
+			const char *p = g_bytes_get_data(b, &n);
+			g_assert_cmpuint(n == 0 ? 0 : strnlen(p, n), ==, n);
+		}
 		if (v <= MIME_VIEW_MESSAGE_ID) {
 			/* one line each: exactly one newline, at the end */
 			gsize n;
@@ -165,7 +173,7 @@ static void compare_file(const char *path, GBytes *got, const char *what)
 	got_data = g_bytes_get_data(got, &got_len);
 	if (got_len != want_len || memcmp(got_data, want, want_len) != 0) {
 		g_test_message("%s differs from %s:\n--- got (%zu bytes)\n%.*s\n--- want (%zu)\n%s",
-			       what, path, got_len, (int)got_len, got_data, want_len, want);
+		               what, path, got_len, (int)got_len, got_data, want_len, want);
 		g_test_fail();
 	}
 	g_free(want);
@@ -187,7 +195,7 @@ static void check_attachment_list(const struct mime_message *msg, const char *pa
 	g_assert_true(g_file_get_contents(path, &want, NULL, NULL));
 	for (size_t i = 0; i < mime_message_n_attachments(msg); i++)
 		g_string_append_printf(got, "%s\t%zu\n", mime_message_attachment_name(msg, i),
-				       g_bytes_get_size(mime_message_attachment_data(msg, i)));
+		                       g_bytes_get_size(mime_message_attachment_data(msg, i)));
 	g_assert_cmpstr(got->str, ==, want);
 	g_string_free(got, TRUE);
 	g_free(want);
@@ -243,7 +251,7 @@ static void test_golden(gconstpointer user_data)
 				g_assert_cmpint(mime_message_date(msg), ==, INT64_MIN);
 			else
 				g_assert_cmpint(mime_message_date(msg), ==,
-						g_ascii_strtoll(text, NULL, 10));
+				                g_ascii_strtoll(text, NULL, 10));
 			g_free(text);
 		} else if (strcmp(entry, "attachments.list") == 0) {
 			check_attachment_list(msg, path);
@@ -303,34 +311,34 @@ static void test_charsets(void)
 		const char *charset;
 		const char *text;
 	} cases[] = {
-		{"UTF-8", "Grüße, 안녕, 日本, Привет 👋"},
-		{"EUC-KR", "안녕하세요 여러분"},
-		{"CP949", "똠방각하 펲시콜라"}, /* UHC-only syllables */
-		{"ISO-2022-JP", "会議のお知らせ"},
-		{"Shift_JIS", "こんにちは世界"},
-		{"EUC-JP", "日本語のテキスト"},
-		{"GB2312", "你好，世界"},
-		{"GBK", "中文郵件測試"},
-		{"GB18030", "中文𠀀"},
-		{"Big5", "繁體中文測試"},
-		{"KOI8-R", "Отчёт за январь"},
-		{"KOI8-U", "Ґанок і їжак"},
-		{"windows-1251", "Привет, мир"},
-		{"windows-1252", "“Smart” quotes – €5"},
-		{"windows-1250", "Zażółć gęślą jaźń"},
-		{"windows-1253", "Καλημέρα"},
-		{"windows-1254", "Günaydın İstanbul"},
-		{"windows-1255", "שלום"},
-		{"windows-1256", "مرحبا"},
-		{"windows-1257", "Labas rytas ąčę"},
-		{"windows-1258", "Xin chào"},
-		{"ISO-8859-1", "Crème brûlée"},
-		{"ISO-8859-2", "Příliš žluťoučký kůň"},
-		{"ISO-8859-5", "Здравствуйте"},
-		{"ISO-8859-7", "Ελληνικά"},
-		{"ISO-8859-9", "Şişli"},
-		{"ISO-8859-15", "Prix 10€"},
-		{"TIS-620", "สวัสดี"},
+	    {"UTF-8", "Grüße, 안녕, 日本, Привет 👋"},
+	    {"EUC-KR", "안녕하세요 여러분"},
+	    {"CP949", "똠방각하 펲시콜라"}, /* UHC-only syllables */
+	    {"ISO-2022-JP", "会議のお知らせ"},
+	    {"Shift_JIS", "こんにちは世界"},
+	    {"EUC-JP", "日本語のテキスト"},
+	    {"GB2312", "你好，世界"},
+	    {"GBK", "中文郵件測試"},
+	    {"GB18030", "中文𠀀"},
+	    {"Big5", "繁體中文測試"},
+	    {"KOI8-R", "Отчёт за январь"},
+	    {"KOI8-U", "Ґанок і їжак"},
+	    {"windows-1251", "Привет, мир"},
+	    {"windows-1252", "“Smart” quotes – €5"},
+	    {"windows-1250", "Zażółć gęślą jaźń"},
+	    {"windows-1253", "Καλημέρα"},
+	    {"windows-1254", "Günaydın İstanbul"},
+	    {"windows-1255", "שלום"},
+	    {"windows-1256", "مرحبا"},
+	    {"windows-1257", "Labas rytas ąčę"},
+	    {"windows-1258", "Xin chào"},
+	    {"ISO-8859-1", "Crème brûlée"},
+	    {"ISO-8859-2", "Příliš žluťoučký kůň"},
+	    {"ISO-8859-5", "Здравствуйте"},
+	    {"ISO-8859-7", "Ελληνικά"},
+	    {"ISO-8859-9", "Şişli"},
+	    {"ISO-8859-15", "Prix 10€"},
+	    {"TIS-620", "สวัสดี"},
 	};
 
 	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -338,13 +346,12 @@ static void test_charsets(void)
 		gsize body_len;
 		char *word = encoded_word(cases[i].text, cases[i].charset, &body, &body_len);
 		char *body_b64 = g_base64_encode((const guchar *)body, body_len);
-		char *msg_text = g_strdup_printf(
-			"From: =?UTF-8?Q?x?= <x@example.com>\r\n"
-			"Subject: %s\r\n"
-			"MIME-Version: 1.0\r\n"
-			"Content-Type: text/plain; charset=\"%s\"\r\n"
-			"Content-Transfer-Encoding: base64\r\n\r\n%s\r\n",
-			word, cases[i].charset, body_b64);
+		char *msg_text = g_strdup_printf("From: =?UTF-8?Q?x?= <x@example.com>\r\n"
+		                                 "Subject: %s\r\n"
+		                                 "MIME-Version: 1.0\r\n"
+		                                 "Content-Type: text/plain; charset=\"%s\"\r\n"
+		                                 "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n",
+		                                 word, cases[i].charset, body_b64);
 		struct mime_message *msg = parse_checked(msg_text, strlen(msg_text));
 		char *want_subject = g_strconcat(cases[i].text, "\n", NULL);
 
@@ -392,17 +399,17 @@ static void test_raw_8bit_headers(void)
 static void test_addresses(void)
 {
 	struct mime_message *msg = parse_str(
-		"From: plain@example.com\n"
-		"To: \"Last, First\" <lf@example.com>, =?UTF-8?Q?Z=C3=B6e?= <zoe@example.com>,\n"
-		"  Group: a@example.com, B <b@example.com>;, <bare@example.com>\n"
-		"To: second-to@example.com\n"
-		"Cc: not an address at all\n"
-		"\nbody\n");
+	    "From: plain@example.com\n"
+	    "To: \"Last, First\" <lf@example.com>, =?UTF-8?Q?Z=C3=B6e?= <zoe@example.com>,\n"
+	    "  Group: a@example.com, B <b@example.com>;, <bare@example.com>\n"
+	    "To: second-to@example.com\n"
+	    "Cc: not an address at all\n"
+	    "\nbody\n");
 	assert_view(msg, MIME_VIEW_FROM, "plain@example.com\n");
 	assert_view(msg, MIME_VIEW_TO,
-		    "\"Last, First\" <lf@example.com>, Zöe <zoe@example.com>, "
-		    "Group: a@example.com, B <b@example.com>;, bare@example.com, "
-		    "second-to@example.com\n");
+	            "\"Last, First\" <lf@example.com>, Zöe <zoe@example.com>, "
+	            "Group: a@example.com, B <b@example.com>;, bare@example.com, "
+	            "second-to@example.com\n");
 	{
 		char *cc = view(msg, MIME_VIEW_CC);
 		g_assert_nonnull(cc);
@@ -425,6 +432,14 @@ static void test_dates(void)
 	g_assert_cmpint(mime_message_date(msg), ==, INT64_MIN);
 	assert_view(msg, MIME_VIEW_DATE, "not a date\n");
 	mime_message_free(msg);
+	/* no zone: UTC, whatever the local time zone */
+	g_setenv("TZ", "America/New_York", TRUE);
+	tzset();
+	msg = parse_str("Date: Tue, 1 Jul 2003 10:52:37\n\nx\n");
+	g_assert_cmpint(mime_message_date(msg), ==, 1057056757);
+	mime_message_free(msg);
+	g_unsetenv("TZ");
+	tzset();
 	/* folded */
 	msg = parse_str("Date: Mon, 15 Jan 2024\r\n 09:30:00 +0000\r\n\r\nx\r\n");
 	assert_view(msg, MIME_VIEW_DATE, "Mon, 15 Jan 2024 09:30:00 +0000\n");
@@ -440,26 +455,26 @@ static void test_body_selection(void)
 
 	/* alternative without plain text: body rendered from HTML */
 	msg = parse_str("Content-Type: multipart/alternative; boundary=a\n\n"
-			"--a\nContent-Type: text/html\n\n<p>Only&nbsp;<i>HTML</i></p><p>two</p>\n"
-			"--a--\n");
+	                "--a\nContent-Type: text/html\n\n<p>Only&nbsp;<i>HTML</i></p><p>two</p>\n"
+	                "--a--\n");
 	assert_view(msg, MIME_VIEW_BODY, "Only HTML\n\ntwo\n");
 	assert_view(msg, MIME_VIEW_BODY_HTML, "<p>Only&nbsp;<i>HTML</i></p><p>two</p>");
 	mime_message_free(msg);
 
 	/* blank plain alternative: HTML used for the body instead */
 	msg = parse_str("Content-Type: multipart/alternative; boundary=a\n\n"
-			"--a\nContent-Type: text/plain\n\n \n"
-			"--a\nContent-Type: text/html\n\n<p>real</p>\n--a--\n");
+	                "--a\nContent-Type: text/plain\n\n \n"
+	                "--a\nContent-Type: text/html\n\n<p>real</p>\n--a--\n");
 	assert_view(msg, MIME_VIEW_BODY, "real\n");
 	mime_message_free(msg);
 
 	/* alternative whose HTML branch is multipart/related with an inline image */
 	msg = parse_str("Content-Type: multipart/alternative; boundary=a\n\n"
-			"--a\nContent-Type: text/plain\n\nplain\n"
-			"--a\nContent-Type: multipart/related; boundary=r\n\n"
-			"--r\nContent-Type: text/html\n\n<img src=cid:i>\n"
-			"--r\nContent-Type: image/gif\nContent-ID: <i>\n"
-			"Content-Transfer-Encoding: base64\n\nR0lGODlh\n--r--\n--a--\n");
+	                "--a\nContent-Type: text/plain\n\nplain\n"
+	                "--a\nContent-Type: multipart/related; boundary=r\n\n"
+	                "--r\nContent-Type: text/html\n\n<img src=cid:i>\n"
+	                "--r\nContent-Type: image/gif\nContent-ID: <i>\n"
+	                "Content-Transfer-Encoding: base64\n\nR0lGODlh\n--r--\n--a--\n");
 	assert_view(msg, MIME_VIEW_BODY, "plain\n");
 	assert_view(msg, MIME_VIEW_BODY_HTML, "<img src=cid:i>");
 	g_assert_cmpuint(mime_message_n_attachments(msg), ==, 1);
@@ -467,12 +482,44 @@ static void test_body_selection(void)
 	g_assert_cmpuint(g_bytes_get_size(mime_message_attachment_data(msg, 0)), ==, 6);
 	mime_message_free(msg);
 
+	/* Apple Mail: the HTML alternative is split around an inline image */
+	msg =
+	    parse_str("Content-Type: multipart/alternative; boundary=a\n\n"
+	              "--a\nContent-Type: text/plain\n\nplain version\n"
+	              "--a\nContent-Type: multipart/mixed; boundary=m\n\n"
+	              "--m\nContent-Type: text/html\n\n<p>before</p>\n"
+	              "--m\nContent-Type: image/png; name=pic.png\nContent-Disposition: inline\n\n"
+	              "PNG\n"
+	              "--m\nContent-Type: text/html\n\n<p>after</p>\n--m--\n--a--\n");
+	assert_view(msg, MIME_VIEW_BODY, "plain version\n");
+	assert_view(msg, MIME_VIEW_BODY_HTML, "<p>before</p>\n<p>after</p>");
+	g_assert_cmpuint(mime_message_n_attachments(msg), ==, 1);
+	g_assert_cmpstr(mime_message_attachment_name(msg, 0), ==, "pic.png");
+	mime_message_free(msg);
+
+	/* a delivery report: the status and the returned headers are attachments */
+	msg =
+	    parse_str("Content-Type: multipart/report; report-type=delivery-status; boundary=r\n\n"
+	              "--r\nContent-Type: text/plain\n\nDelivery failed.\n"
+	              "--r\nContent-Type: message/delivery-status\n\nStatus: 5.0.0\n"
+	              "--r\nContent-Type: message/rfc822\n\nSubject: lost mail\n\nhello\n--r--\n");
+	assert_view(msg, MIME_VIEW_BODY, "Delivery failed.\n");
+	g_assert_cmpuint(mime_message_n_attachments(msg), ==, 2);
+	g_assert_cmpstr(mime_message_attachment_name(msg, 0), ==, "part-1.txt");
+	g_assert_cmpstr(mime_message_attachment_name(msg, 1), ==, "lost mail.eml");
+	{
+		gsize n;
+		const char *p = g_bytes_get_data(mime_message_attachment_data(msg, 1), &n);
+		g_assert_cmpmem(p, n, "Subject: lost mail\n\nhello", 25);
+	}
+	mime_message_free(msg);
+
 	/* mixed: every inline text part, in order; text attachments are attachments */
 	msg = parse_str("Content-Type: multipart/mixed; boundary=m\n\n"
-			"--m\nContent-Type: text/plain\n\none\n"
-			"--m\nContent-Type: text/x-diff\nContent-Disposition: inline\n\n+two\n"
-			"--m\nContent-Type: text/plain\nContent-Disposition: attachment\n\nthree\n"
-			"--m\nContent-Type: text/plain\n\nfour\n--m--\n");
+	                "--m\nContent-Type: text/plain\n\none\n"
+	                "--m\nContent-Type: text/x-diff\nContent-Disposition: inline\n\n+two\n"
+	                "--m\nContent-Type: text/plain\nContent-Disposition: attachment\n\nthree\n"
+	                "--m\nContent-Type: text/plain\n\nfour\n--m--\n");
 	assert_view(msg, MIME_VIEW_BODY, "one\n\n+two\n\nfour\n");
 	g_assert_cmpuint(mime_message_n_attachments(msg), ==, 1);
 	g_assert_cmpstr(mime_message_attachment_name(msg, 0), ==, "part-1.txt");
@@ -491,7 +538,7 @@ static void test_body_selection(void)
 
 	/* an HTML part in a legacy charset: converted, with a BOM so its <meta> is overruled */
 	msg = parse_str("Content-Type: text/html; charset=iso-8859-1\n\n"
-			"<meta charset=iso-8859-1><p>caf\xe9</p>");
+	                "<meta charset=iso-8859-1><p>caf\xe9</p>");
 	assert_view(msg, MIME_VIEW_BODY_HTML, "\xef\xbb\xbf<meta charset=iso-8859-1><p>café</p>");
 	assert_view(msg, MIME_VIEW_BODY, "café\n");
 	mime_message_free(msg);
@@ -575,7 +622,9 @@ static void test_names(void)
 	assert_sanitized(NULL, NULL);
 	assert_sanitized("tab\there\x01.txt", "tab_here_.txt");
 	assert_sanitized("bad\xff.txt", "bad\xef\xbf\xbd.txt");
-	assert_sanitized("invoice\xe2\x80\xae" "fdp.exe", "invoice_fdp.exe"); /* U+202E */
+	assert_sanitized("invoice\xe2\x80\xae"
+	                 "fdp.exe",
+	                 "invoice_fdp.exe"); /* U+202E */
 	assert_sanitized("...", "...");
 
 	/* 300 bytes of 3-byte characters: cut on a boundary, extension kept */
@@ -674,8 +723,14 @@ static void test_to_utf8(void)
 	assert_to_utf8("caf\xc3\xa9", -1, "no-such-charset", "café");
 	assert_to_utf8("caf\xe9", -1, NULL, "café");
 	assert_to_utf8("caf\xe9", -1, "us-ascii", "café");
-	assert_to_utf8("a\xff" "b", -1, "utf-8", "a\xef\xbf\xbd" "b");
-	assert_to_utf8("a\0b", 3, "utf-8", "a\xef\xbf\xbd" "b");
+	assert_to_utf8("a\xff"
+	               "b",
+	               -1, "utf-8",
+	               "a\xef\xbf\xbd"
+	               "b");
+	assert_to_utf8("a\0b", 3, "utf-8",
+	               "a\xef\xbf\xbd"
+	               "b");
 	assert_to_utf8("\xb0\xa1\xff", -1, "euc-kr", "가\xef\xbf\xbd");
 	assert_to_utf8("\x8c\x63", -1, "euc-kr", "똠"); /* a UHC syllable in "euc-kr" text */
 	assert_to_utf8("\x1b$B$3$s\x1b(B!", -1, "iso-2022-jp", "こん!");
@@ -710,8 +765,8 @@ static void test_deep_multipart(void)
 	struct mime_message *msg;
 
 	for (int i = 0; i < 10000; i++)
-		g_string_append_printf(s, "Content-Type: multipart/mixed; boundary=\"b%d\"\n\n--b%d\n",
-				       i, i);
+		g_string_append_printf(
+		    s, "Content-Type: multipart/mixed; boundary=\"b%d\"\n\n--b%d\n", i, i);
 	g_string_append(s, "Content-Type: text/plain\n\nbottom\n");
 	for (int i = 9999; i >= 0; i--)
 		g_string_append_printf(s, "--b%d--\n", i);
@@ -732,7 +787,7 @@ static void test_depth_cap(void)
 		struct mime_message *msg;
 		for (int i = 0; i < depth; i++)
 			g_string_append_printf(
-				s, "Content-Type: multipart/mixed; boundary=\"b%d\"\n\n--b%d\n", i, i);
+			    s, "Content-Type: multipart/mixed; boundary=\"b%d\"\n\n--b%d\n", i, i);
 		g_string_append(s, "Content-Type: text/plain\n\nleaf\n");
 		for (int i = depth - 1; i >= 0; i--)
 			g_string_append_printf(s, "--b%d--\n", i);
@@ -762,9 +817,9 @@ static void test_deep_rfc822(void)
 	s = g_string_new("Subject: mixed nesting\n");
 	for (int i = 0; i < 5000; i++)
 		g_string_append_printf(s,
-				       "Content-Type: multipart/mixed; boundary=\"m%d\"\n\n--m%d\n"
-				       "Content-Type: message/rfc822\n\nSubject: %d\n",
-				       i, i, i);
+		                       "Content-Type: multipart/mixed; boundary=\"m%d\"\n\n--m%d\n"
+		                       "Content-Type: message/rfc822\n\nSubject: %d\n",
+		                       i, i, i);
 	g_string_append(s, "\nbottom\n");
 	msg = timed_parse(s->str, s->len, 30);
 	check_invariants(msg, s->str, s->len);
@@ -807,10 +862,10 @@ static void test_big_message(void)
 	const size_t attach_len = 37u * 1024 * 1024;
 	guint8 *attach = g_malloc(attach_len);
 	GString *s = g_string_new("Subject: big\nMIME-Version: 1.0\n"
-				  "Content-Type: multipart/mixed; boundary=BIG\n\n"
-				  "--BIG\nContent-Type: text/plain\n\nhello\n"
-				  "--BIG\nContent-Type: application/octet-stream; name=big.bin\n"
-				  "Content-Transfer-Encoding: base64\n\n");
+	                          "Content-Type: multipart/mixed; boundary=BIG\n\n"
+	                          "--BIG\nContent-Type: text/plain\n\nhello\n"
+	                          "--BIG\nContent-Type: application/octet-stream; name=big.bin\n"
+	                          "Content-Transfer-Encoding: base64\n\n");
 	guint32 x = 12345;
 	gchar *b64;
 	struct mime_message *msg;
@@ -873,7 +928,7 @@ static void test_many_parts(void)
 	g_assert_cmpuint(mime_message_n_attachments(msg), ==, MIME_MAX_PARTS);
 	g_assert_cmpstr(mime_message_attachment_name(msg, 0), ==, "same.pdf");
 	g_assert_cmpstr(mime_message_attachment_name(msg, MIME_MAX_PARTS - 1), ==,
-			"same (10000).pdf");
+	                "same (10000).pdf");
 	mime_message_free(msg);
 	g_string_free(s, TRUE);
 
@@ -943,11 +998,46 @@ static void test_header_floods(void)
 	g_string_free(s, TRUE);
 }
 
+/* Wrong boundaries, hostile versions: a rescued multipart is held to the same limits, and
+ * wrong boundaries nested in wrong boundaries do not multiply the work. */
+static void test_rescue_bounded(void)
+{
+	GString *s = g_string_new("Subject: rescue\nContent-Type: multipart/mixed; boundary=A\n\n");
+	struct mime_message *msg;
+
+	while (s->len < 10u * 1024 * 1024)
+		g_string_append(s, "--B\n\n");
+	msg = timed_parse(s->str, s->len, 30);
+	check_invariants(msg, s->str, s->len);
+	mime_message_free(msg);
+	g_string_free(s, TRUE);
+
+	s = g_string_new("Subject: nested rescue\n");
+	for (int i = 0; i < 40; i++)
+		g_string_append_printf(s,
+		                       "Content-Type: multipart/mixed; boundary=declared%d\n\n"
+		                       "--used%d\n",
+		                       i, i);
+	g_string_append(s, "Content-Type: text/plain\n\n");
+	while (s->len < 5u * 1024 * 1024)
+		g_string_append(s, "payload line\n");
+	msg = timed_parse(s->str, s->len, 30);
+	check_invariants(msg, s->str, s->len);
+	{
+		/* the text is shown (as text, not dropped) */
+		char *body = view(msg, MIME_VIEW_BODY);
+		g_assert_nonnull(strstr(body, "payload line\npayload line\n"));
+		g_free(body);
+	}
+	mime_message_free(msg);
+	g_string_free(s, TRUE);
+}
+
 /* The limits pass leaves ordinary mail alone (no copy at all). */
 static void test_limits_untouched(void)
 {
 	const char *msg = "Subject: x\nContent-Type: multipart/mixed; boundary=\"b\"\n\n"
-			  "--b\nContent-Type: text/plain\n\nhi\n--b--\n";
+	                  "--b\nContent-Type: text/plain\n\nhi\n--b--\n";
 	size_t n;
 
 	g_assert_null(mime_limit_structure(msg, strlen(msg), &n));
@@ -959,12 +1049,29 @@ static void test_garbage(void)
 {
 	GRand *rand = g_rand_new_with_seed(20240127);
 	static const char *const pieces[] = {
-		"Content-Type: multipart/mixed; boundary=x\n", "--x\n", "--x--\n", "\n",
-		"Content-Transfer-Encoding: base64\n", "Content-Transfer-Encoding: quoted-printable\n",
-		"=?utf-8?b?", "?=", "=?iso-2022-jp?q?=1b$B", "Subject: ", "\xff\xfe\x80",
-		"Content-Type: text/html; charset=euc-kr\n", "<a href=x>", "<script>", "&#x",
-		"Content-Type: message/rfc822\n", "Content-Disposition: attachment; filename*0*=",
-		"utf-8''%ff%00", "filename*1=\"..\"\n", "\r", "\0", "=\n", "begin 644 f\n",
+	    "Content-Type: multipart/mixed; boundary=x\n",
+	    "--x\n",
+	    "--x--\n",
+	    "\n",
+	    "Content-Transfer-Encoding: base64\n",
+	    "Content-Transfer-Encoding: quoted-printable\n",
+	    "=?utf-8?b?",
+	    "?=",
+	    "=?iso-2022-jp?q?=1b$B",
+	    "Subject: ",
+	    "\xff\xfe\x80",
+	    "Content-Type: text/html; charset=euc-kr\n",
+	    "<a href=x>",
+	    "<script>",
+	    "&#x",
+	    "Content-Type: message/rfc822\n",
+	    "Content-Disposition: attachment; filename*0*=",
+	    "utf-8''%ff%00",
+	    "filename*1=\"..\"\n",
+	    "\r",
+	    "\0",
+	    "=\n",
+	    "begin 644 f\n",
 	};
 
 	for (int round = 0; round < 300; round++) {
@@ -973,7 +1080,8 @@ static void test_garbage(void)
 		struct mime_message *msg;
 		for (int i = 0; i < n; i++) {
 			if (g_rand_boolean(rand)) {
-				const char *p = pieces[g_rand_int_range(rand, 0, G_N_ELEMENTS(pieces))];
+				const char *p =
+				    pieces[g_rand_int_range(rand, 0, G_N_ELEMENTS(pieces))];
 				g_string_append_len(s, p, p[0] == '\0' ? 1 : (gssize)strlen(p));
 			} else {
 				g_string_append_c(s, (char)g_rand_int_range(rand, 0, 256));
@@ -1022,8 +1130,8 @@ static gpointer parse_thread(gpointer data)
 static void test_threads(void)
 {
 	static const char text[] = "Subject: =?euc-kr?b?vsiz58fPvLy/5A==?=\n"
-				   "Content-Type: text/html; charset=euc-kr\n\n"
-				   "<p>Hello <a href='https://e.com/'>world</a></p>";
+	                           "Content-Type: text/html; charset=euc-kr\n\n"
+	                           "<p>Hello <a href='https://e.com/'>world</a></p>";
 	GThread *threads[4];
 
 	for (int i = 0; i < 4; i++)
@@ -1084,6 +1192,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/mime/robust/many-parts", test_many_parts);
 	g_test_add_func("/mime/robust/header-floods", test_header_floods);
 	g_test_add_func("/mime/robust/limits-untouched", test_limits_untouched);
+	g_test_add_func("/mime/robust/rescue-bounded", test_rescue_bounded);
 	g_test_add_func("/mime/robust/garbage", test_garbage);
 
 	{
