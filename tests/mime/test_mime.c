@@ -558,6 +558,9 @@ static void test_html(void)
 {
 	assert_html("", "");
 	assert_html("<script>x</script><style>y</style>", "");
+	/* inside <body> too, where libxml2 does not move them into <head> */
+	assert_html("<body><p>a</p><script>var x;</script><style>p{}</style><p>b</p></body>",
+	            "a\n\nb\n");
 	assert_html("a<br>b<br><br>c", "a\nb\n\nc\n");
 	assert_html("<p>a</p><p>b</p>", "a\n\nb\n");
 	assert_html("<div>a</div><div>b</div>", "a\nb\n");
