@@ -3,9 +3,10 @@
 #   1. installs what is missing (build deps, fuse3, dovecot-imapd, clang-14 for fuzzing);
 #   2. builds with -Dwerror=true and runs every suite except fuzz (unit, fake, integration);
 #   3. builds with ASan+UBSan and runs the unit and fake-server suites again;
-#   4. builds the libFuzzer targets with clang-14 (ASan+UBSan) and runs each for
+#   4. builds with ThreadSanitizer (clang-14) and runs the parallel-readers test through a mount;
+#   5. builds the libFuzzer targets with clang-14 (ASan+UBSan) and runs each for
 #      FUZZ_SECONDS (default 60) from its committed seed corpus;
-#   5. prints one line per failed test and, last, "N passed, N failed" counted from meson's
+#   6. prints one line per failed test and, last, "N passed, N failed" counted from meson's
 #      testlog.json files (a build that fails counts as one failed test).
 # Exit status: 0 only when nothing failed.
 set -uo pipefail
@@ -75,6 +76,17 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$top/tests/lsan.supp:print_suppressions=0}
 if setup_and_build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false; then
 	run_suites build-asan unit fake
+fi
+
+echo "== build: ThreadSanitizer (clang-14): parallel readers through a real mount"
+if CC=clang-14 setup_and_build build-tsan -Db_sanitize=thread -Db_lundef=false; then
+	# The GLib shim is preloaded into uninstrumented processes too, so it is built without TSan.
+	if clang-14 -shared -fPIC -O1 -o build-tsan/glib_tsan_shim.so tests/tsan/glib_tsan_shim.c \
+		$(pkg-config --cflags glib-2.0) -ldl; then
+		run_suites build-tsan tsan
+	else
+		build_failures+=("build-tsan: glib_tsan_shim.so failed to build")
+	fi
 fi
 
 echo "== build: libFuzzer targets (clang-14, ASan + UBSan), ${FUZZ_SECONDS}s each"

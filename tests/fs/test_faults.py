@@ -1,0 +1,914 @@
+#!/usr/bin/python3
+"""Fault and resource tests of the imapfs daemon: never hang, never leak, never serve stale mail.
+
+A real throwaway Dovecot (tests/harness/dovecot.py), often behind a loopback TcpProxy
+(tests/harness/tcp_proxy.py) that stalls, cuts or counts connections, and a real FUSE mount of
+the built imapfs.  Every read that could hang runs in a child process with a hard deadline, so
+a hanging daemon fails the test instead of hanging the suite; every mount is removed with
+`fusermount3 -uz` and every Dovecot/proxy stopped in cleanups, even when a test fails.
+
+Environment (as for test_imapfs.py):
+    IMAPFS_BIN           the built imapfs executable
+    IMAPFS_HARNESS_DIR   tests/harness
+
+Fails (never skips) without /dev/fuse, fusermount3 or Dovecot.  Python stdlib only.
+"""
+
+import concurrent.futures
+import errno
+import hashlib
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+IMAPFS = os.environ.get('IMAPFS_BIN', '')
+HARNESS = os.environ.get('IMAPFS_HARNESS_DIR',
+                         os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
+                                      'harness'))
+sys.path.insert(0, HARNESS)
+import dovecot  # noqa: E402
+import sample_mail  # noqa: E402
+import tcp_proxy  # noqa: E402
+
+MOUNT_TIMEOUT = 30
+TIMEOUT = 2          # the `timeout` config key used by these tests, seconds
+MARGIN = 3           # slack on top of TIMEOUT for "fails within the timeout"
+
+# ---- mounting (same conventions as test_imapfs.py) -------------------------------------------
+
+
+def require_environment():
+    if not IMAPFS or not os.access(IMAPFS, os.X_OK):
+        raise AssertionError('IMAPFS_BIN does not name the built imapfs (%r)' % IMAPFS)
+    if not os.path.exists('/dev/fuse'):
+        raise AssertionError('/dev/fuse is missing: these tests need FUSE')
+    if shutil.which('fusermount3') is None:
+        raise AssertionError('fusermount3 is missing (apt-get install fuse3)')
+
+
+def mountinfo_entries(path):
+    path = os.path.realpath(path)
+    out = []
+    with open('/proc/self/mountinfo') as f:
+        for line in f:
+            mp = line.split(' ')[4]
+            mp = re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), mp)
+            if mp == path:
+                out.append(line)
+    return out
+
+
+def mounted(path):
+    return bool(mountinfo_entries(path))
+
+
+def daemon_pids(mnt):
+    """PIDs of imapfs processes whose command line names mnt."""
+    mnt = os.path.realpath(mnt)
+    out = []
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                argv = f.read().split(b'\0')
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b'imapfs') and any(
+                os.path.realpath(a.decode('utf-8', 'replace')) == mnt
+                for a in argv[1:] if a):
+            out.append(int(pid))
+    return out
+
+
+def unmount(mnt):
+    if os.path.isdir(mnt) or mounted(mnt):
+        subprocess.run(['fusermount3', '-uz', mnt], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while daemon_pids(mnt) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in daemon_pids(mnt):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def write_config(path, host, port, user, password, ca_file, **over):
+    keys = {'host': host, 'port': str(port), 'user': user, 'password': password,
+            'ca_file': ca_file, 'timeout': str(TIMEOUT), 'refresh': '1'}
+    keys.update(over)
+    with open(path, 'w') as f:
+        f.write('[default]\n')
+        for k, v in keys.items():
+            if v is not None:
+                f.write('%s = %s\n' % (k, v))
+    os.chmod(path, 0o600)
+    return path
+
+
+def daemon_env(cache_dir):
+    """The environment for an imapfs process: XDG_CACHE_HOME (and XDG_CONFIG_HOME) private to
+    the test, so no state is shared with the user's or another test's mounts."""
+    os.makedirs(cache_dir, exist_ok=True)
+    return dict(os.environ, XDG_CACHE_HOME=cache_dir, XDG_CONFIG_HOME=cache_dir)
+
+
+class Mount:
+    """One imapfs mount.  Foreground mounts keep the daemon as a Popen (its pid is the daemon's)
+    with stdout+stderr in self.log; background mounts find the daemon by its command line."""
+
+    def __init__(self, tmp, cfg, name='mnt', foreground=True, extra=()):
+        self.path = os.path.join(tmp, name)
+        os.makedirs(self.path, exist_ok=True)
+        self.log = os.path.join(tmp, name + '.log')
+        self.proc = None
+        self.logf = None
+        args = [IMAPFS, '-o', 'config=' + cfg] + list(extra)
+        # A private cache directory per mount: never the user's, never another test's.
+        self.env = daemon_env(os.path.join(tmp, name + '.cache'))
+        if foreground:
+            args.append('-f')
+        args.append(self.path)
+        if foreground:
+            self.logf = open(self.log, 'wb')
+            self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=self.env)
+            deadline = time.monotonic() + MOUNT_TIMEOUT
+            while not mounted(self.path):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.close()
+                    raise AssertionError('imapfs did not mount: %s' % self.log_text())
+                time.sleep(0.05)
+        else:
+            res = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, timeout=MOUNT_TIMEOUT, env=self.env)
+            if res.returncode != 0 or not mounted(self.path):
+                self.close()
+                raise AssertionError('imapfs failed (%d): %s' % (
+                    res.returncode, res.stdout.decode('utf-8', 'replace')))
+
+    @property
+    def pid(self):
+        if self.proc is not None:
+            return self.proc.pid
+        pids = daemon_pids(self.path)
+        return pids[0] if pids else None
+
+    def log_text(self):
+        try:
+            with open(self.log, 'rb') as f:
+                return f.read().decode('utf-8', 'replace')
+        except OSError:
+            return ''
+
+    def close(self):
+        unmount(self.path)
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.logf is not None:
+            self.logf.close()
+            self.logf = None
+
+
+# ---- bounded reads -----------------------------------------------------------------------------
+
+_READER = r'''
+import os, sys
+try:
+    fd = os.open(sys.argv[1], os.O_RDONLY)
+    chunks = []
+    while True:
+        b = os.read(fd, 1 << 20)
+        if not b:
+            break
+        chunks.append(b)
+    st = os.fstat(fd)
+    os.close(fd)
+except OSError as e:
+    sys.stderr.write('%d' % e.errno)
+    sys.exit(3)
+sys.stderr.write('size=%d' % st.st_size)
+sys.stdout.buffer.write(b''.join(chunks))
+'''
+
+
+class Read:
+    """Outcome of a bounded read: err (0 or errno), data, elapsed seconds, fstat size."""
+
+    def __init__(self, err, data, elapsed, size=None):
+        self.err, self.data, self.elapsed, self.size = err, data, elapsed, size
+
+
+def timed_read(path, limit):
+    """Read path whole in a child process killed after limit seconds.  A hang raises
+    AssertionError (SIGKILL ends a process blocked on FUSE, so this never hangs itself)."""
+    t0 = time.monotonic()
+    try:
+        res = subprocess.run([sys.executable, '-c', _READER, path], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, timeout=limit)
+    except subprocess.TimeoutExpired:
+        raise AssertionError('reading %s hung for more than %g s' % (path, limit))
+    elapsed = time.monotonic() - t0
+    err = res.stderr.decode(errors='replace')
+    if res.returncode == 3:
+        return Read(int(err), b'', elapsed)
+    if res.returncode != 0:
+        raise AssertionError('reader crashed (%d): %s' % (res.returncode, err))
+    return Read(0, res.stdout, elapsed, int(err.split('=')[1]))
+
+
+def bounded(fn, limit, *args):
+    """Run fn(*args) in a thread; AssertionError if it does not return within limit s."""
+    ex = concurrent.futures.ThreadPoolExecutor(1)
+    fut = ex.submit(fn, *args)
+    try:
+        return fut.result(timeout=limit)
+    except concurrent.futures.TimeoutError:
+        raise AssertionError('%s%r hung for more than %g s' % (fn.__name__, args, limit))
+    finally:
+        ex.shutdown(wait=False)
+
+
+def read(path):
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+def proc_status(pid, key):
+    """A kB value (VmHWM, VmRSS) of /proc/pid/status, in bytes."""
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith(key + ':'):
+                return int(line.split()[1]) * 1024
+    raise AssertionError('%s not in /proc/%d/status' % (key, pid))
+
+
+def fd_count(pid):
+    return len(os.listdir('/proc/%d/fd' % pid))
+
+
+def thread_count(pid):
+    return len(os.listdir('/proc/%d/task' % pid))
+
+
+# ---- test mail ------------------------------------------------------------------------------------
+
+
+def text_message(subject, size, seed=0):
+    """A CRLF text message of about size bytes whose lines depend on seed (so no two are
+    equal)."""
+    head = ('From: a@example.com\r\nTo: b@example.com\r\nSubject: %s\r\n'
+            'Date: Mon, 01 Jan 2024 10:00:00 +0000\r\nMessage-ID: <%s-%d@x>\r\n\r\n'
+            % (subject, subject.replace(' ', '-'), seed)).encode()
+    line_len = 78
+    n = max(1, (size - len(head)) // (line_len + 2))
+    lines = []
+    for i in range(n):
+        s = ('%d:%d ' % (seed, i)).encode()
+        lines.append((s + b'x' * line_len)[:line_len])
+    return head + b'\r\n'.join(lines) + b'\r\n'
+
+
+def attachment_message(subject, payload, seed=0):
+    """multipart/mixed with a text part and payload as a base64 attachment."""
+    import base64
+    b64 = base64.b64encode(payload)
+    body = b'\r\n'.join(b64[i:i + 76] for i in range(0, len(b64), 76))
+    return ('From: a@example.com\r\nTo: b@example.com\r\nSubject: %s\r\n'
+            'Date: Mon, 01 Jan 2024 10:00:00 +0000\r\nMIME-Version: 1.0\r\n'
+            'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n'
+            '--b%d\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nsee attached %d\r\n'
+            '--b%d\r\nContent-Type: application/octet-stream\r\n'
+            'Content-Disposition: attachment; filename="data-%d.bin"\r\n'
+            'Content-Transfer-Encoding: base64\r\n\r\n'
+            % (subject, seed, seed, seed, seed, seed)).encode() + body + \
+        ('\r\n--b%d--\r\n' % seed).encode()
+
+
+def dovecot_log_count(d, pattern):
+    try:
+        with open(d.log, 'rb') as f:
+            return len(re.findall(pattern.encode(), f.read()))
+    except OSError:
+        return 0
+
+
+class StallAfterProxy(tcp_proxy.TcpProxy):
+    """TcpProxy plus stall_after(n): forward n more server-to-client bytes, then stall.
+
+    TcpProxy's writer decrements `_cut_budget` by each server-to-client chunk it forwards
+    (that is how cut_after works).  While a stall budget is armed, the property below shows
+    the writer an endless cut budget and counts what it subtracts, so the stall happens at a
+    chunk boundary (at most 64 KiB late) at a deterministic point of the stream.  (A
+    stall_after(n) in tcp_proxy.py itself would make this unnecessary.)"""
+
+    _stall_left = None
+    _BIG = 1 << 62
+
+    @property
+    def _cut_budget(self):
+        if self._stall_left is not None:
+            return self._BIG
+        return self.__dict__.get('_real_cut_budget')
+
+    @_cut_budget.setter
+    def _cut_budget(self, value):
+        if self._stall_left is not None:
+            if value is None:          # cut() disarms
+                self._stall_left = None
+                return
+            self._stall_left -= self._BIG - value
+            if self._stall_left <= 0:
+                self._stall_left = None
+                self._stalled = True
+            return
+        self.__dict__['_real_cut_budget'] = value
+
+    def stall_after(self, n_bytes):
+        with self.cond:
+            self._stall_left = int(n_bytes)
+
+
+# ---- base class --------------------------------------------------------------------------------
+
+
+class DovecotCase(unittest.TestCase):
+    """One Dovecot per class (setUpClass seeds it); mounts/proxies per test, with cleanups."""
+
+    separator = '/'
+
+    @classmethod
+    def setUpClass(cls):
+        require_environment()
+        cls.tmp = tempfile.mkdtemp(prefix='iff', dir='/tmp')
+        cls.d = dovecot.Dovecot(separator=cls.separator)
+        try:
+            cls.d.start()
+            cls.seed()
+        except BaseException:
+            cls.d.cleanup()
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def seed(cls):
+        pass
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.d.cleanup()
+        finally:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        self.n = 0
+
+    def proxy(self, cls=StallAfterProxy):
+        p = cls('127.0.0.1', self.d.host, self.d.port_imaps)
+        self.addCleanup(p.close)
+        return p
+
+    def mount(self, port=None, foreground=True, **over):
+        self.n += 1
+        name = '%s-%d' % (self._testMethodName, self.n)
+        cfg = write_config(os.path.join(self.tmp, name + '.cfg'), self.d.host,
+                           port or self.d.port_imaps, self.d.user, self.d.password,
+                           self.d.ca_file, **over)
+        m = Mount(self.tmp, cfg, name=name, foreground=foreground)
+        self.addCleanup(m.close)
+        return m
+
+    def assertEIO(self, r, what):
+        self.assertEqual(r.err, errno.EIO, '%s: expected EIO, got %s after %.1f s' % (
+            what, errno.errorcode.get(r.err, r.err), r.elapsed))
+
+
+# ---- stalls, cuts, signals, parallel readers (behind a TcpProxy) ---------------------------------
+
+
+class ProxyFaults(DovecotCase):
+    BIG = 5 * 1024 * 1024
+
+    @classmethod
+    def seed(cls):
+        cls.seeded = sample_mail.seed(cls.d)
+        cls.d.create_folder('Big')
+        cls.big_uid = cls.d.append('Big', text_message('five megabytes', cls.BIG, 1))
+        cls.big_uid2 = cls.d.append('Big', text_message('five megabytes again', cls.BIG, 2))
+        cls.big_raw = cls.d.fetch_raw('Big', cls.big_uid)
+        cls.big_raw2 = cls.d.fetch_raw('Big', cls.big_uid2)
+        # More folders and files for the parallel readers.
+        for f in range(3):
+            name = 'Bulk%d' % f
+            cls.d.create_folder(name)
+            for i in range(40):
+                if i % 4 == 0:
+                    raw = attachment_message('bulk %d/%d' % (f, i), os.urandom(30000 + i),
+                                             f * 100 + i)
+                else:
+                    raw = text_message('bulk %d/%d' % (f, i), 2000 + 500 * i, f * 100 + i)
+                cls.d.append(name, raw)
+
+    def test_stall_mid_fetch_gives_eio_and_ls_still_works(self):
+        """The server stops answering 1 MB into a 5 MB body: the reader gets EIO within the
+        timeout, other already listed folders stay listable meanwhile, and once the server
+        answers again the message reads back exactly."""
+        p = self.proxy()
+        m = self.mount(port=p.port, refresh='30')
+        others = {f: sorted(os.listdir(os.path.join(m.path, f))) for f in ('INBOX', 'Work')}
+        eml = os.path.join(m.path, 'Big', str(self.big_uid), 'message.eml')
+        self.assertEqual(os.stat(eml).st_size, len(self.big_raw))
+        p.stall_after(1024 * 1024)
+        result = {}
+        t = threading.Thread(target=lambda: result.setdefault(
+            'r', timed_read(eml, TIMEOUT + MARGIN + 10)))
+        t.start()
+        try:
+            time.sleep(0.5)
+            self.assertTrue(p._stalled, 'the stall never triggered (fetch finished early?)')
+            # Meanwhile: listings already known are served without waiting for the fetch.
+            for f, names in others.items():
+                t0 = time.monotonic()
+                got = bounded(lambda f=f: sorted(os.listdir(os.path.join(m.path, f))), 5)
+                self.assertEqual(got, names)
+                self.assertLess(time.monotonic() - t0, 1.0, 'ls %s waited for the stall' % f)
+        finally:
+            t.join(TIMEOUT + MARGIN + 15)
+        r = result['r']
+        self.assertEIO(r, 'stalled read')
+        self.assertLess(r.elapsed, TIMEOUT + MARGIN)
+        self.assertTrue(p._stalled)
+        p.resume()
+        r = timed_read(eml, 30)
+        self.assertEqual(r.err, 0)
+        self.assertEqual(r.data, self.big_raw)
+        self.assertIsNone(m.proc.poll(), 'daemon died')
+
+    def test_stall_before_answer_gives_eio(self):
+        """The server stops answering before the first byte of the answer."""
+        p = self.proxy()
+        m = self.mount(port=p.port, refresh='30')
+        os.listdir(os.path.join(m.path, 'Big'))
+        p.stall()
+        r = timed_read(os.path.join(m.path, 'Big', str(self.big_uid2), 'subject'),
+                       TIMEOUT + MARGIN + 10)
+        self.assertEIO(r, 'stalled read')
+        self.assertLess(r.elapsed, TIMEOUT + MARGIN)
+        p.resume()
+        r = timed_read(os.path.join(m.path, 'Big', str(self.big_uid2), 'message.eml'), 30)
+        self.assertEqual((r.err, r.data == self.big_raw2), (0, True))
+
+    def test_cut_mid_literal_never_serves_partial(self):
+        """The connection is reset 1 MB into a body literal: the read fails with EIO or
+        succeeds whole after an internal retry; the next read, without remounting, returns
+        exactly the server's bytes."""
+        for n_bytes in (1000, 1024 * 1024, self.BIG - 1000):
+            with self.subTest(cut_after=n_bytes):
+                p = self.proxy()
+                m = self.mount(port=p.port)
+                eml = os.path.join(m.path, 'Big', str(self.big_uid), 'message.eml')
+                os.listdir(os.path.dirname(eml))
+                p.cut_after(n_bytes)
+                r = timed_read(eml, TIMEOUT + MARGIN + 10)
+                if r.err:
+                    self.assertEIO(r, 'cut read')
+                else:
+                    self.assertEqual(len(r.data), len(self.big_raw))
+                    self.assertEqual(r.data, self.big_raw, 'partial or wrong bytes served')
+                    self.assertEqual(r.size, len(self.big_raw))
+                r = timed_read(eml, 30)
+                self.assertEqual(r.err, 0)
+                self.assertEqual(r.data, self.big_raw)
+                self.assertEqual(os.stat(eml).st_size, len(self.big_raw))
+                self.assertIsNone(m.proc.poll(), 'daemon died')
+
+    def _activity(self, m):
+        """Make the daemon use several connections at once."""
+        files = [os.path.join(m.path, 'Bulk%d' % f, n, 'body')
+                 for f in range(3) for n in sorted(os.listdir(os.path.join(m.path, 'Bulk%d' % f)))]
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            list(ex.map(read, files[:40]))
+
+    def _check_clean_exit(self, m, p, stop, foreground, logged_out_before):
+        pid = m.pid
+        self.assertIsNotNone(pid)
+        accepted = p.connections_accepted
+        self.assertGreater(accepted, 0)
+        stop(m, pid)
+        if foreground:
+            self.assertEqual(m.proc.wait(timeout=10), 0, m.log_text())
+        deadline = time.monotonic() + 10
+        while (os.path.exists('/proc/%d' % pid) and time.monotonic() < deadline):
+            try:
+                with open('/proc/%d/stat' % pid) as f:
+                    if f.read().split(') ')[1].startswith('Z'):
+                        break
+            except OSError:
+                break
+            time.sleep(0.05)
+        self.assertFalse(daemon_pids(m.path), 'daemon still running')
+        self.assertEqual(mountinfo_entries(m.path), [], 'stale mount left behind')
+        os.stat(m.path)   # ENOTCONN here would mean a dead mount
+        self.assertEqual(os.listdir(m.path), [])
+        deadline = time.monotonic() + 5
+        while p.active_connections() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(p.active_connections(), 0, 'IMAP connections left open')
+        deadline = time.monotonic() + 5
+        while (dovecot_log_count(self.d, r'imap\(alice\).*Logged out') - logged_out_before <
+               accepted and time.monotonic() < deadline):
+            time.sleep(0.1)
+        self.assertEqual(
+            dovecot_log_count(self.d, r'imap\(alice\).*Logged out') - logged_out_before,
+            accepted, 'not every connection was logged out:\n' + self.d.log_tail(0, 3000))
+
+    def test_signals_and_unmount_are_clean(self):
+        """SIGTERM, SIGINT (foreground and background daemon) and fusermount3 -u: exit 0
+        within seconds, no stale mount, every IMAP connection logged out."""
+        def sig(s):
+            return lambda m, pid: os.kill(pid, s)
+
+        def fusermount(m, pid):
+            subprocess.run(['fusermount3', '-u', m.path], check=True, timeout=10)
+
+        cases = [('SIGTERM', True, sig(signal.SIGTERM)), ('SIGINT', True, sig(signal.SIGINT)),
+                 ('SIGTERM-bg', False, sig(signal.SIGTERM)),
+                 ('SIGINT-bg', False, sig(signal.SIGINT)),
+                 ('fusermount3 -u', True, fusermount), ('fusermount3 -u bg', False, fusermount)]
+        for name, foreground, stop in cases:
+            with self.subTest(name):
+                p = self.proxy()
+                before = dovecot_log_count(self.d, r'imap\(alice\).*Logged out')
+                m = self.mount(port=p.port, foreground=foreground)
+                self._activity(m)
+                self._check_clean_exit(m, p, stop, foreground, before)
+
+    def test_parallel_readers_same_bytes(self):
+        """16 parallel readers (find | xargs -P16 -n50) on a cold mount with a tiny message
+        cache get exactly the bytes a sequential reader gets, file by file."""
+        def hashes(cmd, cwd):
+            res = subprocess.run(cmd, shell=True, cwd=cwd, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, timeout=600)
+            self.assertEqual(res.returncode, 0, res.stderr.decode(errors='replace')[-2000:])
+            out = {}
+            for line in res.stdout.decode('utf-8', 'surrogateescape').splitlines():
+                h, path = line.split('  ', 1)
+                out[path] = h
+            return out
+
+        m1 = self.mount(memory_cache='1')
+        par = hashes('find . -type f -print0 | xargs -0 -P16 -n50 sha256sum', m1.path)
+        m2 = self.mount()
+        seq = hashes('find . -type f -print0 | xargs -0 -n1 sha256sum', m2.path)
+        self.assertGreater(len(seq), 1000)
+        self.assertEqual(sorted(par), sorted(seq))
+        diff = [p for p in seq if par[p] != seq[p]]
+        self.assertEqual(diff, [], 'parallel readers got other bytes')
+        for f, uid, _raw, _fl in self.seeded:
+            rel = './%s/%d/message.eml' % (f.replace('2024', '2024.d'), uid)
+            self.assertEqual(seq[rel], hashlib.sha256(self.d.fetch_raw(f, uid)).hexdigest())
+        self.assertIsNone(m1.proc.poll())
+
+
+# ---- the server goes away ----------------------------------------------------------------------
+
+
+class Outage(DovecotCase):
+    @classmethod
+    def seed(cls):
+        cls.uids = [cls.d.append('INBOX', text_message('outage %d' % i, 3000, i))
+                    for i in range(60)]
+
+    def tearDown(self):
+        if not self.d._started:
+            self.d.restart()
+
+    def _outage(self, m, seconds):
+        """Kill Dovecot, read uncached messages for `seconds`; return the Read results."""
+        inbox = os.path.join(m.path, 'INBOX')
+        self.assertEqual(len(os.listdir(inbox)), len(self.uids))
+        self.d.kill()
+        results = []
+        t_end = time.monotonic() + seconds
+        i = 0
+        while time.monotonic() < t_end:
+            results.append(timed_read(os.path.join(inbox, str(self.uids[i]), 'body'),
+                                      TIMEOUT + MARGIN + 10))
+            i += 1
+            time.sleep(0.2)
+        return results
+
+    def test_outage_eio_then_recovery(self):
+        """While Dovecot is dead, reads of uncached messages fail with EIO within the timeout;
+        once it is back they work again without remounting."""
+        m = self.mount()
+        results = self._outage(m, 10)
+        for r in results:
+            self.assertEIO(r, 'read during outage')
+            self.assertLess(r.elapsed, TIMEOUT + MARGIN)
+        self.d.restart()
+        t0 = time.monotonic()
+        uid = self.uids[-1]
+        while True:
+            r = timed_read(os.path.join(m.path, 'INBOX', str(uid), 'message.eml'), 30)
+            if r.err == 0:
+                break
+            self.assertEIO(r, 'read after restart')
+            self.assertLess(time.monotonic() - t0, 30, 'never recovered')
+            time.sleep(0.5)
+        self.assertEqual(r.data, self.d.fetch_raw('INBOX', uid))
+        self.recovery_s = time.monotonic() - t0
+        sys.stderr.write('[recovered %.1f s after restart] ' % self.recovery_s)
+        self.assertIsNone(m.proc.poll())
+
+    # FS BUG: see findings #1 (every failed request logs a warning; fs/remote.c with_conn)
+    @unittest.expectedFailure
+    def test_outage_logged_once(self):
+        """~10 s of failing reads log the outage a bounded number of times, not once per
+        read (the pool already logs the start and the end of an outage)."""
+        m = self.mount()
+        before = m.log_text().count('warning')
+        results = self._outage(m, 10)
+        self.assertGreater(len(results), 10)
+        time.sleep(0.3)
+        lines = [ln for ln in m.log_text().splitlines()[0:] if 'warning' in ln]
+        warnings = len(lines) - before
+        self.assertLessEqual(warnings, 3, 'outage logged %d times for %d failed reads:\n%s' % (
+            warnings, len(results), '\n'.join(lines[:8])))
+
+
+# ---- the server's mail changes -------------------------------------------------------------------
+
+
+class ServerChanges(DovecotCase):
+    def wait_for(self, cond, what, limit=15):
+        deadline = time.monotonic() + limit
+        while True:
+            v = cond()
+            if v:
+                return v
+            self.assertLess(time.monotonic(), deadline, what)
+            time.sleep(0.2)
+
+    def test_uidvalidity_change_serves_new_bytes(self):
+        """A folder deleted and recreated (new UIDVALIDITY, same UIDs, other content): after
+        the refresh time the listing shows the new messages and every reused UID reads back
+        the new bytes -- never the old ones, not even through a cached dentry or page."""
+        folder = 'Reborn'
+        self.d.create_folder(folder)
+        old = {self.d.append(folder, text_message('old life %d' % i, 4000 + i, i)): None
+               for i in range(5)}
+        for uid in old:
+            old[uid] = self.d.fetch_raw(folder, uid)
+        m = self.mount()
+        fdir = os.path.join(m.path, folder)
+        for uid, raw in old.items():   # everything cached: msgcache, dentries, page cache
+            self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), raw)
+            read(os.path.join(fdir, str(uid), 'subject'))
+        held = open(os.path.join(fdir, str(min(old)), 'message.eml'), 'rb')
+        self.addCleanup(held.close)
+        v1 = self.d.uidvalidity(folder)
+        self.d.delete_folder(folder)
+        time.sleep(1.1)  # Dovecot's UIDVALIDITY is time-based
+        self.d.create_folder(folder)
+        new = {}
+        for i in range(3):
+            uid = self.d.append(folder, text_message('new life %d' % i, 6000 + i, 100 + i))
+            new[uid] = self.d.fetch_raw(folder, uid)
+        self.assertNotEqual(self.d.uidvalidity(folder), v1)
+        self.assertTrue(set(new) <= set(old), 'UIDs were not reused')
+        self.wait_for(lambda: sorted(os.listdir(fdir)) == sorted(str(u) for u in new),
+                      'listing never showed the new messages')
+        deadline = time.monotonic() + 10
+        pending = set(new)
+        while pending:
+            for uid in sorted(pending):
+                for name in ('message.eml', 'subject'):
+                    path = os.path.join(fdir, str(uid), name)
+                    r = timed_read(path, TIMEOUT + MARGIN + 10)
+                    if r.err:
+                        # a kernel entry of the old life, invalidated asynchronously
+                        self.assertIn(r.err, (errno.ENOENT, errno.ESTALE), path)
+                        continue
+                    self.assertNotEqual(r.data, old[uid], 'OLD bytes served for %s' % path)
+                    if name == 'message.eml':
+                        self.assertEqual(r.data, new[uid])
+                        pending.discard(uid)
+            self.assertLess(time.monotonic(), deadline, 'new bytes never served')
+            time.sleep(0.2)
+        for uid in old:
+            if uid not in new:
+                self.assertFalse(os.path.exists(os.path.join(fdir, str(uid))))
+        # The handle opened in the old life: its own bytes or an error, never the new ones.
+        try:
+            data = held.read()
+            self.assertEqual(data, old[min(old)])
+        except OSError as e:
+            self.assertIn(e.errno, (errno.EIO, errno.ENOENT, errno.ESTALE))
+        self.assertIsNone(m.proc.poll())
+
+    def _expunge_setup(self, folder):
+        self.d.create_folder(folder)
+        raws = {}
+        for i in range(30):
+            uid = self.d.append(folder, text_message('%s %d' % (folder, i), 200000 + i, i))
+            raws[uid] = self.d.fetch_raw(folder, uid)
+        uids = sorted(raws)
+        m = self.mount(memory_cache='1')
+        fdir = os.path.join(m.path, folder)
+        self.assertEqual(sorted(os.listdir(fdir), key=int), [str(u) for u in uids])
+        return m, fdir, raws, uids
+
+    def test_expunged_disappear(self):
+        """Expunged messages leave the listing (and lookups) after the refresh time."""
+        m, fdir, raws, uids = self._expunge_setup('Expunge1')
+        gone = uids[:10]
+        for u in gone[:5]:   # some known to the kernel and the cache, some not
+            read(os.path.join(fdir, str(u), 'subject'))
+        self.d.expunge('Expunge1', gone)
+        self.wait_for(lambda: sorted(os.listdir(fdir), key=int) == [str(u) for u in uids[10:]],
+                      'expunged messages still listed')
+        time.sleep(0.5)  # kernel entries are invalidated asynchronously
+        for u in gone:
+            self.assertFalse(os.path.exists(os.path.join(fdir, str(u))), u)
+        for u in uids[10:]:
+            self.assertEqual(read(os.path.join(fdir, str(u), 'message.eml')), raws[u])
+        self.assertIsNone(m.proc.poll())
+
+    # FS BUG: see findings #2 (read(2) on a handle of an expunged message fails with ENOENT)
+    @unittest.expectedFailure
+    def test_expunged_open_handle_same_bytes_or_eio(self):
+        """A handle opened before the expunge (never read, so the kernel has no pages) reads
+        its own bytes or fails with EIO, even after the message cache had to let the message
+        go -- never another message's bytes, and never an errno read(2) cannot mean."""
+        m, fdir, raws, uids = self._expunge_setup('Expunge2')
+        gone = uids[:10]
+        handles = {u: os.open(os.path.join(fdir, str(u), 'message.eml'), os.O_RDONLY)
+                   for u in gone}
+        for fd in handles.values():
+            self.addCleanup(os.close, fd)
+        self.d.expunge('Expunge2', gone)
+        self.wait_for(lambda: sorted(os.listdir(fdir), key=int) == [str(u) for u in uids[10:]],
+                      'expunged messages still listed')
+        for u in uids[10:]:   # push the held messages out of the 1 MiB cache
+            read(os.path.join(fdir, str(u), 'message.eml'))
+        outcomes = []
+        for u, fd in handles.items():
+            def rd(fd=fd):
+                chunks = []
+                while True:
+                    b = os.pread(fd, 1 << 20, sum(len(c) for c in chunks))
+                    if not b:
+                        return b''.join(chunks)
+                    chunks.append(b)
+            try:
+                data = bounded(rd, TIMEOUT + MARGIN + 10)
+                # Never another message's bytes: this is the property that must always hold.
+                self.assertEqual(data, raws[u], 'handle of UID %d served other bytes' % u)
+                outcomes.append('same bytes')
+            except OSError as e:
+                outcomes.append(errno.errorcode.get(e.errno, str(e.errno)))
+        self.assertIsNone(m.proc.poll())
+        self.assertTrue(set(outcomes) <= {'same bytes', 'EIO'}, outcomes)
+
+
+# ---- resource bounds ---------------------------------------------------------------------------
+
+# Bounds (VmHWM of the daemon; measured with gcc -O2 builds on Debian 12 x86-64, 2 cores):
+#  - 50 MB message, every file read: measured 107 MB.  The raw bytes (50 MB) and the decoded
+#    37 MB attachment must both be in memory while the files are served, plus the receive
+#    buffer; bound 4x the message (210 MB): a second copy of the message per read or per file
+#    would cross it.
+#  - 100k-message folder listed twice (a refresh in between): measured 52 MB.  Bound 100 MiB:
+#    room for two listings alive at once during a refresh, but not for keeping whole FETCH
+#    responses or a copy of the listing per readdir.
+#  - 1,000 open message files (1.5 KB each), all read while open: measured 21 MB.  Bound
+#    64 MiB, the default memory_cache: open files must not pin memory beyond the cache.
+#  - descriptors: measured 5 (stdio, /dev/fuse, one IMAP socket).  Bound 16 + connections:
+#    open files must not cost descriptors, and no socket may leak.
+BIG_MESSAGE_RSS = 4 * 50 * 1024 * 1024
+LISTING_100K_RSS = 100 * 1024 * 1024
+OPEN_1000_RSS = 64 * 1024 * 1024
+FD_BASE = 16
+
+
+class ResourceBounds(DovecotCase):
+    N_BIG = 100000
+
+    @classmethod
+    def seed(cls):
+        # 50 MB message with a 37 MB attachment (base64 grows it to 50 MB).
+        cls.d.create_folder('Huge')
+        cls.huge_payload = os.urandom(37 * 1024 * 1024)
+        cls.huge_uid = cls.d.append('Huge', attachment_message('fifty', cls.huge_payload, 1))
+        cls.d.create_folder('Many')
+        cls.many = [cls.d.append('Many', text_message('many %d' % i, 1500, i))
+                    for i in range(1000)]
+        cls.d.create_folder('Big100k')
+        cls.write_maildir('Big100k', cls.N_BIG)
+
+    @classmethod
+    def write_maildir(cls, folder, n):
+        """n tiny messages written straight into the folder's Maildir (LAYOUT=fs), owned by
+        the mail user, then indexed once by an admin EXAMINE so imapfs does not wait for it."""
+        import pwd
+        dv = pwd.getpwnam('dovecot')
+        cur = os.path.join(cls.d.workdir, 'home', cls.d.user, 'Maildir', folder, 'cur')
+        if not os.path.isdir(cur):
+            raise AssertionError('Maildir folder not where expected: %s' % cur)
+        t = 1704103200
+        for i in range(n):
+            raw = ('From: a@example.com\r\nSubject: m%d\r\n\r\nbody %d\r\n' % (i, i)).encode()
+            name = '%d.M%dP1.imapfs-test,S=%d:2,S' % (t + i, i, len(raw))
+            path = os.path.join(cur, name)
+            with open(path, 'wb') as f:
+                f.write(raw)
+            os.chown(path, dv.pw_uid, dv.pw_gid)
+            os.utime(path, (t + i, t + i))
+        cls.d.uids(folder)
+
+    def measure(self, m):
+        return proc_status(m.pid, 'VmHWM'), fd_count(m.pid)
+
+    def report(self, what, hwm, fds, limit):
+        sys.stderr.write('[%s: VmHWM %.1f MB (bound %.0f MB), %d fds] ' % (
+            what, hwm / 1e6, limit / 1e6, fds))
+
+    def test_50mb_message(self):
+        m = self.mount(timeout='3', connections='2')
+        d = os.path.join(m.path, 'Huge', str(self.huge_uid))
+        raw = self.d.fetch_raw('Huge', self.huge_uid)
+        r = timed_read(os.path.join(d, 'message.eml'), 120)
+        self.assertEqual(r.err, 0)
+        self.assertEqual(r.data, raw)
+        total = 0
+        for dirpath, _dirs, files in os.walk(d):
+            for name in files:
+                total += len(read(os.path.join(dirpath, name)))
+        att = os.path.join(d, 'attachments', 'data-1.bin')
+        self.assertEqual(hashlib.sha256(read(att)).digest(),
+                         hashlib.sha256(self.huge_payload).digest())
+        hwm, fds = self.measure(m)
+        self.report('50 MB message', hwm, fds, BIG_MESSAGE_RSS)
+        self.assertLess(hwm, BIG_MESSAGE_RSS)
+        self.assertLess(fds, FD_BASE + 2)  # connections = 2
+
+    def test_100k_listing(self):
+        m = self.mount(timeout='3')
+        t0 = time.monotonic()
+        names = bounded(os.listdir, 120, os.path.join(m.path, 'Big100k'))
+        elapsed = time.monotonic() - t0
+        self.assertEqual(len(names), self.N_BIG)
+        self.assertEqual(sorted(int(n) for n in names), list(range(1, self.N_BIG + 1)))
+        # a second listing (after the refresh time) must not double the memory
+        time.sleep(1.2)
+        self.assertEqual(len(os.listdir(os.path.join(m.path, 'Big100k'))), self.N_BIG)
+        self.assertRegex(read(os.path.join(m.path, 'Big100k', '99999', 'subject')),
+                         rb'^m\d+\n$')
+        hwm, fds = self.measure(m)
+        sys.stderr.write('[listing took %.1f s] ' % elapsed)
+        self.report('100k listing', hwm, fds, LISTING_100K_RSS)
+        self.assertLess(hwm, LISTING_100K_RSS)
+        self.assertLess(fds, FD_BASE + 4)  # connections = 4
+
+    def test_1000_open_files(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < 1100:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+        m = self.mount(timeout='3')
+        fdir = os.path.join(m.path, 'Many')
+        fds = []
+        try:
+            for uid in self.many:
+                fds.append(os.open(os.path.join(fdir, str(uid), 'message.eml'), os.O_RDONLY))
+            self.assertEqual(len(fds), 1000)
+            for uid, fd in zip(self.many, fds):
+                data = os.pread(fd, 1 << 16, 0)
+                self.assertTrue(data.startswith(b'From: a@example.com'), uid)
+                self.assertIn(b'Subject: many %d\r\n' % (uid - 1), data)
+            hwm, nfd = self.measure(m)
+            self.report('1000 open files', hwm, nfd, OPEN_1000_RSS)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        self.assertLess(hwm, OPEN_1000_RSS)
+        self.assertLess(nfd, FD_BASE + 4)  # connections = 4
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
