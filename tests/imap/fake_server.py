@@ -24,7 +24,8 @@ import time
 
 
 class FakeServer:
-    def __init__(self, script, tls=None, certfile=None, keyfile=None, family=socket.AF_INET):
+    def __init__(self, script, tls=None, certfile=None, keyfile=None, family=socket.AF_INET,
+                 port=0):
         self.script = script
         self.tls = tls
         self.received = bytearray()
@@ -38,7 +39,7 @@ class FakeServer:
         host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
         self._lsock = socket.socket(family, socket.SOCK_STREAM)
         self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._lsock.bind((host, 0))
+        self._lsock.bind((host, port))
         self._lsock.listen(1)
         self.port = self._lsock.getsockname()[1]
         self._thread = threading.Thread(target=self._run, daemon=True)
