@@ -649,9 +649,10 @@ class Bench:
         try:
             steps = [('wire limit', lambda: self.task_wire(rows, port, k)),
                      ('ls -l cold', lambda: self.task_ls_cold(rows, port, rtt, k)),
-                     ('grep cold/warm/remount', lambda: self.task_grep(rows, port, rtt, k)),
-                     ('naive client', lambda: self.task_naive(rows, port, k))]
-            if not a.skip_mbsync:
+                     ('grep cold/warm/remount', lambda: self.task_grep(rows, port, rtt, k))]
+            if not a.imapfs_only:
+                steps.append(('naive client', lambda: self.task_naive(rows, port, k)))
+            if not a.skip_mbsync and not a.imapfs_only:
                 steps.append(('mbsync', lambda: self.task_mbsync(rows, port, k)))
             if a.ls_scaling:
                 steps.append(('ls -l scaling', lambda: self.task_ls_scaling(port, rtt, k)))
@@ -884,6 +885,8 @@ def main(argv=None):
     ap.add_argument('--slow-seconds', type=float, default=60.0,
                     help='a task whose run takes longer is not repeated (default 60)')
     ap.add_argument('--skip-mbsync', action='store_true')
+    ap.add_argument('--imapfs-only', action='store_true',
+                    help='only the wire limit, local grep and imapfs rows (for tuning imapfs)')
     ap.add_argument('--ls-scaling', action='store_true',
                     help='also ls -l folders of 500, 5,000 and 50,000 messages')
     ap.add_argument('--quick', action='store_true', help='smoke test: 500 messages, repeat 1')

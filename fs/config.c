@@ -2,6 +2,8 @@
  * config.h).  Every failure becomes one line that names the file, the key and what to do. */
 #include "config.h"
 
+#include "bodycache.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
@@ -14,7 +16,8 @@
 
 static const char *const known_keys[] = {
 	"host", "port", "tls", "user", "pass_cmd", "password", "ca_file",
-	"timeout", "connections", "refresh", "memory_cache", NULL,
+	"timeout", "connections", "refresh", "memory_cache", "cache", "cache_dir", "cache_size",
+	"readahead", NULL,
 };
 
 static void wipe_str(char *s)
@@ -137,6 +140,42 @@ static int run_pass_cmd(const char *cmd, char **password_r, char **errmsg_r)
 	return 0;
 }
 
+/* "1024", "512M", "1G", "100k" (powers of 1024; a bare number is MiB) -> bytes. */
+static int get_size(GKeyFile *kf, const char *group, const char *key, uint64_t def,
+                    uint64_t *out, const char *path, char **errmsg_r)
+{
+	char *v = g_key_file_get_string(kf, group, key, NULL);
+	char *end = NULL;
+	uint64_t n, mult = 1024 * 1024;
+
+	if (v == NULL) {
+		*out = def;
+		return 0;
+	}
+	g_strstrip(v);
+	errno = 0;
+	n = g_ascii_strtoull(v, &end, 10);
+	if (end != NULL && *end != '\0' && end[1] == '\0') {
+		switch (g_ascii_toupper(*end)) {
+		case 'K': mult = 1024ull; end++; break;
+		case 'M': mult = 1024ull * 1024; end++; break;
+		case 'G': mult = 1024ull * 1024 * 1024; end++; break;
+		case 'T': mult = 1024ull * 1024 * 1024 * 1024; end++; break;
+		default: break;
+		}
+	}
+	if (v[0] == '\0' || !g_ascii_isdigit(v[0]) || *end != '\0' || errno != 0 ||
+	    n > UINT64_MAX / mult) {
+		*errmsg_r = g_strdup_printf("%s: [%s] %s = '%s' is not a size (MiB, or a number "
+		                            "with K, M, G or T)", path, group, key, v);
+		g_free(v);
+		return -EINVAL;
+	}
+	g_free(v);
+	*out = n * mult;
+	return 0;
+}
+
 static char *absolute_from(const char *config_path, const char *file)
 {
 	char *dir, *out;
@@ -249,10 +288,39 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 	                    cfg->path, errmsg_r)) < 0 ||
 	    (ret = get_uint(kf, cfg->account, "refresh", 30, 0, 86400, &cfg->refresh_s, cfg->path,
 	                    errmsg_r)) < 0 ||
-	    (ret = get_uint(kf, cfg->account, "memory_cache", 64, 1, 65536, &mib, cfg->path,
+	    (ret = get_uint(kf, cfg->account, "memory_cache", 0, 1, 65536, &mib, cfg->path,
 	                    errmsg_r)) < 0)
 		goto fail;
-	cfg->memory_cache = (size_t)mib * 1024 * 1024;
+	cfg->memory_cache = (size_t)mib * 1024 * 1024; /* 0: default, set below */
+	if ((ret = get_uint(kf, cfg->account, "readahead", 64, 0, 100000, &cfg->readahead,
+	                    cfg->path, errmsg_r)) < 0 ||
+	    (ret = get_size(kf, cfg->account, "cache_size", 1024ull * 1024 * 1024, &cfg->cache_size,
+	                    cfg->path, errmsg_r)) < 0)
+		goto fail;
+	v = g_key_file_get_string(kf, cfg->account, "cache", NULL);
+	if (v != NULL)
+		g_strstrip(v);
+	if (v != NULL && strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+		*errmsg_r = g_strdup_printf("%s: [%s] cache = '%s': use on or off", cfg->path,
+		                            cfg->account, v);
+		ret = -EINVAL;
+		goto fail;
+	}
+	if ((v == NULL || strcmp(v, "on") == 0) && cfg->cache_size > 0) {
+		char *dir = g_key_file_get_string(kf, cfg->account, "cache_dir", NULL);
+		if (dir != NULL)
+			g_strstrip(dir);
+		if (dir != NULL && dir[0] != '\0')
+			cfg->cache_dir = absolute_from(cfg->path, dir);
+		else
+			cfg->cache_dir = ifs_bodycache_default_dir(cfg->account);
+		g_free(dir);
+	}
+	g_clear_pointer(&v, g_free);
+	/* With the disk cache a message that left memory costs a file read and a parse, not a
+	 * round trip: less memory is worth it (the daemon stays well under 100 MB). */
+	if (cfg->memory_cache == 0)
+		cfg->memory_cache = (cfg->cache_dir != NULL ? 32u : 64u) * 1024 * 1024;
 
 	v = g_key_file_get_string(kf, cfg->account, "ca_file", NULL);
 	if (v != NULL) {
@@ -337,5 +405,6 @@ void ifs_config_free(struct ifs_config *cfg)
 	g_free(cfg->port);
 	g_free(cfg->user);
 	g_free(cfg->ca_file);
+	g_free(cfg->cache_dir);
 	g_free(cfg);
 }

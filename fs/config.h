@@ -3,7 +3,8 @@
  * File: -o config=FILE, else $XDG_CONFIG_HOME/imapfs/config, else ~/.config/imapfs/config.
  * Section: [default], or [NAME] with -o account=NAME.  Keys (all documented in IFS_CONFIG_HELP,
  * which `imapfs --help` prints): host, port, tls, user, pass_cmd, password, ca_file, timeout,
- * connections, refresh, memory_cache.  Unknown keys are an error (typos should not be silent).
+ * connections, refresh, memory_cache, cache, cache_dir, cache_size, readahead.  Unknown keys
+ * are an error (typos should not be silent).
  *
  * The password is obtained here (run pass_cmd, or the `password` key when the file is private)
  * and handed to the caller exactly once; ifs_config_wipe_password() scrubs this copy after the
@@ -14,6 +15,7 @@
 
 #include <imap.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct ifs_config {
 	char *path;         /* the config file that was read */
@@ -28,6 +30,9 @@ struct ifs_config {
 	unsigned connections;
 	unsigned refresh_s;
 	size_t memory_cache; /* bytes */
+	char *cache_dir;     /* the account's disk cache directory; NULL: disk cache off */
+	uint64_t cache_size; /* bytes (> 0 when cache_dir is set) */
+	unsigned readahead;  /* messages read ahead of a sequential reader; 0: off */
 };
 
 #define IFS_CONFIG_HELP \
@@ -44,7 +49,15 @@ struct ifs_config {
 	"    timeout = SECONDS      network timeout, default 30\n" \
 	"    connections = N        parallel IMAP connections, default 4\n" \
 	"    refresh = SECONDS      how long folder lists and listings are reused, default 30\n" \
-	"    memory_cache = MIB     parsed-message cache size in MiB, default 64\n"
+	"    memory_cache = MIB     parsed-message cache size in MiB, default 32 (64 when the\n" \
+	"                           disk cache is off)\n" \
+	"    cache = on|off         keep fetched messages on disk (default on)\n" \
+	"    cache_dir = DIR        the disk cache of this account, default\n" \
+	"                           $XDG_CACHE_HOME/imapfs/ACCOUNT (else ~/.cache/imapfs/ACCOUNT)\n" \
+	"    cache_size = SIZE      disk cache limit: MiB, or a number with K, M, G or T (powers of\n" \
+	"                           1024); default 1G; 0 turns the disk cache off\n" \
+	"    readahead = N          messages fetched ahead of a reader walking a folder in UID\n" \
+	"                           order (grep -r, find -exec), default 64; 0 turns it off\n"
 
 /* Load and validate.  path may be NULL (default location); account may be NULL ("default").
  * On failure returns -errno and a new one-line message in *errmsg_r (no "imapfs: " prefix).

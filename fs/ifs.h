@@ -9,21 +9,43 @@
 #include <imap.h>
 #include <sys/types.h>
 
+#include "bodycache.h"
 #include "config.h"
 #include "msgcache.h"
 #include "notify.h"
+#include "readahead.h"
 #include "tree.h"
 
+/* FUSE requests counted per kind (user.imapfs.stats, and the exit log). */
+enum ifs_req {
+	IFS_REQ_LOOKUP, IFS_REQ_GETATTR, IFS_REQ_OPENDIR, IFS_REQ_READDIR, IFS_REQ_RELEASEDIR,
+	IFS_REQ_OPEN, IFS_REQ_READ, IFS_REQ_RELEASE, IFS_REQ_FORGET, IFS_REQ_OTHER, IFS_REQ_COUNT
+};
+
+/* Connections: `pool` serves readers (message bodies); listings and LIST use `list_pool`;
+ * read-ahead its own `ra_pool`, so that none of the three waits behind another (a 50 MB
+ * message being fetched never delays the listing of another folder).  With few connections
+ * configured, pools are shared (see main.c); all three may be the same pointer. */
 struct ifs {
 	const struct ifs_config *cfg;
 	struct imap_pool *pool;
+	struct imap_pool *list_pool;
+	struct imap_pool *ra_pool;
 	struct ifs_tree *tree;
 	struct ifs_msgcache *cache;
+	struct ifs_bodycache *bodies;  /* NULL: disk cache off */
+	struct ifs_readahead *readahead; /* NULL: off */
 	struct ifs_notifier *notifier; /* NULL until the mount exists */
 	uid_t uid;
 	gid_t gid;
 	double folder_timeout;         /* = refresh: folder entries and attributes */
+	bool no_open;                  /* the kernel may skip OPEN/RELEASE of files (see ops.c) */
+	bool stats_xattr;              /* -o stats: user.imapfs.stats on the root */
+	uint64_t requests[IFS_REQ_COUNT]; /* atomic */
 };
+
+/* The stats line (new string): requests, bodies fetched, disk cache use. */
+char *ifs_stats(struct ifs *fs);
 
 /* The low-level operations table (static const in ops.c). */
 const struct fuse_lowlevel_ops *ifs_operations(void);

@@ -7,11 +7,13 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,11 +25,13 @@
 struct cmdline {
 	char *account;
 	char *config;
+	int stats;
 };
 
 static const struct fuse_opt cmdline_spec[] = {
 	{"account=%s", offsetof(struct cmdline, account), 0},
 	{"config=%s", offsetof(struct cmdline, config), 0},
+	{"stats", offsetof(struct cmdline, stats), 1},
 	FUSE_OPT_END,
 };
 
@@ -40,6 +44,8 @@ static void usage(const char *prog)
 	       "    -o account=NAME        use section [NAME] of the config file (default: "
 	       "[default])\n"
 	       "    -o config=FILE         config file (default: $XDG_CONFIG_HOME/imapfs/config)\n"
+	       "    -o stats               counters (FUSE requests, bodies fetched, cache use) in the\n"
+	       "                           extended attribute user.imapfs.stats of the mount's root\n"
 	       "    -f                     stay in the foreground\n"
 	       "    -d                     debug: log FUSE requests and the IMAP protocol trace\n"
 	       "                           (credentials redacted); implies -f\n"
@@ -147,10 +153,48 @@ static void add_mount_options(struct fuse_args *args, const char *host)
 	}
 }
 
+/* How the configured connections are split (see struct ifs): one for listings, one for
+ * read-ahead, the rest for readers; shared when there are too few. */
+static int make_pools(struct ifs *fs, const struct imap_config *icfg, unsigned conns,
+                      bool readahead)
+{
+	unsigned list = conns >= 2 ? 1 : 0;
+	unsigned ra = readahead && conns >= 3 ? 1 : 0;
+
+	if (imap_pool_new(icfg, conns - list - ra, &fs->pool) < 0)
+		return -1;
+	fs->list_pool = fs->ra_pool = fs->pool;
+	if (list > 0 && imap_pool_new(icfg, list, &fs->list_pool) < 0)
+		return -1;
+	if (ra > 0 && imap_pool_new(icfg, ra, &fs->ra_pool) < 0)
+		return -1;
+	return 0;
+}
+
+static void free_pools(struct ifs *fs)
+{
+	if (fs->ra_pool != fs->pool)
+		imap_pool_free(fs->ra_pool);
+	if (fs->list_pool != fs->pool)
+		imap_pool_free(fs->list_pool);
+	imap_pool_free(fs->pool); /* LOGOUT */
+	fs->pool = fs->list_pool = fs->ra_pool = NULL;
+}
+
+/* Each cached large message holds up to two descriptors: allow what the hard limit allows. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct cmdline cmd = {NULL, NULL};
+	struct cmdline cmd = {NULL, NULL, 0};
 	struct fuse_cmdline_opts opts;
 	struct ifs_config *cfg = NULL;
 	struct imap_config icfg;
@@ -200,6 +244,10 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "imapfs: warning: tls = none in %s: the password and all mail cross "
 		                "the network unencrypted\n", cfg->path);
 
+	raise_nofile();
+	/* Many FUSE threads would each get a malloc arena of their own and keep its peak. */
+	mallopt(M_ARENA_MAX, 2);
+
 	mime_init();
 	memset(&icfg, 0, sizeof(icfg));
 	icfg.host = cfg->host;
@@ -209,9 +257,9 @@ int main(int argc, char *argv[])
 	icfg.password = cfg->password;
 	icfg.ca_file = cfg->ca_file;
 	icfg.timeout_ms = cfg->timeout_s * 1000u;
-	if (imap_pool_new(&icfg, cfg->connections, &fs.pool) < 0) {
+	if (make_pools(&fs, &icfg, cfg->connections, cfg->readahead > 0) < 0) {
 		fprintf(stderr, "imapfs: cannot set up the IMAP connection pool\n");
-		goto out_cfg;
+		goto out_pool;
 	}
 	/* The pool has its own copy now; ours is no longer needed anywhere. */
 	icfg.password = NULL;
@@ -219,7 +267,7 @@ int main(int argc, char *argv[])
 
 	/* Connect and log in before detaching: a wrong host, port, password or certificate is
 	 * reported here, on the terminal. */
-	if (imap_pool_acquire(fs.pool, &conn, &why) < 0) {
+	if (imap_pool_acquire(fs.list_pool, &conn, &why) < 0) {
 		fprintf(stderr, "imapfs: cannot log in to %s:%s as %s: %s\n", cfg->host, cfg->port,
 		        cfg->user, why != NULL ? why : "unknown error");
 		goto out_pool;
@@ -227,17 +275,40 @@ int main(int argc, char *argv[])
 	if (imap_list(conn, &folders) < 0) {
 		fprintf(stderr, "imapfs: listing the folders of %s failed: %s\n", cfg->host,
 		        imap_conn_error(conn));
-		imap_pool_release(fs.pool, conn);
+		imap_pool_release(fs.list_pool, conn);
 		goto out_pool;
 	}
-	imap_pool_release(fs.pool, conn);
+	imap_pool_release(fs.list_pool, conn);
+	conn = NULL;
+	/* Readers start with a logged-in connection too, as they did when all shared one pool:
+	 * a server that stalls the first read then breaks a connection (EIO, retried on a new
+	 * one next time) instead of failing a first connect (which would start the pool's
+	 * reconnection back-off).  A failure here is not fatal: the pool retries later. */
+	if (fs.pool != fs.list_pool && imap_pool_acquire(fs.pool, &conn, NULL) == 0)
+		imap_pool_release(fs.pool, conn);
 
+	/* After logging in: a mistake in the account leaves no cache directory behind. */
+	if (cfg->cache_dir != NULL) {
+		char *identity = g_strdup_printf("%s %s %s", cfg->host, cfg->port, cfg->user);
+		int r = ifs_bodycache_open(cfg->cache_dir, cfg->cache_size, identity, &fs.bodies, &why);
+		g_free(identity);
+		if (r == -EBUSY) {
+			/* Two mounts of one account: the second one simply has no disk cache. */
+			fprintf(stderr, "imapfs: warning: %s; running without a disk cache\n", why);
+			g_clear_pointer(&why, g_free);
+		} else if (r < 0) {
+			fprintf(stderr, "imapfs: %s\n", why);
+			g_clear_pointer(&folders, g_ptr_array_unref);
+			goto out_pool;
+		}
+	}
 	fs.cfg = cfg;
 	fs.uid = getuid();
 	fs.gid = getgid();
 	fs.folder_timeout = cfg->refresh_s;
+	fs.stats_xattr = cmd.stats != 0;
 	fs.cache = ifs_msgcache_new(cfg->memory_cache);
-	fs.tree = ifs_tree_new(fs.pool, fs.cache, cfg->refresh_s);
+	fs.tree = ifs_tree_new(fs.list_pool, fs.cache, fs.bodies, cfg->refresh_s);
 	ifs_tree_set_folders(fs.tree, folders);
 	g_clear_pointer(&folders, g_ptr_array_unref);
 
@@ -258,7 +329,11 @@ int main(int argc, char *argv[])
 	ifs_log_set_startup(false);
 	g_message("mounted %s@%s on %s", cfg->user, cfg->host, opts.mountpoint);
 
+	/* Threads only now: fuse_daemonize forks, and a fork keeps only the calling thread. */
 	fs.notifier = ifs_notifier_new(se);
+	if (cfg->readahead > 0)
+		fs.readahead = ifs_readahead_new(fs.ra_pool, fs.bodies, fs.cache, fs.tree,
+		                                 cfg->readahead);
 	ifs_tree_set_notifier(fs.tree, fs.notifier);
 	if (opts.singlethread) {
 		ret = fuse_session_loop(se);
@@ -273,6 +348,11 @@ int main(int argc, char *argv[])
 	}
 	/* The loop returns the signal that ended it: SIGTERM/SIGINT/SIGHUP are a clean exit. */
 	ret = (ret == 0 || ret == SIGTERM || ret == SIGINT || ret == SIGHUP) ? 0 : 1;
+	{
+		char *stats = ifs_stats(&fs);
+		g_message("unmounting: %s", stats);
+		g_free(stats);
+	}
 	ifs_tree_set_notifier(fs.tree, NULL);
 	ifs_notifier_free(fs.notifier);
 	fs.notifier = NULL;
@@ -284,10 +364,12 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_tree:
+	ifs_readahead_free(fs.readahead);
 	ifs_tree_free(fs.tree);
 	ifs_msgcache_free(fs.cache);
 out_pool:
-	imap_pool_free(fs.pool); /* LOGOUT */
+	free_pools(&fs);
+	ifs_bodycache_free(fs.bodies);
 out_cfg:
 	ifs_config_free(cfg);
 out_args:

@@ -6,13 +6,22 @@
  *   - folder directories (their names and listings) change with the server: entries and
  *     attributes live `refresh` seconds, readdir is never cached;
  *   - a message directory and its files never change for a (folder, UIDVALIDITY, UID), which is
- *     what their inode numbers encode: long entry/attribute timeouts, keep_cache on open and
- *     cache_readdir, so a warm `grep -r` does not reach this process at all;
- *   - flags change: attributes live `refresh` seconds, and reads bypass the page cache
- *     (direct_io) from a snapshot taken at open;
+ *     what their inode numbers encode: long entry/attribute timeouts, keep_cache and
+ *     cache_readdir; opening a message directory costs no fetch (its names are computed at
+ *     the first readdir, which the kernel then keeps); and files are not opened at all: the
+ *     first OPEN is answered ENOSYS when the kernel supports that (FUSE_CAP_NO_OPEN_SUPPORT),
+ *     after which it sends no OPEN/RELEASE and keeps every file's page cache — so a warm
+ *     `grep -r` costs only OPENDIR/RELEASEDIR of each directory;
+ *   - a folder directory's listing is cached by the kernel (cache_readdir) and kept at opendir
+ *     (keep_cache) while its contents are unchanged; opendir refreshes the listing when it is
+ *     older than `refresh` (one round trip when nothing changed, see remote.h);
+ *   - flags change: attributes live `refresh` seconds, and a listing refresh that sees new
+ *     flags tells the kernel to drop that `flags` file's page cache (tree.c).  Without
+ *     no-open support, `flags` is read with direct_io from a snapshot taken at open;
  *   - message.eml before the first fetch has only RFC822.SIZE for a size, which a server can
- *     get wrong: its attributes get timeout 0 until the message has been fetched, and a fetch
- *     that finds another length tells the kernel to drop what it had.
+ *     get wrong: its attributes get timeout 0 until the message has been fetched (a 0 is not
+ *     believed at all: the message is fetched), and a fetch that finds another length tells
+ *     the kernel to drop what it had (with OPEN; without, the short READ reply does it).
  * Anything that would change the filesystem fails with EROFS.
  */
 #include <errno.h>
@@ -22,8 +31,19 @@
 #include <sys/statvfs.h>
 
 #include "ifs.h"
+#include "message.h"
 #include "names.h"
 #include "remote.h"
+
+/* Who the operation this thread is running serves (see ifs_msgcache_get): set with the
+ * count at the start of every operation. */
+static __thread uint64_t cur_requester;
+#define COUNT(req, fs, kind)                                                                   \
+	do {                                                                                   \
+		cur_requester = (uint64_t)fuse_req_ctx(req)->pid;                              \
+		__atomic_fetch_add(&(fs)->requests[kind], 1, __ATOMIC_RELAXED);                \
+	} while (0)
+#define STATS_XATTR "user.imapfs.stats"
 
 #define MSG_ENTRY_TIMEOUT 3600.0
 #define MSG_ATTR_TIMEOUT 86400.0
@@ -40,31 +60,119 @@ struct load_ctx {
 	uint32_t epoch;
 };
 
-static int load_message(void *p, uint64_t key, GBytes **raw_r)
+/* Streams one body into a disk cache writer. */
+struct writer_sink {
+	struct ifs_bodycache_writer *w;
+	uint32_t uid;
+	bool done;
+};
+
+static int ws_begin(void *p, uint32_t uid, uint64_t size)
+{
+	struct writer_sink *ws = p;
+	if (uid != ws->uid)
+		return 1;
+	ws->done = false;
+	/* a retry on a fresh connection starts the body again */
+	return ifs_bodycache_writer_rewind(ws->w);
+}
+
+static int ws_data(void *p, const void *buf, size_t len)
+{
+	struct writer_sink *ws = p;
+	return ifs_bodycache_writer_write(ws->w, buf, len);
+}
+
+static int ws_end(void *p, uint32_t uid)
+{
+	struct writer_sink *ws = p;
+	ws->done = true;
+	return 0;
+}
+
+/* The message from the disk cache, fetching it into the cache first when absent (waiting for
+ * a read-ahead or another reader already fetching it).  *local_r: the failure is the disk
+ * cache's (the caller may still fetch into memory), not the server's. */
+static int body_from_disk(struct ifs *fs, const char *raw, uint32_t uidvalidity, uint32_t uid,
+                          int *fd_r, uint64_t *size_r, bool *local_r)
+{
+	struct ifs_bodycache_writer *w = NULL;
+	struct writer_sink ws = {NULL, uid, false};
+	struct imap_body_sink sink = {ws_begin, ws_data, ws_end, &ws};
+	char set[16];
+	int ret;
+
+	*local_r = true;
+	ret = ifs_bodycache_get(fs->bodies, raw, uidvalidity, uid, true, fd_r, size_r, &w);
+	if (ret == IFS_BODYCACHE_HIT)
+		return 0;
+	if (ret < 0)
+		return ret;
+	ws.w = w;
+	g_snprintf(set, sizeof(set), "%u", uid);
+	ret = ifs_remote_fetch_bodies(fs->pool, raw, uidvalidity, set, &sink);
+	if (ret == 0 && !ws.done)
+		ret = -ENOENT; /* the server sent no body: expunged */
+	if (ret < 0) {
+		*local_r = false;
+		ifs_bodycache_writer_abort(w);
+		return ret;
+	}
+	ret = ifs_bodycache_writer_commit(w, fd_r, size_r);
+	if (ret == -ESTALE)
+		*local_r = false;
+	return ret;
+}
+
+static int load_message(void *p, uint64_t key, struct ifs_cached_msg *msg)
 {
 	struct load_ctx *ctx = p;
+	struct ifs *fs = ctx->fs;
 	struct ifs_msg_info info;
 	uint32_t uid = (uint32_t)key;
 	char *raw_name = NULL;
 	uint32_t uidvalidity = 0;
+	uint64_t size = 0;
+	bool done = false;
 	int ret;
 
-	ret = ifs_tree_epoch_folder(ctx->fs->tree, ctx->epoch, &raw_name, &uidvalidity);
+	ret = ifs_tree_epoch_folder(fs->tree, ctx->epoch, &raw_name, &uidvalidity);
 	if (ret < 0)
 		return ret;
-	ret = ifs_remote_fetch(ctx->fs->pool, raw_name, uidvalidity, uid, raw_r);
+	if (fs->readahead != NULL)
+		ifs_readahead_note(fs->readahead, ctx->epoch, uid);
+	if (fs->bodies != NULL) {
+		int fd = -1;
+		bool local = false;
+		ret = body_from_disk(fs, raw_name, uidvalidity, uid, &fd, &size, &local);
+		if (ret == 0) {
+			ret = ifs_message_from_file(fd, size, fs->bodies, msg);
+			done = true;
+		} else if (!local) {
+			done = true;
+		} else {
+			g_warning("disk cache failed (%s); fetching UID %u of %s into memory",
+			          g_strerror(-ret), uid, raw_name);
+		}
+	}
+	if (!done) {
+		GBytes *raw = NULL;
+		ret = ifs_remote_fetch(fs->pool, raw_name, uidvalidity, uid, &raw);
+		if (ret == 0) {
+			size = g_bytes_get_size(raw);
+			ret = ifs_message_from_bytes(raw, msg);
+			g_bytes_unref(raw);
+		}
+	}
 	if (ret == -ESTALE) {
-		ifs_tree_epoch_stale(ctx->fs->tree, ctx->epoch);
+		ifs_tree_epoch_stale(fs->tree, ctx->epoch);
 		ret = -ENOENT;
 	}
-	if (ret == 0 && ifs_tree_msg_info(ctx->fs->tree, ctx->epoch, uid, false, &info) == 0) {
-		if (info.size != g_bytes_get_size(*raw_r)) {
-			/* The kernel may have RFC822.SIZE as st_size: make it ask again. */
-			g_debug("UID %u of %s: RFC822.SIZE %llu but %zu bytes fetched", uid, raw_name,
-			        (unsigned long long)info.size, g_bytes_get_size(*raw_r));
-			ifs_notify_inval_inode(ctx->fs->notifier,
-			                       ifs_msg_ino(ctx->epoch, uid, IFS_SLOT_EML));
-		}
+	if (ret == 0 && ifs_tree_msg_info(fs->tree, ctx->epoch, uid, false, &info) == 0) {
+		/* Only worth a debug line: st_size always comes from the fetched bytes. */
+		if (info.size != size)
+			g_debug("UID %u of %s: RFC822.SIZE %llu but %llu bytes fetched", uid, raw_name,
+			        (unsigned long long)info.size, (unsigned long long)size);
 		ifs_msg_info_clear(&info);
 	}
 	g_free(raw_name);
@@ -74,28 +182,36 @@ static int load_message(void *p, uint64_t key, GBytes **raw_r)
 static int get_msg(struct ifs *fs, uint64_t ino, const struct ifs_cached_msg **m_r)
 {
 	struct load_ctx ctx = {fs, ifs_ino_epoch(ino)};
-	return ifs_msgcache_get(fs->cache, ifs_msg_key(ctx.epoch, ifs_ino_uid(ino)), load_message,
-	                        &ctx, m_r);
+	bool prefetched = false;
+	int ret = ifs_msgcache_get(fs->cache, ifs_msg_key(ctx.epoch, ifs_ino_uid(ino)),
+	                           cur_requester, load_message, &ctx, m_r, &prefetched);
+
+	/* read ahead into memory: the reader's first use keeps the walk going */
+	if (prefetched && fs->readahead != NULL)
+		ifs_readahead_note(fs->readahead, ctx.epoch, ifs_ino_uid(ino));
+	return ret;
 }
 
 /* The bytes of a file slot, or NULL when the message has no such file.  Borrowed from m. */
-static GBytes *slot_bytes(const struct ifs_cached_msg *m, unsigned slot)
+static const struct ifs_blob *slot_bytes(const struct ifs_cached_msg *m, unsigned slot)
 {
-	if (slot == IFS_SLOT_EML)
-		return m->raw;
-	if (slot >= IFS_SLOT_VIEW0 && slot < IFS_SLOT_VIEW0 + MIME_VIEW_COUNT)
-		return mime_message_view(m->mime, (enum mime_view)(slot - IFS_SLOT_VIEW0));
-	if (slot >= IFS_SLOT_ATT0) {
+	const struct ifs_blob *b = NULL;
+
+	if (slot == IFS_SLOT_EML) {
+		b = &m->raw;
+	} else if (slot >= IFS_SLOT_VIEW0 && slot < IFS_SLOT_VIEW0 + MIME_VIEW_COUNT) {
+		b = &m->views[slot - IFS_SLOT_VIEW0];
+	} else if (slot >= IFS_SLOT_ATT0) {
 		size_t i = slot - IFS_SLOT_ATT0;
-		if (i < mime_message_n_attachments(m->mime))
-			return mime_message_attachment_data(m->mime, i);
+		if (i < m->attachments->len)
+			b = &g_array_index(m->attachments, struct ifs_attachment, i).data;
 	}
-	return NULL;
+	return b != NULL && ifs_blob_present(b) ? b : NULL;
 }
 
 static size_t n_attachments(const struct ifs_cached_msg *m)
 {
-	size_t n = mime_message_n_attachments(m->mime);
+	size_t n = m->attachments->len;
 	return n < IFS_MAX_ATTACHMENTS ? n : IFS_MAX_ATTACHMENTS;
 }
 
@@ -109,7 +225,7 @@ static const char *slot_name(const struct ifs_cached_msg *m, unsigned slot)
 		return "attachments";
 	if (slot >= IFS_SLOT_VIEW0 && slot < IFS_SLOT_VIEW0 + MIME_VIEW_COUNT)
 		return mime_view_name((enum mime_view)(slot - IFS_SLOT_VIEW0));
-	return mime_message_attachment_name(m->mime, slot - IFS_SLOT_ATT0);
+	return g_array_index(m->attachments, struct ifs_attachment, slot - IFS_SLOT_ATT0).name;
 }
 
 /* ---- attributes ---- */
@@ -133,7 +249,8 @@ static void fill_stat(const struct ifs *fs, struct stat *st, uint64_t ino, bool 
 }
 
 /* Attributes of any inode under a message directory (slot in ino).  Fetches the message for
- * decoded views; never for the message directory itself, flags, or message.eml. */
+ * every file in it (decoded views need it for their sizes; message.eml reports the fetched
+ * size, never RFC822.SIZE); never for the message directory itself or flags. */
 static int msg_stat(struct ifs *fs, uint64_t ino, struct stat *st, double *timeout_r)
 {
 	uint32_t epoch = ifs_ino_epoch(ino), uid = ifs_ino_uid(ino);
@@ -155,14 +272,13 @@ static int msg_stat(struct ifs *fs, uint64_t ino, struct stat *st, double *timeo
 		*timeout_r = fs->folder_timeout;
 		break;
 	case IFS_SLOT_EML:
-		m = ifs_msgcache_peek(fs->cache, ifs_msg_key(epoch, uid));
-		if (m != NULL) {
-			fill_stat(fs, st, ino, false, g_bytes_get_size(m->raw), info.internaldate);
-		} else {
-			/* RFC822.SIZE, trusted only until the fetch tells the truth. */
-			fill_stat(fs, st, ino, false, info.size, info.internaldate);
-			*timeout_r = 0;
-		}
+		/* The size of the body as fetched, never the server's RFC822.SIZE: a hostile or
+		 * broken server can report any size, and the kernel cuts reads at st_size.  Any
+		 * file of a message directory fetches the message anyway (decoded views need it
+		 * for their sizes), so this costs no extra fetch. */
+		ret = get_msg(fs, ino, &m);
+		if (ret == 0)
+			fill_stat(fs, st, ino, false, ifs_blob_size(&m->raw), info.internaldate);
 		break;
 	default:
 		ret = get_msg(fs, ino, &m);
@@ -174,11 +290,11 @@ static int msg_stat(struct ifs *fs, uint64_t ino, struct stat *st, double *timeo
 			else
 				fill_stat(fs, st, ino, true, 0, info.internaldate);
 		} else {
-			GBytes *b = slot_bytes(m, slot);
+			const struct ifs_blob *b = slot_bytes(m, slot);
 			if (b == NULL)
 				ret = -ENOENT;
 			else
-				fill_stat(fs, st, ino, false, g_bytes_get_size(b), info.internaldate);
+				fill_stat(fs, st, ino, false, ifs_blob_size(b), info.internaldate);
 		}
 		break;
 	}
@@ -248,7 +364,8 @@ static void lookup_in_msg(fuse_req_t req, struct ifs *fs, fuse_ino_t parent, con
 			return;
 		}
 		for (size_t i = 0; i < n_attachments(m); i++) {
-			if (strcmp(mime_message_attachment_name(m->mime, i), name) == 0) {
+			if (strcmp(g_array_index(m->attachments, struct ifs_attachment, i).name,
+			           name) == 0) {
 				slot = (int)(IFS_SLOT_ATT0 + i);
 				break;
 			}
@@ -291,6 +408,7 @@ static void ifs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	int ret;
 
+	COUNT(req, fs, IFS_REQ_LOOKUP);
 	if (ifs_ino_is_msg(parent)) {
 		lookup_in_msg(req, fs, parent, name);
 		return;
@@ -316,6 +434,7 @@ static void ifs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void ifs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
+	COUNT(req, ifs_of(req), IFS_REQ_FORGET);
 	ifs_tree_forget(ifs_of(req)->tree, ino, nlookup);
 	fuse_reply_none(req);
 }
@@ -323,6 +442,7 @@ static void ifs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 static void ifs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
 	struct ifs *fs = ifs_of(req);
+	COUNT(req, fs, IFS_REQ_FORGET);
 	for (size_t i = 0; i < count; i++)
 		ifs_tree_forget(fs->tree, forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
@@ -332,7 +452,10 @@ static void ifs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 {
 	struct stat st;
 	double timeout = 0;
-	int ret = any_stat(ifs_of(req), ino, &st, &timeout);
+	int ret;
+
+	COUNT(req, ifs_of(req), IFS_REQ_GETATTR);
+	ret = any_stat(ifs_of(req), ino, &st, &timeout);
 
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
@@ -348,7 +471,9 @@ struct dir_handle {
 	enum dir_kind kind;
 	fuse_ino_t ino, parent;
 	struct ifs_folder_dir *folder;      /* DIR_FOLDER */
-	const struct ifs_cached_msg *msg;   /* DIR_MSG: held until releasedir */
+	GMutex lock;                        /* DIR_MSG: guards msg and slots */
+	const struct ifs_cached_msg *msg;   /* DIR_MSG: loaded at the first readdir, held until
+	                                     * releasedir */
 	GArray *slots;                      /* DIR_MSG: unsigned, in listing order */
 	struct ifs_msg_info info;           /* DIR_MSG: times, flags */
 };
@@ -360,7 +485,43 @@ static void dir_handle_free(struct ifs *fs, struct dir_handle *h)
 	if (h->slots != NULL)
 		g_array_unref(h->slots);
 	ifs_msg_info_clear(&h->info);
+	g_mutex_clear(&h->lock);
 	g_free(h);
+}
+
+/* Which names a message directory has depends on the message: fetch it (first readdir). */
+static int msgdir_load(struct ifs *fs, struct dir_handle *h)
+{
+	unsigned slot = ifs_ino_slot(h->ino);
+	int ret;
+
+	if (h->msg != NULL)
+		return 0;
+	ret = get_msg(fs, h->ino, &h->msg);
+	if (ret < 0)
+		return ret;
+	h->slots = g_array_new(FALSE, FALSE, sizeof(unsigned));
+	if (slot == IFS_SLOT_MSGDIR) {
+		unsigned s = IFS_SLOT_EML;
+		g_array_append_val(h->slots, s);
+		for (s = IFS_SLOT_VIEW0; s < IFS_SLOT_VIEW0 + MIME_VIEW_COUNT; s++)
+			if (slot_bytes(h->msg, s) != NULL)
+				g_array_append_val(h->slots, s);
+		s = IFS_SLOT_FLAGS;
+		g_array_append_val(h->slots, s);
+		if (n_attachments(h->msg) > 0) {
+			s = IFS_SLOT_ATTDIR;
+			g_array_append_val(h->slots, s);
+		}
+	} else {
+		if (n_attachments(h->msg) == 0)
+			return -ENOENT;
+		for (unsigned i = 0; i < n_attachments(h->msg); i++) {
+			unsigned s = IFS_SLOT_ATT0 + i;
+			g_array_append_val(h->slots, s);
+		}
+	}
+	return 0;
 }
 
 static void ifs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -369,13 +530,19 @@ static void ifs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	struct dir_handle *h = g_new0(struct dir_handle, 1);
 	int ret;
 
+	COUNT(req, fs, IFS_REQ_OPENDIR);
+	g_mutex_init(&h->lock);
 	h->ino = ino;
 	if (!ifs_ino_is_msg(ino)) {
+		bool unchanged = false;
 		h->kind = DIR_FOLDER;
-		ret = ifs_tree_open_folder(fs->tree, ino, &h->folder);
+		ret = ifs_tree_open_folder(fs->tree, ino, &h->folder, &unchanged);
 		if (ret < 0)
 			goto fail;
 		h->parent = ifs_folder_dir_parent(h->folder);
+		/* The kernel keeps the listing it read last time while it is still right. */
+		fi->cache_readdir = 1;
+		fi->keep_cache = unchanged;
 	} else {
 		unsigned slot = ifs_ino_slot(ino);
 		uint64_t base = ino - slot;
@@ -388,36 +555,9 @@ static void ifs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		                        &h->info);
 		if (ret < 0)
 			goto fail;
-		/* Which names a message directory has depends on the message: fetch it. */
-		ret = get_msg(fs, ino, &h->msg);
-		if (ret < 0)
-			goto fail;
-		h->slots = g_array_new(FALSE, FALSE, sizeof(unsigned));
-		if (slot == IFS_SLOT_MSGDIR) {
-			unsigned s = IFS_SLOT_EML;
-			h->parent = 0; /* the folder: the kernel knows it, the name is ".." */
-			g_array_append_val(h->slots, s);
-			for (s = IFS_SLOT_VIEW0; s < IFS_SLOT_VIEW0 + MIME_VIEW_COUNT; s++)
-				if (slot_bytes(h->msg, s) != NULL)
-					g_array_append_val(h->slots, s);
-			s = IFS_SLOT_FLAGS;
-			g_array_append_val(h->slots, s);
-			if (n_attachments(h->msg) > 0) {
-				s = IFS_SLOT_ATTDIR;
-				g_array_append_val(h->slots, s);
-			}
-		} else {
-			h->parent = base;
-			if (n_attachments(h->msg) == 0) {
-				ret = -ENOENT;
-				goto fail;
-			}
-			for (unsigned i = 0; i < n_attachments(h->msg); i++) {
-				unsigned s = IFS_SLOT_ATT0 + i;
-				g_array_append_val(h->slots, s);
-			}
-		}
-		/* Immutable: the kernel may keep this listing. */
+		/* the folder: the kernel knows it, the name is ".." */
+		h->parent = slot == IFS_SLOT_MSGDIR ? 0 : base;
+		/* Immutable: the kernel may keep this listing (then no readdir, so no fetch). */
 		fi->cache_readdir = 1;
 		fi->keep_cache = 1;
 	}
@@ -449,7 +589,7 @@ static void msg_dir_entry(struct ifs *fs, const struct dir_handle *h, size_t i,
 		fill_stat(fs, &e->attr, e->ino, false, strlen(h->info.flags), t);
 		e->attr_timeout = fs->folder_timeout;
 	} else {
-		fill_stat(fs, &e->attr, e->ino, false, g_bytes_get_size(slot_bytes(h->msg, slot)), t);
+		fill_stat(fs, &e->attr, e->ino, false, ifs_blob_size(slot_bytes(h->msg, slot)), t);
 	}
 }
 
@@ -458,9 +598,23 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct ifs *fs = ifs_of(req);
 	struct dir_handle *h = (struct dir_handle *)(uintptr_t)fi->fh;
-	char *buf = g_malloc(size);
+	char *buf;
 	size_t used = 0;
-	size_t count = h->kind == DIR_FOLDER ? ifs_folder_dir_count(h->folder) : h->slots->len;
+	size_t count;
+
+	COUNT(req, fs, IFS_REQ_READDIR);
+	if (h->kind == DIR_MSG) {
+		int ret;
+		g_mutex_lock(&h->lock);
+		ret = msgdir_load(fs, h);
+		g_mutex_unlock(&h->lock);
+		if (ret < 0) {
+			fuse_reply_err(req, -ret);
+			return;
+		}
+	}
+	count = h->kind == DIR_FOLDER ? ifs_folder_dir_count(h->folder) : h->slots->len;
+	buf = g_malloc(size);
 
 	for (size_t i = off < 0 ? 0 : (size_t)off; i < count + 2; i++) {
 		struct fuse_entry_param e;
@@ -517,6 +671,7 @@ static void ifs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t o
 
 static void ifs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	COUNT(req, ifs_of(req), IFS_REQ_RELEASEDIR);
 	dir_handle_free(ifs_of(req), (struct dir_handle *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
@@ -530,12 +685,19 @@ static void ifs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	const struct ifs_cached_msg *m = NULL;
 	int ret;
 
+	COUNT(req, fs, IFS_REQ_OPEN);
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
 	if (!ifs_ino_is_msg(ino) || slot == IFS_SLOT_MSGDIR || slot == IFS_SLOT_ATTDIR) {
 		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if (fs->no_open) {
+		/* Once answered ENOSYS, the kernel opens files without asking (the mount is
+		 * read-only, so a write open never gets this far) and keeps their page cache. */
+		fuse_reply_err(req, ENOSYS);
 		return;
 	}
 	if (slot == IFS_SLOT_FLAGS) {
@@ -581,42 +743,133 @@ static void reply_slice(fuse_req_t req, GBytes *b, size_t size, off_t off)
 	fuse_reply_buf(req, data + off, size);
 }
 
+static void reply_blob(fuse_req_t req, const struct ifs_blob *b, size_t size, off_t off)
+{
+	char *buf = b->mem != NULL ? NULL : g_malloc(size > 0 ? size : 1);
+	const char *data = NULL;
+	ssize_t n = off < 0 ? 0 : ifs_blob_read(b, (uint64_t)off, size, buf, &data);
+
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, data, (size_t)n);
+	g_free(buf);
+}
+
 static void ifs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
 	struct ifs *fs = ifs_of(req);
 	unsigned slot = ifs_ino_slot(ino);
 	const struct ifs_cached_msg *m;
-	GBytes *b;
+	const struct ifs_blob *b;
 	int ret;
 
+	COUNT(req, fs, IFS_REQ_READ);
 	if (slot == IFS_SLOT_FLAGS) {
-		/* Our own reference: once the reply is written the reader may close the file, and
-		 * release (on another thread) drops the handle's reference. */
-		GBytes *snap = g_bytes_ref((GBytes *)(uintptr_t)fi->fh);
+		GBytes *snap;
+		if (fi->fh != 0) {
+			/* Our own reference: once the reply is written the reader may close the file,
+			 * and release (on another thread) drops the handle's reference. */
+			snap = g_bytes_ref((GBytes *)(uintptr_t)fi->fh);
+		} else {
+			/* no-open mode: the listing's current flags */
+			struct ifs_msg_info info;
+			ret = ifs_tree_msg_info(fs->tree, ifs_ino_epoch(ino), ifs_ino_uid(ino), true,
+			                        &info);
+			if (ret < 0) {
+				fuse_reply_err(req, -ret);
+				return;
+			}
+			snap = g_bytes_new_take(info.flags, strlen(info.flags));
+			info.flags = NULL;
+			ifs_msg_info_clear(&info);
+		}
 		reply_slice(req, snap, size, off);
 		g_bytes_unref(snap);
 		return;
 	}
-	/* Usually cached; refetched if the cache let it go since open. */
+	/* Usually cached; refetched if the cache let it go since open.  A message that vanished
+	 * meanwhile (expunged, UIDVALIDITY changed) is EIO here: read(2) on an open file has no
+	 * "no such file", and serving anything else would be another message's bytes. */
 	ret = get_msg(fs, ino, &m);
 	if (ret < 0) {
-		fuse_reply_err(req, -ret);
+		fuse_reply_err(req, ret == -ENOENT || ret == -ESTALE ? EIO : -ret);
 		return;
 	}
 	b = slot_bytes(m, slot);
 	if (b == NULL)
-		fuse_reply_err(req, ENOENT);
+		fuse_reply_err(req, EIO);
 	else
-		reply_slice(req, b, size, off);
+		reply_blob(req, b, size, off);
 	ifs_msgcache_put(fs->cache, m);
 }
 
 static void ifs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	COUNT(req, ifs_of(req), IFS_REQ_RELEASE);
 	if (ifs_ino_slot(ino) == IFS_SLOT_FLAGS && fi->fh != 0)
 		g_bytes_unref((GBytes *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
+}
+
+char *ifs_stats(struct ifs *fs)
+{
+	static const char *const names[IFS_REQ_COUNT] = {
+	    "lookup", "getattr", "opendir", "readdir", "releasedir",
+	    "open", "read", "release", "forget", "other"};
+	GString *s = g_string_new(NULL);
+	uint64_t bodies, bytes, total = 0;
+
+	ifs_remote_stats(&bodies, &bytes);
+	g_string_append_printf(s, "bodies_fetched=%" G_GUINT64_FORMAT
+	                       " body_bytes_fetched=%" G_GUINT64_FORMAT, bodies, bytes);
+	if (fs->bodies != NULL) {
+		uint64_t dbytes, dentries;
+		ifs_bodycache_usage(fs->bodies, &dbytes, &dentries);
+		g_string_append_printf(s, " disk_cache_entries=%" G_GUINT64_FORMAT
+		                       " disk_cache_bytes=%" G_GUINT64_FORMAT, dentries, dbytes);
+	}
+	if (fs->readahead != NULL)
+		g_string_append_printf(s, " readahead_stored=%" G_GUINT64_FORMAT,
+		                       ifs_readahead_stored(fs->readahead));
+	g_string_append_printf(s, " memory_cache_bytes=%zu", ifs_msgcache_bytes(fs->cache));
+	for (int i = 0; i < IFS_REQ_COUNT; i++) {
+		uint64_t n = __atomic_load_n(&fs->requests[i], __ATOMIC_RELAXED);
+		total += n;
+		g_string_append_printf(s, " req_%s=%" G_GUINT64_FORMAT, names[i], n);
+	}
+	g_string_append_printf(s, " requests=%" G_GUINT64_FORMAT, total);
+	return g_string_free(s, FALSE);
+}
+
+/* With -o stats, the stats line as an extended attribute of the root directory (tests,
+ * benchmarks); every other attribute does not exist.  Without it, ENOSYS: the kernel then
+ * never asks again (ls -l asks two or three per file). */
+static void ifs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct ifs *fs = ifs_of(req);
+	char *text;
+	size_t len;
+
+	COUNT(req, fs, IFS_REQ_OTHER);
+	if (!fs->stats_xattr) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	if (ino != IFS_ROOT_INO || strcmp(name, STATS_XATTR) != 0) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	text = ifs_stats(fs);
+	len = strlen(text);
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, text, len);
+	g_free(text);
 }
 
 static void ifs_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -633,8 +886,15 @@ static void ifs_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void ifs_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct ifs *fs = userdata;
+
 	/* Nothing here is ever written: no writeback cache. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* Files need no open: answer the first OPEN with ENOSYS and the kernel stops sending
+	 * OPEN/RELEASE (two requests per file per grep pass) and keeps page caches. */
+	fs->no_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
+	/* Listings are big and immutable per message: the kernel may cache readdir results. */
+	conn->want |= conn->capable & FUSE_CAP_READDIRPLUS;
 }
 
 /* ---- everything that would change the filesystem ---- */
@@ -719,6 +979,7 @@ static const struct fuse_lowlevel_ops ifs_ops = {
 	.read = ifs_read,
 	.release = ifs_release,
 	.statfs = ifs_statfs,
+	.getxattr = ifs_getxattr,
 	.setattr = ifs_setattr,
 	.mknod = ifs_mknod,
 	.mkdir = ifs_mkdir,

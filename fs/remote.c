@@ -5,6 +5,9 @@
 #include <errno.h>
 #include <string.h>
 
+/* Bodies received (counted where they arrive), for the stats xattr and the exit log. */
+static uint64_t stat_bodies, stat_bytes;
+
 /* A command function run on one connection. */
 typedef int (*remote_fn)(struct imap_conn *conn, void *ctx);
 
@@ -34,16 +37,21 @@ static int with_conn(struct imap_pool *pool, const char *what, remote_fn fn, voi
 
 		ret = imap_pool_acquire(pool, &conn, &why);
 		if (ret < 0) {
-			g_warning("%s: cannot get an IMAP connection: %s", what,
-			          why ? why : g_strerror(-ret));
+			/* The pool logs an outage once when it starts and once when it ends; a line
+			 * per failed request would flood the log while the server is down. */
+			g_debug("%s: cannot get an IMAP connection: %s", what,
+			        why ? why : g_strerror(-ret));
 			g_free(why);
 			return to_fuse_errno(ret == -ENOENT ? -EIO : ret);
 		}
 		ret = fn(conn, ctx);
 		retry = attempt == 0 && ret == -ECONNABORTED && imap_conn_is_broken(conn);
-		if (ret < 0 && ret != -ENOENT && ret != -ESTALE)
-			g_warning("%s: %s%s", what, imap_conn_error(conn),
-			          retry ? " (retrying on a new connection)" : "");
+		/* A connection the server had closed is retried quietly; a failure that stands is
+		 * worth a warning. */
+		if (retry)
+			g_debug("%s: %s (retrying on a new connection)", what, imap_conn_error(conn));
+		else if (ret < 0 && ret != -ENOENT && ret != -ESTALE)
+			g_warning("%s: %s", what, imap_conn_error(conn));
 		imap_pool_release(pool, conn);
 		if (!retry)
 			break;
@@ -68,9 +76,12 @@ int ifs_remote_list(struct imap_pool *pool, GPtrArray **folders_r)
 
 struct listing_ctx {
 	const char *raw_name;
-	uint32_t uidvalidity;
-	GArray *uids;  /* from SEARCH, ascending */
+	const struct ifs_listing_state *prev;
+	GArray *prev_msgs;
+	struct ifs_listing_state st;
+	GArray *uids;  /* from SEARCH, ascending; NULL: accept every UID */
 	GArray *msgs;
+	bool unchanged;
 };
 
 static void msg_attr_clear(void *p)
@@ -95,13 +106,13 @@ static int attrs_cb(const struct imap_msg_attrs *a, void *p)
 {
 	struct listing_ctx *ctx = p;
 	struct ifs_msg_attr m = {.uid = a->uid, .size = a->size, .internaldate = a->internaldate};
-	GString *flags = g_string_new(NULL);
+	GString *flags;
 
 	/* Only what SEARCH reported: one consistent snapshot of the folder. */
-	if (bsearch(&a->uid, ctx->uids->data, ctx->uids->len, sizeof(uint32_t), cmp_u32) == NULL) {
-		g_string_free(flags, TRUE);
+	if (ctx->uids != NULL &&
+	    bsearch(&a->uid, ctx->uids->data, ctx->uids->len, sizeof(uint32_t), cmp_u32) == NULL)
 		return 0;
-	}
+	flags = g_string_new(NULL);
 	for (size_t i = 0; a->flags != NULL && a->flags[i] != NULL; i++) {
 		/* \Recent belongs to one IMAP session (ours), not to the message. */
 		if (g_ascii_strcasecmp(a->flags[i], "\\Recent") == 0)
@@ -114,44 +125,156 @@ static int attrs_cb(const struct imap_msg_attrs *a, void *p)
 	return 0;
 }
 
-static int listing_fn(struct imap_conn *conn, void *p)
+/* Sort by UID; of repeated UIDs keep the last one appended (the newest news). */
+static void sort_unique(GArray *msgs)
 {
-	struct listing_ctx *ctx = p;
-	struct imap_mailbox_status st;
-	int ret;
+	guint w = 0;
 
-	g_clear_pointer(&ctx->uids, g_array_unref);
-	g_array_set_size(ctx->msgs, 0);
-	ret = imap_examine(conn, ctx->raw_name, &st);
+	/* g_array_sort is stable (GLib >= 2.32): equal UIDs keep their order. */
+	g_array_sort(msgs, cmp_attr);
+	for (guint r = 0; r < msgs->len; r++) {
+		struct ifs_msg_attr *m = &g_array_index(msgs, struct ifs_msg_attr, r);
+		if (w > 0 && g_array_index(msgs, struct ifs_msg_attr, w - 1).uid == m->uid) {
+			g_free(g_array_index(msgs, struct ifs_msg_attr, w - 1).flags);
+			g_array_index(msgs, struct ifs_msg_attr, w - 1) = *m;
+			continue;
+		}
+		g_array_index(msgs, struct ifs_msg_attr, w++) = *m;
+	}
+	/* the tail now holds moved-out copies: drop them without freeing their flags */
+	g_array_set_clear_func(msgs, NULL);
+	g_array_set_size(msgs, w);
+	g_array_set_clear_func(msgs, msg_attr_clear);
+}
+
+static int full_listing(struct imap_conn *conn, struct listing_ctx *ctx)
+{
+	int ret = imap_uid_search(conn, &ctx->uids, "ALL");
 	if (ret < 0)
 		return ret;
-	ctx->uidvalidity = st.uidvalidity;
-	ret = imap_uid_search(conn, &ctx->uids, "ALL");
-	if (ret < 0)
-		return ret;
-	g_array_sort(ctx->uids, cmp_u32);
 	if (ctx->uids->len == 0)
 		return 0;
 	/* One command for the whole folder, never one per message. */
 	ret = imap_uid_fetch_attrs(conn, "1:*", attrs_cb, ctx);
 	if (ret < 0)
 		return ret;
-	g_array_sort(ctx->msgs, cmp_attr);
-	/* A server repeating a UID must not give us two entries with one name. */
-	for (guint i = 1; i < ctx->msgs->len;) {
-		if (g_array_index(ctx->msgs, struct ifs_msg_attr, i).uid ==
-		    g_array_index(ctx->msgs, struct ifs_msg_attr, i - 1).uid)
-			g_array_remove_index(ctx->msgs, i);
-		else
-			i++;
+	sort_unique(ctx->msgs);
+	return 0;
+}
+
+static struct ifs_msg_attr *find_attr(GArray *msgs, uint32_t uid)
+{
+	struct ifs_msg_attr key = {.uid = uid};
+	return bsearch(&key, msgs->data, msgs->len, sizeof(struct ifs_msg_attr), cmp_attr);
+}
+
+/* RFC 7162: only what changed since the previous listing. */
+static int incremental_listing(struct imap_conn *conn, struct listing_ctx *ctx)
+{
+	const struct ifs_listing_state *prev = ctx->prev;
+	GArray *changes = ctx->msgs;
+	GArray *msgs;
+	char set[32];
+	int ret;
+
+	if (ctx->st.uidnext != prev->uidnext) {
+		/* "n:*" also returns the highest UID when it is below n: attrs_cb keeps it, and
+		 * the merge below makes it harmless. */
+		g_snprintf(set, sizeof(set), "%u:*", prev->uidnext);
+		ret = imap_uid_fetch_attrs(conn, set, attrs_cb, ctx);
+		if (ret < 0)
+			return ret;
+	}
+	if (ctx->st.highestmodseq != prev->highestmodseq && prev->uidnext > 1) {
+		g_snprintf(set, sizeof(set), "1:%u", prev->uidnext - 1);
+		ret = imap_uid_fetch_attrs_since(conn, set, prev->highestmodseq, attrs_cb, ctx);
+		if (ret < 0)
+			return ret;
+	}
+	/* previous messages, then the changes (which win in sort_unique) */
+	msgs = g_array_sized_new(FALSE, FALSE, sizeof(struct ifs_msg_attr),
+	                         ctx->prev_msgs->len + changes->len);
+	g_array_set_clear_func(msgs, msg_attr_clear);
+	for (guint i = 0; i < ctx->prev_msgs->len; i++) {
+		struct ifs_msg_attr m = g_array_index(ctx->prev_msgs, struct ifs_msg_attr, i);
+		m.flags = g_strdup(m.flags);
+		g_array_append_val(msgs, m);
+	}
+	for (guint i = 0; i < changes->len; i++) {
+		struct ifs_msg_attr m = g_array_index(changes, struct ifs_msg_attr, i);
+		m.flags = g_strdup(m.flags);
+		g_array_append_val(msgs, m);
+	}
+	sort_unique(msgs);
+	g_array_unref(ctx->msgs);
+	ctx->msgs = msgs;
+	if (msgs->len != ctx->st.exists) {
+		/* Something was expunged (or arrived meanwhile): which UIDs are still there? */
+		GArray *keep;
+		ret = imap_uid_search(conn, &ctx->uids, "ALL");
+		if (ret < 0)
+			return ret;
+		keep = g_array_sized_new(FALSE, FALSE, sizeof(struct ifs_msg_attr), ctx->uids->len);
+		g_array_set_clear_func(keep, msg_attr_clear);
+		for (guint i = 0; i < ctx->uids->len; i++) {
+			struct ifs_msg_attr *m = find_attr(msgs, g_array_index(ctx->uids, uint32_t, i));
+			if (m != NULL) {
+				struct ifs_msg_attr c = *m;
+				c.flags = g_strdup(m->flags);
+				g_array_append_val(keep, c);
+			}
+		}
+		if (keep->len != ctx->uids->len) {
+			/* UIDs we have never seen below UIDNEXT: not a case to be clever about */
+			g_array_unref(keep);
+			g_array_set_size(ctx->msgs, 0);
+			ret = imap_uid_fetch_attrs(conn, "1:*", attrs_cb, ctx);
+			if (ret < 0)
+				return ret;
+			sort_unique(ctx->msgs);
+			return 0;
+		}
+		g_array_unref(ctx->msgs);
+		ctx->msgs = keep;
 	}
 	return 0;
 }
 
-int ifs_remote_listing(struct imap_pool *pool, const char *raw_name, uint32_t *uidvalidity_r,
-                       GArray **msgs_r)
+static int listing_fn(struct imap_conn *conn, void *p)
 {
-	struct listing_ctx ctx = {.raw_name = raw_name};
+	struct listing_ctx *ctx = p;
+	const struct ifs_listing_state *prev = ctx->prev;
+	struct imap_mailbox_status st;
+	int ret;
+
+	g_clear_pointer(&ctx->uids, g_array_unref);
+	g_array_set_size(ctx->msgs, 0);
+	ctx->unchanged = false;
+	ret = imap_examine(conn, ctx->raw_name, &st);
+	if (ret < 0)
+		return ret;
+	ctx->st.uidvalidity = st.uidvalidity;
+	ctx->st.uidnext = st.uidnext;
+	ctx->st.exists = st.exists;
+	ctx->st.highestmodseq = st.highestmodseq;
+	if (prev != NULL && prev->uidvalidity == st.uidvalidity && prev->uidnext != 0 &&
+	    st.uidnext != 0 && prev->highestmodseq != 0 && st.highestmodseq != 0 &&
+	    ctx->prev_msgs != NULL) {
+		if (prev->highestmodseq == st.highestmodseq && prev->uidnext == st.uidnext &&
+		    prev->exists == st.exists && ctx->prev_msgs->len == st.exists) {
+			ctx->unchanged = true;
+			return 0;
+		}
+		return incremental_listing(conn, ctx);
+	}
+	return full_listing(conn, ctx);
+}
+
+int ifs_remote_listing(struct imap_pool *pool, const char *raw_name,
+                       const struct ifs_listing_state *prev, GArray *prev_msgs,
+                       struct ifs_listing_state *st_r, GArray **msgs_r)
+{
+	struct listing_ctx ctx = {.raw_name = raw_name, .prev = prev, .prev_msgs = prev_msgs};
 	char *what = g_strdup_printf("listing %s", raw_name);
 	int ret;
 
@@ -160,11 +283,13 @@ int ifs_remote_listing(struct imap_pool *pool, const char *raw_name, uint32_t *u
 	ret = with_conn(pool, what, listing_fn, &ctx);
 	g_free(what);
 	g_clear_pointer(&ctx.uids, g_array_unref);
-	if (ret < 0) {
+	if (ret < 0 || ctx.unchanged) {
 		g_array_unref(ctx.msgs);
-		return ret;
+		ctx.msgs = NULL;
 	}
-	*uidvalidity_r = ctx.uidvalidity;
+	if (ret < 0)
+		return ret;
+	*st_r = ctx.st;
 	*msgs_r = ctx.msgs;
 	return 0;
 }
@@ -208,6 +333,81 @@ int ifs_remote_fetch(struct imap_pool *pool, const char *raw_name, uint32_t uidv
 		g_clear_pointer(&ctx.raw, g_bytes_unref);
 		return ret;
 	}
+	__atomic_fetch_add(&stat_bodies, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&stat_bytes, g_bytes_get_size(ctx.raw), __ATOMIC_RELAXED);
 	*raw_r = ctx.raw;
 	return 0;
+}
+
+/* ---- bodies into a sink ---- */
+
+struct bodies_ctx {
+	const char *raw_name;
+	uint32_t uidvalidity;
+	const char *uidset;
+	const struct imap_body_sink *sink;
+	struct imap_body_sink counting; /* wraps sink to count what arrives */
+};
+
+static int count_begin(void *p, uint32_t uid, uint64_t size)
+{
+	struct bodies_ctx *ctx = p;
+	int r = ctx->sink->begin(ctx->sink->ctx, uid, size);
+	if (r == 0) {
+		__atomic_fetch_add(&stat_bodies, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&stat_bytes, size, __ATOMIC_RELAXED);
+	}
+	return r;
+}
+
+static int count_data(void *p, const void *buf, size_t len)
+{
+	struct bodies_ctx *ctx = p;
+	return ctx->sink->data(ctx->sink->ctx, buf, len);
+}
+
+static int count_end(void *p, uint32_t uid)
+{
+	struct bodies_ctx *ctx = p;
+	return ctx->sink->end(ctx->sink->ctx, uid);
+}
+
+static int bodies_fn(struct imap_conn *conn, void *p)
+{
+	struct bodies_ctx *ctx = p;
+	const char *cur = imap_conn_mailbox(conn);
+	int ret;
+
+	if (cur == NULL || strcmp(cur, ctx->raw_name) != 0) {
+		struct imap_mailbox_status st;
+		ret = imap_examine(conn, ctx->raw_name, &st);
+		if (ret < 0)
+			return ret;
+		if (st.uidvalidity != ctx->uidvalidity)
+			return -ESTALE;
+	}
+	return imap_uid_fetch_body(conn, ctx->uidset, IMAP_SECTION_FULL, 0, 0, &ctx->counting);
+}
+
+int ifs_remote_fetch_bodies(struct imap_pool *pool, const char *raw_name, uint32_t uidvalidity,
+                            const char *uidset, const struct imap_body_sink *sink)
+{
+	struct bodies_ctx ctx = {.raw_name = raw_name, .uidvalidity = uidvalidity,
+	                         .uidset = uidset, .sink = sink};
+	char *what = g_strdup_printf("fetching UID %s of %s", uidset, raw_name);
+	int ret;
+
+	ctx.counting.begin = count_begin;
+	ctx.counting.data = count_data;
+	ctx.counting.end = count_end;
+	ctx.counting.ctx = &ctx;
+	ret = with_conn(pool, what, bodies_fn, &ctx);
+	g_free(what);
+	return ret;
+}
+
+void ifs_remote_stats(uint64_t *bodies_r, uint64_t *bytes_r)
+{
+	*bodies_r = __atomic_load_n(&stat_bodies, __ATOMIC_RELAXED);
+	*bytes_r = __atomic_load_n(&stat_bytes, __ATOMIC_RELAXED);
 }

@@ -26,11 +26,37 @@ struct ifs_msg_attr {
 /* LIST.  *folders_r as imap_list. */
 int ifs_remote_list(struct imap_pool *pool, GPtrArray **folders_r);
 
-/* EXAMINE raw_name, UID SEARCH ALL, one UID FETCH of the attributes.  *uidvalidity_r set;
- * *msgs_r is a new GArray of struct ifs_msg_attr sorted by UID (element clear func frees
- * flags; caller g_array_unref()s it). */
-int ifs_remote_listing(struct imap_pool *pool, const char *raw_name, uint32_t *uidvalidity_r,
-                       GArray **msgs_r);
+/* What EXAMINE said of a folder when its listing was made. */
+struct ifs_listing_state {
+	uint32_t uidvalidity;
+	uint32_t uidnext;        /* 0: unknown */
+	uint32_t exists;
+	uint64_t highestmodseq;  /* 0: no CONDSTORE */
+};
+
+/* A folder's listing.  Without prev (NULL): EXAMINE raw_name, UID SEARCH ALL, one UID FETCH
+ * of the attributes.  With prev (the state and messages of the previous listing; prev_msgs
+ * borrowed, not modified) the cost is O(changes):
+ *   - EXAMINE; same UIDVALIDITY, HIGHESTMODSEQ, UIDNEXT and EXISTS: unchanged (one command),
+ *     *msgs_r = NULL;
+ *   - with CONDSTORE: UID FETCH prev.uidnext:* for new mail, UID FETCH 1:prev.uidnext-1
+ *     (CHANGEDSINCE prev.highestmodseq) for flag changes, and UID SEARCH ALL only when the
+ *     count says something was expunged;
+ *   - without CONDSTORE, or another UIDVALIDITY: the full listing.
+ * *st_r is set; *msgs_r is NULL (unchanged) or a new GArray of struct ifs_msg_attr sorted by
+ * UID (element clear func frees flags; caller g_array_unref()s it). */
+int ifs_remote_listing(struct imap_pool *pool, const char *raw_name,
+                       const struct ifs_listing_state *prev, GArray *prev_msgs,
+                       struct ifs_listing_state *st_r, GArray **msgs_r);
+
+/* UID FETCH uidset BODY.PEEK[] of raw_name into sink, provided the folder still has
+ * uidvalidity (else -ESTALE).  The sink's begin may return 1 to skip a message, and must
+ * restart a message it already saw (a retry on a fresh connection delivers it again). */
+int ifs_remote_fetch_bodies(struct imap_pool *pool, const char *raw_name, uint32_t uidvalidity,
+                            const char *uidset, const struct imap_body_sink *sink);
+
+/* Bodies received from the server since start (all pools), and their bytes. */
+void ifs_remote_stats(uint64_t *bodies_r, uint64_t *bytes_r);
 
 /* BODY.PEEK[] of uid in raw_name, provided the folder still has uidvalidity (else -ESTALE).
  * *raw_r is new (g_bytes_unref). */

@@ -13,10 +13,12 @@
  * snapshot can outlive a refresh. */
 struct listing {
 	gint refs;
+	struct ifs_listing_state st; /* what EXAMINE said when this listing was made */
 	uint32_t uidvalidity;
 	uint32_t epoch;
 	GArray *msgs;       /* struct ifs_msg_attr, ascending UID */
 	gint64 fetched_at;  /* g_get_monotonic_time() */
+	uint64_t serial;    /* unique per listing object: a new one means new contents */
 	int64_t newest;     /* largest INTERNALDATE, 0 when empty */
 };
 
@@ -31,6 +33,7 @@ struct folder_node {
 	unsigned seen_gen, claimed_gen;
 	struct listing *listing;    /* NULL until first needed */
 	bool refreshing;
+	uint64_t served_version;    /* contents version last handed to an opendir */
 };
 
 struct epoch_rec {
@@ -47,6 +50,7 @@ struct ifs_tree {
 	GHashTable *epoch_ids;      /* "uidvalidity raw_name" -> GUINT_TO_POINTER(epoch) */
 	GPtrArray *epochs;          /* struct epoch_rec*, index = epoch (0 unused) */
 	uint64_t next_ino;
+	uint64_t next_serial;
 	unsigned gen;
 	gint64 folders_at;          /* when LIST last succeeded; 0: never */
 	bool folders_refreshing;
@@ -54,6 +58,7 @@ struct ifs_tree {
 	int64_t start_time;
 	struct imap_pool *pool;
 	struct ifs_msgcache *cache;
+	struct ifs_bodycache *bodies;   /* nullable */
 	struct ifs_notifier *notifier;
 };
 
@@ -196,7 +201,7 @@ static void epoch_rec_free(gpointer p)
 /* ---- life cycle ---- */
 
 struct ifs_tree *ifs_tree_new(struct imap_pool *pool, struct ifs_msgcache *cache,
-                              unsigned refresh_s)
+                              struct ifs_bodycache *bodies, unsigned refresh_s)
 {
 	struct ifs_tree *t = g_new0(struct ifs_tree, 1);
 
@@ -213,6 +218,7 @@ struct ifs_tree *ifs_tree_new(struct imap_pool *pool, struct ifs_msgcache *cache
 	t->start_time = time(NULL);
 	t->pool = pool;
 	t->cache = cache;
+	t->bodies = bodies;
 	return t;
 }
 
@@ -298,12 +304,18 @@ static void apply_folders(struct ifs_tree *t, GPtrArray *folders_in)
 		char **path;
 
 		if (name == NULL) {
-			if (!g_utf8_validate(f->raw_name, -1, NULL)) {
+			/* Some servers send raw UTF-8 names (UTF8=ACCEPT habits): those are shown as
+			 * sent.  A pure-ASCII name that fails to decode is just broken modified UTF-7
+			 * ("&AGE-", "&Jjo"): skipped, as is anything that is not UTF-8 at all. */
+			bool ascii = true;
+			for (const char *c = f->raw_name; *c != '\0'; c++)
+				ascii = ascii && (unsigned char)*c < 0x80;
+			if (ascii || !g_utf8_validate(f->raw_name, -1, NULL)) {
 				g_warning("skipping folder with an undecodable name (not modified UTF-7 "
-				          "nor UTF-8)");
+				          "nor raw UTF-8)");
 				continue;
 			}
-			g_message("folder name \"%s\" is not valid modified UTF-7; shown as sent",
+			g_message("folder name \"%s\" is not modified UTF-7 but UTF-8; shown as sent",
 			          f->raw_name);
 			name = f->raw_name;
 		}
@@ -368,17 +380,24 @@ static int folders_fresh_locked(struct ifs_tree *t)
 
 /* ---- listings ---- */
 
-/* Kernel entries of messages that are gone (lock held). */
+/* Kernel entries of messages that are gone, and cached `flags` files whose flags changed
+ * (lock held). */
 static void invalidate_gone(struct ifs_tree *t, struct folder_node *n, const struct listing *old,
                             const struct listing *new)
 {
 	char buf[16];
 
 	for (guint i = 0; i < old->msgs->len; i++) {
-		uint32_t uid = g_array_index(old->msgs, struct ifs_msg_attr, i).uid;
-		if (new == NULL || new->epoch != old->epoch || listing_find(new, uid) == NULL) {
-			snprintf(buf, sizeof(buf), "%u", uid);
+		const struct ifs_msg_attr *m = &g_array_index(old->msgs, struct ifs_msg_attr, i);
+		const struct ifs_msg_attr *now =
+		    new != NULL && new->epoch == old->epoch ? listing_find(new, m->uid) : NULL;
+		if (now == NULL) {
+			snprintf(buf, sizeof(buf), "%u", m->uid);
 			ifs_notify_inval_entry(t->notifier, n->ino, buf);
+		} else if (g_strcmp0(now->flags, m->flags) != 0) {
+			/* the kernel keeps `flags` in its page cache: tell it */
+			ifs_notify_inval_inode(t->notifier,
+			                       ifs_msg_ino(old->epoch, m->uid, IFS_SLOT_FLAGS));
 		}
 	}
 }
@@ -388,7 +407,8 @@ static void invalidate_gone(struct ifs_tree *t, struct folder_node *n, const str
 static int listing_fresh_locked(struct ifs_tree *t, struct folder_node *n, bool force)
 {
 	char *raw;
-	uint32_t uidvalidity = 0;
+	struct ifs_listing_state st;
+	struct listing *prev;
 	GArray *msgs = NULL;
 	int ret;
 
@@ -400,17 +420,36 @@ static int listing_fresh_locked(struct ifs_tree *t, struct folder_node *n, bool 
 		return 0;
 	raw = g_strdup(n->raw_name);
 	n->refreshing = true;
+	/* The previous listing is immutable: remote.c reads it unlocked to ask only for what
+	 * changed since. */
+	prev = n->listing != NULL ? listing_ref(n->listing) : NULL;
 	g_mutex_unlock(&t->lock);
-	ret = ifs_remote_listing(t->pool, raw, &uidvalidity, &msgs);
+	memset(&st, 0, sizeof(st));
+	ret = ifs_remote_listing(t->pool, raw, prev != NULL ? &prev->st : NULL,
+	                         prev != NULL ? prev->msgs : NULL, &st, &msgs);
+	if (ret == 0 && t->bodies != NULL)
+		ifs_bodycache_set_uidvalidity(t->bodies, raw, st.uidvalidity);
 	g_mutex_lock(&t->lock);
 	n->refreshing = false;
 	g_cond_broadcast(&t->refreshed);
 	if (ret == -ENOENT)
 		t->folders_at = 0; /* the folder went away: LIST again at next use */
+	if (ret == 0 && msgs == NULL) {
+		/* unchanged since prev */
+		if (n->listing == prev && prev != NULL && g_strcmp0(n->raw_name, raw) == 0)
+			prev->fetched_at = g_get_monotonic_time(); /* only read under the lock */
+		listing_unref(prev);
+		g_free(raw);
+		return 0;
+	}
+	listing_unref(prev);
 	if (ret == 0 && g_strcmp0(n->raw_name, raw) == 0) {
 		struct listing *l = g_new0(struct listing, 1);
 		struct listing *old = n->listing;
+		uint32_t uidvalidity = st.uidvalidity;
 		l->refs = 1;
+		l->serial = ++t->next_serial;
+		l->st = st;
 		l->uidvalidity = uidvalidity;
 		l->epoch = epoch_for(t, raw, uidvalidity);
 		l->msgs = msgs;
@@ -621,6 +660,42 @@ int ifs_tree_epoch_folder(struct ifs_tree *t, uint32_t epoch, char **raw_name_r,
 	return ret;
 }
 
+int ifs_tree_uids_around(struct ifs_tree *t, uint32_t epoch, uint32_t uid, unsigned max_after,
+                         uint32_t *prev_r, GArray *after_r)
+{
+	const struct epoch_rec *rec;
+	struct folder_node *n;
+	const struct ifs_msg_attr *m;
+	int ret = -ENOENT;
+
+	*prev_r = 0;
+	g_mutex_lock(&t->lock);
+	if (epoch == 0 || epoch >= t->epochs->len)
+		goto out;
+	rec = t->epochs->pdata[epoch];
+	n = g_hash_table_lookup(t->by_raw, rec->raw_name);
+	if (n == NULL || n->listing == NULL || n->listing->epoch != epoch)
+		goto out;
+	m = listing_find(n->listing, uid);
+	if (m == NULL)
+		goto out;
+	{
+		const struct ifs_msg_attr *first =
+		    &g_array_index(n->listing->msgs, struct ifs_msg_attr, 0);
+		guint i = (guint)(m - first);
+		if (i > 0)
+			*prev_r = first[i - 1].uid;
+		for (guint k = i + 1; k < n->listing->msgs->len && k <= i + max_after; k++) {
+			struct ifs_uid_size us = {first[k].uid, first[k].size};
+			g_array_append_val(after_r, us);
+		}
+	}
+	ret = 0;
+out:
+	g_mutex_unlock(&t->lock);
+	return ret;
+}
+
 void ifs_tree_epoch_stale(struct ifs_tree *t, uint32_t epoch)
 {
 	g_mutex_lock(&t->lock);
@@ -657,7 +732,8 @@ static int cmp_child(gconstpointer a, gconstpointer b)
 	return strcmp(((const struct dir_child *)a)->name, ((const struct dir_child *)b)->name);
 }
 
-int ifs_tree_open_folder(struct ifs_tree *t, uint64_t ino, struct ifs_folder_dir **dir_r)
+int ifs_tree_open_folder(struct ifs_tree *t, uint64_t ino, struct ifs_folder_dir **dir_r,
+                         bool *unchanged_r)
 {
 	struct ifs_folder_dir *d;
 	struct folder_node *n;
@@ -695,8 +771,19 @@ int ifs_tree_open_folder(struct ifs_tree *t, uint64_t ino, struct ifs_folder_dir
 	}
 	if (n->raw_name != NULL && n->listing != NULL)
 		d->listing = listing_ref(n->listing);
-	g_mutex_unlock(&t->lock);
 	g_array_sort(d->children, cmp_child);
+	{
+		/* What the directory shows: its children and its listing object. */
+		uint64_t version = d->listing != NULL ? d->listing->serial : 0;
+		for (guint i = 0; i < d->children->len; i++) {
+			const struct dir_child *c = &g_array_index(d->children, struct dir_child, i);
+			version = version * 1000003u + g_str_hash(c->name) * 31u + c->ino;
+		}
+		version = version * 2u + 1u; /* never 0, the initial served_version */
+		*unchanged_r = n->served_version == version;
+		n->served_version = version;
+	}
+	g_mutex_unlock(&t->lock);
 	*dir_r = d;
 	return 0;
 }

@@ -15,7 +15,9 @@
  * of the folder new numbers (the kernel can never mix old and new content).
  *
  * A folder's listing (UIDs with RFC822.SIZE, INTERNALDATE, FLAGS) is an immutable snapshot,
- * replaced whole at refresh (single-flight per folder).
+ * replaced whole at refresh (single-flight per folder).  A refresh asks the server only for
+ * what changed since the previous snapshot (remote.h: CONDSTORE), and keeps the snapshot
+ * when nothing did.
  *
  * Locking: tree->lock (a GMutex inside tree.c) guards all nodes, listings pointers and the epoch
  * table; it is never held across network I/O.  Lock order: tree lock before the message cache
@@ -30,6 +32,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bodycache.h"
 #include "msgcache.h"
 #include "notify.h"
 
@@ -85,9 +88,10 @@ struct ifs_msg_info {
 };
 void ifs_msg_info_clear(struct ifs_msg_info *info);
 
-/* pool and cache are borrowed and must outlive the tree. */
+/* pool (used for LIST and listings), cache and bodies (nullable: no disk cache) are borrowed
+ * and must outlive the tree. */
 struct ifs_tree *ifs_tree_new(struct imap_pool *pool, struct ifs_msgcache *cache,
-                              unsigned refresh_s);
+                              struct ifs_bodycache *bodies, unsigned refresh_s);
 void ifs_tree_free(struct ifs_tree *tree); /* NULL is a no-op */
 
 /* Where kernel invalidations go (NULL until mounted).  Borrowed. */
@@ -122,14 +126,26 @@ int ifs_tree_msg_info(struct ifs_tree *tree, uint32_t epoch, uint32_t uid, bool 
 int ifs_tree_epoch_folder(struct ifs_tree *tree, uint32_t epoch, char **raw_name_r,
                           uint32_t *uidvalidity_r);
 
+/* For read-ahead: the UID listed just before uid (*prev_r, 0 when uid is first) and up to
+ * max_after UIDs listed after it, appended to after_r (GArray of struct ifs_uid_size).
+ * -ENOENT when uid is not listed. */
+struct ifs_uid_size {
+	uint32_t uid;
+	uint64_t size;
+};
+int ifs_tree_uids_around(struct ifs_tree *tree, uint32_t epoch, uint32_t uid, unsigned max_after,
+                         uint32_t *prev_r, GArray *after_r);
+
 /* The server said the epoch's UIDVALIDITY is gone: refresh that folder at next use. */
 void ifs_tree_epoch_stale(struct ifs_tree *tree, uint32_t epoch);
 
 /* A consistent snapshot of one folder directory for readdir: child folders sorted by name,
  * then message directories by ascending UID.  Refreshes the folder list and the listing first
- * when they are older than the refresh time. */
+ * when they are older than the refresh time.  *unchanged_r: the snapshot shows exactly what
+ * the previous one of this directory showed (the kernel may keep its cached readdir). */
 struct ifs_folder_dir;
-int ifs_tree_open_folder(struct ifs_tree *tree, uint64_t ino, struct ifs_folder_dir **dir_r);
+int ifs_tree_open_folder(struct ifs_tree *tree, uint64_t ino, struct ifs_folder_dir **dir_r,
+                         bool *unchanged_r);
 size_t ifs_folder_dir_count(const struct ifs_folder_dir *dir);
 /* Entry i: *name_r is borrowed from dir (or from buf, which must hold 11 bytes). */
 void ifs_folder_dir_entry(const struct ifs_folder_dir *dir, size_t i, char *buf,

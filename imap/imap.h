@@ -177,6 +177,13 @@ typedef int (*imap_attrs_cb)(const struct imap_msg_attrs *attrs, void *ctx);
  * ignored. */
 int imap_uid_fetch_attrs(struct imap_conn *conn, const char *uidset, imap_attrs_cb cb, void *ctx);
 
+/* Same, limited to messages whose MODSEQ is above modseq (RFC 7162 CHANGEDSINCE): only the
+ * messages that changed (flags) or arrived since the mailbox had HIGHESTMODSEQ modseq.  Needs
+ * the mailbox examined with CONDSTORE (imap_examine does that when the server offers it, and
+ * then reports highestmodseq != 0); otherwise -EINVAL.  modseq 0 is imap_uid_fetch_attrs. */
+int imap_uid_fetch_attrs_since(struct imap_conn *conn, const char *uidset, uint64_t modseq,
+                               imap_attrs_cb cb, void *ctx);
+
 enum imap_section {
 	IMAP_SECTION_FULL = 0, /* BODY.PEEK[] */
 	IMAP_SECTION_HEADER,   /* BODY.PEEK[HEADER] */

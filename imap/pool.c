@@ -4,7 +4,8 @@
  * use (imap_pool_acquire/imap_pool_release).  Connections are opened lazily up to max_conns.
  * When the server is unreachable, new attempts are spaced by exponential backoff (1 s doubling
  * to 60 s) so that a burst of requests does not hammer it, and the outage is logged once when it
- * starts (g_warning) and once when it ends (g_message) rather than once per attempt.
+ * starts (g_warning) and once when it ends (g_message) rather than once per attempt — once per
+ * server, however many pools of the process talk to it.
  */
 #include "imap-private.h"
 
@@ -76,10 +77,51 @@ int imap_pool_new(const struct imap_config *cfg, unsigned max_conns, struct imap
 	return 0;
 }
 
+/* A daemon may keep several pools to one server (listing, reading, read-ahead); an outage hits
+ * them all at once and should still read as one event in the log.  So the warning is printed
+ * when the first pool for a server ("host:port") enters an outage and the recovery message when
+ * the last one leaves it.  outage_lock protects outage_pools (server -> pools in outage); it is
+ * taken with a pool's lock held and nothing is taken under it (lock order: pool, then this). */
+static GMutex outage_lock;
+static GHashTable *outage_pools;
+
+static char *server_key(const struct imap_pool *pool)
+{
+	return g_strdup_printf("%s:%s", pool->cfg.host, pool->cfg.port ? pool->cfg.port : "");
+}
+
+/* Returns true when pool is the first one of its server to enter an outage. */
+static bool outage_enter(const struct imap_pool *pool)
+{
+	char *key = server_key(pool);
+	g_mutex_lock(&outage_lock);
+	if (outage_pools == NULL)
+		outage_pools = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	guint n = GPOINTER_TO_UINT(g_hash_table_lookup(outage_pools, key));
+	g_hash_table_insert(outage_pools, key, GUINT_TO_POINTER(n + 1)); /* takes key */
+	g_mutex_unlock(&outage_lock);
+	return n == 0;
+}
+
+/* Returns true when pool was the last one of its server in an outage. */
+static bool outage_leave(const struct imap_pool *pool)
+{
+	char *key = server_key(pool);
+	g_mutex_lock(&outage_lock);
+	guint n = outage_pools ? GPOINTER_TO_UINT(g_hash_table_lookup(outage_pools, key)) : 0;
+	if (n > 1)
+		g_hash_table_insert(outage_pools, g_strdup(key), GUINT_TO_POINTER(n - 1));
+	else if (n == 1)
+		g_hash_table_remove(outage_pools, key);
+	g_mutex_unlock(&outage_lock);
+	g_free(key);
+	return n == 1;
+}
+
 /* Called with the lock held after an open attempt (or NOOP check) finished. */
 static void note_success(struct imap_pool *pool)
 {
-	if (pool->outage)
+	if (pool->outage && outage_leave(pool))
 		g_message("connection to %s restored", pool->cfg.host);
 	pool->outage = false;
 	pool->retry_at = 0;
@@ -88,7 +130,7 @@ static void note_success(struct imap_pool *pool)
 
 static void note_failure(struct imap_pool *pool, int err, const char *msg)
 {
-	if (!pool->outage)
+	if (!pool->outage && outage_enter(pool))
 		g_warning("cannot reach IMAP server %s: %s (retrying with backoff)", pool->cfg.host,
 		          msg);
 	pool->outage = true;
@@ -212,6 +254,8 @@ void imap_pool_free(struct imap_pool *pool)
 	}
 	if (pool->total != 0)
 		g_critical("imap_pool_free: %u connections were not released", pool->total);
+	if (pool->outage)
+		outage_leave(pool); /* no "restored" line: it was not */
 	g_mutex_clear(&pool->lock);
 	g_cond_clear(&pool->cond);
 	g_free((char *)pool->cfg.host);

@@ -92,6 +92,9 @@ def write_config(path, d, account='default', mode=0o600, **over):
         'host': d.host, 'port': str(d.port_imaps), 'user': d.user,
         'password': d.password, 'ca_file': d.ca_file, 'timeout': '10',
         'refresh': '1',
+        # every config its own disk cache, beside it (never the user's ~/.cache)
+        'cache_dir': os.path.join(os.path.dirname(os.path.abspath(path)),
+                                  'cache-' + os.path.basename(path)),
     }
     keys.update(over)
     with open(path, 'w') as f:
@@ -605,7 +608,8 @@ class StartupErrorTest(unittest.TestCase):
         self.assertRegex(res.stdout.decode(), r'^imapfs \d')
         res = subprocess.run([IMAPFS, '--help'], stdout=subprocess.PIPE, check=True)
         for key in ('host', 'port', 'tls', 'user', 'pass_cmd', 'password', 'ca_file',
-                    'timeout', 'connections', 'refresh', 'memory_cache', 'account='):
+                    'timeout', 'connections', 'refresh', 'memory_cache', 'account=',
+                    'cache =', 'cache_dir', 'cache_size', 'readahead', '-o stats'):
             self.assertIn(key, res.stdout.decode())
 
 

@@ -167,6 +167,9 @@ static int run(struct imap_conn *conn, int argc, char **argv, const char *out_pa
 	}
 	if (strcmp(cmd, "attrs") == 0 && argc >= 3)
 		return imap_uid_fetch_attrs(conn, argv[2], print_attrs, NULL);
+	if (strcmp(cmd, "changedsince") == 0 && argc >= 4)
+		return imap_uid_fetch_attrs_since(conn, argv[2], g_ascii_strtoull(argv[3], NULL, 10),
+		                                  print_attrs, NULL);
 	if (strcmp(cmd, "fetch") == 0 && argc >= 3) {
 		enum imap_section sec = IMAP_SECTION_FULL;
 		uint64_t off = 0, len = 0;

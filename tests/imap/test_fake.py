@@ -576,6 +576,28 @@ class Commands(FakeTestCase):
             "uid=8 size=5 date=0 modseq=0 flags=",
         ])
 
+    def test_attrs_changedsince(self):
+        """RFC 7162: only what changed since a HIGHESTMODSEQ is fetched."""
+        script = login() + EXAMINE_INBOX + [
+            ("expect", b"A0003 UID FETCH 1:8 (UID RFC822.SIZE INTERNALDATE FLAGS MODSEQ)"
+                       b" (CHANGEDSINCE 12345678901)"),
+            ("send", b'* 1 FETCH (UID 4 RFC822.SIZE 1234 INTERNALDATE " 7-Jul-2024 10:00:00 +0200"'
+                     b" FLAGS (\\Seen) MODSEQ (12345678902))\r\nA0003 OK done\r\n"),
+        ] + logout(4)
+        res = self.play(script, "changedsince", "INBOX", "1:8", "12345678901")
+        self.assertOk(res)
+        self.assertEqual(res.out.splitlines(), [
+            "uid=4 size=1234 date=1720339200 modseq=12345678902 flags=\\Seen",
+        ])
+
+    def test_changedsince_needs_condstore(self):
+        script = login(caps=b"IMAP4rev1 LITERAL+") + [
+            ("expect", b'A0002 EXAMINE "INBOX"'),
+            ("send", b"* 3 EXISTS\r\n* OK [UIDVALIDITY 77] ok\r\nA0002 OK [READ-ONLY] done\r\n"),
+        ] + logout(3)
+        res = self.play(script, "changedsince", "INBOX", "1:*", "5")
+        self.assertFails(res, "EINVAL", "CONDSTORE")
+
     def test_fetch_body_streamed(self):
         body = b"From: a@b\r\nSubject: hi\r\n\r\nbody\r\n"
         with tempfile.TemporaryDirectory() as d:
@@ -612,6 +634,28 @@ class Commands(FakeTestCase):
             res = self.play(script, "message", "INBOX", "5", "--out", os.path.join(d, "m"))
         self.assertFails(res, "ENOENT", "no body for UID 5")
 
+
+
+class ListRobustness(FakeTestCase):
+    """Added with the issue-6 robustness work (tests/fs/test_hostile.py): one hostile mailbox
+    name must not take the other folders down."""
+
+    def test_list_skips_name_with_nul(self):
+        script = login() + [
+            ("expect", b'A0002 LIST "" "*"'),
+            ("send", b'* LIST () "." INBOX\r\n'
+                     b'* LIST () "." {5}\r\nnu\0ll\r\n'
+                     b'* LIST () "." "Other"\r\n'
+                     b"A0002 OK List completed\r\n"),
+        ] + logout(3)
+        res = self.play(script, "list")
+        self.assertOk(res)
+        self.assertEqual(res.out.splitlines(), [
+            "raw=INBOX name=INBOX delim=. flags=",
+            "raw=Other name=Other delim=. flags=",
+        ])
+        self.assertIn("contains a NUL byte", res.err)
+        self.assertEqual(res.srv.errors, [])
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

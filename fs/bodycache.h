@@ -1,0 +1,98 @@
+/* bodycache.h — the persistent on-disk cache of raw message bodies.
+ *
+ * One directory per account (cache_dir, default $XDG_CACHE_HOME/imapfs/<account>, else
+ * ~/.cache/imapfs/<account>), mode 0700, owned by the user (a directory owned by someone else
+ * is refused).  Layout:
+ *
+ *     <dir>/lock                   flock()ed for the life of the daemon (one daemon per dir)
+ *     <dir>/identity               "host port user" the entries came from; another identity
+ *                                  wipes the cache (the same account name now means another
+ *                                  mailbox)
+ *     <dir>/<F>/<UIDVALIDITY>/<UID>.<SIZE>   the message, byte for byte (mode 0600)
+ *     <dir>/<F>/<UIDVALIDITY>/.tmp-XXXXXX    an entry being written
+ *
+ * where F is the first 32 hex digits of SHA-256 of the folder's raw (wire) name, so no server
+ * folder name ever becomes a path component.  An entry never changes: a message is immutable
+ * for (folder, UIDVALIDITY, UID).  It is written to a temporary file in its final directory,
+ * fdatasync()ed, then rename()d, so a crash (of the daemon or the machine) never leaves a
+ * truncated entry under a final name; SIZE in the name is checked against the file size when
+ * the cache is opened anyway, and stale temporary files are removed then.
+ *
+ * Bounded by bytes: least recently used first out.  "Used" is the entry's mtime (entries are
+ * immutable, so it is free for that purpose): set at creation and on every hit, read back at
+ * startup to rebuild the LRU order.
+ *
+ * Single flight: ifs_bodycache_get() either returns an entry, or hands the caller a writer that
+ * claims the key (every other caller of that key waits until the writer commits or aborts).
+ *
+ * Locking: one mutex (bc->lock), a leaf lock; no I/O on entries is done while holding it except
+ * unlink/rename of entries (cheap metadata operations, kept under the lock so the index and the
+ * directory never disagree).
+ */
+#ifndef IMAPFS_FS_BODYCACHE_H
+#define IMAPFS_FS_BODYCACHE_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct ifs_bodycache;
+struct ifs_bodycache_writer;
+
+/* Open (creating it 0700 if needed) the cache directory dir, lock it, check it belongs to the
+ * user, remove stale temporary files and invalid entries, wipe it when identity (any one-line
+ * string naming the mailbox, e.g. "host port user") differs from the stored one, and evict down
+ * to max_bytes.  -EBUSY: another imapfs uses dir.  On failure *errmsg_r is a new one-line
+ * message (no "imapfs: " prefix).  *bc_r is new (ifs_bodycache_free). */
+int ifs_bodycache_open(const char *dir, uint64_t max_bytes, const char *identity,
+                       struct ifs_bodycache **bc_r, char **errmsg_r);
+
+void ifs_bodycache_free(struct ifs_bodycache *bc); /* NULL is a no-op; no writer may be live */
+
+/* The default cache directory of an account (new string). */
+char *ifs_bodycache_default_dir(const char *account);
+
+/* How ifs_bodycache_get() ended. */
+enum ifs_bodycache_result {
+	IFS_BODYCACHE_HIT = 0, /* *fd_r (O_RDONLY, caller closes) and *size_r are set */
+	IFS_BODYCACHE_CLAIMED, /* absent; *w_r is a new writer the caller must commit or abort */
+	IFS_BODYCACHE_BUSY,    /* absent and being fetched by someone else (only when !wait) */
+};
+
+/* Look (folder raw name, uidvalidity, uid) up.  When absent and nobody is fetching it, claim it
+ * (a writer).  When someone else is fetching it: wait for them (wait) or return BUSY.  Returns
+ * an enum ifs_bodycache_result, or -errno (cannot create the temporary file). */
+int ifs_bodycache_get(struct ifs_bodycache *bc, const char *folder, uint32_t uidvalidity,
+                      uint32_t uid, bool wait, int *fd_r, uint64_t *size_r,
+                      struct ifs_bodycache_writer **w_r);
+
+/* Is the entry on disk (no claim, no wait, does not count as a use)? */
+bool ifs_bodycache_contains(struct ifs_bodycache *bc, const char *folder, uint32_t uidvalidity,
+                            uint32_t uid);
+
+/* Append len bytes.  0 or -errno. */
+int ifs_bodycache_writer_write(struct ifs_bodycache_writer *w, const void *buf, size_t len);
+
+/* Forget what was written so far (the fetch is being retried on another connection). */
+int ifs_bodycache_writer_rewind(struct ifs_bodycache_writer *w);
+
+/* Make the entry durable and visible; wakes waiters; frees w.  On success *fd_r is a new
+ * O_RDONLY descriptor of the entry (caller closes) and *size_r its size.  On failure the entry
+ * is dropped (the caller may still get -errno and retry). */
+int ifs_bodycache_writer_commit(struct ifs_bodycache_writer *w, int *fd_r, uint64_t *size_r);
+
+/* Drop the temporary file; wakes waiters (who then fetch themselves); frees w.  NULL no-op. */
+void ifs_bodycache_writer_abort(struct ifs_bodycache_writer *w);
+
+/* The folder now has this UIDVALIDITY: discard its entries of any other. */
+void ifs_bodycache_set_uidvalidity(struct ifs_bodycache *bc, const char *folder,
+                                   uint32_t uidvalidity);
+
+/* Bytes and entries on disk (tests, stats). */
+void ifs_bodycache_usage(struct ifs_bodycache *bc, uint64_t *bytes_r, uint64_t *entries_r);
+
+/* A new unlinked temporary file in the cache's file system (O_TMPFILE, else mkstemp+unlink),
+ * for decoded attachments of large messages.  -errno or a descriptor (caller closes). */
+int ifs_bodycache_tmpfile(struct ifs_bodycache *bc);
+
+#endif /* IMAPFS_FS_BODYCACHE_H */

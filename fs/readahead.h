@@ -1,0 +1,51 @@
+/* readahead.h — fetch the next messages of a folder before a sequential reader asks for them.
+ *
+ * grep -r, find -exec cat and indexers walk a folder's message directories in order.  Each
+ * time a message has to be loaded for a reader (a miss of the memory cache), the loader calls
+ * ifs_readahead_note().  When two or more loads in a row are of UIDs that follow each other in
+ * the folder's listing, the reader is walking the folder: the next `window` messages that are
+ * not yet in the disk cache are queued, and one worker thread streams them, in UID order, with
+ * ranged `UID FETCH a,b:c BODY.PEEK[]` commands on a connection of its own, straight into the
+ * disk cache.  When the reader has consumed half of what was queued ahead of it, more is
+ * queued; so the reader almost never waits a round trip, and at most `window` messages are
+ * ever ahead of it (on disk, never in memory).
+ *
+ * Single flight: the worker claims each message in the disk cache before fetching it, so a
+ * reader that wants a message being read ahead waits for it instead of fetching it again, and
+ * the worker skips messages a reader is already fetching.
+ *
+ * Without the disk cache, messages are read ahead into the memory cache instead (parsed by
+ * the worker; reserved there first, so readers wait for them the same way): bounded by
+ * memory_cache, and the window should then stay well below what it holds.  A reader's first
+ * use of such a message counts as a load for the detection (ops.c).
+ * Thread-safe.  Lock order: the read-ahead lock is a leaf; it is never held while calling the
+ * tree, the disk cache or the network.
+ */
+#ifndef IMAPFS_FS_READAHEAD_H
+#define IMAPFS_FS_READAHEAD_H
+
+#include <imap.h>
+#include <stdint.h>
+
+#include "bodycache.h"
+#include "msgcache.h"
+#include "tree.h"
+
+struct ifs_readahead;
+
+/* pool, bodies (nullable: read ahead into cache), cache and tree are borrowed and must
+ * outlive the read-ahead.  window > 0. */
+struct ifs_readahead *ifs_readahead_new(struct imap_pool *pool, struct ifs_bodycache *bodies,
+                                        struct ifs_msgcache *cache, struct ifs_tree *tree,
+                                        unsigned window);
+
+/* Stops the worker (the fetch in progress ends first) and frees.  NULL is a no-op. */
+void ifs_readahead_free(struct ifs_readahead *ra);
+
+/* A reader needed message uid of epoch (it was not in the memory cache). */
+void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid);
+
+/* Messages read ahead into the disk cache so far (stats). */
+uint64_t ifs_readahead_stored(struct ifs_readahead *ra);
+
+#endif /* IMAPFS_FS_READAHEAD_H */

@@ -1,0 +1,316 @@
+"""A small, deliberately misbehaving IMAP server on loopback, for mounting imapfs against it.
+
+tests/imap/fake_server.py plays one fixed transcript on one connection, which suits the client
+library tests.  A mounted imapfs instead opens several pooled connections, reconnects after
+failures and issues commands in an order the test does not control, so the robustness tests
+need a server that really answers commands.  HostileServer is that server: it serves a
+mailbox model (folders, UIDVALIDITY, messages) over implicit TLS (or plaintext with STARTTLS),
+and every answer can be replaced by a test-supplied hook that sends hostile bytes instead.
+
+    srv = HostileServer(certfile, keyfile, folders={'INBOX': {1: b'...'}})
+    srv.list_lines = [b'* LIST () "." "a..b"\\r\\n', ...]   # replace the LIST answer
+    srv.body_hook = lambda conn, uid, tag: b'...'            # replace a body FETCH answer
+    srv.close()
+
+Everything any client sent is recorded in .received (bytes, all connections, in arrival order)
+so a test can assert that no credential ever reached the server.  Loopback only; stdlib only.
+"""
+import re
+import socket
+import ssl
+import threading
+
+USER = 'mike'
+PASSWORD = 'hostile-S3cret-pw'
+
+CAPS_PRE = b'IMAP4rev1 AUTH=PLAIN SASL-IR LITERAL+'
+CAPS_POST = b'IMAP4rev1 LITERAL+'
+
+
+def quote(name):
+    """An IMAP quoted string for name (bytes)."""
+    return b'"' + name.replace(b'\\', b'\\\\').replace(b'"', b'\\"') + b'"'
+
+
+class Closed(Exception):
+    """The hook asked to drop the connection now."""
+
+
+class Conn:
+    """One client connection (server side)."""
+
+    def __init__(self, server, sock):
+        self.server = server
+        self.sock = sock
+        self.buf = bytearray()
+        self.mailbox = None
+        self.authed = False
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError
+        with self.server.lock:
+            self.server.received += data
+            if not isinstance(self.sock, ssl.SSLSocket):
+                self.server.received_plain += data
+        self.buf += data
+
+    def readline(self):
+        """One command line; a literal {n} or {n+} at the end is read and spliced in."""
+        line = bytearray()
+        while True:
+            while b'\r\n' not in self.buf:
+                self._fill()
+            i = self.buf.index(b'\r\n')
+            part = bytes(self.buf[:i])
+            del self.buf[:i + 2]
+            line += part
+            m = re.search(rb'\{(\d+)(\+?)\}$', part)
+            if not m:
+                return bytes(line)
+            n = int(m.group(1))
+            if not m.group(2):
+                self.send(b'+ go ahead\r\n')
+            while len(self.buf) < n:
+                self._fill()
+            line += b'\r\n' + bytes(self.buf[:n])
+            del self.buf[:n]
+
+
+def parse_astring(s):
+    """The first astring of s (bytes): quoted, literal (as spliced by readline) or atom."""
+    s = s.lstrip(b' ')
+    if s.startswith(b'"'):
+        out = bytearray()
+        i = 1
+        while i < len(s) and s[i:i + 1] != b'"':
+            if s[i:i + 1] == b'\\':
+                i += 1
+            out += s[i:i + 1]
+            i += 1
+        return bytes(out)
+    m = re.match(rb'\{(\d+)\+?\}\r\n', s)
+    if m:
+        n = int(m.group(1))
+        return s[m.end():m.end() + n]
+    return s.split(b' ', 1)[0]
+
+
+class HostileServer:
+    """See the module docstring.  folders: {raw_name (str or bytes): {uid: message bytes}}."""
+
+    def __init__(self, certfile, keyfile, folders=None, tls='imaps', uidvalidity=7):
+        self.tls = tls                    # 'imaps' | 'starttls'
+        self.lock = threading.Lock()
+        self.received = bytearray()
+        self.errors = []
+        self.folders = {}
+        for name, msgs in (folders or {'INBOX': {}}).items():
+            raw = name.encode() if isinstance(name, str) else name
+            self.folders[raw] = dict(msgs)
+        self.uidvalidity = {}    # raw name -> UIDVALIDITY, when not default_uidvalidity
+        self.default_uidvalidity = uidvalidity
+        self.sizes = {}          # (folder, uid) -> RFC822.SIZE to report instead of the truth
+        self.delimiter = b'/'
+        self.list_lines = None   # bytes lines replacing the LIST answer's untagged part
+        self.body_hook = None    # fn(conn, uid, tag) -> bytes answer (untagged + tagged) or None
+        self.greeting = b'* OK [CAPABILITY ' + CAPS_PRE + (
+            b' STARTTLS' if tls == 'starttls' else b'') + b'] hostile ready\r\n'
+        self.offer_starttls = True   # with tls='starttls': advertise STARTTLS
+        self.starttls_answer = None  # fn(conn, tag) -> bytes answering STARTTLS instead of OK
+        self.starttls_continue = False  # after starttls_answer: do the handshake and go on
+        self.received_plain = bytearray()  # what arrived before TLS was up (STARTTLS mode)
+        self.connections = 0
+        self.commands = []       # (connection number, command line without literal data)
+        self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._ctx.load_cert_chain(certfile, keyfile)
+        self._socks = set()
+        self._closed = False
+        self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._lsock.bind(('127.0.0.1', 0))
+        self._lsock.listen(16)
+        self.host = '127.0.0.1'
+        self.port = self._lsock.getsockname()[1]
+        self._threads = []
+        self._accept = threading.Thread(target=self._accept_loop, daemon=True)
+        self._accept.start()
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def close(self):
+        with self.lock:
+            self._closed = True
+            socks = list(self._socks)
+        try:
+            self._lsock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._lsock.close()
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                s.close()
+            except OSError:
+                pass
+        self._accept.join(5)
+        for t in list(self._threads):
+            t.join(5)
+
+    def active(self):
+        with self.lock:
+            return len(self._socks)
+
+    def _accept_loop(self):
+        while True:
+            try:
+                sock, _ = self._lsock.accept()
+            except OSError:
+                return
+            with self.lock:
+                if self._closed:
+                    sock.close()
+                    return
+                self.connections += 1
+                n = self.connections
+                self._socks.add(sock)
+            t = threading.Thread(target=self._serve, args=(sock, n), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _serve(self, raw_sock, n):
+        sock = raw_sock
+        conn = None
+        raw_sock.settimeout(30)
+        try:
+            if self.tls == 'imaps':
+                sock = self._ctx.wrap_socket(raw_sock, server_side=True)
+            conn = Conn(self, sock)
+            conn.number = n
+            conn.send(self.greeting)
+            while True:
+                line = conn.readline()
+                shown = re.sub(rb'\{\d+\+?\}\r\n.*', b'{...}', line, flags=re.S)
+                with self.lock:
+                    self.commands.append((n, shown))
+                if not self._command(conn, line):
+                    return
+        except (EOFError, Closed, OSError, ssl.SSLError):
+            pass
+        except Exception as e:  # a bug in the test server: make it visible
+            self.errors.append(repr(e))
+        finally:
+            with self.lock:
+                self._socks.discard(raw_sock)
+            for s in {sock, conn.sock if conn is not None else sock}:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def _command(self, conn, line):
+        parts = line.split(b' ', 2)
+        tag = parts[0]
+        cmd = parts[1].upper() if len(parts) > 1 else b''
+        rest = parts[2] if len(parts) > 2 else b''
+        if cmd == b'UID' and rest:
+            sub, _, rest = rest.partition(b' ')
+            cmd = b'UID ' + sub.upper()
+        if cmd == b'CAPABILITY':
+            caps = CAPS_POST if conn.authed else (
+                CAPS_PRE + (b' STARTTLS' if self.tls == 'starttls' and self.offer_starttls
+                            else b''))
+            conn.send(b'* CAPABILITY ' + caps + b'\r\n' + tag + b' OK done\r\n')
+        elif cmd == b'STARTTLS':
+            if self.starttls_answer is not None:
+                conn.send(self.starttls_answer(conn, tag))
+                if not self.starttls_continue:
+                    return False
+            else:
+                conn.send(tag + b' OK begin TLS\r\n')
+            conn.sock = self._ctx.wrap_socket(conn.sock, server_side=True)
+        elif cmd in (b'AUTHENTICATE', b'LOGIN'):
+            conn.authed = True
+            conn.send(tag + b' OK [CAPABILITY ' + CAPS_POST + b'] logged in\r\n')
+        elif cmd == b'LIST':
+            conn.send(b''.join(self._list_lines()) + tag + b' OK LIST done\r\n')
+        elif cmd == b'EXAMINE':
+            name = parse_astring(rest)
+            if name not in self.folders:
+                conn.send(tag + b' NO [NONEXISTENT] no such mailbox\r\n')
+            else:
+                conn.mailbox = name
+                msgs = self.folders[name]
+                conn.send(b'* %d EXISTS\r\n* OK [UIDVALIDITY %d] ok\r\n'
+                          b'* OK [UIDNEXT %d] ok\r\n%s OK [READ-ONLY] done\r\n' % (
+                              len(msgs), self.uidvalidity.get(name, self.default_uidvalidity),
+                              max(msgs, default=0) + 1, tag))
+        elif cmd == b'UID SEARCH':
+            uids = sorted(self.folders.get(conn.mailbox, {}))
+            conn.send(b'* SEARCH' + b''.join(b' %d' % u for u in uids) + b'\r\n' +
+                      tag + b' OK done\r\n')
+        elif cmd == b'UID FETCH':
+            self._fetch(conn, tag, rest)
+        elif cmd == b'NOOP':
+            conn.send(tag + b' OK done\r\n')
+        elif cmd == b'LOGOUT':
+            conn.send(b'* BYE bye\r\n' + tag + b' OK done\r\n')
+            return False
+        else:
+            conn.send(tag + b' BAD unknown command\r\n')
+        return True
+
+    @staticmethod
+    def _expand(uidset, msgs):
+        """The UIDs of msgs inside a UID set such as 3,5:9 or 1:* (ascending)."""
+        top = max(msgs, default=0)
+        want = set()
+        for part in uidset.decode().split(','):
+            lo, _, hi = part.partition(':')
+            lo = top if lo == '*' else int(lo)
+            hi = lo if not hi else (top if hi == '*' else int(hi))
+            lo, hi = min(lo, hi), max(lo, hi)
+            want.update(u for u in msgs if lo <= u <= hi)
+        return sorted(want)
+
+    def _list_lines(self):
+        if self.list_lines is not None:
+            return list(self.list_lines)
+        return [b'* LIST () ' + quote(self.delimiter) + b' ' + quote(name) + b'\r\n'
+                for name in self.folders]
+
+    def _fetch(self, conn, tag, rest):
+        uidset, _, items = rest.partition(b' ')
+        msgs = self.folders.get(conn.mailbox, {})
+        if b'BODY.PEEK[' in items.upper():
+            # One answer per asked UID the folder has.  A hook's answer is sent as is; if it
+            # carries the tagged line (or is b'' = say nothing more) the command ends there.
+            for uid in self._expand(uidset, msgs):
+                answer = self.body_hook(conn, uid, tag) if self.body_hook else None
+                if answer is not None:
+                    if answer:
+                        conn.send(answer)
+                    if not answer or re.search(rb'(^|\n)' + re.escape(tag) + rb' ', answer):
+                        return
+                    continue
+                body = msgs[uid]
+                seq = sorted(msgs).index(uid) + 1
+                conn.send(b'* %d FETCH (UID %d BODY[] {%d}\r\n%s)\r\n' % (
+                    seq, uid, len(body), body))
+            conn.send(tag + b' OK done\r\n')
+            return
+        out = []
+        for seq, uid in enumerate(sorted(msgs), 1):
+            size = self.sizes.get((conn.mailbox, uid), len(msgs[uid]))
+            out.append(b'* %d FETCH (UID %d RFC822.SIZE %d INTERNALDATE '
+                       b'"01-Jan-2024 10:00:00 +0000" FLAGS (\\Seen))\r\n' % (seq, uid, size))
+        conn.send(b''.join(out) + tag + b' OK done\r\n')

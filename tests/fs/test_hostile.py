@@ -1,0 +1,474 @@
+#!/usr/bin/python3
+"""imapfs mounted against a hostile IMAP server: never a path outside the mount, never a crash,
+never a lie to the kernel, never a credential outside TLS.
+
+The server is tests/fs/hostile_server.py on loopback with implicit TLS (or STARTTLS) and a
+throwaway CA made with openssl at test time (tests/imap/certs.py).  Each test mounts the built
+imapfs (foreground, log captured) against it, has the server misbehave in one way, and checks
+that the reader gets a clear error (EIO) or correct data, that the daemon is still alive and the
+mount still works afterwards.  The STARTTLS cases fail at startup: one `imapfs:` line, a
+non-zero exit, nothing mounted, and no credential byte ever sent.
+
+Environment: IMAPFS_BIN (the built imapfs).  Fails, never skips, without /dev/fuse.
+Python stdlib only.
+"""
+
+import errno
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, '..', 'imap'))
+from certs import make_pki  # noqa: E402
+from hostile_server import HostileServer, PASSWORD, USER, Closed  # noqa: E402
+from test_faults import (IMAPFS, MARGIN, Mount, bounded, daemon_env, daemon_pids,  # noqa: E402
+                         mounted, read,
+                         require_environment, timed_read, unmount)
+
+TIMEOUT = 2
+PKI = None
+PKI_DIR = None
+
+
+def setUpModule():
+    global PKI, PKI_DIR
+    require_environment()
+    PKI_DIR = tempfile.mkdtemp(prefix='ifh-pki', dir='/tmp')
+    PKI = make_pki(PKI_DIR)
+
+
+def tearDownModule():
+    shutil.rmtree(PKI_DIR, ignore_errors=True)
+
+
+def msg(n, size=300):
+    head = ('From: x%d@example.com\r\nSubject: message %d\r\n\r\n' % (n, n)).encode()
+    return head + (b'line of message %d\r\n' % n) * max(1, (size - len(head)) // 20)
+
+
+class HostileCase(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix='ifh', dir='/tmp')
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.msgs = {uid: msg(uid, 300 * uid) for uid in range(1, 7)}
+
+    def server(self, tls='imaps', folders=None):
+        cert, key = PKI['good']
+        srv = HostileServer(cert, key, folders=folders or {'INBOX': self.msgs}, tls=tls)
+        self.addCleanup(srv.close)
+        return srv
+
+    def config(self, srv, tls='imaps', **over):
+        keys = {'host': '127.0.0.1', 'port': str(srv.port), 'tls': tls, 'user': USER,
+                'password': PASSWORD, 'ca_file': PKI['ca'], 'timeout': str(TIMEOUT),
+                'refresh': '1', 'connections': '2'}
+        keys.update(over)
+        path = os.path.join(self.tmp, 'config')
+        with open(path, 'w') as f:
+            f.write('[default]\n' + ''.join('%s = %s\n' % kv for kv in keys.items()))
+        os.chmod(path, 0o600)
+        return path
+
+    def mount(self, srv, **over):
+        m = Mount(self.tmp, self.config(srv, **over), name='mnt')
+        self.addCleanup(m.close)
+        return m
+
+    def assertAlive(self, m, srv):
+        """The daemon runs and the mount still serves an ordinary message correctly."""
+        self.assertIsNone(m.proc.poll(), 'daemon died:\n' + m.log_text()[-3000:])
+        self.assertEqual(srv.errors, [], 'the test server itself failed')
+        self.assertTrue(mounted(m.path))
+        r = timed_read(os.path.join(m.path, 'INBOX', '1', 'message.eml'), TIMEOUT + MARGIN + 10)
+        self.assertEqual((r.err, r.data), (0, self.msgs[1]), 'mount no longer works')
+
+    def assertNoOverflowMessages(self, m):
+        log = m.log_text()
+        for bad in ('AddressSanitizer', 'runtime error', 'CRITICAL', 'critical', 'assert'):
+            self.assertNotIn(bad, log)
+
+
+# ---- folder names --------------------------------------------------------------------------------
+
+
+def list_line(name, delim=b'.', flags=b''):
+    d = b'NIL' if delim is None else b'"' + delim + b'"'
+    if isinstance(name, tuple):      # ('literal', bytes)
+        return b'* LIST (' + flags + b') ' + d + b' {%d}\r\n' % len(name[1]) + name[1] + b'\r\n'
+    return b'* LIST (' + flags + b') ' + d + b' "' + name + b'"\r\n'
+
+
+class FolderNames(HostileCase):
+    def folder_server(self, names):
+        """A server whose LIST answers `names` (bytes or ('literal', bytes)); every name is
+        also an examinable mailbox holding one message."""
+        folders = {'INBOX': self.msgs}
+        for n in names:
+            raw = n[1] if isinstance(n, tuple) else n
+            if raw != b'INBOX':
+                folders[raw.replace(b'\\\\', b'\\')] = {1: msg(1)}
+        srv = self.server(folders=folders)
+        srv.list_lines = [list_line(n) for n in names]
+        return srv
+
+    def walk(self, root):
+        """Every path under root (bounded in time), checked to stay inside the mount."""
+        def go():
+            out = []
+            for dirpath, dirnames, filenames in os.walk(root):
+                for name in dirnames + filenames:
+                    p = os.path.join(dirpath, name)
+                    self.assertNotIn(name, ('.', '..'))
+                    self.assertNotIn('/', name)
+                    self.assertLessEqual(len(os.fsencode(name)), 255)
+                    real = os.path.realpath(p)
+                    self.assertTrue(real == root or real.startswith(root + '/'), p)
+                    out.append(os.path.relpath(p, root))
+            return out
+        return bounded(go, 60)
+
+    def test_hostile_names(self):
+        names = [
+            b'INBOX',
+            b'a..b', b'.hidden', b'..', b'.', b'trail.', b'Safe.Child', b'Safe.Child.Deep',
+            b'x/y',                     # '/' inside a name: shown as U+2215
+            b'x&IhU-y',                 # decodes to x\u2215y: collides with the one above
+            b'up/../../../etc',         # splits on '.' into empty components
+            b'A' * 300,                 # longer than NAME_MAX
+            b'&AOk-', '\u00e9'.encode(),  # both show as "\u00e9": one must be skipped
+            b'dup', b'dup',             # listed twice
+            b'%*\\\\', b'Sp ace',
+        ]
+        srv = self.folder_server(names)
+        srv.list_lines.append(list_line(b'../../x', delim=None))   # flat name with '/'
+        srv.list_lines.append(list_line(b'up/../../etc2', delim=b'/'))
+        srv.folders[b'../../x'] = {1: msg(1)}
+        srv.folders[b'up/../../etc2'] = {1: msg(1)}
+        m = self.mount(srv)
+        root = os.path.realpath(m.path)
+        paths = self.walk(root)
+        top = set(os.listdir(root))
+        self.assertIn('INBOX', top)
+        self.assertIn('Safe', top)
+        self.assertEqual(os.listdir(os.path.join(root, 'Safe')), ['Child'])
+        self.assertIn('Deep', os.listdir(os.path.join(root, 'Safe', 'Child')))
+        self.assertIn('x\u2215y', top)
+        self.assertIn('..\u2215..\u2215x', top)
+        self.assertIn('\u00e9', top)
+        self.assertIn('dup', top)
+        self.assertIn('Sp ace', top)
+        for bad in ('a', 'b', 'hidden', 'trail', 'A' * 300, 'etc', 'etc2', 'up', 'x'):
+            self.assertNotIn(bad, top)
+        # a folder name that claims to be an existing path: nothing outside the mount moved
+        self.assertFalse(os.path.exists(os.path.join(root, '..', 'etc2')))
+        # every shown folder is a real, listable folder with its message
+        for name in ('x\u2215y', '..\u2215..\u2215x', '\u00e9', 'dup', 'Sp ace'):
+            self.assertEqual(read(os.path.join(root, name, '1', 'subject')), b'message 1\n')
+        self.assertTrue(any(p.startswith('Safe/Child/Deep/1/') for p in paths), paths[:20])
+        log = m.log_text()
+        self.assertGreaterEqual(len(re.findall(r'skipping folder', log)), 6, log)
+        self.assertAlive(m, srv)
+
+    def test_nul_in_folder_name_skipped(self):
+        """A name with a NUL byte (only possible as a literal) is skipped, and does not take
+        the other folders down with it."""
+        srv = self.folder_server([b'INBOX', (b'literal', b'nu\0ll'), b'Other'])
+        m = self.mount(srv)
+        top = set(os.listdir(m.path))
+        self.assertEqual(top, {'INBOX', 'Other'})
+        self.walk(os.path.realpath(m.path))
+        self.assertAlive(m, srv)
+
+    def test_nul_in_folder_name_at_refresh(self):
+        """The same name appearing at a later LIST (refresh) does not make the root fail."""
+        srv = self.folder_server([b'INBOX', b'Other'])
+        m = self.mount(srv)
+        self.assertEqual(set(os.listdir(m.path)), {'INBOX', 'Other'})
+        srv.list_lines.insert(1, list_line((b'literal', b'nu\0ll')))
+        time.sleep(1.2)
+        self.assertEqual(set(bounded(os.listdir, 10, m.path)), {'INBOX', 'Other'})
+        self.assertAlive(m, srv)
+
+    def test_invalid_mutf7_skipped_as_documented(self):
+        """README: broken modified UTF-7 is skipped; a raw UTF-8 name is shown as sent."""
+        srv = self.folder_server([b'INBOX', b'&AGE-', b'&Jjo', b'&-&',
+                                  'Déjà vu'.encode(), b'Bad\xff\xfeName'])
+        m = self.mount(srv)
+        self.walk(os.path.realpath(m.path))
+        self.assertIsNone(m.proc.poll())
+        self.assertEqual(set(os.listdir(m.path)), {'INBOX', 'Déjà vu'})
+
+
+# ---- hostile FETCH answers ---------------------------------------------------------------------
+
+
+class HostileFetch(HostileCase):
+    def hook(self, srv, uid, answer):
+        """Answer the body FETCH of uid with answer(conn, tag) -> bytes (may raise Closed)."""
+        prev = srv.body_hook
+
+        def h(conn, u, tag):
+            if u == uid:
+                return answer(conn, tag)
+            return prev(conn, u, tag) if prev else None
+        srv.body_hook = h
+
+    def read_fails_cleanly(self, m, srv, uid, codes=(errno.EIO,)):
+        r = timed_read(os.path.join(m.path, 'INBOX', str(uid), 'message.eml'),
+                       TIMEOUT + MARGIN + 10)
+        self.assertIn(r.err, codes, 'UID %d: got %s, %d bytes' % (
+            uid, errno.errorcode.get(r.err, r.err), len(r.data)))
+        self.assertLess(r.elapsed, 2 * TIMEOUT + MARGIN)
+        return r
+
+    def test_huge_literals(self):
+        """Literals announced as 2^32, 2^64-1 and 2^64 bytes (and more digits than any
+        integer): EIO at once, nothing allocated for them, daemon fine."""
+        srv = self.server()
+        sizes = {2: b'4294967296', 3: b'18446744073709551615', 4: b'18446744073709551616',
+                 5: b'9' * 40}
+        for uid, size in sizes.items():
+            self.hook(srv, uid, lambda conn, tag, uid=uid, size=size:
+                      b'* %d FETCH (UID %d BODY[] {%s}\r\n' % (uid, uid, size) + b'x' * 5000)
+        m = self.mount(srv)
+        os.listdir(os.path.join(m.path, 'INBOX'))
+        for uid in sizes:
+            self.read_fails_cleanly(m, srv, uid)
+        self.assertNoOverflowMessages(m)
+        self.assertAlive(m, srv)
+
+    def test_truncated_literal(self):
+        srv = self.server()
+
+        def answer(conn, tag):
+            conn.send(b'* 3 FETCH (UID 3 BODY[] {100000}\r\n' + b'y' * 50000)
+            raise Closed
+        self.hook(srv, 3, answer)
+        m = self.mount(srv)
+        self.read_fails_cleanly(m, srv, 3)
+        self.assertAlive(m, srv)
+
+    def test_deeply_nested_lists(self):
+        """100,000 nested lists in a FETCH answer and in a LIST answer at refresh."""
+        srv = self.server()
+        deep = b'(' * 100000 + b')' * 100000
+        self.hook(srv, 2, lambda conn, tag: b'* 2 FETCH (UID 2 X-JUNK ' + deep + b')\r\n' +
+                  tag + b' OK done\r\n')
+        m = self.mount(srv)
+        self.read_fails_cleanly(m, srv, 2)
+        self.assertAlive(m, srv)
+        srv.list_lines = [list_line(b'INBOX'), b'* LIST ' + deep + b' "." "Deep"\r\n']
+        time.sleep(1.2)
+        try:
+            bounded(os.listdir, 2 * TIMEOUT + MARGIN, m.path)
+        except OSError as e:
+            self.assertEqual(e.errno, errno.EIO)
+        srv.list_lines = None
+        self.assertAlive(m, srv)
+
+    def test_response_codes_out_of_context(self):
+        """APPENDUID, COPYUID, UIDVALIDITY and garbage codes on a FETCH: ignored (best
+        effort), the right bytes are served."""
+        srv = self.server()
+        body = self.msgs[4]
+        self.hook(srv, 4, lambda conn, tag: (
+            b'* OK [APPENDUID 9 9] surprise\r\n* OK [UIDVALIDITY 1] not now\r\n'
+            b'* NO [ALERT] alert in the middle\r\n'
+            b'* 4 FETCH (UID 4 BODY[] {%d}\r\n%s)\r\n%s OK [APPENDUID 7 1] done\r\n'
+            % (len(body), body, tag)))
+        self.hook(srv, 5, lambda conn, tag: (
+            b'* 5 FETCH (UID 5 BODY[] {%d}\r\n%s)\r\n%s OK [COPYUID 1 1:2 3:4] [x\r\n'
+            % (len(self.msgs[5]), self.msgs[5], tag)))
+        m = self.mount(srv)
+        r = timed_read(os.path.join(m.path, 'INBOX', '4', 'message.eml'), 20)
+        self.assertEqual((r.err, r.data), (0, body))
+        r = timed_read(os.path.join(m.path, 'INBOX', '5', 'message.eml'), 20)
+        self.assertEqual((r.err, r.data), (0, self.msgs[5]))
+        self.assertAlive(m, srv)
+
+    def test_fetch_for_other_uids(self):
+        """Answers for UIDs that were not asked for never become the asked message."""
+        srv = self.server()
+        one = self.msgs[1]
+
+        def other_first(conn, tag):
+            return (b'* 1 FETCH (UID 1 BODY[] {%d}\r\n%s)\r\n' % (len(one), one) +
+                    b'* 6 FETCH (UID 6 BODY[] {%d}\r\n%s)\r\n' % (len(self.msgs[6]),
+                                                                  self.msgs[6]) +
+                    b'* 9 FETCH (FLAGS (\\Seen))\r\n' + tag + b' OK done\r\n')
+
+        def only_other(conn, tag):
+            return (b'* 1 FETCH (UID 1 BODY[] {%d}\r\n%s)\r\n' % (len(one), one) +
+                    tag + b' OK done\r\n')
+
+        def body_before_uid(conn, tag):   # legal order, but UID after the body
+            return (b'* 2 FETCH (BODY[] {%d}\r\n%s UID 1)\r\n' % (len(one), one) +
+                    b'* 3 FETCH (BODY[] {%d}\r\n%s UID 3)\r\n' % (len(self.msgs[3]),
+                                                               self.msgs[3]) +
+                    tag + b' OK done\r\n')
+        self.hook(srv, 6, other_first)
+        self.hook(srv, 5, only_other)
+        self.hook(srv, 3, body_before_uid)
+        m = self.mount(srv)
+        r = timed_read(os.path.join(m.path, 'INBOX', '6', 'message.eml'), 20)
+        self.assertEqual((r.err, r.data), (0, self.msgs[6]))
+        r = timed_read(os.path.join(m.path, 'INBOX', '3', 'message.eml'), 20)
+        self.assertEqual((r.err, r.data), (0, self.msgs[3]))
+        r = self.read_fails_cleanly(m, srv, 5, codes=(errno.EIO, errno.ENOENT))
+        self.assertNotEqual(r.data, one)
+        self.assertAlive(m, srv)
+
+    def test_fetch_without_body(self):
+        """Tagged OK and no literal: a clear error, not an empty file."""
+        srv = self.server()
+        self.hook(srv, 2, lambda conn, tag: tag + b' OK no body for you\r\n')
+        self.hook(srv, 3, lambda conn, tag: b'* 3 FETCH (UID 3 FLAGS (\\Seen))\r\n' +
+                  tag + b' OK flags only\r\n')
+        self.hook(srv, 4, lambda conn, tag: b'* 4 FETCH (UID 4 BODY[] NIL)\r\n' +
+                  tag + b' OK nil body\r\n')
+        m = self.mount(srv)
+        for uid in (2, 3, 4):
+            self.read_fails_cleanly(m, srv, uid, codes=(errno.EIO, errno.ENOENT))
+            self.assertFalse(bounded(lambda uid=uid: os.path.exists(
+                os.path.join(m.path, 'INBOX', str(uid), 'body')) and
+                read(os.path.join(m.path, 'INBOX', str(uid), 'body')) == b'', 20))
+        self.assertAlive(m, srv)
+
+    def check_size_lie(self, reported):
+        srv = self.server()
+        real = self.msgs[6]
+        srv.sizes[(b'INBOX', 6)] = reported
+        m = self.mount(srv)
+        eml = os.path.join(m.path, 'INBOX', '6', 'message.eml')
+        # st_size is the fetched length from the first stat on: RFC822.SIZE never reaches
+        # the kernel (which would cut reads at it, or pad them).
+        self.assertEqual(os.stat(eml).st_size, len(real), 'stat before reading')
+        r = timed_read(eml, 20)
+        self.assertEqual(r.err, 0)
+        self.assertEqual(len(r.data), len(real), 'read until EOF gave the wrong length')
+        self.assertEqual(r.data, real)
+        self.assertEqual(r.size, len(real), 'fstat after reading')
+        self.assertEqual(os.stat(eml).st_size, len(real), 'stat after reading')
+        res = subprocess.run(['cat', eml], stdout=subprocess.PIPE, timeout=20)
+        self.assertEqual(res.stdout, real, 'cat truncated to (or padded past) RFC822.SIZE')
+        res = subprocess.run(['cat', os.path.join(m.path, 'INBOX', '6', 'subject')],
+                             stdout=subprocess.PIPE, timeout=20)
+        self.assertEqual(res.stdout, b'message 6\n')
+        self.assertAlive(m, srv)
+
+    def test_rfc822_size_smaller_than_body(self):
+        self.check_size_lie(100)
+
+    def test_rfc822_size_bigger_than_body(self):
+        self.check_size_lie(len(self.msgs[6]) * 10)
+
+    def check_size_extreme(self, reported):
+        srv = self.server()
+        srv.sizes[(b'INBOX', 6)] = reported
+        m = self.mount(srv)
+        eml = os.path.join(m.path, 'INBOX', '6', 'message.eml')
+        r = timed_read(eml, 20)
+        self.assertEqual((r.err, r.data), (0, self.msgs[6]))
+        self.assertEqual(os.stat(eml).st_size, len(self.msgs[6]))
+        self.assertAlive(m, srv)
+
+    def test_rfc822_size_zero(self):
+        self.check_size_extreme(0)
+
+    def test_rfc822_size_int64_max(self):
+        self.check_size_extreme((1 << 63) - 1)
+
+    def test_rfc822_size_above_int64(self):
+        self.check_size_extreme((1 << 64) - 1)
+
+
+# ---- STARTTLS: must fail before any credential is sent -----------------------------------------
+
+
+class StartTLS(HostileCase):
+    def run_imapfs(self, srv):
+        cfg = self.config(srv, tls='starttls')
+        mnt = os.path.join(self.tmp, 'mnt')
+        os.makedirs(mnt, exist_ok=True)
+        self.addCleanup(unmount, mnt)
+        res = subprocess.run([IMAPFS, '-o', 'config=' + cfg, mnt], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=60,
+                             env=daemon_env(os.path.join(self.tmp, 'cache')))
+        return res.returncode, res.stderr.decode('utf-8', 'replace'), mnt
+
+    def assertRefused(self, srv, pattern):
+        rc, err, mnt = self.run_imapfs(srv)
+        self.assertNotEqual(rc, 0, err)
+        lines = err.splitlines()
+        self.assertEqual(len(lines), 1, err)
+        self.assertTrue(lines[0].startswith('imapfs: '), err)
+        self.assertRegex(lines[0], pattern)
+        self.assertFalse(mounted(mnt))
+        self.assertEqual(daemon_pids(mnt), [])
+        got = bytes(srv.received)
+        for secret in (PASSWORD.encode(), b'LOGIN', b'AUTHENTICATE', USER.encode()):
+            self.assertNotIn(secret, got)
+        self.assertNotIn(PASSWORD, err)
+
+    def test_not_offered(self):
+        srv = self.server(tls='starttls')
+        srv.offer_starttls = False
+        srv.greeting = b'* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] no tls here\r\n'
+        self.assertRefused(srv, r'STARTTLS')
+
+    def test_refused_no(self):
+        srv = self.server(tls='starttls')
+        srv.starttls_answer = lambda conn, tag: tag + b' NO [UNAVAILABLE] not today\r\n'
+        self.assertRefused(srv, r'STARTTLS')
+
+    def test_refused_bad(self):
+        srv = self.server(tls='starttls')
+        srv.starttls_answer = lambda conn, tag: tag + b' BAD what\r\n'
+        self.assertRefused(srv, r'STARTTLS')
+
+    def test_preauth(self):
+        srv = self.server(tls='starttls')
+        srv.greeting = b'* PREAUTH [CAPABILITY IMAP4rev1 STARTTLS] welcome back\r\n'
+        self.assertRefused(srv, r'PREAUTH')
+
+    def test_injection_after_ok(self):
+        srv = self.server(tls='starttls')
+        srv.starttls_answer = lambda conn, tag: (
+            tag + b' OK begin TLS\r\n* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] injected\r\n')
+        self.assertRefused(srv, r'(?i)inject|TLS')
+
+    def test_untagged_before_starttls_ok(self):
+        """Untagged data before the STARTTLS OK (plaintext, forgeable): either ignored -- the
+        session then learns its capabilities again inside TLS and logs in only there -- or the
+        connection is refused.  Never a credential in plaintext."""
+        srv = self.server(tls='starttls')
+        srv.starttls_answer = lambda conn, tag: (
+            b'* CAPABILITY IMAP4rev1 AUTH=PLAIN LOGINDISABLED\r\n'
+            b'* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] forged\r\n' +
+            tag + b' OK begin TLS\r\n')
+        srv.starttls_continue = True
+        rc, err, mnt = self.run_imapfs(srv)
+        plain = bytes(srv.received_plain)
+        for secret in (PASSWORD.encode(), b'LOGIN', b'AUTHENTICATE', USER.encode()):
+            self.assertNotIn(secret, plain)
+        if rc == 0:
+            self.assertTrue(mounted(mnt))
+            self.assertIn('INBOX', os.listdir(mnt))
+            # After TLS the client asked CAPABILITY again instead of trusting the forged list
+            cmds = [c for _n, c in srv.commands]
+            i = next(i for i, c in enumerate(cmds) if b'STARTTLS' in c)
+            self.assertRegex(cmds[i + 1], rb'^\S+ CAPABILITY$')
+        else:
+            self.assertEqual(len(err.splitlines()), 1, err)
+            self.assertFalse(mounted(mnt))
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
