@@ -321,6 +321,11 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 	 * round trip: less memory is worth it (the daemon stays well under 100 MB). */
 	if (cfg->memory_cache == 0)
 		cfg->memory_cache = (cfg->cache_dir != NULL ? 32u : 64u) * 1024 * 1024;
+	/* Read ahead into the disk cache costs no memory, so its window can cover many round
+	 * trips' worth of messages; into the memory cache it must stay well inside memory_cache
+	 * or it would evict what the reader has not read yet. */
+	if (!g_key_file_has_key(kf, cfg->account, "readahead", NULL))
+		cfg->readahead = cfg->cache_dir != NULL ? 512 : 64;
 
 	v = g_key_file_get_string(kf, cfg->account, "ca_file", NULL);
 	if (v != NULL) {

@@ -8,10 +8,15 @@
 #include "message.h"
 #include "remote.h"
 
-/* One UID FETCH carries at most this many messages / bytes (by RFC822.SIZE), so that the
- * claims it holds are released soon and a reader never waits behind a long command. */
-#define BATCH_MESSAGES 16
-#define BATCH_BYTES    (8u * 1024 * 1024)
+/* One UID FETCH carries at most this many messages / bytes (by RFC822.SIZE).  Each command
+ * costs a round trip, so on a slow link bigger batches are what brings a cold grep near the
+ * wire limit; but every message of a batch stays claimed until it has streamed, so a reader
+ * that jumps into the batch waits at most for BATCH_BYTES to arrive.  Into the memory cache
+ * batches stay small: what they hold is in RAM until the reader takes it. */
+#define DISK_BATCH_MESSAGES 256
+#define DISK_BATCH_BYTES    (32u * 1024 * 1024)
+#define MEM_BATCH_MESSAGES  16
+#define MEM_BATCH_BYTES     (8u * 1024 * 1024)
 /* Readers tracked at once (one per folder epoch); the oldest is forgotten beyond this. */
 #define MAX_STREAMS 64
 
@@ -203,6 +208,9 @@ static void run_job(struct ifs_readahead *ra, struct job *j)
 	uint32_t uidvalidity = 0;
 	guint start = 0;
 
+	const guint max_messages = ra->bodies != NULL ? DISK_BATCH_MESSAGES : MEM_BATCH_MESSAGES;
+	const uint64_t max_bytes = ra->bodies != NULL ? DISK_BATCH_BYTES : MEM_BATCH_BYTES;
+
 	if (ifs_tree_epoch_folder(ra->tree, j->epoch, &raw, &uidvalidity) < 0)
 		return;
 	while (start < j->uids->len) {
@@ -210,7 +218,7 @@ static void run_job(struct ifs_readahead *ra, struct job *j)
 		uint64_t bytes = 0;
 		/* Bodies are streamed to files or parsed one at a time, so this bounds latency
 		 * (claims held), not memory. */
-		while (start + n < j->uids->len && n < BATCH_MESSAGES && bytes < BATCH_BYTES) {
+		while (start + n < j->uids->len && n < max_messages && bytes < max_bytes) {
 			bytes += g_array_index(j->uids, struct ifs_uid_size, start + n).size;
 			n++;
 		}

@@ -303,20 +303,31 @@ struct fetch_ctx {
 	GBytes *raw;
 };
 
+/* Make conn examine raw_name and check that the mailbox still has the UIDVALIDITY the caller's
+ * UIDs belong to (-ESTALE otherwise).  A connection that already examines the mailbox with that
+ * UIDVALIDITY is reused as is; one that examined it in an earlier life (the folder was deleted
+ * and recreated since) examines it again, so that a UID is never fetched from the wrong life. */
+static int examine_expected(struct imap_conn *conn, const char *raw_name, uint32_t uidvalidity)
+{
+	const char *cur = imap_conn_mailbox(conn);
+	struct imap_mailbox_status st;
+	int ret;
+
+	if (cur != NULL && strcmp(cur, raw_name) == 0 && imap_conn_uidvalidity(conn) == uidvalidity)
+		return 0;
+	ret = imap_examine(conn, raw_name, &st);
+	if (ret < 0)
+		return ret;
+	return st.uidvalidity == uidvalidity ? 0 : -ESTALE;
+}
+
 static int fetch_fn(struct imap_conn *conn, void *p)
 {
 	struct fetch_ctx *ctx = p;
-	const char *cur = imap_conn_mailbox(conn);
-	int ret;
+	int ret = examine_expected(conn, ctx->raw_name, ctx->uidvalidity);
 
-	if (cur == NULL || strcmp(cur, ctx->raw_name) != 0) {
-		struct imap_mailbox_status st;
-		ret = imap_examine(conn, ctx->raw_name, &st);
-		if (ret < 0)
-			return ret;
-		if (st.uidvalidity != ctx->uidvalidity)
-			return -ESTALE;
-	}
+	if (ret < 0)
+		return ret;
 	g_clear_pointer(&ctx->raw, g_bytes_unref);
 	return imap_uid_fetch_message(conn, ctx->uid, &ctx->raw);
 }
@@ -375,17 +386,10 @@ static int count_end(void *p, uint32_t uid)
 static int bodies_fn(struct imap_conn *conn, void *p)
 {
 	struct bodies_ctx *ctx = p;
-	const char *cur = imap_conn_mailbox(conn);
-	int ret;
+	int ret = examine_expected(conn, ctx->raw_name, ctx->uidvalidity);
 
-	if (cur == NULL || strcmp(cur, ctx->raw_name) != 0) {
-		struct imap_mailbox_status st;
-		ret = imap_examine(conn, ctx->raw_name, &st);
-		if (ret < 0)
-			return ret;
-		if (st.uidvalidity != ctx->uidvalidity)
-			return -ESTALE;
-	}
+	if (ret < 0)
+		return ret;
 	return imap_uid_fetch_body(conn, ctx->uidset, IMAP_SECTION_FULL, 0, 0, &ctx->counting);
 }
 

@@ -178,6 +178,7 @@ int imap_examine(struct imap_conn *conn, const char *raw_name, struct imap_mailb
 		                      "server %s sent no UIDVALIDITY for mailbox %s", conn->host,
 		                      raw_name);
 	conn->mailbox = g_strdup(raw_name);
+	conn->mailbox_uidvalidity = ex.st.uidvalidity;
 	conn->condstore = condstore;
 	*st_r = ex.st;
 	return 0;

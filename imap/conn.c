@@ -940,3 +940,8 @@ const char *imap_conn_mailbox(const struct imap_conn *conn)
 {
 	return conn->mailbox;
 }
+
+uint32_t imap_conn_uidvalidity(const struct imap_conn *conn)
+{
+	return conn->mailbox != NULL ? conn->mailbox_uidvalidity : 0;
+}

@@ -235,6 +235,7 @@ struct imap_conn {
 	bool caps_fresh;  /* caps were (re)set since caps_fresh was last cleared */
 	bool condstore;   /* EXAMINE ... (CONDSTORE) was used: FETCH can ask for MODSEQ */
 	char *mailbox;    /* raw name currently examined, or NULL */
+	uint32_t mailbox_uidvalidity; /* its UIDVALIDITY from EXAMINE (0 with no mailbox) */
 	bool broken;
 	int broken_err;   /* what every call returns once broken */
 	bool preauth;     /* greeting was PREAUTH */

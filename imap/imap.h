@@ -147,6 +147,11 @@ int imap_examine(struct imap_conn *conn, const char *raw_name, struct imap_mailb
 /* The raw name of the mailbox currently examined, or NULL.  Borrowed. */
 const char *imap_conn_mailbox(const struct imap_conn *conn);
 
+/* The UIDVALIDITY that EXAMINE reported for that mailbox (0 when none is examined).  A caller
+ * that reuses an examined connection must check it: a UID only names a message together with
+ * its UIDVALIDITY. */
+uint32_t imap_conn_uidvalidity(const struct imap_conn *conn);
+
 /* ---- UID SEARCH -------------------------------------------------------------------------- */
 
 /* UID SEARCH in the examined mailbox.  criteria is a programmer-written format: its text is

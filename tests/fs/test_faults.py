@@ -669,13 +669,21 @@ class ServerChanges(DovecotCase):
         """A folder deleted and recreated (new UIDVALIDITY, same UIDs, other content): after
         the refresh time the listing shows the new messages and every reused UID reads back
         the new bytes -- never the old ones, not even through a cached dentry or page."""
-        folder = 'Reborn'
+        self._uidvalidity_change('Reborn')
+
+    def test_uidvalidity_change_one_connection(self):
+        """The same with one IMAP connection for everything (listing, reading, read-ahead),
+        so requests of the old and the new life meet on one connection, which must examine
+        again rather than fetch a reused UID from the wrong life."""
+        self._uidvalidity_change('Reborn1', connections='1')
+
+    def _uidvalidity_change(self, folder, **over):
         self.d.create_folder(folder)
         old = {self.d.append(folder, text_message('old life %d' % i, 4000 + i, i)): None
                for i in range(5)}
         for uid in old:
             old[uid] = self.d.fetch_raw(folder, uid)
-        m = self.mount()
+        m = self.mount(**over)
         fdir = os.path.join(m.path, folder)
         for uid, raw in old.items():   # everything cached: msgcache, dentries, page cache
             self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), raw)

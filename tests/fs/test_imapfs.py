@@ -15,6 +15,7 @@ import errno
 import os
 import re
 import shutil
+import socket
 import signal
 import stat
 import subprocess
@@ -571,6 +572,59 @@ class StartupErrorTest(unittest.TestCase):
             time.sleep(0.1)
         self.assertEqual(daemon_pids(self.mnt), [], 'daemon survived fusermount3 -u')
         self.assertFalse(mounted(self.mnt))
+
+    def test_refused_port(self):
+        s = socket.socket()
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+        s.close()   # nothing listens there now
+        rc, err = self.run_imapfs('-o', 'config=' + self.cfg(port=str(port)))
+        self.assertCleanFailure(rc, err, r'Connection refused')
+
+    def test_unreachable_host(self):
+        # In a network namespace of its own (no interface up, no route) a TEST-NET address
+        # (RFC 5737) is unreachable: the connect fails at once and no packet leaves anywhere.
+        # (A name that does not resolve would ask the machine's DNS server, off this host.)
+        cfg = self.cfg(name='cfg-unreach', host='192.0.2.1')
+        res = subprocess.run(['unshare', '--net', IMAPFS, '-o', 'config=' + cfg, self.mnt],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, timeout=60)
+        self.assertCleanFailure(res.returncode, res.stderr.decode('utf-8', 'replace'),
+                                r'192\.0\.2\.1.*(?i:unreachable)')
+
+    def test_bad_certificates(self):
+        for kind, pattern in (('expired', r'certificate has expired'),
+                              ('unknown_ca', r'(?i)certificate verification failed'),
+                              ('wrong_host', r'(?i)mismatch')):
+            host, port = self.d.bad[kind]
+            rc, err = self.run_imapfs('-o', 'config=' + self.cfg(
+                name='cfg-' + kind, host=host, port=str(port)))
+            with self.subTest(kind=kind):
+                self.assertCleanFailure(rc, err, pattern)
+
+    def test_pass_cmd_gets_no_secret(self):
+        """pass_cmd is the only process imapfs starts: its environment holds no password and
+        no imapfs variable carrying one; the daemon's own argv and environment neither."""
+        envfile = os.path.join(self.tmp, 'passcmd-env')
+        script = os.path.join(self.tmp, 'passcmd.sh')
+        with open(script, 'w') as f:
+            f.write('#!/bin/sh\nenv > %s\nprintf "%%s\\n" "$PW"\n' % envfile)
+        os.chmod(script, 0o700)
+        cfg = self.cfg(name='cfg-passenv', password=None, mode=0o644, pass_cmd=script)
+        env = dict(os.environ, PW=self.d.password)   # what pass_cmd prints: the password
+        res = subprocess.run([IMAPFS, '-o', 'config=' + cfg, self.mnt], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn('INBOX', os.listdir(self.mnt))
+        with open(envfile, 'rb') as f:
+            child_env = f.read()
+        # PW is ours (the test's way to hand pass_cmd the password); nothing else may hold it
+        lines = [ln for ln in child_env.splitlines() if not ln.startswith(b'PW=')]
+        self.assertNotIn(self.d.password.encode(), b'\n'.join(lines))
+        for pid in daemon_pids(self.mnt):
+            with open('/proc/%d/cmdline' % pid, 'rb') as f:
+                self.assertNotIn(self.d.password.encode(), f.read())
 
     def test_missing_mountpoint(self):
         missing = os.path.join(self.tmp, 'no-such-dir')
