@@ -383,13 +383,13 @@ class DovecotCase(unittest.TestCase):
         self.addCleanup(p.close)
         return p
 
-    def mount(self, port=None, foreground=True, **over):
+    def mount(self, port=None, foreground=True, extra=(), **over):
         self.n += 1
         name = '%s-%d' % (self._testMethodName, self.n)
         cfg = write_config(os.path.join(self.tmp, name + '.cfg'), self.d.host,
                            port or self.d.port_imaps, self.d.user, self.d.password,
                            self.d.ca_file, **over)
-        m = Mount(self.tmp, cfg, name=name, foreground=foreground)
+        m = Mount(self.tmp, cfg, name=name, foreground=foreground, extra=extra)
         self.addCleanup(m.close)
         return m
 
@@ -729,6 +729,47 @@ class ServerChanges(DovecotCase):
         except OSError as e:
             self.assertIn(e.errno, (errno.EIO, errno.ENOENT, errno.ESTALE))
         self.assertIsNone(m.proc.poll())
+
+    def test_killed_daemon_leaves_valid_cache(self):
+        """SIGKILL the daemon while read-ahead streams a folder into the disk cache, then
+        mount again on the same cache: every message reads back exactly (no truncated entry
+        is ever served) and what was complete before the kill is not fetched again."""
+        folder = 'KillCache'
+        self.d.create_folder(folder)
+        raws = {}
+        for i in range(120):
+            uid = self.d.append(folder, text_message('kill %d' % i, 40000 + 97 * i, i))
+            raws[uid] = self.d.fetch_raw(folder, uid)
+        cache = os.path.join(self.tmp, 'kill-cache')
+        m = self.mount(cache_dir=cache)
+        fdir = os.path.join(m.path, folder)
+        reader = subprocess.Popen(
+            ['sh', '-c', 'for d in $(ls %s | sort -n); do cat %s/$d/message.eml; done '
+             '> /dev/null 2>&1' % (fdir, fdir)])
+        self.addCleanup(lambda: reader.poll() is None and reader.kill())
+        # kill once some, but not all, entries are on disk
+        deadline = time.monotonic() + 30
+        while True:
+            entries = [f for _dp, _dn, fs in os.walk(cache) for f in fs if f[:1].isdigit()]
+            if len(entries) >= 10:
+                break
+            self.assertLess(time.monotonic(), deadline, 'nothing reached the disk cache')
+            time.sleep(0.02)
+        m.proc.send_signal(signal.SIGKILL)
+        m.proc.wait(timeout=10)
+        reader.kill()
+        reader.wait()
+        unmount(m.path)
+        before = sorted(f for _dp, _dn, fs in os.walk(cache) for f in fs if f[:1].isdigit())
+        self.assertLess(len(before), len(raws), 'the kill came too late to test anything')
+        m2 = self.mount(cache_dir=cache, extra=('-o', 'stats'))
+        for uid, raw in raws.items():
+            self.assertEqual(read(os.path.join(m2.path, folder, str(uid), 'message.eml')), raw,
+                             'UID %d' % uid)
+        stats = os.getxattr(m2.path, 'user.imapfs.stats').decode()
+        fetched = int(re.search(r'bodies_fetched=(\d+)', stats).group(1))
+        self.assertLessEqual(fetched, len(raws) - len(before), stats)
+        self.assertIsNone(m2.proc.poll())
 
     def _expunge_setup(self, folder):
         self.d.create_folder(folder)
