@@ -104,6 +104,9 @@ class Mount:
             lines.append('cache_dir = %s' % os.path.join(cache_home, 'imapfs'))
         if bench.args.cache_size and 'cache_size' in bench.features:
             lines.append('cache_size = %s' % bench.args.cache_size)
+        for kv in bench.args.imapfs_config or ():
+            key, _, value = kv.partition('=')
+            lines.append('%s = %s' % (key.strip(), value.strip()))
         with open(conf, 'w') as f:
             os.fchmod(f.fileno(), 0o600)
             f.write('\n'.join(lines) + '\n')
@@ -893,6 +896,8 @@ def main(argv=None):
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--cache-size', help='cache_size for imapfs, if it knows the key')
     ap.add_argument('--json', help='also write the results here')
+    ap.add_argument('--imapfs-config', action='append', metavar='KEY=VALUE',
+                    help='an extra key for the imapfs config (repeatable), e.g. readahead=2048')
     ap.add_argument('--keep', action='store_true', help='keep the temporary directory')
     args = ap.parse_args(argv)
     if args.quick:

@@ -325,7 +325,7 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 	 * trips' worth of messages; into the memory cache it must stay well inside memory_cache
 	 * or it would evict what the reader has not read yet. */
 	if (!g_key_file_has_key(kf, cfg->account, "readahead", NULL))
-		cfg->readahead = cfg->cache_dir != NULL ? 512 : 64;
+		cfg->readahead = cfg->cache_dir != NULL ? 4096 : 64;
 
 	v = g_key_file_get_string(kf, cfg->account, "ca_file", NULL);
 	if (v != NULL) {

@@ -57,8 +57,9 @@ struct ifs_config {
 	"    cache_size = SIZE      disk cache limit: MiB, or a number with K, M, G or T (powers of\n" \
 	"                           1024); default 1G; 0 turns the disk cache off\n" \
 	"    readahead = N          messages fetched ahead of a reader walking a folder in UID\n" \
-	"                           order (grep -r, find -exec), default 512 (64 with\n" \
-	"                           cache = off); 0 turns it off\n"
+	"                           order (grep -r, find -exec), default 4096 (64 with\n" \
+	"                           cache = off), and at most cache_size/8 (memory_cache/4)\n" \
+	"                           of mail ahead; 0 turns it off\n"
 
 /* Load and validate.  path may be NULL (default location); account may be NULL ("default").
  * On failure returns -errno and a new one-line message in *errmsg_r (no "imapfs: " prefix).

@@ -332,8 +332,11 @@ int main(int argc, char *argv[])
 	/* Threads only now: fuse_daemonize forks, and a fork keeps only the calling thread. */
 	fs.notifier = ifs_notifier_new(se);
 	if (cfg->readahead > 0)
-		fs.readahead = ifs_readahead_new(fs.ra_pool, fs.bodies, fs.cache, fs.tree,
-		                                 cfg->readahead);
+		/* ahead of the reader: an eighth of the disk cache, or a quarter of the memory
+		 * cache, at most */
+		fs.readahead = ifs_readahead_new(
+		    fs.ra_pool, fs.bodies, fs.cache, fs.tree, cfg->readahead,
+		    fs.bodies != NULL ? cfg->cache_size / 8 : cfg->memory_cache / 4);
 	ifs_tree_set_notifier(fs.tree, fs.notifier);
 	if (opts.singlethread) {
 		ret = fuse_session_loop(se);

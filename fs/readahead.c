@@ -40,6 +40,7 @@ struct ifs_readahead {
 	struct ifs_msgcache *cache;
 	struct ifs_tree *tree;
 	unsigned window;
+	uint64_t window_bytes;
 
 	GMutex lock;
 	GHashTable *streams; /* epoch -> struct stream* */
@@ -249,7 +250,7 @@ static gpointer worker_main(gpointer p)
 
 struct ifs_readahead *ifs_readahead_new(struct imap_pool *pool, struct ifs_bodycache *bodies,
                                         struct ifs_msgcache *cache, struct ifs_tree *tree,
-                                        unsigned window)
+                                        unsigned window, uint64_t window_bytes)
 {
 	struct ifs_readahead *ra = g_new0(struct ifs_readahead, 1);
 
@@ -258,6 +259,7 @@ struct ifs_readahead *ifs_readahead_new(struct imap_pool *pool, struct ifs_bodyc
 	ra->cache = cache;
 	ra->tree = tree;
 	ra->window = window;
+	ra->window_bytes = window_bytes;
 	g_mutex_init(&ra->lock);
 	ra->streams = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
 	ra->jobs = g_async_queue_new();
@@ -314,6 +316,17 @@ void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
 		g_array_unref(after);
 		return;
 	}
+	/* the byte bound of the window, counted from the reader's position */
+	if (ra->window_bytes > 0) {
+		uint64_t bytes = 0;
+		for (guint i = 0; i < after->len; i++) {
+			bytes += MIN(g_array_index(after, struct ifs_uid_size, i).size, G_MAXUINT32);
+			if (bytes > ra->window_bytes && i > 0) {
+				g_array_set_size(after, i);
+				break;
+			}
+		}
+	}
 	g_mutex_lock(&ra->lock);
 	s = g_hash_table_lookup(ra->streams, GUINT_TO_POINTER(epoch));
 	if (s == NULL) {
@@ -332,11 +345,12 @@ void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
 		s->last_uid = uid;
 	}
 	if (s->run >= 2 && after->len > 0) {
-		/* Top up when less than half a window is still queued ahead of the reader. */
+		/* Top up when less than half the window (as bounded above) is still queued ahead of
+		 * the reader. */
 		for (guint i = 0; i < after->len; i++)
 			if (g_array_index(after, struct ifs_uid_size, i).uid <= s->queued_upto)
 				pending++;
-		if (pending < ra->window / 2 + 1 &&
+		if (pending < after->len / 2 + 1 &&
 		    g_array_index(after, struct ifs_uid_size, after->len - 1).uid >
 		        s->queued_upto) {
 			j = g_new0(struct job, 1);

@@ -7,8 +7,8 @@
  * not yet in the disk cache are queued, and one worker thread streams them, in UID order, with
  * ranged `UID FETCH a,b:c BODY.PEEK[]` commands on a connection of its own, straight into the
  * disk cache.  When the reader has consumed half of what was queued ahead of it, more is
- * queued; so the reader almost never waits a round trip, and at most `window` messages are
- * ever ahead of it (on disk, never in memory).
+ * queued; so the reader almost never waits a round trip, and at most `window` messages
+ * (and `window_bytes`) are ever ahead of it (on disk, never in memory).
  *
  * Single flight: the worker claims each message in the disk cache before fetching it, so a
  * reader that wants a message being read ahead waits for it instead of fetching it again, and
@@ -34,10 +34,12 @@
 struct ifs_readahead;
 
 /* pool, bodies (nullable: read ahead into cache), cache and tree are borrowed and must
- * outlive the read-ahead.  window > 0. */
+ * outlive the read-ahead.  window > 0: messages ahead of the reader at most; window_bytes > 0:
+ * their RFC822.SIZEs add up to at most this (the first message is always allowed), so a
+ * window of big messages cannot evict what the reader has not read yet. */
 struct ifs_readahead *ifs_readahead_new(struct imap_pool *pool, struct ifs_bodycache *bodies,
                                         struct ifs_msgcache *cache, struct ifs_tree *tree,
-                                        unsigned window);
+                                        unsigned window, uint64_t window_bytes);
 
 /* Stops the worker (the fetch in progress ends first) and frees.  NULL is a no-op. */
 void ifs_readahead_free(struct ifs_readahead *ra);
