@@ -42,65 +42,10 @@ MOUNT_TIMEOUT = 30
 TIMEOUT = 2          # the `timeout` config key used by these tests, seconds
 MARGIN = 3           # slack on top of TIMEOUT for "fails within the timeout"
 
-# ---- mounting (same conventions as test_imapfs.py) -------------------------------------------
+# ---- mounting (the helpers are test_imapfs.py's: one definition of "mounted") ---------------
 
-
-def require_environment():
-    if not IMAPFS or not os.access(IMAPFS, os.X_OK):
-        raise AssertionError('IMAPFS_BIN does not name the built imapfs (%r)' % IMAPFS)
-    if not os.path.exists('/dev/fuse'):
-        raise AssertionError('/dev/fuse is missing: these tests need FUSE')
-    if shutil.which('fusermount3') is None:
-        raise AssertionError('fusermount3 is missing (apt-get install fuse3)')
-
-
-def mountinfo_entries(path):
-    path = os.path.realpath(path)
-    out = []
-    with open('/proc/self/mountinfo') as f:
-        for line in f:
-            mp = line.split(' ')[4]
-            mp = re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), mp)
-            if mp == path:
-                out.append(line)
-    return out
-
-
-def mounted(path):
-    return bool(mountinfo_entries(path))
-
-
-def daemon_pids(mnt):
-    """PIDs of imapfs processes whose command line names mnt."""
-    mnt = os.path.realpath(mnt)
-    out = []
-    for pid in os.listdir('/proc'):
-        if not pid.isdigit():
-            continue
-        try:
-            with open('/proc/%s/cmdline' % pid, 'rb') as f:
-                argv = f.read().split(b'\0')
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b'imapfs') and any(
-                os.path.realpath(a.decode('utf-8', 'replace')) == mnt
-                for a in argv[1:] if a):
-            out.append(int(pid))
-    return out
-
-
-def unmount(mnt):
-    if os.path.isdir(mnt) or mounted(mnt):
-        subprocess.run(['fusermount3', '-uz', mnt], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while daemon_pids(mnt) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for pid in daemon_pids(mnt):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+from test_imapfs import (daemon_pids, mounted, mountinfo_entries,  # noqa: E402,F401
+                         require_environment, unmount)
 
 
 def write_config(path, host, port, user, password, ca_file, **over):

@@ -44,15 +44,21 @@ def require_environment():
         raise AssertionError('fusermount3 is missing (apt-get install fuse3)')
 
 
-def mounted(path):
+def mountinfo_entries(path):
+    """The /proc/self/mountinfo lines whose mount point is path (octal escapes decoded)."""
     path = os.path.realpath(path)
+    out = []
     with open('/proc/self/mountinfo') as f:
         for line in f:
             mp = line.split(' ')[4]
             mp = re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), mp)
             if mp == path:
-                return True
-    return False
+                out.append(line)
+    return out
+
+
+def mounted(path):
+    return bool(mountinfo_entries(path))
 
 
 def daemon_pids(mnt):
