@@ -613,23 +613,39 @@ void ifs_msg_info_clear(struct ifs_msg_info *info)
 	g_clear_pointer(&info->flags, g_free);
 }
 
-int ifs_tree_msg_info(struct ifs_tree *t, uint32_t epoch, uint32_t uid, bool want_flags,
-                      struct ifs_msg_info *info_r)
+/* The record of epoch and the folder's listing if that listing is still of this epoch (the
+ * folder was not re-listed under another UIDVALIDITY since); NULL otherwise.  Lock held. */
+static struct listing *current_listing(const struct ifs_tree *t, uint32_t epoch,
+                                       const struct epoch_rec **rec_r)
 {
 	const struct epoch_rec *rec;
 	struct folder_node *n;
+
+	if (epoch == 0 || epoch >= t->epochs->len)
+		return NULL;
+	rec = t->epochs->pdata[epoch];
+	n = g_hash_table_lookup(t->by_raw, rec->raw_name);
+	if (n == NULL || n->listing == NULL || n->listing->epoch != epoch)
+		return NULL;
+	if (rec_r != NULL)
+		*rec_r = rec;
+	return n->listing;
+}
+
+int ifs_tree_msg_info(struct ifs_tree *t, uint32_t epoch, uint32_t uid, bool want_flags,
+                      struct ifs_msg_info *info_r)
+{
+	const struct epoch_rec *rec = NULL;
+	const struct listing *l;
 	const struct ifs_msg_attr *m = NULL;
 	int ret = -ENOENT;
 
 	memset(info_r, 0, sizeof(*info_r));
 	g_mutex_lock(&t->lock);
-	if (epoch == 0 || epoch >= t->epochs->len)
+	l = current_listing(t, epoch, &rec);
+	if (l == NULL)
 		goto out;
-	rec = t->epochs->pdata[epoch];
-	n = g_hash_table_lookup(t->by_raw, rec->raw_name);
-	if (n == NULL || n->listing == NULL || n->listing->epoch != epoch)
-		goto out;
-	m = listing_find(n->listing, uid);
+	m = listing_find(l, uid);
 	if (m == NULL)
 		goto out;
 	info_r->raw_name = g_strdup(rec->raw_name);
@@ -663,29 +679,24 @@ int ifs_tree_epoch_folder(struct ifs_tree *t, uint32_t epoch, char **raw_name_r,
 int ifs_tree_uids_around(struct ifs_tree *t, uint32_t epoch, uint32_t uid, unsigned max_after,
                          uint32_t *prev_r, GArray *after_r)
 {
-	const struct epoch_rec *rec;
-	struct folder_node *n;
+	const struct listing *l;
 	const struct ifs_msg_attr *m;
 	int ret = -ENOENT;
 
 	*prev_r = 0;
 	g_mutex_lock(&t->lock);
-	if (epoch == 0 || epoch >= t->epochs->len)
+	l = current_listing(t, epoch, NULL);
+	if (l == NULL)
 		goto out;
-	rec = t->epochs->pdata[epoch];
-	n = g_hash_table_lookup(t->by_raw, rec->raw_name);
-	if (n == NULL || n->listing == NULL || n->listing->epoch != epoch)
-		goto out;
-	m = listing_find(n->listing, uid);
+	m = listing_find(l, uid);
 	if (m == NULL)
 		goto out;
 	{
-		const struct ifs_msg_attr *first =
-		    &g_array_index(n->listing->msgs, struct ifs_msg_attr, 0);
+		const struct ifs_msg_attr *first = &g_array_index(l->msgs, struct ifs_msg_attr, 0);
 		guint i = (guint)(m - first);
 		if (i > 0)
 			*prev_r = first[i - 1].uid;
-		for (guint k = i + 1; k < n->listing->msgs->len && k <= i + max_after; k++) {
+		for (guint k = i + 1; k < l->msgs->len && k <= i + max_after; k++) {
 			struct ifs_uid_size us = {first[k].uid, first[k].size};
 			g_array_append_val(after_r, us);
 		}
@@ -698,13 +709,12 @@ out:
 
 void ifs_tree_epoch_stale(struct ifs_tree *t, uint32_t epoch)
 {
+	struct listing *l;
+
 	g_mutex_lock(&t->lock);
-	if (epoch != 0 && epoch < t->epochs->len) {
-		const struct epoch_rec *rec = t->epochs->pdata[epoch];
-		struct folder_node *n = g_hash_table_lookup(t->by_raw, rec->raw_name);
-		if (n != NULL && n->listing != NULL && n->listing->epoch == epoch)
-			n->listing->fetched_at = 0; /* only ever read under the lock */
-	}
+	l = current_listing(t, epoch, NULL);
+	if (l != NULL)
+		l->fetched_at = 0; /* only ever read under the lock */
 	g_mutex_unlock(&t->lock);
 }
 
