@@ -14,15 +14,15 @@ Prints one JSON line: {"seconds": .., "uids": [matching UIDs], "messages": n,
 from the SEARCH to the last fetch (login and EXAMINE excluded).  Python 3 standard library only.
 """
 
-import argparse
 import email
 import email.policy
 import imaplib
 import json
-import re
 import ssl
 import sys
 import time
+
+import client_cli  # bench/client_cli.py
 
 
 def text_body(msg):
@@ -63,30 +63,13 @@ def run(host, port, user, password, ca_file, folder, word):
     return {'seconds': secs, 'uids': hits, 'messages': len(uids)}
 
 
-def peak_rss_kb():
-    """This process's peak resident set (VmHWM), for the benchmark's RSS column."""
-    try:
-        with open('/proc/self/status') as f:
-            m = re.search(r'^VmHWM:\s+(\d+) kB', f.read(), re.M)
-        return int(m.group(1)) if m else None
-    except OSError:
-        return None
-
-
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--host', default='127.0.0.1')
-    ap.add_argument('--port', type=int, required=True)
-    ap.add_argument('--user', required=True)
-    ap.add_argument('--password-file', required=True)
-    ap.add_argument('--ca-file', required=True)
-    ap.add_argument('--folder', required=True)
+    ap = client_cli.connection_args(__doc__.split('\n')[0])
     ap.add_argument('word')
     args = ap.parse_args(argv)
-    with open(args.password_file) as f:
-        password = f.readline().rstrip('\n')
+    password = client_cli.read_password(args.password_file)
     res = run(args.host, args.port, args.user, password, args.ca_file, args.folder, args.word)
-    res['rss_kb'] = peak_rss_kb()
+    res['rss_kb'] = client_cli.peak_rss_kb()
     print(json.dumps(res))
     return 0
 
