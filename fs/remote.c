@@ -240,10 +240,33 @@ static int incremental_listing(struct imap_conn *conn, struct listing_ctx *ctx)
 	return 0;
 }
 
+/* The previous listing and this EXAMINE describe the same life of the folder (same
+ * UIDVALIDITY) with known UIDNEXTs, so they can be compared at all. */
+static bool same_folder_life(const struct listing_ctx *ctx)
+{
+	const struct ifs_listing_state *prev = ctx->prev;
+
+	return prev != NULL && ctx->prev_msgs != NULL && prev->uidvalidity == ctx->st.uidvalidity &&
+	       prev->uidnext != 0 && ctx->st.uidnext != 0;
+}
+
+/* Nothing changed since the previous listing: same UIDNEXT, EXISTS and HIGHESTMODSEQ, and the
+ * previous listing holds EXISTS messages.  New mail moves UIDNEXT (UIDs are never reused) and
+ * an expunge without new mail lowers EXISTS, so only flag changes can hide behind equal
+ * numbers, and under CONDSTORE they move HIGHESTMODSEQ.  Without CONDSTORE both HIGHESTMODSEQs
+ * are 0 and a flag change goes unseen until the message set changes. */
+static bool listing_unchanged(const struct listing_ctx *ctx)
+{
+	const struct ifs_listing_state *prev = ctx->prev, *now = &ctx->st;
+
+	return same_folder_life(ctx) && prev->uidnext == now->uidnext &&
+	       prev->exists == now->exists && prev->highestmodseq == now->highestmodseq &&
+	       ctx->prev_msgs->len == now->exists;
+}
+
 static int listing_fn(struct imap_conn *conn, void *p)
 {
 	struct listing_ctx *ctx = p;
-	const struct ifs_listing_state *prev = ctx->prev;
 	struct imap_mailbox_status st;
 	int ret;
 
@@ -257,16 +280,13 @@ static int listing_fn(struct imap_conn *conn, void *p)
 	ctx->st.uidnext = st.uidnext;
 	ctx->st.exists = st.exists;
 	ctx->st.highestmodseq = st.highestmodseq;
-	if (prev != NULL && prev->uidvalidity == st.uidvalidity && prev->uidnext != 0 &&
-	    st.uidnext != 0 && prev->highestmodseq != 0 && st.highestmodseq != 0 &&
-	    ctx->prev_msgs != NULL) {
-		if (prev->highestmodseq == st.highestmodseq && prev->uidnext == st.uidnext &&
-		    prev->exists == st.exists && ctx->prev_msgs->len == st.exists) {
-			ctx->unchanged = true;
-			return 0;
-		}
-		return incremental_listing(conn, ctx);
+	if (listing_unchanged(ctx)) {
+		ctx->unchanged = true;
+		return 0;
 	}
+	/* RFC 7162: ask only for the changes, when both listings were made under CONDSTORE */
+	if (same_folder_life(ctx) && ctx->prev->highestmodseq != 0 && ctx->st.highestmodseq != 0)
+		return incremental_listing(conn, ctx);
 	return full_listing(conn, ctx);
 }
 

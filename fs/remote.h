@@ -36,13 +36,17 @@ struct ifs_listing_state {
 
 /* A folder's listing.  Without prev (NULL): EXAMINE raw_name, UID SEARCH ALL, one UID FETCH
  * of the attributes.  With prev (the state and messages of the previous listing; prev_msgs
- * borrowed, not modified) the cost is O(changes):
- *   - EXAMINE; same UIDVALIDITY, HIGHESTMODSEQ, UIDNEXT and EXISTS: unchanged (one command),
- *     *msgs_r = NULL;
- *   - with CONDSTORE: UID FETCH prev.uidnext:* for new mail, UID FETCH 1:prev.uidnext-1
- *     (CHANGEDSINCE prev.highestmodseq) for flag changes, and UID SEARCH ALL only when the
- *     count says something was expunged;
- *   - without CONDSTORE, or another UIDVALIDITY: the full listing.
+ * borrowed, not modified) a re-listing costs O(changes):
+ *   - EXAMINE shows the same UIDVALIDITY, UIDNEXT (known), EXISTS and HIGHESTMODSEQ, and
+ *     prev_msgs holds EXISTS messages: unchanged, one command, *msgs_r = NULL;
+ *   - else with CONDSTORE (both HIGHESTMODSEQs non-zero): UID FETCH prev.uidnext:* for new
+ *     mail, UID FETCH 1:prev.uidnext-1 (CHANGEDSINCE prev.highestmodseq) for flag changes,
+ *     and UID SEARCH ALL only when the count says something was expunged;
+ *   - else (no CONDSTORE, another UIDVALIDITY, UIDNEXT unknown): the full listing, which also
+ *     refreshes every message's flags.
+ * Without CONDSTORE only new and expunged mail move UIDNEXT/EXISTS: a change of flags alone
+ * is not seen (the listing, and the `flags` files, keep the old flags) until the folder's
+ * message set changes or the folder is listed afresh (a new mount).
  * *st_r is set; *msgs_r is NULL (unchanged) or a new GArray of struct ifs_msg_attr sorted by
  * UID (element clear func frees flags; caller g_array_unref()s it). */
 int ifs_remote_listing(struct imap_pool *pool, const char *raw_name,

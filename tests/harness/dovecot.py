@@ -15,13 +15,20 @@ It also carries mail helpers (create/delete folders, append, fetch, flags,
 expunge) that talk IMAP through imaplib over TLS, process control for fault
 tests (kill, restart), and a CLI used by meson to wrap C integration tests:
 
-    dovecot.py run [--seed] [--separator /] -- CMD ARGS...
-    dovecot.py start --dir DIR [--seed] [--separator /]
+    dovecot.py run [--seed] [--separator /] [--no-condstore] -- CMD ARGS...
+    dovecot.py start --dir DIR [--seed] [--separator /] [--no-condstore]
     dovecot.py env --dir DIR          # shell lines, including the password
     dovecot.py stop --dir DIR
 
 Python 3 standard library only.  Must run as root (Dovecot drops privileges
-to the 'dovecot' and 'dovenull' users itself).  If Dovecot or openssl is
+to the 'dovecot' and 'dovenull' users itself).
+
+Dovecot(condstore=False) (CLI --no-condstore) is a server without RFC 7162:
+its CAPABILITY (imap_capability = NO_CONDSTORE_CAPABILITY) advertises neither
+CONDSTORE nor QRESYNC nor ENABLE, so a client that asks the capability list
+never enables them, and EXAMINE then carries no HIGHESTMODSEQ.  Dovecot still
+honours them if a client uses them unasked (e.g. EXAMINE x (CONDSTORE)): tests
+should assert that the client did not.  If Dovecot or openssl is
 missing, start() raises: integration tests fail, they never skip.
 """
 
@@ -61,6 +68,15 @@ WRONG_HOST_NAME = 'other.example'
 # listener on another loopback address (the kernel picks source 127.0.0.1)
 # is not "secure" before STARTTLS, so it advertises LOGINDISABLED.
 STRICT_HOST = '127.0.0.5'
+# Dovecot 2.3's own post-login CAPABILITY without CONDSTORE, QRESYNC and ENABLE (whose only
+# use in 2.3 is enabling those two), and without the late-2.3 additions (SNIPPET, PREVIEW,
+# STATUS=SIZE, SAVEDATE, NOTIFY) so that no 2.3 release claims what it cannot do.  Login
+# capabilities (STARTTLS, AUTH=, LOGINDISABLED) are added by imap-login as usual.
+NO_CONDSTORE_CAPABILITY = (
+    'IMAP4rev1 SASL-IR LOGIN-REFERRALS ID IDLE SORT SORT=DISPLAY THREAD=REFERENCES '
+    'THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN '
+    'NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 ESEARCH ESORT SEARCHRES WITHIN '
+    'CONTEXT=SEARCH LIST-STATUS BINARY MOVE LITERAL+')
 USER = 'alice'
 # Unix socket paths under base_dir must fit in sun_path (108 bytes); the
 # longest Dovecot socket name below base_dir is about 40 bytes.
@@ -455,12 +471,14 @@ class Dovecot:
     """One throwaway Dovecot instance; see the module docstring.
 
     Folder names given to the mail helpers are full IMAP names in Unicode,
-    using this instance's hierarchy separator (self.separator)."""
+    using this instance's hierarchy separator (self.separator).  condstore=False: a
+    server that does not offer CONDSTORE/QRESYNC (see the module docstring)."""
 
-    def __init__(self, workdir=None, separator='/'):
+    def __init__(self, workdir=None, separator='/', condstore=True):
         if separator not in ('/', '.'):
             raise ValueError("separator must be '/' or '.'")
         self.separator = separator
+        self.condstore = bool(condstore)
         self._own_workdir = workdir is None
         self.workdir = os.path.abspath(workdir) if workdir else None
         self._own_base_dir = False
@@ -706,6 +724,8 @@ class Dovecot:
             cert_expired=c['expired'][0], key_expired=c['expired'][1],
             cert_unknown_ca=c['unknown_ca'][0], key_unknown_ca=c['unknown_ca'][1],
             cert_wrong_host=c['wrong_host'][0], key_wrong_host=c['wrong_host'][1])
+        if not self.condstore:
+            text += 'imap_capability = %s\n' % NO_CONDSTORE_CAPABILITY
         with open(self.conf, 'w') as f:
             f.write(text)
 
@@ -801,6 +821,7 @@ class Dovecot:
         return {
             'workdir': self.workdir, 'base_dir': self.base_dir,
             'own_base_dir': self._own_base_dir, 'separator': self.separator,
+            'condstore': self.condstore,
             'conf': self.conf, 'log': self.log, 'password': self.password,
             'ca_file': self.ca_file, 'port_imaps': self.port_imaps,
             'port_starttls': self.port_starttls,
@@ -823,7 +844,8 @@ class Dovecot:
         """Re-attach to an instance started detached by `start --dir`."""
         with open(os.path.join(workdir, 'harness.json')) as f:
             st = json.load(f)
-        d = cls(workdir=st['workdir'], separator=st['separator'])
+        d = cls(workdir=st['workdir'], separator=st['separator'],
+                condstore=st.get('condstore', True))
         d._own_workdir = False
         d.base_dir = st['base_dir']
         d._own_base_dir = st['own_base_dir']
@@ -1069,7 +1091,7 @@ def _cmd_run(args):
         print('dovecot.py run: no command given', file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _raise_on_term)
-    with Dovecot(separator=args.separator) as d:
+    with Dovecot(separator=args.separator, condstore=args.condstore) as d:
         if args.seed:
             _seed(d)
         env = dict(os.environ)
@@ -1094,7 +1116,7 @@ def _cmd_start(args):
             print('dovecot.py: already running in %s (stop it first)' % args.dir,
                   file=sys.stderr)
             return 1
-    d = Dovecot(workdir=args.dir, separator=args.separator)
+    d = Dovecot(workdir=args.dir, separator=args.separator, condstore=args.condstore)
     try:
         d.start()
         if args.seed:
@@ -1146,11 +1168,15 @@ def main(argv=None):
     r = sub.add_parser('run', help='start, run CMD with IMAPFS_TEST_* env, stop')
     r.add_argument('--seed', action='store_true', help='append the sample mail')
     r.add_argument('--separator', default='/', choices=['/', '.'])
+    r.add_argument('--no-condstore', dest='condstore', action='store_false',
+                   help='advertise neither CONDSTORE nor QRESYNC')
     r.add_argument('cmd', nargs=argparse.REMAINDER)
     s = sub.add_parser('start', help='start detached in DIR')
     s.add_argument('--dir', required=True)
     s.add_argument('--seed', action='store_true')
     s.add_argument('--separator', default='/', choices=['/', '.'])
+    s.add_argument('--no-condstore', dest='condstore', action='store_false',
+                   help='advertise neither CONDSTORE nor QRESYNC')
     e = sub.add_parser('env', help='print export lines for a detached instance')
     e.add_argument('--dir', required=True)
     t = sub.add_parser('stop', help='stop the instance started in DIR')

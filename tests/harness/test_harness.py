@@ -290,6 +290,39 @@ class TestLifecycle(unittest.TestCase):
             self.assertEqual(folder, 'Lists.dev')
             self.assertEqual(d.fetch_raw(folder, uid), raw)
 
+    def test_no_condstore(self):
+        """condstore=False: no CONDSTORE, QRESYNC or ENABLE in CAPABILITY, and a plain EXAMINE
+        (what a client that believes CAPABILITY sends) carries no HIGHESTMODSEQ, even after a
+        flag change; the default instance advertises both and answers EXAMINE (CONDSTORE)."""
+        def examine(d, args):
+            c = d.connect()
+            try:
+                c._simple_command('CAPABILITY')
+                caps = c.untagged_responses.pop('CAPABILITY')[-1].decode().upper().split()
+                self.assertEqual(c._simple_command('EXAMINE', 'INBOX' + args)[0], 'OK')
+                ok = b' '.join(c.untagged_responses.get('OK', []))
+                c.untagged_responses.pop('READ-ONLY', None)  # else imaplib refuses LOGOUT
+                return caps, ok
+            finally:
+                c.logout()
+
+        with Dovecot(condstore=False) as d:
+            uid = d.append('INBOX', b'Subject: m\r\n\r\nx\r\n')
+            d.set_flags('INBOX', [uid], ['\\Flagged'])
+            caps, ok = examine(d, '')
+            for cap in ('CONDSTORE', 'QRESYNC', 'ENABLE'):
+                self.assertNotIn(cap, caps)
+            self.assertIn('UIDPLUS', caps)
+            self.assertIn(b'UIDNEXT 2', ok)
+            self.assertNotIn(b'HIGHESTMODSEQ', ok)
+            d.save_state()
+            self.assertFalse(Dovecot.from_state(d.workdir).condstore)
+        with Dovecot() as d:
+            caps, ok = examine(d, ' (CONDSTORE)')
+            self.assertIn('CONDSTORE', caps)
+            self.assertIn('QRESYNC', caps)
+            self.assertIn(b'HIGHESTMODSEQ', ok)
+
     def test_explicit_workdir(self):
         with tempfile.TemporaryDirectory(prefix='dvw') as tmp:
             # The dovecot user must be able to reach its home and passwd.
