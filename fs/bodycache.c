@@ -14,14 +14,37 @@
 
 #define FOLDER_HASH_LEN 32
 #define TMP_PREFIX      ".tmp-"
+#define PACK_SUFFIX     ".pack"
+#define PACK_MAGIC      "IFSPACK1"
 
-/* One committed entry. */
-struct entry {
-	struct cdir *dir;
+/* A pack's trailer: one record per member in offset order, then the footer:
+ * data length (u64), member count (u32), PACK_MAGIC (8 bytes); integers little-endian. */
+struct pack_record {
 	uint32_t uid;
+	uint32_t reserved; /* 0 */
+	uint64_t offset;
 	uint64_t size;
-	int64_t used; /* mtime, µs: LRU order at startup */
-	GList link;   /* in bc->lru: head = most recently used */
+};
+#define PACK_FOOTER_LEN 20
+
+/* One file of entries, the unit of LRU order and eviction: a single message "<UID>.<SIZE>", or
+ * a pack "<FIRST>-<LAST>.<RANDOM>.pack" of the messages one read-ahead batch fetched (see
+ * bodycache.h for why packs exist and their format). */
+struct cfile {
+	struct cdir *dir; /* NULL: orphaned (its directory was discarded while being written) */
+	char *name;       /* in dir->rel; while a pack is written, its temporary name */
+	uint64_t bytes;   /* what it occupies (counted in bc->bytes) */
+	int64_t used;     /* mtime, µs: LRU order at startup */
+	GArray *uids;     /* uint32_t: the members */
+	bool writing;     /* a pack being written (owned by its pack writer): never evicted */
+	GList link;       /* in bc->lru: head = most recently used */
+};
+
+/* One committed message: where its bytes are. */
+struct entry {
+	struct cfile *file;
+	uint32_t uid;
+	uint64_t offset, size;
 };
 
 /* One <F>/<UIDVALIDITY> directory. */
@@ -29,7 +52,7 @@ struct cdir {
 	char *rel; /* "F/UIDVALIDITY" */
 	char hash[FOLDER_HASH_LEN + 1];
 	uint32_t uidvalidity;
-	GHashTable *entries; /* uid -> struct entry* */
+	GHashTable *entries; /* uid -> struct entry* (owned) */
 };
 
 struct ifs_bodycache {
@@ -42,8 +65,8 @@ struct ifs_bodycache {
 	GCond done;           /* broadcast when a writer commits or aborts */
 	GHashTable *dirs;     /* rel -> struct cdir* */
 	GHashTable *inflight; /* "rel/uid" -> NULL: claimed by a writer */
-	GQueue lru;
-	uint64_t bytes, count;
+	GQueue lru;           /* struct cfile*, most recently used first */
+	uint64_t bytes, count; /* bytes of all files, messages */
 };
 
 struct ifs_bodycache_writer {
@@ -102,7 +125,7 @@ static struct cdir *cdir_get(struct ifs_bodycache *bc, const char *hash, uint32_
 	d->rel = rel;
 	memcpy(d->hash, hash, FOLDER_HASH_LEN + 1);
 	d->uidvalidity = uidvalidity;
-	d->entries = g_hash_table_new(g_direct_hash, g_direct_equal);
+	d->entries = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
 	g_hash_table_insert(bc->dirs, d->rel, d);
 	return d;
 }
@@ -115,47 +138,118 @@ static void cdir_free(gpointer p)
 	g_free(d);
 }
 
-static char *entry_rel(const struct entry *e)
+static struct cfile *cfile_new(struct cdir *d, char *name, int64_t used)
 {
-	return g_strdup_printf("%s/%u.%" G_GUINT64_FORMAT, e->dir->rel, e->uid, e->size);
+	struct cfile *f = g_new0(struct cfile, 1);
+	f->dir = d;
+	f->name = name;
+	f->used = used;
+	f->uids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	f->link.data = f;
+	return f;
 }
 
+static void cfile_free(struct cfile *f)
+{
+	g_array_unref(f->uids);
+	g_free(f->name);
+	g_free(f);
+}
+
+static char *cfile_rel(const struct cfile *f)
+{
+	return g_strdup_printf("%s/%s", f->dir->rel, f->name);
+}
+
+/* Put f in the LRU order (front: most recently used) and count its bytes. */
+static void cfile_add(struct ifs_bodycache *bc, struct cfile *f, bool front)
+{
+	if (front)
+		g_queue_push_head_link(&bc->lru, &f->link);
+	else
+		g_queue_push_tail_link(&bc->lru, &f->link);
+	bc->bytes += f->bytes;
+}
+
+/* Index a message of f (a uid already indexed keeps its first file). */
+static bool member_add(struct ifs_bodycache *bc, struct cfile *f, uint32_t uid, uint64_t offset,
+                       uint64_t size)
+{
+	struct entry *e;
+
+	if (g_hash_table_contains(f->dir->entries, GUINT_TO_POINTER(uid)))
+		return false;
+	e = g_new0(struct entry, 1);
+	e->file = f;
+	e->uid = uid;
+	e->offset = offset;
+	e->size = size;
+	g_hash_table_insert(f->dir->entries, GUINT_TO_POINTER(uid), e);
+	g_array_append_val(f->uids, uid);
+	bc->count++;
+	return true;
+}
+
+/* A single-message file. */
 static void entry_add(struct ifs_bodycache *bc, struct cdir *d, uint32_t uid, uint64_t size,
                       int64_t used, bool front)
 {
-	struct entry *e = g_new0(struct entry, 1);
-	e->dir = d;
-	e->uid = uid;
-	e->size = size;
-	e->used = used;
-	e->link.data = e;
-	g_hash_table_insert(d->entries, GUINT_TO_POINTER(uid), e);
-	if (front)
-		g_queue_push_head_link(&bc->lru, &e->link);
-	else
-		g_queue_push_tail_link(&bc->lru, &e->link);
-	bc->bytes += size;
-	bc->count++;
+	struct cfile *f = cfile_new(d, g_strdup_printf("%u.%" G_GUINT64_FORMAT, uid, size), used);
+	f->bytes = size;
+	member_add(bc, f, uid, 0, size);
+	cfile_add(bc, f, front);
 }
 
-/* Remove e from index and disk. */
-static void entry_remove(struct ifs_bodycache *bc, struct entry *e)
+/* Take f's messages out of the index. */
+static void members_forget(struct ifs_bodycache *bc, struct cfile *f)
 {
-	char *rel = entry_rel(e);
+	for (guint i = 0; i < f->uids->len; i++) {
+		gpointer key = GUINT_TO_POINTER(g_array_index(f->uids, uint32_t, i));
+		struct entry *e = g_hash_table_lookup(f->dir->entries, key);
+		if (e != NULL && e->file == f) {
+			g_hash_table_remove(f->dir->entries, key);
+			bc->count--;
+		}
+	}
+}
+
+/* Forget f's messages and take it out of the LRU order and the byte count; remove it from disk
+ * unless a pack writer still owns it (then it is orphaned: the writer finds dir NULL). */
+static void cfile_remove(struct ifs_bodycache *bc, struct cfile *f)
+{
+	members_forget(bc, f);
+	g_queue_unlink(&bc->lru, &f->link);
+	bc->bytes -= f->bytes;
+	if (f->writing) {
+		f->dir = NULL;
+		return;
+	}
+	char *rel = cfile_rel(f);
 	if (unlinkat(bc->dirfd, rel, 0) < 0 && errno != ENOENT)
 		g_debug("cache: cannot remove %s/%s: %s", bc->dir, rel, g_strerror(errno));
 	g_free(rel);
-	g_hash_table_remove(e->dir->entries, GUINT_TO_POINTER(e->uid));
-	g_queue_unlink(&bc->lru, &e->link);
-	bc->bytes -= e->size;
-	bc->count--;
-	g_free(e);
+	cfile_free(f);
 }
 
+/* Undo member_add()s of a file never put in the LRU order (scan found it damaged) and free
+ * it; the caller removes it from disk. */
+static void cfile_remove_unlisted(struct ifs_bodycache *bc, struct cfile *f)
+{
+	members_forget(bc, f);
+	cfile_free(f);
+}
+
+/* Least recently used files out until the cache fits (packs being written stay). */
 static void evict(struct ifs_bodycache *bc)
 {
-	while (bc->bytes > bc->max_bytes && bc->lru.tail != NULL)
-		entry_remove(bc, bc->lru.tail->data);
+	GList *l = bc->lru.tail;
+
+	while (bc->bytes > bc->max_bytes && l != NULL) {
+		struct cfile *f = l->data;
+		l = l->prev;
+		if (!f->writing)
+			cfile_remove(bc, f);
+	}
 }
 
 /* ---- opening ---- */
@@ -208,18 +302,63 @@ static void remove_tree_at(int parent, const char *name)
 	unlinkat(parent, name, AT_REMOVEDIR);
 }
 
+/* A file found by scan(), not yet in the LRU order. */
 struct scanned {
-	struct cdir *dir;
-	uint32_t uid;
-	uint64_t size;
-	int64_t used;
+	struct cfile *file;
 };
 
 static int cmp_scanned(gconstpointer a, gconstpointer b)
 {
 	const struct scanned *x = a, *y = b;
 	/* most recently used first */
-	return x->used > y->used ? -1 : x->used < y->used;
+	return x->file->used > y->file->used ? -1 : x->file->used < y->file->used;
+}
+
+/* Read a pack's trailer and index its members into f.  false: not a whole, valid pack. */
+static bool load_pack(struct ifs_bodycache *bc, int fd, uint64_t file_size, struct cfile *f)
+{
+	unsigned char footer[PACK_FOOTER_LEN];
+	struct pack_record *recs;
+	uint64_t data_len, next = 0;
+	uint32_t count;
+	bool ok = true;
+
+	if (file_size < PACK_FOOTER_LEN ||
+	    pread(fd, footer, sizeof(footer), (off_t)(file_size - PACK_FOOTER_LEN)) !=
+	        (ssize_t)sizeof(footer) ||
+	    memcmp(footer + 12, PACK_MAGIC, 8) != 0)
+		return false;
+	memcpy(&data_len, footer, 8);
+	memcpy(&count, footer + 8, 4);
+	data_len = GUINT64_FROM_LE(data_len);
+	count = GUINT32_FROM_LE(count);
+	if (count == 0 || count > (file_size - PACK_FOOTER_LEN) / sizeof(struct pack_record) ||
+	    data_len != file_size - PACK_FOOTER_LEN - (uint64_t)count * sizeof(struct pack_record))
+		return false;
+	recs = g_new(struct pack_record, count);
+	if (pread(fd, recs, (size_t)count * sizeof(*recs), (off_t)data_len) !=
+	    (ssize_t)(count * sizeof(*recs))) {
+		g_free(recs);
+		return false;
+	}
+	/* members back to back from offset 0, exactly filling the data part */
+	for (uint32_t i = 0; i < count && ok; i++) {
+		uint64_t off = GUINT64_FROM_LE(recs[i].offset), size = GUINT64_FROM_LE(recs[i].size);
+		ok = GUINT32_FROM_LE(recs[i].uid) != 0 && off == next && size <= data_len - off;
+		next = off + size;
+	}
+	ok = ok && next == data_len;
+	for (uint32_t i = 0; i < count && ok; i++)
+		member_add(bc, f, GUINT32_FROM_LE(recs[i].uid), GUINT64_FROM_LE(recs[i].offset),
+		           GUINT64_FROM_LE(recs[i].size));
+	g_free(recs);
+	return ok;
+}
+
+/* Is n "<FIRST>-<LAST>.<hex>.pack"? */
+static bool is_pack_name(const char *n)
+{
+	return g_str_has_suffix(n, PACK_SUFFIX) && g_ascii_isdigit(n[0]) && strchr(n, '-') != NULL;
 }
 
 /* Read one <F>/<UIDVALIDITY> directory into found. */
@@ -253,7 +392,7 @@ static void scan_uv_dir(struct ifs_bodycache *bc, const char *hash, const char *
 		const char *dot = strchr(n, '.');
 		uint64_t uid = 0, size = 0;
 		struct stat st;
-		char *uidpart;
+		struct cfile *f = NULL;
 		bool ok;
 
 		if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
@@ -263,21 +402,40 @@ static void scan_uv_dir(struct ifs_bodycache *bc, const char *hash, const char *
 			unlinkat(dirfd(dir), n, 0);
 			continue;
 		}
-		uidpart = dot != NULL ? g_strndup(n, dot - n) : NULL;
-		ok = dot != NULL && all_digits(uidpart) && all_digits(dot + 1) &&
-		     g_ascii_string_to_unsigned(uidpart, 10, 1, G_MAXUINT32, &uid, NULL) &&
-		     g_ascii_string_to_unsigned(dot + 1, 10, 0, G_MAXUINT64, &size, NULL) &&
-		     fstatat(dirfd(dir), n, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-		     (uint64_t)st.st_size == size && st.st_uid == getuid();
-		g_free(uidpart);
-		if (!ok) {
+		ok = fstatat(dirfd(dir), n, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+		     st.st_uid == getuid();
+		if (ok && is_pack_name(n)) {
+			int pfd = openat(dirfd(dir), n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			f = cfile_new(d, g_strdup(n),
+			              (int64_t)st.st_mtim.tv_sec * 1000000 + st.st_mtim.tv_nsec / 1000);
+			f->bytes = (uint64_t)st.st_size;
+			ok = pfd >= 0 && load_pack(bc, pfd, (uint64_t)st.st_size, f);
+			if (pfd >= 0)
+				close(pfd);
+		} else if (ok) {
+			char *uidpart = dot != NULL ? g_strndup(n, dot - n) : NULL;
+			ok = dot != NULL && all_digits(uidpart) && all_digits(dot + 1) &&
+			     g_ascii_string_to_unsigned(uidpart, 10, 1, G_MAXUINT32, &uid, NULL) &&
+			     g_ascii_string_to_unsigned(dot + 1, 10, 0, G_MAXUINT64, &size, NULL) &&
+			     (uint64_t)st.st_size == size;
+			g_free(uidpart);
+			if (ok) {
+				f = cfile_new(d, g_strdup(n),
+				              (int64_t)st.st_mtim.tv_sec * 1000000 +
+				                  st.st_mtim.tv_nsec / 1000);
+				f->bytes = size;
+				member_add(bc, f, (uint32_t)uid, 0, size);
+			}
+		}
+		if (!ok || f->uids->len == 0) {
+			/* damaged, foreign, or nothing in it we do not have already */
+			if (f != NULL)
+				cfile_remove_unlisted(bc, f);
 			unlinkat(dirfd(dir), n, 0);
 			continue;
 		}
-		struct scanned s = {d, (uint32_t)uid, size,
-		                    (int64_t)st.st_mtim.tv_sec * 1000000 +
-		                        st.st_mtim.tv_nsec / 1000};
-		g_array_append_val(found, s);
+		struct scanned sc = {f};
+		g_array_append_val(found, sc);
 	}
 	closedir(dir);
 	g_free(rel);
@@ -327,10 +485,8 @@ static void scan(struct ifs_bodycache *bc)
 		g_ptr_array_unref(uvs);
 	}
 	g_array_sort(found, cmp_scanned);
-	for (guint i = 0; i < found->len; i++) {
-		struct scanned *s = &g_array_index(found, struct scanned, i);
-		entry_add(bc, s->dir, s->uid, s->size, s->used, false);
-	}
+	for (guint i = 0; i < found->len; i++)
+		cfile_add(bc, g_array_index(found, struct scanned, i).file, false);
 	g_array_unref(found);
 	g_ptr_array_unref(hashes);
 }
@@ -480,10 +636,11 @@ void ifs_bodycache_free(struct ifs_bodycache *bc)
 {
 	if (bc == NULL)
 		return;
+	/* no pack writer is live (contract), so every file is in the LRU order */
 	while (bc->lru.head != NULL) {
-		struct entry *e = bc->lru.head->data;
-		g_queue_unlink(&bc->lru, &e->link);
-		g_free(e);
+		struct cfile *f = bc->lru.head->data;
+		g_queue_unlink(&bc->lru, &f->link);
+		cfile_free(f);
 	}
 	g_hash_table_destroy(bc->dirs);
 	g_hash_table_destroy(bc->inflight);
@@ -519,34 +676,43 @@ bool ifs_bodycache_contains(struct ifs_bodycache *bc, const char *folder, uint32
 	return found;
 }
 
-/* Open e (lock held); marks it used.  -errno when the file vanished (then forgotten). */
-static int open_entry(struct ifs_bodycache *bc, struct entry *e, int *fd_r, uint64_t *size_r)
+/* Open e's file (lock held); marks it used.  -errno when the file vanished or was damaged
+ * (then forgotten, with the rest of its file). */
+static int open_entry(struct ifs_bodycache *bc, struct entry *e, int *fd_r, uint64_t *offset_r,
+                      uint64_t *size_r)
 {
-	char *rel = entry_rel(e);
+	struct cfile *f = e->file;
+	char *rel = cfile_rel(f);
 	int fd = openat(bc->dirfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	struct stat st;
 
 	g_free(rel);
-	if (fd < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_size != e->size) {
+	/* a pack being written grows; a finished file has exactly its size */
+	if (fd < 0 || fstat(fd, &st) < 0 ||
+	    (f->writing ? (uint64_t)st.st_size < e->offset + e->size
+	                : (uint64_t)st.st_size != f->bytes)) {
 		int err = fd < 0 ? -errno : -EIO;
 		if (fd >= 0)
 			close(fd);
-		g_warning("cache entry %s/%s/%u vanished or changed; fetching it again", bc->dir,
-		          e->dir->rel, e->uid);
-		entry_remove(bc, e);
+		g_warning("cache file %s/%s/%s vanished or changed; fetching its messages again",
+		          bc->dir, f->dir->rel, f->name);
+		cfile_remove(bc, f);
 		return err;
 	}
 	/* LRU: most recently used first, remembered across mounts through the mtime. */
-	futimens(fd, NULL);
-	g_queue_unlink(&bc->lru, &e->link);
-	g_queue_push_head_link(&bc->lru, &e->link);
+	if (!f->writing) {
+		futimens(fd, NULL);
+		g_queue_unlink(&bc->lru, &f->link);
+		g_queue_push_head_link(&bc->lru, &f->link);
+	}
 	*fd_r = fd;
+	*offset_r = e->offset;
 	*size_r = e->size;
 	return 0;
 }
 
 int ifs_bodycache_get(struct ifs_bodycache *bc, const char *folder, uint32_t uidvalidity,
-                      uint32_t uid, bool wait, int *fd_r, uint64_t *size_r,
+                      uint32_t uid, bool wait, int *fd_r, uint64_t *offset_r, uint64_t *size_r,
                       struct ifs_bodycache_writer **w_r)
 {
 	char hash[FOLDER_HASH_LEN + 1];
@@ -561,7 +727,7 @@ int ifs_bodycache_get(struct ifs_bodycache *bc, const char *folder, uint32_t uid
 	g_mutex_lock(&bc->lock);
 	for (;;) {
 		struct entry *e = find(bc, hash, uidvalidity, uid);
-		if (e != NULL && open_entry(bc, e, fd_r, size_r) == 0) {
+		if (e != NULL && open_entry(bc, e, fd_r, offset_r, size_r) == 0) {
 			g_mutex_unlock(&bc->lock);
 			g_free(key);
 			return IFS_BODYCACHE_HIT;
@@ -724,6 +890,266 @@ void ifs_bodycache_writer_abort(struct ifs_bodycache_writer *w)
 	writer_free(w);
 }
 
+/* ---- pack writers ---- */
+
+struct ifs_bodycache_pack {
+	struct ifs_bodycache *bc;
+	struct cfile *file;   /* owned until close; file->dir NULL when orphaned */
+	char *rel;            /* "F/UIDVALIDITY" */
+	int fd;
+	GHashTable *claimed;  /* uid -> inflight key (owned): claimed, not yet stored */
+	GArray *records;      /* struct pack_record of the stored members, host order */
+	uint64_t end;         /* bytes of stored members */
+	uint32_t cur_uid;     /* the member being received (0: none) */
+	uint64_t cur_size;
+	int error;            /* first write error: the pack is not finished */
+};
+
+int ifs_bodycache_pack_new(struct ifs_bodycache *bc, const char *folder, uint32_t uidvalidity,
+                           struct ifs_bodycache_pack **p_r)
+{
+	char hash[FOLDER_HASH_LEN + 1];
+	struct ifs_bodycache_pack *p;
+	struct cdir *d;
+	char *name = NULL;
+	int fd = -1, ret;
+
+	*p_r = NULL;
+	folder_hash(folder, hash);
+	g_mutex_lock(&bc->lock);
+	d = cdir_get(bc, hash, uidvalidity, true);
+	if (mkdirat(bc->dirfd, hash, 0700) < 0 && errno != EEXIST)
+		goto fail_errno;
+	if (mkdirat(bc->dirfd, d->rel, 0700) < 0 && errno != EEXIST)
+		goto fail_errno;
+	for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
+		char *rel;
+		g_free(name);
+		name = g_strdup_printf(TMP_PREFIX "pack-%08x%08x", g_random_int(), g_random_int());
+		rel = g_strdup_printf("%s/%s", d->rel, name);
+		fd = openat(bc->dirfd, rel, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		g_free(rel);
+		if (fd < 0 && errno != EEXIST)
+			goto fail_errno;
+	}
+	if (fd < 0) {
+		errno = EEXIST;
+		goto fail_errno;
+	}
+	p = g_new0(struct ifs_bodycache_pack, 1);
+	p->bc = bc;
+	p->rel = g_strdup(d->rel);
+	p->fd = fd;
+	p->file = cfile_new(d, name, g_get_real_time());
+	p->file->writing = true;
+	cfile_add(bc, p->file, true);
+	p->claimed = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+	p->records = g_array_new(FALSE, FALSE, sizeof(struct pack_record));
+	g_mutex_unlock(&bc->lock);
+	*p_r = p;
+	return 0;
+fail_errno:
+	ret = -errno;
+	g_mutex_unlock(&bc->lock);
+	g_warning("cache: cannot create a pack in %s/%s: %s", bc->dir, d->rel, g_strerror(-ret));
+	g_free(name);
+	return ret;
+}
+
+int ifs_bodycache_pack_claim(struct ifs_bodycache_pack *p, uint32_t uid)
+{
+	struct ifs_bodycache *bc = p->bc;
+	char *key = g_strdup_printf("%s/%u", p->rel, uid);
+	struct cdir *d;
+	int ret;
+
+	g_mutex_lock(&bc->lock);
+	d = p->file->dir;
+	if (d != NULL && g_hash_table_contains(d->entries, GUINT_TO_POINTER(uid))) {
+		ret = IFS_BODYCACHE_HIT;
+	} else if (d == NULL || g_hash_table_contains(bc->inflight, key)) {
+		ret = IFS_BODYCACHE_BUSY;
+	} else {
+		g_hash_table_add(bc->inflight, g_strdup(key));
+		g_hash_table_insert(p->claimed, GUINT_TO_POINTER(uid), key);
+		key = NULL;
+		ret = IFS_BODYCACHE_CLAIMED;
+	}
+	g_mutex_unlock(&bc->lock);
+	g_free(key);
+	return ret;
+}
+
+int ifs_bodycache_pack_begin(struct ifs_bodycache_pack *p, uint32_t uid)
+{
+	if (p->error != 0 || !g_hash_table_contains(p->claimed, GUINT_TO_POINTER(uid)))
+		return 1; /* not ours, stored already (a retried command), or the pack failed */
+	/* (Re)start this member after the stored ones: a retry sends it again from its start. */
+	p->cur_uid = uid;
+	p->cur_size = 0;
+	if (ftruncate(p->fd, (off_t)p->end) < 0) {
+		p->error = -errno;
+		return p->error;
+	}
+	return 0;
+}
+
+int ifs_bodycache_pack_write(struct ifs_bodycache_pack *p, const void *buf, size_t len)
+{
+	const char *c = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(p->fd, c, len, (off_t)(p->end + p->cur_size));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			p->error = -errno;
+			return p->error;
+		}
+		c += n;
+		len -= (size_t)n;
+		p->cur_size += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Lock held: release uid's claim and wake whoever waits for it. */
+static void pack_unclaim(struct ifs_bodycache_pack *p, uint32_t uid)
+{
+	char *key = g_hash_table_lookup(p->claimed, GUINT_TO_POINTER(uid));
+
+	if (key == NULL)
+		return;
+	g_hash_table_remove(p->bc->inflight, key);
+	g_hash_table_remove(p->claimed, GUINT_TO_POINTER(uid));
+	g_cond_broadcast(&p->bc->done);
+}
+
+int ifs_bodycache_pack_end(struct ifs_bodycache_pack *p, uint32_t uid)
+{
+	struct ifs_bodycache *bc = p->bc;
+	struct pack_record rec = {uid, 0, p->end, p->cur_size};
+	int ret = 0;
+
+	if (uid != p->cur_uid || p->error != 0)
+		return 0;
+	g_mutex_lock(&bc->lock);
+	/* Readable from now on, from the pack's temporary file: whoever waits goes on. */
+	if (p->file->dir == NULL) {
+		ret = -ESTALE;
+	} else if (member_add(bc, p->file, uid, p->end, p->cur_size)) {
+		p->file->bytes += p->cur_size;
+		bc->bytes += p->cur_size;
+		g_array_append_val(p->records, rec);
+		p->end += p->cur_size;
+	}
+	pack_unclaim(p, uid);
+	evict(bc);
+	g_mutex_unlock(&bc->lock);
+	p->cur_uid = 0;
+	return ret;
+}
+
+/* Append the trailer, make the pack durable, give it its final name.  0 or -errno. */
+static int pack_finish(struct ifs_bodycache_pack *p, char **final_r)
+{
+	GArray *recs = p->records;
+	unsigned char footer[PACK_FOOTER_LEN];
+	uint64_t data_len = GUINT64_TO_LE(p->end);
+	uint32_t count = GUINT32_TO_LE(recs->len);
+	struct pack_record *le = g_new(struct pack_record, recs->len);
+	size_t tlen = recs->len * sizeof(struct pack_record);
+	uint32_t first = G_MAXUINT32, last = 0;
+	int ret = 0;
+
+	for (guint i = 0; i < recs->len; i++) {
+		const struct pack_record *r = &g_array_index(recs, struct pack_record, i);
+		le[i].uid = GUINT32_TO_LE(r->uid);
+		le[i].reserved = 0;
+		le[i].offset = GUINT64_TO_LE(r->offset);
+		le[i].size = GUINT64_TO_LE(r->size);
+		first = MIN(first, r->uid);
+		last = MAX(last, r->uid);
+	}
+	memcpy(footer, &data_len, 8);
+	memcpy(footer + 8, &count, 4);
+	memcpy(footer + 12, PACK_MAGIC, 8);
+	/* Durable before visible under its final name: after a power loss a pack is whole or
+	 * absent (temporary files are removed at startup). */
+	if (ftruncate(p->fd, (off_t)p->end) < 0 ||
+	    pwrite(p->fd, le, tlen, (off_t)p->end) != (ssize_t)tlen ||
+	    pwrite(p->fd, footer, sizeof(footer), (off_t)(p->end + tlen)) !=
+	        (ssize_t)sizeof(footer) ||
+	    fdatasync(p->fd) < 0)
+		ret = errno != 0 ? -errno : -EIO;
+	g_free(le);
+	*final_r = g_strdup_printf("%u-%u.%08x%08x" PACK_SUFFIX, first, last, g_random_int(),
+	                           g_random_int());
+	return ret;
+}
+
+void ifs_bodycache_pack_close(struct ifs_bodycache_pack *p)
+{
+	struct ifs_bodycache *bc;
+	struct cfile *f;
+	char *final = NULL;
+	int ret = 0;
+
+	if (p == NULL)
+		return;
+	bc = p->bc;
+	f = p->file;
+	if (p->records->len > 0 && p->error == 0) {
+		errno = 0;
+		ret = pack_finish(p, &final);
+	}
+	g_mutex_lock(&bc->lock);
+	/* what never arrived: its waiters fetch it themselves */
+	while (g_hash_table_size(p->claimed) > 0) {
+		GHashTableIter it;
+		gpointer k;
+		g_hash_table_iter_init(&it, p->claimed);
+		g_hash_table_iter_next(&it, &k, NULL);
+		pack_unclaim(p, GPOINTER_TO_UINT(k));
+	}
+	if (f->dir != NULL && final != NULL && ret == 0) {
+		char *from = cfile_rel(f), *to = g_strdup_printf("%s/%s", f->dir->rel, final);
+		if (renameat(bc->dirfd, from, bc->dirfd, to) < 0)
+			ret = -errno;
+		g_free(from);
+		g_free(to);
+	}
+	f->writing = false;
+	if (f->dir != NULL && final != NULL && ret == 0) {
+		/* the trailer now counts too */
+		g_free(f->name);
+		f->name = final;
+		final = NULL;
+		f->bytes += (uint64_t)p->records->len * sizeof(struct pack_record) + PACK_FOOTER_LEN;
+		bc->bytes += (uint64_t)p->records->len * sizeof(struct pack_record) + PACK_FOOTER_LEN;
+		evict(bc);
+	} else if (f->dir != NULL) {
+		/* empty, failed or orphaned: its members were readable from the temporary file
+		 * (readers holding it open keep their bytes) but are not kept */
+		if (ret < 0 || p->error < 0)
+			g_warning("cache: cannot store a pack in %s/%s: %s", bc->dir, f->dir->rel,
+			          g_strerror(ret < 0 ? -ret : -p->error));
+		cfile_remove(bc, f);
+	} else {
+		char *tmp = g_strdup_printf("%s/%s", p->rel, f->name);
+		unlinkat(bc->dirfd, tmp, 0);
+		g_free(tmp);
+		cfile_free(f);
+	}
+	g_mutex_unlock(&bc->lock);
+	close(p->fd);
+	g_free(final);
+	g_hash_table_destroy(p->claimed);
+	g_array_unref(p->records);
+	g_free(p->rel);
+	g_free(p);
+}
+
 /* ---- maintenance ---- */
 
 void ifs_bodycache_set_uidvalidity(struct ifs_bodycache *bc, const char *folder,
@@ -744,13 +1170,18 @@ void ifs_bodycache_set_uidvalidity(struct ifs_bodycache *bc, const char *folder,
 	}
 	for (guint i = 0; i < victims->len; i++) {
 		struct cdir *d = victims->pdata[i];
-		GList *es = g_hash_table_get_values(d->entries);
+		GPtrArray *files = g_ptr_array_new();
 		g_message("cache: UIDVALIDITY of a folder changed; discarding %u cached messages",
 		          g_hash_table_size(d->entries));
-		for (GList *l = es; l != NULL; l = l->next)
-			entry_remove(bc, l->data);
-		g_list_free(es);
-		/* In-flight writers of this directory find it gone at commit (-ESTALE). */
+		/* every file of d, packs being written included, is in the LRU order */
+		for (GList *l = bc->lru.head; l != NULL; l = l->next)
+			if (((struct cfile *)l->data)->dir == d)
+				g_ptr_array_add(files, l->data);
+		for (guint k = 0; k < files->len; k++)
+			cfile_remove(bc, files->pdata[k]);
+		g_ptr_array_unref(files);
+		/* In-flight writers of this directory find it gone at commit (-ESTALE); pack
+		 * writers find their file orphaned. */
 		remove_tree_at(bc->dirfd, d->rel);
 		g_hash_table_remove(bc->dirs, d->rel);
 	}

@@ -333,10 +333,11 @@ int main(int argc, char *argv[])
 	fs.notifier = ifs_notifier_new(se);
 	if (cfg->readahead > 0)
 		/* ahead of the reader: an eighth of the disk cache, or a quarter of the memory
-		 * cache, at most */
+		 * cache, at most; parsed ahead: an eighth of the memory cache */
 		fs.readahead = ifs_readahead_new(
 		    fs.ra_pool, fs.bodies, fs.cache, fs.tree, cfg->readahead,
-		    fs.bodies != NULL ? cfg->cache_size / 8 : cfg->memory_cache / 4);
+		    fs.bodies != NULL ? cfg->cache_size / 8 : cfg->memory_cache / 4,
+		    cfg->memory_cache / 8);
 	ifs_tree_set_notifier(fs.tree, fs.notifier);
 	if (opts.singlethread) {
 		ret = fuse_session_loop(se);

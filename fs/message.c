@@ -218,7 +218,7 @@ static int decode_spills(int spill_fd, GArray *spills)
 	return ret;
 }
 
-static int read_whole(int fd, uint64_t size, GBytes **out_r)
+static int read_whole(int fd, uint64_t offset, uint64_t size, GBytes **out_r)
 {
 	char *buf;
 	int ret;
@@ -226,7 +226,7 @@ static int read_whole(int fd, uint64_t size, GBytes **out_r)
 	if (size > G_MAXSIZE / 2)
 		return -EFBIG;
 	buf = g_malloc(size > 0 ? (size_t)size : 1);
-	ret = pread_full(fd, buf, (size_t)size, 0);
+	ret = pread_full(fd, buf, (size_t)size, offset);
 	if (ret < 0) {
 		g_free(buf);
 		return ret;
@@ -235,7 +235,7 @@ static int read_whole(int fd, uint64_t size, GBytes **out_r)
 	return 0;
 }
 
-int ifs_message_from_file(int fd, uint64_t size, struct ifs_bodycache *bc,
+int ifs_message_from_file(int fd, uint64_t offset, uint64_t size, struct ifs_bodycache *bc,
                           struct ifs_cached_msg *msg)
 {
 	struct collect_ctx ctx = {NULL, {g_random_int(), g_random_int()}};
@@ -247,9 +247,9 @@ int ifs_message_from_file(int fd, uint64_t size, struct ifs_bodycache *bc,
 	GBytes *reduced = NULL;
 	int dfd, ret;
 
-	if (size <= IFS_BIG_MESSAGE || bc == NULL) {
+	if (size <= IFS_BIG_MESSAGE || bc == NULL || offset > 0) {
 		GBytes *raw = NULL;
-		ret = read_whole(fd, size, &raw);
+		ret = read_whole(fd, offset, size, &raw);
 		close(fd);
 		if (ret < 0)
 			return ret;

@@ -24,9 +24,11 @@
 /* Parse raw (a new reference is taken) into msg (zeroed).  0 or -errno. */
 int ifs_message_from_bytes(GBytes *raw, struct ifs_cached_msg *msg);
 
-/* Parse the size bytes of fd (taken: closed or kept by msg) into msg (zeroed).  bc gives the
- * spill files of large messages.  0 or -errno. */
-int ifs_message_from_file(int fd, uint64_t size, struct ifs_bodycache *bc,
+/* Parse the size bytes at offset of fd (taken: closed or kept by msg) into msg (zeroed).  bc
+ * gives the spill files of large messages.  A message inside a file (offset > 0: a pack
+ * member) is read into memory whatever its size; the disk cache only packs messages up to
+ * IFS_BIG_MESSAGE.  0 or -errno. */
+int ifs_message_from_file(int fd, uint64_t offset, uint64_t size, struct ifs_bodycache *bc,
                           struct ifs_cached_msg *msg);
 
 #endif /* IMAPFS_FS_MESSAGE_H */

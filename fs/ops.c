@@ -94,7 +94,7 @@ static int ws_end(void *p, uint32_t uid)
  * a read-ahead or another reader already fetching it).  *local_r: the failure is the disk
  * cache's (the caller may still fetch into memory), not the server's. */
 static int body_from_disk(struct ifs *fs, const char *raw, uint32_t uidvalidity, uint32_t uid,
-                          int *fd_r, uint64_t *size_r, bool *local_r)
+                          int *fd_r, uint64_t *offset_r, uint64_t *size_r, bool *local_r)
 {
 	struct ifs_bodycache_writer *w = NULL;
 	struct writer_sink ws = {NULL, uid, false};
@@ -103,7 +103,9 @@ static int body_from_disk(struct ifs *fs, const char *raw, uint32_t uidvalidity,
 	int ret;
 
 	*local_r = true;
-	ret = ifs_bodycache_get(fs->bodies, raw, uidvalidity, uid, true, fd_r, size_r, &w);
+	*offset_r = 0;
+	ret = ifs_bodycache_get(fs->bodies, raw, uidvalidity, uid, true, fd_r, offset_r, size_r,
+	                        &w);
 	if (ret == IFS_BODYCACHE_HIT)
 		return 0;
 	if (ret < 0)
@@ -143,10 +145,11 @@ static int load_message(void *p, uint64_t key, struct ifs_cached_msg *msg)
 		ifs_readahead_note(fs->readahead, ctx->epoch, uid);
 	if (fs->bodies != NULL) {
 		int fd = -1;
+		uint64_t offset = 0;
 		bool local = false;
-		ret = body_from_disk(fs, raw_name, uidvalidity, uid, &fd, &size, &local);
+		ret = body_from_disk(fs, raw_name, uidvalidity, uid, &fd, &offset, &size, &local);
 		if (ret == 0) {
-			ret = ifs_message_from_file(fd, size, fs->bodies, msg);
+			ret = ifs_message_from_file(fd, offset, size, fs->bodies, msg);
 			done = true;
 		} else if (!local) {
 			done = true;
@@ -831,8 +834,10 @@ char *ifs_stats(struct ifs *fs)
 		                       " disk_cache_bytes=%" G_GUINT64_FORMAT, dentries, dbytes);
 	}
 	if (fs->readahead != NULL)
-		g_string_append_printf(s, " readahead_stored=%" G_GUINT64_FORMAT,
-		                       ifs_readahead_stored(fs->readahead));
+		g_string_append_printf(s, " readahead_stored=%" G_GUINT64_FORMAT
+		                          " parsed_ahead=%" G_GUINT64_FORMAT,
+		                       ifs_readahead_stored(fs->readahead),
+		                       ifs_readahead_parsed(fs->readahead));
 	g_string_append_printf(s, " memory_cache_bytes=%zu", ifs_msgcache_bytes(fs->cache));
 	for (int i = 0; i < IFS_REQ_COUNT; i++) {
 		uint64_t n = __atomic_load_n(&fs->requests[i], __ATOMIC_RELAXED);

@@ -17,6 +17,10 @@
 #define DISK_BATCH_BYTES    (32u * 1024 * 1024)
 #define MEM_BATCH_MESSAGES  16
 #define MEM_BATCH_BYTES     (8u * 1024 * 1024)
+/* Parse-ahead (with the disk cache): at most this many messages are parsed ahead of the reader
+ * into the memory cache (and at most parse_bytes of them by RFC822.SIZE). */
+#define PARSE_AHEAD_MESSAGES 32
+
 /* Readers tracked at once (one per folder epoch); the oldest is forgotten beyond this. */
 #define MAX_STREAMS 64
 
@@ -26,6 +30,7 @@ struct stream {
 	uint32_t last_uid;    /* the last UID a reader loaded */
 	unsigned run;         /* consecutive neighbours loaded, ending at last_uid */
 	uint32_t queued_upto; /* highest UID queued so far (UIDs only grow along the walk) */
+	uint32_t parse_upto;  /* highest UID queued for parse-ahead so far */
 	gint64 used;
 };
 
@@ -42,11 +47,16 @@ struct ifs_readahead {
 	unsigned window;
 	uint64_t window_bytes;
 
+	uint64_t parse_bytes;
+
 	GMutex lock;
 	GHashTable *streams; /* epoch -> struct stream* */
 	GAsyncQueue *jobs;   /* struct job*; a job with uids == NULL stops the worker */
 	GThread *worker;
+	GAsyncQueue *parse_jobs; /* struct job* for the parser, same convention */
+	GThread *parser;         /* NULL without the disk cache */
 	uint64_t stored;     /* messages read ahead into the disk cache (atomic) */
+	uint64_t parsed;     /* messages parsed ahead into the memory cache (atomic) */
 };
 
 static void job_free(struct job *j)
@@ -61,19 +71,27 @@ static void job_free(struct job *j)
 struct batch_sink {
 	struct ifs_readahead *ra;
 	uint32_t epoch;
-	GHashTable *writers; /* uid -> struct ifs_bodycache_writer* (disk) or GByteArray* (memory)
-	                      * still to be filled */
-	void *cur;
-	uint32_t cur_uid;
+	struct ifs_bodycache_pack *pack; /* disk: where the batch's small messages go */
+	GHashTable *writers; /* uid -> what is still to be filled: a big message's
+	                      * struct ifs_bodycache_writer* (disk) or a GByteArray* (memory) */
+	void *cur;           /* the writer or array of the message being received, or NULL */
+	bool in_pack;        /* the message being received goes into the pack */
 };
 
 static int ra_begin(void *p, uint32_t uid, uint64_t size)
 {
 	struct batch_sink *bs = p;
+	int r;
+
+	bs->in_pack = false;
 	bs->cur = g_hash_table_lookup(bs->writers, GUINT_TO_POINTER(uid));
-	bs->cur_uid = uid;
-	if (bs->cur == NULL)
-		return 1; /* already stored (a retried command) or not ours */
+	if (bs->cur == NULL) {
+		if (bs->pack == NULL)
+			return 1; /* already stored (a retried command) or not ours */
+		r = ifs_bodycache_pack_begin(bs->pack, uid);
+		bs->in_pack = r == 0;
+		return r;
+	}
 	if (bs->ra->bodies == NULL) {
 		g_byte_array_set_size(bs->cur, 0);
 		return 0;
@@ -84,6 +102,8 @@ static int ra_begin(void *p, uint32_t uid, uint64_t size)
 static int ra_data(void *p, const void *buf, size_t len)
 {
 	struct batch_sink *bs = p;
+	if (bs->in_pack)
+		return ifs_bodycache_pack_write(bs->pack, buf, len);
 	if (bs->ra->bodies == NULL) {
 		GByteArray *a = bs->cur;
 		if ((uint64_t)a->len + len > G_MAXUINT32 / 2)
@@ -101,6 +121,13 @@ static int ra_end(void *p, uint32_t uid)
 	int fd = -1;
 	uint64_t size = 0;
 
+	if (bs->in_pack) {
+		bs->in_pack = false;
+		/* readable from now on: a reader waiting for this one goes on */
+		if (ifs_bodycache_pack_end(bs->pack, uid) == 0)
+			__atomic_fetch_add(&ra->stored, 1, __ATOMIC_RELAXED);
+		return 0;
+	}
 	if (bs->cur == NULL)
 		return 0;
 	/* Stored as soon as it is whole: a reader waiting for this one goes on now. */
@@ -126,7 +153,7 @@ static int ra_end(void *p, uint32_t uid)
 	return 0;
 }
 
-/* "3,5:9,12" */
+/* "3,5:9,12" (uids ascending) */
 static char *uidset_of(const GArray *uids)
 {
 	GString *s = g_string_new(NULL);
@@ -146,39 +173,60 @@ static char *uidset_of(const GArray *uids)
 	return g_string_free(s, FALSE);
 }
 
+/* Claim what of uids[0..n) is neither on disk nor being fetched; small messages go into one
+ * pack (one file for the batch), big ones into files of their own. */
+static void claim_for_disk(struct ifs_readahead *ra, struct batch_sink *bs, const char *raw,
+                           uint32_t uidvalidity, const struct ifs_uid_size *uids, guint n,
+                           GArray *claimed)
+{
+	for (guint i = 0; i < n; i++) {
+		struct ifs_bodycache_writer *w = NULL;
+		int fd = -1;
+		uint64_t offset, size;
+		int r;
+
+		if (uids[i].size <= IFS_BIG_MESSAGE) {
+			if (ifs_bodycache_contains(ra->bodies, raw, uidvalidity, uids[i].uid))
+				continue;
+			if (bs->pack == NULL &&
+			    ifs_bodycache_pack_new(ra->bodies, raw, uidvalidity, &bs->pack) < 0)
+				continue;
+			if (ifs_bodycache_pack_claim(bs->pack, uids[i].uid) == IFS_BODYCACHE_CLAIMED)
+				g_array_append_val(claimed, uids[i].uid);
+			continue;
+		}
+		r = ifs_bodycache_get(ra->bodies, raw, uidvalidity, uids[i].uid, false, &fd,
+		                      &offset, &size, &w);
+		if (r == IFS_BODYCACHE_HIT)
+			close(fd);
+		if (r != IFS_BODYCACHE_CLAIMED)
+			continue; /* on disk already, or a reader is fetching it */
+		g_hash_table_insert(bs->writers, GUINT_TO_POINTER(uids[i].uid), w);
+		g_array_append_val(claimed, uids[i].uid);
+	}
+}
+
 static void run_batch(struct ifs_readahead *ra, uint32_t epoch, const char *raw,
                       uint32_t uidvalidity, const struct ifs_uid_size *uids, guint n)
 {
-	struct batch_sink bs = {ra, epoch, g_hash_table_new(g_direct_hash, g_direct_equal), NULL,
-	                        0};
+	struct batch_sink bs = {ra, epoch, NULL, g_hash_table_new(g_direct_hash, g_direct_equal),
+	                        NULL, false};
 	struct imap_body_sink sink = {ra_begin, ra_data, ra_end, &bs};
 	GArray *claimed = g_array_new(FALSE, FALSE, sizeof(uint32_t));
 	GHashTableIter it;
 	gpointer k, v;
 
-	for (guint i = 0; i < n; i++) {
-		struct ifs_bodycache_writer *w = NULL;
-		int fd = -1;
-		uint64_t size;
-		int r;
-
-		if (ra->bodies == NULL) {
-			/* into the memory cache: readers of these wait for us */
+	if (ra->bodies != NULL) {
+		claim_for_disk(ra, &bs, raw, uidvalidity, uids, n, claimed);
+	} else {
+		/* into the memory cache: readers of these wait for us */
+		for (guint i = 0; i < n; i++) {
 			if (!ifs_msgcache_reserve(ra->cache, ifs_msg_key(epoch, uids[i].uid)))
 				continue;
 			g_hash_table_insert(bs.writers, GUINT_TO_POINTER(uids[i].uid),
 			                    g_byte_array_new());
 			g_array_append_val(claimed, uids[i].uid);
-			continue;
 		}
-		r = ifs_bodycache_get(ra->bodies, raw, uidvalidity, uids[i].uid, false, &fd, &size,
-		                      &w);
-		if (r == IFS_BODYCACHE_HIT)
-			close(fd);
-		if (r != IFS_BODYCACHE_CLAIMED)
-			continue; /* on disk already, or a reader is fetching it */
-		g_hash_table_insert(bs.writers, GUINT_TO_POINTER(uids[i].uid), w);
-		g_array_append_val(claimed, uids[i].uid);
 	}
 	if (claimed->len > 0) {
 		char *set = uidset_of(claimed);
@@ -189,6 +237,7 @@ static void run_batch(struct ifs_readahead *ra, uint32_t epoch, const char *raw,
 		g_free(set);
 	}
 	/* Whatever did not arrive (expunged, failure): readers fetch it themselves. */
+	ifs_bodycache_pack_close(bs.pack);
 	g_hash_table_iter_init(&it, bs.writers);
 	while (g_hash_table_iter_next(&it, &k, &v)) {
 		if (ra->bodies != NULL) {
@@ -246,11 +295,83 @@ static gpointer worker_main(gpointer p)
 	return NULL;
 }
 
+/* ---- the parser ----
+ *
+ * Decoding a message (mime/) costs about as much as receiving it, and a reader walking a folder
+ * would otherwise do it on its own path, one message at a time, between two of its requests.
+ * With the disk cache, a second thread parses the next few messages of the walk from the disk
+ * cache into the memory cache, so the reader finds them decoded: the decoding runs on another
+ * core, in parallel with the reader and the kernel.  It never fetches: a message neither on
+ * disk nor being read ahead is left to the reader. */
+
+/* Is the reader of epoch already past uid (then parsing it is wasted)? */
+static bool reader_past(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
+{
+	struct stream *s;
+	bool past;
+
+	g_mutex_lock(&ra->lock);
+	s = g_hash_table_lookup(ra->streams, GUINT_TO_POINTER(epoch));
+	past = s == NULL || s->last_uid >= uid;
+	g_mutex_unlock(&ra->lock);
+	return past;
+}
+
+static void parse_one(struct ifs_readahead *ra, uint32_t epoch, const char *raw,
+                      uint32_t uidvalidity, uint32_t uid)
+{
+	uint64_t key = ifs_msg_key(epoch, uid);
+	struct ifs_bodycache_writer *w = NULL;
+	struct ifs_cached_msg msg;
+	uint64_t offset = 0, size = 0;
+	int fd = -1, r;
+
+	if (reader_past(ra, epoch, uid) || !ifs_msgcache_reserve(ra->cache, key))
+		return;
+	/* waits while the read-ahead (or a reader) is fetching it */
+	r = ifs_bodycache_get(ra->bodies, raw, uidvalidity, uid, true, &fd, &offset, &size, &w);
+	if (r != IFS_BODYCACHE_HIT) {
+		ifs_bodycache_writer_abort(w); /* claimed (nobody fetches it): the reader will */
+		ifs_msgcache_fulfill(ra->cache, key, NULL, 0);
+		return;
+	}
+	memset(&msg, 0, sizeof(msg));
+	if (ifs_message_from_file(fd, offset, size, ra->bodies, &msg) == 0) {
+		ifs_msgcache_fulfill(ra->cache, key, &msg, 0);
+		__atomic_fetch_add(&ra->parsed, 1, __ATOMIC_RELAXED);
+	} else
+		ifs_msgcache_fulfill(ra->cache, key, NULL, 0);
+}
+
+static gpointer parser_main(gpointer p)
+{
+	struct ifs_readahead *ra = p;
+
+	for (;;) {
+		struct job *j = g_async_queue_pop(ra->parse_jobs);
+		char *raw = NULL;
+		uint32_t uidvalidity = 0;
+
+		if (j->uids == NULL) {
+			job_free(j);
+			break;
+		}
+		if (ifs_tree_epoch_folder(ra->tree, j->epoch, &raw, &uidvalidity) == 0)
+			for (guint i = 0; i < j->uids->len; i++)
+				parse_one(ra, j->epoch, raw, uidvalidity,
+				          g_array_index(j->uids, struct ifs_uid_size, i).uid);
+		g_free(raw);
+		job_free(j);
+	}
+	return NULL;
+}
+
 /* ---- detection ---- */
 
 struct ifs_readahead *ifs_readahead_new(struct imap_pool *pool, struct ifs_bodycache *bodies,
                                         struct ifs_msgcache *cache, struct ifs_tree *tree,
-                                        unsigned window, uint64_t window_bytes)
+                                        unsigned window, uint64_t window_bytes,
+                                        uint64_t parse_bytes)
 {
 	struct ifs_readahead *ra = g_new0(struct ifs_readahead, 1);
 
@@ -260,10 +381,14 @@ struct ifs_readahead *ifs_readahead_new(struct imap_pool *pool, struct ifs_bodyc
 	ra->tree = tree;
 	ra->window = window;
 	ra->window_bytes = window_bytes;
+	ra->parse_bytes = parse_bytes;
 	g_mutex_init(&ra->lock);
 	ra->streams = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
 	ra->jobs = g_async_queue_new();
 	ra->worker = g_thread_new("imapfs-readahead", worker_main, ra);
+	ra->parse_jobs = g_async_queue_new();
+	if (bodies != NULL && parse_bytes > 0)
+		ra->parser = g_thread_new("imapfs-parse", parser_main, ra);
 	return ra;
 }
 
@@ -273,7 +398,15 @@ void ifs_readahead_free(struct ifs_readahead *ra)
 
 	if (ra == NULL)
 		return;
-	/* Drop queued work, then stop the worker after its current job. */
+	/* Drop queued work, then stop the threads after their current job (the parser first: it
+	 * may wait for a message the worker is fetching). */
+	while ((j = g_async_queue_try_pop(ra->parse_jobs)) != NULL)
+		job_free(j);
+	if (ra->parser != NULL) {
+		stop = g_new0(struct job, 1);
+		g_async_queue_push(ra->parse_jobs, stop);
+		g_thread_join(ra->parser);
+	}
 	while ((j = g_async_queue_try_pop(ra->jobs)) != NULL)
 		job_free(j);
 	stop = g_new0(struct job, 1);
@@ -282,6 +415,7 @@ void ifs_readahead_free(struct ifs_readahead *ra)
 	while ((j = g_async_queue_try_pop(ra->jobs)) != NULL)
 		job_free(j);
 	g_async_queue_unref(ra->jobs);
+	g_async_queue_unref(ra->parse_jobs);
 	g_hash_table_destroy(ra->streams);
 	g_mutex_clear(&ra->lock);
 	g_free(ra);
@@ -304,13 +438,56 @@ static void forget_oldest(struct ifs_readahead *ra)
 	g_hash_table_remove(ra->streams, oldest_k);
 }
 
+/* The first n messages of after (the reader's next ones): when less than half of them is
+ * queued already (*upto: the highest UID queued so far), a job for the rest; else NULL. */
+static struct job *top_up(uint32_t *upto, uint32_t epoch, const GArray *after, guint n)
+{
+	guint pending = 0;
+	struct job *j;
+
+	if (n == 0)
+		return NULL;
+	for (guint i = 0; i < n; i++)
+		if (g_array_index(after, struct ifs_uid_size, i).uid <= *upto)
+			pending++;
+	if (pending >= n / 2 + 1 ||
+	    g_array_index(after, struct ifs_uid_size, n - 1).uid <= *upto)
+		return NULL;
+	j = g_new0(struct job, 1);
+	j->epoch = epoch;
+	j->uids = g_array_new(FALSE, FALSE, sizeof(struct ifs_uid_size));
+	for (guint i = 0; i < n; i++) {
+		struct ifs_uid_size u = g_array_index(after, struct ifs_uid_size, i);
+		if (u.uid > *upto)
+			g_array_append_val(j->uids, u);
+	}
+	*upto = g_array_index(after, struct ifs_uid_size, n - 1).uid;
+	return j;
+}
+
+/* How many of after the parser takes: PARSE_AHEAD_MESSAGES and parse_bytes at most, and
+ * never past a big message (those the reader parses itself, from the file, as it reads). */
+static guint parse_window(const struct ifs_readahead *ra, const GArray *after)
+{
+	uint64_t bytes = 0;
+	guint n = 0;
+
+	while (n < after->len && n < PARSE_AHEAD_MESSAGES) {
+		uint64_t size = g_array_index(after, struct ifs_uid_size, n).size;
+		if (size > IFS_BIG_MESSAGE || (bytes + size > ra->parse_bytes && n > 0))
+			break;
+		bytes += size;
+		n++;
+	}
+	return n;
+}
+
 void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
 {
 	GArray *after = g_array_new(FALSE, FALSE, sizeof(struct ifs_uid_size));
 	uint32_t prev = 0;
 	struct stream *s;
-	struct job *j = NULL;
-	guint pending = 0;
+	struct job *j = NULL, *pj = NULL;
 
 	if (ifs_tree_uids_around(ra->tree, epoch, uid, ra->window, &prev, after) < 0) {
 		g_array_unref(after);
@@ -341,30 +518,13 @@ void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
 		s->run = prev != 0 && prev == s->last_uid ? s->run + 1 : 1;
 		/* a reader that jumped back starts a new walk */
 		if (s->run == 1 && uid < s->last_uid)
-			s->queued_upto = 0;
+			s->queued_upto = s->parse_upto = 0;
 		s->last_uid = uid;
 	}
 	if (s->run >= 2 && after->len > 0) {
-		/* Top up when less than half the window (as bounded above) is still queued ahead of
-		 * the reader. */
-		for (guint i = 0; i < after->len; i++)
-			if (g_array_index(after, struct ifs_uid_size, i).uid <= s->queued_upto)
-				pending++;
-		if (pending < after->len / 2 + 1 &&
-		    g_array_index(after, struct ifs_uid_size, after->len - 1).uid >
-		        s->queued_upto) {
-			j = g_new0(struct job, 1);
-			j->epoch = epoch;
-			j->uids = g_array_new(FALSE, FALSE, sizeof(struct ifs_uid_size));
-			for (guint i = 0; i < after->len; i++) {
-				struct ifs_uid_size u =
-				    g_array_index(after, struct ifs_uid_size, i);
-				if (u.uid > s->queued_upto)
-					g_array_append_val(j->uids, u);
-			}
-			s->queued_upto =
-			    g_array_index(after, struct ifs_uid_size, after->len - 1).uid;
-		}
+		j = top_up(&s->queued_upto, epoch, after, after->len);
+		if (ra->parser != NULL)
+			pj = top_up(&s->parse_upto, epoch, after, parse_window(ra, after));
 	}
 	g_mutex_unlock(&ra->lock);
 	g_array_unref(after);
@@ -372,9 +532,16 @@ void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
 		g_debug("read-ahead: %u messages after UID %u", j->uids->len, uid);
 		g_async_queue_push(ra->jobs, j);
 	}
+	if (pj != NULL)
+		g_async_queue_push(ra->parse_jobs, pj);
 }
 
 uint64_t ifs_readahead_stored(struct ifs_readahead *ra)
 {
 	return __atomic_load_n(&ra->stored, __ATOMIC_RELAXED);
+}
+
+uint64_t ifs_readahead_parsed(struct ifs_readahead *ra)
+{
+	return __atomic_load_n(&ra->parsed, __ATOMIC_RELAXED);
 }

@@ -14,6 +14,14 @@
  * reader that wants a message being read ahead waits for it instead of fetching it again, and
  * the worker skips messages a reader is already fetching.
  *
+ * Each batch's messages go into one pack of the disk cache (bodycache.h: one file per batch,
+ * not per message), except big ones (over IFS_BIG_MESSAGE), which get files of their own.
+ *
+ * Parse-ahead: with the disk cache, a second thread parses the next PARSE_AHEAD_MESSAGES
+ * (and at most parse_bytes) of a walk from the disk cache into the memory cache, waiting for
+ * the read-ahead where it has to, so that the decoding (as costly as the transfer) runs on
+ * another core instead of on the reader's path.  It never fetches anything itself.
+ *
  * Without the disk cache, messages are read ahead into the memory cache instead (parsed by
  * the worker; reserved there first, so readers wait for them the same way): bounded by
  * memory_cache, and the window should then stay well below what it holds.  A reader's first
@@ -36,12 +44,14 @@ struct ifs_readahead;
 /* pool, bodies (nullable: read ahead into cache), cache and tree are borrowed and must
  * outlive the read-ahead.  window > 0: messages ahead of the reader at most; window_bytes > 0:
  * their RFC822.SIZEs add up to at most this (the first message is always allowed), so a
- * window of big messages cannot evict what the reader has not read yet. */
+ * window of big messages cannot evict what the reader has not read yet.  parse_bytes: the
+ * parse-ahead's bound (0: no parse-ahead; it needs bodies). */
 struct ifs_readahead *ifs_readahead_new(struct imap_pool *pool, struct ifs_bodycache *bodies,
                                         struct ifs_msgcache *cache, struct ifs_tree *tree,
-                                        unsigned window, uint64_t window_bytes);
+                                        unsigned window, uint64_t window_bytes,
+                                        uint64_t parse_bytes);
 
-/* Stops the worker (the fetch in progress ends first) and frees.  NULL is a no-op. */
+/* Stops the threads (the fetch in progress ends first) and frees.  NULL is a no-op. */
 void ifs_readahead_free(struct ifs_readahead *ra);
 
 /* A reader needed message uid of epoch (it was not in the memory cache). */
@@ -49,5 +59,8 @@ void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid);
 
 /* Messages read ahead into the disk cache so far (stats). */
 uint64_t ifs_readahead_stored(struct ifs_readahead *ra);
+
+/* Messages the parse-ahead put into the memory cache so far (stats). */
+uint64_t ifs_readahead_parsed(struct ifs_readahead *ra);
 
 #endif /* IMAPFS_FS_READAHEAD_H */

@@ -44,6 +44,7 @@ MARGIN = 3           # slack on top of TIMEOUT for "fails within the timeout"
 
 # ---- mounting (the helpers are test_imapfs.py's: one definition of "mounted") ---------------
 
+from test_perf import cache_files  # noqa: E402  (what the disk cache holds)
 from test_imapfs import (daemon_pids, mounted, mountinfo_entries,  # noqa: E402,F401
                          require_environment, unmount)
 
@@ -286,6 +287,12 @@ class StallAfterProxy(tcp_proxy.TcpProxy):
     def stall_after(self, n_bytes):
         with self.cond:
             self._stall_left = int(n_bytes)
+
+    def disarm_and_resume(self):
+        """Forget a stall_after() that has not triggered yet, and end a stall that has."""
+        with self.cond:
+            self._stall_left = None
+        self.resume()
 
 
 # ---- base class --------------------------------------------------------------------------------
@@ -682,21 +689,27 @@ class ServerChanges(DovecotCase):
         folder = 'KillCache'
         self.d.create_folder(folder)
         raws = {}
-        for i in range(120):
-            uid = self.d.append(folder, text_message('kill %d' % i, 40000 + 97 * i, i))
+        # 40 MB: more than one read-ahead batch (32 MiB), so that a pack is finished and
+        # the next one is being written when the kill comes
+        for i in range(100):
+            uid = self.d.append(folder, text_message('kill %d' % i, 400000 + 97 * i, i))
             raws[uid] = self.d.fetch_raw(folder, uid)
         cache = os.path.join(self.tmp, 'kill-cache')
-        m = self.mount(cache_dir=cache)
+        p = self.proxy()
+        m = self.mount(port=p.port, cache_dir=cache)
         fdir = os.path.join(m.path, folder)
+        os.listdir(fdir)
+        # the server goes quiet 36 MB into the bodies: after the first pack (32 MiB), inside
+        # the second, so the kill below finds a finished pack and one being written
+        p.stall_after(36 * 1000 * 1000)
         reader = subprocess.Popen(
             ['sh', '-c', 'for d in $(ls %s | sort -n); do cat %s/$d/message.eml; done '
              '> /dev/null 2>&1' % (fdir, fdir)])
         self.addCleanup(lambda: reader.poll() is None and reader.kill())
-        # kill once some, but not all, entries are on disk
+        # kill once some, but not all, messages are on disk in finished files
         deadline = time.monotonic() + 30
         while True:
-            entries = [f for _dp, _dn, fs in os.walk(cache) for f in fs if f[:1].isdigit()]
-            if len(entries) >= 10:
+            if len(cache_files(cache)) >= 10:
                 break
             self.assertLess(time.monotonic(), deadline, 'nothing reached the disk cache')
             time.sleep(0.02)
@@ -705,9 +718,12 @@ class ServerChanges(DovecotCase):
         reader.kill()
         reader.wait()
         unmount(m.path)
-        before = sorted(f for _dp, _dn, fs in os.walk(cache) for f in fs if f[:1].isdigit())
+        before = cache_files(cache)
+        self.assertNotIn(None, [u for _p, u, _o, _s in before], before)
         self.assertLess(len(before), len(raws), 'the kill came too late to test anything')
-        m2 = self.mount(cache_dir=cache, extra=('-o', 'stats'))
+        # through the same proxy: the cache belongs to "host port user"
+        p.disarm_and_resume()
+        m2 = self.mount(port=p.port, cache_dir=cache, extra=('-o', 'stats'))
         for uid, raw in raws.items():
             self.assertEqual(read(os.path.join(m2.path, folder, str(uid), 'message.eml')), raw,
                              'UID %d' % uid)

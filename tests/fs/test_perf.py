@@ -28,6 +28,7 @@ import random
 import re
 import shutil
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -59,6 +60,48 @@ def vm_hwm_kib(pid):
 
 def commands(log):
     return re.findall(r'imap: C: \S+ (.*)', log)
+
+
+def cache_files(cache):
+    """Every message the disk cache holds in a finished file, as (path, uid, offset, size):
+    single-message files "<UID>.<SIZE>" and the members of packs, read from each pack's
+    trailer (format in fs/bodycache.h).  A pack whose trailer does not describe the file
+    exactly is reported with uid None."""
+    out = []
+    for dp, _dn, fs in os.walk(cache):
+        for f in fs:
+            path = os.path.join(dp, f)
+            m = re.match(r'^(\d+)\.(\d+)$', f)
+            if m:
+                out.append((path, int(m.group(1)), 0, int(m.group(2))))
+            elif re.match(r'^\d+-\d+\.[0-9a-f]+\.pack$', f):
+                out.extend(pack_members(path))
+    return out
+
+
+def pack_members(path):
+    size = os.path.getsize(path)
+    bad = [(path, None, 0, 0)]
+    with open(path, 'rb') as f:
+        if size < 20:
+            return bad
+        f.seek(size - 20)
+        footer = f.read(20)
+        if footer[12:] != b'IFSPACK1':
+            return bad
+        data_len, count = struct.unpack('<QI', footer[:12])
+        if data_len + 24 * count + 20 != size:
+            return bad
+        f.seek(data_len)
+        trailer = f.read(24 * count)
+    members, nxt = [], 0
+    for i in range(count):
+        uid, _res, off, msize = struct.unpack_from('<IIQQ', trailer, 24 * i)
+        if off != nxt:
+            return bad
+        nxt = off + msize
+        members.append((path, uid, off, msize))
+    return members if nxt == data_len else bad
 
 
 def text_message(i, size, rnd):
@@ -183,6 +226,50 @@ class DiskCacheTest(PerfBase):
         self.assertEqual(read(os.path.join(m.path, 'INBOX', str(uid), 'message.eml')),
                          self.d.fetch_raw('INBOX', uid))
 
+    def test_readahead_writes_packs_and_damaged_packs_go(self):
+        """Read-ahead stores each batch in one pack file (creating a file per message costs
+        more than receiving it); every member holds the server's exact bytes; a pack that is
+        cut short or has a bad trailer is removed at the next mount, and exactly its messages
+        are fetched again."""
+        folder = 'Packs'
+        rnd = random.Random(7)
+        uids = maildir_bulk(self.d, folder, [text_message(i, 300 + rnd.randrange(3000), rnd)
+                                             for i in range(600)])
+        raws = {u: self.d.fetch_raw(folder, u) for u in uids}
+        cfg = self.config('c-packs')
+        cache = os.path.join(self.tmp, 'cache-c-packs')
+        m = self.mount(cfg, 'm')
+        fdir = os.path.join(m.path, folder)
+        subprocess.run(['grep', '-rlq', '--include=body', 'nothing-matches-this', fdir])
+        self.unmount(m)
+        held = cache_files(cache)
+        self.assertNotIn(None, [u for _p, u, _o, _s in held], held)
+        packs = sorted({p for p, _u, _o, _s in held if p.endswith('.pack')})
+        files = {p for p, _u, _o, _s in held}
+        print('\n%d messages in %d files (%d packs)' % (len(held), len(files), len(packs)),
+              file=sys.stderr)
+        self.assertEqual(sorted(u for _p, u, _o, _s in held), sorted(uids))
+        self.assertGreaterEqual(len(packs), 2)
+        self.assertLess(len(files), len(uids) / 20, 'read-ahead wrote one file per message')
+        for path, uid, off, size in held:
+            with open(path, 'rb') as f:
+                f.seek(off)
+                self.assertEqual(f.read(size), raws[uid], 'UID %d in %s' % (uid, path))
+        # damage two packs: one cut short, one with a bad trailer
+        with open(packs[0], 'r+b') as f:
+            f.truncate(os.path.getsize(packs[0]) - 1)
+        with open(packs[1], 'r+b') as f:
+            f.seek(-8, os.SEEK_END)
+            f.write(b'XXXXXXXX')
+        lost = [u for p, u, _o, _s in held if p in packs[:2]]
+        m = self.mount(cfg, 'm2')
+        self.assertFalse(os.path.exists(packs[0]))
+        self.assertFalse(os.path.exists(packs[1]))
+        fdir = os.path.join(m.path, folder)
+        for u in sorted(uids):
+            self.assertEqual(read(os.path.join(fdir, str(u), 'message.eml')), raws[u], u)
+        self.assertEqual(stats(m.path)['bodies_fetched'], len(lost))
+
     def test_other_owner_refused(self):
         cache = os.path.join(self.tmp, 'foreign')
         os.makedirs(cache)
@@ -223,7 +310,7 @@ class DiskCacheTest(PerfBase):
         self.assertGreater(st['disk_cache_entries'], 0)
         on_disk = sum(os.path.getsize(os.path.join(dp, f))
                       for dp, _dn, fs in os.walk(os.path.join(self.tmp, 'cache-c-small'))
-                      for f in fs if re.match(r'^\d+\.\d+$', f))
+                      for f in fs if f not in ('lock', 'identity'))
         self.assertLessEqual(on_disk, 40 * 1024)
         # the message loaded last survived eviction: no fetch for it after a remount
         last = os.path.join(os.path.dirname(all_files(m.path)[-1]), 'message.eml')
@@ -397,6 +484,29 @@ class ReadaheadTest(PerfBase):
         st = stats(m.path)
         self.assertGreater(st['readahead_stored'], n // 2, st)
         self.assertEqual(st['bodies_fetched'], n, st)
+
+    def test_parse_ahead(self):
+        """With the disk cache, a walk over messages already on disk finds them decoded
+        (parsed by the parse-ahead thread, off the reader's path), with the right content."""
+        rnd = random.Random(9)
+        n = 200
+        maildir_bulk(self.d, 'Seq5', [text_message(i, 2000, rnd) for i in range(n)])
+        cfg = self.config('c-parse')
+
+        def walk(m):
+            folder = os.path.join(m.path, 'Seq5')
+            for u in sorted(int(x) for x in os.listdir(folder)):
+                self.assertEqual(read(os.path.join(folder, str(u), 'subject')),
+                                 b'message %d\n' % (u - 1))
+            return stats(m.path)
+        m = self.mount(cfg, 'm')
+        self.assertEqual(walk(m)['bodies_fetched'], n)
+        self.unmount(m)
+        m = self.mount(cfg, 'm2')
+        st = walk(m)
+        print('\nparse-ahead over the disk cache: %s' % st, file=sys.stderr)
+        self.assertEqual(st['bodies_fetched'], 0, st)
+        self.assertGreater(st['parsed_ahead'], n // 2, st)
 
     def test_readahead_into_memory_without_disk_cache(self):
         rnd = random.Random(8)
