@@ -40,6 +40,7 @@ struct ifs {
 	gid_t gid;
 	double folder_timeout;         /* = refresh: folder entries and attributes */
 	bool no_open;                  /* the kernel may skip OPEN/RELEASE of files (see ops.c) */
+	bool no_opendir;               /* ... and OPENDIR/RELEASEDIR of directories */
 	bool stats_xattr;              /* -o stats: user.imapfs.stats on the root */
 	uint64_t requests[IFS_REQ_COUNT]; /* atomic */
 };

@@ -3,18 +3,22 @@
  * Folder directories come from tree.c; everything inside a message directory is served from one
  * fetch of the message kept in the message cache (msgcache.c).  What may be cached by the kernel
  * and for how long follows from what can change:
- *   - folder directories (their names and listings) change with the server: entries and
- *     attributes live `refresh` seconds, readdir is never cached;
+ *   - nothing is opened: the first OPEN and the first OPENDIR are answered ENOSYS when the
+ *     kernel supports that (FUSE_CAP_NO_OPEN_SUPPORT / _NO_OPENDIR_SUPPORT), after which it
+ *     sends no OPEN/RELEASE/OPENDIR/RELEASEDIR, keeps every file's page cache and caches every
+ *     directory listing; readdir then works without a handle (one per request) — so a warm
+ *     `grep -r` sends (almost) no request at all;
  *   - a message directory and its files never change for a (folder, UIDVALIDITY, UID), which is
- *     what their inode numbers encode: long entry/attribute timeouts, keep_cache and
- *     cache_readdir; opening a message directory costs no fetch (its names are computed at
- *     the first readdir, which the kernel then keeps); and files are not opened at all: the
- *     first OPEN is answered ENOSYS when the kernel supports that (FUSE_CAP_NO_OPEN_SUPPORT),
- *     after which it sends no OPEN/RELEASE and keeps every file's page cache — so a warm
- *     `grep -r` costs only OPENDIR/RELEASEDIR of each directory;
- *   - a folder directory's listing is cached by the kernel (cache_readdir) and kept at opendir
- *     (keep_cache) while its contents are unchanged; opendir refreshes the listing when it is
- *     older than `refresh` (one round trip when nothing changed, see remote.h);
+ *     what their inode numbers encode: long entry/attribute timeouts; its names are computed at
+ *     the first readdir, which the kernel then keeps;
+ *   - folder directories (their names and listings) change with the server: entries live
+ *     `refresh` seconds; a folder's attributes live until its listing is out of date, and the
+ *     kernel asks for them (GETATTR, auto_inval_data) when a readdir starts after that: GETATTR
+ *     (and LOOKUP) refresh the listing (one round trip when nothing changed, see remote.h), and
+ *     the folder's mtime changes whenever what it shows changed, so the kernel drops the
+ *     listing it cached (tree.c).  Readdir offsets of message directories name their UIDs, so a
+ *     pass that spans a refresh neither repeats nor skips one.  (Kernels that need OPENDIR: a
+ *     handle per open directory, refreshed at opendir, keep_cache while unchanged.);
  *   - flags change: attributes live `refresh` seconds, and a listing refresh that sees new
  *     flags tells the kernel to drop that `flags` file's page cache (tree.c).  Without
  *     no-open support, `flags` is read with direct_io from a snapshot taken at open;
@@ -306,12 +310,31 @@ static int msg_stat(struct ifs *fs, uint64_t ino, struct stat *st, double *timeo
 	return ret;
 }
 
-static int folder_stat(struct ifs *fs, uint64_t ino, struct stat *st)
+/* A folder or message directory as the tree describes it. */
+static void fill_node_stat(const struct ifs *fs, struct stat *st, const struct ifs_node_info *ni)
+{
+	fill_stat(fs, st, ni->ino, true, 0, ni->mtime);
+	st->st_mtim.tv_nsec = st->st_atim.tv_nsec = st->st_ctim.tv_nsec = ni->mtime_nsec;
+}
+
+/* Without OPENDIR, a folder's GETATTR is where its listing gets refreshed: the kernel asks for
+ * it (auto_inval_data) when a readdir starts and the attributes are older than `refresh`, and
+ * drops its cached listing when the mtime it gets back differs. */
+/* How long the kernel may keep a folder's attributes.  Without OPENDIR, until its listing is
+ * out of date: the next readdir then asks for them, and so refreshes the listing. */
+static double folder_attr_timeout(const struct ifs *fs, const struct ifs_node_info *ni)
+{
+	return fs->no_opendir ? ni->fresh_for : fs->folder_timeout;
+}
+
+static int folder_stat(struct ifs *fs, uint64_t ino, struct stat *st, double *timeout_r)
 {
 	struct ifs_node_info ni;
-	int ret = ifs_tree_folder_info(fs->tree, ino, &ni);
-	if (ret == 0)
-		fill_stat(fs, st, ino, true, 0, ni.mtime);
+	int ret = ifs_tree_folder_info(fs->tree, ino, fs->no_opendir, &ni);
+	if (ret == 0) {
+		fill_node_stat(fs, st, &ni);
+		*timeout_r = folder_attr_timeout(fs, &ni);
+	}
 	return ret;
 }
 
@@ -319,8 +342,7 @@ static int any_stat(struct ifs *fs, uint64_t ino, struct stat *st, double *timeo
 {
 	if (ifs_ino_is_msg(ino))
 		return msg_stat(fs, ino, st, timeout_r);
-	*timeout_r = fs->folder_timeout;
-	return folder_stat(fs, ino, st);
+	return folder_stat(fs, ino, st, timeout_r);
 }
 
 /* ---- lookup / forget / getattr ---- */
@@ -416,20 +438,20 @@ static void ifs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		lookup_in_msg(req, fs, parent, name);
 		return;
 	}
-	ret = ifs_tree_lookup(fs->tree, parent, name, &ni);
+	ret = ifs_tree_lookup(fs->tree, parent, name, fs->no_opendir, &ni);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
 		return;
 	}
 	memset(&e, 0, sizeof(e));
 	e.ino = ni.ino;
-	fill_stat(fs, &e.attr, ni.ino, true, 0, ni.mtime);
+	fill_node_stat(fs, &e.attr, &ni);
 	if (ni.is_msgdir) {
 		e.entry_timeout = MSG_ENTRY_TIMEOUT;
 		e.attr_timeout = MSG_ATTR_TIMEOUT;
 	} else {
 		e.entry_timeout = fs->folder_timeout;
-		e.attr_timeout = fs->folder_timeout;
+		e.attr_timeout = folder_attr_timeout(fs, &ni);
 	}
 	if (fuse_reply_entry(req, &e) != 0 && !ni.is_msgdir)
 		ifs_tree_forget(fs->tree, ni.ino, 1); /* the kernel never got it */
@@ -527,25 +549,23 @@ static int msgdir_load(struct ifs *fs, struct dir_handle *h)
 	return 0;
 }
 
-static void ifs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* A directory handle for ino (*h_r new, dir_handle_free), and whether the kernel may keep what
+ * it has cached of the directory's listing. */
+static int dir_handle_new(struct ifs *fs, fuse_ino_t ino, struct dir_handle **h_r,
+                          bool *keep_r)
 {
-	struct ifs *fs = ifs_of(req);
 	struct dir_handle *h = g_new0(struct dir_handle, 1);
 	int ret;
 
-	COUNT(req, fs, IFS_REQ_OPENDIR);
 	g_mutex_init(&h->lock);
 	h->ino = ino;
+	*keep_r = true;
 	if (!ifs_ino_is_msg(ino)) {
-		bool unchanged = false;
 		h->kind = DIR_FOLDER;
-		ret = ifs_tree_open_folder(fs->tree, ino, &h->folder, &unchanged);
+		ret = ifs_tree_open_folder(fs->tree, ino, &h->folder, keep_r);
 		if (ret < 0)
 			goto fail;
 		h->parent = ifs_folder_dir_parent(h->folder);
-		/* The kernel keeps the listing it read last time while it is still right. */
-		fi->cache_readdir = 1;
-		fi->keep_cache = unchanged;
 	} else {
 		unsigned slot = ifs_ino_slot(ino);
 		uint64_t base = ino - slot;
@@ -560,17 +580,41 @@ static void ifs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 			goto fail;
 		/* the folder: the kernel knows it, the name is ".." */
 		h->parent = slot == IFS_SLOT_MSGDIR ? 0 : base;
-		/* Immutable: the kernel may keep this listing (then no readdir, so no fetch). */
-		fi->cache_readdir = 1;
-		fi->keep_cache = 1;
 	}
+	*h_r = h;
+	return 0;
+fail:
+	dir_handle_free(fs, h);
+	return ret;
+}
+
+/* Only when the kernel cannot do without OPENDIR (see ifs_init): then each open directory has
+ * a handle, and the kernel may keep the listing it read last time while it is still right
+ * (message directories: always, they never change). */
+static void ifs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct ifs *fs = ifs_of(req);
+	struct dir_handle *h = NULL;
+	bool keep = false;
+	int ret;
+
+	COUNT(req, fs, IFS_REQ_OPENDIR);
+	if (fs->no_opendir) {
+		/* From now on the kernel sends no OPENDIR/RELEASEDIR and caches every listing
+		 * (FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR), checking folders' mtimes. */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	ret = dir_handle_new(fs, ino, &h, &keep);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	fi->cache_readdir = 1;
+	fi->keep_cache = keep;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	if (fuse_reply_open(req, fi) != 0)
 		dir_handle_free(fs, h);
-	return;
-fail:
-	dir_handle_free(fs, h);
-	fuse_reply_err(req, -ret);
 }
 
 /* Entry i of a message or attachments directory (after "." and ".."). */
@@ -596,22 +640,51 @@ static void msg_dir_entry(struct ifs *fs, const struct dir_handle *h, size_t i,
 	}
 }
 
+/* Where a readdir at offset off starts (entries "." and ".." are 0 and 1). */
+static size_t first_entry(const struct dir_handle *h, off_t off)
+{
+	if (off <= 2)
+		return off < 0 ? 0 : (size_t)off;
+	if (h->kind == DIR_FOLDER)
+		return 2 + ifs_folder_dir_index_at(h->folder, (uint64_t)off);
+	return (size_t)off; /* a message directory never changes: positions are stable */
+}
+
+/* The offset after entry i. */
+static off_t next_offset(const struct dir_handle *h, size_t i)
+{
+	if (i < 2 || h->kind == DIR_MSG)
+		return (off_t)i + 1;
+	return (off_t)ifs_folder_dir_next_off(h->folder, i - 2);
+}
+
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi, bool plus)
 {
 	struct ifs *fs = ifs_of(req);
 	struct dir_handle *h = (struct dir_handle *)(uintptr_t)fi->fh;
+	bool own = h == NULL; /* no OPENDIR (ifs_init): a handle for this request only */
 	char *buf;
 	size_t used = 0;
 	size_t count;
 
 	COUNT(req, fs, IFS_REQ_READDIR);
+	if (own) {
+		bool keep;
+		int ret = dir_handle_new(fs, ino, &h, &keep);
+		if (ret < 0) {
+			fuse_reply_err(req, -ret);
+			return;
+		}
+	}
 	if (h->kind == DIR_MSG) {
 		int ret;
 		g_mutex_lock(&h->lock);
 		ret = msgdir_load(fs, h);
 		g_mutex_unlock(&h->lock);
 		if (ret < 0) {
+			if (own)
+				dir_handle_free(fs, h);
 			fuse_reply_err(req, -ret);
 			return;
 		}
@@ -619,7 +692,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	count = h->kind == DIR_FOLDER ? ifs_folder_dir_count(h->folder) : h->slots->len;
 	buf = g_malloc(size);
 
-	for (size_t i = off < 0 ? 0 : (size_t)off; i < count + 2; i++) {
+	for (size_t i = first_entry(h, off); i < count + 2; i++) {
 		struct fuse_entry_param e;
 		const char *name;
 		char numbuf[16];
@@ -635,19 +708,20 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			struct ifs_node_info ni;
 			ifs_folder_dir_entry(h->folder, i - 2, numbuf, &name, &ni);
 			e.ino = ni.ino;
-			fill_stat(fs, &e.attr, ni.ino, true, 0, ni.mtime);
+			fill_node_stat(fs, &e.attr, &ni);
 			e.entry_timeout = ni.is_msgdir ? MSG_ENTRY_TIMEOUT : fs->folder_timeout;
-			e.attr_timeout = ni.is_msgdir ? MSG_ATTR_TIMEOUT : fs->folder_timeout;
+			e.attr_timeout =
+			    ni.is_msgdir ? MSG_ATTR_TIMEOUT : folder_attr_timeout(fs, &ni);
 			counted = !ni.is_msgdir;
 		} else {
 			msg_dir_entry(fs, h, i - 2, &e, &name);
 		}
 		if (plus) {
 			len = fuse_add_direntry_plus(req, buf + used, size - used, name, &e,
-			                             (off_t)i + 1);
+			                             next_offset(h, i));
 		} else {
 			len = fuse_add_direntry(req, buf + used, size - used, name, &e.attr,
-			                        (off_t)i + 1);
+			                        next_offset(h, i));
 		}
 		if (len > size - used)
 			break;
@@ -658,6 +732,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	fuse_reply_buf(req, buf, used);
 	g_free(buf);
+	if (own)
+		dir_handle_free(fs, h);
 }
 
 static void ifs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -898,6 +974,16 @@ static void ifs_init(void *userdata, struct fuse_conn_info *conn)
 	/* Files need no open: answer the first OPEN with ENOSYS and the kernel stops sending
 	 * OPEN/RELEASE (two requests per file per grep pass) and keeps page caches. */
 	fs->no_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
+	/* Directories need no open either: answer OPENDIR with ENOSYS and the kernel stops
+	 * sending OPENDIR/RELEASEDIR (two requests per directory per pass, the whole cost of a
+	 * warm grep) and caches every listing.  Folder listings change: with auto_inval_data the
+	 * kernel asks for a folder's attributes (GETATTR, which refreshes the listing) when a
+	 * readdir starts and they are older than `refresh`, and drops its cached listing when the
+	 * mtime changed, which tree.c guarantees whenever the listing did.  Both are needed. */
+	fs->no_opendir = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0 &&
+	                 (conn->capable & FUSE_CAP_AUTO_INVAL_DATA) != 0;
+	if (fs->no_opendir)
+		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
 	/* Listings are big and immutable per message: the kernel may cache readdir results. */
 	conn->want |= conn->capable & FUSE_CAP_READDIRPLUS;
 }

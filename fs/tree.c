@@ -501,8 +501,56 @@ static int64_t folder_mtime(const struct ifs_tree *t, const struct folder_node *
 	return t->start_time;
 }
 
+/* Seconds until what folder directory n shows may be out of date (lock held): its folder list
+ * and, once it has one, its listing, count from when they were fetched.  A folder never
+ * listed has nothing the kernel could have cached: its listing is made at the first readdir
+ * (so a GETATTR or an `ls -l` of the parent never lists a folder). */
+static double fresh_for(const struct ifs_tree *t, const struct folder_node *n)
+{
+	gint64 now = g_get_monotonic_time();
+	gint64 left = t->folders_at != 0 ? t->folders_at + t->refresh_us - now : 0;
+
+	if (n->raw_name != NULL && n->listing != NULL)
+		left = MIN(left, n->listing->fetched_at + t->refresh_us - now);
+	return left > 0 ? (double)left / G_USEC_PER_SEC : 0.0;
+}
+
+/* Refresh what a folder directory shows when it may be out of date, for its attributes (lock
+ * held; n pinned by the caller).  Failures keep what is known: they are logged, and the
+ * attributes describe that. */
+static void node_fresh_locked(struct ifs_tree *t, struct folder_node *n)
+{
+	if (folders_fresh_locked(t) == 0 && n->attached && n->raw_name != NULL &&
+	    n->listing != NULL)
+		listing_fresh_locked(t, n, false);
+}
+
+/* What folder directory n shows (lock held): its listing object and its child folders; never 0.
+ * Order-independent over the children (a hash table). */
+static uint64_t dir_version(const struct folder_node *n)
+{
+	uint64_t version = n->raw_name != NULL && n->listing != NULL ? n->listing->serial : 0;
+	GHashTableIter it;
+	gpointer v;
+
+	g_hash_table_iter_init(&it, n->children);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		const struct folder_node *c = v;
+		version += (g_str_hash(c->name) * 31u + c->ino) * 1000003u;
+	}
+	return version * 2u + 1u;
+}
+
+/* A folder's mtime is its newest message's arrival; the nanoseconds are its contents version,
+ * so that a change of what the directory shows always changes its mtime: the kernel compares
+ * it to drop the directory listing it keeps (there is no opendir to tell it otherwise). */
+static long folder_mtime_nsec(const struct folder_node *n)
+{
+	return (long)(dir_version(n) % 1000000000u);
+}
+
 int ifs_tree_lookup(struct ifs_tree *t, uint64_t parent, const char *name,
-                    struct ifs_node_info *info_r)
+                    bool refresh_children, struct ifs_node_info *info_r)
 {
 	struct folder_node *n, *c;
 	uint32_t uid;
@@ -538,6 +586,8 @@ int ifs_tree_lookup(struct ifs_tree *t, uint64_t parent, const char *name,
 		info_r->ino = ifs_msg_ino(n->listing->epoch, uid, IFS_SLOT_MSGDIR);
 		info_r->is_msgdir = true;
 		info_r->mtime = m->internaldate;
+		info_r->mtime_nsec = 0;
+		info_r->fresh_for = 0;
 		goto out;
 	}
 	c = g_hash_table_lookup(n->children, name);
@@ -551,28 +601,37 @@ int ifs_tree_lookup(struct ifs_tree *t, uint64_t parent, const char *name,
 		ret = -ENOENT;
 		goto out;
 	}
-	c->nlookup++;
+	c->nlookup++; /* pins c while the lock is dropped below */
+	if (refresh_children)
+		node_fresh_locked(t, c);
 	info_r->ino = c->ino;
 	info_r->is_msgdir = false;
 	info_r->mtime = folder_mtime(t, c);
+	info_r->mtime_nsec = folder_mtime_nsec(c);
+	info_r->fresh_for = fresh_for(t, c);
 out:
 	g_mutex_unlock(&t->lock);
 	return ret;
 }
 
-int ifs_tree_folder_info(struct ifs_tree *t, uint64_t ino, struct ifs_node_info *info_r)
+int ifs_tree_folder_info(struct ifs_tree *t, uint64_t ino, bool refresh,
+                         struct ifs_node_info *info_r)
 {
 	struct folder_node *n;
 	int ret = 0;
 
 	g_mutex_lock(&t->lock);
 	n = node_by_ino(t, ino);
+	if (n != NULL && refresh)
+		node_fresh_locked(t, n); /* the kernel holds n: it asks for its attributes */
 	if (n == NULL) {
 		ret = -ENOENT;
 	} else {
 		info_r->ino = ino;
 		info_r->is_msgdir = false;
 		info_r->mtime = folder_mtime(t, n);
+		info_r->mtime_nsec = folder_mtime_nsec(n);
+		info_r->fresh_for = fresh_for(t, n);
 	}
 	g_mutex_unlock(&t->lock);
 	return ret;
@@ -724,6 +783,8 @@ struct dir_child {
 	char *name;
 	uint64_t ino;
 	int64_t mtime;
+	long mtime_nsec;
+	double fresh_for;
 };
 
 struct ifs_folder_dir {
@@ -776,20 +837,15 @@ int ifs_tree_open_folder(struct ifs_tree *t, uint64_t ino, struct ifs_folder_dir
 	g_hash_table_iter_init(&it, n->children);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		struct folder_node *c = v;
-		struct dir_child dc = {g_strdup(c->name), c->ino, folder_mtime(t, c)};
+		struct dir_child dc = {g_strdup(c->name), c->ino, folder_mtime(t, c),
+		                       folder_mtime_nsec(c), fresh_for(t, c)};
 		g_array_append_val(d->children, dc);
 	}
 	if (n->raw_name != NULL && n->listing != NULL)
 		d->listing = listing_ref(n->listing);
 	g_array_sort(d->children, cmp_child);
 	{
-		/* What the directory shows: its children and its listing object. */
-		uint64_t version = d->listing != NULL ? d->listing->serial : 0;
-		for (guint i = 0; i < d->children->len; i++) {
-			const struct dir_child *c = &g_array_index(d->children, struct dir_child, i);
-			version = version * 1000003u + g_str_hash(c->name) * 31u + c->ino;
-		}
-		version = version * 2u + 1u; /* never 0, the initial served_version */
+		uint64_t version = dir_version(n);
 		*unchanged_r = n->served_version == version;
 		n->served_version = version;
 	}
@@ -812,6 +868,8 @@ void ifs_folder_dir_entry(const struct ifs_folder_dir *d, size_t i, char *buf,
 		info_r->ino = c->ino;
 		info_r->is_msgdir = false;
 		info_r->mtime = c->mtime;
+		info_r->mtime_nsec = c->mtime_nsec;
+		info_r->fresh_for = c->fresh_for;
 	} else {
 		const struct ifs_msg_attr *m = &g_array_index(d->listing->msgs, struct ifs_msg_attr,
 		                                              i - d->children->len);
@@ -820,7 +878,44 @@ void ifs_folder_dir_entry(const struct ifs_folder_dir *d, size_t i, char *buf,
 		info_r->ino = ifs_msg_ino(d->listing->epoch, m->uid, IFS_SLOT_MSGDIR);
 		info_r->is_msgdir = true;
 		info_r->mtime = m->internaldate;
+		info_r->mtime_nsec = 0;
+		info_r->fresh_for = 0;
 	}
+}
+
+/* Readdir offsets that survive a refresh between two READDIRs of one pass: ".", ".." and the
+ * child folders by position (the folder list rarely changes), message directories by UID (a
+ * refresh may add or drop messages; the pass goes on after the last UID it returned). */
+#define MSG_OFF_BASE ((uint64_t)1 << 32)
+
+uint64_t ifs_folder_dir_next_off(const struct ifs_folder_dir *d, size_t i)
+{
+	if (i < d->children->len)
+		return 3 + (uint64_t)i;
+	return MSG_OFF_BASE +
+	       g_array_index(d->listing->msgs, struct ifs_msg_attr, i - d->children->len).uid;
+}
+
+size_t ifs_folder_dir_index_at(const struct ifs_folder_dir *d, uint64_t off)
+{
+	size_t lo = 0, hi;
+	uint32_t after;
+
+	if (off < MSG_OFF_BASE)
+		return MIN((size_t)(off > 2 ? off - 2 : 0), d->children->len);
+	if (d->listing == NULL)
+		return d->children->len;
+	/* the first message with a UID above the last one returned */
+	after = (uint32_t)MIN(off - MSG_OFF_BASE, G_MAXUINT32);
+	hi = d->listing->msgs->len;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (g_array_index(d->listing->msgs, struct ifs_msg_attr, mid).uid <= after)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return d->children->len + lo;
 }
 
 uint64_t ifs_folder_dir_ino(const struct ifs_folder_dir *d)

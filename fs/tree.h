@@ -76,6 +76,9 @@ struct ifs_node_info {
 	uint64_t ino;
 	bool is_msgdir;
 	int64_t mtime;
+	long mtime_nsec; /* folders: a version of their contents (see tree.c folder_mtime_nsec) */
+	double fresh_for; /* folders: seconds their attributes stay right (until the folder list
+	                   * or their listing is older than the refresh time) */
 };
 
 /* What the listing knows of one message.  Strings are new (ifs_msg_info_clear). */
@@ -104,12 +107,17 @@ void ifs_tree_set_folders(struct ifs_tree *tree, GPtrArray *folders);
 bool ifs_tree_is_folder(struct ifs_tree *tree, uint64_t ino);
 
 /* name in folder directory parent: a child folder or a message directory.  Counts one kernel
- * lookup for folder results.  -ENOENT, -ENOTDIR (parent not a folder), -EIO. */
+ * lookup for folder results.  refresh_children: a child folder's listing is refreshed first
+ * when it has one and it is out of date (its attributes must describe it).  -ENOENT, -ENOTDIR
+ * (parent not a folder), -EIO. */
 int ifs_tree_lookup(struct ifs_tree *tree, uint64_t parent, const char *name,
-                    struct ifs_node_info *info_r);
+                    bool refresh_children, struct ifs_node_info *info_r);
 
-/* Attributes of a folder directory. */
-int ifs_tree_folder_info(struct ifs_tree *tree, uint64_t ino, struct ifs_node_info *info_r);
+/* Attributes of a folder directory.  refresh: first make its folder list and listing no older
+ * than the refresh time (network; a failure keeps what is known).  When what the directory
+ * shows changed, its mtime changes (in the nanoseconds at least). */
+int ifs_tree_folder_info(struct ifs_tree *tree, uint64_t ino, bool refresh,
+                         struct ifs_node_info *info_r);
 
 /* One more kernel lookup of ino (a folder returned by readdirplus).  No-op for others. */
 void ifs_tree_ref(struct ifs_tree *tree, uint64_t ino);
@@ -150,6 +158,12 @@ size_t ifs_folder_dir_count(const struct ifs_folder_dir *dir);
 /* Entry i: *name_r is borrowed from dir (or from buf, which must hold 11 bytes). */
 void ifs_folder_dir_entry(const struct ifs_folder_dir *dir, size_t i, char *buf,
                           const char **name_r, struct ifs_node_info *info_r);
+/* Readdir offsets: the offset that follows entry i (i counts after "." and ".."), and the entry
+ * index a readdir at offset off (> 2) starts at.  Stable across snapshots: a message directory's
+ * offset names its UID, so a pass that spans a refresh neither repeats nor skips a message
+ * that stayed. */
+uint64_t ifs_folder_dir_next_off(const struct ifs_folder_dir *dir, size_t i);
+size_t ifs_folder_dir_index_at(const struct ifs_folder_dir *dir, uint64_t off);
 uint64_t ifs_folder_dir_ino(const struct ifs_folder_dir *dir);
 uint64_t ifs_folder_dir_parent(const struct ifs_folder_dir *dir);
 void ifs_folder_dir_free(struct ifs_folder_dir *dir); /* NULL is a no-op */

@@ -591,7 +591,7 @@ class RelistTest(PerfBase):
 
 class KernelCacheTest(PerfBase):
 
-    def test_warm_grep_sends_no_open_or_read(self):
+    def test_warm_grep_sends_nothing_per_message(self):
         rnd = random.Random(5)
         n = 300
         maildir_bulk(self.d, 'Warm', [text_message(i, 2000, rnd) for i in range(n)])
@@ -623,8 +623,12 @@ class KernelCacheTest(PerfBase):
         self.assertEqual(reqs['req_read'], 0, reqs)
         self.assertEqual(reqs['req_release'], 0, reqs)
         self.assertEqual(reqs['req_readdir'], 0, reqs)
-        # what is left: OPENDIR/RELEASEDIR per directory (+ the stats getxattr itself)
-        self.assertLessEqual(reqs['requests'], 2 * (n + 2) + 10, reqs)
+        # no OPENDIR/RELEASEDIR either (answered ENOSYS once, ops.c ifs_init): a warm pass
+        # costs a constant handful of requests (the stats getxattr itself), not one per
+        # directory
+        self.assertEqual(reqs['req_opendir'], 0, reqs)
+        self.assertEqual(reqs['req_releasedir'], 0, reqs)
+        self.assertLessEqual(reqs['requests'], 10, reqs)
 
     def test_no_stats_no_getxattr(self):
         """Without -o stats the kernel is told once that there are no xattrs: ls -l costs
