@@ -32,14 +32,26 @@ def machine():
     return (sum(f) - f[3] - f[4]) / HZ, f[3] / HZ   # busy, idle
 
 
+def daemon_stats(mnt):
+    """The daemon's counters, when it runs with -o stats (a wrapper script can add that)."""
+    try:
+        return dict(f.split('=') for f in os.getxattr(mnt, 'user.imapfs.stats').decode().split())
+    except OSError:
+        return {}
+
+
 def timed_grep(b, m, top):
     c0, (busy0, idle0) = cpu_seconds(m.proc.pid), machine()
     secs, found = b.grep(top)
     c1, (busy1, idle1) = cpu_seconds(m.proc.pid), machine()
     if found != b.expected:
         raise SystemExit('wrong result: %d found, %d expected' % (len(found), len(b.expected)))
-    return secs, 'daemon cpu %.2f s, machine busy %.2f s idle %.2f s' % (
-        c1 - c0, busy1 - busy0, idle1 - idle0)
+    st = daemon_stats(b.mnt)
+    extra = ''.join(' %s=%s' % (k, v) for k, v in st.items()
+                    if k in ('parsed_ahead', 'readahead_stored', 'requests') or
+                    (k.startswith('req_') and v != '0'))
+    return secs, 'daemon cpu %.2f s, machine busy %.2f s idle %.2f s%s' % (
+        c1 - c0, busy1 - busy0, idle1 - idle0, extra)
 
 
 def main():

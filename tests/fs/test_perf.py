@@ -630,6 +630,26 @@ class KernelCacheTest(PerfBase):
         self.assertEqual(reqs['req_releasedir'], 0, reqs)
         self.assertLessEqual(reqs['requests'], 10, reqs)
 
+    def test_cold_grep_requests_per_message(self):
+        """A cold grep -r costs three FUSE requests per message directory: its READDIRPLUS,
+        the READDIR that finds its end, and the READ of the file grep looks into.  No LOOKUP:
+        every READDIR of the folder is a READDIRPLUS (the kernel's "auto" mode would send a
+        plain READDIR after the first page, and a LOOKUP per message directory later)."""
+        rnd = random.Random(11)
+        n = 300
+        maildir_bulk(self.d, 'Cold', [text_message(i, 2000, rnd) for i in range(n)])
+        cfg = self.config('c-cold', refresh='600')
+        m = self.mount(cfg, 'm')
+        folder = os.path.join(m.path, 'Cold')
+        s0 = stats(m.path)
+        subprocess.run(['grep', '-rl', '--include=body', 'invoice', folder],
+                       stdout=subprocess.DEVNULL, check=True)
+        s1 = stats(m.path)
+        reqs = {k: s1[k] - s0[k] for k in s1 if k.startswith('req')}
+        print('\ncold grep -r over %d messages: FUSE requests %s' % (n, reqs), file=sys.stderr)
+        self.assertLessEqual(reqs['req_lookup'], 5, reqs)
+        self.assertLessEqual(reqs['requests'], 3 * n + 20, reqs)
+
     def test_no_stats_no_getxattr(self):
         """Without -o stats the kernel is told once that there are no xattrs: ls -l costs
         no GETXATTR per file."""
