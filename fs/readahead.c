@@ -11,9 +11,12 @@
 /* One UID FETCH carries at most this many messages / bytes (by RFC822.SIZE).  Each command
  * costs a round trip, so on a slow link bigger batches are what brings a cold grep near the
  * wire limit; but every message of a batch stays claimed until it has streamed, so a reader
- * that jumps into the batch waits at most for BATCH_BYTES to arrive.  Into the memory cache
- * batches stay small: what they hold is in RAM until the reader takes it. */
-#define DISK_BATCH_MESSAGES 256
+ * that jumps into the batch waits at most for BATCH_BYTES to arrive: the byte bound is the one
+ * that matters for waiting; the message bound only keeps a batch's UID set and pack index
+ * modest (2048 small messages: 3 batches for a 5,000-message folder, where 256 made 20, each
+ * with its round trip: 2.17 -> 1.94 s for a cold grep at 50 ms, bench/ab.py).  Into the
+ * memory cache batches stay small: what they hold is in RAM until the reader takes it. */
+#define DISK_BATCH_MESSAGES 2048
 #define DISK_BATCH_BYTES    (32u * 1024 * 1024)
 #define MEM_BATCH_MESSAGES  16
 #define MEM_BATCH_BYTES     (8u * 1024 * 1024)

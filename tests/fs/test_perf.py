@@ -233,8 +233,9 @@ class DiskCacheTest(PerfBase):
         are fetched again."""
         folder = 'Packs'
         rnd = random.Random(7)
-        uids = maildir_bulk(self.d, folder, [text_message(i, 300 + rnd.randrange(3000), rnd)
-                                             for i in range(600)])
+        # more than one read-ahead batch (32 MiB, fs/readahead.c): two packs at least
+        uids = maildir_bulk(self.d, folder, [text_message(i, 100000 + rnd.randrange(40000), rnd)
+                                             for i in range(300)])
         raws = {u: self.d.fetch_raw(folder, u) for u in uids}
         cfg = self.config('c-packs')
         cache = os.path.join(self.tmp, 'cache-c-packs')
