@@ -24,6 +24,9 @@
  * into the memory cache (and at most parse_bytes of them by RFC822.SIZE). */
 #define PARSE_AHEAD_MESSAGES 32
 
+/* Read ahead of a folder's first message before the walk is certain (see ifs_readahead_note). */
+#define FIRST_MESSAGE_AHEAD 32
+
 /* Readers tracked at once (one per folder epoch); the oldest is forgotten beyond this. */
 #define MAX_STREAMS 64
 
@@ -528,6 +531,13 @@ void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
 		j = top_up(&s->queued_upto, epoch, after, after->len);
 		if (ra->parser != NULL)
 			pj = top_up(&s->parse_upto, epoch, after, parse_window(ra, after));
+	} else if (prev == 0 && after->len > 0) {
+		/* The folder's first message: how grep -r, find and indexers start their walk.
+		 * Waiting for a second message costs two round trips before anything streams,
+		 * so start now, with a short first batch (a reader that only wanted this one
+		 * message costs little); a real walk tops it up to the window at its second
+		 * message. */
+		j = top_up(&s->queued_upto, epoch, after, MIN(after->len, FIRST_MESSAGE_AHEAD));
 	}
 	g_mutex_unlock(&ra->lock);
 	g_array_unref(after);

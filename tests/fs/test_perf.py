@@ -524,6 +524,30 @@ class ReadaheadTest(PerfBase):
         self.assertGreater(st['readahead_stored'], n // 2, st)
         self.assertEqual(st['bodies_fetched'], n, st)
 
+    def test_first_message_starts_a_short_read_ahead(self):
+        """Reading a folder's first message starts a read-ahead at once (a walk usually
+        starts there), but a short one: a reader that wanted only that message costs at most
+        32 more; reading on tops it up to the window."""
+        rnd = random.Random(12)
+        n = 200
+        maildir_bulk(self.d, 'First', [text_message(i, 2000, rnd) for i in range(n)])
+        cfg = self.config('c-first', readahead='4096')
+        m = self.mount(cfg, 'm')
+        folder = os.path.join(m.path, 'First')
+        uids = sorted(int(x) for x in os.listdir(folder))
+        read(os.path.join(folder, str(uids[0]), 'subject'))
+        deadline = time.monotonic() + 10
+        while stats(m.path)['readahead_stored'] < 32:
+            self.assertLess(time.monotonic(), deadline, stats(m.path))
+            time.sleep(0.05)
+        time.sleep(0.5)
+        self.assertEqual(stats(m.path)['readahead_stored'], 32)
+        for u in uids[1:]:
+            read(os.path.join(folder, str(u), 'subject'))
+        st = stats(m.path)
+        self.assertGreater(st['readahead_stored'], n // 2, st)
+        self.assertEqual(st['bodies_fetched'], n, st)
+
     def test_readahead_off(self):
         rnd = random.Random(4)
         n = 20
