@@ -287,6 +287,12 @@ int main(int argc, char *argv[])
 	 * reconnection back-off).  A failure here is not fatal: the pool retries later. */
 	if (fs.pool != fs.list_pool && imap_pool_acquire(fs.pool, &conn, NULL) == 0)
 		imap_pool_release(fs.pool, conn);
+	/* And so does the read-ahead: a walk's first read-ahead would otherwise wait for the
+	 * connection, TLS handshake and LOGIN (four round trips; at 50 ms RTT a cold grep of
+	 * 5,000 messages took 1.68 s with them and 1.53 s without, bench/ab.py). */
+	if (fs.ra_pool != fs.pool && fs.ra_pool != fs.list_pool &&
+	    imap_pool_acquire(fs.ra_pool, &conn, NULL) == 0)
+		imap_pool_release(fs.ra_pool, conn);
 
 	/* After logging in: a mistake in the account leaves no cache directory behind. */
 	if (cfg->cache_dir != NULL) {

@@ -6,7 +6,8 @@
  * the folder's listing, the reader is walking the folder: the next `window` messages that are
  * not yet in the disk cache are queued, and one worker thread streams them, in UID order, with
  * ranged `UID FETCH a,b:c BODY.PEEK[]` commands on a connection of its own, straight into the
- * disk cache.  When the reader has consumed half of what was queued ahead of it, more is
+ * disk cache (a load of the folder's first message queues a short FIRST_MESSAGE_AHEAD at once:
+ * walks start there).  When the reader has consumed half of what was queued ahead of it, more is
  * queued; so the reader almost never waits a round trip, and at most `window` messages
  * (and `window_bytes`) are ever ahead of it (on disk, never in memory).
  *

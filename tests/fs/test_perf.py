@@ -548,6 +548,17 @@ class ReadaheadTest(PerfBase):
         self.assertGreater(st['readahead_stored'], n // 2, st)
         self.assertEqual(st['bodies_fetched'], n, st)
 
+    def test_readahead_connection_logged_in_at_mount(self):
+        """The read-ahead's connection is logged in at mount, like the listing's and a
+        reader's: a walk's first read-ahead must not wait for a connection, TLS handshake and
+        LOGIN."""
+        cfg = self.config('c-ra-login')
+        m = self.mount(cfg, 'm', foreground=True, debug=True)
+        time.sleep(0.3)
+        logins = re.findall(r'imap: C: \S+ (?:AUTHENTICATE|LOGIN) ', m.log_text())
+        # listing, one reader, read-ahead (connections = 4: the fourth opens on demand)
+        self.assertEqual(len(logins), 3, m.log_text()[-2000:])
+
     def test_readahead_off(self):
         rnd = random.Random(4)
         n = 20
