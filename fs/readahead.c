@@ -488,18 +488,30 @@ static guint parse_window(const struct ifs_readahead *ra, const GArray *after)
 	return n;
 }
 
-void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
+/* The reader's stream of epoch, created when new (lock held). */
+static struct stream *stream_get(struct ifs_readahead *ra, uint32_t epoch)
 {
-	GArray *after = g_array_new(FALSE, FALSE, sizeof(struct ifs_uid_size));
-	uint32_t prev = 0;
-	struct stream *s;
-	struct job *j = NULL, *pj = NULL;
+	struct stream *s = g_hash_table_lookup(ra->streams, GUINT_TO_POINTER(epoch));
 
-	if (ifs_tree_uids_around(ra->tree, epoch, uid, ra->window, &prev, after) < 0) {
-		g_array_unref(after);
-		return;
+	if (s == NULL) {
+		if (g_hash_table_size(ra->streams) >= MAX_STREAMS)
+			forget_oldest(ra);
+		s = g_new0(struct stream, 1);
+		s->epoch = epoch;
+		g_hash_table_insert(ra->streams, GUINT_TO_POINTER(epoch), s);
 	}
-	/* the byte bound of the window, counted from the reader's position */
+	s->used = g_get_monotonic_time();
+	return s;
+}
+
+/* The up to `window` UIDs listed after uid, bounded by window_bytes counted from the reader's
+ * position.  -ENOENT when uid is not listed. */
+static int window_after(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid, GArray *after)
+{
+	uint32_t prev;
+
+	if (ifs_tree_uids_around(ra->tree, epoch, uid, ra->window, &prev, after) < 0)
+		return -ENOENT;
 	if (ra->window_bytes > 0) {
 		uint64_t bytes = 0;
 		for (guint i = 0; i < after->len; i++) {
@@ -510,16 +522,30 @@ void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
 			}
 		}
 	}
-	g_mutex_lock(&ra->lock);
-	s = g_hash_table_lookup(ra->streams, GUINT_TO_POINTER(epoch));
-	if (s == NULL) {
-		if (g_hash_table_size(ra->streams) >= MAX_STREAMS)
-			forget_oldest(ra);
-		s = g_new0(struct stream, 1);
-		s->epoch = epoch;
-		g_hash_table_insert(ra->streams, GUINT_TO_POINTER(epoch), s);
+	return 0;
+}
+
+void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
+{
+	GArray *after;
+	uint32_t prev = 0, ra_probe, parse_probe = 0;
+	struct stream *s;
+	struct job *j = NULL, *pj = NULL;
+	bool maybe;
+
+	/* Called for (nearly) every message of a walk, on the reader's path, and most calls
+	 * change nothing: decide that from two O(log n) lookups (is half a window still queued
+	 * ahead?) before copying a window of the listing. */
+	after = g_array_new(FALSE, FALSE, sizeof(struct ifs_uid_size));
+	if (ifs_tree_uids_around(ra->tree, epoch, uid, 0, &prev, after) < 0) {
+		g_array_unref(after);
+		return;
 	}
-	s->used = g_get_monotonic_time();
+	ra_probe = ifs_tree_uid_after(ra->tree, epoch, uid, ra->window / 2 + 1);
+	if (ra->parser != NULL)
+		parse_probe = ifs_tree_uid_after(ra->tree, epoch, uid, PARSE_AHEAD_MESSAGES / 2 + 1);
+	g_mutex_lock(&ra->lock);
+	s = stream_get(ra, epoch);
 	if (uid != s->last_uid) {
 		s->run = prev != 0 && prev == s->last_uid ? s->run + 1 : 1;
 		/* a reader that jumped back starts a new walk */
@@ -527,11 +553,23 @@ void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
 			s->queued_upto = s->parse_upto = 0;
 		s->last_uid = uid;
 	}
-	if (s->run >= 2 && after->len > 0) {
+	/* (top_up() below decides exactly; this only rules out the calls where it cannot
+	 * queue anything: half a window counted in messages is at least half the byte-bounded
+	 * one.) */
+	maybe = s->run >= 2 ? s->queued_upto < ra_probe || s->parse_upto < parse_probe
+	                    : prev == 0;
+	g_mutex_unlock(&ra->lock);
+	if (!maybe || window_after(ra, epoch, uid, after) < 0 || after->len == 0) {
+		g_array_unref(after);
+		return;
+	}
+	g_mutex_lock(&ra->lock);
+	s = stream_get(ra, epoch);
+	if (s->run >= 2) {
 		j = top_up(&s->queued_upto, epoch, after, after->len);
 		if (ra->parser != NULL)
 			pj = top_up(&s->parse_upto, epoch, after, parse_window(ra, after));
-	} else if (prev == 0 && after->len > 0) {
+	} else if (prev == 0) {
 		/* The folder's first message: how grep -r, find and indexers start their walk.
 		 * Waiting for a second message costs two round trips before anything streams,
 		 * so start now, with a short first batch (a reader that only wanted this one

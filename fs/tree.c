@@ -766,6 +766,24 @@ out:
 	return ret;
 }
 
+uint32_t ifs_tree_uid_after(struct ifs_tree *t, uint32_t epoch, uint32_t uid, unsigned k)
+{
+	const struct listing *l;
+	const struct ifs_msg_attr *m;
+	uint32_t ret = 0;
+
+	g_mutex_lock(&t->lock);
+	l = current_listing(t, epoch, NULL);
+	m = l != NULL ? listing_find(l, uid) : NULL;
+	if (m != NULL) {
+		const struct ifs_msg_attr *first = &g_array_index(l->msgs, struct ifs_msg_attr, 0);
+		guint i = (guint)(m - first);
+		ret = first[MIN((guint64)i + k, (guint64)l->msgs->len - 1)].uid;
+	}
+	g_mutex_unlock(&t->lock);
+	return ret;
+}
+
 void ifs_tree_epoch_stale(struct ifs_tree *t, uint32_t epoch)
 {
 	struct listing *l;

@@ -144,6 +144,10 @@ struct ifs_uid_size {
 int ifs_tree_uids_around(struct ifs_tree *tree, uint32_t epoch, uint32_t uid, unsigned max_after,
                          uint32_t *prev_r, GArray *after_r);
 
+/* The UID k places after uid in the epoch's listing (the last one when fewer follow); 0 when uid
+ * is not listed.  O(log n): read-ahead's cheap check of how far ahead it is. */
+uint32_t ifs_tree_uid_after(struct ifs_tree *tree, uint32_t epoch, uint32_t uid, unsigned k);
+
 /* The server said the epoch's UIDVALIDITY is gone: refresh that folder at next use. */
 void ifs_tree_epoch_stale(struct ifs_tree *tree, uint32_t epoch);
 
