@@ -149,13 +149,13 @@ static void sort_unique(GArray *msgs)
 
 static int full_listing(struct imap_conn *conn, struct listing_ctx *ctx)
 {
-	int ret = imap_uid_search(conn, &ctx->uids, "ALL");
-	if (ret < 0)
-		return ret;
-	if (ctx->uids->len == 0)
-		return 0;
-	/* One command for the whole folder, never one per message. */
-	ret = imap_uid_fetch_attrs(conn, "1:*", attrs_cb, ctx);
+	int ret;
+
+	if (ctx->st.exists == 0)
+		return imap_uid_search(conn, &ctx->uids, "ALL");
+	/* One round trip for the whole folder (SEARCH and FETCH pipelined), never one command
+	 * per message. */
+	ret = imap_uid_list_all(conn, &ctx->uids, attrs_cb, ctx);
 	if (ret < 0)
 		return ret;
 	sort_unique(ctx->msgs);

@@ -243,18 +243,26 @@ static gint cmp_u32(gconstpointer a, gconstpointer b)
 	return x < y ? -1 : x > y;
 }
 
-int imap_uid_search(struct imap_conn *conn, GArray **uids_r, const char *criteria, ...)
+/* plain SEARCH has no defined order: make uids ascending and unique */
+static void sort_unique_uids(GArray *uids)
 {
-	*uids_r = NULL;
-	int err = need_mailbox(conn);
-	if (err < 0)
-		return err;
+	guint w = 0;
+
+	g_array_sort(uids, cmp_u32);
+	for (guint r = 0; r < uids->len; r++) {
+		uint32_t u = g_array_index(uids, uint32_t, r);
+		if (w == 0 || g_array_index(uids, uint32_t, w - 1) != u)
+			g_array_index(uids, uint32_t, w++) = u;
+	}
+	g_array_set_size(uids, w);
+}
+
+static int search_cmd_v(struct imap_conn *conn, struct imap_cmd **cmd_r, const char *criteria,
+                        va_list ap)
+{
 	struct imap_cmd *cmd = imap_cmd_new();
-	va_list ap;
-	va_start(ap, criteria);
-	err = imap_format_search(cmd, imap_conn_has_cap(conn, "ESEARCH"),
-	                         imap_conn_literal_mode(conn), criteria, ap);
-	va_end(ap);
+	int err = imap_format_search(cmd, imap_conn_has_cap(conn, "ESEARCH"),
+	                             imap_conn_literal_mode(conn), criteria, ap);
 	if (err < 0) {
 		imap_cmd_free(cmd);
 		return imap_conn_fail_errno(
@@ -262,6 +270,32 @@ int imap_uid_search(struct imap_conn *conn, GArray **uids_r, const char *criteri
 		    "invalid search: criteria must be atoms and parentheses, "
 		    "arguments valid UTF-8 without CR, LF or NUL");
 	}
+	*cmd_r = cmd;
+	return 0;
+}
+
+static int search_cmd(struct imap_conn *conn, struct imap_cmd **cmd_r, const char *criteria, ...)
+{
+	va_list ap;
+	va_start(ap, criteria);
+	int err = search_cmd_v(conn, cmd_r, criteria, ap);
+	va_end(ap);
+	return err;
+}
+
+int imap_uid_search(struct imap_conn *conn, GArray **uids_r, const char *criteria, ...)
+{
+	struct imap_cmd *cmd = NULL;
+	*uids_r = NULL;
+	int err = need_mailbox(conn);
+	if (err < 0)
+		return err;
+	va_list ap;
+	va_start(ap, criteria);
+	err = search_cmd_v(conn, &cmd, criteria, ap);
+	va_end(ap);
+	if (err < 0)
+		return err;
 	struct search_ctx sc = {.uids = g_array_new(FALSE, FALSE, sizeof(uint32_t))};
 	err = imap_conn_run(conn, cmd, search_cb, &sc, NULL);
 	imap_cmd_free(cmd);
@@ -269,15 +303,7 @@ int imap_uid_search(struct imap_conn *conn, GArray **uids_r, const char *criteri
 		g_array_unref(sc.uids);
 		return err;
 	}
-	/* plain SEARCH has no defined order; make it ascending and unique */
-	g_array_sort(sc.uids, cmp_u32);
-	guint w = 0;
-	for (guint r = 0; r < sc.uids->len; r++) {
-		uint32_t u = g_array_index(sc.uids, uint32_t, r);
-		if (w == 0 || g_array_index(sc.uids, uint32_t, w - 1) != u)
-			g_array_index(sc.uids, uint32_t, w++) = u;
-	}
-	g_array_set_size(sc.uids, w);
+	sort_unique_uids(sc.uids);
 	*uids_r = sc.uids;
 	return 0;
 }
@@ -391,6 +417,30 @@ int imap_uid_fetch_attrs(struct imap_conn *conn, const char *uidset, imap_attrs_
 	return imap_uid_fetch_attrs_since(conn, uidset, 0, cb, ctx);
 }
 
+static struct imap_cmd *fetch_attrs_cmd(const struct imap_conn *conn, const char *uidset,
+                                        uint64_t modseq)
+{
+	struct imap_cmd *cmd = imap_cmd_new();
+	imap_cmd_add_text(cmd, "UID FETCH ");
+	imap_cmd_add_text(cmd, uidset);
+	imap_cmd_add_text(cmd, conn->condstore ? " (UID RFC822.SIZE INTERNALDATE FLAGS MODSEQ)"
+	                                       : " (UID RFC822.SIZE INTERNALDATE FLAGS)");
+	if (modseq != 0) {
+		char since[48];
+		g_snprintf(since, sizeof(since), " (CHANGEDSINCE %" G_GUINT64_FORMAT ")", modseq);
+		imap_cmd_add_text(cmd, since);
+	}
+	return cmd;
+}
+
+static int attrs_result(struct imap_conn *conn, int err, const struct attrs_ctx *ac)
+{
+	if (err == 0 && ac->err < 0)
+		err = imap_conn_fail_errno(conn, ac->err, false, "FETCH stopped by the caller: %s",
+		                           g_strerror(-ac->err));
+	return err;
+}
+
 int imap_uid_fetch_attrs_since(struct imap_conn *conn, const char *uidset, uint64_t modseq,
                                imap_attrs_cb cb, void *ctx)
 {
@@ -402,23 +452,53 @@ int imap_uid_fetch_attrs_since(struct imap_conn *conn, const char *uidset, uint6
 	if (modseq != 0 && !conn->condstore)
 		return imap_conn_fail_errno(conn, -EINVAL, false,
 		                            "CHANGEDSINCE needs a mailbox examined with CONDSTORE");
-	struct imap_cmd *cmd = imap_cmd_new();
-	imap_cmd_add_text(cmd, "UID FETCH ");
-	imap_cmd_add_text(cmd, uidset);
-	imap_cmd_add_text(cmd, conn->condstore ? " (UID RFC822.SIZE INTERNALDATE FLAGS MODSEQ)"
-	                                       : " (UID RFC822.SIZE INTERNALDATE FLAGS)");
-	if (modseq != 0) {
-		char since[48];
-		g_snprintf(since, sizeof(since), " (CHANGEDSINCE %" G_GUINT64_FORMAT ")", modseq);
-		imap_cmd_add_text(cmd, since);
-	}
+	struct imap_cmd *cmd = fetch_attrs_cmd(conn, uidset, modseq);
 	struct attrs_ctx ac = {.uidset = uidset, .cb = cb, .ctx = ctx};
 	err = imap_conn_run(conn, cmd, attrs_cb, &ac, NULL);
 	imap_cmd_free(cmd);
-	if (err == 0 && ac.err < 0)
-		err = imap_conn_fail_errno(conn, ac.err, false, "FETCH stopped by the caller: %s",
-		                           g_strerror(-ac.err));
-	return err;
+	return attrs_result(conn, err, &ac);
+}
+
+/* ---- a whole listing in one round trip ---------------------------------------------------- */
+
+struct listing_ctx {
+	struct search_ctx search;
+	struct attrs_ctx attrs;
+};
+
+/* The answers to the two commands differ in kind (SEARCH/ESEARCH vs FETCH): each callback
+ * ignores the other's. */
+static int listing_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx)
+{
+	struct listing_ctx *lc = ctx;
+	int r = search_cb(conn, resp, &lc->search);
+	return r < 0 ? r : attrs_cb(conn, resp, &lc->attrs);
+}
+
+int imap_uid_list_all(struct imap_conn *conn, GArray **uids_r, imap_attrs_cb cb, void *ctx)
+{
+	struct imap_cmd *cmds[2] = {NULL, NULL};
+	struct listing_ctx lc = {.search = {.uids = NULL},
+	                         .attrs = {.uidset = "1:*", .cb = cb, .ctx = ctx}};
+	*uids_r = NULL;
+	int err = need_mailbox(conn);
+	if (err < 0)
+		return err;
+	if ((err = search_cmd(conn, &cmds[0], "ALL")) < 0)
+		return err;
+	cmds[1] = fetch_attrs_cmd(conn, "1:*", 0);
+	lc.search.uids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	err = imap_conn_run_pipelined(conn, cmds, 2, listing_cb, &lc);
+	imap_cmd_free(cmds[0]);
+	imap_cmd_free(cmds[1]);
+	err = attrs_result(conn, err, &lc.attrs);
+	if (err < 0) {
+		g_array_unref(lc.search.uids);
+		return err;
+	}
+	sort_unique_uids(lc.search.uids);
+	*uids_r = lc.search.uids;
+	return 0;
 }
 
 /* ---- UID FETCH bodies ------------------------------------------------------------------ */

@@ -435,6 +435,16 @@ static int send_chunk(struct imap_conn *conn, const struct imap_cmd *cmd, guint 
 	return write_all(conn, chunk->str, chunk->len);
 }
 
+/* The command word(s) after the tag of a formatted command line, for error messages (new). */
+static char *command_name(const char *line, const char *tag)
+{
+	const char *s = line + strlen(tag) + 1;
+	const char *e = strchr(s, ' ');
+	if (e != NULL && g_ascii_strncasecmp(s, "UID ", 4) == 0)
+		e = strchr(e + 1, ' ');
+	return e ? g_strndup(s, (gsize)(e - s)) : g_strstrip(g_strdup(s));
+}
+
 int imap_conn_run(struct imap_conn *conn, struct imap_cmd *cmd, imap_untagged_cb cb, void *ctx,
                   struct imap_response **final_r)
 {
@@ -455,14 +465,8 @@ int imap_conn_run(struct imap_conn *conn, struct imap_cmd *cmd, imap_untagged_cb
 	imap_cmd_finish(cmd);
 	const char *what = cmd->what;
 	char *what_buf = NULL;
-	if (what == NULL) {
-		/* the command word(s) after the tag, for error messages */
-		const char *s = first->str + strlen(conn->cur_tag) + 1;
-		const char *e = strchr(s, ' ');
-		if (e != NULL && g_ascii_strncasecmp(s, "UID ", 4) == 0)
-			e = strchr(e + 1, ' ');
-		what = what_buf = e ? g_strndup(s, (gsize)(e - s)) : g_strstrip(g_strdup(s));
-	}
+	if (what == NULL)
+		what = what_buf = command_name(first->str, conn->cur_tag);
 
 	guint next = 0;
 	bool done = false;
@@ -540,6 +544,95 @@ out:
 	}
 	imap_response_free(resp);
 	g_free(what_buf);
+	return err;
+}
+
+int imap_conn_run_pipelined(struct imap_conn *conn, struct imap_cmd **cmds, unsigned n,
+                            imap_untagged_cb cb, void *ctx)
+{
+	typedef char tag_buf[16];
+	tag_buf *tags;
+	guint8 *done;
+	unsigned left = n;
+	int first_err = 0, cb_err = 0, err = 0;
+	struct imap_response *resp = NULL;
+
+	for (unsigned i = 0; i < n; i++)
+		if (cmds[i]->chunks->len != 1 || cmds[i]->sensitive)
+			return imap_conn_fail_errno(conn, -EINVAL, false,
+			                            "only one-line commands can be pipelined");
+	if (conn->broken)
+		return conn->broken_err;
+	g_string_truncate(conn->error, 0);
+	tags = g_new0(tag_buf, n);
+	done = g_new0(guint8, n);
+	for (unsigned i = 0; i < n; i++) {
+		GString *first = g_ptr_array_index(cmds[i]->chunks, 0);
+		conn->next_tag++;
+		g_snprintf(tags[i], sizeof(tags[i]), "A%04u", conn->next_tag);
+		g_string_prepend_c(first, ' ');
+		g_string_prepend(first, tags[i]);
+		imap_cmd_finish(cmds[i]);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		g_strlcpy(conn->cur_tag, tags[i], sizeof(conn->cur_tag));
+		if ((err = send_chunk(conn, cmds[i], 0)) < 0)
+			goto out;
+	}
+	while (left > 0) {
+		unsigned k = 0;
+		/* the oldest command still waiting: an ESEARCH (TAG ...) must name it */
+		while (done[k])
+			k++;
+		g_strlcpy(conn->cur_tag, tags[k], sizeof(conn->cur_tag));
+		if ((err = read_response(conn, &resp)) < 0)
+			goto out;
+		if (resp->kind == IMAP_RESP_CONTINUATION) {
+			err = imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
+			                     "unexpected continuation request from %s", conn->host);
+			goto out;
+		}
+		if (resp->kind != IMAP_RESP_TAGGED) {
+			handle_untagged(conn, resp);
+			if (cb != NULL && cb_err == 0)
+				cb_err = cb(conn, resp, ctx);
+			imap_response_free(resp);
+			resp = NULL;
+			continue;
+		}
+		/* Servers may complete pipelined commands in any order (RFC 9051 5.5). */
+		for (k = 0; k < n && (done[k] || strcmp(resp->tag, tags[k]) != 0); k++)
+			;
+		if (k == n) {
+			err = imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
+			                     "server %s answered unknown tag %s", conn->host,
+			                     resp->tag);
+			goto out;
+		}
+		done[k] = 1;
+		left--;
+		handle_code(conn, resp);
+		if (resp->status != IMAP_STATUS_OK && first_err == 0) {
+			char *why = imap_response_reason(resp);
+			char *what = cmds[k]->what != NULL
+			                 ? g_strdup(cmds[k]->what)
+			                 : command_name(((GString *)g_ptr_array_index(
+			                                     cmds[k]->chunks, 0))->str,
+			                                tags[k]);
+			first_err = imap_conn_fail(
+			    conn, resp->status == IMAP_STATUS_NO ? IMAP_OUTCOME_NO : IMAP_OUTCOME_BAD,
+			    resp->code, "%s failed: %s", what, why);
+			g_free(what);
+			g_free(why);
+		}
+		imap_response_free(resp);
+		resp = NULL;
+	}
+	err = first_err != 0 ? first_err : cb_err;
+out:
+	imap_response_free(resp);
+	g_free(tags);
+	g_free(done);
 	return err;
 }
 

@@ -251,6 +251,14 @@ struct imap_conn {
  * receives the tagged response (caller frees). */
 int imap_conn_run(struct imap_conn *conn, struct imap_cmd *cmd, imap_untagged_cb cb, void *ctx,
                   struct imap_response **final_r);
+/* Run cmds[0..n) pipelined: all are sent before any answer is read, so n commands cost one
+ * round trip.  Each must be one line (no synchronizing literal, nothing secret).  Untagged
+ * responses go to cb (nullable), which must tell the commands' answers apart by their kind;
+ * while answers are awaited, conn->cur_tag is the oldest unfinished command's tag (ESEARCH
+ * TAG matching).  Every tagged answer is read even after a failure, so the connection stays
+ * in step.  0 when all ended OK, else the first failure as imap_conn_run. */
+int imap_conn_run_pipelined(struct imap_conn *conn, struct imap_cmd **cmds, unsigned n,
+                            imap_untagged_cb cb, void *ctx);
 /* Record a failure: sets the error text and, for connection-fatal outcomes (BYE, LOST, TIMEOUT,
  * PROTOCOL, TLS_VERIFY, INSECURE), marks the connection broken.  Returns the mapped errno. */
 int imap_conn_fail(struct imap_conn *conn, enum imap_outcome outcome, const char *code,

@@ -189,6 +189,12 @@ int imap_uid_fetch_attrs(struct imap_conn *conn, const char *uidset, imap_attrs_
 int imap_uid_fetch_attrs_since(struct imap_conn *conn, const char *uidset, uint64_t modseq,
                                imap_attrs_cb cb, void *ctx);
 
+/* A whole listing of the examined mailbox in one round trip: UID SEARCH ALL and UID FETCH 1:*
+ * of the attributes, pipelined (both sent before either answer is read).  *uids_r as
+ * imap_uid_search ALL; cb as imap_uid_fetch_attrs for every message.  The mailbox must not be
+ * empty (EXISTS > 0): "1:*" of an empty mailbox is an error on some servers. */
+int imap_uid_list_all(struct imap_conn *conn, GArray **uids_r, imap_attrs_cb cb, void *ctx);
+
 enum imap_section {
 	IMAP_SECTION_FULL = 0, /* BODY.PEEK[] */
 	IMAP_SECTION_HEADER,   /* BODY.PEEK[HEADER] */

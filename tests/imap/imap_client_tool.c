@@ -167,6 +167,18 @@ static int run(struct imap_conn *conn, int argc, char **argv, const char *out_pa
 	}
 	if (strcmp(cmd, "attrs") == 0 && argc >= 3)
 		return imap_uid_fetch_attrs(conn, argv[2], print_attrs, NULL);
+	if (strcmp(cmd, "listall") == 0) {
+		/* SEARCH ALL + FETCH 1:* attributes, pipelined: attribute lines, then the UIDs */
+		GArray *uids;
+		if ((err = imap_uid_list_all(conn, &uids, print_attrs, NULL)) < 0)
+			return err;
+		printf("count=%u", uids->len);
+		for (guint i = 0; i < uids->len; i++)
+			printf(" %u", g_array_index(uids, uint32_t, i));
+		printf("\n");
+		g_array_unref(uids);
+		return 0;
+	}
 	if (strcmp(cmd, "changedsince") == 0 && argc >= 4)
 		return imap_uid_fetch_attrs_since(conn, argv[2], g_ascii_strtoull(argv[3], NULL, 10),
 		                                  print_attrs, NULL);

@@ -576,6 +576,59 @@ class Commands(FakeTestCase):
             "uid=8 size=5 date=0 modseq=0 flags=",
         ])
 
+    LISTALL_FETCH = b"A0004 UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE FLAGS MODSEQ)"
+    LISTALL_ANSWERS = (b'* 1 FETCH (UID 4 RFC822.SIZE 12 INTERNALDATE "01-Jan-1970 00:00:00 +0000"'
+                       b" FLAGS (\\Seen) MODSEQ (7))\r\n"
+                       b'* 2 FETCH (UID 9 RFC822.SIZE 5 INTERNALDATE "01-Jan-1970 00:00:01 +0000"'
+                       b" FLAGS ())\r\n")
+
+    def test_listing_pipelined(self):
+        """A whole listing is one round trip: the FETCH is sent before the SEARCH's answer
+        (the script expects both lines before it answers anything)."""
+        script = login() + EXAMINE_INBOX + [
+            ("expect", b"A0003 UID SEARCH RETURN (ALL) ALL"),
+            ("expect", self.LISTALL_FETCH),
+            ("send", b'* ESEARCH (TAG "A0003") UID ALL 4,9\r\nA0003 OK done\r\n'
+                     + self.LISTALL_ANSWERS + b"A0004 OK done\r\n"),
+        ] + logout(5)
+        res = self.play(script, "listall", "INBOX")
+        self.assertOk(res)
+        self.assertEqual(res.out.splitlines(), [
+            "uid=4 size=12 date=0 modseq=7 flags=\\Seen",
+            "uid=9 size=5 date=1 modseq=0 flags=",
+            "count=2 4 9",
+        ])
+        self.assertEqual(res.srv.errors, [])
+
+    def test_listing_pipelined_out_of_order(self):
+        """Pipelined commands may complete in any order; an ESEARCH naming another tag is
+        not ours."""
+        script = login() + EXAMINE_INBOX + [
+            ("expect", b"A0003 UID SEARCH RETURN (ALL) ALL"),
+            ("expect", self.LISTALL_FETCH),
+            ("send", self.LISTALL_ANSWERS + b"A0004 OK done\r\n"
+                     b'* ESEARCH (TAG "A0004") UID ALL 77\r\n'
+                     b'* ESEARCH (TAG "A0003") UID ALL 9,4\r\nA0003 OK done\r\n'),
+        ] + logout(5)
+        res = self.play(script, "listall", "INBOX")
+        self.assertOk(res)
+        self.assertEqual(res.out.splitlines()[-1], "count=2 4 9")
+        self.assertEqual(res.srv.errors, [])
+
+    def test_listing_pipelined_search_fails(self):
+        """A failed SEARCH fails the listing, but both answers are read first: the
+        connection stays in step (its LOGOUT is A0005)."""
+        script = login() + EXAMINE_INBOX + [
+            ("expect", b"A0003 UID SEARCH RETURN (ALL) ALL"),
+            ("expect", self.LISTALL_FETCH),
+            ("send", b"A0003 NO [SERVERBUG] search broke\r\n"
+                     + self.LISTALL_ANSWERS + b"A0004 OK done\r\n"),
+        ] + logout(5)
+        res = self.play(script, "listall", "INBOX")
+        self.assertFails(res, "ENOENT", "UID SEARCH failed: [SERVERBUG] search broke")
+        self.assertEqual(res.srv.errors, [])
+        self.assertEqual(res.srv.lines[-1], b"A0005 LOGOUT")
+
     def test_attrs_changedsince(self):
         """RFC 7162: only what changed since a HIGHESTMODSEQ is fetched."""
         script = login() + EXAMINE_INBOX + [
