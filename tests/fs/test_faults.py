@@ -302,12 +302,13 @@ class DovecotCase(unittest.TestCase):
     """One Dovecot per class (setUpClass seeds it); mounts/proxies per test, with cleanups."""
 
     separator = '/'
+    dovecot_options = {}  # more keyword arguments for dovecot.Dovecot (e.g. condstore=False)
 
     @classmethod
     def setUpClass(cls):
         require_environment()
         cls.tmp = tempfile.mkdtemp(prefix='iff', dir='/tmp')
-        cls.d = dovecot.Dovecot(separator=cls.separator)
+        cls.d = dovecot.Dovecot(separator=cls.separator, **cls.dovecot_options)
         try:
             cls.d.start()
             cls.seed()

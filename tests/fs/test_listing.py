@@ -23,21 +23,17 @@ Python stdlib only.
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import test_imapfs as base  # noqa: E402
-from test_faults import bounded, text_message, timed_read  # noqa: E402
-from test_imapfs import Mount, read, require_environment, write_config  # noqa: E402
+from test_faults import DovecotCase, bounded, text_message, timed_read  # noqa: E402
+from test_imapfs import Mount, read, write_config  # noqa: E402
 from test_perf import commands, maildir_bulk  # noqa: E402
 
-dovecot = base.dovecot
 import tcp_proxy  # noqa: E402  (tests/harness is on sys.path once test_imapfs is imported)
 
 QUICK = 2.0            # seconds: "answers quickly" while a huge fetch is held
@@ -143,29 +139,15 @@ def close_clean(test, m):
 # ---- without CONDSTORE ---------------------------------------------------------------------
 
 
-class RelistWithoutCondstore(unittest.TestCase):
+class RelistWithoutCondstore(DovecotCase):
     """Dovecot with condstore=False: UIDNEXT and EXISTS tell whether a folder changed."""
 
-    @classmethod
-    def setUpClass(cls):
-        require_environment()
-        cls.tmp = tempfile.mkdtemp(prefix='ifsl', dir='/tmp')
-        cls.d = dovecot.Dovecot(condstore=False)
-        try:
-            cls.d.start()
-            cls.uids = [cls.d.append('INBOX', b'Subject: m%d\r\n\r\nbody %d\r\n' % (i, i))
-                        for i in range(3)]
-        except BaseException:
-            cls.d.cleanup()
-            shutil.rmtree(cls.tmp, ignore_errors=True)
-            raise
+    dovecot_options = {'condstore': False}
 
     @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.d.cleanup()
-        finally:
-            shutil.rmtree(cls.tmp, ignore_errors=True)
+    def seed(cls):
+        cls.uids = [cls.d.append('INBOX', b'Subject: m%d\r\n\r\nbody %d\r\n' % (i, i))
+                    for i in range(3)]
 
     def relist(self, m, folder):
         """List folder once its listing is older than refresh = 1; return (names, the commands
@@ -231,42 +213,28 @@ class RelistWithoutCondstore(unittest.TestCase):
 # ---- a huge message in flight does not stall other folders ---------------------------------
 
 
-class HugeMessageInFlight(unittest.TestCase):
+class HugeMessageInFlight(DovecotCase):
 
     @classmethod
-    def setUpClass(cls):
-        require_environment()
-        cls.tmp = tempfile.mkdtemp(prefix='ifsh', dir='/tmp')
-        cls.d = dovecot.Dovecot()
-        try:
-            cls.d.start()
-            cls.huge_raw = text_message('huge needle', HUGE, 1)
-            cls.huge_uid = maildir_bulk(cls.d, 'Huge', [cls.huge_raw])[0]
-            # a folder walked by grep -r: small messages around a huge one
-            mixed = [text_message('small needle %d' % i, 3000, 100 + i) for i in range(6)]
-            mixed.insert(3, text_message('huge needle too', HUGE, 2))
-            cls.mixed_uids = maildir_bulk(cls.d, 'Mixed', mixed)
-            cls.others = {}
-            for f in ('Other', 'Other2'):
-                msgs = [text_message('%s %d' % (f, i), 2000, 200 + i) for i in range(4)]
-                cls.others[f] = dict(zip(maildir_bulk(cls.d, f, msgs), msgs))
-        except BaseException:
-            cls.d.cleanup()
-            shutil.rmtree(cls.tmp, ignore_errors=True)
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.d.cleanup()
-        finally:
-            shutil.rmtree(cls.tmp, ignore_errors=True)
+    def seed(cls):
+        cls.huge_raw = text_message('huge needle', HUGE, 1)
+        cls.huge_uid = maildir_bulk(cls.d, 'Huge', [cls.huge_raw])[0]
+        # a folder walked by grep -r: small messages around a huge one
+        mixed = [text_message('small needle %d' % i, 3000, 100 + i) for i in range(6)]
+        mixed.insert(3, text_message('huge needle too', HUGE, 2))
+        cls.mixed_uids = maildir_bulk(cls.d, 'Mixed', mixed)
+        cls.others = {}
+        for f in ('Other', 'Other2'):
+            msgs = [text_message('%s %d' % (f, i), 2000, 200 + i) for i in range(4)]
+            cls.others[f] = dict(zip(maildir_bulk(cls.d, f, msgs), msgs))
 
     def setUp(self):
+        super().setUp()
         self.p = HoldingProxy('127.0.0.1', self.d.host, self.d.port_imaps)
         self.addCleanup(self.p.close)
 
-    def mount(self, name, **over):
+    def held_mount(self, name, **over):
+        """A mount whose connections all go through the holding proxy."""
         cfg = mount_config(self.tmp, 'c-' + name, self.d, port=str(self.p.port), timeout='30',
                            refresh='30', **over)
         m = Mount(self.tmp, cfg, name='m-' + name, foreground=True, debug=True)
@@ -314,7 +282,7 @@ class HugeMessageInFlight(unittest.TestCase):
         self.assertEqual(r.data, raw)
 
     def test_huge_fetch_does_not_stall_first_listing(self):
-        m = self.mount('huge')
+        m = self.held_mount('huge')
         huge = os.path.join(m.path, 'Huge')
         self.assertEqual(os.listdir(huge), [str(self.huge_uid)])
         self.never_listed(m, 'Other')
@@ -337,7 +305,7 @@ class HugeMessageInFlight(unittest.TestCase):
         self.assertEqual(hashlib.sha256(r.data).digest(), hashlib.sha256(self.huge_raw).digest())
 
     def test_grep_walk_with_huge_message_does_not_stall_ls(self):
-        m = self.mount('grep')
+        m = self.held_mount('grep')
         mixed = os.path.join(m.path, 'Mixed')
         self.assertEqual(sorted(int(x) for x in os.listdir(mixed)), self.mixed_uids)
         self.never_listed(m, 'Other2')
