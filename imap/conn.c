@@ -421,6 +421,29 @@ static void handle_untagged(struct imap_conn *conn, const struct imap_response *
 		imap_conn_set_caps_from_args(conn, resp->args + 1, resp->nargs - 1);
 }
 
+/* An untagged response during a command: the connection's bookkeeping, then the caller's
+ * callback, until the callback has failed once (*cb_err keeps its error).  Frees resp. */
+static void dispatch_untagged(struct imap_conn *conn, struct imap_response *resp,
+                              imap_untagged_cb cb, void *ctx, int *cb_err)
+{
+	handle_untagged(conn, resp);
+	if (cb != NULL && *cb_err == 0)
+		*cb_err = cb(conn, resp, ctx);
+	imap_response_free(resp);
+}
+
+/* A tagged NO or BAD ending command `what`, as a failure of the connection's call. */
+static int tagged_failure(struct imap_conn *conn, const struct imap_response *resp,
+                          const char *what)
+{
+	char *why = imap_response_reason(resp);
+	int err = imap_conn_fail(conn,
+	                         resp->status == IMAP_STATUS_NO ? IMAP_OUTCOME_NO : IMAP_OUTCOME_BAD,
+	                         resp->code, "%s failed: %s", what, why);
+	g_free(why);
+	return err;
+}
+
 static int send_chunk(struct imap_conn *conn, const struct imap_cmd *cmd, guint i)
 {
 	const GString *chunk = g_ptr_array_index(cmd->chunks, i);
@@ -491,10 +514,7 @@ int imap_conn_run(struct imap_conn *conn, struct imap_cmd *cmd, imap_untagged_cb
 					done = true; /* refused before the literal */
 					break;
 				}
-				handle_untagged(conn, resp);
-				if (cb != NULL && cb_err == 0)
-					cb_err = cb(conn, resp, ctx);
-				imap_response_free(resp);
+				dispatch_untagged(conn, resp, cb, ctx, &cb_err);
 				resp = NULL;
 			}
 			continue;
@@ -512,10 +532,7 @@ int imap_conn_run(struct imap_conn *conn, struct imap_cmd *cmd, imap_untagged_cb
 				    what);
 				goto out;
 			}
-			handle_untagged(conn, resp);
-			if (cb != NULL && cb_err == 0)
-				cb_err = cb(conn, resp, ctx);
-			imap_response_free(resp);
+			dispatch_untagged(conn, resp, cb, ctx, &cb_err);
 			resp = NULL;
 		}
 		done = true;
@@ -531,11 +548,7 @@ int imap_conn_run(struct imap_conn *conn, struct imap_cmd *cmd, imap_untagged_cb
 	if (resp->status == IMAP_STATUS_OK) {
 		err = cb_err;
 	} else {
-		char *why = imap_response_reason(resp);
-		err = imap_conn_fail(
-		    conn, resp->status == IMAP_STATUS_NO ? IMAP_OUTCOME_NO : IMAP_OUTCOME_BAD,
-		    resp->code, "%s failed: %s", what, why);
-		g_free(why);
+		err = tagged_failure(conn, resp, what);
 	}
 out:
 	if (final_r != NULL && resp != NULL && resp->kind == IMAP_RESP_TAGGED) {
@@ -593,10 +606,7 @@ int imap_conn_run_pipelined(struct imap_conn *conn, struct imap_cmd **cmds, unsi
 			goto out;
 		}
 		if (resp->kind != IMAP_RESP_TAGGED) {
-			handle_untagged(conn, resp);
-			if (cb != NULL && cb_err == 0)
-				cb_err = cb(conn, resp, ctx);
-			imap_response_free(resp);
+			dispatch_untagged(conn, resp, cb, ctx, &cb_err);
 			resp = NULL;
 			continue;
 		}
@@ -613,17 +623,13 @@ int imap_conn_run_pipelined(struct imap_conn *conn, struct imap_cmd **cmds, unsi
 		left--;
 		handle_code(conn, resp);
 		if (resp->status != IMAP_STATUS_OK && first_err == 0) {
-			char *why = imap_response_reason(resp);
 			char *what = cmds[k]->what != NULL
 			                 ? g_strdup(cmds[k]->what)
 			                 : command_name(((GString *)g_ptr_array_index(
 			                                     cmds[k]->chunks, 0))->str,
 			                                tags[k]);
-			first_err = imap_conn_fail(
-			    conn, resp->status == IMAP_STATUS_NO ? IMAP_OUTCOME_NO : IMAP_OUTCOME_BAD,
-			    resp->code, "%s failed: %s", what, why);
+			first_err = tagged_failure(conn, resp, what);
 			g_free(what);
-			g_free(why);
 		}
 		imap_response_free(resp);
 		resp = NULL;
