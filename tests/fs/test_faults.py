@@ -45,6 +45,7 @@ MARGIN = 3           # slack on top of TIMEOUT for "fails within the timeout"
 # ---- mounting (the helpers are test_imapfs.py's: one definition of "mounted") ---------------
 
 from test_perf import cache_files  # noqa: E402  (what the disk cache holds)
+import test_imapfs as base_mount  # noqa: E402
 from test_imapfs import (daemon_pids, mounted, mountinfo_entries,  # noqa: E402,F401
                          require_environment, unmount)
 
@@ -69,65 +70,13 @@ def daemon_env(cache_dir):
     return dict(os.environ, XDG_CACHE_HOME=cache_dir, XDG_CONFIG_HOME=cache_dir)
 
 
-class Mount:
-    """One imapfs mount.  Foreground mounts keep the daemon as a Popen (its pid is the daemon's)
-    with stdout+stderr in self.log; background mounts find the daemon by its command line."""
+class Mount(base_mount.Mount):
+    """test_imapfs's Mount, foreground by default, with a private cache directory per mount:
+    never the user's, never another test's."""
 
     def __init__(self, tmp, cfg, name='mnt', foreground=True, extra=()):
-        self.path = os.path.join(tmp, name)
-        os.makedirs(self.path, exist_ok=True)
-        self.log = os.path.join(tmp, name + '.log')
-        self.proc = None
-        self.logf = None
-        args = [IMAPFS, '-o', 'config=' + cfg] + list(extra)
-        # A private cache directory per mount: never the user's, never another test's.
-        self.env = daemon_env(os.path.join(tmp, name + '.cache'))
-        if foreground:
-            args.append('-f')
-        args.append(self.path)
-        if foreground:
-            self.logf = open(self.log, 'wb')
-            self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=self.env)
-            deadline = time.monotonic() + MOUNT_TIMEOUT
-            while not mounted(self.path):
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.close()
-                    raise AssertionError('imapfs did not mount: %s' % self.log_text())
-                time.sleep(0.05)
-        else:
-            res = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, timeout=MOUNT_TIMEOUT, env=self.env)
-            if res.returncode != 0 or not mounted(self.path):
-                self.close()
-                raise AssertionError('imapfs failed (%d): %s' % (
-                    res.returncode, res.stdout.decode('utf-8', 'replace')))
-
-    @property
-    def pid(self):
-        if self.proc is not None:
-            return self.proc.pid
-        pids = daemon_pids(self.path)
-        return pids[0] if pids else None
-
-    def log_text(self):
-        try:
-            with open(self.log, 'rb') as f:
-                return f.read().decode('utf-8', 'replace')
-        except OSError:
-            return ''
-
-    def close(self):
-        unmount(self.path)
-        if self.proc is not None:
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.logf is not None:
-            self.logf.close()
-            self.logf = None
+        super().__init__(tmp, cfg, name=name, foreground=foreground, extra=extra,
+                         env=daemon_env(os.path.join(tmp, name + '.cache')))
 
 
 # ---- bounded reads -----------------------------------------------------------------------------

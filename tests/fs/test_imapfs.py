@@ -128,13 +128,16 @@ def read(path):
 
 
 class Mount:
-    """One imapfs mount; foreground mounts keep the daemon as a Popen with its log in a file."""
+    """One imapfs mount.  Foreground mounts keep the daemon as a Popen (its pid is the daemon's)
+    with stdout+stderr in self.log; background mounts find the daemon by its command line.
+    env: the daemon's environment (None: this process's)."""
 
-    def __init__(self, tmp, cfg, name='mnt', foreground=False, debug=False, extra=()):
+    def __init__(self, tmp, cfg, name='mnt', foreground=False, debug=False, extra=(), env=None):
         self.path = os.path.join(tmp, name)
         os.makedirs(self.path, exist_ok=True)
         self.log = os.path.join(tmp, name + '.log')
         self.proc = None
+        self.logf = None
         args = [IMAPFS, '-o', 'config=' + cfg] + list(extra)
         if debug:
             args.append('-d')
@@ -144,18 +147,27 @@ class Mount:
         if foreground:
             self.logf = open(self.log, 'wb')
             self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, env=env)
             deadline = time.monotonic() + MOUNT_TIMEOUT
             while not mounted(self.path):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.close()
                     raise AssertionError('imapfs did not mount: %s' % self.log_text())
                 time.sleep(0.05)
         else:
             res = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, timeout=MOUNT_TIMEOUT)
+                                 stdin=subprocess.DEVNULL, timeout=MOUNT_TIMEOUT, env=env)
             if res.returncode != 0 or not mounted(self.path):
+                self.close()
                 raise AssertionError('imapfs failed (%d): %s' % (
                     res.returncode, res.stdout.decode('utf-8', 'replace')))
+
+    @property
+    def pid(self):
+        if self.proc is not None:
+            return self.proc.pid
+        pids = daemon_pids(self.path)
+        return pids[0] if pids else None
 
     def log_text(self):
         try:
@@ -172,7 +184,9 @@ class Mount:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.logf is not None:
             self.logf.close()
+            self.logf = None
 
 
 class MountTest(unittest.TestCase):
