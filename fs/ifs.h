@@ -42,6 +42,11 @@ struct ifs {
 	bool no_open;                  /* the kernel may skip OPEN/RELEASE of files (see ops.c) */
 	bool no_opendir;               /* ... and OPENDIR/RELEASEDIR of directories */
 	bool stats_xattr;              /* -o stats: user.imapfs.stats on the root */
+	/* Push-ahead (ops.c): the session to store file data into the kernel's page cache with;
+	 * NULL: never (single-threaded loop: see ops.c).  Set before the loop starts. */
+	struct fuse_session *push_se;
+	unsigned push_slot;            /* atomic: the file slot a reader read last (0: none) */
+	uint64_t pushed;               /* atomic: files pushed (stats) */
 	uint64_t requests[IFS_REQ_COUNT]; /* atomic */
 };
 

@@ -346,6 +346,9 @@ int main(int argc, char *argv[])
 		    fs.bodies != NULL ? cfg->cache_size / 8 : cfg->memory_cache / 4,
 		    cfg->memory_cache / 8);
 	ifs_tree_set_notifier(fs.tree, fs.notifier);
+	/* A push waits for any page of the file a concurrent READ holds locked, which only
+	 * another worker can answer: never with a single thread. */
+	fs.push_se = opts.singlethread ? NULL : se;
 	if (opts.singlethread) {
 		ret = fuse_session_loop(se);
 	} else {

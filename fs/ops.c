@@ -10,7 +10,9 @@
  *     `grep -r` sends (almost) no request at all;
  *   - a message directory and its files never change for a (folder, UIDVALIDITY, UID), which is
  *     what their inode numbers encode: long entry/attribute timeouts; its names are computed at
- *     the first readdir, which the kernel then keeps;
+ *     the first readdir, which the kernel then keeps; and when a walk reads one file of each
+ *     message, that file of the next message is pushed into the page cache as its directory
+ *     is listed (push-ahead, below), so a cold walk's reads cost no request either;
  *   - folder directories (their names and listings) change with the server: entries live
  *     `refresh` seconds; a folder's attributes live until its listing is out of date, and the
  *     kernel asks for them (GETATTR, auto_inval_data) when a readdir starts after that: GETATTR
@@ -640,6 +642,49 @@ static void msg_dir_entry(struct ifs *fs, const struct dir_handle *h, size_t i,
 	}
 }
 
+/* Push-ahead.  A walk (grep -r, find -exec cat) lists each message directory and then reads the
+ * same file of it (`body`, say): three requests per message (READDIRPLUS, the READDIR that finds
+ * the end, READ), each a round trip between the reader and us, and on a cold walk over 5,000
+ * messages those round trips were most of the time.  The end-of-listing READDIR of a message
+ * directory is the moment the kernel knows its files (the READDIRPLUS before it created their
+ * inodes) and the reader has not opened any yet: if a reader read file slot S of the message
+ * it read last, S of this message is stored into the kernel's page cache right then
+ * (fuse_lowlevel_notify_store, synchronously, before the READDIR is answered), and the read
+ * that follows is served by the kernel without asking us.  Only files already in memory (the
+ * listing has just loaded the message) and up to PUSH_MAX_BYTES are pushed; the kernel may
+ * reclaim the pages like any others.  The store waits for pages that a concurrent READ of the
+ * same file holds locked, which another worker answers: never done with a single-threaded
+ * loop (fs->push_se is NULL then). */
+#define PUSH_MAX_BYTES (1024 * 1024)
+
+static bool pushable_slot(unsigned slot)
+{
+	return slot >= IFS_SLOT_EML && slot < IFS_SLOT_VIEW0 + MIME_VIEW_COUNT;
+}
+
+static void push_ahead(struct ifs *fs, const struct dir_handle *h)
+{
+	unsigned slot = __atomic_load_n(&fs->push_slot, __ATOMIC_RELAXED);
+	const struct ifs_blob *b;
+	struct fuse_bufvec bufv;
+	int ret;
+
+	if (fs->push_se == NULL || !pushable_slot(slot))
+		return;
+	b = slot_bytes(h->msg, slot);
+	if (b == NULL || b->mem == NULL || g_bytes_get_size(b->mem) == 0 ||
+	    g_bytes_get_size(b->mem) > PUSH_MAX_BYTES)
+		return;
+	bufv = FUSE_BUFVEC_INIT(g_bytes_get_size(b->mem));
+	bufv.buf[0].mem = (void *)g_bytes_get_data(b->mem, NULL);
+	ret = fuse_lowlevel_notify_store(fs->push_se, h->ino + slot, 0, &bufv, 0);
+	if (ret == 0)
+		__atomic_fetch_add(&fs->pushed, 1, __ATOMIC_RELAXED);
+	else if (ret != -ENOENT) /* ENOENT: the kernel has no inode for it (any more) */
+		g_debug("push of inode %llu failed: %s", (unsigned long long)(h->ino + slot),
+		        g_strerror(-ret));
+}
+
 /* Where a readdir at offset off starts (entries "." and ".." are 0 and 1). */
 static size_t first_entry(const struct dir_handle *h, off_t off)
 {
@@ -730,6 +775,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (plus && counted)
 			ifs_tree_ref(fs->tree, e.ino);
 	}
+	if (h->kind == DIR_MSG && ifs_ino_slot(h->ino) == IFS_SLOT_MSGDIR && off >= 0 &&
+	    (size_t)off >= count + 2)
+		push_ahead(fs, h);
 	fuse_reply_buf(req, buf, used);
 	g_free(buf);
 	if (own)
@@ -868,6 +916,8 @@ static void ifs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		g_bytes_unref(snap);
 		return;
 	}
+	if (off == 0 && pushable_slot(slot))
+		__atomic_store_n(&fs->push_slot, slot, __ATOMIC_RELAXED);
 	/* Usually cached; refetched if the cache let it go since open.  A message that vanished
 	 * meanwhile (expunged, UIDVALIDITY changed) is EIO here: read(2) on an open file has no
 	 * "no such file", and serving anything else would be another message's bytes. */
@@ -914,7 +964,9 @@ char *ifs_stats(struct ifs *fs)
 		                          " parsed_ahead=%" G_GUINT64_FORMAT,
 		                       ifs_readahead_stored(fs->readahead),
 		                       ifs_readahead_parsed(fs->readahead));
-	g_string_append_printf(s, " memory_cache_bytes=%zu", ifs_msgcache_bytes(fs->cache));
+	g_string_append_printf(s, " memory_cache_bytes=%zu pushed=%" G_GUINT64_FORMAT,
+	                       ifs_msgcache_bytes(fs->cache),
+	                       __atomic_load_n(&fs->pushed, __ATOMIC_RELAXED));
 	for (int i = 0; i < IFS_REQ_COUNT; i++) {
 		uint64_t n = __atomic_load_n(&fs->requests[i], __ATOMIC_RELAXED);
 		total += n;

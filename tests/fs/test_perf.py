@@ -667,10 +667,12 @@ class KernelCacheTest(PerfBase):
         self.assertLessEqual(reqs['requests'], 10, reqs)
 
     def test_cold_grep_requests_per_message(self):
-        """A cold grep -r costs three FUSE requests per message directory: its READDIRPLUS,
-        the READDIR that finds its end, and the READ of the file grep looks into.  No LOOKUP:
-        every READDIR of the folder is a READDIRPLUS (the kernel's "auto" mode would send a
-        plain READDIR after the first page, and a LOOKUP per message directory later)."""
+        """A cold grep -r costs two FUSE requests per message directory: its READDIRPLUS and
+        the READDIR that finds its end, which pushes the file the reader read in the previous
+        message (`body`) into the kernel's page cache, so grep's read of it is no request at
+        all (ops.c, push-ahead).  No LOOKUP: every READDIR of the folder is a READDIRPLUS (the
+        kernel's "auto" mode would send a plain READDIR after the first page, and a LOOKUP
+        per message directory later)."""
         rnd = random.Random(11)
         n = 300
         maildir_bulk(self.d, 'Cold', [text_message(i, 2000, rnd) for i in range(n)])
@@ -678,13 +680,71 @@ class KernelCacheTest(PerfBase):
         m = self.mount(cfg, 'm')
         folder = os.path.join(m.path, 'Cold')
         s0 = stats(m.path)
-        subprocess.run(['grep', '-rl', '--include=body', 'invoice', folder],
-                       stdout=subprocess.DEVNULL, check=True)
+        out = subprocess.run(['grep', '-rl', '--include=body', 'invoice', folder],
+                             stdout=subprocess.PIPE, check=True).stdout.split()
         s1 = stats(m.path)
         reqs = {k: s1[k] - s0[k] for k in s1 if k.startswith('req')}
-        print('\ncold grep -r over %d messages: FUSE requests %s' % (n, reqs), file=sys.stderr)
+        print('\ncold grep -r over %d messages: FUSE requests %s, pushed %d' %
+              (n, reqs, s1['pushed']), file=sys.stderr)
+        self.assertEqual(len(out), n)  # every message has the word
         self.assertLessEqual(reqs['req_lookup'], 5, reqs)
-        self.assertLessEqual(reqs['requests'], 3 * n + 20, reqs)
+        # the first body is read; every later one was pushed
+        self.assertLessEqual(reqs['req_read'], 3, reqs)
+        self.assertGreaterEqual(s1['pushed'], n - 2, s1)
+        self.assertLessEqual(reqs['requests'], 2 * n + 20, reqs)
+
+    def test_push_ahead_serves_exact_bytes(self):
+        """What is pushed is what a READ would have returned, file by file, whichever file the
+        walk reads; a single-threaded mount (-s) never pushes (a push may wait for a READ
+        only another worker can answer) and reads the same bytes; two walks at once over the
+        same folder (pushes racing READs of the same files) finish with the same results."""
+        rnd = random.Random(13)
+        n = 120
+        # 500 B to 300 KB: most span several pages of the page cache (a store is per page)
+        sizes = [rnd.choice([500, 3000, 9000, 70000, 300000]) for _ in range(n)]
+        maildir_bulk(self.d, 'Push', [text_message(i, sz, rnd) for i, sz in enumerate(sizes)])
+
+        def walk(m, name):
+            folder = os.path.join(m.path, 'Push')
+            got = {}
+            for u in sorted(int(x) for x in os.listdir(folder)):
+                d = os.path.join(folder, str(u))
+                os.listdir(d)
+                got[u] = read(os.path.join(d, name))
+            return got
+
+        ref = Mount(self.tmp, self.config('c-push-ref', cache='off'), name='m-push-ref',
+                    extra=('-o', 'stats', '-s'))
+        self.mounts.append(ref)
+        cfg = self.config('c-push')
+        for i, name in enumerate(('body', 'message.eml', 'subject')):
+            # a fresh mount each time: the kernel lists a message directory once (it keeps
+            # the listing), and the push happens at that listing; the first is cold, the
+            # others read the disk cache
+            m = self.mount(cfg, 'm-push%d' % i)
+            want = walk(ref, name)
+            got = walk(m, name)
+            st = stats(m.path)
+            self.assertEqual(len(want), n)
+            for u in want:
+                self.assertEqual(got[u], want[u], '%s of UID %d' % (name, u))
+            # the walk's first read of `name` is a READ; after that, pushes
+            self.assertGreaterEqual(st['pushed'], n - 2, (name, st))
+            self.assertLessEqual(st['req_read'], 3, (name, st))
+            self.unmount(m)
+        self.assertEqual(stats(ref.path)['pushed'], 0)
+        self.assertGreaterEqual(stats(ref.path)['req_read'], 3 * n)
+
+        # two concurrent greps on a fresh mount
+        m = self.mount(self.config('c-push2', cache='off'), 'm-push2')
+        folder = os.path.join(m.path, 'Push')
+        grep = ['timeout', '120', 'grep', '-rc', '--include=body', 'invoice', folder]
+        procs = [subprocess.Popen(grep, stdout=subprocess.PIPE) for _ in range(2)]
+        outs = [p.communicate()[0] for p in procs]
+        self.assertEqual([p.returncode for p in procs], [0, 0])
+        self.assertEqual(sorted(outs[0].split()), sorted(outs[1].split()))
+        want = subprocess.run(grep, stdout=subprocess.PIPE, check=True).stdout
+        self.assertEqual(sorted(outs[0].split()), sorted(want.split()))
 
     def test_no_stats_no_getxattr(self):
         """Without -o stats the kernel is told once that there are no xattrs: ls -l costs
