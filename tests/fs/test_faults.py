@@ -559,9 +559,15 @@ class Outage(DovecotCase):
 
 class ServerChanges(DovecotCase):
     def wait_for(self, cond, what, limit=15):
+        """Poll cond until true.  A FileNotFoundError counts as not yet: a folder deleted and
+        recreated on the server is rightly absent from the mount if a refresh falls between
+        the two, and comes back at the next one."""
         deadline = time.monotonic() + limit
         while True:
-            v = cond()
+            try:
+                v = cond()
+            except FileNotFoundError:
+                v = None
             if v:
                 return v
             self.assertLess(time.monotonic(), deadline, what)
