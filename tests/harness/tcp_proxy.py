@@ -77,6 +77,10 @@ class _Direction:
         self.dst = dst
         self.downstream = downstream      # server -> client
         self.queue = collections.deque()  # (due_monotonic, bytes or None=EOF)
+        # The writer waits here; it shares the proxy's lock, so a new chunk wakes this
+        # direction's writer only, not every writer of every connection (at 50 ms and
+        # four busy connections that was most of the proxy's CPU).
+        self.cond = threading.Condition(conn.proxy.lock)
 
 
 class _Connection:
@@ -107,8 +111,13 @@ class _Connection:
         self.dead = True
         _reset(self.client)
         _reset(self.server)
-        self.proxy.cond.notify_all()
+        self.wake()
         self.proxy._conns.discard(self)
+
+    def wake(self):
+        """Wake both writers (a state change they must see); caller holds proxy.lock."""
+        self.up.cond.notify_all()
+        self.down.cond.notify_all()
 
     def _reader(self, d):
         p = self.proxy
@@ -124,7 +133,7 @@ class _Connection:
                     self.kill()        # an RST on one side resets the other
                     return
                 d.queue.append((time.monotonic() + p.delay, data or None))
-                p.cond.notify_all()
+                d.cond.notify()
             if not data:
                 return
 
@@ -139,9 +148,9 @@ class _Connection:
                         wait = d.queue[0][0] - time.monotonic()
                         if wait <= 0:
                             break
-                        p.cond.wait(wait)
+                        d.cond.wait(wait)
                     else:
-                        p.cond.wait()
+                        d.cond.wait()
                 _due, data = d.queue.popleft()
                 cut_now = False
                 if data is not None and d.downstream and p._cut_budget is not None:
@@ -177,7 +186,7 @@ class _Connection:
                                 s.close()
                             except OSError:
                                 pass
-                        p.cond.notify_all()
+                        self.wake()
                 return
 
 
@@ -191,7 +200,11 @@ class TcpProxy:
         self.host = _loopback_addr(listen_host)
         self.target = (_loopback_addr(target_host), int(target_port))
         self.delay = max(0.0, float(delay_ms) / 1000.0)
-        self.cond = threading.Condition()
+        # One lock for all state; `with proxy.cond` takes it.  Writers wait on their
+        # direction's condition (same lock); changes every writer must see go through
+        # _wake_all().
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
         self._conns = set()
         self._stalled = False
         self._refusing = False
@@ -256,17 +269,23 @@ class TcpProxy:
         with self.cond:
             self.delay = max(0.0, float(delay_ms) / 1000.0)
 
+    def _wake_all(self):
+        """Wake every writer; caller holds self.lock."""
+        for c in self._conns:
+            c.wake()
+        self.cond.notify_all()
+
     def stall(self):
         """Stop forwarding server-to-client; keep connections open."""
         with self.cond:
             self._stalled = True
-            self.cond.notify_all()
+            self._wake_all()
 
     def resume(self):
         """Forward again, including everything held while stalled."""
         with self.cond:
             self._stalled = False
-            self.cond.notify_all()
+            self._wake_all()
 
     def cut(self):
         """Reset (RST) every current connection on both sides."""
