@@ -264,6 +264,14 @@ static bool listing_unchanged(const struct listing_ctx *ctx)
 	       ctx->prev_msgs->len == now->exists;
 }
 
+static void set_state(struct listing_ctx *ctx, const struct imap_mailbox_status *st)
+{
+	ctx->st.uidvalidity = st->uidvalidity;
+	ctx->st.uidnext = st->uidnext;
+	ctx->st.exists = st->exists;
+	ctx->st.highestmodseq = st->highestmodseq;
+}
+
 static int listing_fn(struct imap_conn *conn, void *p)
 {
 	struct listing_ctx *ctx = p;
@@ -273,13 +281,26 @@ static int listing_fn(struct imap_conn *conn, void *p)
 	g_clear_pointer(&ctx->uids, g_array_unref);
 	g_array_set_size(ctx->msgs, 0);
 	ctx->unchanged = false;
+	if (ctx->prev == NULL) {
+		/* A first listing needs nothing from the EXAMINE to know what to ask next: all
+		 * three commands in one round trip. */
+		ret = imap_examine_list_all(conn, ctx->raw_name, &st, &ctx->uids, attrs_cb, ctx);
+		if (ret < 0 && ret != -EAGAIN)
+			return ret;
+		set_state(ctx, &st);
+		if (ret == -EAGAIN) {
+			/* the server answered before examining: start over, one step at a time */
+			g_clear_pointer(&ctx->uids, g_array_unref);
+			g_array_set_size(ctx->msgs, 0);
+			return full_listing(conn, ctx);
+		}
+		sort_unique(ctx->msgs);
+		return 0;
+	}
 	ret = imap_examine(conn, ctx->raw_name, &st);
 	if (ret < 0)
 		return ret;
-	ctx->st.uidvalidity = st.uidvalidity;
-	ctx->st.uidnext = st.uidnext;
-	ctx->st.exists = st.exists;
-	ctx->st.highestmodseq = st.highestmodseq;
+	set_state(ctx, &st);
 	if (listing_unchanged(ctx)) {
 		ctx->unchanged = true;
 		return 0;
@@ -406,11 +427,18 @@ static int count_end(void *p, uint32_t uid)
 static int bodies_fn(struct imap_conn *conn, void *p)
 {
 	struct bodies_ctx *ctx = p;
-	int ret = examine_expected(conn, ctx->raw_name, ctx->uidvalidity);
+	const char *cur = imap_conn_mailbox(conn);
+	struct imap_mailbox_status st;
 
-	if (ret < 0)
-		return ret;
-	return imap_uid_fetch_body(conn, ctx->uidset, IMAP_SECTION_FULL, 0, 0, &ctx->counting);
+	if (cur != NULL && strcmp(cur, ctx->raw_name) == 0 &&
+	    imap_conn_uidvalidity(conn) == ctx->uidvalidity)
+		return imap_uid_fetch_body(conn, ctx->uidset, IMAP_SECTION_FULL, 0, 0,
+		                           &ctx->counting);
+	/* Examined in the same round trip as the FETCH, which delivers nothing unless the
+	 * folder still has the UIDVALIDITY the UIDs belong to (-ESTALE otherwise), as
+	 * examine_expected would. */
+	return imap_examine_fetch_body(conn, ctx->raw_name, ctx->uidvalidity, ctx->uidset,
+	                               &ctx->counting, &st);
 }
 
 int ifs_remote_fetch_bodies(struct imap_pool *pool, const char *raw_name, uint32_t uidvalidity,

@@ -35,7 +35,7 @@ struct ifs_listing_state {
 };
 
 /* A folder's listing.  Without prev (NULL): EXAMINE raw_name, UID SEARCH ALL, one UID FETCH
- * of the attributes.  With prev (the state and messages of the previous listing; prev_msgs
+ * of the attributes, all three in one round trip (imap_examine_list_all).  With prev (the state and messages of the previous listing; prev_msgs
  * borrowed, not modified) a re-listing costs O(changes):
  *   - EXAMINE shows the same UIDVALIDITY, UIDNEXT (known), EXISTS and HIGHESTMODSEQ, and
  *     prev_msgs holds EXISTS messages: unchanged, one command, *msgs_r = NULL;
@@ -54,7 +54,8 @@ int ifs_remote_listing(struct imap_pool *pool, const char *raw_name,
                        struct ifs_listing_state *st_r, GArray **msgs_r);
 
 /* UID FETCH uidset BODY.PEEK[] of raw_name into sink, provided the folder still has
- * uidvalidity (else -ESTALE).  The sink's begin may return 1 to skip a message, and must
+ * uidvalidity (else -ESTALE); on a connection that does not examine the folder yet, the
+ * EXAMINE goes in the same round trip (imap_examine_fetch_body).  The sink's begin may return 1 to skip a message, and must
  * restart a message it already saw (a retry on a fresh connection delivers it again). */
 int ifs_remote_fetch_bodies(struct imap_pool *pool, const char *raw_name, uint32_t uidvalidity,
                             const char *uidset, const struct imap_body_sink *sink);

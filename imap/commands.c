@@ -149,6 +149,37 @@ static int examine_cb(struct imap_conn *conn, const struct imap_response *resp, 
 	return 0;
 }
 
+/* The EXAMINE command for raw_name (new, *cmd_r). */
+static int examine_cmd(struct imap_conn *conn, const char *raw_name, struct imap_cmd **cmd_r)
+{
+	struct imap_cmd *cmd = imap_cmd_new();
+	imap_cmd_add_text(cmd, "EXAMINE ");
+	if (imap_cmd_add_string(cmd, raw_name, strlen(raw_name), imap_conn_literal_mode(conn)) < 0) {
+		imap_cmd_free(cmd);
+		return imap_conn_fail_errno(conn, -EINVAL, false,
+		                            "mailbox name contains CR, LF or NUL");
+	}
+	if (imap_conn_has_cap(conn, "CONDSTORE"))
+		imap_cmd_add_text(cmd, " (CONDSTORE)");
+	*cmd_r = cmd;
+	return 0;
+}
+
+/* EXAMINE of raw_name ended OK and said ex: the connection now examines it. */
+static int examine_finish(struct imap_conn *conn, const char *raw_name,
+                          const struct examine_ctx *ex, struct imap_mailbox_status *st_r)
+{
+	if (!ex->have_uidvalidity)
+		return imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
+		                      "server %s sent no UIDVALIDITY for mailbox %s", conn->host,
+		                      raw_name);
+	conn->mailbox = g_strdup(raw_name);
+	conn->mailbox_uidvalidity = ex->st.uidvalidity;
+	conn->condstore = imap_conn_has_cap(conn, "CONDSTORE");
+	*st_r = ex->st;
+	return 0;
+}
+
 int imap_examine(struct imap_conn *conn, const char *raw_name, struct imap_mailbox_status *st_r)
 {
 	memset(st_r, 0, sizeof(*st_r));
@@ -157,31 +188,50 @@ int imap_examine(struct imap_conn *conn, const char *raw_name, struct imap_mailb
 	/* a failed EXAMINE leaves no mailbox selected (RFC 3501 6.3.1) */
 	g_clear_pointer(&conn->mailbox, g_free);
 	struct examine_ctx ex = {0};
-	struct imap_cmd *cmd = imap_cmd_new();
-	imap_cmd_add_text(cmd, "EXAMINE ");
-	int err =
-	    imap_cmd_add_string(cmd, raw_name, strlen(raw_name), imap_conn_literal_mode(conn));
-	if (err < 0) {
-		imap_cmd_free(cmd);
-		return imap_conn_fail_errno(conn, -EINVAL, false,
-		                            "mailbox name contains CR, LF or NUL");
-	}
-	bool condstore = imap_conn_has_cap(conn, "CONDSTORE");
-	if (condstore)
-		imap_cmd_add_text(cmd, " (CONDSTORE)");
+	struct imap_cmd *cmd = NULL;
+	int err = examine_cmd(conn, raw_name, &cmd);
+	if (err < 0)
+		return err;
 	err = imap_conn_run(conn, cmd, examine_cb, &ex, NULL);
 	imap_cmd_free(cmd);
 	if (err < 0)
 		return err;
-	if (!ex.have_uidvalidity)
-		return imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
-		                      "server %s sent no UIDVALIDITY for mailbox %s", conn->host,
-		                      raw_name);
-	conn->mailbox = g_strdup(raw_name);
-	conn->mailbox_uidvalidity = ex.st.uidvalidity;
-	conn->condstore = condstore;
-	*st_r = ex.st;
-	return 0;
+	return examine_finish(conn, raw_name, &ex, st_r);
+}
+
+/* A command pipelined after an EXAMINE (imap_examine_list_all, imap_examine_fetch_body) acts
+ * on the examined mailbox only if the server finished the EXAMINE first, as RFC 3501 5.5 has
+ * it do for commands whose meaning depends on another's.  A server that answered such a
+ * command before its tagged answer to the EXAMINE may have answered it about another mailbox
+ * (the one examined before) or none: those answers are not used (early), and the command is
+ * asked again on its own. */
+struct examine_gate {
+	struct examine_ctx ex;
+	const int *examine_result; /* the EXAMINE's entry of imap_conn_run_pipelined's results */
+	bool early;
+};
+
+/* May an answer to a command pipelined after the EXAMINE be used now?  Only once the EXAMINE
+ * has ended, and ended OK. */
+static bool gate_open(struct examine_gate *g)
+{
+	if (g == NULL)
+		return true;
+	if (*g->examine_result == IMAP_PIPELINE_PENDING) {
+		g->early = true;
+		return false;
+	}
+	return *g->examine_result == 0 && g->ex.have_uidvalidity;
+}
+
+/* The EXAMINE's own untagged answers count only until its tagged one: a UIDVALIDITY code
+ * among the answers to the FETCH is not the mailbox's (servers send stray codes). */
+static int gate_examine_cb(struct imap_conn *conn, const struct imap_response *resp,
+                           struct examine_gate *g)
+{
+	if (*g->examine_result != IMAP_PIPELINE_PENDING)
+		return 0;
+	return examine_cb(conn, resp, &g->ex);
 }
 
 /* ---- UID SEARCH ------------------------------------------------------------------------ */
@@ -488,7 +538,7 @@ int imap_uid_list_all(struct imap_conn *conn, GArray **uids_r, imap_attrs_cb cb,
 		return err;
 	cmds[1] = fetch_attrs_cmd(conn, "1:*", 0);
 	lc.search.uids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
-	err = imap_conn_run_pipelined(conn, cmds, 2, listing_cb, &lc);
+	err = imap_conn_run_pipelined(conn, cmds, 2, listing_cb, &lc, NULL);
 	imap_cmd_free(cmds[0]);
 	imap_cmd_free(cmds[1]);
 	err = attrs_result(conn, err, &lc.attrs);
@@ -501,19 +551,115 @@ int imap_uid_list_all(struct imap_conn *conn, GArray **uids_r, imap_attrs_cb cb,
 	return 0;
 }
 
+struct examine_listing_ctx {
+	struct examine_gate gate;
+	struct listing_ctx listing;
+};
+
+/* Answers to SEARCH and FETCH are gated (examine_gate); EXAMINE's own are not. */
+static int examine_listing_cb(struct imap_conn *conn, const struct imap_response *resp,
+                              void *ctx)
+{
+	struct examine_listing_ctx *el = ctx;
+	int r = gate_examine_cb(conn, resp, &el->gate);
+	bool follower = resp->status == IMAP_STATUS_NONE && resp->nargs >= 1 &&
+	                (imap_arg_is_atom(&resp->args[0], "SEARCH") ||
+	                 imap_arg_is_atom(&resp->args[0], "ESEARCH") ||
+	                 (resp->nargs >= 2 && imap_arg_is_atom(&resp->args[1], "FETCH")));
+	if (r < 0 || (follower && !gate_open(&el->gate)))
+		return r;
+	return listing_cb(conn, resp, &el->listing);
+}
+
+int imap_examine_list_all(struct imap_conn *conn, const char *raw_name,
+                          struct imap_mailbox_status *st_r, GArray **uids_r, imap_attrs_cb cb,
+                          void *ctx)
+{
+	struct imap_cmd *cmds[3] = {NULL, NULL, NULL};
+	int results[3] = {IMAP_PIPELINE_PENDING, IMAP_PIPELINE_PENDING, IMAP_PIPELINE_PENDING};
+	struct examine_listing_ctx el = {
+	    .gate = {.examine_result = &results[0]},
+	    .listing = {.search = {.uids = NULL}, .attrs = {.uidset = "1:*", .cb = cb, .ctx = ctx}}};
+	int err;
+
+	memset(st_r, 0, sizeof(*st_r));
+	*uids_r = NULL;
+	if (conn->broken)
+		return conn->broken_err;
+	if ((err = examine_cmd(conn, raw_name, &cmds[0])) < 0)
+		return err;
+	if (cmds[0]->chunks->len != 1) {
+		/* the name needs a literal: a command with a literal is not pipelined */
+		imap_cmd_free(cmds[0]);
+		if ((err = imap_examine(conn, raw_name, st_r)) < 0)
+			return err;
+		if (st_r->exists == 0) {
+			*uids_r = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+			return 0;
+		}
+		return imap_uid_list_all(conn, uids_r, cb, ctx);
+	}
+	g_clear_pointer(&conn->mailbox, g_free);
+	/* the FETCH asks for MODSEQ when the EXAMINE asks for CONDSTORE */
+	conn->condstore = imap_conn_has_cap(conn, "CONDSTORE");
+	if ((err = search_cmd(conn, &cmds[1], "ALL")) < 0) {
+		imap_cmd_free(cmds[0]);
+		return err;
+	}
+	cmds[2] = fetch_attrs_cmd(conn, "1:*", 0);
+	el.listing.search.uids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	err = imap_conn_run_pipelined(conn, cmds, 3, examine_listing_cb, &el, results);
+	for (int i = 0; i < 3; i++)
+		imap_cmd_free(cmds[i]);
+	if (results[0] < 0 || conn->broken) {
+		g_array_unref(el.listing.search.uids);
+		return results[0] < 0 ? results[0] : conn->broken_err;
+	}
+	if ((err = examine_finish(conn, raw_name, &el.gate.ex, st_r)) < 0 || el.gate.early) {
+		g_array_unref(el.listing.search.uids);
+		return err < 0 ? err : -EAGAIN;
+	}
+	if (st_r->exists == 0) {
+		/* "1:*" of an empty mailbox: an error on some servers, and nothing to list */
+		g_array_set_size(el.listing.search.uids, 0);
+	} else {
+		err = results[1] < 0 ? results[1] : results[2];
+		err = attrs_result(conn, err, &el.listing.attrs);
+		if (err < 0) {
+			g_array_unref(el.listing.search.uids);
+			return err;
+		}
+	}
+	sort_unique_uids(el.listing.search.uids);
+	*uids_r = el.listing.search.uids;
+	return 0;
+}
+
 /* ---- UID FETCH bodies ------------------------------------------------------------------ */
 
 struct body_ctx {
 	const char *uidset;
 	const struct imap_body_sink *sink;
 	struct imap_parser_stream stream;
+	struct examine_gate *gate; /* pipelined after EXAMINE (else NULL) ... */
+	uint32_t want_uidvalidity; /* ... whose UIDVALIDITY must be this */
 };
+
+/* Is a body for uid to be delivered? */
+static bool body_wanted(struct body_ctx *bc, uint32_t uid)
+{
+	if (!imap_uidset_contains(bc->uidset, uid))
+		return false; /* not ours */
+	if (bc->gate == NULL)
+		return true;
+	return gate_open(bc->gate) && bc->gate->ex.st.uidvalidity == bc->want_uidvalidity;
+}
 
 static int stream_begin(void *ctx, uint32_t uid, uint64_t size)
 {
 	struct body_ctx *bc = ctx;
-	if (!imap_uidset_contains(bc->uidset, uid))
-		return 1; /* not ours: skip */
+	if (!body_wanted(bc, uid))
+		return 1; /* skip */
 	return bc->sink->begin(bc->sink->ctx, uid, size);
 }
 
@@ -535,7 +681,7 @@ static int body_cb(struct imap_conn *conn, const struct imap_response *resp, voi
 	struct body_ctx *bc = ctx;
 	const struct imap_arg *list = fetch_list(resp);
 	uint32_t uid;
-	if (list == NULL || !fetch_uid(list, &uid) || !imap_uidset_contains(bc->uidset, uid))
+	if (list == NULL || !fetch_uid(list, &uid) || !body_wanted(bc, uid))
 		return 0;
 	for (unsigned i = 0; i + 1 < list->len; i += 2) {
 		const struct imap_arg *k = &list->u.items[i], *v = &list->u.items[i + 1];
@@ -554,14 +700,9 @@ static int body_cb(struct imap_conn *conn, const struct imap_response *resp, voi
 	return 0;
 }
 
-int imap_uid_fetch_body(struct imap_conn *conn, const char *uidset, enum imap_section section,
-                        uint64_t offset, uint64_t length, const struct imap_body_sink *sink)
+static struct imap_cmd *fetch_body_cmd(const char *uidset, enum imap_section section,
+                                       uint64_t offset, uint64_t length)
 {
-	int err = need_mailbox(conn);
-	if (err < 0)
-		return err;
-	if (!imap_uidset_valid(uidset))
-		return imap_conn_fail_errno(conn, -EINVAL, false, "invalid UID set \"%s\"", uidset);
 	struct imap_cmd *cmd = imap_cmd_new();
 	GString *items = g_string_new(NULL);
 	g_string_append_printf(items, "UID FETCH %s (UID BODY.PEEK[%s]", uidset,
@@ -572,16 +713,90 @@ int imap_uid_fetch_body(struct imap_conn *conn, const char *uidset, enum imap_se
 	g_string_append_c(items, ')');
 	imap_cmd_add_text(cmd, items->str);
 	g_string_free(items, TRUE);
+	return cmd;
+}
 
+static void body_stream_init(struct body_ctx *bc)
+{
+	bc->stream.begin = stream_begin;
+	bc->stream.data = stream_data;
+	bc->stream.end = stream_end;
+	bc->stream.ctx = bc;
+}
+
+int imap_uid_fetch_body(struct imap_conn *conn, const char *uidset, enum imap_section section,
+                        uint64_t offset, uint64_t length, const struct imap_body_sink *sink)
+{
+	int err = need_mailbox(conn);
+	if (err < 0)
+		return err;
+	if (!imap_uidset_valid(uidset))
+		return imap_conn_fail_errno(conn, -EINVAL, false, "invalid UID set \"%s\"", uidset);
+	struct imap_cmd *cmd = fetch_body_cmd(uidset, section, offset, length);
 	struct body_ctx bc = {.uidset = uidset, .sink = sink};
-	bc.stream.begin = stream_begin;
-	bc.stream.data = stream_data;
-	bc.stream.end = stream_end;
-	bc.stream.ctx = &bc;
+	body_stream_init(&bc);
 	imap_parser_set_stream(conn->parser, &bc.stream);
 	err = imap_conn_run(conn, cmd, body_cb, &bc, NULL);
 	imap_parser_set_stream(conn->parser, NULL);
 	imap_cmd_free(cmd);
+	return err;
+}
+
+/* Untagged answers to EXAMINE + UID FETCH: each callback ignores the other's kind. */
+static int examine_body_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx)
+{
+	struct body_ctx *bc = ctx;
+	int r = gate_examine_cb(conn, resp, bc->gate);
+	return r < 0 ? r : body_cb(conn, resp, bc);
+}
+
+int imap_examine_fetch_body(struct imap_conn *conn, const char *raw_name, uint32_t uidvalidity,
+                            const char *uidset, const struct imap_body_sink *sink,
+                            struct imap_mailbox_status *st_r)
+{
+	struct imap_cmd *cmds[2] = {NULL, NULL};
+	int results[2] = {IMAP_PIPELINE_PENDING, IMAP_PIPELINE_PENDING};
+	struct examine_gate gate = {.examine_result = &results[0]};
+	struct body_ctx bc = {.uidset = uidset, .sink = sink, .gate = &gate,
+	                      .want_uidvalidity = uidvalidity};
+	int err;
+
+	memset(st_r, 0, sizeof(*st_r));
+	if (conn->broken)
+		return conn->broken_err;
+	if (!imap_uidset_valid(uidset))
+		return imap_conn_fail_errno(conn, -EINVAL, false, "invalid UID set \"%s\"", uidset);
+	if ((err = examine_cmd(conn, raw_name, &cmds[0])) < 0)
+		return err;
+	if (cmds[0]->chunks->len != 1) {
+		/* the name needs a literal: a command with a literal is not pipelined */
+		imap_cmd_free(cmds[0]);
+		if ((err = imap_examine(conn, raw_name, st_r)) < 0)
+			return err;
+		if (st_r->uidvalidity != uidvalidity)
+			return -ESTALE;
+		return imap_uid_fetch_body(conn, uidset, IMAP_SECTION_FULL, 0, 0, sink);
+	}
+	/* a failed EXAMINE leaves no mailbox selected (RFC 3501 6.3.1) */
+	g_clear_pointer(&conn->mailbox, g_free);
+	cmds[1] = fetch_body_cmd(uidset, IMAP_SECTION_FULL, 0, 0);
+	body_stream_init(&bc);
+	imap_parser_set_stream(conn->parser, &bc.stream);
+	err = imap_conn_run_pipelined(conn, cmds, 2, examine_body_cb, &bc, results);
+	imap_parser_set_stream(conn->parser, NULL);
+	imap_cmd_free(cmds[0]);
+	imap_cmd_free(cmds[1]);
+	if (results[0] < 0)
+		return results[0]; /* no such mailbox, or the connection failed */
+	if (conn->broken)
+		return conn->broken_err;
+	int ferr = examine_finish(conn, raw_name, &gate.ex, st_r);
+	if (ferr < 0)
+		return ferr;
+	if (st_r->uidvalidity != uidvalidity)
+		return -ESTALE; /* nothing was delivered */
+	if (gate.early)
+		return imap_uid_fetch_body(conn, uidset, IMAP_SECTION_FULL, 0, 0, sink);
 	return err;
 }
 

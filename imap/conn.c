@@ -561,7 +561,7 @@ out:
 }
 
 int imap_conn_run_pipelined(struct imap_conn *conn, struct imap_cmd **cmds, unsigned n,
-                            imap_untagged_cb cb, void *ctx)
+                            imap_untagged_cb cb, void *ctx, int *results)
 {
 	typedef char tag_buf[16];
 	tag_buf *tags;
@@ -572,13 +572,20 @@ int imap_conn_run_pipelined(struct imap_conn *conn, struct imap_cmd **cmds, unsi
 
 	for (unsigned i = 0; i < n; i++)
 		if (cmds[i]->chunks->len != 1 || cmds[i]->sensitive)
-			return imap_conn_fail_errno(conn, -EINVAL, false,
-			                            "only one-line commands can be pipelined");
-	if (conn->broken)
-		return conn->broken_err;
+			err = imap_conn_fail_errno(conn, -EINVAL, false,
+			                           "only one-line commands can be pipelined");
+	if (err == 0 && conn->broken)
+		err = conn->broken_err;
+	if (err < 0) {
+		for (unsigned i = 0; results != NULL && i < n; i++)
+			results[i] = err;
+		return err;
+	}
 	g_string_truncate(conn->error, 0);
 	tags = g_new0(tag_buf, n);
 	done = g_new0(guint8, n);
+	for (unsigned i = 0; results != NULL && i < n; i++)
+		results[i] = IMAP_PIPELINE_PENDING;
 	for (unsigned i = 0; i < n; i++) {
 		GString *first = g_ptr_array_index(cmds[i]->chunks, 0);
 		conn->next_tag++;
@@ -622,13 +629,25 @@ int imap_conn_run_pipelined(struct imap_conn *conn, struct imap_cmd **cmds, unsi
 		done[k] = 1;
 		left--;
 		handle_code(conn, resp);
-		if (resp->status != IMAP_STATUS_OK && first_err == 0) {
+		if (results != NULL)
+			results[k] = 0;
+		if (resp->status != IMAP_STATUS_OK) {
 			char *what = cmds[k]->what != NULL
 			                 ? g_strdup(cmds[k]->what)
 			                 : command_name(((GString *)g_ptr_array_index(
 			                                     cmds[k]->chunks, 0))->str,
 			                                tags[k]);
-			first_err = tagged_failure(conn, resp, what);
+			/* every failure is recorded (results); the error text is the first one's */
+			GString *first_text = first_err != 0 ? g_string_new(conn->error->str) : NULL;
+			int e = tagged_failure(conn, resp, what);
+			if (results != NULL)
+				results[k] = e;
+			if (first_err == 0)
+				first_err = e;
+			else
+				g_string_assign(conn->error, first_text->str);
+			if (first_text != NULL)
+				g_string_free(first_text, TRUE);
 			g_free(what);
 		}
 		imap_response_free(resp);
@@ -636,6 +655,10 @@ int imap_conn_run_pipelined(struct imap_conn *conn, struct imap_cmd **cmds, unsi
 	}
 	err = first_err != 0 ? first_err : cb_err;
 out:
+	if (results != NULL)
+		for (unsigned i = 0; i < n; i++)
+			if (!done[i])
+				results[i] = err < 0 ? err : -EIO;
 	imap_response_free(resp);
 	g_free(tags);
 	g_free(done);

@@ -256,9 +256,14 @@ int imap_conn_run(struct imap_conn *conn, struct imap_cmd *cmd, imap_untagged_cb
  * responses go to cb (nullable), which must tell the commands' answers apart by their kind;
  * while answers are awaited, conn->cur_tag is the oldest unfinished command's tag (ESEARCH
  * TAG matching).  Every tagged answer is read even after a failure, so the connection stays
- * in step.  0 when all ended OK, else the first failure as imap_conn_run. */
+ * in step.  0 when all ended OK, else the first failure as imap_conn_run.  results
+ * (nullable, n entries): each command's own outcome, 0 or a negative errno (a command never
+ * answered, the connection having failed first, gets the connection's error); while the run
+ * goes on, IMAP_PIPELINE_PENDING until the command's tagged answer has come, so cb can tell
+ * which commands have ended. */
+#define IMAP_PIPELINE_PENDING 1
 int imap_conn_run_pipelined(struct imap_conn *conn, struct imap_cmd **cmds, unsigned n,
-                            imap_untagged_cb cb, void *ctx);
+                            imap_untagged_cb cb, void *ctx, int *results);
 /* Record a failure: sets the error text and, for connection-fatal outcomes (BYE, LOST, TIMEOUT,
  * PROTOCOL, TLS_VERIFY, INSECURE), marks the connection broken.  Returns the mapped errno. */
 int imap_conn_fail(struct imap_conn *conn, enum imap_outcome outcome, const char *code,

@@ -195,6 +195,18 @@ int imap_uid_fetch_attrs_since(struct imap_conn *conn, const char *uidset, uint6
  * empty (EXISTS > 0): "1:*" of an empty mailbox is an error on some servers. */
 int imap_uid_list_all(struct imap_conn *conn, GArray **uids_r, imap_attrs_cb cb, void *ctx);
 
+/* A folder's first listing in one round trip: EXAMINE raw_name, UID SEARCH ALL and UID FETCH
+ * 1:* of the attributes, pipelined.  *st_r as imap_examine (the connection then examines
+ * raw_name); *uids_r and cb as imap_uid_list_all, except that an empty mailbox (EXISTS 0)
+ * gives no UIDs whatever the SEARCH and FETCH answered.  The SEARCH and FETCH act on the
+ * examined mailbox only if the server finished the EXAMINE first (RFC 3501 5.5): one that
+ * answered them before its tagged answer to the EXAMINE gets -EAGAIN here, with the mailbox
+ * examined and *st_r set; cb may have been called, so the caller starts its listing over with
+ * imap_uid_list_all.  A name that needs a literal is examined first (two round trips). */
+int imap_examine_list_all(struct imap_conn *conn, const char *raw_name,
+                          struct imap_mailbox_status *st_r, GArray **uids_r, imap_attrs_cb cb,
+                          void *ctx);
+
 enum imap_section {
 	IMAP_SECTION_FULL = 0, /* BODY.PEEK[] */
 	IMAP_SECTION_HEADER,   /* BODY.PEEK[HEADER] */
@@ -216,6 +228,19 @@ struct imap_body_sink {
  * (no partial).  Messages are delivered in the order the server sends them. */
 int imap_uid_fetch_body(struct imap_conn *conn, const char *uidset, enum imap_section section,
                         uint64_t offset, uint64_t length, const struct imap_body_sink *sink);
+
+/* EXAMINE raw_name and UID FETCH uidset (UID BODY.PEEK[]) into sink in one round trip
+ * (pipelined): for a connection that does not examine the mailbox yet.  Bodies are delivered
+ * only if the EXAMINE reports UIDVALIDITY uidvalidity; with another, nothing is delivered and
+ * the result is -ESTALE (the connection examines the mailbox's new life; *st_r says which).
+ * A server that answered the FETCH before it had finished the EXAMINE (its bodies came before
+ * the EXAMINE's tagged answer: they may be another mailbox's) gets the FETCH again on its
+ * own, after the EXAMINE (those early bodies are not delivered): the sink
+ * must accept a message twice, as a retry would send it.  The EXAMINE's failure (-ENOENT: no
+ * such mailbox) is returned as imap_examine's. */
+int imap_examine_fetch_body(struct imap_conn *conn, const char *raw_name, uint32_t uidvalidity,
+                            const char *uidset, const struct imap_body_sink *sink,
+                            struct imap_mailbox_status *st_r);
 
 /* Convenience: the whole BODY.PEEK[] of one message into memory.  *body_r is new (caller
  * g_bytes_unref()s it).  -ENOENT when the server returned no body for uid. */

@@ -59,6 +59,21 @@ class Conn:
                 self.server.received_plain += data
         self.buf += data
 
+    def line_waiting(self, seconds):
+        """Has the client sent (or does it send within seconds) another whole line?"""
+        if b'\r\n' in self.buf:
+            return True
+        old = self.sock.gettimeout()
+        self.sock.settimeout(seconds)
+        try:
+            while b'\r\n' not in self.buf:
+                self._fill()
+            return True
+        except (socket.timeout, ssl.SSLWantReadError):
+            return False
+        finally:
+            self.sock.settimeout(old)
+
     def readline(self):
         """One command line; a literal {n} or {n+} at the end is read and spliced in."""
         line = bytearray()
@@ -118,6 +133,10 @@ class HostileServer:
         self.delimiter = b'/'
         self.list_lines = None   # bytes lines replacing the LIST answer's untagged part
         self.body_hook = None    # fn(conn, uid, tag) -> bytes answer (untagged + tagged) or None
+        # Answer a command pipelined after an EXAMINE before the EXAMINE itself, still in the
+        # mailbox examined before (or none): what RFC 3501 5.5 forbids.
+        self.examine_late = False
+        self.late_answers = 0    # commands answered before their EXAMINE (examine_late)
         self.greeting = b'* OK [CAPABILITY ' + CAPS_PRE + (
             b' STARTTLS' if tls == 'starttls' else b'') + b'] hostile ready\r\n'
         self.offer_starttls = True   # with tls='starttls': advertise STARTTLS
@@ -197,9 +216,14 @@ class HostileServer:
             conn.send(self.greeting)
             while True:
                 line = conn.readline()
-                shown = re.sub(rb'\{\d+\+?\}\r\n.*', b'{...}', line, flags=re.S)
-                with self.lock:
-                    self.commands.append((n, shown))
+                self._log_command(n, line)
+                if self.examine_late and self._is_examine(line) and conn.line_waiting(0.5):
+                    later = conn.readline()
+                    self._log_command(n, later)
+                    with self.lock:
+                        self.late_answers += 1
+                    if not self._command(conn, later):
+                        return
                 if not self._command(conn, line):
                     return
         except (EOFError, Closed, OSError, ssl.SSLError):
@@ -214,6 +238,16 @@ class HostileServer:
                     s.close()
                 except OSError:
                     pass
+
+    def _log_command(self, n, line):
+        shown = re.sub(rb'\{\d+\+?\}\r\n.*', b'{...}', line, flags=re.S)
+        with self.lock:
+            self.commands.append((n, shown))
+
+    @staticmethod
+    def _is_examine(line):
+        parts = line.split(b' ', 2)
+        return len(parts) > 1 and parts[1].upper() == b'EXAMINE'
 
     # -- commands -----------------------------------------------------------------------------
 

@@ -95,6 +95,31 @@ class HostileCase(unittest.TestCase):
             self.assertNotIn(bad, log)
 
 
+class ExamineOrder(HostileCase):
+    def test_answers_before_examine_are_not_used(self):
+        """imapfs sends an EXAMINE together with the listing or FETCH that needs it.  A server
+        that answers those before the EXAMINE, still in the mailbox examined before (RFC 3501
+        5.5 says it must not), never makes one folder's messages appear in another: listings
+        and bodies come out right (asked again once the EXAMINE has ended)."""
+        other = {uid: msg(100 + uid, 500) for uid in range(1, 5)}
+        srv = self.server(folders={'INBOX': self.msgs, 'Other': other})
+        srv.examine_late = True
+        # one connection for everything, so it keeps switching folders; no read-ahead, so
+        # each body below is one fetch
+        m = self.mount(srv, connections='1', readahead='0', refresh='600')
+        inbox, oth = os.path.join(m.path, 'INBOX'), os.path.join(m.path, 'Other')
+        self.assertEqual(sorted(int(u) for u in os.listdir(inbox)), sorted(self.msgs))
+        self.assertEqual(read(os.path.join(inbox, '1', 'message.eml')), self.msgs[1])
+        self.assertEqual(sorted(int(u) for u in os.listdir(oth)), sorted(other))
+        self.assertEqual(read(os.path.join(oth, '2', 'message.eml')), other[2])
+        # the connection examines Other: INBOX's UID 2 is asked with a new EXAMINE, and the
+        # server first answers with Other's UID 2
+        self.assertEqual(read(os.path.join(inbox, '2', 'message.eml')), self.msgs[2])
+        self.assertEqual(read(os.path.join(oth, '3', 'message.eml')), other[3])
+        self.assertGreaterEqual(srv.late_answers, 4, srv.commands)
+        self.assertAlive(m, srv)
+
+
 # ---- folder names --------------------------------------------------------------------------------
 
 

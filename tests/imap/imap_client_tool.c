@@ -9,7 +9,9 @@
  *                    [--ca-file F] [--timeout-ms N] [--max-literal N] [--max-depth N] CMD ...
  *   CMD: connect | noop | list | examine MBOX | search MBOX CRITERIA [ARG...] |
  *        attrs MBOX UIDSET | fetch MBOX UIDSET [full|header] [OFFSET LENGTH] [--out FILE] |
- *        message MBOX UID --out FILE
+ *        message MBOX UID --out FILE | listall MBOX | changedsince MBOX UIDSET MODSEQ |
+ *        xfetch MBOX UIDVALIDITY UIDSET (EXAMINE + FETCH pipelined) |
+ *        xlistall MBOX (EXAMINE + SEARCH + FETCH pipelined)
  * MBOX is UTF-8 (encoded to modified UTF-7 here).  On failure prints
  * "error: <errno name> (<rc>): <message>" on stderr and exits with 1.
  */
@@ -41,6 +43,10 @@ static const char *errno_name(int err)
 		return "EINVAL";
 	case EHOSTUNREACH:
 		return "EHOSTUNREACH";
+	case ESTALE:
+		return "ESTALE";
+	case EAGAIN:
+		return "EAGAIN";
 	default:
 		return "E?";
 	}
@@ -141,6 +147,39 @@ static int run(struct imap_conn *conn, int argc, char **argv, const char *out_pa
 			printf("\n");
 		}
 		g_ptr_array_unref(folders);
+		return 0;
+	}
+	if (strcmp(cmd, "xfetch") == 0 && argc >= 4) {
+		/* EXAMINE and FETCH pipelined, the bodies only if UIDVALIDITY is argv[2] */
+		char *raw;
+		struct imap_mailbox_status st;
+		struct fetch_out fo = {NULL, 0};
+		struct imap_body_sink sink = {f_begin, f_data, f_end, &fo};
+		if (imap_mutf7_encode(argv[1], &raw) < 0)
+			return -EINVAL;
+		err = imap_examine_fetch_body(conn, raw, (uint32_t)g_ascii_strtoull(argv[2], NULL, 10),
+		                              argv[3], &sink, &st);
+		g_free(raw);
+		printf("uidvalidity=%u exists=%u\n", st.uidvalidity, st.exists);
+		return err;
+	}
+	if (strcmp(cmd, "xlistall") == 0 && argc >= 2) {
+		/* EXAMINE, SEARCH ALL and FETCH 1:* attributes pipelined */
+		char *raw;
+		struct imap_mailbox_status st;
+		GArray *uids = NULL;
+		if (imap_mutf7_encode(argv[1], &raw) < 0)
+			return -EINVAL;
+		err = imap_examine_list_all(conn, raw, &st, &uids, print_attrs, NULL);
+		g_free(raw);
+		printf("uidvalidity=%u exists=%u\n", st.uidvalidity, st.exists);
+		if (err < 0)
+			return err;
+		printf("count=%u", uids->len);
+		for (guint i = 0; i < uids->len; i++)
+			printf(" %u", g_array_index(uids, uint32_t, i));
+		printf("\n");
+		g_array_unref(uids);
 		return 0;
 	}
 	if (argc < 2)

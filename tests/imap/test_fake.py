@@ -689,6 +689,142 @@ class Commands(FakeTestCase):
 
 
 
+class PipelinedExamine(FakeTestCase):
+    """EXAMINE sent together with what needs it (imap_examine_fetch_body,
+    imap_examine_list_all): one round trip instead of two, and answers to the later commands
+    used only once the EXAMINE has ended OK."""
+
+    EXAMINE = ("expect", b'A0002 EXAMINE "INBOX" (CONDSTORE)')
+    FETCH4 = ("expect", b"A0003 UID FETCH 4 (UID BODY.PEEK[])")
+    BODY = b"Subject: right\r\n\r\nthe right one\r\n"
+    ANSWER4 = b"* 1 FETCH (UID 4 BODY[] {%d}\r\n%s)\r\n" % (len(BODY), BODY)
+
+    @staticmethod
+    def examined(uidvalidity=77, exists=3):
+        return (b"* FLAGS (\\Seen)\r\n* %d EXISTS\r\n* OK [UIDVALIDITY %d] ok\r\n"
+                b"* OK [UIDNEXT 9] ok\r\nA0002 OK [READ-ONLY] done\r\n" % (exists, uidvalidity))
+
+    def test_fetch_in_one_round_trip(self):
+        """Both lines reach the server before it answers anything (the script expects both
+        first); a stray UIDVALIDITY code among the FETCH's answers changes nothing."""
+        script = login() + [
+            self.EXAMINE, self.FETCH4,
+            ("send", self.examined() + b"* OK [UIDVALIDITY 1] stray\r\n" + self.ANSWER4 +
+             b"A0003 OK done\r\n"),
+        ] + logout(4)
+        res = self.play(script, "xfetch", "INBOX", "77", "4")
+        self.assertOk(res)
+        self.assertEqual(res.out.splitlines(), [
+            "begin 4 %d" % len(self.BODY), "end 4 %d" % len(self.BODY),
+            "uidvalidity=77 exists=3"])
+        self.assertEqual(res.srv.errors, [])
+
+    def test_fetch_other_uidvalidity_delivers_nothing(self):
+        """The folder was recreated (another UIDVALIDITY): the body the server sends for a
+        reused UID is another message's, and is never delivered."""
+        script = login() + [
+            self.EXAMINE, self.FETCH4,
+            ("send", self.examined(uidvalidity=78) + self.ANSWER4 + b"A0003 OK done\r\n"),
+        ] + logout(4)
+        res = self.play(script, "xfetch", "INBOX", "77", "4")
+        self.assertEqual(res.rc, 1, res.out)
+        self.assertIn("error: ESTALE", res.err)
+        self.assertNotIn("begin", res.out)
+        self.assertIn("uidvalidity=78", res.out)
+        self.assertEqual(res.srv.lines[-1], b"A0004 LOGOUT")
+
+    def test_fetch_no_such_mailbox(self):
+        """A failed EXAMINE fails the call with its own error; the FETCH's BAD (no mailbox
+        selected) is read too, so the connection stays in step."""
+        script = login() + [
+            self.EXAMINE, self.FETCH4,
+            ("send", b"A0002 NO [NONEXISTENT] Mailbox doesn't exist\r\n"
+                     b"A0003 BAD No mailbox selected\r\n"),
+        ] + logout(4)
+        res = self.play(script, "xfetch", "INBOX", "77", "4")
+        self.assertFails(res, "ENOENT", "[NONEXISTENT] Mailbox doesn't exist")
+        self.assertNotIn("begin", res.out)
+        self.assertEqual(res.srv.lines[-1], b"A0004 LOGOUT")
+
+    def test_fetch_answered_before_examine(self):
+        """A server that answers the FETCH before it has finished the EXAMINE may be
+        answering about the mailbox examined before: that body is not delivered, and the
+        FETCH is sent again once the EXAMINE has ended."""
+        wrong = b"Subject: wrong\r\n\r\nanother mailbox\r\n"
+        script = login() + [
+            self.EXAMINE, self.FETCH4,
+            ("send", b"* 1 FETCH (UID 4 BODY[] {%d}\r\n%s)\r\nA0003 OK done\r\n"
+                     % (len(wrong), wrong) + self.examined()),
+            ("expect", b"A0004 UID FETCH 4 (UID BODY.PEEK[])"),
+            ("send", self.ANSWER4 + b"A0004 OK done\r\n"),
+        ] + logout(5)
+        res = self.play(script, "xfetch", "INBOX", "77", "4")
+        self.assertOk(res)
+        self.assertEqual(res.out.splitlines(), [
+            "begin 4 %d" % len(self.BODY), "end 4 %d" % len(self.BODY),
+            "uidvalidity=77 exists=3"])
+
+    SEARCH = ("expect", b"A0003 UID SEARCH RETURN (ALL) ALL")
+    FETCH_ALL = ("expect", b"A0004 UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE FLAGS MODSEQ)")
+    ATTRS = (b'* 1 FETCH (UID 4 RFC822.SIZE 12 INTERNALDATE "01-Jan-1970 00:00:00 +0000"'
+             b" FLAGS (\\Seen) MODSEQ (7))\r\n"
+             b'* 2 FETCH (UID 9 RFC822.SIZE 5 INTERNALDATE "01-Jan-1970 00:00:01 +0000"'
+             b" FLAGS ())\r\n")
+
+    def test_listing_in_one_round_trip(self):
+        script = login() + [
+            self.EXAMINE, self.SEARCH, self.FETCH_ALL,
+            ("send", self.examined(exists=2) +
+             b'* ESEARCH (TAG "A0003") UID ALL 4,9\r\nA0003 OK done\r\n' + self.ATTRS +
+             b"A0004 OK done\r\n"),
+        ] + logout(5)
+        res = self.play(script, "xlistall", "INBOX")
+        self.assertOk(res)
+        self.assertEqual(res.out.splitlines(), [
+            "uid=4 size=12 date=0 modseq=7 flags=\\Seen",
+            "uid=9 size=5 date=1 modseq=0 flags=",
+            "uidvalidity=77 exists=2",
+            "count=2 4 9",
+        ])
+        self.assertEqual(res.srv.errors, [])
+
+    def test_listing_empty_mailbox(self):
+        """EXISTS 0: no UIDs, whatever the server made of "1:*" (here a BAD)."""
+        script = login() + [
+            self.EXAMINE, self.SEARCH, self.FETCH_ALL,
+            ("send", self.examined(exists=0) +
+             b'* ESEARCH (TAG "A0003") UID\r\nA0003 OK done\r\n'
+             b"A0004 BAD Error in IMAP command: Invalid messageset\r\n"),
+        ] + logout(5)
+        res = self.play(script, "xlistall", "INBOX")
+        self.assertOk(res)
+        self.assertEqual(res.out.splitlines(), ["uidvalidity=77 exists=0", "count=0"])
+
+    def test_listing_answered_before_examine(self):
+        """Answers to the SEARCH and FETCH that come before the EXAMINE has ended are not
+        used: -EAGAIN, with the mailbox examined (the caller lists it again)."""
+        script = login() + [
+            self.EXAMINE, self.SEARCH, self.FETCH_ALL,
+            ("send", b'* ESEARCH (TAG "A0003") UID ALL 4,9\r\nA0003 OK done\r\n' +
+             self.ATTRS + b"A0004 OK done\r\n" + self.examined(exists=2)),
+        ] + logout(5)
+        res = self.play(script, "xlistall", "INBOX")
+        self.assertEqual(res.rc, 1, res.out)
+        self.assertIn("error: EAGAIN", res.err)
+        self.assertEqual(res.out.splitlines(), ["uidvalidity=77 exists=2"])
+        self.assertEqual(res.srv.lines[-1], b"A0005 LOGOUT")
+
+    def test_listing_no_such_mailbox(self):
+        script = login() + [
+            self.EXAMINE, self.SEARCH, self.FETCH_ALL,
+            ("send", b"A0002 NO [NONEXISTENT] Mailbox doesn't exist\r\n"
+                     b"A0003 BAD No mailbox selected\r\nA0004 BAD No mailbox selected\r\n"),
+        ] + logout(5)
+        res = self.play(script, "xlistall", "INBOX")
+        self.assertFails(res, "ENOENT", "[NONEXISTENT] Mailbox doesn't exist")
+        self.assertEqual(res.srv.lines[-1], b"A0005 LOGOUT")
+
+
 class ListRobustness(FakeTestCase):
     """Added with the issue-6 robustness work (tests/fs/test_hostile.py): one hostile mailbox
     name must not take the other folders down."""
