@@ -47,6 +47,7 @@ struct ifs {
 	struct fuse_session *push_se;
 	unsigned push_slot;            /* atomic: the file slot a reader read last (0: none) */
 	uint64_t pushed;               /* atomic: files pushed (stats) */
+	unsigned pushing;              /* atomic: pushes in progress (ops.c bounds them) */
 	uint64_t requests[IFS_REQ_COUNT]; /* atomic */
 };
 

@@ -654,8 +654,10 @@ static void msg_dir_entry(struct ifs *fs, const struct dir_handle *h, size_t i,
  * listing has just loaded the message) and up to PUSH_MAX_BYTES are pushed; the kernel may
  * reclaim the pages like any others.  The store waits for pages that a concurrent READ of the
  * same file holds locked, which another worker answers: never done with a single-threaded
- * loop (fs->push_se is NULL then). */
+ * loop (fs->push_se is NULL then), and at most PUSH_MAX_AT_ONCE at a time, so that libfuse's
+ * loop (up to 10 workers) always has one free for such a READ. */
 #define PUSH_MAX_BYTES (1024 * 1024)
+#define PUSH_MAX_AT_ONCE 4
 
 static bool pushable_slot(unsigned slot)
 {
@@ -675,9 +677,14 @@ static void push_ahead(struct ifs *fs, const struct dir_handle *h)
 	if (b == NULL || b->mem == NULL || g_bytes_get_size(b->mem) == 0 ||
 	    g_bytes_get_size(b->mem) > PUSH_MAX_BYTES)
 		return;
+	if (__atomic_fetch_add(&fs->pushing, 1, __ATOMIC_ACQUIRE) >= PUSH_MAX_AT_ONCE) {
+		__atomic_fetch_sub(&fs->pushing, 1, __ATOMIC_RELEASE);
+		return; /* the reader's READ will fetch it from us as usual */
+	}
 	bufv = FUSE_BUFVEC_INIT(g_bytes_get_size(b->mem));
 	bufv.buf[0].mem = (void *)g_bytes_get_data(b->mem, NULL);
 	ret = fuse_lowlevel_notify_store(fs->push_se, h->ino + slot, 0, &bufv, 0);
+	__atomic_fetch_sub(&fs->pushing, 1, __ATOMIC_RELEASE);
 	if (ret == 0)
 		__atomic_fetch_add(&fs->pushed, 1, __ATOMIC_RELAXED);
 	else if (ret != -ENOENT) /* ENOENT: the kernel has no inode for it (any more) */
