@@ -344,33 +344,28 @@ struct fetch_ctx {
 	GBytes *raw;
 };
 
-/* Make conn examine raw_name and check that the mailbox still has the UIDVALIDITY the caller's
- * UIDs belong to (-ESTALE otherwise).  A connection that already examines the mailbox with that
- * UIDVALIDITY is reused as is; one that examined it in an earlier life (the folder was deleted
- * and recreated since) examines it again, so that a UID is never fetched from the wrong life. */
-static int examine_expected(struct imap_conn *conn, const char *raw_name, uint32_t uidvalidity)
+/* Does conn examine raw_name in the life (UIDVALIDITY) the caller's UIDs belong to?  One that
+ * examined it in an earlier life (the folder was deleted and recreated since) must examine it
+ * again, so that a UID is never fetched from the wrong life. */
+static bool examines(struct imap_conn *conn, const char *raw_name, uint32_t uidvalidity)
 {
 	const char *cur = imap_conn_mailbox(conn);
-	struct imap_mailbox_status st;
-	int ret;
 
-	if (cur != NULL && strcmp(cur, raw_name) == 0 && imap_conn_uidvalidity(conn) == uidvalidity)
-		return 0;
-	ret = imap_examine(conn, raw_name, &st);
-	if (ret < 0)
-		return ret;
-	return st.uidvalidity == uidvalidity ? 0 : -ESTALE;
+	return cur != NULL && strcmp(cur, raw_name) == 0 &&
+	       imap_conn_uidvalidity(conn) == uidvalidity;
 }
 
 static int fetch_fn(struct imap_conn *conn, void *p)
 {
 	struct fetch_ctx *ctx = p;
-	int ret = examine_expected(conn, ctx->raw_name, ctx->uidvalidity);
+	struct imap_mailbox_status st;
 
-	if (ret < 0)
-		return ret;
 	g_clear_pointer(&ctx->raw, g_bytes_unref);
-	return imap_uid_fetch_message(conn, ctx->uid, &ctx->raw);
+	if (examines(conn, ctx->raw_name, ctx->uidvalidity))
+		return imap_uid_fetch_message(conn, ctx->uid, &ctx->raw);
+	/* EXAMINE in the same round trip; -ESTALE if the folder's UIDVALIDITY changed */
+	return imap_examine_fetch_message(conn, ctx->raw_name, ctx->uidvalidity, ctx->uid,
+	                                  &ctx->raw, &st);
 }
 
 int ifs_remote_fetch(struct imap_pool *pool, const char *raw_name, uint32_t uidvalidity,
@@ -427,16 +422,13 @@ static int count_end(void *p, uint32_t uid)
 static int bodies_fn(struct imap_conn *conn, void *p)
 {
 	struct bodies_ctx *ctx = p;
-	const char *cur = imap_conn_mailbox(conn);
 	struct imap_mailbox_status st;
 
-	if (cur != NULL && strcmp(cur, ctx->raw_name) == 0 &&
-	    imap_conn_uidvalidity(conn) == ctx->uidvalidity)
+	if (examines(conn, ctx->raw_name, ctx->uidvalidity))
 		return imap_uid_fetch_body(conn, ctx->uidset, IMAP_SECTION_FULL, 0, 0,
 		                           &ctx->counting);
 	/* Examined in the same round trip as the FETCH, which delivers nothing unless the
-	 * folder still has the UIDVALIDITY the UIDs belong to (-ESTALE otherwise), as
-	 * examine_expected would. */
+	 * folder still has the UIDVALIDITY the UIDs belong to (-ESTALE otherwise). */
 	return imap_examine_fetch_body(conn, ctx->raw_name, ctx->uidvalidity, ctx->uidset,
 	                               &ctx->counting, &st);
 }

@@ -832,14 +832,19 @@ static int msg_end(void *ctx, uint32_t uid)
 	return 0;
 }
 
-int imap_uid_fetch_message(struct imap_conn *conn, uint32_t uid, GBytes **body_r)
+/* One message into memory; raw_name NULL: the examined mailbox, else EXAMINE raw_name in the
+ * same round trip (imap_examine_fetch_body). */
+static int fetch_message(struct imap_conn *conn, const char *raw_name, uint32_t uidvalidity,
+                         uint32_t uid, GBytes **body_r, struct imap_mailbox_status *st_r)
 {
 	*body_r = NULL;
 	char set[16];
 	g_snprintf(set, sizeof(set), "%u", uid);
 	struct message_ctx mc = {.uid = uid, .buf = g_byte_array_new()};
 	struct imap_body_sink sink = {msg_begin, msg_data, msg_end, &mc};
-	int err = imap_uid_fetch_body(conn, set, IMAP_SECTION_FULL, 0, 0, &sink);
+	int err = raw_name == NULL
+	              ? imap_uid_fetch_body(conn, set, IMAP_SECTION_FULL, 0, 0, &sink)
+	              : imap_examine_fetch_body(conn, raw_name, uidvalidity, set, &sink, st_r);
 	if (err == 0 && !mc.done)
 		err = imap_conn_fail(conn, IMAP_OUTCOME_NO, NULL,
 		                     "server returned no body for UID %u (expunged?)", uid);
@@ -849,6 +854,17 @@ int imap_uid_fetch_message(struct imap_conn *conn, uint32_t uid, GBytes **body_r
 	}
 	*body_r = g_byte_array_free_to_bytes(mc.buf);
 	return 0;
+}
+
+int imap_uid_fetch_message(struct imap_conn *conn, uint32_t uid, GBytes **body_r)
+{
+	return fetch_message(conn, NULL, 0, uid, body_r, NULL);
+}
+
+int imap_examine_fetch_message(struct imap_conn *conn, const char *raw_name, uint32_t uidvalidity,
+                               uint32_t uid, GBytes **body_r, struct imap_mailbox_status *st_r)
+{
+	return fetch_message(conn, raw_name, uidvalidity, uid, body_r, st_r);
 }
 
 /* ---- NOOP ------------------------------------------------------------------------------ */

@@ -246,6 +246,11 @@ int imap_examine_fetch_body(struct imap_conn *conn, const char *raw_name, uint32
  * g_bytes_unref()s it).  -ENOENT when the server returned no body for uid. */
 int imap_uid_fetch_message(struct imap_conn *conn, uint32_t uid, GBytes **body_r);
 
+/* The same for a connection that does not examine raw_name yet: EXAMINE in the same round
+ * trip, as imap_examine_fetch_body (-ESTALE when the mailbox has another UIDVALIDITY). */
+int imap_examine_fetch_message(struct imap_conn *conn, const char *raw_name, uint32_t uidvalidity,
+                               uint32_t uid, GBytes **body_r, struct imap_mailbox_status *st_r);
+
 /* ---- misc -------------------------------------------------------------------------------- */
 
 int imap_noop(struct imap_conn *conn);

@@ -101,12 +101,17 @@ class ExamineOrder(HostileCase):
         that answers those before the EXAMINE, still in the mailbox examined before (RFC 3501
         5.5 says it must not), never makes one folder's messages appear in another: listings
         and bodies come out right (asked again once the EXAMINE has ended)."""
+        for cache in ('on', 'off'):   # bodies streamed to the disk cache / into memory
+            with self.subTest(cache=cache):
+                self._examine_late(cache)
+
+    def _examine_late(self, cache):
         other = {uid: msg(100 + uid, 500) for uid in range(1, 5)}
         srv = self.server(folders={'INBOX': self.msgs, 'Other': other})
         srv.examine_late = True
         # one connection for everything, so it keeps switching folders; no read-ahead, so
         # each body below is one fetch
-        m = self.mount(srv, connections='1', readahead='0', refresh='600')
+        m = self.mount(srv, connections='1', readahead='0', refresh='600', cache=cache)
         inbox, oth = os.path.join(m.path, 'INBOX'), os.path.join(m.path, 'Other')
         self.assertEqual(sorted(int(u) for u in os.listdir(inbox)), sorted(self.msgs))
         self.assertEqual(read(os.path.join(inbox, '1', 'message.eml')), self.msgs[1])
@@ -118,6 +123,7 @@ class ExamineOrder(HostileCase):
         self.assertEqual(read(os.path.join(oth, '3', 'message.eml')), other[3])
         self.assertGreaterEqual(srv.late_answers, 4, srv.commands)
         self.assertAlive(m, srv)
+        m.close()
 
 
 # ---- folder names --------------------------------------------------------------------------------

@@ -321,11 +321,19 @@ class DiskCacheTest(PerfBase):
             last = os.path.join(os.path.dirname(os.path.dirname(last)), 'message.eml')
         rel = os.path.relpath(last, m.path)
         small = os.path.getsize(last) < 40 * 1024
+        st_before = stats(m.path)
         self.unmount(m)
+        # what the cache held at unmount (for the failure message: this check once failed
+        # under a fully parallel meson run and never again alone or class-wide)
+        held = sorted((os.path.relpath(path, self.tmp), uid, size)
+                      for path, uid, _off, size in cache_files(
+                          os.path.join(self.tmp, 'cache-c-small')))
         m = self.mount(cfg, 'm2')
         read(os.path.join(m.path, rel))
         if small:
-            self.assertEqual(stats(m.path)['bodies_fetched'], 0, rel)
+            self.assertEqual(stats(m.path)['bodies_fetched'], 0,
+                             '%s not served from the cache; it held %s; stats at unmount %s'
+                             % (rel, held, st_before))
 
     def test_cache_off(self):
         for kw in ({'cache': 'off'}, {'cache_size': '0'}):
