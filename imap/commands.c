@@ -211,6 +211,30 @@ struct examine_gate {
 	bool early;
 };
 
+/* The EXAMINE to pipeline with what needs it (*cmd_r, new); or, for a name that needs a literal
+ * (a command with a literal is not pipelined), *cmd_r NULL after examining it on its own
+ * (*st_r set). */
+static int examine_for_pipeline(struct imap_conn *conn, const char *raw_name,
+                                struct imap_cmd **cmd_r, struct imap_mailbox_status *st_r)
+{
+	int err;
+
+	memset(st_r, 0, sizeof(*st_r));
+	*cmd_r = NULL;
+	if (conn->broken)
+		return conn->broken_err;
+	if ((err = examine_cmd(conn, raw_name, cmd_r)) < 0)
+		return err;
+	if ((*cmd_r)->chunks->len == 1) {
+		/* a failed EXAMINE leaves no mailbox selected (RFC 3501 6.3.1) */
+		g_clear_pointer(&conn->mailbox, g_free);
+		return 0;
+	}
+	imap_cmd_free(*cmd_r);
+	*cmd_r = NULL;
+	return imap_examine(conn, raw_name, st_r);
+}
+
 /* May an answer to a command pipelined after the EXAMINE be used now?  Only once the EXAMINE
  * has ended, and ended OK. */
 static bool gate_open(struct examine_gate *g)
@@ -582,24 +606,17 @@ int imap_examine_list_all(struct imap_conn *conn, const char *raw_name,
 	    .listing = {.search = {.uids = NULL}, .attrs = {.uidset = "1:*", .cb = cb, .ctx = ctx}}};
 	int err;
 
-	memset(st_r, 0, sizeof(*st_r));
 	*uids_r = NULL;
-	if (conn->broken)
-		return conn->broken_err;
-	if ((err = examine_cmd(conn, raw_name, &cmds[0])) < 0)
+	if ((err = examine_for_pipeline(conn, raw_name, &cmds[0], st_r)) < 0)
 		return err;
-	if (cmds[0]->chunks->len != 1) {
-		/* the name needs a literal: a command with a literal is not pipelined */
-		imap_cmd_free(cmds[0]);
-		if ((err = imap_examine(conn, raw_name, st_r)) < 0)
-			return err;
+	if (cmds[0] == NULL) {
+		/* examined on its own */
 		if (st_r->exists == 0) {
 			*uids_r = g_array_new(FALSE, FALSE, sizeof(uint32_t));
 			return 0;
 		}
 		return imap_uid_list_all(conn, uids_r, cb, ctx);
 	}
-	g_clear_pointer(&conn->mailbox, g_free);
 	/* the FETCH asks for MODSEQ when the EXAMINE asks for CONDSTORE */
 	conn->condstore = imap_conn_has_cap(conn, "CONDSTORE");
 	if ((err = search_cmd(conn, &cmds[1], "ALL")) < 0) {
@@ -762,23 +779,16 @@ int imap_examine_fetch_body(struct imap_conn *conn, const char *raw_name, uint32
 	int err;
 
 	memset(st_r, 0, sizeof(*st_r));
-	if (conn->broken)
-		return conn->broken_err;
-	if (!imap_uidset_valid(uidset))
+	if (!conn->broken && !imap_uidset_valid(uidset))
 		return imap_conn_fail_errno(conn, -EINVAL, false, "invalid UID set \"%s\"", uidset);
-	if ((err = examine_cmd(conn, raw_name, &cmds[0])) < 0)
+	if ((err = examine_for_pipeline(conn, raw_name, &cmds[0], st_r)) < 0)
 		return err;
-	if (cmds[0]->chunks->len != 1) {
-		/* the name needs a literal: a command with a literal is not pipelined */
-		imap_cmd_free(cmds[0]);
-		if ((err = imap_examine(conn, raw_name, st_r)) < 0)
-			return err;
+	if (cmds[0] == NULL) {
+		/* examined on its own */
 		if (st_r->uidvalidity != uidvalidity)
 			return -ESTALE;
 		return imap_uid_fetch_body(conn, uidset, IMAP_SECTION_FULL, 0, 0, sink);
 	}
-	/* a failed EXAMINE leaves no mailbox selected (RFC 3501 6.3.1) */
-	g_clear_pointer(&conn->mailbox, g_free);
 	cmds[1] = fetch_body_cmd(uidset, IMAP_SECTION_FULL, 0, 0);
 	body_stream_init(&bc);
 	imap_parser_set_stream(conn->parser, &bc.stream);

@@ -235,6 +235,12 @@ class FolderNames(HostileCase):
         self.walk(os.path.realpath(m.path))
         self.assertIsNone(m.proc.poll())
         self.assertEqual(set(os.listdir(m.path)), {'INBOX', 'Déjà vu'})
+        # a raw 8-bit name goes out as a literal, which is never pipelined: EXAMINE on its
+        # own, then the listing and the FETCH (imap_examine_list_all / _fetch_body)
+        self.assertEqual(os.listdir(os.path.join(m.path, 'Déjà vu')), ['1'])
+        self.assertEqual(read(os.path.join(m.path, 'Déjà vu', '1', 'message.eml')), msg(1))
+        self.assertTrue(any(c.endswith(b' EXAMINE {...}') for _n, c in srv.commands),
+                        srv.commands)
 
 
 # ---- hostile FETCH answers ---------------------------------------------------------------------

@@ -105,6 +105,16 @@ static int f_end(void *ctx, uint32_t uid)
 	return 0;
 }
 
+/* "count=N uid uid ...", and frees uids. */
+static void print_uid_line(GArray *uids)
+{
+	printf("count=%u", uids->len);
+	for (guint i = 0; i < uids->len; i++)
+		printf(" %u", g_array_index(uids, uint32_t, i));
+	printf("\n");
+	g_array_unref(uids);
+}
+
 static int examine(struct imap_conn *conn, const char *mbox, bool print)
 {
 	char *raw;
@@ -175,11 +185,7 @@ static int run(struct imap_conn *conn, int argc, char **argv, const char *out_pa
 		printf("uidvalidity=%u exists=%u\n", st.uidvalidity, st.exists);
 		if (err < 0)
 			return err;
-		printf("count=%u", uids->len);
-		for (guint i = 0; i < uids->len; i++)
-			printf(" %u", g_array_index(uids, uint32_t, i));
-		printf("\n");
-		g_array_unref(uids);
+		print_uid_line(uids);
 		return 0;
 	}
 	if (argc < 2)
@@ -211,11 +217,7 @@ static int run(struct imap_conn *conn, int argc, char **argv, const char *out_pa
 		GArray *uids;
 		if ((err = imap_uid_list_all(conn, &uids, print_attrs, NULL)) < 0)
 			return err;
-		printf("count=%u", uids->len);
-		for (guint i = 0; i < uids->len; i++)
-			printf(" %u", g_array_index(uids, uint32_t, i));
-		printf("\n");
-		g_array_unref(uids);
+		print_uid_line(uids);
 		return 0;
 	}
 	if (strcmp(cmd, "changedsince") == 0 && argc >= 4)
