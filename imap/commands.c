@@ -149,9 +149,17 @@ static int examine_cb(struct imap_conn *conn, const struct imap_response *resp, 
 	return 0;
 }
 
-/* The EXAMINE command for raw_name (new, *cmd_r). */
-static int examine_cmd(struct imap_conn *conn, const char *raw_name, struct imap_cmd **cmd_r)
+/* Start an EXAMINE of raw_name: *cmd_r the command (new).  From here on the connection examines
+ * no mailbox until the EXAMINE has ended OK (a failed EXAMINE leaves none selected, RFC 3501
+ * 6.3.1). */
+static int examine_begin(struct imap_conn *conn, const char *raw_name, struct imap_cmd **cmd_r,
+                         struct imap_mailbox_status *st_r)
 {
+	memset(st_r, 0, sizeof(*st_r));
+	*cmd_r = NULL;
+	if (conn->broken)
+		return conn->broken_err;
+	g_clear_pointer(&conn->mailbox, g_free);
 	struct imap_cmd *cmd = imap_cmd_new();
 	imap_cmd_add_text(cmd, "EXAMINE ");
 	if (imap_cmd_add_string(cmd, raw_name, strlen(raw_name), imap_conn_literal_mode(conn)) < 0) {
@@ -180,23 +188,21 @@ static int examine_finish(struct imap_conn *conn, const char *raw_name,
 	return 0;
 }
 
+/* Run the EXAMINE cmd (taken) of raw_name on its own. */
+static int examine_alone(struct imap_conn *conn, const char *raw_name, struct imap_cmd *cmd,
+                         struct imap_mailbox_status *st_r)
+{
+	struct examine_ctx ex = {0};
+	int err = imap_conn_run(conn, cmd, examine_cb, &ex, NULL);
+	imap_cmd_free(cmd);
+	return err < 0 ? err : examine_finish(conn, raw_name, &ex, st_r);
+}
+
 int imap_examine(struct imap_conn *conn, const char *raw_name, struct imap_mailbox_status *st_r)
 {
-	memset(st_r, 0, sizeof(*st_r));
-	if (conn->broken)
-		return conn->broken_err;
-	/* a failed EXAMINE leaves no mailbox selected (RFC 3501 6.3.1) */
-	g_clear_pointer(&conn->mailbox, g_free);
-	struct examine_ctx ex = {0};
-	struct imap_cmd *cmd = NULL;
-	int err = examine_cmd(conn, raw_name, &cmd);
-	if (err < 0)
-		return err;
-	err = imap_conn_run(conn, cmd, examine_cb, &ex, NULL);
-	imap_cmd_free(cmd);
-	if (err < 0)
-		return err;
-	return examine_finish(conn, raw_name, &ex, st_r);
+	struct imap_cmd *cmd;
+	int err = examine_begin(conn, raw_name, &cmd, st_r);
+	return err < 0 ? err : examine_alone(conn, raw_name, cmd, st_r);
 }
 
 /* A command pipelined after an EXAMINE (imap_examine_list_all, imap_examine_fetch_body) acts
@@ -217,22 +223,12 @@ struct examine_gate {
 static int examine_for_pipeline(struct imap_conn *conn, const char *raw_name,
                                 struct imap_cmd **cmd_r, struct imap_mailbox_status *st_r)
 {
-	int err;
-
-	memset(st_r, 0, sizeof(*st_r));
-	*cmd_r = NULL;
-	if (conn->broken)
-		return conn->broken_err;
-	if ((err = examine_cmd(conn, raw_name, cmd_r)) < 0)
+	int err = examine_begin(conn, raw_name, cmd_r, st_r);
+	if (err < 0 || (*cmd_r)->chunks->len == 1)
 		return err;
-	if ((*cmd_r)->chunks->len == 1) {
-		/* a failed EXAMINE leaves no mailbox selected (RFC 3501 6.3.1) */
-		g_clear_pointer(&conn->mailbox, g_free);
-		return 0;
-	}
-	imap_cmd_free(*cmd_r);
+	struct imap_cmd *cmd = *cmd_r;
 	*cmd_r = NULL;
-	return imap_examine(conn, raw_name, st_r);
+	return examine_alone(conn, raw_name, cmd, st_r);
 }
 
 /* May an answer to a command pipelined after the EXAMINE be used now?  Only once the EXAMINE
