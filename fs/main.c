@@ -53,8 +53,9 @@ static void usage(const char *prog)
 	       "    -V, --version          print the version\n"
 	       "    (imapfs runs with -o max_idle_threads=2 unless given: faster for one reader)\n\n"
 	       "%s\n"
+	       "%s\n"
 	       "FUSE options:\n",
-	       prog, IFS_CONFIG_HELP);
+	       prog, IFS_CONFIG_HELP, IFS_SEARCH_HELP);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
 }

@@ -51,6 +51,23 @@
 
 #define IFS_SEARCH_INO_BASE ((uint64_t)1 << 43)
 
+/* The --help text of search directories (also in the README and the man page). */
+#define IFS_SEARCH_HELP                                                                          \
+	"Search (the server's SEARCH; .search is never listed, but can be entered):\n"              \
+	"    FOLDER/.search/C1/C2/...  FOLDER's messages matching every criterion, by UID\n"       \
+	"    MOUNT/.search/C1/...      every folder with matches, by its path, matches beneath\n"   \
+	"  criteria (one per path component, keys case-insensitive):\n"                           \
+	"    from= to= cc= bcc= subject= body= text=   substring, as IMAP defines it\n"           \
+	"    header=Name:value                        substring of that header field\n"           \
+	"    since= before= on=                       YYYY-MM-DD, 1-Jan-2025, or 7d 2w 3m 1y ago\n" \
+	"    larger= smaller=                         bytes, or with K, M, G\n"                   \
+	"    seen unseen flagged unflagged answered unanswered draft undraft, keyword=NAME\n"     \
+	"    imap=EXPRESSION                          RFC 3501 syntax: OR, NOT, ( ), \"quotes\"\n" \
+	"    gmail=QUERY                              Gmail's own syntax (X-GM-RAW), Gmail only\n" \
+	"  In MOUNT/.search results a top-level folder that looks like a criterion (has '=' or\n"  \
+	"  is a flag word) or starts with '=' is shown as =NAME.  A bad criterion is ENOENT\n"     \
+	"  (logged); a server refusal is EIO.  Results are reused for `refresh` seconds.\n"
+
 static inline bool ifs_ino_is_search(uint64_t ino)
 {
 	return !ifs_ino_is_msg(ino) && ino >= IFS_SEARCH_INO_BASE;
