@@ -30,7 +30,8 @@ struct snode {
 	GHashTable *children;  /* entry name -> struct snode * */
 	uint64_t nlookup;
 	bool attached;
-	bool seen;             /* SN_MOUNT_DIR: part of the result being built */
+	bool seen;             /* SN_MOUNT_DIR: part of the result being built ... */
+	bool has_hits;         /* ... and a folder with hits of its own */
 	/* SN_FOLDER_RESULT and SN_MOUNT_RESULT: */
 	gint64 fetched_at;     /* g_get_monotonic_time() of the last good run; 0: never */
 	bool running;
@@ -343,7 +344,7 @@ static void apply_mount_hits(struct ifs_search *s, struct snode *res, GPtrArray 
 		while (g_hash_table_iter_next(&it, NULL, &v)) {
 			struct snode *c = v;
 			if (c->kind == SN_MOUNT_DIR) {
-				c->seen = false;
+				c->seen = c->has_hits = false;
 				g_ptr_array_add(stack, c);
 			}
 		}
@@ -368,6 +369,7 @@ static void apply_mount_hits(struct ifs_search *s, struct snode *res, GPtrArray 
 			g_free(d->raw_name);
 			d->raw_name = g_strdup(fp->raw_name);
 		}
+		d->has_hits = true;
 		version = hits_version(version, fp->raw_name, hits[i].msgs);
 		{
 			uint64_t v = hits_version(14695981039346656037ull, fp->raw_name, hits[i].msgs);
@@ -394,9 +396,13 @@ static void apply_mount_hits(struct ifs_search *s, struct snode *res, GPtrArray 
 				node_detach(s, c);
 				continue;
 			}
-			if (c->epoch != 0 && c->raw_name == NULL) {
+			if (!c->has_hits && c->epoch != 0) {
+				/* still on the way to folders with hits, but without hits itself */
 				ifs_tree_drop_result(s->tree, c->epoch);
 				c->epoch = 0;
+				c->version = 0;
+				c->newest = 0;
+				g_clear_pointer(&c->raw_name, g_free);
 			}
 			g_ptr_array_add(stack, c);
 		}
@@ -458,13 +464,29 @@ static int run_mount(struct ifs_search *s, struct snode *n, struct imap_search *
 	return ret;
 }
 
+/* Does n, or a folder path below it, hold hits of a folder life that ended (lock held)? */
+static bool hits_stale(struct ifs_search *s, struct snode *n)
+{
+	GHashTableIter it;
+	gpointer v;
+	if (n->epoch != 0 && ifs_tree_result_stale(s->tree, n->epoch))
+		return true;
+	if (n->kind == SN_FOLDER_RESULT)
+		return false; /* its children are criteria with results of their own */
+	g_hash_table_iter_init(&it, n->children);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct snode *c = v;
+		if (c->kind == SN_MOUNT_DIR && hits_stale(s, c))
+			return true;
+	}
+	return false;
+}
+
 static bool result_fresh(struct ifs_search *s, struct snode *n)
 {
 	if (n->fetched_at == 0 || g_get_monotonic_time() - n->fetched_at >= s->refresh_us)
 		return false;
-	if (n->kind == SN_FOLDER_RESULT && n->epoch != 0 && ifs_tree_result_stale(s->tree, n->epoch))
-		return false;
-	return true;
+	return !hits_stale(s, n);
 }
 
 /* Make result node n no older than the refresh time (single-flight; lock held on entry and

@@ -733,8 +733,9 @@ static struct listing *current_listing(const struct ifs_tree *t, uint32_t epoch,
 	rec = t->epochs->pdata[base];
 	n = g_hash_table_lookup(t->by_raw, rec->raw_name);
 	if (rr != NULL) {
-		/* hits of a folder life the folder's own listing has seen end are no more */
-		if (n != NULL && n->listing != NULL && n->listing->epoch != base)
+		/* hits of a folder life the folder's own listing has seen end are no more (epochs
+		 * are numbered in the order lives are first seen: a later life has a larger one) */
+		if (n != NULL && n->listing != NULL && n->listing->epoch > base)
 			return NULL;
 	} else if (n == NULL || n->listing == NULL || n->listing->epoch != epoch) {
 		return NULL;
@@ -891,6 +892,12 @@ int ifs_tree_set_result(struct ifs_tree *t, uint32_t *epoch_io, const char *raw,
 		rr->base = base;
 		g_ptr_array_add(t->results, rr);
 		*epoch_io = IFS_RESULT_EPOCH_BIT + (t->results->len - 1);
+	}
+	{
+		/* the search saw a later life of the folder than its listing: list it again */
+		struct folder_node *n = g_hash_table_lookup(t->by_raw, raw);
+		if (n != NULL && n->listing != NULL && n->listing->epoch < base)
+			n->listing->fetched_at = 0;
 	}
 	l = g_new0(struct listing, 1);
 	l->refs = 1;

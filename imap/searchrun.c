@@ -251,6 +251,17 @@ static int chain_cb(struct imap_conn *conn, const struct imap_response *resp, vo
 			return multi_answer(r, resp);
 		return 0;
 	case CMD_SEARCH:
+		if (is_fetch_answer(resp) && r->meta->len > k + 1 &&
+		    g_array_index(r->meta, struct chain_cmd, k + 1).kind == CMD_FETCH) {
+			/* the FETCH of the hits answered before the SEARCH ended: not trusted */
+			struct imap_msg_attrs at;
+			int pr = imap_parse_attrs(conn, resp, &at);
+			if (pr > 0) {
+				js->early = true;
+				g_free(at.flags);
+			}
+			return pr < 0 ? pr : 0;
+		}
 		if (!examined_ok(r, c->job) || !is_search_answer(resp))
 			return 0;
 		{

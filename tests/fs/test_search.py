@@ -341,6 +341,7 @@ class SearchTest(unittest.TestCase):
             time.sleep(0.3)
         self.assertEqual(self.listed(*p), [u2])
         old_ino = os.stat(os.path.join(self.mnt, *p, str(u2))).st_ino
+        self.assertEqual(self.listed('Fresh'), [u2])  # the folder's own listing, of this life
         # another life of the folder: same name, new UIDVALIDITY, UIDs counted from 1 again
         uv = d.uidvalidity('Fresh')
         d.delete_folder('Fresh')
