@@ -417,8 +417,13 @@ static int chain_fetch_hits(struct run *r)
 			continue;
 		imap_sort_unique_uids(js->uids);
 		js->sorted = true;
-		if ((err = add_examine(r, j)) < 0)
-			return err;
+		js->ex_cmd = -1;
+		/* one folder that the connection examines already (it was just searched): no
+		 * EXAMINE again */
+		if (r->n > 1 || r->conn->mailbox == NULL ||
+		    strcmp(r->conn->mailbox, r->jobs[j].raw_name) != 0)
+			if ((err = add_examine(r, j)) < 0)
+				return err;
 		set = uidset_of(js->uids);
 		/* CONDSTORE is only asked for by the EXAMINE when offered: FETCH may ask MODSEQ */
 		r->conn->condstore = imap_conn_has_cap(r->conn, "CONDSTORE");
@@ -453,9 +458,9 @@ static void judge_fetch(struct run *r)
 {
 	for (unsigned j = 0; j < r->n; j++) {
 		struct job_state *js = &r->js[j];
-		if (r->jobs[j].result != 0 || js->uids->len == 0 || js->ex_cmd < 0)
+		if (r->jobs[j].result != 0 || js->uids->len == 0)
 			continue;
-		if (r->results[js->ex_cmd] != 0)
+		if (js->ex_cmd >= 0 && r->results[js->ex_cmd] != 0)
 			r->jobs[j].result = r->results[js->ex_cmd];
 		else if (js->fetch_result < 0)
 			r->jobs[j].result = search_failure(js->fetch_result);
@@ -465,8 +470,8 @@ static void judge_fetch(struct run *r)
 	}
 }
 
-/* Ask folder j again on its own: EXAMINE + SEARCH, then EXAMINE + FETCH of its hits (after an
- * early answer, or a UIDVALIDITY that moved between two commands). */
+/* Ask folder j again on its own: EXAMINE alone, then SEARCH, then FETCH of its hits, one after
+ * another (after an early answer, or a UIDVALIDITY that moved between two commands). */
 static int search_alone(struct run *r, unsigned j)
 {
 	struct run one = {.conn = r->conn, .q = r->q, .jobs = &r->jobs[j], .js = &r->js[j],
@@ -481,7 +486,15 @@ static int search_alone(struct run *r, unsigned j)
 	one.js->multi_uidvalidity = 0;
 	one.js->search_result = one.js->fetch_result = 0;
 	one.jobs->result = 0;
-	g_clear_pointer(&r->conn->mailbox, g_free); /* examine it again */
+	/* the EXAMINE on its own this time: nothing can be answered before it ends */
+	err = imap_examine(r->conn, one.jobs->raw_name, &one.jobs->st);
+	if (err < 0) {
+		if (r->conn->broken)
+			goto out;
+		one.jobs->result = err; /* -ENOENT: no such mailbox */
+		err = 0;
+		goto out;
+	}
 	if ((err = chain_search(&one, &first, 1, false)) < 0 || (err = chain_collect(&one)) < 0)
 		goto out;
 	judge_search(&one, false);
