@@ -616,6 +616,23 @@ static int lookup_hit(struct ifs_search *s, struct snode *n, uint32_t uid,
 	return ifs_tree_result_lookup(s->tree, n->epoch, uid, info_r);
 }
 
+/* A folder path directory name below n (a mount-wide result or one of its folder paths), with
+ * the result made fresh first (lock held).  Counts one kernel lookup. */
+static int lookup_folder_path(struct ifs_search *s, struct snode *n, const char *name,
+                              struct ifs_node_info *info_r)
+{
+	struct snode *c;
+	int ret = result_run_locked(s, result_of(n));
+	if (ret < 0)
+		return ret;
+	c = n->attached ? g_hash_table_lookup(n->children, name) : NULL;
+	if (c == NULL || c->kind != SN_MOUNT_DIR)
+		return -ENOENT;
+	c->nlookup++;
+	node_info(s, c, info_r);
+	return 0;
+}
+
 int ifs_search_lookup(struct ifs_search *s, uint64_t parent, const char *name,
                       struct ifs_node_info *info_r)
 {
@@ -670,27 +687,11 @@ int ifs_search_lookup(struct ifs_search *s, uint64_t parent, const char *name,
 			ret = lookup_hit(s, n, uid, info_r);
 			goto out;
 		}
-		/* a deeper folder of the path */
-		ret = result_run_locked(s, result_of(n));
-		c = ret == 0 && n->attached ? g_hash_table_lookup(n->children, name) : NULL;
-		if (ret == 0 && c == NULL)
-			ret = -ENOENT;
-		if (ret < 0)
-			goto out;
-		c->nlookup++;
-		node_info(s, c, info_r);
+		ret = lookup_folder_path(s, n, name, info_r); /* a deeper folder of the path */
 		goto out;
 	}
 	if (n->kind == SN_MOUNT_RESULT && (name[0] == '=' || !ifs_query_is_criterion(name))) {
-		/* a top-level folder of the mount-wide result */
-		ret = result_run_locked(s, n);
-		c = ret == 0 ? g_hash_table_lookup(n->children, name) : NULL;
-		if (ret == 0 && (c == NULL || c->kind != SN_MOUNT_DIR))
-			ret = -ENOENT;
-		if (ret < 0)
-			goto out;
-		c->nlookup++;
-		node_info(s, c, info_r);
+		ret = lookup_folder_path(s, n, name, info_r); /* a top-level folder */
 		goto out;
 	}
 	if ((ret = lookup_criterion(s, n, name, &c)) < 0)

@@ -357,8 +357,13 @@ int imap_uid_search(struct imap_conn *conn, GArray **uids_r, const char *criteri
 	va_end(ap);
 	if (err < 0)
 		return err;
+	return imap_run_search(conn, cmd, uids_r);
+}
+
+int imap_run_search(struct imap_conn *conn, struct imap_cmd *cmd, GArray **uids_r)
+{
 	struct imap_search_ctx sc = {.uids = g_array_new(FALSE, FALSE, sizeof(uint32_t))};
-	err = imap_conn_run(conn, cmd, imap_search_cb, &sc, NULL);
+	int err = imap_conn_run(conn, cmd, imap_search_cb, &sc, NULL);
 	imap_cmd_free(cmd);
 	if (err < 0) {
 		g_array_unref(sc.uids);

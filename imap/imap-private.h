@@ -298,6 +298,8 @@ struct imap_search_ctx {
 };
 int imap_search_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx);
 void imap_sort_unique_uids(GArray *uids);
+/* Run the UID SEARCH cmd (taken, freed) and collect its hits: *uids_r as imap_uid_search. */
+int imap_run_search(struct imap_conn *conn, struct imap_cmd *cmd, GArray **uids_r);
 
 /* UID FETCH uidset (UID RFC822.SIZE INTERNALDATE FLAGS [MODSEQ]) [(CHANGEDSINCE modseq)]. */
 struct imap_cmd *imap_fetch_attrs_cmd(const struct imap_conn *conn, const char *uidset,

@@ -81,7 +81,6 @@ static int search_command(struct imap_conn *conn, const struct imap_search *q, b
 int imap_uid_search_query(struct imap_conn *conn, const struct imap_search *q, GArray **uids_r)
 {
 	struct imap_cmd *cmd = NULL;
-	struct imap_search_ctx sc;
 	int err;
 
 	*uids_r = NULL;
@@ -91,16 +90,7 @@ int imap_uid_search_query(struct imap_conn *conn, const struct imap_search *q, G
 		return imap_conn_fail_errno(conn, -EINVAL, false, "no mailbox examined");
 	if ((err = search_command(conn, q, false, &cmd)) < 0)
 		return err;
-	sc.uids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
-	err = imap_conn_run(conn, cmd, imap_search_cb, &sc, NULL);
-	imap_cmd_free(cmd);
-	if (err < 0) {
-		g_array_unref(sc.uids);
-		return err;
-	}
-	imap_sort_unique_uids(sc.uids);
-	*uids_r = sc.uids;
-	return 0;
+	return imap_run_search(conn, cmd, uids_r);
 }
 
 /* A sequence set for ascending uids: runs become ranges ("3:7,9"). */

@@ -81,14 +81,7 @@ class SearchTest(unittest.TestCase):
             cls.tearDownClass()
             raise
 
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            if getattr(cls, 'm', None) is not None:
-                cls.m.close()
-        finally:
-            cls.d.cleanup()
-            shutil.rmtree(cls.tmp, ignore_errors=True)
+    tearDownClass = classmethod(ti.MountTest.tearDownClass.__func__)
 
     # -- helpers ---------------------------------------------------------------
 
