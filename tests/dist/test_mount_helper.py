@@ -1,0 +1,201 @@
+#!/usr/bin/python3
+"""imapfs mounted the way Linux mounts things, as root: `mount -t fuse.imapfs ACCOUNT MNT -o
+config=...`, an fstab line (`mount -T FSTAB MNT`), and `umount`.  mount(8) runs
+/sbin/mount.fuse3, which runs `imapfs ACCOUNT MNT -o OPTIONS` through /bin/sh with a fixed
+PATH (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin), so the built imapfs is
+linked as /usr/local/sbin/imapfs (first on that PATH, ahead of a packaged /usr/bin/imapfs)
+for the duration of the test and the link is removed afterwards, even on failure.  The test
+checks that the mounted daemon is the built binary.
+
+Environment (set by tests/dist/meson.build):
+    IMAPFS_BIN           the built imapfs
+    IMAPFS_HARNESS_DIR   tests/harness
+Fails (never skips) without root, mount.fuse3, /dev/fuse or Dovecot.  Python stdlib only.
+"""
+import atexit
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+IMAPFS = os.environ.get('IMAPFS_BIN', '')
+HARNESS = os.environ.get('IMAPFS_HARNESS_DIR', '')
+sys.path.insert(0, HARNESS)
+import dovecot  # noqa: E402
+import sample_mail  # noqa: E402
+
+LINK = '/usr/local/sbin/imapfs'
+# What util-linux and mount.fuse3 give the helper (a test's own PATH must not matter).
+MOUNT_ENV = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'LANG': 'C'}
+
+
+def mountinfo(path):
+    """(fstype, source, mount options, super options) of the mount at path, or None."""
+    path = os.path.realpath(path)
+    with open('/proc/self/mountinfo') as f:
+        for line in f:
+            fields = line.split()
+            mp = re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), fields[4])
+            if mp == path:
+                sep = fields.index('-')
+                return fields[sep + 1], fields[sep + 2], fields[5], fields[sep + 3]
+    return None
+
+
+def daemons(mnt):
+    """PIDs of processes named imapfs whose command line names mnt."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                argv = f.read().split(b'\0')
+        except OSError:
+            continue
+        if argv[0].endswith(b'imapfs') and mnt.encode() in argv[1:]:
+            out.append(int(pid))
+    return out
+
+
+def wait_until(cond, timeout=15):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def remove_link():
+    if os.path.islink(LINK) and os.readlink(LINK) == os.path.realpath(IMAPFS):
+        os.unlink(LINK)
+
+
+def install_link():
+    """/usr/local/sbin/imapfs -> the built imapfs.  A link left by a killed run of this test
+    (to some build's fs/imapfs) is replaced; anything else there is not ours to touch."""
+    if os.path.lexists(LINK):
+        target = os.readlink(LINK) if os.path.islink(LINK) else None
+        if target is None or not target.endswith('/fs/imapfs'):
+            raise AssertionError('%s exists and is not a link to a build\'s fs/imapfs: '
+                                 'remove it to run this test' % LINK)
+        os.unlink(LINK)
+    os.makedirs(os.path.dirname(LINK), exist_ok=True)
+    os.symlink(os.path.realpath(IMAPFS), LINK)
+    atexit.register(remove_link)
+
+
+class MountHelper(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not IMAPFS or not os.access(IMAPFS, os.X_OK):
+            raise AssertionError('IMAPFS_BIN does not name the built imapfs (%r)' % IMAPFS)
+        if os.geteuid() != 0:
+            raise AssertionError('mount -t fuse.imapfs is tested as root: run as root')
+        for prog in ('/sbin/mount.fuse3', '/dev/fuse'):
+            if not os.path.exists(prog):
+                raise AssertionError('%s is missing (apt-get install fuse3)' % prog)
+        cls.tmp = tempfile.mkdtemp(prefix='ifs-mount', dir='/tmp')
+        cls.d = dovecot.Dovecot()
+        cls.d.start()
+        try:
+            cls.seeded = sample_mail.seed(cls.d)
+            cls.cfg = os.path.join(cls.tmp, 'config')
+            with socket.socket() as s:  # a port nothing listens on, for [default]
+                s.bind(('127.0.0.1', 0))
+                cls.closed_port = s.getsockname()[1]
+            with open(cls.cfg, 'w') as f:
+                f.write('[default]\nhost = 127.0.0.1\nport = %d\nuser = nobody\n'
+                        'password = x\n[work]\nhost = %s\nport = %d\nuser = %s\npassword = %s\n'
+                        'ca_file = %s\ntimeout = 10\ncache_dir = %s\n'
+                        % (cls.closed_port, cls.d.host, cls.d.port_imaps, cls.d.user, cls.d.password,
+                           cls.d.ca_file, os.path.join(cls.tmp, 'cache')))
+            os.chmod(cls.cfg, 0o600)
+            install_link()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            remove_link()
+        finally:
+            cls.d.cleanup()
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        self.mnt = tempfile.mkdtemp(prefix='mnt', dir=self.tmp)
+
+    def tearDown(self):
+        if mountinfo(self.mnt) is not None:
+            subprocess.run(['umount', '-l', self.mnt], stderr=subprocess.DEVNULL)
+        wait_until(lambda: not daemons(self.mnt), 10)
+        for pid in daemons(self.mnt):
+            os.kill(pid, signal.SIGKILL)
+
+    def mount(self, args):
+        res = subprocess.run(['mount'] + args, env=MOUNT_ENV, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=60)
+        out = res.stdout.decode('utf-8', 'replace')
+        self.assertEqual(res.returncode, 0, 'mount %s: %s' % (' '.join(args), out))
+        return out
+
+    def check_mounted_and_unmount(self):
+        info = mountinfo(self.mnt)
+        self.assertIsNotNone(info, 'nothing is mounted at %s' % self.mnt)
+        fstype, source, opts, _super = info
+        self.assertEqual(fstype, 'fuse.imapfs')
+        self.assertEqual(source, 'imapfs:%s' % self.d.host)
+        # mount.fuse3 passes rw,dev,suid; imapfs's ro,nosuid,nodev come later and win
+        self.assertTrue({'ro', 'nosuid', 'nodev'} <= set(opts.split(',')), opts)
+        pids = daemons(self.mnt)
+        self.assertEqual(len(pids), 1, 'imapfs daemons for %s: %s' % (self.mnt, pids))
+        self.assertEqual(os.path.realpath('/proc/%d/exe' % pids[0]),
+                         os.path.realpath(IMAPFS), 'the mounted imapfs is not the built one')
+        # the account named on the command line is the one mounted: [work], not [default]
+        folder, uid, raw, _flags = next(m for m in self.seeded if m[0] == 'INBOX')
+        self.assertIn('INBOX', os.listdir(self.mnt))
+        with open(os.path.join(self.mnt, 'INBOX', str(uid), 'message.eml'), 'rb') as f:
+            self.assertEqual(f.read(), raw)
+        with self.assertRaises(OSError):
+            open(os.path.join(self.mnt, 'INBOX', 'new-file'), 'w')
+
+        res = subprocess.run(['umount', self.mnt], env=MOUNT_ENV, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, timeout=30)
+        self.assertEqual(res.returncode, 0, res.stdout.decode('utf-8', 'replace'))
+        self.assertIsNone(mountinfo(self.mnt))
+        self.assertTrue(wait_until(lambda: not daemons(self.mnt)),
+                        'imapfs still runs after umount: %s' % daemons(self.mnt))
+
+    def test_mount_t_fuse_imapfs(self):
+        self.mount(['-t', 'fuse.imapfs', 'work', self.mnt, '-o', 'config=' + self.cfg])
+        self.check_mounted_and_unmount()
+
+    def test_fstab_line(self):
+        fstab = os.path.join(self.tmp, 'fstab')
+        with open(fstab, 'w') as f:
+            f.write('# the line a user would write, plus the config file\n'
+                    'work %s fuse.imapfs noauto,user,_netdev,config=%s 0 0\n'
+                    % (self.mnt, self.cfg))
+        self.mount(['-T', fstab, self.mnt])
+        self.check_mounted_and_unmount()
+
+    def test_mount_failure_is_reported(self):
+        # [default] names a port nothing listens on: mount fails, nothing is mounted
+        res = subprocess.run(['mount', '-t', 'fuse.imapfs', 'default', self.mnt, '-o',
+                              'config=' + self.cfg], env=MOUNT_ENV, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, timeout=60)
+        out = res.stdout.decode('utf-8', 'replace')
+        self.assertNotEqual(res.returncode, 0, out)
+        self.assertIn('imapfs: cannot log in to 127.0.0.1:%d as nobody' % self.closed_port, out)
+        self.assertIsNone(mountinfo(self.mnt))
+
+
+if __name__ == '__main__':
+    unittest.main(argv=[sys.argv[0]], verbosity=2)
