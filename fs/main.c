@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <malloc.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -63,6 +64,12 @@ static int take_positional(struct cmdline *cmd, struct fuse_args *args)
 	}
 	if (pos->len == 2) {
 		const char *account = pos->pdata[0];
+		/* mount(8) makes a source that names a file in its working directory absolute:
+		 * `mount -t fuse.imapfs work /mnt` in a directory holding "work" runs us with
+		 * "/that/directory/work".  Section names are not paths, so an existing absolute
+		 * path stands for its last component. */
+		if (account[0] == '/' && access(account, F_OK) == 0 && strrchr(account, '/')[1] != '\0')
+			account = strrchr(account, '/') + 1;
 		if (cmd->account != NULL && strcmp(cmd->account, account) != 0) {
 			fprintf(stderr, "imapfs: two accounts given: '%s' and -o account=%s\n",
 			        account, cmd->account);
@@ -74,6 +81,25 @@ static int take_positional(struct cmdline *cmd, struct fuse_args *args)
 	if (pos->len > 0)
 		fuse_opt_add_arg(args, pos->pdata[pos->len - 1]);
 	return 0;
+}
+
+/* A user's fstab mount (`mount ~/mail` with the `user` option) reaches us through the setuid
+ * mount(8) and mount.fuse3 with our real uid but HOME=/root: the config, ~/ in it and the
+ * cache would then be looked up in root's home.  A HOME that is not the real user's own
+ * directory is replaced by the home of the password database, before GLib reads HOME (it
+ * keeps the first answer). */
+static void use_own_home(void)
+{
+	const char *home = getenv("HOME");
+	struct stat st;
+
+	if (home == NULL || (stat(home, &st) == 0 && st.st_uid == getuid()))
+		return;
+	struct passwd *pw = getpwuid(getuid());
+	if (pw != NULL && pw->pw_dir != NULL)
+		setenv("HOME", pw->pw_dir, 1);
+	else
+		unsetenv("HOME");
 }
 
 static void usage(const char *prog)
@@ -253,6 +279,7 @@ int main(int argc, char *argv[])
 
 	memset(&opts, 0, sizeof(opts));
 	memset(&fs, 0, sizeof(fs));
+	use_own_home();
 	fuse_set_log_func(fuse_log_to_glib);
 	ifs_log_init(false);
 

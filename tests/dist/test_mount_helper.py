@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""imapfs mounted the way Linux mounts things, as root: `mount -t fuse.imapfs ACCOUNT MNT -o
-config=...`, an fstab line (`mount -T FSTAB MNT`), and `umount`.  mount(8) runs
+"""imapfs mounted the way Linux mounts things: as root `mount -t fuse.imapfs ACCOUNT MNT -o
+config=...`, an fstab line (`mount -T FSTAB MNT`) and `umount`; as a user (nobody), the
+README's fstab line with `user`, `mount ~/mail` and `fusermount3 -u`.  mount(8) runs
 /sbin/mount.fuse3, which runs `imapfs ACCOUNT MNT -o OPTIONS` through /bin/sh with a fixed
 PATH (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin), so the built imapfs is
 linked as /usr/local/sbin/imapfs (first on that PATH, ahead of a packaged /usr/bin/imapfs)
@@ -16,6 +17,7 @@ import atexit
 import os
 import re
 import shutil
+import shlex
 import signal
 import socket
 import subprocess
@@ -140,7 +142,10 @@ class MountHelper(unittest.TestCase):
             os.kill(pid, signal.SIGKILL)
 
     def mount(self, args):
-        res = subprocess.run(['mount'] + args, env=MOUNT_ENV, stdout=subprocess.PIPE,
+        # run where "work" names a directory: mount(8) then passes its absolute path
+        cwd = os.path.join(self.tmp, 'cwd')
+        os.makedirs(os.path.join(cwd, 'work'), exist_ok=True)
+        res = subprocess.run(['mount'] + args, env=MOUNT_ENV, cwd=cwd, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=60)
         out = res.stdout.decode('utf-8', 'replace')
         self.assertEqual(res.returncode, 0, 'mount %s: %s' % (' '.join(args), out))
@@ -185,6 +190,79 @@ class MountHelper(unittest.TestCase):
                     % (self.mnt, self.cfg))
         self.mount(['-T', fstab, self.mnt])
         self.check_mounted_and_unmount()
+
+    def test_user_fstab_line(self):
+        """The README's line for a user, `work ~/mail fuse.imapfs noauto,user,_netdev 0 0`,
+        mounted by that user with `mount ~/mail` and unmounted with fusermount3 -u: the user's
+        own ~/.config/imapfs/config is read (mount(8) hands the helper HOME=/root).  The user
+        is nobody; in a private mount namespace /etc/fstab holds the line, /etc/passwd gives
+        nobody a home in the test's directory, and /dev/fuse is a node open to users (0666,
+        as on a stock Debian), so nothing outside the test changes."""
+        user_uid = 65534
+        home = os.path.join(self.tmp, 'home')
+        confdir = os.path.join(home, '.config', 'imapfs')
+        mnt = os.path.join(home, 'mail')
+        os.makedirs(confdir)
+        os.makedirs(mnt)
+        shutil.copy(self.d.ca_file, os.path.join(confdir, 'ca.pem'))
+        with open(os.path.join(confdir, 'config'), 'w') as f:
+            f.write('[work]\nhost = %s\nport = %d\nuser = %s\npassword = %s\n'
+                    'ca_file = ca.pem\ntimeout = 10\n'
+                    % (self.d.host, self.d.port_imaps, self.d.user, self.d.password))
+        os.chmod(os.path.join(confdir, 'config'), 0o600)
+        for dirpath, dirs, files in os.walk(home):
+            for name in [dirpath] + [os.path.join(dirpath, n) for n in files]:
+                os.chown(name, user_uid, user_uid)
+        os.chmod(self.tmp, 0o755)
+        fstab = os.path.join(self.tmp, 'fstab.user')
+        with open('/etc/fstab') as src, open(fstab, 'w') as f:
+            f.write(src.read() + '\nwork %s fuse.imapfs noauto,user,_netdev 0 0\n' % mnt)
+        passwd = os.path.join(self.tmp, 'passwd')
+        with open('/etc/passwd') as src, open(passwd, 'w') as f:
+            for line in src:
+                fields = line.split(':')
+                if len(fields) >= 7 and fields[2] == str(user_uid):
+                    fields[5] = home
+                f.write(':'.join(fields))
+        fuse_node = os.path.join(self.tmp, 'fuse')
+        os.mknod(fuse_node, 0o666 | 0o020000, os.makedev(10, 229))
+        os.chmod(fuse_node, 0o666)
+        folder, uid, raw, _flags = next(m for m in self.seeded if m[0] == 'INBOX')
+        eml = os.path.join(mnt, 'INBOX', str(uid), 'message.eml')
+        # in a directory holding "work", which mount(8) turns into an absolute path
+        os.mkdir(os.path.join(home, 'work'))
+        os.chown(os.path.join(home, 'work'), user_uid, user_uid)
+        as_user = ('cd {home} && mount {mnt} && echo MOUNTED && ls {mnt} && '
+                   'grep " {mnt} " /proc/self/mountinfo && cat {eml} > {out} && '
+                   'fusermount3 -u {mnt} && echo UNMOUNTED').format(
+                       home=home, mnt=mnt, eml=eml, out=os.path.join(home, 'read.eml'))
+        script = ('set -e; mount --bind {node} /dev/fuse; mount --bind {fstab} /etc/fstab; '
+                  'mount --bind {passwd} /etc/passwd; '
+                  'exec setpriv --reuid={u} --regid={u} --clear-groups '
+                  'env HOME=/nonexistent-home PATH=/usr/bin:/bin sh -c {cmd}').format(
+                      node=fuse_node, fstab=fstab, passwd=passwd, u=user_uid,
+                      cmd=shlex.quote(as_user))
+        try:
+            res = subprocess.run(['unshare', '--mount', '--propagation', 'private', 'sh', '-c',
+                                  script], env=MOUNT_ENV, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, timeout=120)
+        finally:
+            for pid in daemons(mnt):
+                os.kill(pid, signal.SIGKILL)
+            os.unlink(fuse_node)
+        out = res.stdout.decode('utf-8', 'replace')
+        self.assertEqual(res.returncode, 0, out)
+        lines = out.splitlines()
+        self.assertIn('MOUNTED', lines, out)
+        self.assertIn('INBOX', lines, out)
+        (info,) = [l for l in lines if ' fuse.imapfs ' in l]
+        self.assertIn('user_id=%d' % user_uid, info)
+        self.assertTrue({'ro', 'nosuid', 'nodev'} <= set(info.split()[5].split(',')), info)
+        self.assertEqual(lines[-1], 'UNMOUNTED', out)
+        with open(os.path.join(home, 'read.eml'), 'rb') as f:
+            self.assertEqual(f.read(), raw)
+        # the user's cache, not root's
+        self.assertTrue(os.path.isdir(os.path.join(home, '.cache', 'imapfs', 'work')))
 
     def test_mount_failure_is_reported(self):
         # [default] names a port nothing listens on: mount fails, nothing is mounted

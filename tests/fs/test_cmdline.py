@@ -53,6 +53,17 @@ class Positional(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn("[work] has no 'host' key", err)
 
+    def test_account_made_absolute_by_mount(self):
+        # mount(8) run in a directory that holds "work" passes /that/directory/work
+        os.mkdir(os.path.join(self.tmp, 'work'))
+        rc, err = run([os.path.join(self.tmp, 'work'), self.missing, '-o',
+                       'config=' + self.cfg])
+        self.assertEqual(rc, 1)
+        self.assertIn("[work] has no 'host' key", err)
+        # a path that does not exist is taken as it is
+        rc, err = run(['/no/such/work', self.missing, '-o', 'config=' + self.cfg])
+        self.assertIn('no account [/no/such/work]', err)
+
     def test_options_first_like_mount_fuse3(self):
         # mount.fuse3 runs: imapfs ACCOUNT MOUNTPOINT -o rw,config=...,dev,suid
         rc, err = run(['-o', 'rw,config=%s,dev,suid' % self.cfg, 'work', self.missing])
