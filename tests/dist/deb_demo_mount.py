@@ -19,28 +19,17 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'harness'))
+sys.path.insert(0, os.path.join(HERE, '..', 'fs'))
 import dovecot  # noqa: E402
 import sample_mail  # noqa: E402
+from test_imapfs import daemon_pids, mounted  # noqa: E402
 
 MOUNT_ENV = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'LANG': 'C'}
 
 
-def mounted(path):
-    with open('/proc/self/mountinfo') as f:
-        return any(line.split()[4] == path for line in f)
-
-
 def daemon_exes(mnt):
-    out = []
-    for pid in filter(str.isdigit, os.listdir('/proc')):
-        try:
-            with open('/proc/%s/cmdline' % pid, 'rb') as f:
-                argv = f.read().split(b'\0')
-            if argv[0].endswith(b'imapfs') and mnt.encode() in argv[1:]:
-                out.append(os.path.realpath('/proc/%s/exe' % pid))
-        except OSError:
-            continue
-    return out
+    """The executables of the imapfs daemons serving mnt."""
+    return [os.path.realpath('/proc/%d/exe' % pid) for pid in daemon_pids(mnt)]
 
 
 def check_contents(mnt, seeded):

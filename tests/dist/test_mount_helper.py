@@ -15,7 +15,6 @@ Fails (never skips) without root, mount.fuse3, /dev/fuse or Dovecot.  Python std
 """
 import atexit
 import os
-import re
 import shutil
 import shlex
 import signal
@@ -29,8 +28,10 @@ import unittest
 IMAPFS = os.environ.get('IMAPFS_BIN', '')
 HARNESS = os.environ.get('IMAPFS_HARNESS_DIR', '')
 sys.path.insert(0, HARNESS)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'fs'))
 import dovecot  # noqa: E402
 import sample_mail  # noqa: E402
+from test_imapfs import daemon_pids as daemons, mountinfo_entries  # noqa: E402
 
 LINK = '/usr/local/sbin/imapfs'
 # What util-linux and mount.fuse3 give the helper (a test's own PATH must not matter).
@@ -39,29 +40,12 @@ MOUNT_ENV = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'LANG': 'C'}
 
 def mountinfo(path):
     """(fstype, source, mount options, super options) of the mount at path, or None."""
-    path = os.path.realpath(path)
-    with open('/proc/self/mountinfo') as f:
-        for line in f:
-            fields = line.split()
-            mp = re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), fields[4])
-            if mp == path:
-                sep = fields.index('-')
-                return fields[sep + 1], fields[sep + 2], fields[5], fields[sep + 3]
-    return None
-
-
-def daemons(mnt):
-    """PIDs of processes named imapfs whose command line names mnt."""
-    out = []
-    for pid in filter(str.isdigit, os.listdir('/proc')):
-        try:
-            with open('/proc/%s/cmdline' % pid, 'rb') as f:
-                argv = f.read().split(b'\0')
-        except OSError:
-            continue
-        if argv[0].endswith(b'imapfs') and mnt.encode() in argv[1:]:
-            out.append(int(pid))
-    return out
+    lines = mountinfo_entries(path)
+    if not lines:
+        return None
+    fields = lines[-1].split()
+    sep = fields.index('-')
+    return fields[sep + 1], fields[sep + 2], fields[5], fields[sep + 3]
 
 
 def wait_until(cond, timeout=15):
