@@ -208,9 +208,9 @@ class MountHelper(unittest.TestCase):
                 if len(fields) >= 7 and fields[2] == str(user_uid):
                     fields[5] = home
                 f.write(':'.join(fields))
-        fuse_node = os.path.join(self.tmp, 'fuse')
-        os.mknod(fuse_node, 0o666 | 0o020000, os.makedev(10, 229))
-        os.chmod(fuse_node, 0o666)
+        # the node lives on a tmpfs of the namespace: /tmp may be mounted nodev
+        devdir = os.path.join(self.tmp, 'dev')
+        os.mkdir(devdir)
         folder, uid, raw, _flags = next(m for m in self.seeded if m[0] == 'INBOX')
         eml = os.path.join(mnt, 'INBOX', str(uid), 'message.eml')
         # in a directory holding "work", which mount(8) turns into an absolute path
@@ -220,11 +220,13 @@ class MountHelper(unittest.TestCase):
                    'grep " {mnt} " /proc/self/mountinfo && cat {eml} > {out} && '
                    'fusermount3 -u {mnt} && echo UNMOUNTED').format(
                        home=home, mnt=mnt, eml=eml, out=os.path.join(home, 'read.eml'))
-        script = ('set -e; mount --bind {node} /dev/fuse; mount --bind {fstab} /etc/fstab; '
+        script = ('set -e; mount -t tmpfs -o mode=0755 imapfs-test {dev}; '
+                  'mknod -m 0666 {dev}/fuse c 10 229; mount --bind {dev}/fuse /dev/fuse; '
+                  'mount --bind {fstab} /etc/fstab; '
                   'mount --bind {passwd} /etc/passwd; '
                   'exec setpriv --reuid={u} --regid={u} --clear-groups '
                   'env HOME=/nonexistent-home PATH=/usr/bin:/bin sh -c {cmd}').format(
-                      node=fuse_node, fstab=fstab, passwd=passwd, u=user_uid,
+                      dev=devdir, fstab=fstab, passwd=passwd, u=user_uid,
                       cmd=shlex.quote(as_user))
         try:
             res = subprocess.run(['unshare', '--mount', '--propagation', 'private', 'sh', '-c',
@@ -233,7 +235,6 @@ class MountHelper(unittest.TestCase):
         finally:
             for pid in daemons(mnt):
                 os.kill(pid, signal.SIGKILL)
-            os.unlink(fuse_node)
         out = res.stdout.decode('utf-8', 'replace')
         self.assertEqual(res.returncode, 0, out)
         lines = out.splitlines()
