@@ -68,8 +68,9 @@ static int take_positional(struct cmdline *cmd, struct fuse_args *args)
 		 * `mount -t fuse.imapfs work /mnt` in a directory holding "work" runs us with
 		 * "/that/directory/work".  Section names are not paths, so an existing absolute
 		 * path stands for its last component. */
-		if (account[0] == '/' && access(account, F_OK) == 0 && strrchr(account, '/')[1] != '\0')
-			account = strrchr(account, '/') + 1;
+		const char *last = strrchr(account, '/');
+		if (account[0] == '/' && last[1] != '\0' && access(account, F_OK) == 0)
+			account = last + 1;
 		if (cmd->account != NULL && strcmp(cmd->account, account) != 0) {
 			fprintf(stderr, "imapfs: two accounts given: '%s' and -o account=%s\n",
 			        account, cmd->account);
