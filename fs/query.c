@@ -86,7 +86,8 @@ bool ifs_query_parse_date(const char *value, const GDate *today, int *year_r, in
 	 * was): refuse such a date here instead of searching from today */
 	if ((unit == 'd' && n >= g_date_get_julian(today)) ||
 	    (unit == 'w' && n * 7 >= g_date_get_julian(today)) ||
-	    (unit == 'm' && n > (g_date_get_year(today) - 1) * 12ul + g_date_get_month(today) - 1) ||
+	    (unit == 'm' &&
+	     n > (g_date_get_year(today) - 1) * 12ul + g_date_get_month(today) - 1) ||
 	    (unit == 'y' && n >= g_date_get_year(today)))
 		return false;
 	GDate when = *today;

@@ -33,8 +33,9 @@ struct job_state {
 	bool sorted;         /* uids sorted (FETCH answers are checked against it) */
 	int search_result;   /* of its SEARCH (or the MULTISEARCH), 0 or -errno */
 	int fetch_result;
-	uint32_t hits_uidvalidity; /* the UIDVALIDITY the hits were found in: what the
-	                            * MULTISEARCH answer or the SEARCH's EXAMINE said (0: unknown) */
+	/* the UIDVALIDITY the hits were found in: what the MULTISEARCH answer or the SEARCH's
+	 * EXAMINE said (0: unknown) */
+	uint32_t hits_uidvalidity;
 	GArray *uids;
 };
 
