@@ -109,9 +109,9 @@ static void test_flags(void)
 		const char *component;
 		const char *want;
 	} flags[] = {
-	    {"seen", "SEEN"},           {"unseen", "UNSEEN"},         {"flagged", "FLAGGED"},
-	    {"unflagged", "UNFLAGGED"}, {"answered", "ANSWERED"},     {"unanswered", "UNANSWERED"},
-	    {"draft", "DRAFT"},         {"undraft", "UNDRAFT"},       {"SEEN", "SEEN"},
+	    {"seen", "SEEN"},           {"unseen", "UNSEEN"},     {"flagged", "FLAGGED"},
+	    {"unflagged", "UNFLAGGED"}, {"answered", "ANSWERED"}, {"unanswered", "UNANSWERED"},
+	    {"draft", "DRAFT"},         {"undraft", "UNDRAFT"},   {"SEEN", "SEEN"},
 	    {"UnSeen", "UNSEEN"},       {"Flagged", "FLAGGED"},
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(flags); i++) {
@@ -189,8 +189,8 @@ static void date_is(const GDate *today, const char *value, int y, int m, int d)
 	if (!ifs_query_parse_date(value, today, &gy, &gm, &gd))
 		g_error("date \"%s\" refused", value);
 	if (gy != y || gm != m || gd != d)
-		g_error("date \"%s\" gave %04d-%02d-%02d, want %04d-%02d-%02d", value, gy, gm, gd, y,
-		        m, d);
+		g_error("date \"%s\" gave %04d-%02d-%02d, want %04d-%02d-%02d", value, gy, gm, gd,
+		        y, m, d);
 }
 
 static void date_bad(const GDate *today, const char *value)
@@ -214,13 +214,45 @@ static void test_date_forms(void)
 	date_is(NULL, "2025-06-30", 2025, 6, 30);
 	date_is(NULL, "30-Jun-2025", 2025, 6, 30);
 	static const char *const bad[] = {
-	    "2025-02-30", "2025-02-29", "2100-02-29", "2025-04-31", "2025-13-01", "2025-00-10",
-	    "2025-01-00", "0000-01-01", "2025-1-01",  "2025-01-1",  "25-01-01",   "2025/01/01",
-	    "2025-01-01x", " 2025-01-01", "2025-01-01 ", "20250101", "2025-+1-01", "+202-01-01",
-	    "2025- 1-01", "2025-01- 1", "2025--1-01", "30-Feb-2025", "1-Jan-25", "1-Jan- 202",
-	    "1-Jan-+202", "yesterday", "",           "today",      "d",          "-7d",
-	    "7",          "7x",          "7dd",      "7 d",        "+7d",        " 7d",
-	    "100001d",    "99999999999999999999d",   "0x7d",
+	    "2025-02-30",
+	    "2025-02-29",
+	    "2100-02-29",
+	    "2025-04-31",
+	    "2025-13-01",
+	    "2025-00-10",
+	    "2025-01-00",
+	    "0000-01-01",
+	    "2025-1-01",
+	    "2025-01-1",
+	    "25-01-01",
+	    "2025/01/01",
+	    "2025-01-01x",
+	    " 2025-01-01",
+	    "2025-01-01 ",
+	    "20250101",
+	    "2025-+1-01",
+	    "+202-01-01",
+	    "2025- 1-01",
+	    "2025-01- 1",
+	    "2025--1-01",
+	    "30-Feb-2025",
+	    "1-Jan-25",
+	    "1-Jan- 202",
+	    "1-Jan-+202",
+	    "yesterday",
+	    "",
+	    "today",
+	    "d",
+	    "-7d",
+	    "7",
+	    "7x",
+	    "7dd",
+	    "7 d",
+	    "+7d",
+	    " 7d",
+	    "100001d",
+	    "99999999999999999999d",
+	    "0x7d",
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
 		date_bad(t, bad[i]);
@@ -317,8 +349,8 @@ static void test_date_keys(void)
 	gives_on(t, "since=1y", "SINCE 28-Feb-2023");
 	g_date_free(t);
 	static const char *const why_tail = "\" (YYYY-MM-DD, 1-Jan-2025, or 7d 2w 3m 1y ago)";
-	static const char *const bad[] = {"2025-02-30", "30-Feb-2025", "7x", "yesterday",
-	                                  "2025-+1-01", "3000y"};
+	static const char *const bad[] = {"2025-02-30", "30-Feb-2025", "7x",
+	                                  "yesterday",  "2025-+1-01",  "3000y"};
 	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
 		char *c = g_strdup_printf("since=%s", bad[i]);
 		char *why = g_strdup_printf("bad date \"%s%s", bad[i], why_tail);
@@ -331,7 +363,8 @@ static void test_date_keys(void)
 	refused("on=2025-02-30",
 	        "bad date \"2025-02-30\" (YYYY-MM-DD, 1-Jan-2025, or 7d 2w 3m 1y ago)");
 	/* relative without a today */
-	refused_on(NULL, "since=7d", "bad date \"7d\" (YYYY-MM-DD, 1-Jan-2025, or 7d 2w 3m 1y ago)");
+	refused_on(NULL, "since=7d",
+	           "bad date \"7d\" (YYYY-MM-DD, 1-Jan-2025, or 7d 2w 3m 1y ago)");
 }
 
 /* ---- sizes -------------------------------------------------------------------------------- */
@@ -363,9 +396,25 @@ static void test_sizes(void)
 	}
 	/* past 32 bits, malformed, or a suffix IMAP does not know */
 	static const char *const bad[] = {
-	    "4294967296", "4G",   "4194304K", "4096M", "18446744073709551615",
-	    "18446744073709551616", "99999999999999999999999G", "",   "K",  "-1",
-	    "+1",         " 1",   "1 K",      "1.5M",  "10KB",  "1T",  "0x10", "1e3", "1k1",
+	    "4294967296",
+	    "4G",
+	    "4194304K",
+	    "4096M",
+	    "18446744073709551615",
+	    "18446744073709551616",
+	    "99999999999999999999999G",
+	    "",
+	    "K",
+	    "-1",
+	    "+1",
+	    " 1",
+	    "1 K",
+	    "1.5M",
+	    "10KB",
+	    "1T",
+	    "0x10",
+	    "1e3",
+	    "1k1",
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
 		uint64_t n = 0;
@@ -378,18 +427,20 @@ static void test_sizes(void)
 	gives("smaller=4294967295", "SMALLER 4294967295");
 	refused("larger=10X", "bad size \"10X\" (bytes, or a number with K, M or G)");
 	refused("larger=4G", "bad size \"4G\" (bytes, or a number with K, M or G)");
-	refused("smaller=4294967296", "bad size \"4294967296\" (bytes, or a number with K, M or G)");
+	refused("smaller=4294967296",
+	        "bad size \"4294967296\" (bytes, or a number with K, M or G)");
 	refused("smaller=-5", "bad size \"-5\" (bytes, or a number with K, M or G)");
 }
 
 static void test_is_criterion(void)
 {
-	static const char *const yes[] = {"from=x", "a=b", "=", "x=", "imap=NOT SEEN",
-	                                  "seen", "SEEN", "UnSeen", "undraft", "answered",
-	                                  "unanswered", "flagged", "unflagged", "draft",
-	                                  "2024=x"};
-	static const char *const no[] = {"INBOX", "Archive", "2024", "2024.d", "seenx", "xseen",
-	                                 "deleted", "recent", "", "from", "받은편지함", ".search"};
+	static const char *const yes[] = {
+	    "from=x",     "a=b",     "=",         "x=",      "imap=NOT SEEN",
+	    "seen",       "SEEN",    "UnSeen",    "undraft", "answered",
+	    "unanswered", "flagged", "unflagged", "draft",   "2024=x"};
+	static const char *const no[] = {"INBOX", "Archive", "2024",       "2024.d",
+	                                 "seenx", "xseen",   "deleted",    "recent",
+	                                 "",      "from",    "받은편지함", ".search"};
 	for (size_t i = 0; i < G_N_ELEMENTS(yes); i++)
 		if (!ifs_query_is_criterion(yes[i]))
 			g_error("\"%s\" should be a criterion", yes[i]);

@@ -1157,25 +1157,26 @@ class SearchRuns(FakeTestCase):
         no literal and is pipelined again."""
         caps = b"IMAP4rev1"
         quiet = ("quiet", 0.4)
+
+        def one_at_a_time(mbox, n, uidvalidity, hit):
+            """EXAMINE as A000n and SEARCH as A000n+1, each answered before the next line."""
+            ex, se = "A%04d" % n, b"A%04d" % (n + 1)
+            return [
+                ("expect", b'%s EXAMINE "%s"' % (ex.encode(), mbox)), quiet,
+                ("send", examined(ex, uidvalidity)),
+                ("expect", se + b" UID SEARCH CHARSET UTF-8 SUBJECT {6}"), quiet,
+                ("send", b"+ Ready for literal data\r\n"),
+                ("expect", KOREAN.encode()), quiet,
+                ("send", b"* SEARCH %d\r\n%s OK done\r\n" % (hit, se)),
+            ]
+
         second = [b'A0006 EXAMINE "INBOX"', b"A0007 UID FETCH 3" + ATTRS,
                   b'A0008 EXAMINE "Archive"', b"A0009 UID FETCH 8" + ATTRS]
-        script = [
-            ("expect", b'A0002 EXAMINE "INBOX"'), quiet,
-            ("send", examined("A0002", 77)),
-            ("expect", b"A0003 UID SEARCH CHARSET UTF-8 SUBJECT {6}"), quiet,
-            ("send", b"+ Ready for literal data\r\n"),
-            ("expect", KOREAN.encode()), quiet,
-            ("send", b"* SEARCH 3\r\nA0003 OK done\r\n"),
-            ("expect", b'A0004 EXAMINE "Archive"'), quiet,
-            ("send", examined("A0004", 88)),
-            ("expect", b"A0005 UID SEARCH CHARSET UTF-8 SUBJECT {6}"), quiet,
-            ("send", b"+ Ready for literal data\r\n"),
-            ("expect", KOREAN.encode()), quiet,
-            ("send", b"* SEARCH 8\r\nA0005 OK done\r\n"),
-        ] + [("expect", line) for line in second] + [
+        script = (one_at_a_time(b"INBOX", 2, 77, 3) + one_at_a_time(b"Archive", 4, 88, 8) +
+                  [("expect", line) for line in second] + [
             ("send", examined("A0006", 77) + fetched(3) + b"A0007 OK done\r\n" +
              examined("A0008", 88) + fetched(8) + b"A0009 OK done\r\n"),
-        ]
+        ])
         res = self.search(caps, script, f"SUBJECT {KOREAN}", "INBOX", "Archive", logout_tag=10)
         self.assertOk(res)
         self.assertEqual(res.out.splitlines(), printed(0, 3) + printed(1, 8) + [

@@ -11,30 +11,24 @@
  * keys, sequence numbers, literals, bad dates, too deep or too long expressions) with a reason,
  * and round-trips through imap_search_describe.
  */
-#include "imap-private.h"
+#include "cmd_wire.h"
 
 #include <errno.h>
 #include <string.h>
 
 #define KOREAN "\xed\x9a\x8c\xec\x9d\x98" /* 회의, 6 bytes of UTF-8 */
 
-/* The command as it would go on the wire, chunks separated by "|" (a pause for "+"). */
+/* q serialised as it would go on the wire (cmd_wire: chunks separated by "|"). */
 static char *wire_of(const struct imap_search *q, enum imap_literal_mode mode, int *err_r,
                      guint *nchunks_r)
 {
 	struct imap_cmd *cmd = imap_cmd_new();
-	GString *s = g_string_new(NULL);
 	*err_r = imap_search_format(cmd, q, mode);
-	for (guint i = 0; i < cmd->chunks->len; i++) {
-		const GString *c = g_ptr_array_index(cmd->chunks, i);
-		if (i > 0)
-			g_string_append_c(s, '|');
-		g_string_append_len(s, c->str, (gssize)c->len);
-	}
+	char *w = cmd_wire(cmd);
 	if (nchunks_r != NULL)
 		*nchunks_r = cmd->chunks->len;
 	imap_cmd_free(cmd);
-	return g_string_free(s, FALSE);
+	return w;
 }
 
 /* describe(q) must be want, and so must the wire form with LITERAL+ (one chunk, the same text
@@ -105,9 +99,9 @@ static void test_flag_keys(void)
 		check(flag(flags[i].key), flags[i].name);
 	/* keys that take a value are not flags */
 	static const enum imap_search_key not_flags[] = {
-	    IMAP_SEARCH_FROM,  IMAP_SEARCH_HEADER, IMAP_SEARCH_KEYWORD, IMAP_SEARCH_SINCE,
-	    IMAP_SEARCH_LARGER, IMAP_SEARCH_UID,   IMAP_SEARCH_NOT,     IMAP_SEARCH_OR,
-	    IMAP_SEARCH_AND,   (enum imap_search_key)999,
+	    IMAP_SEARCH_FROM,   IMAP_SEARCH_HEADER,        IMAP_SEARCH_KEYWORD, IMAP_SEARCH_SINCE,
+	    IMAP_SEARCH_LARGER, IMAP_SEARCH_UID,           IMAP_SEARCH_NOT,     IMAP_SEARCH_OR,
+	    IMAP_SEARCH_AND,    (enum imap_search_key)999,
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(not_flags); i++)
 		g_assert_null(imap_search_new_flag(not_flags[i]));
@@ -119,10 +113,14 @@ static void test_string_keys(void)
 		enum imap_search_key key;
 		const char *want;
 	} keys[] = {
-	    {IMAP_SEARCH_BCC, "BCC \"alice\""},   {IMAP_SEARCH_BODY, "BODY \"alice\""},
-	    {IMAP_SEARCH_CC, "CC \"alice\""},     {IMAP_SEARCH_FROM, "FROM \"alice\""},
-	    {IMAP_SEARCH_SUBJECT, "SUBJECT \"alice\""}, {IMAP_SEARCH_TEXT, "TEXT \"alice\""},
-	    {IMAP_SEARCH_TO, "TO \"alice\""},     {IMAP_SEARCH_X_GM_RAW, "X-GM-RAW \"alice\""},
+	    {IMAP_SEARCH_BCC, "BCC \"alice\""},
+	    {IMAP_SEARCH_BODY, "BODY \"alice\""},
+	    {IMAP_SEARCH_CC, "CC \"alice\""},
+	    {IMAP_SEARCH_FROM, "FROM \"alice\""},
+	    {IMAP_SEARCH_SUBJECT, "SUBJECT \"alice\""},
+	    {IMAP_SEARCH_TEXT, "TEXT \"alice\""},
+	    {IMAP_SEARCH_TO, "TO \"alice\""},
+	    {IMAP_SEARCH_X_GM_RAW, "X-GM-RAW \"alice\""},
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
 		struct imap_search *q = str(keys[i].key, "alice");
@@ -164,8 +162,8 @@ static void test_header_keyword_uid(void)
 
 	g_assert_cmpint(imap_search_new_uid("1:5,7,9:*", &q), ==, 0);
 	check(q, "UID 1:5,7,9:*");
-	static const char *const bad_sets[] = {"", "0", "1 2", "a", "1:", "1,(2)", "4294967296",
-	                                       "1\r\n"};
+	static const char *const bad_sets[] = {"",   "0",     "1 2",        "a",
+	                                       "1:", "1,(2)", "4294967296", "1\r\n"};
 	for (size_t i = 0; i < G_N_ELEMENTS(bad_sets); i++) {
 		g_assert_cmpint(imap_search_new_uid(bad_sets[i], &q), ==, -EINVAL);
 		g_assert_null(q);
@@ -176,14 +174,16 @@ static void test_header_keyword_uid(void)
 static void test_keyword_must_be_atom(void)
 {
 	static const char *const bad[] = {
-	    "",    "a b",  "a(b", "a)",  "{5}", "a%",   "a*",   "a\"b", "a\\b",
-	    "a]",  "\t",   "a\x7f", "caf\xc3\xa9", "x\r\nA1 DELETE INBOX", "\\Seen",
+	    "",       "a b",  "a(b", "a)", "{5}",   "a%",          "a*",
+	    "a\"b",   "a\\b", "a]",  "\t", "a\x7f", "caf\xc3\xa9", "x\r\nA1 DELETE INBOX",
+	    "\\Seen",
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
 		for (int k = IMAP_SEARCH_KEYWORD; k <= IMAP_SEARCH_UNKEYWORD; k++) {
 			struct imap_search *q = (struct imap_search *)0x1;
-			g_assert_cmpint(imap_search_new_keyword((enum imap_search_key)k, bad[i], &q),
-			                ==, -EINVAL);
+			g_assert_cmpint(
+			    imap_search_new_keyword((enum imap_search_key)k, bad[i], &q), ==,
+			    -EINVAL);
 			g_assert_null(q);
 		}
 	}
@@ -200,9 +200,9 @@ static void test_dates(void)
 		enum imap_search_key key;
 		const char *name;
 	} keys[] = {
-	    {IMAP_SEARCH_BEFORE, "BEFORE"},         {IMAP_SEARCH_ON, "ON"},
-	    {IMAP_SEARCH_SINCE, "SINCE"},           {IMAP_SEARCH_SENTBEFORE, "SENTBEFORE"},
-	    {IMAP_SEARCH_SENTON, "SENTON"},         {IMAP_SEARCH_SENTSINCE, "SENTSINCE"},
+	    {IMAP_SEARCH_BEFORE, "BEFORE"}, {IMAP_SEARCH_ON, "ON"},
+	    {IMAP_SEARCH_SINCE, "SINCE"},   {IMAP_SEARCH_SENTBEFORE, "SENTBEFORE"},
+	    {IMAP_SEARCH_SENTON, "SENTON"}, {IMAP_SEARCH_SENTSINCE, "SENTSINCE"},
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
 		char *want = g_strdup_printf("%s 1-Jan-2025", keys[i].name);
@@ -221,15 +221,15 @@ static void test_dates(void)
 	check(date(IMAP_SEARCH_ON, 9999, 12, 31), "ON 31-Dec-9999");
 	check(date(IMAP_SEARCH_ON, 5, 3, 9), "ON 9-Mar-0005");
 	static const int bad[][3] = {
-	    {2025, 2, 29}, {2025, 2, 30}, {2100, 2, 29}, {2025, 4, 31}, {2025, 13, 1},
-	    {2025, 0, 1},  {2025, 1, 0},  {2025, 1, 32}, {0, 1, 1},     {10000, 1, 1},
-	    {-1, 1, 1},    {2025, -1, 1},
+	    {2025, 2, 29}, {2025, 2, 30}, {2100, 2, 29}, {2025, 4, 31},
+	    {2025, 13, 1}, {2025, 0, 1},  {2025, 1, 0},  {2025, 1, 32},
+	    {0, 1, 1},     {10000, 1, 1}, {-1, 1, 1},    {2025, -1, 1},
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
 		struct imap_search *q = (struct imap_search *)0x1;
 		g_assert_cmpint(
-		    imap_search_new_date(IMAP_SEARCH_SINCE, bad[i][0], bad[i][1], bad[i][2], &q), ==,
-		    -EINVAL);
+		    imap_search_new_date(IMAP_SEARCH_SINCE, bad[i][0], bad[i][1], bad[i][2], &q),
+		    ==, -EINVAL);
 		g_assert_null(q);
 	}
 	struct imap_search *q = NULL;
@@ -307,7 +307,8 @@ static void test_combinators(void)
 	all = imap_search_and(all, n);
 	all = imap_search_and(all, u);
 	all = imap_search_and(all, date(IMAP_SEARCH_SENTON, 2024, 12, 24));
-	all = imap_search_and(all, imap_search_or(str(IMAP_SEARCH_TO, "x"), str(IMAP_SEARCH_CC, "y")));
+	all = imap_search_and(all,
+	                      imap_search_or(str(IMAP_SEARCH_TO, "x"), str(IMAP_SEARCH_CC, "y")));
 	check(all, "HEADER \"X-A\" \"b c\" KEYWORD $Work LARGER 10240 UID 3:9 SENTON 24-Dec-2024 "
 	           "OR TO \"x\" CC \"y\"");
 }
@@ -375,8 +376,8 @@ static void test_non_ascii_literals(void)
 	g_assert_false(imap_search_uses_gmail(q));
 	imap_search_free(q);
 	/* X-GM-RAW deep inside is found */
-	q = imap_search_not(imap_search_or(flag(IMAP_SEARCH_SEEN),
-	                                   str(IMAP_SEARCH_X_GM_RAW, "has:attachment")));
+	q = imap_search_not(
+	    imap_search_or(flag(IMAP_SEARCH_SEEN), str(IMAP_SEARCH_X_GM_RAW, "has:attachment")));
 	g_assert_true(imap_search_uses_gmail(q));
 	imap_search_free(q);
 }
@@ -389,9 +390,11 @@ static void test_crlf_refused(void)
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
 		struct imap_search *q = (struct imap_search *)0x1;
-		g_assert_cmpint(imap_search_new_string(IMAP_SEARCH_SUBJECT, bad[i], &q), ==, -EINVAL);
+		g_assert_cmpint(imap_search_new_string(IMAP_SEARCH_SUBJECT, bad[i], &q), ==,
+		                -EINVAL);
 		g_assert_null(q);
-		g_assert_cmpint(imap_search_new_string(IMAP_SEARCH_X_GM_RAW, bad[i], &q), ==, -EINVAL);
+		g_assert_cmpint(imap_search_new_string(IMAP_SEARCH_X_GM_RAW, bad[i], &q), ==,
+		                -EINVAL);
 		g_assert_cmpint(imap_search_new_header("Subject", bad[i], &q), ==, -EINVAL);
 		g_assert_null(q);
 		g_assert_cmpint(imap_search_new_header(bad[i], "x", &q), ==, -EINVAL);
@@ -478,7 +481,8 @@ static void test_hostile_values(void)
 	/* the parse -> serialise path keeps hostile values in one string as well */
 	struct imap_search *q = NULL;
 	char *why = NULL;
-	g_assert_cmpint(imap_search_parse("SUBJECT \"a\\\"b\\\\c {5} ) * % ] (\"", &q, &why), ==, 0);
+	g_assert_cmpint(imap_search_parse("SUBJECT \"a\\\"b\\\\c {5} ) * % ] (\"", &q, &why), ==,
+	                0);
 	g_assert_null(why);
 	char *d = imap_search_describe(q);
 	g_assert_cmpstr(d, ==, "SUBJECT \"a\\\"b\\\\c {5} ) * % ] (\"");
@@ -692,8 +696,9 @@ static void test_parse_date(void)
 		const char *s;
 		int y, m, d;
 	} good[] = {
-	    {"1-Jan-2025", 2025, 1, 1},   {"01-Jan-2025", 2025, 1, 1}, {"31-dec-1999", 1999, 12, 31},
-	    {"29-FEB-2024", 2024, 2, 29}, {"9-Sep-0009", 9, 9, 9},     {"15-Jun-2030", 2030, 6, 15},
+	    {"1-Jan-2025", 2025, 1, 1},    {"01-Jan-2025", 2025, 1, 1},
+	    {"31-dec-1999", 1999, 12, 31}, {"29-FEB-2024", 2024, 2, 29},
+	    {"9-Sep-0009", 9, 9, 9},       {"15-Jun-2030", 2030, 6, 15},
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
 		int y = 0, m = 0, d = 0;
@@ -703,10 +708,26 @@ static void test_parse_date(void)
 		g_assert_cmpint(d, ==, good[i].d);
 	}
 	static const char *const bad[] = {
-	    "",           "1-Jan-25",    "1-Jan-202",   "1-January-2025", "1-Jan-2025x",
-	    " 1-Jan-2025", "1-Jan-2025 ", "29-Feb-2023", "0-Jan-2025",     "32-Jan-2025",
-	    "1-Foo-2025", "1-Jan-0000",  "1/Jan/2025",  "2025-01-01",     "1-Jan- 202",
-	    "1-Jan-+202", "1-Jan--202",  "+1-Jan-2025", "1 -Jan-2025",    "001-Jan-2025",
+	    "",
+	    "1-Jan-25",
+	    "1-Jan-202",
+	    "1-January-2025",
+	    "1-Jan-2025x",
+	    " 1-Jan-2025",
+	    "1-Jan-2025 ",
+	    "29-Feb-2023",
+	    "0-Jan-2025",
+	    "32-Jan-2025",
+	    "1-Foo-2025",
+	    "1-Jan-0000",
+	    "1/Jan/2025",
+	    "2025-01-01",
+	    "1-Jan- 202",
+	    "1-Jan-+202",
+	    "1-Jan--202",
+	    "+1-Jan-2025",
+	    "1 -Jan-2025",
+	    "001-Jan-2025",
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
 		int y = 0, m = 0, d = 0;
