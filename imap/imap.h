@@ -340,7 +340,8 @@ typedef int (*imap_search_attrs_cb)(unsigned job, const struct imap_msg_attrs *a
  *     hits, pipelined: two.
  * Commands that need a synchronising literal (a non-ASCII value on a server without LITERAL+)
  * run one after another instead.  Answers a server sends about a folder before it has finished
- * examining it are never used (that folder is asked again on its own).  Returns 0 when the
+ * examining it are never used (that folder is asked again on its own), nor are the hits of a
+ * folder whose UIDVALIDITY changed between its SEARCH and its FETCH.  Returns 0 when the
  * connection stayed usable (each job's own outcome is in jobs[i].result), else the connection's
  * -errno.  The connection examines one of the folders (or none) afterwards.  Gmail's X-GM-RAW
  * is sent only when the server offers X-GM-EXT-1 (else every job gets -EOPNOTSUPP). */
