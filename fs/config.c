@@ -1,5 +1,7 @@
 /* config.c — find, parse and validate the configuration file, and obtain the password (see
- * config.h).  Every failure becomes one line that names the file, the key and what to do. */
+ * config.h).  Every failure becomes one line that names the file, the key and what to do.
+ * With auth = oauth2 no secret is obtained here: oauth_cmd runs whenever a token is needed
+ * (fs/token.c), through the same ifs_config_run_cmd() as pass_cmd. */
 #include "config.h"
 
 #include "bodycache.h"
@@ -17,7 +19,7 @@
 static const char *const known_keys[] = {
 	"host", "port", "tls", "user", "pass_cmd", "password", "ca_file",
 	"timeout", "connections", "refresh", "memory_cache", "cache", "cache_dir", "cache_size",
-	"readahead", NULL,
+	"readahead", "auth", "oauth_cmd", NULL,
 };
 
 static void wipe_str(char *s)
@@ -106,8 +108,8 @@ static int get_uint(GKeyFile *kf, const char *group, const char *key, unsigned d
 	return 0;
 }
 
-/* First line printed by pass_cmd.  Its environment is ours; nothing secret is added. */
-static int run_pass_cmd(const char *cmd, char **password_r, char **errmsg_r)
+int ifs_config_run_cmd(const char *key, const char *what, const char *cmd, char **line_r,
+                       char **errmsg_r)
 {
 	const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
 	char *out = NULL;
@@ -117,24 +119,24 @@ static int run_pass_cmd(const char *cmd, char **password_r, char **errmsg_r)
 
 	if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, &out,
 	                  NULL, &status, &err)) {
-		*errmsg_r = g_strdup_printf("cannot run pass_cmd: %s", err->message);
+		*errmsg_r = g_strdup_printf("cannot run %s: %s", key, err->message);
 		g_error_free(err);
 		return -EINVAL;
 	}
 	if (!g_spawn_check_wait_status(status, NULL)) {
 		wipe_str(out);
 		g_free(out);
-		*errmsg_r = g_strdup("pass_cmd failed (non-zero exit status); no password");
+		*errmsg_r = g_strdup_printf("%s failed (non-zero exit status); no %s", key, what);
 		return -EINVAL;
 	}
 	n = strcspn(out, "\r\n");
 	if (n == 0) {
 		wipe_str(out);
 		g_free(out);
-		*errmsg_r = g_strdup("pass_cmd printed an empty first line; no password");
+		*errmsg_r = g_strdup_printf("%s printed an empty first line; no %s", key, what);
 		return -EINVAL;
 	}
-	*password_r = g_strndup(out, n);
+	*line_r = g_strndup(out, n);
 	wipe_str(out);
 	g_free(out);
 	return 0;
@@ -174,6 +176,51 @@ static int get_size(GKeyFile *kf, const char *group, const char *key, uint64_t d
 	g_free(v);
 	*out = n * mult;
 	return 0;
+}
+
+/* auth = password | oauth2, and oauth_cmd, which only oauth2 uses and which it needs; an
+ * oauth2 account has no password keys (they would never be used: better said than ignored). */
+static int get_auth(GKeyFile *kf, struct ifs_config *cfg, char **errmsg_r)
+{
+	const char *g = cfg->account;
+	char *v = g_key_file_get_string(kf, g, "auth", NULL);
+	int ret = 0;
+
+	if (v != NULL)
+		g_strstrip(v);
+	if (v == NULL || strcmp(v, "password") == 0) {
+		cfg->auth = IMAP_AUTH_PASSWORD;
+	} else if (strcmp(v, "oauth2") == 0) {
+		cfg->auth = IMAP_AUTH_OAUTH2;
+	} else {
+		*errmsg_r = g_strdup_printf("%s: [%s] auth = '%s': use password or oauth2", cfg->path,
+		                            g, v);
+		ret = -EINVAL;
+		goto out;
+	}
+	cfg->oauth_cmd = g_key_file_get_string(kf, g, "oauth_cmd", NULL);
+	if (cfg->oauth_cmd != NULL)
+		g_strstrip(cfg->oauth_cmd);
+	if (cfg->auth == IMAP_AUTH_PASSWORD && cfg->oauth_cmd != NULL) {
+		*errmsg_r = g_strdup_printf("%s: [%s] has oauth_cmd but not auth = oauth2; add "
+		                            "auth = oauth2 or remove oauth_cmd", cfg->path, g);
+		ret = -EINVAL;
+	} else if (cfg->auth == IMAP_AUTH_OAUTH2 &&
+	           (cfg->oauth_cmd == NULL || cfg->oauth_cmd[0] == '\0')) {
+		*errmsg_r = g_strdup_printf("%s: [%s] auth = oauth2 needs oauth_cmd, a command that "
+		                            "prints an access token (e.g. oama access %s)", cfg->path,
+		                            g, cfg->user);
+		ret = -EINVAL;
+	} else if (cfg->auth == IMAP_AUTH_OAUTH2 &&
+	           (g_key_file_has_key(kf, g, "pass_cmd", NULL) ||
+	            g_key_file_has_key(kf, g, "password", NULL))) {
+		*errmsg_r = g_strdup_printf("%s: [%s] auth = oauth2 logs in with oauth_cmd's token; "
+		                            "remove pass_cmd and password", cfg->path, g);
+		ret = -EINVAL;
+	}
+out:
+	g_free(v);
+	return ret;
 }
 
 static char *absolute_from(const char *config_path, const char *file)
@@ -343,6 +390,11 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 		g_clear_pointer(&v, g_free);
 	}
 
+	if ((ret = get_auth(kf, cfg, errmsg_r)) < 0)
+		goto fail;
+	if (cfg->auth == IMAP_AUTH_OAUTH2)
+		goto done; /* the token comes from oauth_cmd when a login needs it */
+
 	pass_cmd = g_key_file_get_string(kf, cfg->account, "pass_cmd", NULL);
 	v = g_key_file_get_string(kf, cfg->account, "password", NULL);
 	if (pass_cmd != NULL && v != NULL) {
@@ -362,7 +414,7 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 		cfg->password = v;
 		v = NULL;
 	} else if (pass_cmd != NULL) {
-		ret = run_pass_cmd(pass_cmd, &cfg->password, errmsg_r);
+		ret = ifs_config_run_cmd("pass_cmd", "password", pass_cmd, &cfg->password, errmsg_r);
 		if (ret < 0)
 			goto fail;
 	} else {
@@ -372,6 +424,7 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 		goto fail;
 	}
 
+done:
 	g_free(pass_cmd);
 	g_strfreev(keys);
 	g_key_file_free(kf);
@@ -411,5 +464,6 @@ void ifs_config_free(struct ifs_config *cfg)
 	g_free(cfg->user);
 	g_free(cfg->ca_file);
 	g_free(cfg->cache_dir);
+	g_free(cfg->oauth_cmd);
 	g_free(cfg);
 }
