@@ -67,8 +67,7 @@ static void free_secret(char *s)
 /* Open a connection with the secret the credential callback holds.  A refused secret (-EACCES)
  * gets one more try with a fresh one: access tokens expire, and a login is where the server
  * says so.  Called without the lock. */
-static int open_with_credential(struct imap_pool *pool, struct imap_conn **conn_r,
-                                char **msg_r)
+static int open_with_credential(struct imap_pool *pool, struct imap_conn **conn_r, char **msg_r)
 {
 	struct imap_config cfg = pool->cfg;
 	char *secret = NULL, *fresh = NULL, *why = NULL;
@@ -184,7 +183,8 @@ static void note_failure(struct imap_pool *pool, int err, const char *msg)
 {
 	if (!pool->outage && outage_enter(pool))
 		g_warning("%s IMAP server %s: %s (retrying with backoff)",
-		          err == -EACCES ? "cannot log in to" : "cannot reach", pool->cfg.host, msg);
+		          err == -EACCES ? "cannot log in to" : "cannot reach", pool->cfg.host,
+		          msg);
 	pool->outage = true;
 	pool->retry_at = g_get_monotonic_time() + (gint64)pool->backoff_ms * 1000;
 	pool->backoff_ms = MIN(pool->backoff_ms * 2, BACKOFF_MAX_MS);

@@ -32,8 +32,8 @@ struct sasl_mech;
 /* What one login attempt learnt from the server's challenges. */
 struct sasl_exchange {
 	const struct sasl_mech *mech;
-	bool challenged;   /* an error challenge was answered */
-	char *status;      /* from its JSON, sanitised (nullable) */
+	bool challenged; /* an error challenge was answered */
+	char *status;    /* from its JSON, sanitised (nullable) */
 	char *scope;
 };
 
@@ -122,8 +122,7 @@ static int oauthbearer_initial(const char *user, const char *secret, GString *ou
 }
 
 /* Google's XOAUTH2: "user=USER^Aauth=Bearer TOKEN^A^A". */
-static int xoauth2_initial(const char *user, const char *secret, GString *out,
-                           const char **why_r)
+static int xoauth2_initial(const char *user, const char *secret, GString *out, const char **why_r)
 {
 	int err = oauth_check(user, secret, why_r);
 	if (err < 0)
@@ -302,10 +301,10 @@ static bool login_allowed(const struct imap_conn *conn, const struct sasl_mech *
 
 /* In order of preference within each kind of secret. */
 static const struct sasl_mech mechs[] = {
-	{"OAUTHBEARER", IMAP_AUTH_OAUTH2, auth_cap, oauthbearer_initial, "AQ==", authenticate},
-	{"XOAUTH2", IMAP_AUTH_OAUTH2, auth_cap, xoauth2_initial, "", authenticate},
-	{"PLAIN", IMAP_AUTH_PASSWORD, auth_cap, plain_initial, NULL, authenticate},
-	{"LOGIN", IMAP_AUTH_PASSWORD, login_allowed, NULL, NULL, login_command},
+    {"OAUTHBEARER", IMAP_AUTH_OAUTH2, auth_cap, oauthbearer_initial, "AQ==", authenticate},
+    {"XOAUTH2", IMAP_AUTH_OAUTH2, auth_cap, xoauth2_initial, "", authenticate},
+    {"PLAIN", IMAP_AUTH_PASSWORD, auth_cap, plain_initial, NULL, authenticate},
+    {"LOGIN", IMAP_AUTH_PASSWORD, login_allowed, NULL, NULL, login_command},
 };
 
 int imap_sasl_login(struct imap_conn *conn, const struct imap_config *cfg)
@@ -322,7 +321,8 @@ int imap_sasl_login(struct imap_conn *conn, const struct imap_config *cfg)
 		                            "server %s offers neither OAUTHBEARER nor XOAUTH2, so "
 		                            "auth = oauth2 cannot log in there%s",
 		                            conn->host,
-		                            conn->ssl == NULL && imap_conn_has_cap(conn, "LOGINDISABLED")
+		                            conn->ssl == NULL &&
+		                                    imap_conn_has_cap(conn, "LOGINDISABLED")
 		                                ? " (it wants TLS: use implicit TLS or STARTTLS)"
 		                                : "");
 	return imap_conn_fail(
@@ -369,12 +369,25 @@ static bool json_string(struct json_cur *c, GString *out)
 			return false;
 		ch = *c->p++;
 		switch (ch) {
-		case '"': case '\\': case '/': break;
-		case 'b': ch = '\b'; break;
-		case 'f': ch = '\f'; break;
-		case 'n': ch = '\n'; break;
-		case 'r': ch = '\r'; break;
-		case 't': ch = '\t'; break;
+		case '"':
+		case '\\':
+		case '/':
+			break;
+		case 'b':
+			ch = '\b';
+			break;
+		case 'f':
+			ch = '\f';
+			break;
+		case 'n':
+			ch = '\n';
+			break;
+		case 'r':
+			ch = '\r';
+			break;
+		case 't':
+			ch = '\t';
+			break;
 		case 'u': {
 			if (c->end - c->p < 4)
 				return false;
@@ -387,7 +400,7 @@ static bool json_string(struct json_cur *c, GString *out)
 			}
 			c->p += 4;
 			if (out != NULL) {
-				/* surrogates (and NUL) are not worth pairing up for a status word */
+				/* surrogates (and NUL): not worth pairing up here */
 				if (u == 0 || (u >= 0xd800 && u <= 0xdfff)) {
 					g_string_append_c(out, '?');
 				} else {
@@ -410,8 +423,8 @@ static bool json_string(struct json_cur *c, GString *out)
 static bool json_scalar(struct json_cur *c, GString *out)
 {
 	const char *start = c->p;
-	while (c->p < c->end && (g_ascii_isalnum(*c->p) || *c->p == '-' || *c->p == '+' ||
-	                         *c->p == '.'))
+	while (c->p < c->end &&
+	       (g_ascii_isalnum(*c->p) || *c->p == '-' || *c->p == '+' || *c->p == '.'))
 		c->p++;
 	if (c->p == start)
 		return false;

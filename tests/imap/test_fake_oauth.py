@@ -45,6 +45,13 @@ class OAuth2(FakeTestCase):
         self.assertTokenNotLogged(res)
         return res
 
+    def assertDialogue(self, res, lines, trace):
+        """Logged in, after exactly these client lines (LOGOUT last), the trace redacted."""
+        self.assertOk(res)
+        self.assertEqual(res.srv.errors, [])
+        self.assertEqual(res.srv.lines, lines)
+        self.assertIn(trace, res.err)
+
     def assertTokenNotLogged(self, res):
         """The token, its base64 and the base64 initial responses appear in no log line."""
         for secret in (TOKEN, XOAUTH2_IR.decode(), OAUTHBEARER_IR.decode(),
@@ -60,12 +67,9 @@ class OAuth2(FakeTestCase):
             ("expect", b"A0001 AUTHENTICATE XOAUTH2 " + XOAUTH2_IR),
             ("send", b"A0001 OK [CAPABILITY IMAP4rev1] Logged in\r\n"),
         ] + logout(2)
-        res = self.run_oauth(script, "connect")
-        self.assertOk(res)
-        self.assertEqual(res.srv.errors, [])
-        self.assertEqual(res.srv.lines,
-                         [b"A0001 AUTHENTICATE XOAUTH2 " + XOAUTH2_IR, b"A0002 LOGOUT"])
-        self.assertIn("C: A0001 AUTHENTICATE XOAUTH2 <credentials redacted>", res.err)
+        self.assertDialogue(self.run_oauth(script, "connect"),
+                            [b"A0001 AUTHENTICATE XOAUTH2 " + XOAUTH2_IR, b"A0002 LOGOUT"],
+                            "C: A0001 AUTHENTICATE XOAUTH2 <credentials redacted>")
 
     def test_xoauth2_without_sasl_ir(self):
         script = [
@@ -75,12 +79,9 @@ class OAuth2(FakeTestCase):
             ("expect", XOAUTH2_IR),
             ("send", b"A0001 OK [CAPABILITY IMAP4rev1] Logged in\r\n"),
         ] + logout(2)
-        res = self.run_oauth(script, "connect")
-        self.assertOk(res)
-        self.assertEqual(res.srv.errors, [])
-        self.assertEqual(res.srv.lines,
-                         [b"A0001 AUTHENTICATE XOAUTH2", XOAUTH2_IR, b"A0002 LOGOUT"])
-        self.assertIn("C: <credentials redacted>", res.err)
+        self.assertDialogue(self.run_oauth(script, "connect"),
+                            [b"A0001 AUTHENTICATE XOAUTH2", XOAUTH2_IR, b"A0002 LOGOUT"],
+                            "C: <credentials redacted>")
 
     def test_oauthbearer_preferred_with_sasl_ir(self):
         script = [
@@ -88,12 +89,10 @@ class OAuth2(FakeTestCase):
             ("expect", b"A0001 AUTHENTICATE OAUTHBEARER " + OAUTHBEARER_IR),
             ("send", b"A0001 OK [CAPABILITY IMAP4rev1] Logged in\r\n"),
         ] + logout(2)
-        res = self.run_oauth(script, "connect")
-        self.assertOk(res)
-        self.assertEqual(res.srv.errors, [])
-        self.assertEqual(res.srv.lines,
-                         [b"A0001 AUTHENTICATE OAUTHBEARER " + OAUTHBEARER_IR, b"A0002 LOGOUT"])
-        self.assertIn("C: A0001 AUTHENTICATE OAUTHBEARER <credentials redacted>", res.err)
+        self.assertDialogue(self.run_oauth(script, "connect"),
+                            [b"A0001 AUTHENTICATE OAUTHBEARER " + OAUTHBEARER_IR,
+                             b"A0002 LOGOUT"],
+                            "C: A0001 AUTHENTICATE OAUTHBEARER <credentials redacted>")
 
     def test_oauthbearer_without_sasl_ir(self):
         script = [

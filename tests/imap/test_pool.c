@@ -73,14 +73,17 @@ static gpointer conn_thread(gpointer data)
 				guchar *raw = g_base64_decode(cmd + 19, &rn);
 				const char *pw =
 				    rn > 0 ? (const char *)memrchr(raw, '\0', rn) : NULL;
-				char *got = pw != NULL ? g_strndup(pw + 1, rn - (gsize)(pw + 1 -
-				                                               (const char *)raw))
-				                       : NULL;
-				bool ok = ca->srv->secret == NULL || g_strcmp0(got, ca->srv->secret) == 0;
+				char *got =
+				    pw != NULL ? g_strndup(pw + 1,
+				                           rn - (gsize)(pw + 1 - (const char *)raw))
+				               : NULL;
+				bool ok =
+				    ca->srv->secret == NULL || g_strcmp0(got, ca->srv->secret) == 0;
 				g_atomic_int_inc(&ca->srv->logins);
-				reply = g_strdup_printf(ok ? "%s OK [CAPABILITY IMAP4rev1] in\r\n"
-				                           : "%s NO [AUTHENTICATIONFAILED] bad token\r\n",
-				                        line);
+				reply = g_strdup_printf(
+				    ok ? "%s OK [CAPABILITY IMAP4rev1] in\r\n"
+				       : "%s NO [AUTHENTICATIONFAILED] bad token\r\n",
+				    line);
 				send_str(fd, reply);
 				g_free(reply);
 				g_free(got);
