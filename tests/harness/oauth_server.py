@@ -7,9 +7,10 @@ names the user (username_attribute = username) and says it is active (active_att
 active, active_value = true).  The test decides which tokens are good: grant(token, user),
 revoke(token).  Every introspected token is recorded in .seen, so a test can tell which token
 a client presented.  Dovecot 2.3 treats an answer without the user name as an internal failure
-(no error challenge, "temporary failure"), so an unknown or revoked token is answered as
-RFC 7662 says plus an empty user name: {"active": false, "username": ""}, which Dovecot turns
-into an ordinary refusal with the OAuth2 error challenge.
+(no error challenge, "temporary failure"), so a bad token is answered as RFC 7662 says plus a
+user name: a revoked token's own ({"active": false, "username": "alice"}: refused by the
+active_attribute check), an unknown token an empty one (refused as another user's).  Both are
+ordinary refusals, with the OAuth2 error challenge.
 
 Python 3 standard library only.
 """
@@ -24,7 +25,8 @@ HOST = '127.0.0.1'
 class IntrospectionServer:
     def __init__(self, host=HOST):
         self._lock = threading.Lock()
-        self._tokens = {}  # token -> user name
+        self._tokens = {}   # token -> user name
+        self._revoked = {}  # token -> user name it was granted for
         self.seen = []     # every token introspected, in order
         server = self
 
@@ -37,8 +39,13 @@ class IntrospectionServer:
                     if token is not None:
                         server.seen.append(token)
                     user = server._tokens.get(token)
-                body = ({'active': True, 'username': user, 'scope': 'mail'} if user
-                        else {'active': False, 'username': ''})
+                    was = server._revoked.get(token, '')
+                if user:
+                    body = {'active': True, 'username': user, 'scope': 'mail'}
+                else:
+                    # a revoked token still names its user: Dovecot's active_attribute check
+                    # is what refuses it
+                    body = {'active': False, 'username': was}
                 data = json.dumps(body).encode()
                 self.send_response(200)
                 self.send_header('Content-Type', 'application/json')
@@ -65,10 +72,13 @@ class IntrospectionServer:
     def grant(self, token, user):
         with self._lock:
             self._tokens[token] = user
+            self._revoked.pop(token, None)
 
     def revoke(self, token):
         with self._lock:
-            self._tokens.pop(token, None)
+            user = self._tokens.pop(token, None)
+            if user is not None:
+                self._revoked[token] = user
 
     def seen_tokens(self):
         with self._lock:
