@@ -62,7 +62,7 @@ int ifs_token_get(void *ctx, const char *refused, char **token_r, char **errmsg_
 			*errmsg_r = why;
 		} else {
 			tok->token = line;
-			g_debug("oauth_cmd printed a token (%zu bytes)", strlen(line));
+			g_debug("oauth_cmd printed an access token");
 		}
 	}
 	if (err == 0)
