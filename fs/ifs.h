@@ -14,6 +14,7 @@
 #include "msgcache.h"
 #include "notify.h"
 #include "readahead.h"
+#include "search.h"
 #include "tree.h"
 
 /* FUSE requests counted per kind (user.imapfs.stats, and the exit log). */
@@ -32,6 +33,7 @@ struct ifs {
 	struct imap_pool *list_pool;
 	struct imap_pool *ra_pool;
 	struct ifs_tree *tree;
+	struct ifs_search *search;     /* `.search` directories */
 	struct ifs_msgcache *cache;
 	struct ifs_bodycache *bodies;  /* NULL: disk cache off */
 	struct ifs_readahead *readahead; /* NULL: off */

@@ -54,8 +54,9 @@ static void usage(const char *prog)
 	       "    -V, --version          print the version\n"
 	       "    (imapfs runs with -o max_idle_threads=2 unless given: faster for one reader)\n\n"
 	       "%s\n"
+	       "%s\n"
 	       "FUSE options:\n",
-	       prog, IFS_CONFIG_HELP);
+	       prog, IFS_CONFIG_HELP, IFS_SEARCH_HELP);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
 }
@@ -326,6 +327,7 @@ int main(int argc, char *argv[])
 	fs.tree = ifs_tree_new(fs.list_pool, fs.cache, fs.bodies, cfg->refresh_s);
 	ifs_tree_set_folders(fs.tree, folders);
 	g_clear_pointer(&folders, g_ptr_array_unref);
+	fs.search = ifs_search_new(fs.tree, fs.list_pool, cfg->refresh_s);
 
 	add_mount_options(&args, cfg->host);
 	se = fuse_session_new(&args, ifs_operations(), sizeof(struct fuse_lowlevel_ops), &fs);
@@ -356,6 +358,7 @@ int main(int argc, char *argv[])
 		    fs.bodies != NULL ? cfg->cache_size / 8 : cfg->memory_cache / 4,
 		    cfg->memory_cache / 8);
 	ifs_tree_set_notifier(fs.tree, fs.notifier);
+	ifs_search_set_notifier(fs.search, fs.notifier);
 	/* A push waits for any page of the file a concurrent READ holds locked, which only
 	 * another worker can answer: never with a single thread. */
 	fs.push_se = opts.singlethread ? NULL : se;
@@ -385,6 +388,7 @@ int main(int argc, char *argv[])
 		g_free(stats);
 	}
 	ifs_tree_set_notifier(fs.tree, NULL);
+	ifs_search_set_notifier(fs.search, NULL);
 	ifs_notifier_free(fs.notifier);
 	fs.notifier = NULL;
 
@@ -396,6 +400,7 @@ out_session:
 	fuse_session_destroy(se);
 out_tree:
 	ifs_readahead_free(fs.readahead);
+	ifs_search_free(fs.search);
 	ifs_tree_free(fs.tree);
 	ifs_msgcache_free(fs.cache);
 out_pool:
