@@ -53,7 +53,8 @@ struct ifs_config {
 	"    oauth_cmd = COMMAND    with auth = oauth2 (and then required): run with /bin/sh -c\n" \
 	"                           when a token is needed (at mount, and again when the server\n" \
 	"                           refuses the one it has); the first line it prints is the\n" \
-	"                           access token (e.g. oama access ME, pizauth show ACCOUNT)\n" \
+	"                           access token (e.g. oama access ME, pizauth show ACCOUNT);\n" \
+	"                           once mounted, a run longer than 2 x timeout is killed\n" \
 	"    ca_file = FILE         extra trusted CA or self-signed certificate (PEM); relative\n" \
 	"                           paths are relative to the config file's directory\n" \
 	"    timeout = SECONDS      network timeout, default 30\n" \
@@ -80,9 +81,11 @@ int ifs_config_load(const char *path, const char *account, struct ifs_config **c
 /* Run cmd with /bin/sh -c (our environment, nothing secret added; stdin inherited) and put
  * the first line it prints into *line_r (new; the caller wipes and frees it).  key and what
  * name the setting and the secret in the one-line error (-EINVAL, *errmsg_r new): a command
- * that cannot start, fails, or prints an empty first line. */
-int ifs_config_run_cmd(const char *key, const char *what, const char *cmd, char **line_r,
-                       char **errmsg_r);
+ * that cannot start, fails, prints an empty first line, or (timeout_s > 0) has not finished
+ * after timeout_s seconds (it is then killed, with its process group).  timeout_s 0 waits as
+ * long as it takes: at mount a helper may ask for a passphrase on the terminal. */
+int ifs_config_run_cmd(const char *key, const char *what, const char *cmd, unsigned timeout_s,
+                       char **line_r, char **errmsg_r);
 
 /* Overwrite and free the password (after imap_pool_new copied it). */
 void ifs_config_wipe_password(struct ifs_config *cfg);

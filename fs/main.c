@@ -261,7 +261,8 @@ int main(int argc, char *argv[])
 	icfg.auth = cfg->auth;
 	icfg.password = cfg->password;
 	if (cfg->auth == IMAP_AUTH_OAUTH2) {
-		token = ifs_token_new(cfg->oauth_cmd);
+		/* a token helper may renew over the network: twice a network timeout */
+		token = ifs_token_new(cfg->oauth_cmd, 2 * cfg->timeout_s);
 		icfg.credential = ifs_token_get;
 		icfg.credential_ctx = token;
 	}

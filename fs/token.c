@@ -13,17 +13,19 @@
  * connections refused at the same time wait for one new token instead of each running the
  * command.  No other lock is taken under it; callers (the pools) hold none of theirs. */
 struct ifs_token {
-	char *cmd; /* immutable */
+	char *cmd;          /* immutable */
+	unsigned timeout_s; /* immutable: limit of a run once announced */
 	GMutex lock;
 	char *token; /* nullable: not fetched yet, or the last run failed */
 	unsigned runs;
 	bool announce; /* log each refresh (once mounted; before, main.c reports failures) */
 };
 
-struct ifs_token *ifs_token_new(const char *oauth_cmd)
+struct ifs_token *ifs_token_new(const char *oauth_cmd, unsigned timeout_s)
 {
 	struct ifs_token *tok = g_new0(struct ifs_token, 1);
 	tok->cmd = g_strdup(oauth_cmd);
+	tok->timeout_s = timeout_s;
 	g_mutex_init(&tok->lock);
 	return tok;
 }
@@ -57,7 +59,9 @@ int ifs_token_get(void *ctx, const char *refused, char **token_r, char **errmsg_
 	if (tok->token == NULL) {
 		char *line = NULL, *why = NULL;
 		tok->runs++;
-		err = ifs_config_run_cmd("oauth_cmd", "access token", tok->cmd, &line, &why);
+		/* once mounted, a hung helper must not hang every reader (they wait on lock) */
+		err = ifs_config_run_cmd("oauth_cmd", "access token", tok->cmd,
+		                         tok->announce ? tok->timeout_s : 0, &line, &why);
 		if (err < 0) {
 			*errmsg_r = why;
 		} else {

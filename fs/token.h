@@ -13,16 +13,19 @@
 
 struct ifs_token;
 
-/* A provider that runs oauth_cmd (copied) when needed; no command runs yet. */
-struct ifs_token *ifs_token_new(const char *oauth_cmd);
+/* A provider that runs oauth_cmd (copied) when needed; no command runs yet.  Once announced
+ * (below), a run that takes over timeout_s seconds is killed and counts as a failure. */
+struct ifs_token *ifs_token_new(const char *oauth_cmd, unsigned timeout_s);
 
 /* The imap_credential_cb of imap.h, ctx being a struct ifs_token: *token_r is new (the caller
  * wipes and frees it).  Thread-safe; blocks while oauth_cmd runs (other callers wait for its
  * token rather than run it too). */
 int ifs_token_get(void *ctx, const char *refused, char **token_r, char **errmsg_r);
 
-/* From now on each refresh is logged (g_message).  Before the mount a refusal is reported as
- * main.c's one line, so refreshes are then only in the -d trace. */
+/* The daemon is mounted: from now on each refresh is logged (g_message), and oauth_cmd has
+ * timeout_s seconds to print its token.  Before the mount a refusal is reported as main.c's
+ * one line (refreshes are then only in the -d trace), and oauth_cmd may take its time (it
+ * may ask on the terminal). */
 void ifs_token_announce(struct ifs_token *tok);
 
 /* How many times oauth_cmd ran (for logs and tests). */

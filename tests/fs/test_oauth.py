@@ -35,7 +35,7 @@ T2 = 'ya29.second-Access_Token.fedcba0987654321'
 
 class OAuthCmd:
     """A stand-in for oama/pizauth: a script that prints the first line of a token file and
-    counts its runs; mode 'fail' exits 1, 'empty' prints nothing."""
+    counts its runs; mode 'fail' exits 1, 'empty' prints nothing, 'hang' never finishes."""
 
     def __init__(self, tmp, name='oauth'):
         self.token_file = os.path.join(tmp, name + '.token')
@@ -50,6 +50,7 @@ class OAuthCmd:
                     'mode=$(cat %s 2>/dev/null)\n'
                     '[ "$mode" = fail ] && exit 1\n'
                     '[ "$mode" = empty ] && exit 0\n'
+                    '[ "$mode" = hang ] && sleep 613 && exit 0\n'
                     'cat %s\n' % (self.runs_file, self.env_file, self.mode_file,
                                   self.token_file))
         os.chmod(self.path, 0o700)
@@ -265,6 +266,43 @@ class OAuthTest(OAuthBase):
         self.assertEqual(daemon_pids(self.mnt), [pid])
         self.assertEqual(self.cmd.runs(), 3)
         self.assertNoToken(self.m.log_text(), T1, T2, 'also-refused-token')
+
+    def test_hung_oauth_cmd_is_killed_once_mounted(self):
+        """A helper that never answers (waiting for a browser login, say) gets 2 x timeout
+        seconds once the daemon runs; then reads fail with EIO instead of hanging."""
+        self.d.oauth.grant(T1, self.d.user)
+        self.cmd.set(T1)
+        cfg = oauth_config(self.cfg, self.d, self.cmd, timeout='2')
+        self.m = Mount(self.tmp, cfg, name=os.path.basename(self.mnt), foreground=True)
+        os.listdir(os.path.join(self.mnt, 'INBOX'))
+        self.d.oauth.revoke(T1)
+        self.cmd.set(T1, mode='hang')
+        self.d.kill()
+        self.d.restart()
+        folder = os.path.join(self.mnt, 'Archive')
+        start = time.monotonic()
+        with self.assertRaises(OSError) as cm:
+            for _ in range(3):
+                os.listdir(folder)
+                time.sleep(0.2)
+        self.assertEqual(cm.exception.errno, errno.EIO)
+        self.assertLess(time.monotonic() - start, 30)
+        self.assertRegex(self.m.log_text(), r'oauth_cmd did not finish within 4 s \(killed\); '
+                                            r'no access token')
+        # the helper is gone, and so is the child it was waiting for (its process group)
+        out = subprocess.run(['pgrep', '-f', '^sleep 613$'], stdout=subprocess.PIPE).stdout
+        self.assertEqual(out, b'')
+        self.d.oauth.grant(T2, self.d.user)
+        self.cmd.set(T2)
+        deadline = time.monotonic() + 40
+        while True:
+            try:
+                os.listdir(folder)
+                break
+            except OSError as e:
+                self.assertEqual(e.errno, errno.EIO)
+                self.assertLess(time.monotonic(), deadline, self.m.log_text()[-3000:])
+                time.sleep(0.5)
 
     def test_oauth_cmd_fails(self):
         self.cmd.set(T1, mode='fail')
