@@ -141,6 +141,43 @@ class OAuthBase(unittest.TestCase):
 
 
 class OAuthTest(OAuthBase):
+    def mount_with(self, token, timeout, debug=False):
+        """Mount with token granted and printed by the helper; one folder listed."""
+        self.d.oauth.grant(token, self.d.user)
+        self.cmd.set(token)
+        cfg = oauth_config(self.cfg, self.d, self.cmd, timeout=timeout)
+        self.m = Mount(self.tmp, cfg, name=os.path.basename(self.mnt), foreground=True,
+                       debug=debug)
+        os.listdir(os.path.join(self.mnt, 'INBOX'))
+        return self.m.pid
+
+    def outage(self):
+        """Every connection of the mount is lost: Dovecot is killed and started again."""
+        self.d.kill()
+        self.d.restart()
+
+    def assertListingFails(self, folder):
+        """Listing folder (never listed yet) fails with EIO within 30 s, never hangs."""
+        start = time.monotonic()
+        with self.assertRaises(OSError) as cm:
+            # the first try may meet a connection the outage killed; the retry logs in
+            for _ in range(3):
+                os.listdir(folder)
+                time.sleep(0.2)
+        self.assertEqual(cm.exception.errno, errno.EIO)
+        self.assertLess(time.monotonic() - start, 30)
+
+    def retry(self, fn, seconds=40):
+        """fn() once it stops failing with EIO (the pool's backoff after an outage)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                return fn()
+            except OSError as e:
+                self.assertEqual(e.errno, errno.EIO)
+                self.assertLess(time.monotonic(), deadline, self.m.log_text()[-3000:])
+                time.sleep(0.5)
+
     def test_valid_token_mounts_and_reads(self):
         self.d.oauth.grant(T1, self.d.user)
         self.cmd.set(T1)
@@ -177,12 +214,7 @@ class OAuthTest(OAuthBase):
         self.assertEqual(self.cmd.runs(), 2)
 
     def test_token_revoked_while_mounted(self):
-        self.d.oauth.grant(T1, self.d.user)
-        self.cmd.set(T1)
-        cfg = oauth_config(self.cfg, self.d, self.cmd, timeout='5')
-        self.m = Mount(self.tmp, cfg, name=os.path.basename(self.mnt), foreground=True,
-                       debug=True)
-        pid = self.m.pid
+        pid = self.mount_with(T1, timeout='5', debug=True)
         uid = self.uids('INBOX')[1]
         read(os.path.join(self.mnt, 'INBOX', str(uid), 'subject'))
         self.assertEqual(self.cmd.runs(), 1)
@@ -190,21 +222,12 @@ class OAuthTest(OAuthBase):
         self.d.oauth.revoke(T1)
         self.d.oauth.grant(T2, self.d.user)
         self.cmd.set(T2)
-        # an outage: every connection of the mount is lost; the reconnect presents T1
-        self.d.kill()
-        self.d.restart()
+        # after an outage the reconnect presents T1
+        self.outage()
         folder = 'Work'
         work_uid = self.uids(folder)[0]
-        deadline = time.monotonic() + 40
-        while True:
-            try:
-                names = os.listdir(os.path.join(self.mnt, folder))
-                data = read(os.path.join(self.mnt, folder, str(work_uid), 'message.eml'))
-                break
-            except OSError:
-                # EIO while the pool backs off after the outage; never a hang
-                self.assertLess(time.monotonic(), deadline, self.m.log_text()[-3000:])
-                time.sleep(0.5)
+        names = self.retry(lambda: os.listdir(os.path.join(self.mnt, folder)))
+        data = read(os.path.join(self.mnt, folder, str(work_uid), 'message.eml'))
         self.assertIn(str(work_uid), names)
         raw = [r for f, u, r, _fl in self.seeded if f == folder and u == work_uid][0]
         self.assertEqual(data, raw)
@@ -225,26 +248,13 @@ class OAuthTest(OAuthBase):
         self.assertNoToken(self.cmd.child_env())
 
     def test_token_still_refused_later_is_eio_then_recovers(self):
-        self.d.oauth.grant(T1, self.d.user)
-        self.cmd.set(T1)
-        cfg = oauth_config(self.cfg, self.d, self.cmd, timeout='5')
-        self.m = Mount(self.tmp, cfg, name=os.path.basename(self.mnt), foreground=True)
-        pid = self.m.pid
-        os.listdir(os.path.join(self.mnt, 'INBOX'))
+        pid = self.mount_with(T1, timeout='5')
         # revoked, and the helper's new token is refused as well
         self.d.oauth.revoke(T1)
         self.cmd.set('also-refused-token')
-        self.d.kill()
-        self.d.restart()
+        self.outage()
         folder = os.path.join(self.mnt, 'Newsletters')
-        start = time.monotonic()
-        with self.assertRaises(OSError) as cm:
-            # the first try may meet a connection the outage killed; the retry logs in
-            for _ in range(3):
-                os.listdir(folder)
-                time.sleep(0.2)
-        self.assertEqual(cm.exception.errno, errno.EIO)
-        self.assertLess(time.monotonic() - start, 30)
+        self.assertListingFails(folder)
         self.assertEqual(self.cmd.runs(), 2)
         log = self.m.log_text()
         self.assertRegex(log, r'imapfs: imap: warning: cannot log in to IMAP server 127\.0\.0\.1: '
@@ -253,15 +263,7 @@ class OAuthTest(OAuthBase):
         # the user repairs the helper: after the backoff the mount reads again, unmounted never
         self.d.oauth.grant(T2, self.d.user)
         self.cmd.set(T2)
-        deadline = time.monotonic() + 40
-        while True:
-            try:
-                names = os.listdir(folder)
-                break
-            except OSError as e:
-                self.assertEqual(e.errno, errno.EIO)
-                self.assertLess(time.monotonic(), deadline, self.m.log_text()[-3000:])
-                time.sleep(0.5)
+        names = self.retry(lambda: os.listdir(folder))
         self.assertEqual(sorted(names), sorted(str(u) for u in self.uids('Newsletters')))
         self.assertEqual(daemon_pids(self.mnt), [pid])
         self.assertEqual(self.cmd.runs(), 3)
@@ -270,23 +272,12 @@ class OAuthTest(OAuthBase):
     def test_hung_oauth_cmd_is_killed_once_mounted(self):
         """A helper that never answers (waiting for a browser login, say) gets 2 x timeout
         seconds once the daemon runs; then reads fail with EIO instead of hanging."""
-        self.d.oauth.grant(T1, self.d.user)
-        self.cmd.set(T1)
-        cfg = oauth_config(self.cfg, self.d, self.cmd, timeout='2')
-        self.m = Mount(self.tmp, cfg, name=os.path.basename(self.mnt), foreground=True)
-        os.listdir(os.path.join(self.mnt, 'INBOX'))
+        self.mount_with(T1, timeout='2')
         self.d.oauth.revoke(T1)
         self.cmd.set(T1, mode='hang')
-        self.d.kill()
-        self.d.restart()
+        self.outage()
         folder = os.path.join(self.mnt, 'Archive')
-        start = time.monotonic()
-        with self.assertRaises(OSError) as cm:
-            for _ in range(3):
-                os.listdir(folder)
-                time.sleep(0.2)
-        self.assertEqual(cm.exception.errno, errno.EIO)
-        self.assertLess(time.monotonic() - start, 30)
+        self.assertListingFails(folder)
         self.assertRegex(self.m.log_text(), r'oauth_cmd did not finish within 4 s \(killed\); '
                                             r'no access token')
         # the helper is gone, and so is the child it was waiting for (its process group)
@@ -294,15 +285,7 @@ class OAuthTest(OAuthBase):
         self.assertEqual(out, b'')
         self.d.oauth.grant(T2, self.d.user)
         self.cmd.set(T2)
-        deadline = time.monotonic() + 40
-        while True:
-            try:
-                os.listdir(folder)
-                break
-            except OSError as e:
-                self.assertEqual(e.errno, errno.EIO)
-                self.assertLess(time.monotonic(), deadline, self.m.log_text()[-3000:])
-                time.sleep(0.5)
+        self.retry(lambda: os.listdir(folder))
 
     def test_oauth_cmd_fails(self):
         self.cmd.set(T1, mode='fail')
