@@ -21,6 +21,7 @@
 #include "config.h"
 #include "ifs.h"
 #include "log.h"
+#include "token.h"
 #include "tree.h"
 
 struct cmdline {
@@ -274,6 +275,7 @@ int main(int argc, char *argv[])
 	struct imap_config icfg;
 	struct ifs fs;
 	struct imap_conn *conn = NULL;
+	struct ifs_token *token = NULL; /* auth = oauth2: the pools' credential */
 	struct fuse_session *se = NULL;
 	GPtrArray *folders = NULL;
 	char *why = NULL;
@@ -331,7 +333,14 @@ int main(int argc, char *argv[])
 	icfg.port = cfg->port;
 	icfg.tls = cfg->tls;
 	icfg.user = cfg->user;
+	icfg.auth = cfg->auth;
 	icfg.password = cfg->password;
+	if (cfg->auth == IMAP_AUTH_OAUTH2) {
+		/* a token helper may renew over the network: twice a network timeout */
+		token = ifs_token_new(cfg->oauth_cmd, 2 * cfg->timeout_s);
+		icfg.credential = ifs_token_get;
+		icfg.credential_ctx = token;
+	}
 	icfg.ca_file = cfg->ca_file;
 	icfg.timeout_ms = cfg->timeout_s * 1000u;
 	if (make_pools(&fs, &icfg, cfg->connections, cfg->readahead > 0) < 0) {
@@ -411,6 +420,8 @@ int main(int argc, char *argv[])
 	if (!opts.foreground)
 		ifs_log_to_syslog();
 	ifs_log_set_startup(false);
+	if (token != NULL)
+		ifs_token_announce(token);
 	g_message("mounted %s@%s on %s", cfg->user, cfg->host, opts.mountpoint);
 
 	/* Threads only now: fuse_daemonize forks, and a fork keeps only the calling thread. */
@@ -470,6 +481,7 @@ out_tree:
 	ifs_msgcache_free(fs.cache);
 out_pool:
 	free_pools(&fs);
+	ifs_token_free(token);
 	ifs_bodycache_free(fs.bodies);
 out_cfg:
 	ifs_config_free(cfg);
