@@ -209,11 +209,19 @@ static GBytes *attachment_by_name(const struct mime_message *msg, const char *na
 	return NULL;
 }
 
+/* One golden message: NAME in the set under data_dir/SET ("." for the well-formed ones,
+ * "malformed" for the corpus of broken shapes). */
+struct golden_case {
+	const char *set;
+	char *name;
+};
+
 static void test_golden(gconstpointer user_data)
 {
-	const char *name = user_data;
-	char *eml = g_strdup_printf("%s/messages/%s.eml", data_dir, name);
-	char *dir = g_strdup_printf("%s/expected/%s", data_dir, name);
+	const struct golden_case *c = user_data;
+	const char *name = c->name;
+	char *eml = g_strdup_printf("%s/%s/messages/%s.eml", data_dir, c->set, name);
+	char *dir = g_strdup_printf("%s/%s/expected/%s", data_dir, c->set, name);
 	gchar *data;
 	gsize len;
 	struct mime_message *msg;
@@ -1143,17 +1151,57 @@ static void test_threads(void)
 		g_thread_join(threads[i]);
 }
 
-static gint compare_names(gconstpointer a, gconstpointer b)
+static gint compare_names(gconstpointer a, gconstpointer b, gpointer unused)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	const struct golden_case *x = *(struct golden_case *const *)a;
+	const struct golden_case *y = *(struct golden_case *const *)b;
+
+	return strcmp(x->name, y->name);
+}
+
+static void free_golden_case(gpointer p)
+{
+	struct golden_case *c = p;
+
+	g_free(c->name);
+	g_free(c);
+}
+
+/* Register /mime/PREFIX/NAME for every SET/messages/NAME.eml; returns how many. */
+static guint add_golden_set(GPtrArray *cases, const char *set, const char *prefix)
+{
+	char *messages = g_build_filename(data_dir, set, "messages", NULL);
+	GDir *d = g_dir_open(messages, 0, NULL);
+	const char *entry;
+	guint first = cases->len;
+
+	g_assert_nonnull(d);
+	while ((entry = g_dir_read_name(d)) != NULL) {
+		struct golden_case *c;
+		if (!g_str_has_suffix(entry, ".eml"))
+			continue;
+		c = g_new0(struct golden_case, 1);
+		c->set = set;
+		c->name = g_strndup(entry, strlen(entry) - 4);
+		g_ptr_array_add(cases, c);
+	}
+	g_dir_close(d);
+	g_free(messages);
+	/* sort the new ones only: registration order is test order */
+	g_qsort_with_data(cases->pdata + first, (gint)(cases->len - first), sizeof(gpointer),
+	                  compare_names, NULL);
+	for (guint i = first; i < cases->len; i++) {
+		struct golden_case *c = cases->pdata[i];
+		char *path = g_strdup_printf("/mime/%s/%s", prefix, c->name);
+		g_test_add_data_func(path, c, test_golden);
+		g_free(path);
+	}
+	return cases->len - first;
 }
 
 int main(int argc, char **argv)
 {
-	GDir *d;
-	const char *entry;
-	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
-	char *messages;
+	GPtrArray *cases = g_ptr_array_new_with_free_func(free_golden_case);
 
 	g_test_init(&argc, &argv, NULL);
 	mime_init();
@@ -1161,21 +1209,9 @@ int main(int argc, char **argv)
 	if (data_dir == NULL)
 		data_dir = MIME_TEST_DATA_DEFAULT;
 
-	messages = g_build_filename(data_dir, "messages", NULL);
-	d = g_dir_open(messages, 0, NULL);
-	g_assert_nonnull(d);
-	while ((entry = g_dir_read_name(d)) != NULL)
-		if (g_str_has_suffix(entry, ".eml"))
-			g_ptr_array_add(names, g_strndup(entry, strlen(entry) - 4));
-	g_dir_close(d);
-	g_free(messages);
-	g_assert_cmpuint(names->len, >=, 20);
-	g_ptr_array_sort(names, compare_names);
-	for (guint i = 0; i < names->len; i++) {
-		char *path = g_strdup_printf("/mime/golden/%s", (char *)names->pdata[i]);
-		g_test_add_data_func(path, names->pdata[i], test_golden);
-		g_free(path);
-	}
+	g_assert_cmpuint(add_golden_set(cases, ".", "golden"), >=, 20);
+	/* malformed shapes (make_malformed.py), each with LF and with CRLF line ends */
+	g_assert_cmpuint(add_golden_set(cases, "malformed", "malformed"), >=, 30);
 
 	g_test_add_func("/mime/charsets", test_charsets);
 	g_test_add_func("/mime/raw-8bit-headers", test_raw_8bit_headers);
@@ -1200,7 +1236,7 @@ int main(int argc, char **argv)
 
 	{
 		int rc = g_test_run();
-		g_ptr_array_unref(names);
+		g_ptr_array_unref(cases);
 		return rc;
 	}
 }
