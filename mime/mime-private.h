@@ -45,6 +45,12 @@ bool mime_is_header_field(const char *line, size_t n);
  * block, its length in *len_r. */
 char *mime_repair_separators(const char *data, size_t len, size_t *len_r);
 
+/* --- mime.c --- */
+
+/* Whether a Content-Type field value is not "type/subtype" (comments and blanks allowed around
+ * the tokens), read as GMime's parser reads it: such a part is text/plain (RFC 2045 §5.2). */
+bool mime_content_type_is_invalid(const char *value);
+
 /* --- charset.c --- */
 
 /* The iconv name to decode a MIME charset label with, or NULL when the label says "no real

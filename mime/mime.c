@@ -519,8 +519,7 @@ static const char *skip_cfws(const char *p)
 	}
 }
 
-/* Whether a Content-Type value is not "type/subtype" (read as GMime's parser reads it). */
-static bool is_invalid_content_type(const char *value)
+bool mime_content_type_is_invalid(const char *value)
 {
 	const char *p = skip_cfws(value), *start;
 
@@ -535,18 +534,19 @@ static bool is_invalid_content_type(const char *value)
 	return p == start;
 }
 
-/* GMime makes a part whose Content-Type is not "type/subtype" ("text; charset=…", "text/")
- * application/octet-stream, but its parser built it as the text/plain that RFC 2045 §5.2
- * says it is (in a multipart/digest, a message/rfc822 part: no GMimePart). */
+/* GMime's parser builds a part whose Content-Type is not "type/subtype" ("text; charset=…",
+ * "text/") as the text/plain that RFC 2045 §5.2 says it is — but the part's own content type
+ * then says application/octet-stream, or whatever GMime reads in the unfolded value (a stray
+ * CR inside "multipart" vanishes there).  The raw field is what the structure follows.  (In a
+ * multipart/digest such a part is message/rfc822: no GMimePart.) */
 static bool is_untyped_text(GMimeObject *obj)
 {
-	GMimeContentType *ct = g_mime_object_get_content_type(obj);
 	const char *raw;
 
-	if (ct == NULL || !g_mime_content_type_is_type(ct, "application", "octet-stream"))
+	if (!GMIME_IS_PART(obj))
 		return false;
 	raw = raw_content_type(obj);
-	return raw != NULL && is_invalid_content_type(raw);
+	return raw != NULL && mime_content_type_is_invalid(raw);
 }
 
 static const char *media_type(GMimeObject *obj)

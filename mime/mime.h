@@ -63,7 +63,9 @@
  *    readable as well, unless it re-reads as parts with the boundary its lines use.  When the
  *    parts chosen for display are blank (a blank last alternative), the other readable parts
  *    make the body.  Preamble and epilogue of a multipart that has parts are not shown
- *    (RFC 2046 §5.1.1; mail readers ignore them too).  The fuzz target checks this rule.
+ *    (RFC 2046 §5.1.1; mail readers ignore them too).  One exception: GMime keeps preamble and
+ *    epilogue as C strings, so in a multipart without parts the text after a NUL byte (which
+ *    RFC 5322 forbids anyway) is lost.  The fuzz target checks this rule.
  *
  * Limits (so that hostile mail can neither crash nor hang nor exhaust memory):
  *  - multiparts nested more than 32 levels deep are not descended into (GMime itself stops at

@@ -10,7 +10,9 @@
  * block ends on a line that is not a header field, makes a copy with the missing line break
  * inserted before that line.  Well-formed mail is handed to GMime untouched.  The bodies of
  * leaf parts and forwarded messages are never changed, so a forwarded message's bytes stay
- * exactly those of the input.
+ * exactly those of the input: inside a forwarded message this pass only follows the structure
+ * as GMime reads it (a boundary declared in there may be one of an enclosing multipart too,
+ * and GMime gives such a delimiter to the innermost multipart).
  */
 #include "mime-private.h"
 
@@ -22,12 +24,27 @@
  * not followed, so nothing inside them is changed.  This also bounds the per-line work. */
 #define MAX_TRACKED (MIME_MAX_DEPTH + 1)
 
+/* An open multipart. */
+struct bound {
+	char *delimiter; /* "--boundary" */
+	bool digest;     /* multipart/digest: a part without a valid type is a message */
+};
+
 struct scan {
 	const char *data;
 	size_t len;
-	GPtrArray *bounds; /* char* "--boundary" of the open multiparts, innermost last (owned) */
-	GString *out;      /* NULL until the first insertion */
-	size_t copied_to;  /* data[0..copied_to) is in out */
+	GArray *bounds;   /* struct bound of the open multiparts, innermost last */
+	guint quiet_from; /* inside a forwarded message opened with this many bounds open (no
+	                     insertions there); G_MAXUINT outside */
+	GString *out;     /* NULL until the first insertion */
+	size_t copied_to; /* data[0..copied_to) is in out */
+};
+
+/* What a header block says about the body after it. */
+enum body_kind {
+	BODY_LEAF,      /* opaque content up to the next delimiter */
+	BODY_MULTIPART, /* a boundary was pushed */
+	BODY_MESSAGE,   /* a forwarded message: another header block */
 };
 
 static size_t line_end(const struct scan *s, size_t pos)
@@ -71,6 +88,20 @@ bool mime_is_header_field(const char *line, size_t n)
 	return i < n && line[i] == ':';
 }
 
+/* Length of the name of a field as GMime reads one (no blank or control inside; 8-bit passes),
+ * 0 when the line is none.  Inside forwarded messages, where GMime's reading stands. */
+static size_t gmime_field_name(const char *line, size_t n)
+{
+	size_t i = 0, name;
+
+	while (i < n && line[i] != ':' && (unsigned char)line[i] > ' ' && line[i] != 0x7f)
+		i++;
+	name = i;
+	while (i < n && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	return (name > 0 && i < n && line[i] == ':') ? name : 0;
+}
+
 /* Is line[0..n) (without its line break) a delimiter of an open multipart?  As GMime's
  * parser: "--boundary" or "--boundary--", then only blanks, checked innermost first.
  * Returns 1 (opening) or 2 (closing) with the multipart's index in *level_r, or 0. */
@@ -79,7 +110,7 @@ static int match_boundary(const struct scan *s, const char *line, size_t n, guin
 	if (n < 2 || line[0] != '-' || line[1] != '-')
 		return 0;
 	for (guint i = s->bounds->len; i-- > 0;) {
-		const char *b = s->bounds->pdata[i];
+		const char *b = g_array_index(s->bounds, struct bound, i).delimiter;
 		size_t bl = strlen(b);
 		if (n < bl || memcmp(line, b, bl) != 0)
 			continue;
@@ -91,6 +122,15 @@ static int match_boundary(const struct scan *s, const char *line, size_t n, guin
 			return 1;
 	}
 	return 0;
+}
+
+static void close_bounds(struct scan *s, guint keep)
+{
+	for (guint i = keep; i < s->bounds->len; i++)
+		g_free(g_array_index(s->bounds, struct bound, i).delimiter);
+	g_array_set_size(s->bounds, keep);
+	if (s->quiet_from != G_MAXUINT && keep < s->quiet_from)
+		s->quiet_from = G_MAXUINT; /* the forwarded message ended with its part */
 }
 
 /* The header block ends at pos without a blank line: insert one, in the line-break style of
@@ -112,29 +152,56 @@ static void insert_separator(struct scan *s, size_t pos)
 	s->copied_to = pos;
 }
 
-/* A multipart's header: remember its boundary, as GMime will use it (the last Content-Type
- * field counts; an invalid one makes the part text/plain). */
-static void learn_multipart(struct scan *s, size_t ct_start, size_t ct_end)
+/* What GMime's parser makes of a header block's last Content-Type field (data[from..to),
+ * after the colon; to == from when there is none) and its first Content-Transfer-Encoding
+ * (GMime does not parse an encoded message/rfc822 as a message). */
+static enum body_kind learn_type(struct scan *s, size_t from, size_t to, bool have_type,
+                                 bool encoded)
 {
-	const char *colon = memchr(s->data + ct_start, ':', ct_end - ct_start);
-	size_t from = (size_t)(colon - s->data) + 1;
+	bool digest =
+	    s->bounds->len > 0 && g_array_index(s->bounds, struct bound, s->bounds->len - 1).digest;
 	/* a Content-Type field beyond this size is cut by limits.c anyway */
-	size_t n = MIN(ct_end - from, MIME_MAX_STRUCTURED_FIELD);
-	char *value;
-	GMimeContentType *ct;
-	const char *boundary;
+	char *value =
+	    have_type ? g_strndup(s->data + from, MIN(to - from, MIME_MAX_STRUCTURED_FIELD)) : NULL;
+	GMimeContentType *ct = NULL;
+	enum body_kind kind = BODY_LEAF;
 
-	if (s->bounds->len >= MAX_TRACKED)
-		return;
-	value = g_strndup(s->data + from, n);
-	ct = g_mime_content_type_parse(NULL, value);
-	boundary = g_mime_content_type_is_type(ct, "multipart", "*")
-	               ? g_mime_content_type_get_parameter(ct, "boundary")
-	               : NULL;
-	if (boundary != NULL)
-		g_ptr_array_add(s->bounds, g_strconcat("--", boundary, NULL));
-	g_object_unref(ct);
+	if (value == NULL || mime_content_type_is_invalid(value)) {
+		/* text/plain, or in a digest message/rfc822 (RFC 2046 §5.1.5) */
+		kind = digest && !encoded ? BODY_MESSAGE : BODY_LEAF;
+	} else {
+		ct = g_mime_content_type_parse(NULL, value);
+		if (g_mime_content_type_is_type(ct, "multipart", "*")) {
+			const char *boundary = g_mime_content_type_get_parameter(ct, "boundary");
+			if (boundary != NULL && s->bounds->len < MAX_TRACKED) {
+				struct bound b = {
+				    g_strconcat("--", boundary, NULL),
+				    g_mime_content_type_is_type(ct, "multipart", "digest")};
+				g_array_append_val(s->bounds, b);
+				kind = BODY_MULTIPART;
+			}
+		} else if (g_mime_content_type_is_type(ct, "message", "*") && !encoded) {
+			const char *sub = g_mime_content_type_get_media_subtype(ct);
+			if (g_ascii_strcasecmp(sub, "rfc822") == 0 ||
+			    g_ascii_strcasecmp(sub, "rfc2822") == 0 ||
+			    g_ascii_strcasecmp(sub, "global") == 0 ||
+			    g_ascii_strcasecmp(sub, "news") == 0)
+				kind = BODY_MESSAGE;
+		}
+		g_object_unref(ct);
+	}
 	g_free(value);
+	return kind;
+}
+
+static bool is_encoded(const char *value, size_t n)
+{
+	char *v = g_strndup(value, MIN(n, 256));
+	GMimeContentEncoding e = g_mime_content_encoding_from_string(v);
+
+	g_free(v);
+	return e == GMIME_CONTENT_ENCODING_BASE64 || e == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
+	       e == GMIME_CONTENT_ENCODING_UUENCODE;
 }
 
 /* Whether the line at pos is a "From " envelope line with a header field after it: GMime
@@ -150,12 +217,15 @@ static bool is_envelope_line(const struct scan *s, size_t pos)
 }
 
 /* One header block from pos: returns where what follows it starts (the body, or a delimiter
- * line that ended the block), inserting the blank line where the block runs on. */
-static size_t scan_header_block(struct scan *s, size_t pos, bool toplevel)
+ * line that ended the block), inserting the blank line where the block runs on, and in
+ * *kind_r what the body is. */
+static size_t scan_header_block(struct scan *s, size_t pos, bool toplevel, enum body_kind *kind_r)
 {
-	size_t ct_start = 0, ct_end = 0, fields = 0;
-	bool in_ct = false;
+	size_t ct_from = 0, ct_to = 0, fields = 0;
+	bool in_ct = false, have_ct = false, quiet = s->quiet_from != G_MAXUINT;
+	int encoding = -1; /* the first Content-Transfer-Encoding: -1 none yet, 0/1 */
 
+	*kind_r = BODY_LEAF;
 	while (pos < s->len) {
 		size_t end = line_end(s, pos), n = content_len(s, pos, end);
 		const char *line = s->data + pos;
@@ -169,48 +239,69 @@ static size_t scan_header_block(struct scan *s, size_t pos, bool toplevel)
 			return pos; /* a part without content: the caller reads the delimiter */
 		if ((line[0] == ' ' || line[0] == '\t') && fields > 0) {
 			if (in_ct)
-				ct_end = end;
-		} else if (mime_is_header_field(line, n)) {
+				ct_to = pos + n;
+		} else if (quiet ? gmime_field_name(line, n) > 0 : mime_is_header_field(line, n)) {
+			const char *colon = memchr(line, ':', n);
+			size_t value = (size_t)(colon + 1 - s->data);
 			fields++;
 			in_ct = n >= 12 && g_ascii_strncasecmp(line, "content-type", 12) == 0 &&
 			        (line[12] == ':' || line[12] == ' ' || line[12] == '\t');
 			if (in_ct) {
-				ct_start = pos;
-				ct_end = end;
+				have_ct = true;
+				ct_from = value;
+				ct_to = pos + n;
 			}
+			if (encoding < 0 && n >= 25 &&
+			    g_ascii_strncasecmp(line, "content-transfer-encoding", 25) == 0 &&
+			    (line[25] == ':' || line[25] == ' ' || line[25] == '\t'))
+				encoding = is_encoded(s->data + value, pos + n - value);
+		} else if (quiet) {
+			in_ct = false; /* GMime skips the line and reads on */
 		} else if (!(toplevel && pos == 0 && is_envelope_line(s, pos))) {
 			insert_separator(s, pos);
 			break;
 		}
 		pos = end;
 	}
-	if (ct_end > ct_start)
-		learn_multipart(s, ct_start, ct_end);
+	*kind_r = learn_type(s, ct_from, ct_to, have_ct, encoding == 1);
 	return pos;
 }
 
 char *mime_repair_separators(const char *data, size_t len, size_t *len_r)
 {
 	struct scan s = {0};
+	enum body_kind kind;
 	size_t pos;
 
 	s.data = data;
 	s.len = len;
-	s.bounds = g_ptr_array_new_with_free_func(g_free);
-	pos = scan_header_block(&s, 0, true);
+	s.bounds = g_array_new(FALSE, FALSE, sizeof(struct bound));
+	s.quiet_from = G_MAXUINT;
+	pos = scan_header_block(&s, 0, true, &kind);
 	while (pos < len) {
 		size_t end = line_end(&s, pos);
 		guint level;
-		int kind = match_boundary(&s, data + pos, content_len(&s, pos, end), &level);
+		int delimiter;
 
-		/* a delimiter closes every multipart nested in its own */
-		if (kind != 0)
-			g_ptr_array_set_size(s.bounds, level + 1);
-		if (kind == 2)
-			g_ptr_array_set_size(s.bounds, level);
-		pos = kind == 1 ? scan_header_block(&s, end, false) : end;
+		if (kind == BODY_MESSAGE) {
+			/* a forwarded message: follow it, change nothing in it */
+			if (s.quiet_from == G_MAXUINT)
+				s.quiet_from = s.bounds->len;
+			pos = scan_header_block(&s, pos, false, &kind);
+			continue;
+		}
+		delimiter = match_boundary(&s, data + pos, content_len(&s, pos, end), &level);
+		kind = BODY_LEAF;
+		/* a delimiter closes every multipart nested in its own (and itself, closing) */
+		if (delimiter != 0)
+			close_bounds(&s, delimiter == 2 ? level : level + 1);
+		if (delimiter == 1)
+			pos = scan_header_block(&s, end, false, &kind);
+		else
+			pos = end;
 	}
-	g_ptr_array_unref(s.bounds);
+	close_bounds(&s, 0);
+	g_array_unref(s.bounds);
 	if (s.out == NULL)
 		return NULL;
 	g_string_append_len(s.out, data + s.copied_to, (gssize)(len - s.copied_to));
