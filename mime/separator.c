@@ -129,8 +129,6 @@ static void close_bounds(struct scan *s, guint keep)
 	for (guint i = keep; i < s->bounds->len; i++)
 		g_free(g_array_index(s->bounds, struct bound, i).delimiter);
 	g_array_set_size(s->bounds, keep);
-	if (s->quiet_from != G_MAXUINT && keep < s->quiet_from)
-		s->quiet_from = G_MAXUINT; /* the forwarded message ended with its part */
 }
 
 /* The header block ends at pos without a blank line: insert one, in the line-break style of
@@ -292,9 +290,12 @@ char *mime_repair_separators(const char *data, size_t len, size_t *len_r)
 		}
 		delimiter = match_boundary(&s, data + pos, content_len(&s, pos, end), &level);
 		kind = BODY_LEAF;
-		/* a delimiter closes every multipart nested in its own (and itself, closing) */
+		/* a delimiter closes every multipart nested in its own (and itself, closing); one
+		 * of a multipart around the forwarded message ends it with its part */
 		if (delimiter != 0)
 			close_bounds(&s, delimiter == 2 ? level : level + 1);
+		if (delimiter != 0 && level < s.quiet_from)
+			s.quiet_from = G_MAXUINT;
 		if (delimiter == 1)
 			pos = scan_header_block(&s, end, false, &kind);
 		else

@@ -149,6 +149,15 @@ CASES = [
      {"subject": "Fwd\n", "body": "See below.\n",
       "attachments.list": None,  # the size depends on the line ends: checked below
       "attachments/Inner.eml": "From: carl@example.com\nSubject: Inner\n\nInner text."}),
+    # A run-on part after a forwarded message.
+    ("forward-then-runon",
+     "Subject: Fwd first\nContent-Type: multipart/mixed; boundary=zz\n\n"
+     "--zz\nContent-Type: message/rfc822\n\n"
+     "From: carl@example.com\nSubject: Inner\n\nInner text.\n"
+     "--zz\nContent-Type: text/plain\nMy comments after it.\n--zz--\n",
+     {"subject": "Fwd first\n", "body": "My comments after it.\n",
+      "attachments.list": None,
+      "attachments/Inner.eml": "From: carl@example.com\nSubject: Inner\n\nInner text."}),
 ]
 
 

@@ -1127,6 +1127,10 @@ static void test_separator(void)
 	    "Subject: inner\nContent-Type: multipart/mixed; boundary=b\n\n"
 	    "--b\nContent-Type: text/plain\nInner run-on.\n--b--\n"
 	    "--b--\n";
+	static const char after[] = "Content-Type: multipart/mixed; boundary=b\n\n"
+	                            "--b\nContent-Type: message/rfc822\n\n"
+	                            "Subject: inner\n\nInner text.\n"
+	                            "--b\nContent-Type: text/plain\nAfter the forward.\n--b--\n";
 	size_t len = 0;
 	char *out;
 	const char *at;
@@ -1163,6 +1167,15 @@ static void test_separator(void)
 	g_assert_cmpmem(out, at - forward, forward, at - forward);
 	g_assert_cmpint(out[at - forward], ==, '\n');
 	g_assert_cmpstr(out + (at - forward) + 1, ==, at);
+	g_free(out);
+
+	/* after the forwarded message's part, header blocks are repaired again */
+	out = mime_repair_separators(after, strlen(after), &len);
+	g_assert_nonnull(out);
+	g_assert_cmpuint(len, ==, strlen(after) + 1);
+	at = strstr(after, "After the forward.");
+	g_assert_cmpmem(out, at - after, after, at - after);
+	g_assert_cmpstr(out + (at - after) + 1, ==, at);
 	g_free(out);
 }
 
