@@ -2,7 +2,8 @@
  * names, determinism and robustness against hostile mail.
  *
  * Golden tests: every tests/mime/messages/NAME.eml is parsed and compared with
- * tests/mime/expected/NAME/:
+ * tests/mime/expected/NAME/, and likewise every malformed shape in tests/mime/malformed/
+ * (messages/NAME.eml against expected/NAME/, written by make_malformed.py):
  *   VIEW                  exact bytes of that view (subject, from, …, body, body.html)
  *   absent                views that must be absent, one name per line
  *   date-epoch            mime_message_date() in decimal, or "none" for INT64_MIN
@@ -10,7 +11,8 @@
  *   attachments/NAME      exact bytes of that attachment
  *   headers.contains      text the headers view must contain
  * Every message, golden or generated, also goes through check_invariants(): views valid UTF-8,
- * names safe and unique, and a second parse giving identical bytes.  The big and deep messages
+ * names safe and unique, a second parse giving identical bytes, and a body that is not empty
+ * when readable.c finds readable text (the rule in mime.h).  The big and deep messages
  * are generated here, never committed.
  */
 #include "mime.h"
