@@ -75,7 +75,8 @@
  *    ones are ignored); a Content-* or address field is cut at 256 KiB, and all of them
  *    together at 1 MiB.  Other header fields (a Subject of several MB) are kept whole.
  *  - Memory while parsing is about: the input (borrowed, not copied — except that a message
- *    over the limits above is copied once without the excess) + GMime's tree (a few hundred
+ *    whose header block runs on is copied once with the missing blank lines, and one over the
+ *    limits above once more without the excess) + GMime's tree (a few hundred
  *    bytes per header field and ~2 KB per part: at most ~100 MB under the limits, typically
  *    well under 1 MB; plus a few copies of the header text — raw, unfolded, decoded: a 12 MB
  *    header block peaked at ~200 MB) + the decoded views being built (+ libxml2's tree of an
