@@ -151,13 +151,14 @@ static void insert_separator(struct scan *s, size_t pos)
 }
 
 /* What GMime's parser makes of a header block's last Content-Type field (data[from..to),
- * after the colon; to == from when there is none) and its first Content-Transfer-Encoding
- * (GMime does not parse an encoded message/rfc822 as a message). */
+ * after the colon; have_type false when there is none) and its first
+ * Content-Transfer-Encoding (GMime does not parse an encoded message/rfc822 as a message).
+ * part: the block is a part's, right after a delimiter of the innermost multipart. */
 static enum body_kind learn_type(struct scan *s, size_t from, size_t to, bool have_type,
-                                 bool encoded)
+                                 bool encoded, bool part)
 {
-	bool digest =
-	    s->bounds->len > 0 && g_array_index(s->bounds, struct bound, s->bounds->len - 1).digest;
+	bool digest = part && s->bounds->len > 0 &&
+	              g_array_index(s->bounds, struct bound, s->bounds->len - 1).digest;
 	/* a Content-Type field beyond this size is cut by limits.c anyway */
 	char *value =
 	    have_type ? g_strndup(s->data + from, MIN(to - from, MIME_MAX_STRUCTURED_FIELD)) : NULL;
@@ -214,10 +215,12 @@ static bool is_envelope_line(const struct scan *s, size_t pos)
 	return mime_is_header_field(s->data + end, content_len(s, end, next_end));
 }
 
-/* One header block from pos: returns where what follows it starts (the body, or a delimiter
- * line that ended the block), inserting the blank line where the block runs on, and in
- * *kind_r what the body is. */
-static size_t scan_header_block(struct scan *s, size_t pos, bool toplevel, enum body_kind *kind_r)
+/* One header block from pos — the message's (toplevel), a part's (part) or a forwarded
+ * message's: returns where what follows it starts (the body, or a delimiter line that ended
+ * the block), inserting the blank line where the block runs on, and in *kind_r what the body
+ * is. */
+static size_t scan_header_block(struct scan *s, size_t pos, bool toplevel, bool part,
+                                enum body_kind *kind_r)
 {
 	size_t ct_from = 0, ct_to = 0, fields = 0;
 	bool in_ct = false, have_ct = false, quiet = s->quiet_from != G_MAXUINT;
@@ -261,7 +264,7 @@ static size_t scan_header_block(struct scan *s, size_t pos, bool toplevel, enum 
 		}
 		pos = end;
 	}
-	*kind_r = learn_type(s, ct_from, ct_to, have_ct, encoding == 1);
+	*kind_r = learn_type(s, ct_from, ct_to, have_ct, encoding == 1, part);
 	return pos;
 }
 
@@ -275,7 +278,7 @@ char *mime_repair_separators(const char *data, size_t len, size_t *len_r)
 	s.len = len;
 	s.bounds = g_array_new(FALSE, FALSE, sizeof(struct bound));
 	s.quiet_from = G_MAXUINT;
-	pos = scan_header_block(&s, 0, true, &kind);
+	pos = scan_header_block(&s, 0, true, false, &kind);
 	while (pos < len) {
 		size_t end = line_end(&s, pos);
 		guint level;
@@ -285,7 +288,7 @@ char *mime_repair_separators(const char *data, size_t len, size_t *len_r)
 			/* a forwarded message: follow it, change nothing in it */
 			if (s.quiet_from == G_MAXUINT)
 				s.quiet_from = s.bounds->len;
-			pos = scan_header_block(&s, pos, false, &kind);
+			pos = scan_header_block(&s, pos, false, false, &kind);
 			continue;
 		}
 		delimiter = match_boundary(&s, data + pos, content_len(&s, pos, end), &level);
@@ -297,7 +300,7 @@ char *mime_repair_separators(const char *data, size_t len, size_t *len_r)
 		if (delimiter != 0 && level < s.quiet_from)
 			s.quiet_from = G_MAXUINT;
 		if (delimiter == 1)
-			pos = scan_header_block(&s, end, false, &kind);
+			pos = scan_header_block(&s, end, false, true, &kind);
 		else
 			pos = end;
 	}
