@@ -1112,6 +1112,22 @@ static void test_garbage(void)
 	g_rand_free(rand);
 }
 
+/* mime_repair_separators(in) is in with one "\n" inserted right before the text line. */
+static void assert_one_break_before(const char *in, const char *line)
+{
+	size_t len = 0;
+	char *out = mime_repair_separators(in, strlen(in), &len);
+	const char *at = strstr(in, line);
+
+	g_assert_nonnull(out);
+	g_assert_nonnull(at);
+	g_assert_cmpuint(len, ==, strlen(in) + 1);
+	g_assert_cmpmem(out, at - in, in, at - in);
+	g_assert_cmpint(out[at - in], ==, '\n');
+	g_assert_cmpstr(out + (at - in) + 1, ==, at);
+	g_free(out);
+}
+
 /* separator.c: well-formed mail goes to GMime untouched (every golden message), a run-on
  * header block gets exactly the one missing line break, and nothing changes inside a
  * forwarded message — even where it reuses the boundary of the multipart around it. */
@@ -1135,7 +1151,6 @@ static void test_separator(void)
 	                            "--b\nContent-Type: text/plain\nAfter the forward.\n--b--\n";
 	size_t len = 0;
 	char *out;
-	const char *at;
 
 	d = g_dir_open(dir, 0, NULL);
 	g_assert_nonnull(d);
@@ -1162,23 +1177,9 @@ static void test_separator(void)
 	g_assert_cmpuint(len, ==, strlen(runon) + 2);
 	g_free(out);
 
-	out = mime_repair_separators(forward, strlen(forward), &len);
-	g_assert_nonnull(out);
-	g_assert_cmpuint(len, ==, strlen(forward) + 1);
-	at = strstr(forward, "Run-on text.");
-	g_assert_cmpmem(out, at - forward, forward, at - forward);
-	g_assert_cmpint(out[at - forward], ==, '\n');
-	g_assert_cmpstr(out + (at - forward) + 1, ==, at);
-	g_free(out);
-
+	assert_one_break_before(forward, "Run-on text.");
 	/* after the forwarded message's part, header blocks are repaired again */
-	out = mime_repair_separators(after, strlen(after), &len);
-	g_assert_nonnull(out);
-	g_assert_cmpuint(len, ==, strlen(after) + 1);
-	at = strstr(after, "After the forward.");
-	g_assert_cmpmem(out, at - after, after, at - after);
-	g_assert_cmpstr(out + (at - after) + 1, ==, at);
-	g_free(out);
+	assert_one_break_before(after, "After the forward.");
 }
 
 /* A stray CR inside "multipart" makes the Content-Type invalid where GMime's parser reads it
