@@ -87,8 +87,9 @@ class Mount:
     """One imapfs process in the foreground (-f), so we know its PID for VmHWM and can wait for
     it to exit (it logs out of every IMAP connection on the way out)."""
 
-    def __init__(self, bench, port, cache_home, tag):
+    def __init__(self, bench, port, cache_home, tag, extra_opts=()):
         self.b = bench
+        self.extra_opts = list(extra_opts)   # more -o options, e.g. 'stats'
         self.mnt = bench.mnt
         self.cache_home = cache_home
         self.tag = tag
@@ -118,8 +119,8 @@ class Mount:
         env = dict(os.environ, XDG_CACHE_HOME=self.cache_home)
         self.errlog = os.path.join(self.b.tmp, 'imapfs-%s.log' % self.tag)
         with open(self.errlog, 'ab') as err:
-            self.proc = subprocess.Popen([self.b.imapfs, '-f', '-o', 'config=' + self.conf,
-                                          self.mnt], stdin=subprocess.DEVNULL, stdout=err,
+            opts = ['-o', ','.join(['config=' + self.conf] + self.extra_opts)]
+            self.proc = subprocess.Popen([self.b.imapfs, '-f'] + opts + [self.mnt], stdin=subprocess.DEVNULL, stdout=err,
                                          stderr=err, env=env)
         self.b.live_mount = self
         deadline = time.monotonic() + 60

@@ -119,6 +119,17 @@ class BenchDovecot(dovecot.Dovecot):
         os.chown(self.rawlog_dir, uid, gid)
         os.chmod(self.rawlog_dir, 0o700)
 
+    def rawlog_read(self):
+        """The client commands recorded so far, without stopping the raw log: a list of
+        (wall-clock timestamp, session file, tag, command name) sorted by time."""
+        out = []
+        for path in sorted(glob.glob(os.path.join(self.rawlog_dir, '*.in'))):
+            with open(path, 'rb') as f:
+                data = f.read()
+            out += [(ts, os.path.basename(path), tag, name)
+                    for ts, tag, name in parse_client_commands_timed(data)]
+        return sorted(out, key=lambda x: (x[0] or 0.0))
+
     def rawlog_off(self):
         """Remove the raw log directory; return the client commands it recorded.
 
@@ -167,15 +178,24 @@ class BenchDovecot(dovecot.Dovecot):
 
 
 def parse_client_commands(data):
-    """(tag, command) for each command line in a client-to-server raw log (*.in).
+    """(tag, command) for each command line in a client-to-server raw log (*.in); see
+    parse_client_commands_timed."""
+    return [(tag, name) for _ts, tag, name in parse_client_commands_timed(data)]
 
-    Dovecot's raw log starts every line with a timestamp ("1700000000.123456 "), which is
-    dropped.  Literal data ({n} / {n+}) is skipped, so a literal is never mistaken for a command.
-    A command is its first word, plus the second for UID commands ('UID FETCH')."""
+
+def parse_client_commands_timed(data):
+    """(timestamp, tag, command) for each command line in a client-to-server raw log (*.in).
+
+    Dovecot's raw log starts every line with a timestamp ("1700000000.123456 ", wall clock,
+    None if a line has none).  Literal data ({n} / {n+}) is skipped, so a literal is never
+    mistaken for a command.  A command is its first word, plus the second for UID commands
+    ('UID FETCH')."""
     cmds = []
     literal_left = 0
     for raw in data.split(b'\n'):
-        line = re.sub(rb'^\d+\.\d+ ', b'', raw).rstrip(b'\r')
+        mt = re.match(rb'^(\d+\.\d+) ', raw)
+        ts = float(mt.group(1)) if mt else None
+        line = raw[mt.end():].rstrip(b'\r') if mt else raw.rstrip(b'\r')
         if literal_left > 0:
             # this line starts inside a literal; whatever follows it continues the command
             literal_left -= len(line) + 2
@@ -191,7 +211,7 @@ def parse_client_commands(data):
             name = words[1].upper().decode('ascii', 'replace')
             if name == 'UID' and len(words) >= 3:
                 name += ' ' + words[2].upper().decode('ascii', 'replace')
-            cmds.append((words[0].decode('ascii', 'replace'), name))
+            cmds.append((ts, words[0].decode('ascii', 'replace'), name))
         m = re.search(rb'\{(\d+)\+?\}$', line)
         if m:
             literal_left = int(m.group(1))
