@@ -308,6 +308,7 @@ class SearchBench:
         self.mw = {}           # rtt -> Cell
         self.criteria = {}     # folder -> [(label, component, word, file, imap criteria)]
         self.folder_n = {}
+        self.floor_conns = {}  # (rtt, folder) -> RawImap with the folder examined
         self.capabilities = ''
 
     # bench.Mount reads these
@@ -332,18 +333,20 @@ class SearchBench:
             os.fchmod(f.fileno(), 0o600)
             f.write(self.d.password + '\n')
         uid, gid = self.d.owner()
-        man = corpus.load_or_generate(HERE, a.messages, a.seed, log=log)
-        word, n_subj = pick_subject_word(man)
-        self.d.create_folder(FOLDER)
-        t0 = time.monotonic()
-        corpus.seed_maildir(man, self.d.maildir_folder(FOLDER), uid, gid)
-        self.folder_n[FOLDER] = man['n']
-        log('seeded %s: %d messages, %.1f MB (%.1f s); subject word "%s" in %d subjects' % (
-            FOLDER, man['n'], man['total_bytes'] / 1e6, time.monotonic() - t0, word, n_subj))
-        self.criteria[FOLDER] = [('subject', 'subject=' + word, word, 'subject',
-                                  'SUBJECT ' + word),
-                                 ('body', 'body=' + BODY_WORD, BODY_WORD, 'body',
-                                  'BODY ' + BODY_WORD)]
+        if a.messages:
+            man = corpus.load_or_generate(HERE, a.messages, a.seed, log=log)
+            word, n_subj = pick_subject_word(man)
+            self.d.create_folder(FOLDER)
+            t0 = time.monotonic()
+            corpus.seed_maildir(man, self.d.maildir_folder(FOLDER), uid, gid)
+            self.folder_n[FOLDER] = man['n']
+            log('seeded %s: %d messages, %.1f MB (%.1f s); subject word "%s" in %d subjects' % (
+                FOLDER, man['n'], man['total_bytes'] / 1e6, time.monotonic() - t0, word,
+                n_subj))
+            self.criteria[FOLDER] = [('subject', 'subject=' + word, word, 'subject',
+                                      'SUBJECT ' + word),
+                                     ('body', 'body=' + BODY_WORD, BODY_WORD, 'body',
+                                      'BODY ' + BODY_WORD)]
         if a.big_messages:
             self.d.create_folder(BIG)
             t0 = time.monotonic()
@@ -454,26 +457,28 @@ class SearchBench:
             for label, _comp, _w, _f, crit in self.criteria[folder]:
                 kk = k if label == 'subject' else max(1, min(k, 3))
                 want = self.hits[folder, label]
-                cs = self.cell(rtt, folder, label, 'floor')
                 cf = self.cell(rtt, folder, label, 'floor+fetch')
-                cl = self.cell(rtt, folder, label, 'floor larger')
+                _, lines = c.timed(['UID SEARCH ' + crit])
+                self.check(search_uids(lines) == want, 'floor %s %s: other hits' % (
+                    folder, crit))
                 for i in range(kk):
-                    secs, lines = c.timed(['UID SEARCH ' + crit])
-                    cs.times.append(secs)
-                    self.check(search_uids(lines) == want, 'floor %s %s: other hits' % (
-                        folder, crit))
                     secs, lines = c.timed(['UID SEARCH RETURN (SAVE) ' + crit,
                                            'UID FETCH $ (UID RFC822.SIZE INTERNALDATE FLAGS)'])
                     cf.times.append(secs)
                     self.check(count_fetches(lines) == len(want),
                                'floor %s %s: %d FETCH answers for %d hits' % (
                                    folder, crit, count_fetches(lines), len(want)))
-                    secs, lines = c.timed(['UID SEARCH %s LARGER %d' % (crit, i + 1)])
-                    cl.times.append(secs)
-                log('  [%g ms] %s %s floor: SEARCH %s, SEARCH+FETCH %s' % (
-                    rtt, folder, label, fmt_time(cs.med()), fmt_time(cf.med())))
+                log('  [%g ms] %s %s floor: SEARCH+FETCH %s' % (
+                    rtt, folder, label, fmt_time(cf.med())))
         finally:
             c.close()
+
+    def paired_floor(self, rtt, folder, label, criteria, what):
+        """One `UID SEARCH criteria` on the floor client of (rtt, folder), right before the
+        imapfs sample it is compared with: on this shared machine the load drifts by several
+        times within minutes, so floor and imapfs samples are taken in turns, not in blocks."""
+        secs, _ = self.floor_conns[rtt, folder].timed(['UID SEARCH ' + criteria])
+        self.cell(rtt, folder, label, what).times.append(secs)
 
     def listing(self, top):
         """UIDs a result directory lists."""
@@ -482,13 +487,14 @@ class SearchBench:
 
     def ls_first(self, rtt, port, folder, k):
         """Fresh mount, `ls RESULT` first; then `ls -l` of it, stats and Dovecot's counters."""
-        for label, comp, _w, _f, _crit in self.criteria[folder]:
+        for label, comp, _w, _f, crit in self.criteria[folder]:
             kk = k if label == 'subject' else max(1, min(k, 3))
             want = self.hits[folder, label]
             cell = self.cell(rtt, folder, label, 'ls first')
             cl = self.cell(rtt, folder, label, 'ls -l')
             top = os.path.join(self.mnt, folder, '.search', comp)
             for i in range(kk):
+                self.paired_floor(rtt, folder, label, crit, 'floor')
                 self.d.rawlog_on()
                 with self.mount(port, 'ls-%g' % rtt) as m:
                     time.sleep(0.3 + rtt * 0.02)   # the mount's own logins and LIST finish first
@@ -535,7 +541,7 @@ class SearchBench:
         self.d.rawlog_on()
         with self.mount(port, 'warm-%g' % rtt):
             windows = []
-            for label, comp, _w, _f, _crit in self.criteria[folder]:
+            for label, comp, _w, _f, crit in self.criteria[folder]:
                 kk = k if label == 'subject' else max(1, min(k, 3))
                 want = self.hits[folder, label]
                 cell = self.cell(rtt, folder, label, 'ls new')
@@ -543,6 +549,8 @@ class SearchBench:
                 self.run(['ls', base])
                 for i in range(kk):
                     top = os.path.join(base, 'larger=%d' % (i + 1))
+                    self.paired_floor(rtt, folder, label, '%s LARGER %d' % (crit, i + 1),
+                                      'floor larger')
                     w0 = time.time()
                     secs, out, rc, err = self.run(['ls', top])
                     w1 = time.time()
@@ -635,7 +643,9 @@ class SearchBench:
                          'UID FETCH $ (UID RFC822.SIZE INTERNALDATE FLAGS)']
             # A new session each run (its login not timed), as imapfs's listing connection is
             # on a fresh mount: Dovecot opens the 50 mailboxes in that session.
-            for _ in range(k):
+            top = os.path.join(self.mnt, '.search', 'subject=' + SUBJECT_WORD_BIG)
+            for i in range(k):
+                # floor and imapfs in turns (see paired_floor)
                 c = RawImap(d, port, d.password)
                 try:
                     secs, lines = c.timed(cmds)
@@ -644,8 +654,6 @@ class SearchBench:
                 floor.times.append(secs)
                 self.check(count_fetches(lines) == MW_HITS * len(self.mw_expect),
                            'mount-wide floor: %d FETCH answers' % count_fetches(lines))
-            top = os.path.join(self.mnt, '.search', 'subject=' + SUBJECT_WORD_BIG)
-            for i in range(k):
                 d.rawlog_on()
                 with self.mount(port, 'mw-%g' % rtt):
                     time.sleep(0.3 + rtt * 0.02)
@@ -700,7 +708,12 @@ class SearchBench:
             proxy = TcpProxy('127.0.0.1', '127.0.0.1', self.d.port_imaps, delay_ms=rtt / 2.0)
             self.proxies.append(proxy)
             port = proxy.port
+        self.floor_conns = {}
         try:
+            for folder in self.criteria:
+                c = self.floor_conns[rtt, folder] = RawImap(self.d, port, self.d.password)
+                c.timed(['EXAMINE %s' % folder])
+            self.d.sessions_kept = len(self.floor_conns)
             for folder in self.criteria:
                 k = a.repeat if folder == FOLDER else a.big_repeat
                 for name, fn in (('floor', self.floor), ('ls first', self.ls_first),
@@ -720,6 +733,10 @@ class SearchBench:
                     log('[%g ms] %s: %s done in %.0f s' % (rtt, folder, name,
                                                            time.monotonic() - t0))
         finally:
+            for c in self.floor_conns.values():
+                c.close()
+            self.floor_conns = {}
+            self.d.sessions_kept = 0
             if proxy is not None:
                 proxy.close()
                 self.proxies.remove(proxy)
@@ -795,8 +812,9 @@ def report(b, wall):
                 c_l = b.cells.get((rtt, folder, label, 'ls -l'), Cell())
                 t_first = target_of(m('floor'))
                 t_new = target_of(m('floor larger'))
-                rts = 'first %s, new %s' % (fmt_list(c_first.info.get('round trips')),
-                                            fmt_list(c_new.info.get('round trips')))
+                rts = ('first %s, new %s' % (fmt_list(c_first.info.get('round trips')),
+                                             fmt_list(c_new.info.get('round trips')))
+                       if rtt else '-')
                 add('%-6s %-6s %-8s %9s %9s %9s %9s %9s  %-7s %-7s %8s %8s %8s %9s  %s' % (
                     '%g ms' % rtt, folder, label, fmt_time(m('floor')),
                     fmt_time(m('floor+fetch')), fmt_time(t_first), fmt_time(m('ls first')),
@@ -808,7 +826,8 @@ def report(b, wall):
                                           fmt_list(c_l.info.get('bodies (dovecot)')),
                                           fmt_list(c_l.info.get('searches')), rts)))
     add('')
-    add('columns: floor = UID SEARCH alone on a client with the folder examined; floor+F = UID '
+    add('columns: floor = UID SEARCH alone on a client with the folder examined, one sample '
+        'right before each ls first sample; floor+F = UID '
         'SEARCH RETURN (SAVE) + UID FETCH $ (attributes) pipelined;')
     add('  target = %.1f x floor + %d ms; ls first = `ls RESULT` first thing on a fresh mount; '
         'ls new = `ls RESULT/larger=I` on a warm mount (its target uses the floor of the same '
@@ -903,7 +922,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description='imapfs search benchmark (bench/README.md)')
     ap.add_argument('--imapfs', required=True, help='the imapfs binary')
     ap.add_argument('--messages', type=int, default=5000,
-                    help='messages in folder Bench (the normal corpus), default 5000')
+                    help='messages in folder Bench (the normal corpus), default 5000; 0 leaves '
+                    'it out')
     ap.add_argument('--big-messages', type=int, default=100000,
                     help='minimal messages in folder Big, default 100000; 0 leaves it out')
     ap.add_argument('--rtt-ms', default='0,50')
