@@ -36,7 +36,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import socket
 import ssl
 import statistics
@@ -262,6 +261,12 @@ def describe_bursts(bs):
     return ' | '.join(summarize(b) for b in bs)
 
 
+def last_out(outs, w0, w1):
+    """ms from the server's last answer line within [w0, w1] to w1 (None: none)."""
+    ts = [t for t in outs if w0 <= t <= w1 + 0.002]
+    return round((w1 - max(ts)) * 1000) if ts else None
+
+
 def edges(win, w0, w1):
     """(ms from the command's start to the first IMAP command the server read, ms from the last
     one to the command's end), or (None, None) when it sent none: where the time that is not
@@ -318,6 +323,10 @@ class SearchBench:
 
     def cell(self, *key):
         return self.cells.setdefault(key, Cell())
+
+    def median(self, *key):
+        c = self.cells.get(key)
+        return c.med() if c else None
 
     # -- setup -----------------------------------------------------------------
 
@@ -512,8 +521,10 @@ class SearchBench:
                     st = self.stats()
                     cnt = m.unmount()
                 cmds = self.d.rawlog_read()
+                outs = self.d.rawlog_out_times()
                 self.d.rawlog_off()
                 win = self.window(w0, w1, cmds)
+                cell.info.setdefault('ms after the answer', []).append(last_out(outs, w0, w1))
                 bs = bursts(win, max(rtt / 2000.0, 0.001) if rtt else 0.001)
                 cell.info.setdefault('round trips', []).append(len(bs))
                 cell.info['commands'] = describe_bursts(bs)
@@ -560,8 +571,10 @@ class SearchBench:
                                '[%g ms] ls %s: exit %d, %d entries, %d hits (%s)' % (
                                    rtt, top, rc, len(out), len(want), err[-200:]))
         cmds = self.d.rawlog_read()
+        outs = self.d.rawlog_out_times()
         self.d.rawlog_off()
         for cell, w0, w1 in windows:
+            cell.info.setdefault('ms after the answer', []).append(last_out(outs, w0, w1))
             win = self.window(w0, w1, cmds)
             bs = bursts(win, max(rtt / 2000.0, 0.001))
             cell.info.setdefault('round trips', []).append(len(bs))
@@ -636,9 +649,9 @@ class SearchBench:
         cell = self.mw.setdefault(rtt, Cell())
         floor = self.mw.setdefault(('floor', rtt), Cell())
         try:
-            cmds = []
+            chain = []
             for name in self.mw_names:
-                cmds += ['EXAMINE %s' % name,
+                chain += ['EXAMINE %s' % name,
                          'UID SEARCH RETURN (SAVE) SUBJECT %s' % SUBJECT_WORD_BIG,
                          'UID FETCH $ (UID RFC822.SIZE INTERNALDATE FLAGS)']
             # A new session each run (its login not timed), as imapfs's listing connection is
@@ -648,7 +661,7 @@ class SearchBench:
                 # floor and imapfs in turns (see paired_floor)
                 c = RawImap(d, port, d.password)
                 try:
-                    secs, lines = c.timed(cmds)
+                    secs, lines = c.timed(chain)
                 finally:
                     c.close()
                 floor.times.append(secs)
@@ -670,7 +683,9 @@ class SearchBench:
                     w3 = time.time()
                     st = self.stats()
                 cmds = d.rawlog_read()
+                outs = d.rawlog_out_times()
                 d.rawlog_off()
+                cell.info.setdefault('ms after the answer', []).append(last_out(outs, w0, w1))
                 win = self.window(w0, w1, cmds)
                 bs = bursts(win, max(rtt / 2000.0, 0.001))
                 after = self.window(w2, w3, cmds)
@@ -804,9 +819,8 @@ def report(b, wall):
     for rtt in rtts:
         for folder in b.criteria:
             for label, *_ in b.criteria[folder]:
-                def m(what):
-                    c = b.cells.get((rtt, folder, label, what))
-                    return c.med() if c else None
+                def m(what, rtt=rtt, folder=folder, label=label):
+                    return b.median(rtt, folder, label, what)
                 c_first = b.cells.get((rtt, folder, label, 'ls first'), Cell())
                 c_new = b.cells.get((rtt, folder, label, 'ls new'), Cell())
                 c_l = b.cells.get((rtt, folder, label, 'ls -l'), Cell())
@@ -841,9 +855,11 @@ def report(b, wall):
     for (rtt, folder, label, what), c in sorted(b.cells.items(), key=lambda kv: str(kv[0])):
         if what in ('ls first', 'ls new') and c.info.get('commands'):
             add('  %g ms %s %s %s: commands per round trip: %s; ms before the 1st command %s, '
-                'after the last %s' % (rtt, folder, label, what, c.info['commands'],
-                                       fmt_list(c.info.get('ms before 1st cmd')),
-                                       fmt_list(c.info.get('ms after last cmd'))))
+                'after the last %s, after the server\'s last answer line %s' % (
+                    rtt, folder, label, what, c.info['commands'],
+                    fmt_list(c.info.get('ms before 1st cmd')),
+                    fmt_list(c.info.get('ms after last cmd')),
+                    fmt_list(c.info.get('ms after the answer'))))
         if what == 'ls -l' and c.info.get('commands'):
             add('  %g ms %s %s ls -l after ls: commands %s' % (rtt, folder, label,
                                                               c.info['commands']))
@@ -875,10 +891,12 @@ def report(b, wall):
                 if rtt else '(round trips not separable at 0 ms)'))
             if c.info.get('which'):
                 add('  %g ms commands per round trip: %s; ms before the 1st command %s, from '
-                    'the 1st to the last %s, after the last %s' % (
+                    'the 1st to the last %s, after the last %s, after the server\'s last '
+                    'answer line %s' % (
                         rtt, c.info['which'], fmt_list(c.info.get('ms before 1st cmd')),
                         fmt_list(c.info.get('ms first to last cmd')),
-                        fmt_list(c.info.get('ms after last cmd'))))
+                        fmt_list(c.info.get('ms after last cmd')),
+                        fmt_list(c.info.get('ms after the answer'))))
         add('  floor (pipe) = a client logged in (not timed) pipelining EXAMINE + UID SEARCH '
             'RETURN (SAVE) + UID FETCH $ for all %d folders (one round trip), a new session '
             'each run' % MW_FOLDERS)
@@ -887,9 +905,8 @@ def report(b, wall):
     for rtt in rtts:
         for folder in b.criteria:
             for label, *_ in b.criteria[folder]:
-                def m(what):
-                    c = b.cells.get((rtt, folder, label, what))
-                    return c.med() if c else None
+                def m(what, rtt=rtt, folder=folder, label=label):
+                    return b.median(rtt, folder, label, what)
                 for what, fl in (('ls first', 'floor'), ('ls new', 'floor larger')):
                     t = target_of(m(fl))
                     add('  %-5s %-6s %-8s %-9s %9s <= %9s: %s' % (
@@ -946,19 +963,14 @@ def main(argv=None):
     if args.quick:
         args.messages, args.big_messages = 500, min(args.big_messages, 2000)
         args.repeat, args.big_repeat = 1, 1
-    rtts = [float(x) for x in args.rtt_ms.split(',') if x.strip()]
-    rtts = [int(x) if x == int(x) else x for x in rtts]
-    if os.geteuid() != 0:
-        log('search_bench.py: run me as root (Dovecot and FUSE mounts need it)')
+    rtts = bench.parse_rtts(args.rtt_ms)
+    if not bench.may_run('search_bench.py'):
         return 2
-
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt('signal %d' % signum)
-    signal.signal(signal.SIGTERM, on_signal)
 
     b = SearchBench(args)
     t_start = time.monotonic()
-    try:
+
+    def body():
         b.setup()
         for rtt in rtts:
             b.run_rtt(rtt)
@@ -972,17 +984,9 @@ def main(argv=None):
                     b.failures.append('[%g ms] mount-wide: %s' % (rtt, e))
                     if b.live_mount is not None:
                         b.live_mount.unmount()
-    except (BenchError, bench_dovecot.dovecot.HarnessError) as e:
-        log('search_bench.py: %s' % e)
-        b.failures.append(str(e))
-        if not b.cells:
-            b.cleanup()
-            return 1
-    except KeyboardInterrupt:
-        log('search_bench.py: interrupted')
-        b.cleanup()
-        return 130
-    b.cleanup()
+    ret = bench.guarded('search_bench.py', b, body, lambda: b.cells)
+    if ret is not None:
+        return ret
     print(report(b, time.monotonic() - t_start))
     return 1 if b.failures else 0
 
