@@ -136,13 +136,16 @@ class BenchDovecot(dovecot.Dovecot):
         return sorted(out, key=lambda x: (x[0] or 0.0))
 
     def rawlog_out_times(self):
-        """Wall-clock timestamps of every line the server wrote in the raw-logged sessions
-        (*.out), sorted: when its answers left, to tell the server's time from the client's."""
+        """(wall-clock timestamp, session file *.in) of every line the server wrote in the
+        raw-logged sessions (*.out), sorted: when its answers left, to tell the server's time
+        from the client's."""
         out = []
         for path in glob.glob(os.path.join(self.rawlog_dir, '*.out')):
             with open(path, 'rb') as f:
                 data = f.read()
-            out += [float(m.group(1)) for m in re.finditer(rb'^(\d+\.\d+) ', data, re.M)]
+            session = os.path.basename(path)[:-len('.out')] + '.in'
+            out += [(float(m.group(1)), session)
+                    for m in re.finditer(rb'^(\d+\.\d+) ', data, re.M)]
         return sorted(out)
 
     def rawlog_off(self):

@@ -234,16 +234,30 @@ def write_tiny_folder(folder_dir, n, seed, uid, gid, subject_word, p_subject, bo
 # ---------------------------------------------------------------------------
 # round trips from the raw log
 
-def bursts(cmds, gap):
-    """Group (ts, session, tag, name) commands, sorted by time, into bursts: a command more than
-    `gap` seconds after the previous one starts a new burst.  A burst is one round trip (the
-    client waited for an answer before sending more)."""
+def bursts(cmds, gap, outs=()):
+    """Group (ts, session, tag, name) commands, sorted by time, into bursts, one per round trip
+    (the client waited for an answer before it sent more).  A command starts a new burst when it
+    came more than `gap` seconds after the previous one AND its session's server had been quiet
+    (no line in outs, (ts, session) pairs from the *.out raw logs) for more than `gap` before it.
+
+    The second condition matters: the raw log stamps a command when Dovecot reads it, and
+    Dovecot stops reading a pipelined chain while earlier commands of it are still running, so
+    a chain sent in one write can show gaps that are the server's own work (it was writing
+    answers right up to reading the next command).  A client round trip leaves the server idle
+    for at least the RTT."""
+    last_out = {}
+    for t, session in outs:
+        last_out.setdefault(session, []).append(t)
     out = []
     last = None
     for c in cmds:
         if c[0] is None:
             continue
-        if last is None or c[0] - last > gap:
+        new = last is None
+        if not new and c[0] - last > gap:
+            before = [t for t in last_out.get(c[1], ()) if t <= c[0]]
+            new = not before or c[0] - max(before) > gap
+        if new:
             out.append([])
         out[-1].append(c)
         last = c[0]
@@ -263,7 +277,7 @@ def describe_bursts(bs):
 
 def last_out(outs, w0, w1):
     """ms from the server's last answer line within [w0, w1] to w1 (None: none)."""
-    ts = [t for t in outs if w0 <= t <= w1 + 0.002]
+    ts = [t for t, _session in outs if w0 <= t <= w1]
     return round((w1 - max(ts)) * 1000) if ts else None
 
 
@@ -455,7 +469,9 @@ class SearchBench:
             log('!!! ' + text)
 
     def window(self, t0, t1, cmds):
-        return [c for c in cmds if c[0] is not None and t0 - 0.002 <= c[0] <= t1 + 0.002]
+        # Both clocks are this machine's wall clock: no slack (it would catch the commands of
+        # whatever runs right after, e.g. the LOGOUTs of an unmount).
+        return [c for c in cmds if c[0] is not None and t0 <= c[0] <= t1]
 
     # -- measurements --------------------------------------------------------------
 
@@ -525,7 +541,7 @@ class SearchBench:
                 self.d.rawlog_off()
                 win = self.window(w0, w1, cmds)
                 cell.info.setdefault('ms after the answer', []).append(last_out(outs, w0, w1))
-                bs = bursts(win, max(rtt / 2000.0, 0.001) if rtt else 0.001)
+                bs = bursts(win, max(rtt / 2000.0, 0.001), outs)
                 cell.info.setdefault('round trips', []).append(len(bs))
                 cell.info['commands'] = describe_bursts(bs)
                 pre, post = edges(win, w0, w1)
@@ -576,7 +592,7 @@ class SearchBench:
         for cell, w0, w1 in windows:
             cell.info.setdefault('ms after the answer', []).append(last_out(outs, w0, w1))
             win = self.window(w0, w1, cmds)
-            bs = bursts(win, max(rtt / 2000.0, 0.001))
+            bs = bursts(win, max(rtt / 2000.0, 0.001), outs)
             cell.info.setdefault('round trips', []).append(len(bs))
             cell.info['commands'] = describe_bursts(bs)
             pre, post = edges(win, w0, w1)
@@ -597,8 +613,12 @@ class SearchBench:
             cold = self.cell(rtt, folder, label, 'grep cold')
             warm = self.cell(rtt, folder, label, 'grep warm')
             for i in range(kk):
+                self.d.rawlog_on()
                 with self.mount(port, 'grep-%g' % rtt) as m:
+                    time.sleep(0.3 + rtt * 0.02)
+                    w0 = time.time()
                     secs, out, rc, err = self.run(['sh', '-c', cmd, word, top])
+                    w1 = time.time()
                     cold.times.append(secs)
                     found = {int(x.split('/')[-2]) for x in out}
                     self.check(rc in (0, 1) and found == want,
@@ -612,6 +632,13 @@ class SearchBench:
                             secs, out, rc, err = self.run(['sh', '-c', cmd, word, top])
                             warm.times.append(secs)
                     cnt = m.unmount()
+                cmds = self.d.rawlog_read()
+                outs = self.d.rawlog_out_times()
+                self.d.rawlog_off()
+                win = self.window(w0, w1, cmds)
+                cold.info.setdefault('round trips', []).append(
+                    len(bursts(win, max(rtt / 2000.0, 0.001), outs)) if rtt else '-')
+                cold.info['commands'] = summarize(win)
                 cold.info.setdefault('bodies (dovecot)', []).append(cnt['body_count'])
                 cold.info['found'] = '%d/%d' % (len(found), len(want))
             log('  [%g ms] %s %s: grep cold %s warm %s, bodies %s' % (
@@ -687,7 +714,7 @@ class SearchBench:
                 d.rawlog_off()
                 cell.info.setdefault('ms after the answer', []).append(last_out(outs, w0, w1))
                 win = self.window(w0, w1, cmds)
-                bs = bursts(win, max(rtt / 2000.0, 0.001))
+                bs = bursts(win, max(rtt / 2000.0, 0.001), outs)
                 after = self.window(w2, w3, cmds)
                 pre, post = edges(win, w0, w1)
                 cell.info.setdefault('ms before 1st cmd', []).append(pre)
