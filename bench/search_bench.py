@@ -473,6 +473,20 @@ class SearchBench:
         # whatever runs right after, e.g. the LOGOUTs of an unmount).
         return [c for c in cmds if c[0] is not None and t0 <= c[0] <= t1]
 
+    def record_window(self, cell, rtt, cmds, outs, w0, w1, key='commands'):
+        """Note in cell.info what the server saw between w0 and w1 (wall clock): round trips,
+        commands per round trip (under `key`) and where the time went (edges, last_out).
+        Returns (the commands in the window, their bursts)."""
+        win = self.window(w0, w1, cmds)
+        bs = bursts(win, max(rtt / 2000.0, 0.001), outs)
+        pre, post = edges(win, w0, w1)
+        cell.info.setdefault('round trips', []).append(len(bs))
+        cell.info[key] = describe_bursts(bs)
+        cell.info.setdefault('ms before 1st cmd', []).append(pre)
+        cell.info.setdefault('ms after last cmd', []).append(post)
+        cell.info.setdefault('ms after the answer', []).append(last_out(outs, w0, w1))
+        return win, bs
+
     # -- measurements --------------------------------------------------------------
 
     def floor(self, rtt, port, folder, k):
@@ -539,14 +553,7 @@ class SearchBench:
                 cmds = self.d.rawlog_read()
                 outs = self.d.rawlog_out_times()
                 self.d.rawlog_off()
-                win = self.window(w0, w1, cmds)
-                cell.info.setdefault('ms after the answer', []).append(last_out(outs, w0, w1))
-                bs = bursts(win, max(rtt / 2000.0, 0.001), outs)
-                cell.info.setdefault('round trips', []).append(len(bs))
-                cell.info['commands'] = describe_bursts(bs)
-                pre, post = edges(win, w0, w1)
-                cell.info.setdefault('ms before 1st cmd', []).append(pre)
-                cell.info.setdefault('ms after last cmd', []).append(post)
+                win, _ = self.record_window(cell, rtt, cmds, outs, w0, w1)
                 cell.info.setdefault('sessions', []).append(len({c[1] for c in win}))
                 cl.info['commands'] = summarize(self.window(w2, w3, cmds)) or 'none'
                 cl.info.setdefault('bodies (stats)', []).append(int(st.get('bodies_fetched', -1)))
@@ -590,14 +597,7 @@ class SearchBench:
         outs = self.d.rawlog_out_times()
         self.d.rawlog_off()
         for cell, w0, w1 in windows:
-            cell.info.setdefault('ms after the answer', []).append(last_out(outs, w0, w1))
-            win = self.window(w0, w1, cmds)
-            bs = bursts(win, max(rtt / 2000.0, 0.001), outs)
-            cell.info.setdefault('round trips', []).append(len(bs))
-            cell.info['commands'] = describe_bursts(bs)
-            pre, post = edges(win, w0, w1)
-            cell.info.setdefault('ms before 1st cmd', []).append(pre)
-            cell.info.setdefault('ms after last cmd', []).append(post)
+            self.record_window(cell, rtt, cmds, outs, w0, w1)
         for label, *_ in self.criteria[folder]:
             cell = self.cell(rtt, folder, label, 'ls new')
             log('  [%g ms] %s %s: ls new criteria, warm mount %s (round trips %s: %s)' % (
@@ -712,19 +712,12 @@ class SearchBench:
                 cmds = d.rawlog_read()
                 outs = d.rawlog_out_times()
                 d.rawlog_off()
-                cell.info.setdefault('ms after the answer', []).append(last_out(outs, w0, w1))
-                win = self.window(w0, w1, cmds)
-                bs = bursts(win, max(rtt / 2000.0, 0.001), outs)
+                win, bs = self.record_window(cell, rtt, cmds, outs, w0, w1, key='which')
                 after = self.window(w2, w3, cmds)
-                pre, post = edges(win, w0, w1)
-                cell.info.setdefault('ms before 1st cmd', []).append(pre)
-                cell.info.setdefault('ms after last cmd', []).append(post)
                 if bs:
                     cell.info.setdefault('ms first to last cmd', []).append(
                         round((bs[-1][-1][0] - bs[0][0][0]) * 1000))
-                cell.info.setdefault('round trips', []).append(len(bs))
-                cell.info.setdefault('commands', []).append(len(self.window(w0, w1, cmds)))
-                cell.info['which'] = describe_bursts(bs)
+                cell.info.setdefault('commands', []).append(len(win))
                 cell.info.setdefault('commands for the hits beneath', []).append(len(after))
                 cell.info.setdefault('searches', []).append(int(st.get('searches', -1)))
                 n_hits = len([x for x in out2 if x.isdigit()])
