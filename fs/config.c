@@ -17,7 +17,7 @@
 static const char *const known_keys[] = {
 	"host", "port", "tls", "user", "pass_cmd", "password", "ca_file",
 	"timeout", "connections", "refresh", "memory_cache", "cache", "cache_dir", "cache_size",
-	"readahead", NULL,
+	"readahead", "watch", NULL,
 };
 
 static void wipe_str(char *s)
@@ -326,6 +326,18 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 	 * or it would evict what the reader has not read yet. */
 	if (!g_key_file_has_key(kf, cfg->account, "readahead", NULL))
 		cfg->readahead = cfg->cache_dir != NULL ? 4096 : 64;
+
+	v = g_key_file_get_string(kf, cfg->account, "watch", NULL);
+	if (v != NULL)
+		g_strstrip(v);
+	if (v != NULL && strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+		*errmsg_r = g_strdup_printf("%s: [%s] watch = '%s': use on or off", cfg->path,
+		                            cfg->account, v);
+		ret = -EINVAL;
+		goto fail;
+	}
+	cfg->watch = v == NULL || strcmp(v, "on") == 0;
+	g_clear_pointer(&v, g_free);
 
 	v = g_key_file_get_string(kf, cfg->account, "ca_file", NULL);
 	if (v != NULL) {

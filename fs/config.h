@@ -3,7 +3,7 @@
  * File: -o config=FILE, else $XDG_CONFIG_HOME/imapfs/config, else ~/.config/imapfs/config.
  * Section: [default], or [NAME] with -o account=NAME.  Keys (all documented in IFS_CONFIG_HELP,
  * which `imapfs --help` prints): host, port, tls, user, pass_cmd, password, ca_file, timeout,
- * connections, refresh, memory_cache, cache, cache_dir, cache_size, readahead.  Unknown keys
+ * connections, refresh, memory_cache, cache, cache_dir, cache_size, readahead, watch.  Unknown keys
  * are an error (typos should not be silent).
  *
  * The password is obtained here (run pass_cmd, or the `password` key when the file is private)
@@ -14,6 +14,7 @@
 #define IMAPFS_FS_CONFIG_H
 
 #include <imap.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,7 @@ struct ifs_config {
 	char *cache_dir;     /* the account's disk cache directory; NULL: disk cache off */
 	uint64_t cache_size; /* bytes (> 0 when cache_dir is set) */
 	unsigned readahead;  /* messages read ahead of a sequential reader; 0: off */
+	bool watch;          /* watch the folders in use with NOTIFY/IDLE (watch.h) */
 };
 
 #define IFS_CONFIG_HELP \
@@ -59,7 +61,10 @@ struct ifs_config {
 	"    readahead = N          messages fetched ahead of a reader walking a folder in UID\n" \
 	"                           order (grep -r, find -exec), default 4096 (64 with\n" \
 	"                           cache = off), and at most cache_size/8 (memory_cache/4)\n" \
-	"                           of mail ahead; 0 turns it off\n"
+	"                           of mail ahead; 0 turns it off\n" \
+	"    watch = on|off         watch the folders in use (NOTIFY, else IDLE) so new,\n" \
+	"                           expunged and re-flagged mail shows within seconds; uses one\n" \
+	"                           of the connections; default on (off with connections < 3)\n"
 
 /* Load and validate.  path may be NULL (default location); account may be NULL ("default").
  * On failure returns -errno and a new one-line message in *errmsg_r (no "imapfs: " prefix).
