@@ -435,7 +435,8 @@ static void invalidate_gone(struct ifs_tree *t, uint64_t parent_ino, const struc
 		    new != NULL && new->epoch == old->epoch ? listing_find(new, m->uid) : NULL;
 		if (now == NULL) {
 			snprintf(buf, sizeof(buf), "%u", m->uid);
-			ifs_notify_inval_entry(t->notifier, parent_ino, buf);
+			ifs_notify_delete(t->notifier, parent_ino,
+			                  ifs_msg_ino(old->epoch, m->uid, IFS_SLOT_MSGDIR), buf);
 		} else if (g_strcmp0(now->flags, m->flags) != 0) {
 			/* the kernel keeps `flags` in its page cache: tell it */
 			ifs_notify_inval_inode(t->notifier,
