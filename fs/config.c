@@ -284,7 +284,7 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 	}
 	if ((ret = get_uint(kf, cfg->account, "timeout", 30, 1, 3600, &cfg->timeout_s, cfg->path,
 	                    errmsg_r)) < 0 ||
-	    (ret = get_uint(kf, cfg->account, "connections", 4, 1, 64, &cfg->connections,
+	    (ret = get_uint(kf, cfg->account, "connections", 5, 1, 64, &cfg->connections,
 	                    cfg->path, errmsg_r)) < 0 ||
 	    (ret = get_uint(kf, cfg->account, "refresh", 30, 0, 86400, &cfg->refresh_s, cfg->path,
 	                    errmsg_r)) < 0 ||

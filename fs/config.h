@@ -49,7 +49,7 @@ struct ifs_config {
 	"    ca_file = FILE         extra trusted CA or self-signed certificate (PEM); relative\n" \
 	"                           paths are relative to the config file's directory\n" \
 	"    timeout = SECONDS      network timeout, default 30\n" \
-	"    connections = N        parallel IMAP connections, default 4\n" \
+	"    connections = N        parallel IMAP connections, default 5 (one watches)\n" \
 	"    refresh = SECONDS      how long folder lists and listings are reused, default 30\n" \
 	"    memory_cache = MIB     parsed-message cache size in MiB, default 32 (64 when the\n" \
 	"                           disk cache is off)\n" \
