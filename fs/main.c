@@ -168,9 +168,6 @@ static int make_pools(struct ifs *fs, const struct imap_config *icfg, unsigned c
 		if (imap_pool_new(icfg, 1, &fs->watch_pool) < 0)
 			return -1;
 		conns--;
-	} else if (watch) {
-		g_message("watch: off with connections = %u (needs 3): changes are seen after "
-		          "`refresh` seconds", conns);
 	}
 	list = conns >= 2 ? 1 : 0;
 	ra = readahead && conns >= 3 ? 1 : 0;
@@ -365,6 +362,9 @@ int main(int argc, char *argv[])
 	ifs_search_set_notifier(fs.search, fs.notifier);
 	if (fs.watch_pool != NULL)
 		fs.watch = ifs_watch_new(fs.watch_pool, fs.tree);
+	else if (cfg->watch)
+		g_message("watch: off with connections = %u (needs 3): changes are seen after "
+		          "`refresh` seconds", cfg->connections);
 	/* A push waits for any page of the file a concurrent READ holds locked, which only
 	 * another worker can answer: never with a single thread. */
 	fs.push_se = opts.singlethread ? NULL : se;
