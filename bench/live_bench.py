@@ -36,26 +36,13 @@ os.environ.setdefault('IMAPFS_BIN', os.path.join(ROOT, 'build', 'fs', 'imapfs'))
 import dovecot  # noqa: E402
 from tcp_proxy import TcpProxy  # noqa: E402
 from test_faults import Mount, write_config  # noqa: E402
+from test_watch import wait_for  # noqa: E402
 
 FOLDER = 'Live'
 
 
 def msg(i):
     return ('From: bench@example.org\r\nSubject: live %d\r\n\r\nbody %d\r\n' % (i, i)).encode()
-
-
-def until(pred, poll, limit):
-    """Seconds until pred() (polled every poll s), or None past limit."""
-    t0 = time.monotonic()
-    while True:
-        try:
-            if pred():
-                return time.monotonic() - t0
-        except FileNotFoundError:
-            pass
-        if time.monotonic() - t0 > limit:
-            return None
-        time.sleep(poll)
 
 
 def pct(xs, p):
@@ -78,14 +65,15 @@ def run_mount(d, tmp, port, watch, trials, poll, limit, log):
         time.sleep(0.5)  # the watcher has taken the folder
         for i in range(trials):
             uid = d.append(FOLDER, msg(i))
-            t = until(lambda: str(uid) in os.listdir(box), poll, limit)
+            t = wait_for(lambda: str(uid) in os.listdir(box), limit, poll)
             out['new'].append(t)
             d.expunge(FOLDER, [uid])
-            t = until(lambda: str(uid) not in os.listdir(box), poll, limit)
+            t = wait_for(lambda: str(uid) not in os.listdir(box), limit, poll)
             out['expunge'].append(t)
             flagged = not flagged
             d.set_flags(FOLDER, [first], ['\\Flagged'], add=flagged)
-            t = until(lambda: (b'\\Flagged' in open(flags, 'rb').read()) == flagged, poll, limit)
+            t = wait_for(lambda: (b'\\Flagged' in open(flags, 'rb').read()) == flagged,
+                         limit, poll)
             out['flag'].append(t)
             log('  watch=%s trial %d/%d: new %s expunge %s flag %s' % (
                 watch, i + 1, trials, *('%.3f' % x if x is not None else 'miss'

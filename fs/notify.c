@@ -83,42 +83,34 @@ void ifs_notifier_free(struct ifs_notifier *n)
 	g_free(n);
 }
 
-void ifs_notify_inval_entry(struct ifs_notifier *n, fuse_ino_t parent, const char *name)
+/* Queue an item (n NULL: not mounted, nothing to tell). */
+static void push(struct ifs_notifier *n, enum item_kind kind, fuse_ino_t ino, fuse_ino_t child,
+                 const char *name)
 {
 	struct item *it;
 
 	if (n == NULL)
 		return;
 	it = g_new0(struct item, 1);
-	it->kind = ITEM_ENTRY;
-	it->ino = parent;
+	it->kind = kind;
+	it->ino = ino;
+	it->child = child;
 	it->name = g_strdup(name);
 	g_async_queue_push(n->queue, it);
 }
 
+void ifs_notify_inval_entry(struct ifs_notifier *n, fuse_ino_t parent, const char *name)
+{
+	push(n, ITEM_ENTRY, parent, 0, name);
+}
+
 void ifs_notify_inval_inode(struct ifs_notifier *n, fuse_ino_t ino)
 {
-	struct item *it;
-
-	if (n == NULL)
-		return;
-	it = g_new0(struct item, 1);
-	it->kind = ITEM_INODE;
-	it->ino = ino;
-	g_async_queue_push(n->queue, it);
+	push(n, ITEM_INODE, ino, 0, NULL);
 }
 
 void ifs_notify_delete(struct ifs_notifier *n, fuse_ino_t parent, fuse_ino_t child,
                        const char *name)
 {
-	struct item *it;
-
-	if (n == NULL)
-		return;
-	it = g_new0(struct item, 1);
-	it->kind = ITEM_DELETE;
-	it->ino = parent;
-	it->child = child;
-	it->name = g_strdup(name);
-	g_async_queue_push(n->queue, it);
+	push(n, ITEM_DELETE, parent, child, name);
 }

@@ -27,8 +27,9 @@ def msg(subject):
         subject, subject)).encode()
 
 
-def wait_for(pred, timeout):
-    """Seconds until pred() held (polling every 20 ms), or None after timeout."""
+def wait_for(pred, timeout, poll=0.02):
+    """Seconds until pred() held (polling every poll s), or None after timeout.  Also
+    bench/live_bench.py's measure."""
     t0 = time.monotonic()
     while True:
         try:
@@ -38,7 +39,7 @@ def wait_for(pred, timeout):
             pass
         if time.monotonic() - t0 > timeout:
             return None
-        time.sleep(0.02)
+        time.sleep(poll)
 
 
 def uids(path):
