@@ -10,21 +10,21 @@
 #include <unistd.h>
 
 /* Servers may log out a client idle for 30 minutes (RFC 2177): end and begin IDLE before. */
-#define REISSUE_MS (25u * 60 * 1000)
+#define REISSUE_MS       (25u * 60 * 1000)
 #define BACKOFF_FIRST_MS 1000u
-#define BACKOFF_MAX_MS 60000u
+#define BACKOFF_MAX_MS   60000u
 
 struct ifs_watch {
 	struct imap_pool *pool;
 	struct ifs_tree *tree;
-	int efd;        /* eventfd: the daemon wakes the thread (new folder in use, stop) */
+	int efd; /* eventfd: the daemon wakes the thread (new folder in use, stop) */
 	GThread *thread;
 
-	GMutex lock;    /* guards the fields below */
-	GPtrArray *used;  /* raw names (new), most recently used first, at most IFS_WATCH_MAX */
-	bool dirty;       /* what is watched must change: set of folders (NOTIFY), or the most
-	                   * recent one (IDLE) */
-	bool idle_only;   /* the server has no NOTIFY: only used[0] is watched */
+	GMutex lock;     /* guards the fields below */
+	GPtrArray *used; /* raw names (new), most recently used first, at most IFS_WATCH_MAX */
+	bool dirty;      /* what is watched must change: set of folders (NOTIFY), or the most
+	                  * recent one (IDLE) */
+	bool idle_only;  /* the server has no NOTIFY: only used[0] is watched */
 	bool stop;
 };
 
@@ -162,7 +162,8 @@ static int watch_conn(struct ifs_watch *w, struct imap_conn *conn, bool notify, 
 		reissue_at = g_get_monotonic_time() + (gint64)REISSUE_MS * 1000;
 		for (;;) {
 			gint64 left = (reissue_at - g_get_monotonic_time()) / 1000;
-			int r = imap_idle_wait(conn, w->efd, left > 0 ? (unsigned)left : 0, changed);
+			int r =
+			    imap_idle_wait(conn, w->efd, left > 0 ? (unsigned)left : 0, changed);
 			bool again;
 
 			if (r < 0)
@@ -216,15 +217,17 @@ static gpointer run(gpointer p)
 				break;
 		}
 		if (imap_pool_acquire(w->pool, &conn, NULL) < 0) {
-			backoff = backoff == 0 ? BACKOFF_FIRST_MS : MIN(backoff * 2, BACKOFF_MAX_MS);
+			backoff =
+			    backoff == 0 ? BACKOFF_FIRST_MS : MIN(backoff * 2, BACKOFF_MAX_MS);
 			continue;
 		}
 		notify = imap_conn_has_cap(conn, "NOTIFY");
 		idle = imap_conn_has_cap(conn, "IDLE");
 		if (!notify && !idle) {
 			imap_pool_release(w->pool, conn);
-			g_message("watch: the server offers neither NOTIFY nor IDLE; changes are seen "
-			          "after `refresh` seconds");
+			g_message(
+			    "watch: the server offers neither NOTIFY nor IDLE; changes are seen "
+			    "after `refresh` seconds");
 			while (!stopping(w))
 				sleep_wake(w, -1);
 			break;
@@ -242,9 +245,11 @@ static gpointer run(gpointer p)
 		if (err < 0) {
 			g_message("watch: connection lost (%s); watching again after reconnecting",
 			          imap_conn_error(conn));
-			/* a NOTIFY or an examined folder the next user of the slot must not inherit */
+			/* a NOTIFY or an examined folder the next user of the slot must not inherit
+			 */
 			imap_pool_discard(w->pool, conn);
-			backoff = backoff == 0 ? BACKOFF_FIRST_MS : MIN(backoff * 2, BACKOFF_MAX_MS);
+			backoff =
+			    backoff == 0 ? BACKOFF_FIRST_MS : MIN(backoff * 2, BACKOFF_MAX_MS);
 		} else {
 			imap_pool_discard(w->pool, conn);
 			backoff = 0;

@@ -108,9 +108,9 @@ static const char *changed_mailbox(const struct imap_conn *conn, const struct im
 		return imap_arg_str(&r->args[1]);
 	if (imap_arg_is_atom(&r->args[0], "VANISHED"))
 		return conn->mailbox;
-	if (r->nargs >= 2 && (imap_arg_is_atom(&r->args[1], "EXISTS") ||
-	                      imap_arg_is_atom(&r->args[1], "EXPUNGE") ||
-	                      imap_arg_is_atom(&r->args[1], "FETCH")))
+	if (r->nargs >= 2 &&
+	    (imap_arg_is_atom(&r->args[1], "EXISTS") || imap_arg_is_atom(&r->args[1], "EXPUNGE") ||
+	     imap_arg_is_atom(&r->args[1], "FETCH")))
 		return conn->mailbox;
 	return NULL;
 }
@@ -175,8 +175,8 @@ int imap_idle_done(struct imap_conn *conn)
 		if (resp->kind == IMAP_RESP_TAGGED) {
 			if (strcmp(resp->tag, conn->cur_tag) != 0)
 				err = imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
-				                     "server %s answered tag %s to IDLE %s", conn->host,
-				                     resp->tag, conn->cur_tag);
+				                     "server %s answered tag %s to IDLE %s",
+				                     conn->host, resp->tag, conn->cur_tag);
 			else if (resp->status != IMAP_STATUS_OK)
 				err = imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, resp->code,
 				                     "IDLE ended with a failure");
