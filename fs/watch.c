@@ -10,9 +10,15 @@
 #include <unistd.h>
 
 /* Servers may log out a client idle for 30 minutes (RFC 2177): end and begin IDLE before. */
-#define REISSUE_MS       (25u * 60 * 1000)
-#define BACKOFF_FIRST_MS 1000u
-#define BACKOFF_MAX_MS   60000u
+#define REISSUE_MS (25u * 60 * 1000)
+/* Dovecot 2.3.19 stops reporting changes of mailboxes that are not selected once its mailbox
+ * list index log has been rotated (every 64 KB of changes: a few hundred), until NOTIFY is set
+ * again.  So NOTIFY is renewed after a batch of events when the last SET is this old, and as
+ * the keep-alive, at this interval; a change lost meanwhile is still seen at `refresh`. */
+#define RENEW_AFTER_EVENTS_MS (60u * 1000)
+#define RENEW_MS              (5u * 60 * 1000)
+#define BACKOFF_FIRST_MS      1000u
+#define BACKOFF_MAX_MS        60000u
 
 struct ifs_watch {
 	struct imap_pool *pool;
@@ -86,6 +92,15 @@ static bool stopping(struct ifs_watch *w)
 	return stop;
 }
 
+static bool nothing_used(struct ifs_watch *w)
+{
+	bool none;
+	g_mutex_lock(&w->lock);
+	none = w->used->len == 0;
+	g_mutex_unlock(&w->lock);
+	return none;
+}
+
 /* Sleep until woken (or timeout_ms; -1: no timeout). */
 static void sleep_wake(struct ifs_watch *w, int timeout_ms)
 {
@@ -124,11 +139,11 @@ static int watch_conn(struct ifs_watch *w, struct imap_conn *conn, bool notify, 
 	for (;;) {
 		GPtrArray *names = snapshot(w);
 		guint n = names->len;
-		gint64 reissue_at;
+		gint64 set_at, reissue_at;
 		int err = 0;
 
 		if (n > 0 && notify) {
-			err = imap_notify_set(conn, (const char *const *)names->pdata, n);
+			err = imap_notify_set(conn, (const char *const *)names->pdata, n, changed);
 		} else if (n > 0) {
 			struct imap_mailbox_status st;
 			err = imap_examine(conn, names->pdata[0], &st);
@@ -159,7 +174,8 @@ static int watch_conn(struct ifs_watch *w, struct imap_conn *conn, bool notify, 
 		if (idle && (err = imap_idle_begin(conn)) < 0)
 			return err;
 		refresh_all(w, changed);
-		reissue_at = g_get_monotonic_time() + (gint64)REISSUE_MS * 1000;
+		set_at = g_get_monotonic_time();
+		reissue_at = set_at + (gint64)(notify ? RENEW_MS : REISSUE_MS) * 1000;
 		for (;;) {
 			gint64 left = (reissue_at - g_get_monotonic_time()) / 1000;
 			int r =
@@ -175,7 +191,7 @@ static int watch_conn(struct ifs_watch *w, struct imap_conn *conn, bool notify, 
 				g_mutex_unlock(&w->lock);
 				if (!again)
 					continue;
-				if (idle && (err = imap_idle_done(conn)) < 0)
+				if (idle && (err = imap_idle_done(conn, changed)) < 0)
 					return err;
 				if (stopping(w))
 					return 0;
@@ -183,12 +199,17 @@ static int watch_conn(struct ifs_watch *w, struct imap_conn *conn, bool notify, 
 			}
 			if (g_hash_table_size(changed) > 0) {
 				refresh_all(w, changed);
+				if (!notify || g_get_monotonic_time() - set_at <
+				                   (gint64)RENEW_AFTER_EVENTS_MS * 1000)
+					continue;
+			} else if (g_get_monotonic_time() < reissue_at) {
 				continue;
 			}
-			if (g_get_monotonic_time() < reissue_at)
-				continue;
-			/* keep-alive: a new IDLE (or a NOOP when NOTIFY comes without IDLE) */
-			err = idle ? imap_idle_done(conn) : 0;
+			/* keep-alive, or NOTIFY to renew: end IDLE (changes reported meanwhile are
+			 * kept) and begin again (with NOTIFY: set it again first) */
+			err = idle ? imap_idle_done(conn, changed) : 0;
+			if (err == 0 && notify)
+				break;
 			if (err == 0)
 				err = idle ? imap_idle_begin(conn) : imap_noop(conn);
 			if (err < 0)
@@ -211,6 +232,12 @@ static gpointer run(gpointer p)
 		bool notify, idle;
 		int err;
 
+		/* no connection before there is something to watch (a session idle for 30
+		 * minutes outside IDLE would be logged out anyway) */
+		while (!stopping(w) && nothing_used(w))
+			sleep_wake(w, -1);
+		if (stopping(w))
+			break;
 		if (backoff > 0) {
 			sleep_wake(w, (int)backoff);
 			if (stopping(w))

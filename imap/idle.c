@@ -19,7 +19,33 @@
 #undef G_LOG_DOMAIN
 #define G_LOG_DOMAIN "imap"
 
-int imap_notify_set(struct imap_conn *conn, const char *const *raw_names, unsigned n)
+/* The mailbox an untagged response during IDLE says changed, or NULL (borrowed). */
+static const char *changed_mailbox(const struct imap_conn *conn, const struct imap_response *r)
+{
+	if (r->status != IMAP_STATUS_NONE || r->nargs < 1)
+		return NULL;
+	if (r->nargs >= 2 && imap_arg_is_atom(&r->args[0], "STATUS"))
+		return imap_arg_str(&r->args[1]);
+	if (imap_arg_is_atom(&r->args[0], "VANISHED"))
+		return conn->mailbox;
+	if (r->nargs >= 2 &&
+	    (imap_arg_is_atom(&r->args[1], "EXISTS") || imap_arg_is_atom(&r->args[1], "EXPUNGE") ||
+	     imap_arg_is_atom(&r->args[1], "FETCH")))
+		return conn->mailbox;
+	return NULL;
+}
+
+/* imap_untagged_cb for commands run between waits: a change reported meanwhile is kept. */
+static int collect_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx)
+{
+	const char *box = changed_mailbox(conn, resp);
+	if (box != NULL && ctx != NULL)
+		g_hash_table_add(ctx, g_strdup(box));
+	return 0;
+}
+
+int imap_notify_set(struct imap_conn *conn, const char *const *raw_names, unsigned n,
+                    GHashTable *changed)
 {
 	struct imap_cmd *cmd;
 	int err = 0;
@@ -45,14 +71,14 @@ int imap_notify_set(struct imap_conn *conn, const char *const *raw_names, unsign
 		return imap_conn_fail_errno(conn, err, false, "a mailbox name cannot be sent");
 	}
 	cmd->what = "NOTIFY";
-	err = imap_conn_run(conn, cmd, NULL, NULL, NULL);
+	err = imap_conn_run(conn, cmd, collect_cb, changed, NULL);
 	imap_cmd_free(cmd);
 	/* After the SET: Dovecot 2.3 then reports HIGHESTMODSEQ in its STATUS events, which is
 	 * how a change of flags alone shows in a mailbox that is not selected. */
 	if (err == 0 && n > 0 && imap_conn_has_cap(conn, "CONDSTORE")) {
 		cmd = imap_cmd_new();
 		imap_cmd_add_text(cmd, "ENABLE CONDSTORE");
-		err = imap_conn_run(conn, cmd, NULL, NULL, NULL);
+		err = imap_conn_run(conn, cmd, collect_cb, changed, NULL);
 		imap_cmd_free(cmd);
 	}
 	return err;
@@ -97,22 +123,6 @@ int imap_idle_begin(struct imap_conn *conn)
 		}
 		imap_response_free(resp); /* whatever came before the "+": looked at afresh */
 	}
-}
-
-/* The mailbox an untagged response during IDLE says changed, or NULL (borrowed). */
-static const char *changed_mailbox(const struct imap_conn *conn, const struct imap_response *r)
-{
-	if (r->status != IMAP_STATUS_NONE || r->nargs < 1)
-		return NULL;
-	if (r->nargs >= 2 && imap_arg_is_atom(&r->args[0], "STATUS"))
-		return imap_arg_str(&r->args[1]);
-	if (imap_arg_is_atom(&r->args[0], "VANISHED"))
-		return conn->mailbox;
-	if (r->nargs >= 2 &&
-	    (imap_arg_is_atom(&r->args[1], "EXISTS") || imap_arg_is_atom(&r->args[1], "EXPUNGE") ||
-	     imap_arg_is_atom(&r->args[1], "FETCH")))
-		return conn->mailbox;
-	return NULL;
 }
 
 int imap_idle_wait(struct imap_conn *conn, int wake_fd, unsigned timeout_ms, GHashTable *changed)
@@ -162,7 +172,7 @@ int imap_idle_wait(struct imap_conn *conn, int wake_fd, unsigned timeout_ms, GHa
 	}
 }
 
-int imap_idle_done(struct imap_conn *conn)
+int imap_idle_done(struct imap_conn *conn, GHashTable *changed)
 {
 	int err;
 
@@ -183,6 +193,7 @@ int imap_idle_done(struct imap_conn *conn)
 			imap_response_free(resp);
 			return err;
 		}
+		collect_cb(conn, resp, changed);
 		imap_response_free(resp);
 	}
 }

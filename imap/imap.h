@@ -364,9 +364,13 @@ int imap_mutf7_encode(const char *utf8, char **out_r);
  * then reports new and expunged mail of those mailboxes as untagged STATUS responses, at any
  * time.  With CONDSTORE offered, also ENABLE CONDSTORE, so that a change of flags alone moves
  * a HIGHESTMODSEQ the server reports too (Dovecot sends no event for a flag change in a
- * mailbox that is not selected otherwise).  n == 0: NOTIFY NONE.  -EOPNOTSUPP without NOTIFY;
+ * mailbox that is not selected otherwise).  n == 0: NOTIFY NONE.  changed (nullable, as for
+ * imap_idle_wait) collects the changes reported while the commands run.  Setting the same
+ * NOTIFY again is how a caller renews it (Dovecot 2.3.19 stops reporting other mailboxes'
+ * changes once its mailbox list index log has been rotated; a new SET watches anew).  -EOPNOTSUPP without NOTIFY;
  * -EINVAL for a name that cannot be sent. */
-int imap_notify_set(struct imap_conn *conn, const char *const *raw_names, unsigned n);
+int imap_notify_set(struct imap_conn *conn, const char *const *raw_names, unsigned n,
+                    GHashTable *changed);
 
 /* IDLE: sends the command and waits for the server's continuation request.  Until
  * imap_idle_done the connection may only be used with imap_idle_wait.  -EOPNOTSUPP without
@@ -382,9 +386,9 @@ int imap_idle_begin(struct imap_conn *conn);
  * connection is then broken).  No busy waiting: one poll() on the socket and wake_fd. */
 int imap_idle_wait(struct imap_conn *conn, int wake_fd, unsigned timeout_ms, GHashTable *changed);
 
-/* DONE, and read to the IDLE's tagged answer (responses in between are dropped: the caller
- * looks at the mailboxes afresh anyway). */
-int imap_idle_done(struct imap_conn *conn);
+/* DONE, and read to the IDLE's tagged answer; changes reported meanwhile go to changed
+ * (nullable) as in imap_idle_wait. */
+int imap_idle_done(struct imap_conn *conn, GHashTable *changed);
 
 /* ---- connection pool (thread-safe) ------------------------------------------------------- */
 

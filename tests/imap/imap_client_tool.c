@@ -194,7 +194,7 @@ static int idle_once(struct imap_conn *conn, const char *ms)
 	if (err == 0)
 		err = imap_idle_wait(conn, -1, (unsigned)strtoul(ms, NULL, 10), changed);
 	if (err == 0)
-		err = imap_idle_done(conn);
+		err = imap_idle_done(conn, changed);
 	names = g_list_sort(g_hash_table_get_keys(changed), (GCompareFunc)strcmp);
 	printf("changed=");
 	for (GList *l = names; l != NULL; l = l->next)
@@ -266,7 +266,7 @@ static int run(struct imap_conn *conn, int argc, char **argv, const char *out_pa
 	}
 	if (strcmp(cmd, "notify") == 0 && argc >= 3) {
 		if ((err = imap_notify_set(conn, (const char *const *)argv + 2,
-		                           (unsigned)argc - 2)) < 0)
+		                           (unsigned)argc - 2, NULL)) < 0)
 			return err;
 		return idle_once(conn, argv[1]);
 	}

@@ -884,6 +884,18 @@ class Watch(FakeTestCase):
         self.assertEqual(res.srv.errors, [])
         self.assertEqual(res.out, "changed=\n")
 
+    def test_change_reported_while_idle_ends_is_kept(self):
+        script = login(self.CAPS) + EXAMINE_INBOX + [
+            ("expect", b"A0003 IDLE"),
+            ("send", b"+ idling\r\n"),
+            ("expect", b"DONE"),
+            ("send", b"* 4 EXISTS\r\nA0003 OK Idle completed\r\n"),
+        ] + logout(4)
+        res = self.play(script, "idle", "300", "INBOX")
+        self.assertOk(res)
+        self.assertEqual(res.srv.errors, [])
+        self.assertEqual(res.out, "changed=INBOX\n")
+
     def test_idle_exists_expunge_fetch_name_the_examined_mailbox(self):
         for push in (b"* 4 EXISTS\r\n", b"* 2 EXPUNGE\r\n",
                      b"* 1 FETCH (FLAGS (\\Seen))\r\n", b"* VANISHED 3:4\r\n"):
