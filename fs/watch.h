@@ -9,10 +9,11 @@
  * seen at `refresh` as before.  With neither, the thread logs that once and only waits to be
  * stopped.  An event re-lists the folder through ifs_tree_refresh_folder (the incremental
  * path a refresh takes), which tells the kernel.  IDLE is re-issued every 25 minutes (servers
- * may drop a client idle for 30); a lost connection is replaced with back-off (1 s doubling
- * to 60 s), after which every watched folder is re-listed once (events may have been missed).
- * The thread sleeps in poll() on the socket and an eventfd: nothing wakes it but the server
- * and the daemon.
+ * may drop a client idle for 30); NOTIFY is set again every 5 minutes and after events when
+ * the last SET is a minute old (Dovecot 2.3.19 stops reporting after rotating a log).  A lost
+ * connection is replaced with back-off (1 s doubling to 60 s), after which every watched
+ * folder is re-listed once (events may have been missed).  The thread sleeps in poll() on the
+ * socket and an eventfd: nothing wakes it but the server, the daemon and the renewals.
  *
  * Locking: the watch lock guards the set of folders in use.  Lock order: tree lock before the
  * watch lock (the tree's use hook takes it); the thread never holds it while calling the tree
