@@ -24,7 +24,7 @@
 static const char *const known_keys[] = {
 	"host", "port", "tls", "user", "pass_cmd", "password", "ca_file",
 	"timeout", "connections", "refresh", "memory_cache", "cache", "cache_dir", "cache_size",
-	"readahead", "auth", "oauth_cmd", NULL,
+	"readahead", "auth", "oauth_cmd", "watch", NULL,
 };
 
 static void wipe_str(char *s)
@@ -86,6 +86,24 @@ static int read_file(const char *path, char **data_r, mode_t *mode_r, char **err
 	*mode_r = st.st_mode;
 	*data_r = g_string_free(buf, FALSE);
 	return 0;
+}
+
+/* An on|off key; absent means on. */
+static int get_on_off(GKeyFile *kf, const char *group, const char *key, bool *on_r,
+                      const char *path, char **errmsg_r)
+{
+	char *v = g_key_file_get_string(kf, group, key, NULL);
+	int ret = 0;
+
+	if (v != NULL)
+		g_strstrip(v);
+	if (v != NULL && strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+		*errmsg_r = g_strdup_printf("%s: [%s] %s = '%s': use on or off", path, group, key, v);
+		ret = -EINVAL;
+	}
+	*on_r = v == NULL || strcmp(v, "on") == 0;
+	g_free(v);
+	return ret;
 }
 
 static int get_uint(GKeyFile *kf, const char *group, const char *key, unsigned def, unsigned min,
@@ -325,6 +343,7 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 	char **keys = NULL;
 	mode_t mode = 0;
 	unsigned mib = 0;
+	bool on;
 	int ret;
 
 	cfg->path = path_in != NULL ? g_strdup(path_in) : default_path();
@@ -402,7 +421,7 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 	}
 	if ((ret = get_uint(kf, cfg->account, "timeout", 30, 1, 3600, &cfg->timeout_s, cfg->path,
 	                    errmsg_r)) < 0 ||
-	    (ret = get_uint(kf, cfg->account, "connections", 4, 1, 64, &cfg->connections,
+	    (ret = get_uint(kf, cfg->account, "connections", 5, 1, 64, &cfg->connections,
 	                    cfg->path, errmsg_r)) < 0 ||
 	    (ret = get_uint(kf, cfg->account, "refresh", 30, 0, 86400, &cfg->refresh_s, cfg->path,
 	                    errmsg_r)) < 0 ||
@@ -415,16 +434,9 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 	    (ret = get_size(kf, cfg->account, "cache_size", 1024ull * 1024 * 1024, &cfg->cache_size,
 	                    cfg->path, errmsg_r)) < 0)
 		goto fail;
-	v = g_key_file_get_string(kf, cfg->account, "cache", NULL);
-	if (v != NULL)
-		g_strstrip(v);
-	if (v != NULL && strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
-		*errmsg_r = g_strdup_printf("%s: [%s] cache = '%s': use on or off", cfg->path,
-		                            cfg->account, v);
-		ret = -EINVAL;
+	if ((ret = get_on_off(kf, cfg->account, "cache", &on, cfg->path, errmsg_r)) < 0)
 		goto fail;
-	}
-	if ((v == NULL || strcmp(v, "on") == 0) && cfg->cache_size > 0) {
+	if (on && cfg->cache_size > 0) {
 		char *dir = g_key_file_get_string(kf, cfg->account, "cache_dir", NULL);
 		if (dir != NULL)
 			g_strstrip(dir);
@@ -434,7 +446,6 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 			cfg->cache_dir = ifs_bodycache_default_dir(cfg->account);
 		g_free(dir);
 	}
-	g_clear_pointer(&v, g_free);
 	/* With the disk cache a message that left memory costs a file read and a parse, not a
 	 * round trip: less memory is worth it (the daemon stays well under 100 MB). */
 	if (cfg->memory_cache == 0)
@@ -444,6 +455,9 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 	 * or it would evict what the reader has not read yet. */
 	if (!g_key_file_has_key(kf, cfg->account, "readahead", NULL))
 		cfg->readahead = cfg->cache_dir != NULL ? 4096 : 64;
+
+	if ((ret = get_on_off(kf, cfg->account, "watch", &cfg->watch, cfg->path, errmsg_r)) < 0)
+		goto fail;
 
 	v = g_key_file_get_string(kf, cfg->account, "ca_file", NULL);
 	if (v != NULL) {

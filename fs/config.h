@@ -4,7 +4,7 @@
  * Section: [default], or [NAME] with -o account=NAME.  Keys (all documented in IFS_CONFIG_HELP,
  * which `imapfs --help` prints): host, port, tls, user, auth, pass_cmd, password, oauth_cmd,
  * ca_file, timeout, connections, refresh, memory_cache, cache, cache_dir, cache_size,
- * readahead.  Unknown keys are an error (typos should not be silent).
+ * readahead, watch.  Unknown keys are an error (typos should not be silent).
  *
  * With auth = password (the default) the password is obtained here (run pass_cmd, or the
  * `password` key when the file is private) and handed to the caller exactly once;
@@ -15,6 +15,7 @@
 #define IMAPFS_FS_CONFIG_H
 
 #include <imap.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,7 @@ struct ifs_config {
 	char *cache_dir;     /* the account's disk cache directory; NULL: disk cache off */
 	uint64_t cache_size; /* bytes (> 0 when cache_dir is set) */
 	unsigned readahead;  /* messages read ahead of a sequential reader; 0: off */
+	bool watch;          /* watch the folders in use with NOTIFY/IDLE (watch.h) */
 };
 
 #define IFS_CONFIG_HELP \
@@ -58,7 +60,7 @@ struct ifs_config {
 	"    ca_file = FILE         extra trusted CA or self-signed certificate (PEM); relative\n" \
 	"                           paths are relative to the config file's directory\n" \
 	"    timeout = SECONDS      network timeout, default 30\n" \
-	"    connections = N        parallel IMAP connections, default 4\n" \
+	"    connections = N        parallel IMAP connections, default 5 (one watches)\n" \
 	"    refresh = SECONDS      how long folder lists and listings are reused, default 30\n" \
 	"    memory_cache = MIB     parsed-message cache size in MiB, default 32 (64 when the\n" \
 	"                           disk cache is off)\n" \
@@ -70,7 +72,10 @@ struct ifs_config {
 	"    readahead = N          messages fetched ahead of a reader walking a folder in UID\n" \
 	"                           order (grep -r, find -exec), default 4096 (64 with\n" \
 	"                           cache = off), and at most cache_size/8 (memory_cache/4)\n" \
-	"                           of mail ahead; 0 turns it off\n"
+	"                           of mail ahead; 0 turns it off\n" \
+	"    watch = on|off         watch the folders in use (NOTIFY, else IDLE) so new,\n" \
+	"                           expunged and re-flagged mail shows within seconds; uses one\n" \
+	"                           of the connections; default on (off with connections < 3)\n"
 
 /* Load and validate.  path may be NULL (default location); account may be NULL ("default").
  * On failure returns -errno and a new one-line message in *errmsg_r (no "imapfs: " prefix).

@@ -16,6 +16,7 @@
 #include "readahead.h"
 #include "search.h"
 #include "tree.h"
+#include "watch.h"
 
 /* FUSE requests counted per kind (user.imapfs.stats, and the exit log). */
 enum ifs_req {
@@ -32,6 +33,8 @@ struct ifs {
 	struct imap_pool *pool;
 	struct imap_pool *list_pool;
 	struct imap_pool *ra_pool;
+	struct imap_pool *watch_pool;  /* NULL: not watching (watch.h) */
+	struct ifs_watch *watch;
 	struct ifs_tree *tree;
 	struct ifs_search *search;     /* `.search` directories */
 	struct ifs_msgcache *cache;

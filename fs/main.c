@@ -231,10 +231,19 @@ static void add_mount_options(struct fuse_args *args, const char *host)
 /* How the configured connections are split (see struct ifs): one for listings, one for
  * read-ahead, the rest for readers; shared when there are too few. */
 static int make_pools(struct ifs *fs, const struct imap_config *icfg, unsigned conns,
-                      bool readahead)
+                      bool readahead, bool watch)
 {
-	unsigned list = conns >= 2 ? 1 : 0;
-	unsigned ra = readahead && conns >= 3 ? 1 : 0;
+	unsigned list, ra;
+
+	/* The watcher keeps one connection for itself (watch.h); below three there would be
+	 * none left for a reader while the listing one is busy. */
+	if (watch && conns >= 3) {
+		if (imap_pool_new(icfg, 1, &fs->watch_pool) < 0)
+			return -1;
+		conns--;
+	}
+	list = conns >= 2 ? 1 : 0;
+	ra = readahead && conns >= 3 ? 1 : 0;
 
 	if (imap_pool_new(icfg, conns - list - ra, &fs->pool) < 0)
 		return -1;
@@ -253,6 +262,8 @@ static void free_pools(struct ifs *fs)
 	if (fs->list_pool != fs->pool)
 		imap_pool_free(fs->list_pool);
 	imap_pool_free(fs->pool); /* LOGOUT */
+	imap_pool_free(fs->watch_pool);
+	fs->watch_pool = NULL;
 	fs->pool = fs->list_pool = fs->ra_pool = NULL;
 }
 
@@ -343,7 +354,7 @@ int main(int argc, char *argv[])
 	}
 	icfg.ca_file = cfg->ca_file;
 	icfg.timeout_ms = cfg->timeout_s * 1000u;
-	if (make_pools(&fs, &icfg, cfg->connections, cfg->readahead > 0) < 0) {
+	if (make_pools(&fs, &icfg, cfg->connections, cfg->readahead > 0, cfg->watch) < 0) {
 		fprintf(stderr, "imapfs: cannot set up the IMAP connection pool\n");
 		goto out_pool;
 	}
@@ -435,6 +446,11 @@ int main(int argc, char *argv[])
 		    cfg->memory_cache / 8);
 	ifs_tree_set_notifier(fs.tree, fs.notifier);
 	ifs_search_set_notifier(fs.search, fs.notifier);
+	if (fs.watch_pool != NULL)
+		fs.watch = ifs_watch_new(fs.watch_pool, fs.tree);
+	else if (cfg->watch)
+		g_message("watch: off with connections = %u (needs 3): changes are seen after "
+		          "`refresh` seconds", cfg->connections);
 	/* A push waits for any page of the file a concurrent READ holds locked, which only
 	 * another worker can answer: never with a single thread. */
 	fs.push_se = opts.singlethread ? NULL : se;
@@ -463,6 +479,8 @@ int main(int argc, char *argv[])
 		g_message("unmounting: %s", stats);
 		g_free(stats);
 	}
+	ifs_watch_free(fs.watch); /* it calls the tree, which tells the notifier */
+	fs.watch = NULL;
 	ifs_tree_set_notifier(fs.tree, NULL);
 	ifs_search_set_notifier(fs.search, NULL);
 	ifs_notifier_free(fs.notifier);

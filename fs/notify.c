@@ -5,11 +5,12 @@
 #include <glib.h>
 #include <string.h>
 
-enum item_kind { ITEM_ENTRY, ITEM_INODE, ITEM_STOP };
+enum item_kind { ITEM_ENTRY, ITEM_DELETE, ITEM_INODE, ITEM_STOP };
 
 struct item {
 	enum item_kind kind;
-	fuse_ino_t ino;  /* parent for ITEM_ENTRY */
+	fuse_ino_t ino;  /* parent for ITEM_ENTRY and ITEM_DELETE */
+	fuse_ino_t child; /* ITEM_DELETE */
 	char *name;
 };
 
@@ -40,7 +41,14 @@ static gpointer worker(gpointer p)
 		if (it->kind == ITEM_ENTRY)
 			ret = fuse_lowlevel_notify_inval_entry(n->se, it->ino, it->name,
 			                                       strlen(it->name));
-		else
+		else if (it->kind == ITEM_DELETE) {
+			ret = fuse_lowlevel_notify_delete(n->se, it->ino, it->child, it->name,
+			                                  strlen(it->name));
+			/* not the cached child (or busy): forgetting the name is what matters */
+			if (ret < 0)
+				ret = fuse_lowlevel_notify_inval_entry(n->se, it->ino, it->name,
+				                                       strlen(it->name));
+		} else
 			ret = fuse_lowlevel_notify_inval_inode(n->se, it->ino, 0, 0);
 		/* -ENOENT: the kernel did not have it cached, which is fine. */
 		if (ret < 0 && ret != -ENOENT)
@@ -75,27 +83,34 @@ void ifs_notifier_free(struct ifs_notifier *n)
 	g_free(n);
 }
 
-void ifs_notify_inval_entry(struct ifs_notifier *n, fuse_ino_t parent, const char *name)
+/* Queue an item (n NULL: not mounted, nothing to tell). */
+static void push(struct ifs_notifier *n, enum item_kind kind, fuse_ino_t ino, fuse_ino_t child,
+                 const char *name)
 {
 	struct item *it;
 
 	if (n == NULL)
 		return;
 	it = g_new0(struct item, 1);
-	it->kind = ITEM_ENTRY;
-	it->ino = parent;
+	it->kind = kind;
+	it->ino = ino;
+	it->child = child;
 	it->name = g_strdup(name);
 	g_async_queue_push(n->queue, it);
 }
 
+void ifs_notify_inval_entry(struct ifs_notifier *n, fuse_ino_t parent, const char *name)
+{
+	push(n, ITEM_ENTRY, parent, 0, name);
+}
+
 void ifs_notify_inval_inode(struct ifs_notifier *n, fuse_ino_t ino)
 {
-	struct item *it;
+	push(n, ITEM_INODE, ino, 0, NULL);
+}
 
-	if (n == NULL)
-		return;
-	it = g_new0(struct item, 1);
-	it->kind = ITEM_INODE;
-	it->ino = ino;
-	g_async_queue_push(n->queue, it);
+void ifs_notify_delete(struct ifs_notifier *n, fuse_ino_t parent, fuse_ino_t child,
+                       const char *name)
+{
+	push(n, ITEM_DELETE, parent, child, name);
 }

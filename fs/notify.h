@@ -23,6 +23,12 @@ void ifs_notifier_free(struct ifs_notifier *n);
 /* Queue "forget the name `name` in directory parent".  n may be NULL (no-op: not mounted). */
 void ifs_notify_inval_entry(struct ifs_notifier *n, fuse_ino_t parent, const char *name);
 
+/* Queue "the entry name (inode child) in parent was deleted": the kernel drops it as if it
+ * had been unlinked locally (fuse_lowlevel_notify_delete); when it holds no such child, the
+ * name is merely forgotten as by ifs_notify_inval_entry. */
+void ifs_notify_delete(struct ifs_notifier *n, fuse_ino_t parent, fuse_ino_t child,
+                       const char *name);
+
 /* Queue "forget the attributes and cached data of ino". */
 void ifs_notify_inval_inode(struct ifs_notifier *n, fuse_ino_t ino);
 

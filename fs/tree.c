@@ -70,6 +70,8 @@ struct ifs_tree {
 	struct ifs_msgcache *cache;
 	struct ifs_bodycache *bodies;   /* nullable */
 	struct ifs_notifier *notifier;
+	ifs_tree_use_hook use_hook; /* nullable; called with the lock held */
+	void *use_ctx;
 };
 
 /* ---- listings ---- */
@@ -433,7 +435,8 @@ static void invalidate_gone(struct ifs_tree *t, uint64_t parent_ino, const struc
 		    new != NULL && new->epoch == old->epoch ? listing_find(new, m->uid) : NULL;
 		if (now == NULL) {
 			snprintf(buf, sizeof(buf), "%u", m->uid);
-			ifs_notify_inval_entry(t->notifier, parent_ino, buf);
+			ifs_notify_delete(t->notifier, parent_ino,
+			                  ifs_msg_ino(old->epoch, m->uid, IFS_SLOT_MSGDIR), buf);
 		} else if (g_strcmp0(now->flags, m->flags) != 0) {
 			/* the kernel keeps `flags` in its page cache: tell it */
 			ifs_notify_inval_inode(t->notifier,
@@ -456,6 +459,8 @@ static int listing_fresh_locked(struct ifs_tree *t, struct folder_node *n, bool 
 		g_cond_wait(&t->refreshed, &t->lock);
 	if (n->raw_name == NULL || !n->attached)
 		return 0;
+	if (t->use_hook != NULL)
+		t->use_hook(t->use_ctx, n->raw_name);
 	if (n->listing != NULL && !force && fresh(t, n->listing->fetched_at))
 		return 0;
 	raw = g_strdup(n->raw_name);
@@ -518,6 +523,56 @@ static int listing_fresh_locked(struct ifs_tree *t, struct folder_node *n, bool 
 	if (msgs != NULL)
 		g_array_unref(msgs);
 	g_free(raw);
+	return ret;
+}
+
+/* ---- watching (watch.c) ---- */
+
+void ifs_tree_set_use_hook(struct ifs_tree *t, ifs_tree_use_hook hook, void *ctx)
+{
+	g_mutex_lock(&t->lock);
+	t->use_hook = hook;
+	t->use_ctx = ctx;
+	g_mutex_unlock(&t->lock);
+}
+
+int ifs_tree_refresh_folder(struct ifs_tree *t, const char *raw_name)
+{
+	struct folder_node *n;
+	struct listing *before;
+	int ret;
+
+	g_mutex_lock(&t->lock);
+	n = g_hash_table_lookup(t->by_raw, raw_name);
+	if (n == NULL || !n->attached || n->listing == NULL) {
+		/* never listed: nothing of it is cached, its first readdir lists it */
+		g_mutex_unlock(&t->lock);
+		return 0;
+	}
+	/* Pinned like a kernel lookup: the lock is dropped while listing, and a LIST meanwhile
+	 * may detach the node (freed at the last forget). */
+	n->nlookup++;
+	before = listing_ref(n->listing);
+	ret = listing_fresh_locked(t, n, true);
+	if (n->listing != before && n->attached) {
+		/* The directory's attributes (mtime, size) and the kernel's cached readdir are
+		 * stale now; and a name that appeared may sit in the dentry cache as a negative
+		 * entry from an earlier lookup. */
+		char buf[16];
+		ifs_notify_inval_inode(t->notifier, n->ino);
+		for (guint i = 0; n->listing != NULL && before->epoch == n->listing->epoch &&
+		                  i < n->listing->msgs->len; i++) {
+			uint32_t uid = g_array_index(n->listing->msgs, struct ifs_msg_attr, i).uid;
+			if (listing_find(before, uid) != NULL)
+				continue;
+			snprintf(buf, sizeof(buf), "%u", uid);
+			ifs_notify_inval_entry(t->notifier, n->ino, buf);
+		}
+	}
+	listing_unref(before);
+	if (--n->nlookup == 0 && !n->attached)
+		node_free(t, n);
+	g_mutex_unlock(&t->lock);
 	return ret;
 }
 

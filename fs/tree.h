@@ -234,4 +234,17 @@ void ifs_folder_path_free(struct ifs_folder_path *fp);
  * (free func set).  -EIO when the folder list cannot be had. */
 int ifs_tree_folder_paths(struct ifs_tree *tree, GPtrArray **folders_r);
 
+/* ---- watching the server (watch.c) ---- */
+
+/* Called (lock held: the hook must only take locks of its own, and never call the tree) each
+ * time a folder's listing is needed: raw_name (borrowed) is in use. */
+typedef void (*ifs_tree_use_hook)(void *ctx, const char *raw_name);
+void ifs_tree_set_use_hook(struct ifs_tree *tree, ifs_tree_use_hook hook, void *ctx);
+
+/* The server said raw_name changed: re-list it now (incrementally, as a refresh does) if it
+ * has a listing, and tell the kernel what changed (gone and new entries, `flags` files, the
+ * folder directory's attributes and cached readdir).  A folder never listed is left alone.
+ * Network; no lock of the caller may be held.  0 or -errno as ifs_remote_listing. */
+int ifs_tree_refresh_folder(struct ifs_tree *tree, const char *raw_name);
+
 #endif /* IMAPFS_FS_TREE_H */

@@ -694,6 +694,37 @@ out:
 	return err;
 }
 
+/* ---- pieces for idle.c: a command that is not answered at once ---------------------- */
+
+int imap_conn_send_line(struct imap_conn *conn, const char *line)
+{
+	if (conn->broken)
+		return conn->broken_err;
+	trace("C:", line, strlen(line));
+	return write_all(conn, line, strlen(line));
+}
+
+int imap_conn_read(struct imap_conn *conn, struct imap_response **resp_r)
+{
+	int err;
+
+	*resp_r = NULL;
+	if (conn->broken)
+		return conn->broken_err;
+	if ((err = read_response(conn, resp_r)) < 0)
+		return err;
+	if ((*resp_r)->kind == IMAP_RESP_UNTAGGED)
+		handle_untagged(conn, *resp_r);
+	else if ((*resp_r)->kind == IMAP_RESP_TAGGED)
+		handle_code(conn, *resp_r);
+	return 0;
+}
+
+bool imap_conn_buffered(const struct imap_conn *conn)
+{
+	return conn->rpos < conn->rbuf->len || (conn->ssl != NULL && SSL_pending(conn->ssl) > 0);
+}
+
 static int simple_command(struct imap_conn *conn, const char *text)
 {
 	struct imap_cmd *cmd = imap_cmd_new();

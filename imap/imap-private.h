@@ -295,6 +295,16 @@ enum imap_literal_mode imap_conn_literal_mode(const struct imap_conn *conn);
 void imap_conn_set_caps_from_args(struct imap_conn *conn, const struct imap_arg *args,
                                   unsigned nargs);
 
+/* ---- for commands that wait (idle.c) --------------------------------------------------- */
+
+/* Send one already tagged, CRLF-terminated line (no secret in it). */
+int imap_conn_send_line(struct imap_conn *conn, const char *line);
+/* Read the next response, after the connection's own bookkeeping (CAPABILITY, BYE, ALERT).
+ * *resp_r new (imap_response_free).  Blocks up to the timeout once called. */
+int imap_conn_read(struct imap_conn *conn, struct imap_response **resp_r);
+/* True when bytes already received wait to be parsed (so poll() on the socket would lie). */
+bool imap_conn_buffered(const struct imap_conn *conn);
+
 /* ---- pieces of commands.c that searchrun.c shares ------------------------------------- */
 
 /* What an EXAMINE's untagged answers said (imap_examine_cb collects them). */

@@ -2,7 +2,8 @@
  *
  * A small, read-only IMAP4rev1 (RFC 3501, also talks to RFC 9051 servers) client: connect over
  * implicit TLS or STARTTLS with verification always on, log in, LIST, EXAMINE, UID SEARCH,
- * UID FETCH (attributes, BODY.PEEK[] streamed), NOOP, LOGOUT.  It never sends a command that
+ * UID FETCH (attributes, BODY.PEEK[] streamed), NOOP, IDLE, NOTIFY (with ENABLE CONDSTORE),
+ * LOGOUT.  It never sends a command that
  * changes the server: no SELECT, no STORE, no non-PEEK body fetch.  It knows nothing of FUSE or
  * MIME and depends on OpenSSL and GLib only.
  *
@@ -386,6 +387,38 @@ int imap_noop(struct imap_conn *conn);
 int imap_mutf7_decode(const char *in, char **out_r);
 int imap_mutf7_encode(const char *utf8, char **out_r);
 
+/* ---- waiting for changes: NOTIFY (RFC 5465) and IDLE (RFC 2177), idle.c -------------- */
+
+/* NOTIFY SET (MAILBOXES (raw_names...) (MessageNew MessageExpunge FlagChange)): the server
+ * then reports new and expunged mail of those mailboxes as untagged STATUS responses, at any
+ * time.  With CONDSTORE offered, also ENABLE CONDSTORE, so that a change of flags alone moves
+ * a HIGHESTMODSEQ the server reports too (Dovecot sends no event for a flag change in a
+ * mailbox that is not selected otherwise).  n == 0: NOTIFY NONE.  changed (nullable, as for
+ * imap_idle_wait) collects the changes reported while the commands run.  Setting the same
+ * NOTIFY again is how a caller renews it (Dovecot 2.3.19 stops reporting other mailboxes'
+ * changes once its mailbox list index log has been rotated; a new SET watches anew).  -EOPNOTSUPP without NOTIFY;
+ * -EINVAL for a name that cannot be sent. */
+int imap_notify_set(struct imap_conn *conn, const char *const *raw_names, unsigned n,
+                    GHashTable *changed);
+
+/* IDLE: sends the command and waits for the server's continuation request.  Until
+ * imap_idle_done the connection may only be used with imap_idle_wait.  -EOPNOTSUPP without
+ * IDLE. */
+int imap_idle_begin(struct imap_conn *conn);
+
+/* During IDLE: wait for the server to report a change, for wake_fd (-1: none) to become
+ * readable, or for timeout_ms.  Every mailbox the responses name is added to changed (a set
+ * of new strings: g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL)): the examined
+ * mailbox for EXISTS, EXPUNGE, FETCH and VANISHED, the named one for STATUS.  Returns as soon
+ * as the responses already received are read: 0 (changed may be empty: the timeout passed or
+ * only keep-alives came), 1 when wake_fd is readable (it is not read), or -errno (the
+ * connection is then broken).  No busy waiting: one poll() on the socket and wake_fd. */
+int imap_idle_wait(struct imap_conn *conn, int wake_fd, unsigned timeout_ms, GHashTable *changed);
+
+/* DONE, and read to the IDLE's tagged answer; changes reported meanwhile go to changed
+ * (nullable) as in imap_idle_wait. */
+int imap_idle_done(struct imap_conn *conn, GHashTable *changed);
+
 /* ---- connection pool (thread-safe) ------------------------------------------------------- */
 
 struct imap_pool;
@@ -404,6 +437,10 @@ int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **
 
 /* Give conn back (a broken one is closed).  NULL conn is a no-op. */
 void imap_pool_release(struct imap_pool *pool, struct imap_conn *conn);
+
+/* Close conn (LOGOUT when healthy) instead of giving it back: the caller wants a fresh
+ * session next time (a connection whose state it cannot undo).  NULL is a no-op. */
+void imap_pool_discard(struct imap_pool *pool, struct imap_conn *conn);
 
 /* Closes (LOGOUT) every idle connection and frees the pool.  All connections must have been
  * released.  NULL is a no-op. */

@@ -272,6 +272,17 @@ int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **
 	}
 }
 
+void imap_pool_discard(struct imap_pool *pool, struct imap_conn *conn)
+{
+	if (conn == NULL)
+		return;
+	imap_conn_close(conn); /* LOGOUT without the lock: network I/O */
+	g_mutex_lock(&pool->lock);
+	pool->total--;
+	g_cond_signal(&pool->cond);
+	g_mutex_unlock(&pool->lock);
+}
+
 void imap_pool_release(struct imap_pool *pool, struct imap_conn *conn)
 {
 	if (conn == NULL)

@@ -45,6 +45,7 @@ class Conn:
         self.buf = bytearray()
         self.mailbox = None
         self.authed = False
+        self.pending = False  # IDLE: the examined folder changed (HostileServer.push)
 
     def send(self, data):
         self.sock.sendall(data)
@@ -144,6 +145,8 @@ class HostileServer:
         self.starttls_answer = None  # fn(conn, tag) -> bytes answering STARTTLS instead of OK
         self.starttls_continue = False  # after starttls_answer: do the handshake and go on
         self.received_plain = bytearray()  # what arrived before TLS was up (STARTTLS mode)
+        self.extra_caps = b''    # e.g. b' IDLE': offered after login, and then served
+        self.idling = set()      # connections in IDLE now
         self.connections = 0
         self.commands = []       # (connection number, command line without literal data)
         self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -261,7 +264,7 @@ class HostileServer:
             sub, _, rest = rest.partition(b' ')
             cmd = b'UID ' + sub.upper()
         if cmd == b'CAPABILITY':
-            caps = CAPS_POST if conn.authed else (
+            caps = CAPS_POST + self.extra_caps if conn.authed else (
                 CAPS_PRE + (b' STARTTLS' if self.tls == 'starttls' and self.offer_starttls
                             else b''))
             conn.send(b'* CAPABILITY ' + caps + b'\r\n' + tag + b' OK done\r\n')
@@ -275,7 +278,8 @@ class HostileServer:
             conn.sock = self._ctx.wrap_socket(conn.sock, server_side=True)
         elif cmd in (b'AUTHENTICATE', b'LOGIN'):
             conn.authed = True
-            conn.send(tag + b' OK [CAPABILITY ' + CAPS_POST + b'] logged in\r\n')
+            conn.send(tag + b' OK [CAPABILITY ' + CAPS_POST + self.extra_caps +
+                      b'] logged in\r\n')
         elif cmd == b'LIST':
             conn.send(b''.join(self._list_lines()) + tag + b' OK LIST done\r\n')
         elif cmd == b'EXAMINE':
@@ -298,6 +302,8 @@ class HostileServer:
                       tag + b' OK done\r\n')
         elif cmd == b'UID FETCH':
             self._fetch(conn, tag, rest)
+        elif cmd == b'IDLE' and b'IDLE' in self.extra_caps.split():
+            self._idle(conn, tag)
         elif cmd == b'NOOP':
             conn.send(tag + b' OK done\r\n')
         elif cmd == b'LOGOUT':
@@ -306,6 +312,36 @@ class HostileServer:
         else:
             conn.send(tag + b' BAD unknown command\r\n')
         return True
+
+    def push(self, name):
+        """Tell every connection idling in folder name (str or bytes) that it changed: it
+        gets an untagged EXISTS with the folder's message count."""
+        raw = name.encode() if isinstance(name, str) else name
+        with self.lock:
+            for c in self.idling:
+                if c.mailbox == raw:
+                    c.pending = True
+
+    def _idle(self, conn, tag):
+        # Only this connection's thread touches its socket: it looks for pushes between
+        # short waits for DONE (the test server may poll; the client must not).
+        conn.send(b'+ idling\r\n')
+        with self.lock:
+            self.idling.add(conn)
+        try:
+            while not conn.line_waiting(0.05):
+                with self.lock:
+                    pending, conn.pending = conn.pending, False
+                    count = len(self.folders.get(conn.mailbox, {}))
+                if pending:
+                    conn.send(b'* %d EXISTS\r\n' % count)
+            done = conn.readline()
+        finally:
+            with self.lock:
+                self.idling.discard(conn)
+        self._log_command(conn.number, done)
+        conn.send(tag + (b' OK idle done\r\n' if done.strip().upper() == b'DONE'
+                         else b' BAD expected DONE\r\n'))
 
     @staticmethod
     def _expand(uidset, msgs):

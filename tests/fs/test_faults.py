@@ -400,6 +400,9 @@ class ProxyFaults(DovecotCase):
                 self.assertEqual(r.data, self.big_raw)
                 self.assertEqual(os.stat(eml).st_size, len(self.big_raw))
                 self.assertIsNone(m.proc.poll(), 'daemon died')
+                # Three live mounts of one account would pass Dovecot's 10 connections per
+                # user and IP (mail_max_userip_connections) with their watchers.
+                m.close()
 
     def _activity(self, m):
         """Make the daemon use several connections at once."""

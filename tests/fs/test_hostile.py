@@ -593,5 +593,74 @@ class SearchAnswers(HostileCase):
         self.assertAlive(m, srv)
 
 
+class Watch(HostileCase):
+    """fs/watch.c against servers without NOTIFY: IDLE only, and neither extension."""
+
+    def wait_for(self, pred, timeout):
+        deadline = time.monotonic() + timeout
+        while not pred():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    @staticmethod
+    def examines(command, name):
+        parts = command.split(b' ', 2)
+        return parts[1:2] == [b'EXAMINE'] and parts[2:] in ([name], [b'"' + name + b'"'])
+
+    def idle_commands(self, srv):
+        with srv.lock:
+            return [(n, c) for n, c in srv.commands if c.split(b' ')[1:2] == [b'IDLE']]
+
+    def test_idle_only_watches_the_folder_in_use(self):
+        srv = self.server(folders={'INBOX': self.msgs, 'Other': {1: msg(1)}})
+        srv.extra_caps = b' IDLE'
+        m = self.mount(srv, refresh='3600', connections='4')
+        inbox = os.path.join(m.path, 'INBOX')
+        self.assertEqual(sorted(int(u) for u in os.listdir(inbox)), list(range(1, 7)))
+        self.assertTrue(self.wait_for(lambda: self.idle_commands(srv), 5),
+                        'no IDLE sent:\n' + m.log_text())
+        n = self.idle_commands(srv)[0][0]
+        with srv.lock:
+            mine = [c for k, c in srv.commands if k == n]
+        self.assertTrue(any(self.examines(c, b'INBOX') for c in mine), mine)
+        self.assertFalse(any(b'NOTIFY' in c for _, c in srv.commands), 'NOTIFY not offered')
+        with srv.lock:
+            srv.folders[b'INBOX'][7] = msg(7)
+        srv.push('INBOX')
+        self.assertTrue(self.wait_for(lambda: '7' in os.listdir(inbox), 3),
+                        'pushed message not shown within 3 s:\n' + m.log_text())
+        self.assertIn(b'message 7', open(os.path.join(inbox, '7', 'subject'), 'rb').read())
+        self.assertIn('IDLE (the most recently used folder)', m.log_text())
+        # the most recently listed folder is the one watched: listing Other moves the IDLE
+        os.listdir(os.path.join(m.path, 'Other'))
+        self.assertTrue(self.wait_for(lambda: any(
+            self.examines(c, b'Other') for k, c in list(srv.commands) if k == n), 5),
+            srv.commands)
+        self.assertTrue(self.wait_for(lambda: len(self.idle_commands(srv)) >= 2, 5))
+        with srv.lock:
+            srv.folders[b'Other'][2] = msg(2)
+        srv.push('Other')
+        self.assertTrue(self.wait_for(
+            lambda: '2' in os.listdir(os.path.join(m.path, 'Other')), 3), m.log_text())
+        self.assertAlive(m, srv)
+
+    def test_neither_extension_falls_back_to_refresh(self):
+        srv = self.server()
+        m = self.mount(srv, refresh='2', connections='4')
+        inbox = os.path.join(m.path, 'INBOX')
+        self.assertEqual(len(os.listdir(inbox)), 6)
+        self.assertTrue(self.wait_for(
+            lambda: 'neither NOTIFY nor IDLE' in m.log_text(), 5), m.log_text())
+        with srv.lock:
+            srv.folders[b'INBOX'][7] = msg(7)
+        # seen at the next refresh (2 s), not before the listing is out of date
+        self.assertTrue(self.wait_for(lambda: '7' in os.listdir(inbox), 2 + 3), m.log_text())
+        self.assertEqual(self.idle_commands(srv), [])
+        self.assertFalse(any(b'NOTIFY' in c for _, c in srv.commands))
+        self.assertAlive(m, srv)
+
+
 if __name__ == '__main__':
     unittest.main(verbosity=2)

@@ -14,7 +14,9 @@
  *        message MBOX UID --out FILE | listall MBOX | changedsince MBOX UIDSET MODSEQ |
  *        xfetch MBOX UIDVALIDITY UIDSET (EXAMINE + FETCH pipelined) |
  *        xlistall MBOX (EXAMINE + SEARCH + FETCH pipelined) |
- *        qsearch EXPR MBOX... (imap_search_parse + imap_search_folders)
+ *        qsearch EXPR MBOX... (imap_search_parse + imap_search_folders) |
+ *        notify MS MBOX... (NOTIFY SET, IDLE, one wait of MS ms, DONE) |
+ *        idle MS MBOX (EXAMINE, IDLE, one wait, DONE): print "changed=NAMES" (sorted)
  * MBOX is UTF-8 (encoded to modified UTF-7 here).  On failure prints
  * "error: <errno name> (<rc>): <message>" on stderr and exits with 1.
  */
@@ -184,6 +186,27 @@ out:
 	return err;
 }
 
+/* IDLE, one imap_idle_wait of ms, DONE; prints the mailboxes reported as changed. */
+static int idle_once(struct imap_conn *conn, const char *ms)
+{
+	GHashTable *changed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	GList *names;
+	int err = imap_idle_begin(conn);
+
+	if (err == 0)
+		err = imap_idle_wait(conn, -1, (unsigned)strtoul(ms, NULL, 10), changed);
+	if (err == 0)
+		err = imap_idle_done(conn, changed);
+	names = g_list_sort(g_hash_table_get_keys(changed), (GCompareFunc)strcmp);
+	printf("changed=");
+	for (GList *l = names; l != NULL; l = l->next)
+		printf("%s%s", (char *)l->data, l->next != NULL ? "," : "");
+	printf("\n");
+	g_list_free(names);
+	g_hash_table_unref(changed);
+	return err;
+}
+
 static int run(struct imap_conn *conn, int argc, char **argv, const char *out_path)
 {
 	const char *cmd = argv[0];
@@ -242,6 +265,17 @@ static int run(struct imap_conn *conn, int argc, char **argv, const char *out_pa
 			return err;
 		print_uid_line(uids);
 		return 0;
+	}
+	if (strcmp(cmd, "notify") == 0 && argc >= 3) {
+		if ((err = imap_notify_set(conn, (const char *const *)argv + 2,
+		                           (unsigned)argc - 2, NULL)) < 0)
+			return err;
+		return idle_once(conn, argv[1]);
+	}
+	if (strcmp(cmd, "idle") == 0 && argc >= 3) {
+		if ((err = examine(conn, argv[2], false)) < 0)
+			return err;
+		return idle_once(conn, argv[1]);
 	}
 	if (strcmp(cmd, "qsearch") == 0 && argc >= 3)
 		return query_search(conn, argv[1], argc - 2, argv + 2);

@@ -1254,6 +1254,89 @@ class SearchRuns(FakeTestCase):
                 self.assertEqual(res.srv.lines[1:], [b"A0002 LOGOUT"])
                 self.assertNotIn(b"DELETE", bytes(res.srv.received))
 
+class Watch(FakeTestCase):
+    """NOTIFY SET and IDLE (imap/idle.c): the exact lines, and which mailboxes a wait
+    reports as changed."""
+
+    CAPS = b"IMAP4rev1 LITERAL+ CONDSTORE IDLE NOTIFY"
+
+    def test_notify_set_then_idle_reports_status_mailboxes(self):
+        script = login(self.CAPS) + [
+            ("expect", b'A0002 NOTIFY SET (MAILBOXES ("INBOX" "Sent") '
+                       b'(MessageNew MessageExpunge FlagChange))'),
+            ("send", b"A0002 OK NOTIFY completed\r\n"),
+            ("expect", b"A0003 ENABLE CONDSTORE"),
+            ("send", b"* ENABLED CONDSTORE\r\nA0003 OK Enabled\r\n"),
+            ("expect", b"A0004 IDLE"),
+            ("send", b"+ idling\r\n"),
+            ("sleep", 0.2),
+            ("send", b"* OK Still here\r\n* STATUS Sent (MESSAGES 3 UIDNEXT 9)\r\n"),
+            ("expect", b"DONE"),
+            ("send", b"A0004 OK Idle completed\r\n"),
+        ] + logout(5)
+        res = self.play(script, "notify", "5000", "INBOX", "Sent")
+        self.assertOk(res)
+        self.assertEqual(res.srv.errors, [])
+        self.assertEqual(res.out, "changed=Sent\n")
+        self.assertLess(res.elapsed, 4)  # returned at the event, not at the timeout
+
+    def test_idle_keepalive_only_times_out_unchanged(self):
+        script = login(self.CAPS) + EXAMINE_INBOX + [
+            ("expect", b"A0003 IDLE"),
+            ("send", b"+ idling\r\n* OK Still here\r\n"),
+            ("expect", b"DONE"),
+            ("send", b"A0003 OK Idle completed\r\n"),
+        ] + logout(4)
+        res = self.play(script, "idle", "400", "INBOX")
+        self.assertOk(res)
+        self.assertEqual(res.srv.errors, [])
+        self.assertEqual(res.out, "changed=\n")
+
+    def test_change_reported_while_idle_ends_is_kept(self):
+        script = login(self.CAPS) + EXAMINE_INBOX + [
+            ("expect", b"A0003 IDLE"),
+            ("send", b"+ idling\r\n"),
+            ("expect", b"DONE"),
+            ("send", b"* 4 EXISTS\r\nA0003 OK Idle completed\r\n"),
+        ] + logout(4)
+        res = self.play(script, "idle", "300", "INBOX")
+        self.assertOk(res)
+        self.assertEqual(res.srv.errors, [])
+        self.assertEqual(res.out, "changed=INBOX\n")
+
+    def test_idle_exists_expunge_fetch_name_the_examined_mailbox(self):
+        for push in (b"* 4 EXISTS\r\n", b"* 2 EXPUNGE\r\n",
+                     b"* 1 FETCH (FLAGS (\\Seen))\r\n", b"* VANISHED 3:4\r\n"):
+            with self.subTest(push=push):
+                script = login(self.CAPS) + EXAMINE_INBOX + [
+                    ("expect", b"A0003 IDLE"),
+                    ("send", b"+ idling\r\n"),
+                    ("sleep", 0.1),
+                    ("send", push),
+                    ("expect", b"DONE"),
+                    ("send", b"A0003 OK Idle completed\r\n"),
+                ] + logout(4)
+                res = self.play(script, "idle", "5000", "INBOX")
+                self.assertOk(res)
+                self.assertEqual(res.srv.errors, [])
+                self.assertEqual(res.out, "changed=INBOX\n")
+
+    def test_server_ending_idle_on_its_own_breaks_the_connection(self):
+        script = login(self.CAPS) + EXAMINE_INBOX + [
+            ("expect", b"A0003 IDLE"),
+            ("send", b"+ idling\r\nA0003 OK done already\r\n"),
+        ]
+        res = self.play(script, "idle", "5000", "INBOX")
+        self.assertFails(res, "EPROTO", "ended IDLE on its own")
+
+    def test_no_idle_offered_sends_nothing(self):
+        script = login(b"IMAP4rev1 LITERAL+ CONDSTORE") + EXAMINE_INBOX + logout(3)
+        res = self.play(script, "idle", "5000", "INBOX")
+        self.assertEqual(res.rc, 1)
+        self.assertIn("does not offer IDLE", res.err)
+        self.assertEqual(res.srv.errors, [])
+        self.assertNotIn(b"IDLE", bytes(res.srv.received).split(b"\r\n", 2)[-1])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
