@@ -14,6 +14,8 @@
 #include "msgcache.h"
 #include "notify.h"
 #include "readahead.h"
+#include "remote.h"
+#include "state.h"
 #include "tree.h"
 
 /* FUSE requests counted per kind (user.imapfs.stats, and the exit log). */
@@ -36,6 +38,8 @@ struct ifs {
 	struct ifs_bodycache *bodies;  /* NULL: disk cache off */
 	struct ifs_readahead *readahead; /* NULL: off */
 	struct ifs_notifier *notifier; /* NULL until the mount exists */
+	struct ifs_state *state;       /* NULL: no disk cache, nothing saved between mounts */
+	struct ifs_reconnector *reconnector; /* offline: reaches the server again (remote.h) */
 	uid_t uid;
 	gid_t gid;
 	double folder_timeout;         /* = refresh: folder entries and attributes */

@@ -8,6 +8,66 @@
 /* Bodies received (counted where they arrive), for the stats xattr and the exit log. */
 static uint64_t stat_bodies, stat_bytes;
 
+/* Offline state (see remote.h), one per process like the counters above: a daemon talks to
+ * one server.  off_lock guards the fields after it; it is a leaf lock. */
+static GMutex off_lock;
+static GCond off_changed;       /* signalled when the daemon goes offline */
+static bool off_now;
+static char *off_why;           /* why the server cannot be reached */
+static uint64_t off_periods;    /* times the daemon went offline */
+static uint64_t off_fast;       /* atomic: calls failed at once because offline */
+
+bool ifs_remote_unreachable_error(int err)
+{
+	switch (-err) {
+	case ECONNREFUSED:
+	case ETIMEDOUT:
+	case ENETUNREACH:
+	case ENETDOWN:
+	case EHOSTUNREACH: /* also: the host name does not resolve (imap.h) */
+	case EHOSTDOWN:
+	case ECONNRESET:
+	case ECONNABORTED: /* the server closed the connection before or during the login */
+	case EPIPE:
+	case EADDRNOTAVAIL:
+		return true;
+	default:
+		return false; /* refused login, certificate, protocol: not a network outage */
+	}
+}
+
+void ifs_remote_set_offline(const char *why)
+{
+	g_mutex_lock(&off_lock);
+	if (!off_now) {
+		off_now = true;
+		off_periods++;
+		g_free(off_why);
+		off_why = g_strdup(why);
+		g_cond_broadcast(&off_changed);
+	}
+	g_mutex_unlock(&off_lock);
+}
+
+bool ifs_remote_offline(void)
+{
+	bool now;
+
+	g_mutex_lock(&off_lock);
+	now = off_now;
+	g_mutex_unlock(&off_lock);
+	return now;
+}
+
+void ifs_remote_offline_stats(bool *offline_r, uint64_t *periods_r, uint64_t *fast_fails_r)
+{
+	g_mutex_lock(&off_lock);
+	*offline_r = off_now;
+	*periods_r = off_periods;
+	g_mutex_unlock(&off_lock);
+	*fast_fails_r = __atomic_load_n(&off_fast, __ATOMIC_RELAXED);
+}
+
 /* A command function run on one connection. */
 typedef int (*remote_fn)(struct imap_conn *conn, void *ctx);
 
@@ -30,6 +90,12 @@ static int with_conn(struct imap_pool *pool, const char *what, remote_fn fn, voi
 {
 	int ret = -EIO;
 
+	/* Offline: fail at once; the reconnector alone knocks on the server's door, so no
+	 * reader ever waits for the timeout of a server known to be unreachable. */
+	if (ifs_remote_offline()) {
+		__atomic_fetch_add(&off_fast, 1, __ATOMIC_RELAXED);
+		return -EIO;
+	}
 	for (int attempt = 0; attempt < 2; attempt++) {
 		struct imap_conn *conn = NULL;
 		char *why = NULL;
@@ -41,6 +107,8 @@ static int with_conn(struct imap_pool *pool, const char *what, remote_fn fn, voi
 			 * per failed request would flood the log while the server is down. */
 			g_debug("%s: cannot get an IMAP connection: %s", what,
 			        why ? why : g_strerror(-ret));
+			if (ifs_remote_unreachable_error(ret))
+				ifs_remote_set_offline(why ? why : g_strerror(-ret));
 			g_free(why);
 			return to_fuse_errno(ret == -ENOENT ? -EIO : ret);
 		}
@@ -454,4 +522,94 @@ void ifs_remote_stats(uint64_t *bodies_r, uint64_t *bytes_r)
 {
 	*bodies_r = __atomic_load_n(&stat_bodies, __ATOMIC_RELAXED);
 	*bytes_r = __atomic_load_n(&stat_bytes, __ATOMIC_RELAXED);
+}
+
+/* ---- reconnecting ---- */
+
+#define RECONNECT_FIRST_MS 1000
+#define RECONNECT_MAX_MS   30000
+
+struct ifs_reconnector {
+	struct imap_pool *probe;
+	GPtrArray *pools; /* struct imap_pool *, borrowed */
+	GThread *thread;
+	bool stop;        /* under off_lock */
+};
+
+/* One attempt to reach the server; true when it answered (and the daemon is online again). */
+static bool probe_once(struct ifs_reconnector *r)
+{
+	struct imap_conn *conn = NULL;
+	char *why = NULL;
+	int ret;
+
+	imap_pool_retry_now(r->probe);
+	ret = imap_pool_acquire(r->probe, &conn, &why);
+	if (ret < 0) {
+		g_debug("offline: still cannot reach the server: %s", why ? why : g_strerror(-ret));
+		g_free(why);
+		return false;
+	}
+	imap_pool_release(r->probe, conn);
+	/* every pool may connect at once now, not at the end of its own back-off */
+	for (guint i = 0; i < r->pools->len; i++)
+		imap_pool_retry_now(r->pools->pdata[i]);
+	g_mutex_lock(&off_lock);
+	off_now = false;
+	g_mutex_unlock(&off_lock);
+	g_message("online again: listings catch up at their next use");
+	return true;
+}
+
+static gpointer reconnect_thread(gpointer p)
+{
+	struct ifs_reconnector *r = p;
+	unsigned backoff_ms = RECONNECT_FIRST_MS;
+
+	g_mutex_lock(&off_lock);
+	while (!r->stop) {
+		gint64 until;
+		if (!off_now) {
+			backoff_ms = RECONNECT_FIRST_MS;
+			g_cond_wait(&off_changed, &off_lock);
+			continue;
+		}
+		until = g_get_monotonic_time() + (gint64)backoff_ms * 1000;
+		while (!r->stop && g_cond_wait_until(&off_changed, &off_lock, until))
+			;
+		if (r->stop)
+			break;
+		g_mutex_unlock(&off_lock);
+		if (!probe_once(r))
+			backoff_ms = MIN(backoff_ms * 2, RECONNECT_MAX_MS);
+		g_mutex_lock(&off_lock);
+	}
+	g_mutex_unlock(&off_lock);
+	return NULL;
+}
+
+struct ifs_reconnector *ifs_remote_reconnector_new(struct imap_pool *probe,
+                                                   struct imap_pool *const *pools, unsigned n)
+{
+	struct ifs_reconnector *r = g_new0(struct ifs_reconnector, 1);
+
+	r->probe = probe;
+	r->pools = g_ptr_array_new();
+	for (unsigned i = 0; i < n; i++)
+		g_ptr_array_add(r->pools, pools[i]);
+	r->thread = g_thread_new("reconnect", reconnect_thread, r);
+	return r;
+}
+
+void ifs_remote_reconnector_free(struct ifs_reconnector *r)
+{
+	if (r == NULL)
+		return;
+	g_mutex_lock(&off_lock);
+	r->stop = true;
+	g_cond_broadcast(&off_changed);
+	g_mutex_unlock(&off_lock);
+	g_thread_join(r->thread);
+	g_ptr_array_unref(r->pools);
+	g_free(r);
 }

@@ -97,6 +97,13 @@ struct ifs_tree *ifs_tree_new(struct imap_pool *pool, struct ifs_msgcache *cache
                               struct ifs_bodycache *bodies, unsigned refresh_s);
 void ifs_tree_free(struct ifs_tree *tree); /* NULL is a no-op */
 
+/* Where listings are kept between mounts (nullable; borrowed, outlives the tree).  With it, a
+ * folder's first listing starts from the saved one (one EXAMINE when nothing changed), and
+ * every new folder list and listing is saved.  Offline (remote.h), a folder list or listing
+ * that cannot be refreshed stays as it is (saved ones included) instead of failing. */
+struct ifs_state;
+void ifs_tree_set_state(struct ifs_tree *tree, struct ifs_state *state);
+
 /* Where kernel invalidations go (NULL until mounted).  Borrowed. */
 void ifs_tree_set_notifier(struct ifs_tree *tree, struct ifs_notifier *notifier);
 

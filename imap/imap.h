@@ -273,6 +273,10 @@ int imap_pool_new(const struct imap_config *cfg, unsigned max_conns, struct imap
  * reason.  Reconnects after failures with exponential backoff (logged once per outage). */
 int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **errmsg_r);
 
+/* Forget the reconnection back-off: the next imap_pool_acquire() tries to connect at once
+ * (someone else has just reached the server). */
+void imap_pool_retry_now(struct imap_pool *pool);
+
 /* Give conn back (a broken one is closed).  NULL conn is a no-op. */
 void imap_pool_release(struct imap_pool *pool, struct imap_conn *conn);
 

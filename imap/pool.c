@@ -220,6 +220,15 @@ int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **
 	}
 }
 
+void imap_pool_retry_now(struct imap_pool *pool)
+{
+	g_mutex_lock(&pool->lock);
+	/* the outage flag stays: the next success still logs the recovery once */
+	pool->retry_at = 0;
+	pool->backoff_ms = BACKOFF_FIRST_MS;
+	g_mutex_unlock(&pool->lock);
+}
+
 void imap_pool_release(struct imap_pool *pool, struct imap_conn *conn)
 {
 	if (conn == NULL)
