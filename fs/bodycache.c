@@ -340,7 +340,7 @@ static int recreate_dir(struct ifs_bodycache *bc)
 	fd = open(bc->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	lockfd = openat(fd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	lockfd = openat(fd, "lock", O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
 		/* someone else made it theirs meanwhile: leave it to them */
 		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
@@ -766,7 +766,7 @@ int ifs_bodycache_open(const char *dir, uint64_t max_bytes, const char *identity
 		    g_strdup_printf("cannot open cache directory %s: %s", dir, g_strerror(errno));
 		goto fail;
 	}
-	bc->lockfd = openat(bc->dirfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	bc->lockfd = openat(bc->dirfd, "lock", O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (bc->lockfd < 0) {
 		ret = -errno;
 		*errmsg_r = g_strdup_printf("cannot create %s/lock: %s", dir, g_strerror(errno));

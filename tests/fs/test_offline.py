@@ -399,8 +399,12 @@ class Offline(Case):
         cache = os.path.join(self.tmp, 'auth-cache')
         m, _cached = self.mount_and_half_read(cache=cache)
         m.close()
+        cfg = write_config(os.path.join(self.tmp, 'wrong.cfg'), self.d.host, self.d.port_imaps,
+                           self.d.user, 'wrong-password', self.d.ca_file, cache_dir=cache,
+                           timeout='10')  # Dovecot delays a failed login by 2 s
+
         with self.assertRaises(AssertionError) as cm:
-            self.mount(cache_dir=cache, password='wrong-password')
+            self.addCleanup(tf.Mount(self.tmp, cfg, name='wrong').close)
         self.assertIn('imapfs: cannot log in to', str(cm.exception))
         self.assertNotIn('offline', str(cm.exception))
 
