@@ -13,7 +13,6 @@ static uint64_t stat_bodies, stat_bytes;
 static GMutex off_lock;
 static GCond off_changed;       /* signalled when the daemon goes offline */
 static bool off_now;
-static char *off_why;           /* why the server cannot be reached */
 static uint64_t off_periods;    /* times the daemon went offline */
 static uint64_t off_fast;       /* atomic: calls failed at once because offline */
 
@@ -42,8 +41,8 @@ void ifs_remote_set_offline(const char *why)
 	if (!off_now) {
 		off_now = true;
 		off_periods++;
-		g_free(off_why);
-		off_why = g_strdup(why);
+		g_message("offline: serving what is known and cached until the server answers "
+		          "again (%s)", why);
 		g_cond_broadcast(&off_changed);
 	}
 	g_mutex_unlock(&off_lock);
@@ -550,7 +549,11 @@ static bool probe_once(struct ifs_reconnector *r)
 		g_free(why);
 		return false;
 	}
-	imap_pool_release(r->probe, conn);
+	/* An idle connection of the pool proves nothing: ask the server. */
+	ret = imap_noop(conn);
+	imap_pool_release(r->probe, conn); /* closed when the NOOP broke it */
+	if (ret < 0)
+		return false;
 	/* every pool may connect at once now, not at the end of its own back-off */
 	for (guint i = 0; i < r->pools->len; i++)
 		imap_pool_retry_now(r->pools->pdata[i]);

@@ -484,9 +484,9 @@ static int listing_fresh_locked(struct ifs_tree *t, struct folder_node *n, bool 
 	g_cond_broadcast(&t->refreshed);
 	if (ret == -ENOENT)
 		t->folders_at = 0; /* the folder went away: LIST again at next use */
-	if (ret < 0 && prev != NULL && ifs_remote_offline()) {
-		/* Offline: serve the listing known (stale, so the first use after the server is
-		 * back catches up). */
+	if (ret == -EIO && prev != NULL) {
+		/* The server cannot be asked (offline, or a connection failed; remote.c logged
+		 * it): serve the listing known, stale, so that the next use asks again. */
 		if (n->listing == NULL && g_strcmp0(n->raw_name, raw) == 0)
 			install_saved(t, n, prev, 0);
 		listing_unref(prev);
