@@ -241,23 +241,20 @@ static int incremental_listing(struct imap_conn *conn, struct listing_ctx *ctx)
 	const struct ifs_listing_state *prev = ctx->prev;
 	GArray *changes = ctx->msgs;
 	GArray *msgs;
-	char set[32];
 	int ret;
+	/* fewer messages than before: mail was expunged, whatever arrived */
+	bool expunged = ctx->st.exists < ctx->prev_msgs->len;
 
-	if (ctx->st.uidnext != prev->uidnext) {
-		/* "n:*" also returns the highest UID when it is below n: attrs_cb keeps it, and
-		 * the merge below makes it harmless. */
-		g_snprintf(set, sizeof(set), "%u:*", prev->uidnext);
-		ret = imap_uid_fetch_attrs(conn, set, attrs_cb, ctx);
-		if (ret < 0)
-			return ret;
-	}
-	if (ctx->st.highestmodseq != prev->highestmodseq && prev->uidnext > 1) {
-		g_snprintf(set, sizeof(set), "1:%u", prev->uidnext - 1);
-		ret = imap_uid_fetch_attrs_since(conn, set, prev->highestmodseq, attrs_cb, ctx);
-		if (ret < 0)
-			return ret;
-	}
+	/* New mail, flag changes and (when certainly needed) which UIDs are left, in one round
+	 * trip.  "n:*" also returns the highest UID when it is below n: attrs_cb keeps it, and
+	 * the merge below makes it harmless; attrs_cb takes every answer (ctx->uids is set only
+	 * once the SEARCH has ended), the SEARCH filters below. */
+	ret = imap_uid_fetch_changes(
+	    conn, prev->uidnext, ctx->st.uidnext != prev->uidnext,
+	    ctx->st.highestmodseq != prev->highestmodseq ? prev->highestmodseq : 0,
+	    expunged ? &ctx->uids : NULL, attrs_cb, ctx);
+	if (ret < 0)
+		return ret;
 	/* previous messages, then the changes (which win in sort_unique) */
 	msgs = g_array_sized_new(FALSE, FALSE, sizeof(struct ifs_msg_attr),
 	                         ctx->prev_msgs->len + changes->len);
@@ -278,9 +275,11 @@ static int incremental_listing(struct imap_conn *conn, struct listing_ctx *ctx)
 	if (msgs->len != ctx->st.exists) {
 		/* Something was expunged (or arrived meanwhile): which UIDs are still there? */
 		GArray *keep;
-		ret = imap_uid_search(conn, &ctx->uids, "ALL");
-		if (ret < 0)
-			return ret;
+		if (ctx->uids == NULL) {
+			ret = imap_uid_search(conn, &ctx->uids, "ALL");
+			if (ret < 0)
+				return ret;
+		}
 		keep = g_array_sized_new(FALSE, FALSE, sizeof(struct ifs_msg_attr), ctx->uids->len);
 		g_array_set_clear_func(keep, msg_attr_clear);
 		for (guint i = 0; i < ctx->uids->len; i++) {
