@@ -42,7 +42,9 @@ struct ifs_listing_state {
  *     prev_msgs holds EXISTS messages: unchanged, one command, *msgs_r = NULL;
  *   - else with CONDSTORE (both HIGHESTMODSEQs non-zero): UID FETCH prev.uidnext:* for new
  *     mail, UID FETCH 1:prev.uidnext-1 (CHANGEDSINCE prev.highestmodseq) for flag changes,
- *     and UID SEARCH ALL only when the count says something was expunged;
+ *     and UID SEARCH ALL when EXISTS is below the previous count, in one round trip
+ *     (imap_uid_fetch_changes); a SEARCH of its own after them only when new mail hid an
+ *     expunge from the count;
  *   - else (no CONDSTORE, another UIDVALIDITY, UIDNEXT unknown): the full listing, which also
  *     refreshes every message's flags.
  * Without CONDSTORE only new and expunged mail move UIDNEXT/EXISTS: a change of flags alone
