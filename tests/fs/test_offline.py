@@ -128,17 +128,8 @@ class Case(DovecotCase):
             self.assertEqual(r.data, self.d.fetch_raw(folder, uid), 'UID %d' % uid)
         return listed
 
-    def wait_for(self, cond, what, limit=30):
-        deadline = time.monotonic() + limit
-        while True:
-            try:
-                v = cond()
-            except (FileNotFoundError, OSError):
-                v = None
-            if v:
-                return v
-            self.assertLess(time.monotonic(), deadline, what)
-            time.sleep(0.2)
+    # poll until true (test_faults' helper)
+    wait_for = tf.ServerChanges.wait_for
 
 
 # ---- the disk cache cannot be written -----------------------------------------------------
