@@ -226,7 +226,7 @@ static int open_offline(struct ifs *fs, const struct ifs_config *cfg, const char
 	}
 	fprintf(stderr, "imapfs: offline: serving cached mail of %s (%s)\n", cfg->account,
 	        why != NULL ? why : "the server cannot be reached");
-	ifs_remote_set_offline(why != NULL ? why : "the server cannot be reached");
+	ifs_remote_set_offline(why != NULL ? why : "the server cannot be reached", false);
 	return 0;
 }
 

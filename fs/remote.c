@@ -35,14 +35,15 @@ bool ifs_remote_unreachable_error(int err)
 	}
 }
 
-void ifs_remote_set_offline(const char *why)
+void ifs_remote_set_offline(const char *why, bool say)
 {
 	g_mutex_lock(&off_lock);
 	if (!off_now) {
 		off_now = true;
 		off_periods++;
-		g_message("offline: serving what is known and cached until the server answers "
-		          "again (%s)", why);
+		if (say)
+			g_message("offline: serving what is known and cached until the server "
+			          "answers again (%s)", why);
 		g_cond_broadcast(&off_changed);
 	}
 	g_mutex_unlock(&off_lock);
@@ -107,7 +108,7 @@ static int with_conn(struct imap_pool *pool, const char *what, remote_fn fn, voi
 			g_debug("%s: cannot get an IMAP connection: %s", what,
 			        why ? why : g_strerror(-ret));
 			if (ifs_remote_unreachable_error(ret))
-				ifs_remote_set_offline(why ? why : g_strerror(-ret));
+				ifs_remote_set_offline(why ? why : g_strerror(-ret), true);
 			g_free(why);
 			return to_fuse_errno(ret == -ENOENT ? -EIO : ret);
 		}

@@ -83,8 +83,9 @@ int ifs_remote_fetch(struct imap_pool *pool, const char *raw_name, uint32_t uidv
  * at its next use (its refresh time has long passed). */
 bool ifs_remote_unreachable_error(int err);
 
-/* Go offline (why: the reason, copied).  main.c calls it when mounting without the server. */
-void ifs_remote_set_offline(const char *why);
+/* Go offline (why: the reason; logged once when say).  main.c calls it when mounting without
+ * the server (having said so itself). */
+void ifs_remote_set_offline(const char *why, bool say);
 bool ifs_remote_offline(void);
 
 /* For the stats: offline now, times it went offline, calls failed at once meanwhile. */
