@@ -15,6 +15,7 @@
 #include "notify.h"
 #include "readahead.h"
 #include "remote.h"
+#include "search.h"
 #include "state.h"
 #include "tree.h"
 
@@ -34,6 +35,7 @@ struct ifs {
 	struct imap_pool *list_pool;
 	struct imap_pool *ra_pool;
 	struct ifs_tree *tree;
+	struct ifs_search *search;     /* `.search` directories */
 	struct ifs_msgcache *cache;
 	struct ifs_bodycache *bodies;  /* NULL: disk cache off */
 	struct ifs_readahead *readahead; /* NULL: off */

@@ -55,8 +55,9 @@ static void usage(const char *prog)
 	       "    -V, --version          print the version\n"
 	       "    (imapfs runs with -o max_idle_threads=2 unless given: faster for one reader)\n\n"
 	       "%s\n"
+	       "%s\n"
 	       "FUSE options:\n",
-	       prog, IFS_CONFIG_HELP);
+	       prog, IFS_CONFIG_HELP, IFS_SEARCH_HELP);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
 }
@@ -367,6 +368,7 @@ mount:
 	ifs_tree_set_state(fs.tree, fs.state);
 	ifs_tree_set_folders(fs.tree, folders);
 	g_clear_pointer(&folders, g_ptr_array_unref);
+	fs.search = ifs_search_new(fs.tree, fs.list_pool, cfg->refresh_s);
 
 	add_mount_options(&args, cfg->host);
 	se = fuse_session_new(&args, ifs_operations(), sizeof(struct fuse_lowlevel_ops), &fs);
@@ -399,6 +401,7 @@ mount:
 		    fs.bodies != NULL ? cfg->cache_size / 8 : cfg->memory_cache / 4,
 		    cfg->memory_cache / 8);
 	ifs_tree_set_notifier(fs.tree, fs.notifier);
+	ifs_search_set_notifier(fs.search, fs.notifier);
 	/* A push waits for any page of the file a concurrent READ holds locked, which only
 	 * another worker can answer: never with a single thread. */
 	fs.push_se = opts.singlethread ? NULL : se;
@@ -428,6 +431,7 @@ mount:
 		g_free(stats);
 	}
 	ifs_tree_set_notifier(fs.tree, NULL);
+	ifs_search_set_notifier(fs.search, NULL);
 	ifs_notifier_free(fs.notifier);
 	fs.notifier = NULL;
 	ifs_remote_reconnector_free(fs.reconnector);
@@ -441,6 +445,7 @@ out_session:
 	fuse_session_destroy(se);
 out_tree:
 	ifs_readahead_free(fs.readahead);
+	ifs_search_free(fs.search);
 	ifs_tree_free(fs.tree);
 	ifs_msgcache_free(fs.cache);
 out_pool:

@@ -22,6 +22,18 @@ static bool digits_then_dotd(const char *s)
 	return true;
 }
 
+/* ^\.search(\.d)*$: the name of the search directory every folder has (search.h) */
+static bool search_then_dotd(const char *s)
+{
+	size_t i = strlen(IFS_SEARCH_DIR);
+	if (strncmp(s, IFS_SEARCH_DIR, i) != 0)
+		return false;
+	for (; s[i] != '\0'; i += 2)
+		if (s[i] != '.' || s[i + 1] != 'd')
+			return false;
+	return true;
+}
+
 char *ifs_folder_entry_name(const char *component, const char **why_r)
 {
 	const char *why = NULL;
@@ -40,7 +52,7 @@ char *ifs_folder_entry_name(const char *component, const char **why_r)
 		char **parts = g_strsplit(component, "/", -1);
 		out = g_strjoinv(DIV_SLASH, parts);
 		g_strfreev(parts);
-	} else if (digits_then_dotd(component)) {
+	} else if (digits_then_dotd(component) || search_then_dotd(component)) {
 		out = g_strconcat(component, ".d", NULL);
 	} else {
 		out = g_strdup(component);
@@ -60,7 +72,8 @@ fail:
 char *ifs_folder_component(const char *entry)
 {
 	size_t len = strlen(entry);
-	if (len > 2 && digits_then_dotd(entry) && strcmp(entry + len - 2, ".d") == 0)
+	if (len > 2 && (digits_then_dotd(entry) || search_then_dotd(entry)) &&
+	    strcmp(entry + len - 2, ".d") == 0)
 		return g_strndup(entry, len - 2);
 	if (strstr(entry, DIV_SLASH) != NULL) {
 		char **parts = g_strsplit(entry, DIV_SLASH, -1);

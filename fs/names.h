@@ -7,9 +7,11 @@
  * so a name never changes under the user):
  *
  *   a component matching ^[0-9]+(\.d)*$ gets ".d" appended: "2024" -> "2024.d",
- *   "2024.d" -> "2024.d.d".  Every other component is shown as it is.
+ *   "2024.d" -> "2024.d.d".  So does one matching ^\.search(\.d)*$, since every folder has a
+ *   hidden search directory of that name (search.h): a folder named ".search" is ".search.d".
+ *   Every other component is shown as it is.
  *
- * Reverse: an entry matching ^[0-9]+(\.d)+$ is a folder whose name is the entry minus one
+ * Reverse: an entry matching ^[0-9]+(\.d)+$ (or ^\.search(\.d)+$) is a folder whose name is the entry minus one
  * trailing ".d"; an entry of digits only is a message UID.  Unsafe components are escaped or
  * refused: '/' (possible when the delimiter is not '/') is shown as U+2215 DIVISION SLASH; an
  * empty component, ".", "..", invalid UTF-8 and results longer than 255 bytes are refused (the
@@ -22,6 +24,8 @@
 #include <stdbool.h>
 
 #define IFS_NAME_MAX 255
+/* The hidden search directory of every folder and of the mount's root (search.h). */
+#define IFS_SEARCH_DIR ".search"
 
 /* The entry name for one folder-name component.  Returns a new string (g_free) or NULL when the
  * component cannot be shown; then *why_r (if not NULL) points to a static reason. */

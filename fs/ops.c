@@ -40,6 +40,7 @@
 #include "message.h"
 #include "names.h"
 #include "remote.h"
+#include "search.h"
 
 /* Who the operation this thread is running serves (see ifs_msgcache_get): set with the
  * count at the start of every operation. */
@@ -192,7 +193,9 @@ static int get_msg(struct ifs *fs, uint64_t ino, const struct ifs_cached_msg **m
 {
 	struct load_ctx ctx = {fs, ifs_ino_epoch(ino)};
 	bool prefetched = false;
-	int ret = ifs_msgcache_get(fs->cache, ifs_msg_key(ctx.epoch, ifs_ino_uid(ino)),
+	/* a search result's message is its folder's: one cache entry, one fetch */
+	uint32_t key_epoch = ifs_tree_base_epoch(fs->tree, ctx.epoch);
+	int ret = ifs_msgcache_get(fs->cache, ifs_msg_key(key_epoch, ifs_ino_uid(ino)),
 	                           cur_requester, load_message, &ctx, m_r, &prefetched);
 
 	/* read ahead into memory: the reader's first use keeps the walk going */
@@ -340,11 +343,44 @@ static int folder_stat(struct ifs *fs, uint64_t ino, struct stat *st, double *ti
 	return ret;
 }
 
+/* A search directory (search.h): like a folder, its attributes live until its result is out
+ * of date, and asking for them then runs the search again. */
+static int search_stat(struct ifs *fs, uint64_t ino, struct stat *st, double *timeout_r)
+{
+	struct ifs_node_info ni;
+	int ret = ifs_search_info(fs->search, ino, fs->no_opendir, &ni);
+	if (ret == 0) {
+		fill_node_stat(fs, st, &ni);
+		*timeout_r = folder_attr_timeout(fs, &ni);
+	}
+	return ret;
+}
+
 static int any_stat(struct ifs *fs, uint64_t ino, struct stat *st, double *timeout_r)
 {
 	if (ifs_ino_is_msg(ino))
 		return msg_stat(fs, ino, st, timeout_r);
+	if (ifs_ino_is_search(ino))
+		return search_stat(fs, ino, st, timeout_r);
 	return folder_stat(fs, ino, st, timeout_r);
+}
+
+/* Kernel lookup counts of directories: folders live in tree.c, search directories in
+ * search.c; message inodes are computed and need none. */
+static void node_ref(struct ifs *fs, uint64_t ino)
+{
+	if (ifs_ino_is_search(ino))
+		ifs_search_ref(fs->search, ino);
+	else
+		ifs_tree_ref(fs->tree, ino);
+}
+
+static void node_forget(struct ifs *fs, uint64_t ino, uint64_t n)
+{
+	if (ifs_ino_is_search(ino))
+		ifs_search_forget(fs->search, ino, n);
+	else
+		ifs_tree_forget(fs->tree, ino, n);
 }
 
 /* ---- lookup / forget / getattr ---- */
@@ -440,7 +476,11 @@ static void ifs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		lookup_in_msg(req, fs, parent, name);
 		return;
 	}
-	ret = ifs_tree_lookup(fs->tree, parent, name, fs->no_opendir, &ni);
+	/* `.search` is found by LOOKUP but never listed (search.h) */
+	if (ifs_ino_is_search(parent) || strcmp(name, IFS_SEARCH_DIR) == 0)
+		ret = ifs_search_lookup(fs->search, parent, name, &ni);
+	else
+		ret = ifs_tree_lookup(fs->tree, parent, name, fs->no_opendir, &ni);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -456,13 +496,13 @@ static void ifs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		e.attr_timeout = folder_attr_timeout(fs, &ni);
 	}
 	if (fuse_reply_entry(req, &e) != 0 && !ni.is_msgdir)
-		ifs_tree_forget(fs->tree, ni.ino, 1); /* the kernel never got it */
+		node_forget(fs, ni.ino, 1); /* the kernel never got it */
 }
 
 static void ifs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	COUNT(req, ifs_of(req), IFS_REQ_FORGET);
-	ifs_tree_forget(ifs_of(req)->tree, ino, nlookup);
+	node_forget(ifs_of(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
@@ -471,7 +511,7 @@ static void ifs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_da
 	struct ifs *fs = ifs_of(req);
 	COUNT(req, fs, IFS_REQ_FORGET);
 	for (size_t i = 0; i < count; i++)
-		ifs_tree_forget(fs->tree, forgets[i].ino, forgets[i].nlookup);
+		node_forget(fs, forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -562,7 +602,14 @@ static int dir_handle_new(struct ifs *fs, fuse_ino_t ino, struct dir_handle **h_
 	g_mutex_init(&h->lock);
 	h->ino = ino;
 	*keep_r = true;
-	if (!ifs_ino_is_msg(ino)) {
+	if (ifs_ino_is_search(ino)) {
+		h->kind = DIR_FOLDER;
+		*keep_r = false; /* results change: with OPENDIR, read them afresh at each open */
+		ret = ifs_search_open_dir(fs->search, ino, &h->folder);
+		if (ret < 0)
+			goto fail;
+		h->parent = ifs_folder_dir_parent(h->folder);
+	} else if (!ifs_ino_is_msg(ino)) {
 		h->kind = DIR_FOLDER;
 		ret = ifs_tree_open_folder(fs->tree, ino, &h->folder, keep_r);
 		if (ret < 0)
@@ -780,7 +827,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		used += len;
 		/* readdirplus hands the kernel a lookup of every entry but "." and "..". */
 		if (plus && counted)
-			ifs_tree_ref(fs->tree, e.ino);
+			node_ref(fs, e.ino);
 	}
 	if (h->kind == DIR_MSG && ifs_ino_slot(h->ino) == IFS_SLOT_MSGDIR && off >= 0 &&
 	    (size_t)off >= count + 2)
@@ -1000,6 +1047,9 @@ char *ifs_stats(struct ifs *fs)
 	g_string_append_printf(s, " memory_cache_bytes=%zu pushed=%" G_GUINT64_FORMAT,
 	                       ifs_msgcache_bytes(fs->cache),
 	                       __atomic_load_n(&fs->pushed, __ATOMIC_RELAXED));
+	if (fs->search != NULL)
+		g_string_append_printf(s, " searches=%" G_GUINT64_FORMAT,
+		                       ifs_search_count(fs->search));
 	for (int i = 0; i < IFS_REQ_COUNT; i++) {
 		uint64_t n = __atomic_load_n(&fs->requests[i], __ATOMIC_RELAXED);
 		total += n;

@@ -77,6 +77,7 @@ static void job_free(struct job *j)
 struct batch_sink {
 	struct ifs_readahead *ra;
 	uint32_t epoch;
+	uint32_t key_epoch; /* the folder life's (a search result's messages are its folder's) */
 	struct ifs_bodycache_pack *pack; /* disk: where the batch's small messages go */
 	GHashTable *writers; /* uid -> what is still to be filled: a big message's
 	                      * struct ifs_bodycache_writer* (disk) or a GByteArray* (memory) */
@@ -148,10 +149,10 @@ static int ra_end(void *p, uint32_t uid)
 		struct ifs_cached_msg msg;
 		memset(&msg, 0, sizeof(msg));
 		if (ifs_message_from_bytes(raw, &msg) == 0) {
-			ifs_msgcache_fulfill(ra->cache, ifs_msg_key(bs->epoch, uid), &msg, 0);
+			ifs_msgcache_fulfill(ra->cache, ifs_msg_key(bs->key_epoch, uid), &msg, 0);
 			__atomic_fetch_add(&ra->stored, 1, __ATOMIC_RELAXED);
 		} else {
-			ifs_msgcache_fulfill(ra->cache, ifs_msg_key(bs->epoch, uid), NULL, 0);
+			ifs_msgcache_fulfill(ra->cache, ifs_msg_key(bs->key_epoch, uid), NULL, 0);
 		}
 		g_bytes_unref(raw);
 	}
@@ -219,8 +220,8 @@ static void claim_for_disk(struct ifs_readahead *ra, struct batch_sink *bs, cons
 static void run_batch(struct ifs_readahead *ra, uint32_t epoch, const char *raw,
                       uint32_t uidvalidity, const struct ifs_uid_size *uids, guint n)
 {
-	struct batch_sink bs = {ra, epoch, NULL, g_hash_table_new(g_direct_hash, g_direct_equal),
-	                        NULL, false};
+	struct batch_sink bs = {ra, epoch, ifs_tree_base_epoch(ra->tree, epoch), NULL,
+	                        g_hash_table_new(g_direct_hash, g_direct_equal), NULL, false};
 	struct imap_body_sink sink = {ra_begin, ra_data, ra_end, &bs};
 	GArray *claimed = g_array_new(FALSE, FALSE, sizeof(uint32_t));
 	GHashTableIter it;
@@ -231,7 +232,7 @@ static void run_batch(struct ifs_readahead *ra, uint32_t epoch, const char *raw,
 	} else {
 		/* into the memory cache: readers of these wait for us */
 		for (guint i = 0; i < n; i++) {
-			if (!ifs_msgcache_reserve(ra->cache, ifs_msg_key(epoch, uids[i].uid)))
+			if (!ifs_msgcache_reserve(ra->cache, ifs_msg_key(bs.key_epoch, uids[i].uid)))
 				continue;
 			g_hash_table_insert(bs.writers, GUINT_TO_POINTER(uids[i].uid),
 			                    g_byte_array_new());
@@ -254,7 +255,7 @@ static void run_batch(struct ifs_readahead *ra, uint32_t epoch, const char *raw,
 			ifs_bodycache_writer_abort(v);
 		} else {
 			g_byte_array_unref(v);
-			ifs_msgcache_fulfill(ra->cache, ifs_msg_key(epoch, GPOINTER_TO_UINT(k)), NULL,
+			ifs_msgcache_fulfill(ra->cache, ifs_msg_key(bs.key_epoch, GPOINTER_TO_UINT(k)), NULL,
 			                     0);
 		}
 	}
@@ -330,7 +331,8 @@ static bool reader_past(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
 static void parse_one(struct ifs_readahead *ra, uint32_t epoch, const char *raw,
                       uint32_t uidvalidity, uint32_t uid)
 {
-	uint64_t key = ifs_msg_key(epoch, uid);
+	/* a search result's message is cached under its folder's epoch (tree.h) */
+	uint64_t key = ifs_msg_key(ifs_tree_base_epoch(ra->tree, epoch), uid);
 	struct ifs_bodycache_writer *w = NULL;
 	struct ifs_cached_msg msg;
 	uint64_t offset = 0, size = 0;

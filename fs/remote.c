@@ -170,17 +170,12 @@ static int cmp_attr(const void *a, const void *b)
 	               &((const struct ifs_msg_attr *)b)->uid);
 }
 
-static int attrs_cb(const struct imap_msg_attrs *a, void *p)
+/* Append what the server said of one message to msgs (struct ifs_msg_attr). */
+static void append_attr(GArray *msgs, const struct imap_msg_attrs *a)
 {
-	struct listing_ctx *ctx = p;
 	struct ifs_msg_attr m = {.uid = a->uid, .size = a->size, .internaldate = a->internaldate};
-	GString *flags;
+	GString *flags = g_string_new(NULL);
 
-	/* Only what SEARCH reported: one consistent snapshot of the folder. */
-	if (ctx->uids != NULL &&
-	    bsearch(&a->uid, ctx->uids->data, ctx->uids->len, sizeof(uint32_t), cmp_u32) == NULL)
-		return 0;
-	flags = g_string_new(NULL);
 	for (size_t i = 0; a->flags != NULL && a->flags[i] != NULL; i++) {
 		/* \Recent belongs to one IMAP session (ours), not to the message. */
 		if (g_ascii_strcasecmp(a->flags[i], "\\Recent") == 0)
@@ -189,7 +184,18 @@ static int attrs_cb(const struct imap_msg_attrs *a, void *p)
 		g_string_append_c(flags, '\n');
 	}
 	m.flags = g_string_free(flags, FALSE);
-	g_array_append_val(ctx->msgs, m);
+	g_array_append_val(msgs, m);
+}
+
+static int attrs_cb(const struct imap_msg_attrs *a, void *p)
+{
+	struct listing_ctx *ctx = p;
+
+	/* Only what SEARCH reported: one consistent snapshot of the folder. */
+	if (ctx->uids != NULL &&
+	    bsearch(&a->uid, ctx->uids->data, ctx->uids->len, sizeof(uint32_t), cmp_u32) == NULL)
+		return 0;
+	append_attr(ctx->msgs, a);
 	return 0;
 }
 
@@ -521,6 +527,75 @@ void ifs_remote_stats(uint64_t *bodies_r, uint64_t *bytes_r)
 {
 	*bodies_r = __atomic_load_n(&stat_bodies, __ATOMIC_RELAXED);
 	*bytes_r = __atomic_load_n(&stat_bytes, __ATOMIC_RELAXED);
+}
+
+/* ---- search ---- */
+
+struct search_ctx {
+	const struct imap_search *q;
+	struct ifs_search_hits *hits;
+	unsigned n;
+};
+
+static int search_attrs_cb(unsigned job, const struct imap_msg_attrs *a, void *p)
+{
+	struct search_ctx *ctx = p;
+	append_attr(ctx->hits[job].msgs, a);
+	return 0;
+}
+
+static int search_fn(struct imap_conn *conn, void *p)
+{
+	struct search_ctx *ctx = p;
+	struct imap_search_job *jobs = g_new0(struct imap_search_job, ctx->n);
+	int err;
+
+	for (unsigned i = 0; i < ctx->n; i++) {
+		jobs[i].raw_name = ctx->hits[i].raw_name;
+		/* a retry on a fresh connection starts over */
+		g_array_set_size(ctx->hits[i].msgs, 0);
+	}
+	err = imap_search_folders(conn, ctx->q, jobs, ctx->n, search_attrs_cb, ctx);
+	for (unsigned i = 0; i < ctx->n; i++) {
+		struct ifs_search_hits *h = &ctx->hits[i];
+		h->result = err < 0 ? err : jobs[i].result;
+		h->uidvalidity = jobs[i].st.uidvalidity;
+		if (jobs[i].uids != NULL)
+			g_array_unref(jobs[i].uids);
+		if (h->result == 0) {
+			sort_unique(h->msgs);
+			continue;
+		}
+		if (h->result != -ENOENT && h->result != -EILSEQ && h->result != -EOPNOTSUPP)
+			h->result = -EIO;
+		g_free(h->why);
+		h->why = g_strdup(imap_conn_error(conn));
+	}
+	g_free(jobs);
+	return err;
+}
+
+int ifs_remote_search(struct imap_pool *pool, const struct imap_search *q,
+                      struct ifs_search_hits *hits, unsigned n)
+{
+	struct search_ctx ctx = {q, hits, n};
+	int ret;
+
+	for (unsigned i = 0; i < n; i++) {
+		hits[i].result = -EIO;
+		hits[i].uidvalidity = 0;
+		hits[i].why = NULL;
+		hits[i].msgs = g_array_new(FALSE, FALSE, sizeof(struct ifs_msg_attr));
+		g_array_set_clear_func(hits[i].msgs, msg_attr_clear);
+	}
+	ret = with_conn(pool, "SEARCH", search_fn, &ctx);
+	for (unsigned i = 0; i < n; i++) {
+		if (ret < 0)
+			hits[i].result = ret;
+		if (hits[i].result < 0)
+			g_clear_pointer(&hits[i].msgs, g_array_unref);
+	}
+	return ret;
 }
 
 /* ---- reconnecting ---- */

@@ -71,6 +71,24 @@ void ifs_remote_stats(uint64_t *bodies_r, uint64_t *bytes_r);
 int ifs_remote_fetch(struct imap_pool *pool, const char *raw_name, uint32_t uidvalidity,
                      uint32_t uid, GBytes **raw_r);
 
+/* One folder of a search (in: raw_name, borrowed; out: the rest). */
+struct ifs_search_hits {
+	const char *raw_name;
+	int result;           /* 0; -ENOENT: no such folder; -EILSEQ: the server refuses CHARSET
+	                       * UTF-8; -EOPNOTSUPP: Gmail search on another server; -EIO:
+	                       * the server said NO or BAD, or the connection failed */
+	uint32_t uidvalidity; /* of the folder life the hits belong to */
+	GArray *msgs;         /* the hits (struct ifs_msg_attr, sorted by UID), new (unref); NULL
+	                       * on failure */
+	char *why;            /* on failure: what the server said, new (g_free); nullable */
+};
+
+/* Search every folder of hits[0..n) for q and get its hits' attributes, on one connection, in
+ * one or two round trips in all (imap_search_folders).  Returns 0, or -EIO when the connection
+ * failed (every hits[i].result says so too); a failure of one folder is in its result only. */
+int ifs_remote_search(struct imap_pool *pool, const struct imap_search *q,
+                      struct ifs_search_hits *hits, unsigned n);
+
 /* ---- offline ----
  * The server cannot be reached when opening a connection fails with a network error:
  * refused, timed out, unreachable, reset or closed during the greeting, or a host name that

@@ -42,6 +42,15 @@ struct epoch_rec {
 	uint32_t uidvalidity;
 };
 
+/* A search result's epoch (tree.h): the hits of one folder life, shown under a directory of
+ * search.c.  listing->epoch is the result epoch itself (so snapshots number the hits' inodes
+ * with it); base names the folder life. */
+struct result_rec {
+	uint32_t base;
+	struct listing *listing; /* NULL once dropped */
+	bool stale;              /* the server said the folder life is gone: ask again */
+};
+
 struct ifs_tree {
 	GMutex lock;
 	GCond refreshed;            /* broadcast after any refresh (folders or listing) ends */
@@ -50,6 +59,7 @@ struct ifs_tree {
 	GHashTable *by_raw;         /* raw name -> attached node holding messages */
 	GHashTable *epoch_ids;      /* "uidvalidity raw_name" -> GUINT_TO_POINTER(epoch) */
 	GPtrArray *epochs;          /* struct epoch_rec*, index = epoch (0 unused) */
+	GPtrArray *results;         /* struct result_rec*, index = epoch - IFS_RESULT_EPOCH_BIT */
 	uint64_t next_ino;
 	uint64_t next_serial;
 	unsigned gen;
@@ -178,7 +188,7 @@ static uint32_t epoch_for(struct ifs_tree *t, const char *raw, uint32_t uidvalid
 		g_free(key);
 		return GPOINTER_TO_UINT(v);
 	}
-	if (t->epochs->len > IFS_MAX_EPOCH) {
+	if (t->epochs->len >= IFS_RESULT_EPOCH_BIT) {
 		/* 1M (folder, UIDVALIDITY) pairs in one mount: not a real account. */
 		g_free(key);
 		return 0;
@@ -200,6 +210,34 @@ static void epoch_rec_free(gpointer p)
 	}
 }
 
+static void result_rec_free(gpointer p)
+{
+	struct result_rec *rr = p;
+	if (rr != NULL) {
+		listing_unref(rr->listing);
+		g_free(rr);
+	}
+}
+
+/* The record of a result epoch, or NULL (lock held). */
+static struct result_rec *result_rec(const struct ifs_tree *t, uint32_t epoch)
+{
+	uint32_t i = epoch - IFS_RESULT_EPOCH_BIT;
+	if (!ifs_epoch_is_result(epoch) || i >= t->results->len)
+		return NULL;
+	return t->results->pdata[i];
+}
+
+/* The folder life an epoch stands for: itself, or a result's base (lock held); 0 if unknown. */
+static uint32_t base_of(const struct ifs_tree *t, uint32_t epoch)
+{
+	const struct result_rec *rr;
+	if (!ifs_epoch_is_result(epoch))
+		return epoch;
+	rr = result_rec(t, epoch);
+	return rr != NULL ? rr->base : 0;
+}
+
 /* ---- life cycle ---- */
 
 struct ifs_tree *ifs_tree_new(struct imap_pool *pool, struct ifs_msgcache *cache,
@@ -214,6 +252,7 @@ struct ifs_tree *ifs_tree_new(struct imap_pool *pool, struct ifs_msgcache *cache
 	t->epoch_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	t->epochs = g_ptr_array_new_with_free_func(epoch_rec_free);
 	g_ptr_array_add(t->epochs, NULL); /* epoch 0 means "not a message inode" */
+	t->results = g_ptr_array_new_with_free_func(result_rec_free);
 	t->next_ino = IFS_ROOT_INO;
 	t->root = node_new(t, NULL, NULL);
 	t->refresh_us = (gint64)refresh_s * G_USEC_PER_SEC;
@@ -249,6 +288,7 @@ void ifs_tree_free(struct ifs_tree *t)
 	g_hash_table_destroy(t->by_raw);
 	g_hash_table_destroy(t->epoch_ids);
 	g_ptr_array_unref(t->epochs);
+	g_ptr_array_unref(t->results);
 	g_cond_clear(&t->refreshed);
 	g_mutex_clear(&t->lock);
 	g_free(t);
@@ -395,7 +435,7 @@ static int folders_fresh_locked(struct ifs_tree *t)
 
 /* Kernel entries of messages that are gone, and cached `flags` files whose flags changed
  * (lock held). */
-static void invalidate_gone(struct ifs_tree *t, struct folder_node *n, const struct listing *old,
+static void invalidate_gone(struct ifs_tree *t, uint64_t parent_ino, const struct listing *old,
                             const struct listing *new)
 {
 	char buf[16];
@@ -406,7 +446,7 @@ static void invalidate_gone(struct ifs_tree *t, struct folder_node *n, const str
 		    new != NULL && new->epoch == old->epoch ? listing_find(new, m->uid) : NULL;
 		if (now == NULL) {
 			snprintf(buf, sizeof(buf), "%u", m->uid);
-			ifs_notify_inval_entry(t->notifier, n->ino, buf);
+			ifs_notify_inval_entry(t->notifier, parent_ino, buf);
 		} else if (g_strcmp0(now->flags, m->flags) != 0) {
 			/* the kernel keeps `flags` in its page cache: tell it */
 			ifs_notify_inval_inode(t->notifier,
@@ -527,7 +567,7 @@ static int listing_fresh_locked(struct ifs_tree *t, struct folder_node *n, bool 
 			ret = -EIO;
 		} else {
 			if (old != NULL) {
-				invalidate_gone(t, n, old, l);
+				invalidate_gone(t, n->ino, old, l);
 				if (old->epoch != l->epoch) {
 					g_message("folder %s: UIDVALIDITY changed; dropping its cache", raw);
 					ifs_msgcache_drop_prefix(t->cache, old->epoch, 32);
@@ -740,17 +780,31 @@ static struct listing *current_listing(const struct ifs_tree *t, uint32_t epoch,
                                        const struct epoch_rec **rec_r)
 {
 	const struct epoch_rec *rec;
+	const struct result_rec *rr = NULL;
+	uint32_t base = epoch;
 	struct folder_node *n;
 
-	if (epoch == 0 || epoch >= t->epochs->len)
+	if (ifs_epoch_is_result(epoch)) {
+		rr = result_rec(t, epoch);
+		if (rr == NULL || rr->listing == NULL)
+			return NULL;
+		base = rr->base;
+	}
+	if (base == 0 || base >= t->epochs->len)
 		return NULL;
-	rec = t->epochs->pdata[epoch];
+	rec = t->epochs->pdata[base];
 	n = g_hash_table_lookup(t->by_raw, rec->raw_name);
-	if (n == NULL || n->listing == NULL || n->listing->epoch != epoch)
+	if (rr != NULL) {
+		/* hits of a folder life the folder's own listing has seen end are no more (epochs
+		 * are numbered in the order lives are first seen: a later life has a larger one) */
+		if (n != NULL && n->listing != NULL && n->listing->epoch > base)
+			return NULL;
+	} else if (n == NULL || n->listing == NULL || n->listing->epoch != epoch) {
 		return NULL;
+	}
 	if (rec_r != NULL)
 		*rec_r = rec;
-	return n->listing;
+	return rr != NULL ? rr->listing : n->listing;
 }
 
 int ifs_tree_msg_info(struct ifs_tree *t, uint32_t epoch, uint32_t uid, bool want_flags,
@@ -787,6 +841,7 @@ int ifs_tree_epoch_folder(struct ifs_tree *t, uint32_t epoch, char **raw_name_r,
 	int ret = -ENOENT;
 
 	g_mutex_lock(&t->lock);
+	epoch = base_of(t, epoch);
 	if (epoch != 0 && epoch < t->epochs->len) {
 		const struct epoch_rec *rec = t->epochs->pdata[epoch];
 		*raw_name_r = g_strdup(rec->raw_name);
@@ -851,9 +906,99 @@ void ifs_tree_epoch_stale(struct ifs_tree *t, uint32_t epoch)
 	struct listing *l;
 
 	g_mutex_lock(&t->lock);
+	if (ifs_epoch_is_result(epoch)) {
+		struct result_rec *rr = result_rec(t, epoch);
+		if (rr != NULL)
+			rr->stale = true;
+		epoch = base_of(t, epoch);
+	}
 	l = current_listing(t, epoch, NULL);
 	if (l != NULL)
 		l->fetched_at = 0; /* only ever read under the lock */
+	g_mutex_unlock(&t->lock);
+}
+
+/* ---- search results ---- */
+
+uint32_t ifs_tree_base_epoch(struct ifs_tree *t, uint32_t epoch)
+{
+	uint32_t base;
+	if (!ifs_epoch_is_result(epoch))
+		return epoch;
+	g_mutex_lock(&t->lock);
+	base = base_of(t, epoch);
+	g_mutex_unlock(&t->lock);
+	return base;
+}
+
+int ifs_tree_set_result(struct ifs_tree *t, uint32_t *epoch_io, const char *raw,
+                        uint32_t uidvalidity, GArray *msgs, uint64_t parent_ino)
+{
+	struct result_rec *rr;
+	struct listing *l;
+	uint32_t base;
+
+	g_mutex_lock(&t->lock);
+	base = epoch_for(t, raw, uidvalidity);
+	rr = result_rec(t, *epoch_io);
+	if (base == 0 || (rr == NULL && t->results->len >= IFS_RESULT_EPOCH_BIT - 1)) {
+		g_mutex_unlock(&t->lock);
+		g_array_unref(msgs);
+		return -EIO; /* a million folder lives or search results in one mount */
+	}
+	if (rr == NULL || rr->base != base) {
+		/* a new folder life gets new inode numbers, as in the folder itself */
+		if (rr != NULL && rr->listing != NULL)
+			invalidate_gone(t, parent_ino, rr->listing, NULL);
+		rr = g_new0(struct result_rec, 1);
+		rr->base = base;
+		g_ptr_array_add(t->results, rr);
+		*epoch_io = IFS_RESULT_EPOCH_BIT + (t->results->len - 1);
+	}
+	{
+		/* the search saw a later life of the folder than its listing: list it again */
+		struct folder_node *n = g_hash_table_lookup(t->by_raw, raw);
+		if (n != NULL && n->listing != NULL && n->listing->epoch < base)
+			n->listing->fetched_at = 0;
+	}
+	l = g_new0(struct listing, 1);
+	l->refs = 1;
+	l->serial = ++t->next_serial;
+	l->uidvalidity = uidvalidity;
+	l->epoch = *epoch_io;
+	l->msgs = msgs;
+	l->fetched_at = g_get_monotonic_time();
+	for (guint i = 0; i < msgs->len; i++) {
+		int64_t d = g_array_index(msgs, struct ifs_msg_attr, i).internaldate;
+		if (d > l->newest)
+			l->newest = d;
+	}
+	if (rr->listing != NULL)
+		invalidate_gone(t, parent_ino, rr->listing, l);
+	listing_unref(rr->listing);
+	rr->listing = l;
+	rr->stale = false;
+	g_mutex_unlock(&t->lock);
+	return 0;
+}
+
+bool ifs_tree_result_stale(struct ifs_tree *t, uint32_t epoch)
+{
+	bool stale;
+	g_mutex_lock(&t->lock);
+	const struct result_rec *rr = result_rec(t, epoch);
+	stale = rr == NULL || rr->stale || current_listing(t, epoch, NULL) == NULL;
+	g_mutex_unlock(&t->lock);
+	return stale;
+}
+
+void ifs_tree_drop_result(struct ifs_tree *t, uint32_t epoch)
+{
+	struct result_rec *rr;
+	g_mutex_lock(&t->lock);
+	rr = result_rec(t, epoch);
+	if (rr != NULL)
+		g_clear_pointer(&rr->listing, listing_unref);
 	g_mutex_unlock(&t->lock);
 }
 
@@ -1015,4 +1160,127 @@ void ifs_folder_dir_free(struct ifs_folder_dir *d)
 	g_array_unref(d->children);
 	listing_unref(d->listing);
 	g_free(d);
+}
+
+int ifs_tree_open_result(struct ifs_tree *t, uint64_t ino, uint64_t parent_ino, uint32_t epoch,
+                         const struct ifs_child_entry *children, size_t nchildren,
+                         struct ifs_folder_dir **dir_r)
+{
+	struct ifs_folder_dir *d = g_new0(struct ifs_folder_dir, 1);
+
+	d->ino = ino;
+	d->parent_ino = parent_ino;
+	d->children = g_array_new(FALSE, FALSE, sizeof(struct dir_child));
+	g_array_set_clear_func(d->children, dir_child_clear);
+	for (size_t i = 0; i < nchildren; i++) {
+		const struct ifs_child_entry *c = &children[i];
+		struct dir_child dc = {g_strdup(c->name), c->info.ino, c->info.mtime,
+		                       c->info.mtime_nsec, c->info.fresh_for};
+		g_array_append_val(d->children, dc);
+	}
+	g_array_sort(d->children, cmp_child);
+	if (epoch != 0) {
+		struct listing *l;
+		g_mutex_lock(&t->lock);
+		l = current_listing(t, epoch, NULL);
+		if (l != NULL)
+			d->listing = listing_ref(l);
+		g_mutex_unlock(&t->lock);
+	}
+	*dir_r = d;
+	return 0;
+}
+
+int ifs_tree_result_lookup(struct ifs_tree *t, uint32_t epoch, uint32_t uid,
+                           struct ifs_node_info *info_r)
+{
+	const struct listing *l;
+	const struct ifs_msg_attr *m = NULL;
+
+	g_mutex_lock(&t->lock);
+	l = current_listing(t, epoch, NULL);
+	if (l != NULL)
+		m = listing_find(l, uid);
+	if (m != NULL) {
+		info_r->ino = ifs_msg_ino(epoch, uid, IFS_SLOT_MSGDIR);
+		info_r->is_msgdir = true;
+		info_r->mtime = m->internaldate;
+		info_r->mtime_nsec = 0;
+		info_r->fresh_for = 0;
+	}
+	g_mutex_unlock(&t->lock);
+	return m != NULL ? 0 : -ENOENT;
+}
+
+/* ---- folders for a mount-wide search ---- */
+
+void ifs_folder_path_free(struct ifs_folder_path *fp)
+{
+	if (fp == NULL)
+		return;
+	g_free(fp->raw_name);
+	g_strfreev(fp->path);
+	g_free(fp);
+}
+
+static int cmp_folder_path(gconstpointer a, gconstpointer b)
+{
+	return strcmp((*(struct ifs_folder_path *const *)a)->raw_name,
+	              (*(struct ifs_folder_path *const *)b)->raw_name);
+}
+
+int ifs_tree_folder_paths(struct ifs_tree *t, GPtrArray **folders_r)
+{
+	GPtrArray *out;
+	GHashTableIter it;
+	gpointer v;
+	int ret;
+
+	*folders_r = NULL;
+	g_mutex_lock(&t->lock);
+	ret = folders_fresh_locked(t);
+	if (ret < 0 && t->folders_at == 0) {
+		g_mutex_unlock(&t->lock);
+		return ret;
+	}
+	out = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_folder_path_free);
+	g_hash_table_iter_init(&it, t->by_raw);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		const struct folder_node *n = v;
+		GPtrArray *names = g_ptr_array_new();
+		struct ifs_folder_path *fp;
+		if (!n->attached) {
+			g_ptr_array_free(names, TRUE);
+			continue;
+		}
+		for (const struct folder_node *p = n; p != NULL && p->parent != NULL; p = p->parent)
+			g_ptr_array_insert(names, 0, g_strdup(p->name));
+		g_ptr_array_add(names, NULL);
+		fp = g_new0(struct ifs_folder_path, 1);
+		fp->raw_name = g_strdup(n->raw_name);
+		fp->path = (char **)g_ptr_array_free(names, FALSE);
+		g_ptr_array_add(out, fp);
+	}
+	g_mutex_unlock(&t->lock);
+	g_ptr_array_sort(out, cmp_folder_path);
+	*folders_r = out;
+	return 0;
+}
+
+int ifs_tree_folder_raw(struct ifs_tree *t, uint64_t ino, char **raw_r)
+{
+	struct folder_node *n;
+	int ret = 0;
+
+	*raw_r = NULL;
+	if (ifs_ino_is_msg(ino))
+		return -ENOTDIR;
+	g_mutex_lock(&t->lock);
+	n = node_by_ino(t, ino);
+	if (n == NULL || !n->attached)
+		ret = -ENOENT;
+	else
+		*raw_r = g_strdup(n->raw_name);
+	g_mutex_unlock(&t->lock);
+	return ret;
 }

@@ -41,6 +41,8 @@
 #define IFS_UID_SHIFT 12
 #define IFS_EPOCH_SHIFT 44
 #define IFS_MAX_EPOCH ((1u << 20) - 1)
+/* Epochs with this bit set are search results' (below); folder lives use the ones under it. */
+#define IFS_RESULT_EPOCH_BIT (1u << 19)
 
 enum ifs_slot {
 	IFS_SLOT_MSGDIR = 0,
@@ -57,6 +59,10 @@ static inline uint64_t ifs_msg_ino(uint32_t epoch, uint32_t uid, unsigned slot)
 	return (uint64_t)epoch << IFS_EPOCH_SHIFT | (uint64_t)uid << IFS_UID_SHIFT | slot;
 }
 static inline bool ifs_ino_is_msg(uint64_t ino) { return (ino >> IFS_EPOCH_SHIFT) != 0; }
+static inline bool ifs_epoch_is_result(uint32_t epoch)
+{
+	return (epoch & IFS_RESULT_EPOCH_BIT) != 0;
+}
 static inline uint32_t ifs_ino_epoch(uint64_t ino) { return (uint32_t)(ino >> IFS_EPOCH_SHIFT); }
 static inline uint32_t ifs_ino_uid(uint64_t ino) { return (uint32_t)(ino >> IFS_UID_SHIFT); }
 static inline unsigned ifs_ino_slot(uint64_t ino)
@@ -179,5 +185,61 @@ size_t ifs_folder_dir_index_at(const struct ifs_folder_dir *dir, uint64_t off);
 uint64_t ifs_folder_dir_ino(const struct ifs_folder_dir *dir);
 uint64_t ifs_folder_dir_parent(const struct ifs_folder_dir *dir);
 void ifs_folder_dir_free(struct ifs_folder_dir *dir); /* NULL is a no-op */
+
+/* ---- search results (search.c) ----
+ * A search result directory shows message directories of a folder, yet under inode numbers of
+ * its own: the kernel keeps one parent per directory inode, so the same inode cannot be both
+ * INBOX/7 and INBOX/.search/from=alice/7.  A result gets a result epoch (IFS_RESULT_EPOCH_BIT
+ * set) standing for (folder life, its hits).  Everything keyed by message (the message cache,
+ * the disk cache, read-ahead) uses the base epoch (ifs_tree_base_epoch), so a message read
+ * through either path is fetched once; attributes (ifs_tree_msg_info), read-ahead's walk order
+ * and readdir come from the hits.  A result's hits are served only while the folder's own
+ * listing (when it has one) still shows the same UIDVALIDITY. */
+
+/* The folder-life epoch of epoch (itself unless it is a result's; 0 when unknown).  No lock
+ * taken for folder epochs. */
+uint32_t ifs_tree_base_epoch(struct ifs_tree *tree, uint32_t epoch);
+
+/* Make msgs (struct ifs_msg_attr sorted by UID; taken) the hits of the result epoch *epoch_io
+ * of folder raw_name with uidvalidity.  *epoch_io is kept when it stands for the same folder
+ * life, else (or when 0) a new result epoch is put there.  parent_ino: the directory showing
+ * the hits: kernel entries of hits that went, and `flags` files whose flags changed, are
+ * invalidated.  -EIO when no epoch is left (half a million results in one mount). */
+int ifs_tree_set_result(struct ifs_tree *tree, uint32_t *epoch_io, const char *raw_name,
+                        uint32_t uidvalidity, GArray *msgs, uint64_t parent_ino);
+/* True when the hits must be asked for again: the server said the folder life ended
+ * (ifs_tree_epoch_stale), the folder's listing shows another UIDVALIDITY, or none are held. */
+bool ifs_tree_result_stale(struct ifs_tree *tree, uint32_t epoch);
+/* Free the hits of a result epoch whose directory is gone; its inodes then give ENOENT. */
+void ifs_tree_drop_result(struct ifs_tree *tree, uint32_t epoch);
+/* The message directory uid among the hits of result epoch: -ENOENT when not a hit. */
+int ifs_tree_result_lookup(struct ifs_tree *tree, uint32_t epoch, uint32_t uid,
+                           struct ifs_node_info *info_r);
+
+/* A child directory of a result directory (search.c's own nodes), for ifs_tree_open_result. */
+struct ifs_child_entry {
+	const char *name;
+	struct ifs_node_info info;
+};
+/* A readdir snapshot of a result directory: children (borrowed, copied) sorted by name, then
+ * the hits of result epoch (0: none) by UID. */
+int ifs_tree_open_result(struct ifs_tree *tree, uint64_t ino, uint64_t parent_ino, uint32_t epoch,
+                         const struct ifs_child_entry *children, size_t nchildren,
+                         struct ifs_folder_dir **dir_r);
+
+/* The wire name of folder directory ino (*raw_r new; NULL for the root, an implied parent or a
+ * \Noselect folder).  -ENOENT when ino is no folder directory (any more). */
+int ifs_tree_folder_raw(struct ifs_tree *tree, uint64_t ino, char **raw_r);
+
+/* ---- folders for a mount-wide search ---- */
+struct ifs_folder_path {
+	char *raw_name; /* wire name */
+	char **path;    /* entry names from the root, as the folder shows in the mount */
+};
+void ifs_folder_path_free(struct ifs_folder_path *fp);
+/* Every selectable folder shown in the mount (the folder list refreshed first when older than
+ * the refresh time), sorted by raw name.  *folders_r: new GPtrArray of struct ifs_folder_path*
+ * (free func set).  -EIO when the folder list cannot be had. */
+int ifs_tree_folder_paths(struct ifs_tree *tree, GPtrArray **folders_r);
 
 #endif /* IMAPFS_FS_TREE_H */

@@ -113,11 +113,6 @@ int imap_list(struct imap_conn *conn, GPtrArray **folders_r)
 
 /* ---- EXAMINE --------------------------------------------------------------------------- */
 
-struct examine_ctx {
-	struct imap_mailbox_status st;
-	bool have_uidvalidity;
-};
-
 static bool code_number(const char *code, const char *word, uint64_t *n_r)
 {
 	size_t n = strlen(word);
@@ -126,9 +121,9 @@ static bool code_number(const char *code, const char *word, uint64_t *n_r)
 	return imap_parse_number(code + n + 1, strlen(code + n + 1), n_r);
 }
 
-static int examine_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx)
+int imap_examine_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx)
 {
-	struct examine_ctx *ex = ctx;
+	struct imap_examine_ctx *ex = ctx;
 	uint64_t n;
 	if (resp->status == IMAP_STATUS_OK && resp->code != NULL) {
 		if (code_number(resp->code, "UIDVALIDITY", &n) && n <= UINT32_MAX) {
@@ -152,7 +147,7 @@ static int examine_cb(struct imap_conn *conn, const struct imap_response *resp, 
 /* Start an EXAMINE of raw_name: *cmd_r the command (new).  From here on the connection examines
  * no mailbox until the EXAMINE has ended OK (a failed EXAMINE leaves none selected, RFC 3501
  * 6.3.1). */
-static int examine_begin(struct imap_conn *conn, const char *raw_name, struct imap_cmd **cmd_r,
+int imap_examine_begin(struct imap_conn *conn, const char *raw_name, struct imap_cmd **cmd_r,
                          struct imap_mailbox_status *st_r)
 {
 	memset(st_r, 0, sizeof(*st_r));
@@ -174,8 +169,8 @@ static int examine_begin(struct imap_conn *conn, const char *raw_name, struct im
 }
 
 /* EXAMINE of raw_name ended OK and said ex: the connection now examines it. */
-static int examine_finish(struct imap_conn *conn, const char *raw_name,
-                          const struct examine_ctx *ex, struct imap_mailbox_status *st_r)
+int imap_examine_finish(struct imap_conn *conn, const char *raw_name,
+                          const struct imap_examine_ctx *ex, struct imap_mailbox_status *st_r)
 {
 	if (!ex->have_uidvalidity)
 		return imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
@@ -192,16 +187,16 @@ static int examine_finish(struct imap_conn *conn, const char *raw_name,
 static int examine_alone(struct imap_conn *conn, const char *raw_name, struct imap_cmd *cmd,
                          struct imap_mailbox_status *st_r)
 {
-	struct examine_ctx ex = {0};
-	int err = imap_conn_run(conn, cmd, examine_cb, &ex, NULL);
+	struct imap_examine_ctx ex = {0};
+	int err = imap_conn_run(conn, cmd, imap_examine_cb, &ex, NULL);
 	imap_cmd_free(cmd);
-	return err < 0 ? err : examine_finish(conn, raw_name, &ex, st_r);
+	return err < 0 ? err : imap_examine_finish(conn, raw_name, &ex, st_r);
 }
 
 int imap_examine(struct imap_conn *conn, const char *raw_name, struct imap_mailbox_status *st_r)
 {
 	struct imap_cmd *cmd;
-	int err = examine_begin(conn, raw_name, &cmd, st_r);
+	int err = imap_examine_begin(conn, raw_name, &cmd, st_r);
 	return err < 0 ? err : examine_alone(conn, raw_name, cmd, st_r);
 }
 
@@ -212,7 +207,7 @@ int imap_examine(struct imap_conn *conn, const char *raw_name, struct imap_mailb
  * (the one examined before) or none: those answers are not used (early), and the command is
  * asked again on its own. */
 struct examine_gate {
-	struct examine_ctx ex;
+	struct imap_examine_ctx ex;
 	const int *examine_result; /* the EXAMINE's entry of imap_conn_run_pipelined's results */
 	bool early;
 };
@@ -223,7 +218,7 @@ struct examine_gate {
 static int examine_for_pipeline(struct imap_conn *conn, const char *raw_name,
                                 struct imap_cmd **cmd_r, struct imap_mailbox_status *st_r)
 {
-	int err = examine_begin(conn, raw_name, cmd_r, st_r);
+	int err = imap_examine_begin(conn, raw_name, cmd_r, st_r);
 	if (err < 0 || (*cmd_r)->chunks->len == 1)
 		return err;
 	struct imap_cmd *cmd = *cmd_r;
@@ -251,18 +246,14 @@ static int gate_examine_cb(struct imap_conn *conn, const struct imap_response *r
 {
 	if (*g->examine_result != IMAP_PIPELINE_PENDING)
 		return 0;
-	return examine_cb(conn, resp, &g->ex);
+	return imap_examine_cb(conn, resp, &g->ex);
 }
 
 /* ---- UID SEARCH ------------------------------------------------------------------------ */
 
-struct search_ctx {
-	GArray *uids;
-};
-
-static int search_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx)
+int imap_search_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx)
 {
-	struct search_ctx *sc = ctx;
+	struct imap_search_ctx *sc = ctx;
 	if (resp->status != IMAP_STATUS_NONE || resp->nargs < 1)
 		return 0;
 	uint64_t n;
@@ -314,7 +305,7 @@ static gint cmp_u32(gconstpointer a, gconstpointer b)
 }
 
 /* plain SEARCH has no defined order: make uids ascending and unique */
-static void sort_unique_uids(GArray *uids)
+void imap_sort_unique_uids(GArray *uids)
 {
 	guint w = 0;
 
@@ -366,14 +357,19 @@ int imap_uid_search(struct imap_conn *conn, GArray **uids_r, const char *criteri
 	va_end(ap);
 	if (err < 0)
 		return err;
-	struct search_ctx sc = {.uids = g_array_new(FALSE, FALSE, sizeof(uint32_t))};
-	err = imap_conn_run(conn, cmd, search_cb, &sc, NULL);
+	return imap_run_search(conn, cmd, uids_r);
+}
+
+int imap_run_search(struct imap_conn *conn, struct imap_cmd *cmd, GArray **uids_r)
+{
+	struct imap_search_ctx sc = {.uids = g_array_new(FALSE, FALSE, sizeof(uint32_t))};
+	int err = imap_conn_run(conn, cmd, imap_search_cb, &sc, NULL);
 	imap_cmd_free(cmd);
 	if (err < 0) {
 		g_array_unref(sc.uids);
 		return err;
 	}
-	sort_unique_uids(sc.uids);
+	imap_sort_unique_uids(sc.uids);
 	*uids_r = sc.uids;
 	return 0;
 }
@@ -446,12 +442,12 @@ static bool fetch_uid(const struct imap_arg *list, uint32_t *uid_r)
 	return true;
 }
 
-static int attrs_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx)
+int imap_parse_attrs(struct imap_conn *conn, const struct imap_response *resp,
+                     struct imap_msg_attrs *at_r)
 {
-	struct attrs_ctx *ac = ctx;
 	const struct imap_arg *list = fetch_list(resp);
-	struct imap_msg_attrs at = {0};
-	if (list == NULL || !fetch_uid(list, &at.uid) || !imap_uidset_contains(ac->uidset, at.uid))
+	memset(at_r, 0, sizeof(*at_r));
+	if (list == NULL || !fetch_uid(list, &at_r->uid))
 		return 0;
 	const struct imap_arg *size = fetch_item(list, "RFC822.SIZE");
 	const struct imap_arg *date = fetch_item(list, "INTERNALDATE");
@@ -461,12 +457,12 @@ static int attrs_cb(struct imap_conn *conn, const struct imap_response *resp, vo
 	if (size == NULL || date == NULL || flags == NULL)
 		return 0;
 	const char *ds = imap_arg_str(date);
-	if (!imap_arg_number(size, &at.size) || ds == NULL ||
-	    !parse_internaldate(ds, &at.internaldate) || flags->type != IMAP_ARG_LIST)
+	if (!imap_arg_number(size, &at_r->size) || ds == NULL ||
+	    !parse_internaldate(ds, &at_r->internaldate) || flags->type != IMAP_ARG_LIST)
 		return imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
 		                      "malformed FETCH response from %s", conn->host);
 	if (modseq != NULL && modseq->type == IMAP_ARG_LIST && modseq->len == 1)
-		imap_arg_number(&modseq->u.items[0], &at.modseq);
+		imap_arg_number(&modseq->u.items[0], &at_r->modseq);
 	char **fl = g_new0(char *, flags->len + 1);
 	unsigned nf = 0;
 	for (unsigned i = 0; i < flags->len; i++) {
@@ -474,11 +470,23 @@ static int attrs_cb(struct imap_conn *conn, const struct imap_response *resp, vo
 		if (f != NULL)
 			fl[nf++] = (char *)f;
 	}
-	at.flags = fl;
-	int r = ac->err == 0 ? ac->cb(&at, ac->ctx) : 0;
-	g_free(fl);
-	if (r < 0 && ac->err == 0)
-		ac->err = r;
+	at_r->flags = fl;
+	return 1;
+}
+
+static int attrs_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx)
+{
+	struct attrs_ctx *ac = ctx;
+	struct imap_msg_attrs at;
+	int r = imap_parse_attrs(conn, resp, &at);
+	if (r <= 0)
+		return r;
+	if (imap_uidset_contains(ac->uidset, at.uid)) {
+		r = ac->err == 0 ? ac->cb(&at, ac->ctx) : 0;
+		if (r < 0 && ac->err == 0)
+			ac->err = r;
+	}
+	g_free(at.flags);
 	return 0;
 }
 
@@ -487,7 +495,7 @@ int imap_uid_fetch_attrs(struct imap_conn *conn, const char *uidset, imap_attrs_
 	return imap_uid_fetch_attrs_since(conn, uidset, 0, cb, ctx);
 }
 
-static struct imap_cmd *fetch_attrs_cmd(const struct imap_conn *conn, const char *uidset,
+struct imap_cmd *imap_fetch_attrs_cmd(const struct imap_conn *conn, const char *uidset,
                                         uint64_t modseq)
 {
 	struct imap_cmd *cmd = imap_cmd_new();
@@ -522,7 +530,7 @@ int imap_uid_fetch_attrs_since(struct imap_conn *conn, const char *uidset, uint6
 	if (modseq != 0 && !conn->condstore)
 		return imap_conn_fail_errno(conn, -EINVAL, false,
 		                            "CHANGEDSINCE needs a mailbox examined with CONDSTORE");
-	struct imap_cmd *cmd = fetch_attrs_cmd(conn, uidset, modseq);
+	struct imap_cmd *cmd = imap_fetch_attrs_cmd(conn, uidset, modseq);
 	struct attrs_ctx ac = {.uidset = uidset, .cb = cb, .ctx = ctx};
 	err = imap_conn_run(conn, cmd, attrs_cb, &ac, NULL);
 	imap_cmd_free(cmd);
@@ -532,7 +540,7 @@ int imap_uid_fetch_attrs_since(struct imap_conn *conn, const char *uidset, uint6
 /* ---- a whole listing in one round trip ---------------------------------------------------- */
 
 struct listing_ctx {
-	struct search_ctx search;
+	struct imap_search_ctx search;
 	struct attrs_ctx attrs;
 };
 
@@ -541,7 +549,7 @@ struct listing_ctx {
 static int listing_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx)
 {
 	struct listing_ctx *lc = ctx;
-	int r = search_cb(conn, resp, &lc->search);
+	int r = imap_search_cb(conn, resp, &lc->search);
 	return r < 0 ? r : attrs_cb(conn, resp, &lc->attrs);
 }
 
@@ -556,7 +564,7 @@ int imap_uid_list_all(struct imap_conn *conn, GArray **uids_r, imap_attrs_cb cb,
 		return err;
 	if ((err = search_cmd(conn, &cmds[0], "ALL")) < 0)
 		return err;
-	cmds[1] = fetch_attrs_cmd(conn, "1:*", 0);
+	cmds[1] = imap_fetch_attrs_cmd(conn, "1:*", 0);
 	lc.search.uids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
 	err = imap_conn_run_pipelined(conn, cmds, 2, listing_cb, &lc, NULL);
 	imap_cmd_free(cmds[0]);
@@ -566,7 +574,7 @@ int imap_uid_list_all(struct imap_conn *conn, GArray **uids_r, imap_attrs_cb cb,
 		g_array_unref(lc.search.uids);
 		return err;
 	}
-	sort_unique_uids(lc.search.uids);
+	imap_sort_unique_uids(lc.search.uids);
 	*uids_r = lc.search.uids;
 	return 0;
 }
@@ -598,17 +606,17 @@ int imap_uid_fetch_changes(struct imap_conn *conn, uint32_t uidnext, bool new_ma
 	}
 	if (new_mail && uidnext != 0) {
 		g_snprintf(set, sizeof(set), "%u:*", uidnext);
-		cmds[n++] = fetch_attrs_cmd(conn, set, 0);
+		cmds[n++] = imap_fetch_attrs_cmd(conn, set, 0);
 	}
 	if (modseq != 0 && uidnext > 1) {
 		g_snprintf(set, sizeof(set), "1:%u", uidnext - 1);
-		cmds[n++] = fetch_attrs_cmd(conn, set, modseq);
+		cmds[n++] = imap_fetch_attrs_cmd(conn, set, modseq);
 	}
 	if (n > 0)
 		err = imap_conn_run_pipelined(conn, cmds, n, listing_cb, &lc, NULL);
 	err = attrs_result(conn, err, &lc.attrs);
 	if (err == 0 && uids_r != NULL) {
-		sort_unique_uids(lc.search.uids);
+		imap_sort_unique_uids(lc.search.uids);
 		*uids_r = lc.search.uids;
 		lc.search.uids = NULL;
 	}
@@ -668,7 +676,7 @@ int imap_examine_list_all(struct imap_conn *conn, const char *raw_name,
 		imap_cmd_free(cmds[0]);
 		return err;
 	}
-	cmds[2] = fetch_attrs_cmd(conn, "1:*", 0);
+	cmds[2] = imap_fetch_attrs_cmd(conn, "1:*", 0);
 	el.listing.search.uids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
 	err = imap_conn_run_pipelined(conn, cmds, 3, examine_listing_cb, &el, results);
 	for (int i = 0; i < 3; i++)
@@ -677,7 +685,7 @@ int imap_examine_list_all(struct imap_conn *conn, const char *raw_name,
 		g_array_unref(el.listing.search.uids);
 		return results[0] < 0 ? results[0] : conn->broken_err;
 	}
-	if ((err = examine_finish(conn, raw_name, &el.gate.ex, st_r)) < 0 || el.gate.early) {
+	if ((err = imap_examine_finish(conn, raw_name, &el.gate.ex, st_r)) < 0 || el.gate.early) {
 		g_array_unref(el.listing.search.uids);
 		return err < 0 ? err : -EAGAIN;
 	}
@@ -692,7 +700,7 @@ int imap_examine_list_all(struct imap_conn *conn, const char *raw_name,
 			return err;
 		}
 	}
-	sort_unique_uids(el.listing.search.uids);
+	imap_sort_unique_uids(el.listing.search.uids);
 	*uids_r = el.listing.search.uids;
 	return 0;
 }
@@ -845,7 +853,7 @@ int imap_examine_fetch_body(struct imap_conn *conn, const char *raw_name, uint32
 		return results[0]; /* no such mailbox, or the connection failed */
 	if (conn->broken)
 		return conn->broken_err;
-	int ferr = examine_finish(conn, raw_name, &gate.ex, st_r);
+	int ferr = imap_examine_finish(conn, raw_name, &gate.ex, st_r);
 	if (ferr < 0)
 		return ferr;
 	if (st_r->uidvalidity != uidvalidity)

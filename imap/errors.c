@@ -23,6 +23,9 @@ int imap_outcome_to_errno(enum imap_outcome outcome, const char *code)
 	case IMAP_OUTCOME_OK:
 		return 0;
 	case IMAP_OUTCOME_NO:
+		/* RFC 3501 BADCHARSET: a search with CHARSET UTF-8 the server cannot do */
+		if (code_is(code, "BADCHARSET"))
+			return -EILSEQ;
 		/* RFC 5530 codes say why; permission problems are EACCES, the rest (mostly
 		 * "no such mailbox/message") ENOENT. */
 		if (code_is(code, "AUTHENTICATIONFAILED") || code_is(code, "AUTHORIZATIONFAILED") ||
@@ -30,6 +33,8 @@ int imap_outcome_to_errno(enum imap_outcome outcome, const char *code)
 			return -EACCES;
 		return -ENOENT;
 	case IMAP_OUTCOME_BAD:
+		if (code_is(code, "BADCHARSET"))
+			return -EILSEQ;
 		return -EPROTO;
 	case IMAP_OUTCOME_BYE:
 	case IMAP_OUTCOME_LOST:

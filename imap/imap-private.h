@@ -277,4 +277,40 @@ enum imap_literal_mode imap_conn_literal_mode(const struct imap_conn *conn);
 void imap_conn_set_caps_from_args(struct imap_conn *conn, const struct imap_arg *args,
                                   unsigned nargs);
 
+/* ---- pieces of commands.c that searchrun.c shares ------------------------------------- */
+
+/* What an EXAMINE's untagged answers said (imap_examine_cb collects them). */
+struct imap_examine_ctx {
+	struct imap_mailbox_status st;
+	bool have_uidvalidity;
+};
+int imap_examine_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx);
+/* The EXAMINE command for raw_name (*cmd_r new); the connection examines nothing until the
+ * EXAMINE has ended OK and imap_examine_finish recorded it. */
+int imap_examine_begin(struct imap_conn *conn, const char *raw_name, struct imap_cmd **cmd_r,
+                       struct imap_mailbox_status *st_r);
+int imap_examine_finish(struct imap_conn *conn, const char *raw_name,
+                        const struct imap_examine_ctx *ex, struct imap_mailbox_status *st_r);
+
+/* SEARCH / ESEARCH (of the command conn->cur_tag names) answers, appended to uids. */
+struct imap_search_ctx {
+	GArray *uids;
+};
+int imap_search_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx);
+void imap_sort_unique_uids(GArray *uids);
+/* Run the UID SEARCH cmd (taken, freed) and collect its hits: *uids_r as imap_uid_search. */
+int imap_run_search(struct imap_conn *conn, struct imap_cmd *cmd, GArray **uids_r);
+
+/* UID FETCH uidset (UID RFC822.SIZE INTERNALDATE FLAGS [MODSEQ]) [(CHANGEDSINCE modseq)]. */
+struct imap_cmd *imap_fetch_attrs_cmd(const struct imap_conn *conn, const char *uidset,
+                                      uint64_t modseq);
+/* An untagged FETCH with every attribute of imap_fetch_attrs_cmd: 1 and *at_r set (at_r->flags
+ * new, g_free; the strings borrowed from resp); 0 for anything else; -errno if malformed. */
+int imap_parse_attrs(struct imap_conn *conn, const struct imap_response *resp,
+                     struct imap_msg_attrs *at_r);
+
+/* Serialise q after the command text so far (search.c).  -EINVAL if a value cannot be sent. */
+int imap_search_format(struct imap_cmd *cmd, const struct imap_search *q,
+                       enum imap_literal_mode mode);
+
 #endif /* IMAPFS_IMAP_PRIVATE_H */

@@ -10,6 +10,7 @@
  * return it unchanged.  The mapping (imap_status_to_errno in imap/errors.c) is:
  *   tagged NO          -> -ENOENT (or -EACCES for [AUTHENTICATIONFAILED]/[NOPERM])
  *   tagged BAD         -> -EPROTO
+ *   [BADCHARSET]       -> -EILSEQ (NO or BAD: the server cannot search in UTF-8)
  *   BYE / lost conn.   -> -ECONNABORTED (the connection is then broken: imap_conn_is_broken)
  *   timeout            -> -ETIMEDOUT   (the connection is then broken)
  *   hostile input      -> -EPROTO (literal over cap, list too deep, unparsable line; broken)
@@ -260,6 +261,102 @@ int imap_uid_fetch_message(struct imap_conn *conn, uint32_t uid, GBytes **body_r
  * trip, as imap_examine_fetch_body (-ESTALE when the mailbox has another UIDVALIDITY). */
 int imap_examine_fetch_message(struct imap_conn *conn, const char *raw_name, uint32_t uidvalidity,
                                uint32_t uid, GBytes **body_r, struct imap_mailbox_status *st_r);
+
+/* ---- search queries (search.c) and running them (searchrun.c) --------------------------- */
+
+/* A search query: a tree of RFC 3501 search keys, built from typed values and never from
+ * command text, so no value can change the command that is sent (strings become quoted
+ * strings or literals, keywords must be atoms, dates and numbers are formatted here).
+ * Opaque; free with imap_search_free (NULL is a no-op).  Constructors that take a value
+ * return 0, or -EINVAL (and *q_r NULL) for a value that cannot be sent: CR, LF, invalid UTF-8,
+ * a keyword that is not an atom, an impossible date, a number over 32 bits. */
+enum imap_search_key {
+	/* no argument (imap_search_new_flag) */
+	IMAP_SEARCH_ALL = 0, IMAP_SEARCH_ANSWERED, IMAP_SEARCH_DELETED, IMAP_SEARCH_DRAFT,
+	IMAP_SEARCH_FLAGGED, IMAP_SEARCH_NEW, IMAP_SEARCH_OLD, IMAP_SEARCH_RECENT,
+	IMAP_SEARCH_SEEN, IMAP_SEARCH_UNANSWERED, IMAP_SEARCH_UNDELETED, IMAP_SEARCH_UNDRAFT,
+	IMAP_SEARCH_UNFLAGGED, IMAP_SEARCH_UNSEEN,
+	/* a substring (imap_search_new_string) */
+	IMAP_SEARCH_BCC, IMAP_SEARCH_BODY, IMAP_SEARCH_CC, IMAP_SEARCH_FROM, IMAP_SEARCH_SUBJECT,
+	IMAP_SEARCH_TEXT, IMAP_SEARCH_TO,
+	IMAP_SEARCH_X_GM_RAW, /* Gmail's search syntax (X-GM-EXT-1 servers only) */
+	IMAP_SEARCH_HEADER,   /* imap_search_new_header */
+	IMAP_SEARCH_KEYWORD, IMAP_SEARCH_UNKEYWORD, /* imap_search_new_keyword */
+	/* a date, day precision, as the server sees it (imap_search_new_date) */
+	IMAP_SEARCH_BEFORE, IMAP_SEARCH_ON, IMAP_SEARCH_SINCE, IMAP_SEARCH_SENTBEFORE,
+	IMAP_SEARCH_SENTON, IMAP_SEARCH_SENTSINCE,
+	IMAP_SEARCH_LARGER, IMAP_SEARCH_SMALLER, /* imap_search_new_number (octets) */
+	IMAP_SEARCH_UID,                         /* imap_search_new_uid */
+	IMAP_SEARCH_NOT, IMAP_SEARCH_OR, IMAP_SEARCH_AND, /* imap_search_not/or/and */
+};
+
+struct imap_search;
+
+struct imap_search *imap_search_new_flag(enum imap_search_key key); /* NULL: not a flag key */
+int imap_search_new_string(enum imap_search_key key, const char *value, struct imap_search **q_r);
+int imap_search_new_header(const char *field, const char *value, struct imap_search **q_r);
+int imap_search_new_keyword(enum imap_search_key key, const char *keyword,
+                            struct imap_search **q_r);
+int imap_search_new_date(enum imap_search_key key, int year, int month, int day,
+                         struct imap_search **q_r);
+int imap_search_new_number(enum imap_search_key key, uint64_t n, struct imap_search **q_r);
+int imap_search_new_uid(const char *uidset, struct imap_search **q_r);
+/* Combinators take their operands (transfer full) and return a new tree.  imap_search_and
+ * accepts NULL for either side (then returns the other). */
+struct imap_search *imap_search_not(struct imap_search *q);
+struct imap_search *imap_search_or(struct imap_search *a, struct imap_search *b);
+struct imap_search *imap_search_and(struct imap_search *a, struct imap_search *b);
+void imap_search_free(struct imap_search *q);
+
+/* Parse an RFC 3501 search expression ("OR FROM alice FROM bob", "NOT SEEN", parentheses,
+ * quoted strings with \" and \\) into a new tree.  Message sequence numbers and literals are
+ * refused; at most 32 levels of nesting and 256 keys.  On failure -EINVAL and, if err_r, a
+ * new one-line reason (g_free). */
+int imap_search_parse(const char *expr, struct imap_search **q_r, char **err_r);
+/* "1-Jan-2025" (day of one or two digits, month name any case) -> numbers. */
+bool imap_search_parse_date(const char *s, int *year_r, int *month_r, int *day_r);
+/* The criteria as they would be sent (strings quoted, literals shown inline), for logs and
+ * tests.  New string (g_free). */
+char *imap_search_describe(const struct imap_search *q);
+bool imap_search_needs_utf8(const struct imap_search *q); /* any non-ASCII value */
+bool imap_search_uses_gmail(const struct imap_search *q); /* any X-GM-RAW key */
+
+/* UID SEARCH q in the examined mailbox.  *uids_r as imap_uid_search.  CHARSET UTF-8 is added
+ * when a value is non-ASCII; a server that refuses it ([BADCHARSET]) gives -EILSEQ. */
+int imap_uid_search_query(struct imap_conn *conn, const struct imap_search *q, GArray **uids_r);
+
+/* One folder of a search run (imap_search_folders).  raw_name is borrowed; the rest is set by
+ * the run: result 0 or -errno for this folder alone (-ENOENT: no such mailbox, -EILSEQ:
+ * charset refused, -EIO: the server said NO or BAD to the search), st as imap_examine, uids the
+ * hits ascending (new GArray of uint32_t, caller unrefs; NULL on failure). */
+struct imap_search_job {
+	const char *raw_name;
+	int result;
+	struct imap_mailbox_status st;
+	GArray *uids;
+};
+
+/* Called with the attributes of each hit of jobs[job] (see imap_attrs_cb). */
+typedef int (*imap_search_attrs_cb)(unsigned job, const struct imap_msg_attrs *attrs, void *ctx);
+
+/* Search each of the n folders for q and fetch the attributes of the hits, in as few round
+ * trips as the server allows:
+ *   - with SEARCHRES (RFC 5182): EXAMINE, UID SEARCH RETURN (SAVE ALL) and UID FETCH $ per
+ *     folder, every folder's three pipelined: one round trip for all of them (a folder the
+ *     connection examines already, with n == 1, skips its EXAMINE);
+ *   - with MULTISEARCH (RFC 7377) and n > 1: one ESEARCH IN (mailboxes ...), then EXAMINE and
+ *     UID FETCH of the hits of each folder that has any, pipelined: two;
+ *   - otherwise: EXAMINE and UID SEARCH per folder, pipelined, then EXAMINE and UID FETCH of the
+ *     hits, pipelined: two.
+ * Commands that need a synchronising literal (a non-ASCII value on a server without LITERAL+)
+ * run one after another instead.  Answers a server sends about a folder before it has finished
+ * examining it are never used (that folder is asked again on its own).  Returns 0 when the
+ * connection stayed usable (each job's own outcome is in jobs[i].result), else the connection's
+ * -errno.  The connection examines one of the folders (or none) afterwards.  Gmail's X-GM-RAW
+ * is sent only when the server offers X-GM-EXT-1 (else every job gets -EOPNOTSUPP). */
+int imap_search_folders(struct imap_conn *conn, const struct imap_search *q,
+                        struct imap_search_job *jobs, unsigned n, imap_search_attrs_cb cb,
+                        void *ctx);
 
 /* ---- misc -------------------------------------------------------------------------------- */
 

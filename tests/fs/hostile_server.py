@@ -133,6 +133,7 @@ class HostileServer:
         self.delimiter = b'/'
         self.list_lines = None   # bytes lines replacing the LIST answer's untagged part
         self.body_hook = None    # fn(conn, uid, tag) -> bytes answer (untagged + tagged) or None
+        self.search_hook = None  # fn(conn, tag, criteria) -> bytes answer to a UID SEARCH or None
         # Answer a command pipelined after an EXAMINE before the EXAMINE itself, still in the
         # mailbox examined before (or none): what RFC 3501 5.5 forbids.
         self.examine_late = False
@@ -288,6 +289,9 @@ class HostileServer:
                           b'* OK [UIDNEXT %d] ok\r\n%s OK [READ-ONLY] done\r\n' % (
                               len(msgs), self.uidvalidity.get(name, self.default_uidvalidity),
                               max(msgs, default=0) + 1, tag))
+        elif cmd == b'UID SEARCH' and self.search_hook is not None and \
+                self.search_hook(conn, tag, rest) is not None:
+            conn.send(self.search_hook(conn, tag, rest))
         elif cmd == b'UID SEARCH':
             uids = sorted(self.folders.get(conn.mailbox, {}))
             conn.send(b'* SEARCH' + b''.join(b' %d' % u for u in uids) + b'\r\n' +

@@ -507,5 +507,91 @@ class StartTLS(HostileCase):
             self.assertFalse(mounted(mnt))
 
 
+class SearchAnswers(HostileCase):
+    """Search directories (FOLDER/.search/...) against a server whose SEARCH answers go wrong:
+    a refusal is EIO with a log line, hostile answers never crash the daemon nor show a message
+    the folder does not have, and the mount keeps working.  The server offers neither ESEARCH
+    nor SEARCHRES: imapfs sends EXAMINE + UID SEARCH, then EXAMINE + UID FETCH of the hits."""
+
+    def search_dir(self, m, comp):
+        return os.path.join(m.path, 'INBOX', '.search', comp)
+
+    def assert_eio(self, path):
+        with self.assertRaises(OSError) as cm:
+            os.listdir(path)
+        self.assertEqual(cm.exception.errno, errno.EIO, path)
+
+    def test_refusals_are_eio_with_a_log_line(self):
+        srv = self.server()
+        answers = {b'plain': b' NO [CANNOT] search too complex\r\n',
+                   b'bad': b' BAD [PARSE] cannot parse\r\n'}
+        srv.search_hook = lambda conn, tag, crit: next(
+            (tag + a for k, a in answers.items() if k in crit), None)
+        m = self.mount(srv)
+        self.assert_eio(self.search_dir(m, 'subject=plain'))
+        self.assertIn('search .search/subject=plain in INBOX failed', m.log_text())
+        self.assertIn('search too complex', m.log_text())
+        self.assert_eio(self.search_dir(m, 'subject=bad'))
+        self.assertIn('search .search/subject=bad in INBOX failed', m.log_text())
+        # the server's ordinary answer: every message (it ignores the criteria)
+        self.assertEqual(sorted(int(u) for u in os.listdir(self.search_dir(m, 'subject=x'))),
+                         sorted(self.msgs))
+        self.assertAlive(m, srv)
+
+    def test_charset_refused(self):
+        srv = self.server()
+        srv.search_hook = lambda conn, tag, crit: (
+            tag + b' NO [BADCHARSET (US-ASCII)] only ASCII here\r\n' if b'CHARSET' in crit
+            else None)
+        m = self.mount(srv)
+        self.assert_eio(self.search_dir(m, 'subject=회의'))
+        self.assertIn('cannot search for non-ASCII text', m.log_text())
+        sent = [c for _n, c in srv.commands if b'SEARCH' in c]
+        self.assertTrue(any(b'UID SEARCH CHARSET UTF-8 SUBJECT {' in c for c in sent), sent)
+        self.assertEqual(sorted(int(u) for u in os.listdir(self.search_dir(m, 'subject=abc'))),
+                         sorted(self.msgs))
+        self.assertAlive(m, srv)
+
+    def test_hostile_answers(self):
+        srv = self.server()
+        srv.search_hook = lambda conn, tag, crit: {
+            b'ghost': b'* SEARCH 2 4 999 4000000000\r\n' + tag + b' OK done\r\n',
+            b'garbage': b'* SEARCH 1 two (3\r\n' + tag + b' OK done\r\n',
+            b'zero': b'* SEARCH 0\r\n' + tag + b' OK done\r\n',
+        }.get(crit.split(b'"')[1] if b'"' in crit else b'', None)
+        m = self.mount(srv)
+        # UIDs the folder does not have get no attributes from the FETCH: not shown
+        self.assertEqual(sorted(os.listdir(self.search_dir(m, 'subject=ghost'))), ['2', '4'])
+        self.assertEqual(read(os.path.join(self.search_dir(m, 'subject=ghost'), '4',
+                                           'message.eml')), self.msgs[4])
+        self.assert_eio(self.search_dir(m, 'subject=garbage'))
+        self.assert_eio(self.search_dir(m, 'subject=zero'))
+        self.assertAlive(m, srv)
+        self.assertNoOverflowMessages(m)
+
+    def test_values_reach_the_wire_quoted(self):
+        srv = self.server()
+        m = self.mount(srv)
+        os.listdir(self.search_dir(m, 'subject=a" OR ALL (x)*{5}\\'))
+        sent = [c for _n, c in srv.commands if b'UID SEARCH' in c]
+        self.assertIn(b'UID SEARCH SUBJECT "a\\" OR ALL (x)*{5}\\\\"', sent[-1], sent)
+        with self.assertRaises(OSError) as cm:
+            os.listdir(self.search_dir(m, 'subject=a\r\nA9 DELETE INBOX'))
+        self.assertEqual(cm.exception.errno, errno.ENOENT)
+        self.assertFalse([c for _n, c in srv.commands if b'DELETE' in c])
+        self.assertAlive(m, srv)
+
+    def test_answers_before_examine_are_not_used(self):
+        other = {uid: msg(100 + uid, 500) for uid in range(10, 13)}
+        srv = self.server(folders={'INBOX': self.msgs, 'Other': other})
+        srv.examine_late = True
+        m = self.mount(srv, connections='1', readahead='0', refresh='600')
+        os.listdir(os.path.join(m.path, 'Other'))  # the connection examines Other
+        got = sorted(int(u) for u in os.listdir(self.search_dir(m, 'subject=x')))
+        self.assertEqual(got, sorted(self.msgs))
+        self.assertGreater(srv.late_answers, 0)
+        self.assertAlive(m, srv)
+
+
 if __name__ == '__main__':
     unittest.main(verbosity=2)

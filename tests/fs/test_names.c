@@ -39,6 +39,18 @@ static void test_digit_rule(void)
 	check_entry("받은편지함", "받은편지함");
 }
 
+/* Every folder has a hidden ".search" directory: a folder of that name steps aside. */
+static void test_search_rule(void)
+{
+	check_entry(".search", ".search.d");
+	check_entry(".search.d", ".search.d.d");
+	check_entry(".search.d.d", ".search.d.d.d");
+	check_entry(".searchx", ".searchx");
+	check_entry("search", "search");
+	check_entry(".Search", ".Search");
+	check_entry(".search.", ".search.");
+}
+
 static void test_unsafe(void)
 {
 	check_entry("", NULL);
@@ -108,6 +120,7 @@ int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/names/digit-rule", test_digit_rule);
+	g_test_add_func("/names/search-rule", test_search_rule);
 	g_test_add_func("/names/unsafe", test_unsafe);
 	g_test_add_func("/names/path", test_path);
 	g_test_add_func("/names/uid", test_uid);

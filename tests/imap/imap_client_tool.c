@@ -12,7 +12,8 @@
  *        message MBOX UID --out FILE | listall MBOX | changedsince MBOX UIDSET MODSEQ |
  *        changes MBOX UIDNEXT 0|1 MODSEQ [search] (imap_uid_fetch_changes) |
  *        xfetch MBOX UIDVALIDITY UIDSET (EXAMINE + FETCH pipelined) |
- *        xlistall MBOX (EXAMINE + SEARCH + FETCH pipelined)
+ *        xlistall MBOX (EXAMINE + SEARCH + FETCH pipelined) |
+ *        qsearch EXPR MBOX... (imap_search_parse + imap_search_folders)
  * MBOX is UTF-8 (encoded to modified UTF-7 here).  On failure prints
  * "error: <errno name> (<rc>): <message>" on stderr and exits with 1.
  */
@@ -48,6 +49,12 @@ static const char *errno_name(int err)
 		return "ESTALE";
 	case EAGAIN:
 		return "EAGAIN";
+	case EILSEQ:
+		return "EILSEQ";
+	case EIO:
+		return "EIO";
+	case EOPNOTSUPP:
+		return "EOPNOTSUPP";
 	default:
 		return "E?";
 	}
@@ -130,6 +137,52 @@ static int examine(struct imap_conn *conn, const char *mbox, bool print)
 	return err;
 }
 
+static int print_job_attrs(unsigned job, const struct imap_msg_attrs *a, void *ctx)
+{
+	printf("job=%u ", job);
+	return print_attrs(a, ctx);
+}
+
+/* qsearch EXPR MBOX...: EXPR parsed into a query (imap_search_parse) and searched for in every
+ * MBOX (imap_search_folders); one "MBOX: ..." line per folder. */
+static int query_search(struct imap_conn *conn, const char *expr, int n, char **mboxes)
+{
+	struct imap_search *q = NULL;
+	struct imap_search_job *jobs = g_new0(struct imap_search_job, n);
+	char **raws = g_new0(char *, n + 1);
+	char *why = NULL;
+	int err = imap_search_parse(expr, &q, &why);
+
+	if (err < 0) {
+		fprintf(stderr, "bad query: %s\n", why);
+		g_free(why);
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		if ((err = imap_mutf7_encode(mboxes[i], &raws[i])) < 0)
+			goto out;
+		jobs[i].raw_name = raws[i];
+	}
+	err = imap_search_folders(conn, q, jobs, (unsigned)n, print_job_attrs, NULL);
+	for (int i = 0; err == 0 && i < n; i++) {
+		printf("%s: ", mboxes[i]);
+		if (jobs[i].result < 0) {
+			printf("error %s\n", errno_name(jobs[i].result));
+			continue;
+		}
+		printf("uidvalidity=%u", jobs[i].st.uidvalidity);
+		for (guint k = 0; k < jobs[i].uids->len; k++)
+			printf(" %u", g_array_index(jobs[i].uids, uint32_t, k));
+		printf("\n");
+		g_array_unref(jobs[i].uids);
+	}
+out:
+	imap_search_free(q);
+	g_strfreev(raws);
+	g_free(jobs);
+	return err;
+}
+
 static int run(struct imap_conn *conn, int argc, char **argv, const char *out_path)
 {
 	const char *cmd = argv[0];
@@ -189,6 +242,8 @@ static int run(struct imap_conn *conn, int argc, char **argv, const char *out_pa
 		print_uid_line(uids);
 		return 0;
 	}
+	if (strcmp(cmd, "qsearch") == 0 && argc >= 3)
+		return query_search(conn, argv[1], argc - 2, argv + 2);
 	if (argc < 2)
 		return -EINVAL;
 	if ((err = examine(conn, argv[1], strcmp(cmd, "examine") == 0)) < 0)
