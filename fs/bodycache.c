@@ -852,6 +852,9 @@ static int open_entry(struct ifs_bodycache *bc, struct entry *e, int *fd_r, uint
 		int err = fd < 0 ? -errno : -EIO;
 		if (fd >= 0)
 			close(fd);
+		/* the whole directory went: one line for it, not one per file (f is freed) */
+		if (dir_removed(bc) && recreate_dir(bc) == 0)
+			return err;
 		g_warning("cache file %s/%s/%s vanished or changed; fetching its messages again",
 		          bc->dir, f->dir->rel, f->name);
 		cfile_remove(bc, f);

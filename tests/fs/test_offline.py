@@ -245,15 +245,19 @@ class CacheWriteFailures(Case):
         """rm -rf of the cache directory while mounted: reads go on, byte-exact; the
         directory is made again (logged once) and messages are stored in it again."""
         cache = os.path.join(self.tmp, 'deleted-cache')
-        m = self.mount(cache_dir=cache, readahead='0', extra=('-o', 'stats'))
+        # a small memory cache: the first messages are read from the disk cache again later
+        m = self.mount(cache_dir=cache, readahead='0', memory_cache='1', extra=('-o', 'stats'))
         fdir = self.fdir(m)
         os.listdir(fdir)
-        for uid in self.uids[:5]:
+        for uid in self.uids[:25]:
             read(os.path.join(fdir, str(uid), 'message.eml'))
         shutil.rmtree(cache)
-        for uid in self.uids[5:]:
+        # cached before (their files are gone), then never cached
+        for uid in self.uids[:5] + self.uids[25:]:
+            self.assertIn(b'mail', read(os.path.join(fdir, str(uid), 'subject')))
             self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), self.raws[uid])
         self.assertEqual(len(warnings_about(m, r'was removed while mounted')), 1, m.log_text())
+        self.assertFalse(warnings_about(m, r'vanished'), m.log_text())
         self.assertTrue(os.path.isdir(cache))
         self.assertEqual(os.stat(cache).st_mode & 0o777, 0o700)
         s = stats(m)
