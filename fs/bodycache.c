@@ -332,14 +332,16 @@ static int recreate_dir(struct ifs_bodycache *bc)
 	char *why = NULL;
 	int fd, lockfd, ret;
 
-	note_write_failure(bc, ENOENT, "the cache directory was removed");
+	bc->write_failures++;
 	ret = prepare_dir(bc->dir, &why);
 	g_free(why);
 	if (ret < 0)
-		return ret;
+		goto fail;
 	fd = open(bc->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
 	lockfd = openat(fd, "lock", O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
 		/* someone else made it theirs meanwhile: leave it to them */
@@ -347,7 +349,7 @@ static int recreate_dir(struct ifs_bodycache *bc)
 		if (lockfd >= 0)
 			close(lockfd);
 		close(fd);
-		return ret;
+		goto fail;
 	}
 	while (bc->lru.head != NULL)
 		cfile_remove(bc, bc->lru.head->data); /* unlinks in the old, removed directory */
@@ -357,8 +359,12 @@ static int recreate_dir(struct ifs_bodycache *bc)
 	bc->lockfd = lockfd;
 	ret = check_identity(bc, bc->identity, &why);
 	g_free(why);
-	if (ret == 0)
-		g_message("disk cache %s was removed while mounted; made it again (empty)", bc->dir);
+	if (ret < 0)
+		goto fail;
+	g_message("disk cache %s was removed while mounted; made it again (empty)", bc->dir);
+	return 0;
+fail:
+	note_write_failure(bc, -ret, "the cache directory was removed and cannot be made again");
 	return ret;
 }
 
