@@ -63,6 +63,7 @@ struct ifs_bodycache {
 	char *dir;
 	char *identity;
 	int dirfd;            /* replaced (lock held) when the directory is recreated */
+	GArray *retired_fds;  /* int: dirfds so replaced, closed at free: writers still use them */
 	int lockfd;
 	uint64_t max_bytes;
 
@@ -96,6 +97,7 @@ struct ifs_bodycache_writer {
 	char *tmp_rel; /* "F/UIDVALIDITY/.tmp-XXXXXX" */
 	uint32_t uidvalidity, uid;
 	int fd;
+	int dirfd;     /* bc->dirfd when the temporary file was made (W_CACHE) */
 	uint64_t size;
 	enum writer_where where;
 };
@@ -353,7 +355,7 @@ static int recreate_dir(struct ifs_bodycache *bc)
 	}
 	while (bc->lru.head != NULL)
 		cfile_remove(bc, bc->lru.head->data); /* unlinks in the old, removed directory */
-	close(bc->dirfd);
+	g_array_append_val(bc->retired_fds, bc->dirfd);
 	close(bc->lockfd);
 	bc->dirfd = fd;
 	bc->lockfd = lockfd;
@@ -758,6 +760,7 @@ int ifs_bodycache_open(const char *dir, uint64_t max_bytes, const char *identity
 	bc = g_new0(struct ifs_bodycache, 1);
 	bc->dir = g_strdup(dir);
 	bc->identity = g_strdup(identity);
+	bc->retired_fds = g_array_new(FALSE, FALSE, sizeof(int));
 	bc->max_bytes = max_bytes;
 	bc->lockfd = -1;
 	g_mutex_init(&bc->lock);
@@ -811,6 +814,9 @@ void ifs_bodycache_free(struct ifs_bodycache *bc)
 		close(bc->lockfd); /* releases the flock */
 	if (bc->dirfd >= 0)
 		close(bc->dirfd);
+	for (guint i = 0; i < bc->retired_fds->len; i++)
+		close(g_array_index(bc->retired_fds, int, i));
+	g_array_unref(bc->retired_fds);
 	g_cond_clear(&bc->done);
 	g_mutex_clear(&bc->lock);
 	g_free(bc->dir);
@@ -907,6 +913,7 @@ static int create_tmp(struct ifs_bodycache *bc, const struct cdir *d,
 			return -errno;
 	}
 	w->where = W_CACHE;
+	w->dirfd = bc->dirfd;
 	return w->fd < 0 ? -EEXIST : 0;
 }
 
@@ -1001,7 +1008,7 @@ static int writer_move(struct ifs_bodycache_writer *w, int err)
 		return -err;
 	}
 	if (w->where == W_CACHE)
-		unlinkat(bc->dirfd, w->tmp_rel, 0);
+		unlinkat(w->dirfd, w->tmp_rel, 0);
 	close(w->fd);
 	w->fd = fd;
 	w->where = where;
@@ -1088,7 +1095,7 @@ int ifs_bodycache_writer_commit(struct ifs_bodycache_writer *w, int *fd_r, uint6
 		ret = -errno;
 		goto unstored;
 	}
-	rfd = openat(bc->dirfd, w->tmp_rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	rfd = openat(w->dirfd, w->tmp_rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (rfd < 0) {
 		ret = -errno;
 		goto unstored;
@@ -1105,7 +1112,7 @@ int ifs_bodycache_writer_commit(struct ifs_bodycache_writer *w, int *fd_r, uint6
 		ifs_bodycache_writer_abort(w);
 		return -ESTALE;
 	}
-	if (renameat(bc->dirfd, w->tmp_rel, bc->dirfd, final) < 0) {
+	if (renameat(w->dirfd, w->tmp_rel, bc->dirfd, final) < 0) {
 		ret = -errno;
 		g_mutex_unlock(&bc->lock);
 		close(rfd);
@@ -1127,7 +1134,7 @@ unstored:
 	g_mutex_lock(&bc->lock);
 	note_write_failure(bc, -ret, "cannot store a message");
 	g_mutex_unlock(&bc->lock);
-	unlinkat(bc->dirfd, w->tmp_rel, 0);
+	unlinkat(w->dirfd, w->tmp_rel, 0);
 	g_free(final);
 	return serve_unstored(w, fd_r, size_r);
 }
@@ -1140,7 +1147,7 @@ void ifs_bodycache_writer_abort(struct ifs_bodycache_writer *w)
 		return;
 	bc = w->bc;
 	if (w->where == W_CACHE)
-		unlinkat(bc->dirfd, w->tmp_rel, 0);
+		unlinkat(w->dirfd, w->tmp_rel, 0);
 	g_mutex_lock(&bc->lock);
 	writer_finish(w);
 	g_mutex_unlock(&bc->lock);
