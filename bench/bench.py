@@ -87,8 +87,9 @@ class Mount:
     """One imapfs process in the foreground (-f), so we know its PID for VmHWM and can wait for
     it to exit (it logs out of every IMAP connection on the way out)."""
 
-    def __init__(self, bench, port, cache_home, tag):
+    def __init__(self, bench, port, cache_home, tag, extra_opts=()):
         self.b = bench
+        self.extra_opts = list(extra_opts)   # more -o options, e.g. 'stats'
         self.mnt = bench.mnt
         self.cache_home = cache_home
         self.tag = tag
@@ -118,8 +119,8 @@ class Mount:
         env = dict(os.environ, XDG_CACHE_HOME=self.cache_home)
         self.errlog = os.path.join(self.b.tmp, 'imapfs-%s.log' % self.tag)
         with open(self.errlog, 'ab') as err:
-            self.proc = subprocess.Popen([self.b.imapfs, '-f', '-o', 'config=' + self.conf,
-                                          self.mnt], stdin=subprocess.DEVNULL, stdout=err,
+            opts = ['-o', ','.join(['config=' + self.conf] + self.extra_opts)]
+            self.proc = subprocess.Popen([self.b.imapfs, '-f'] + opts + [self.mnt], stdin=subprocess.DEVNULL, stdout=err,
                                          stderr=err, env=env)
         self.b.live_mount = self
         deadline = time.monotonic() + 60
@@ -879,6 +880,45 @@ def source_state():
                      ' + %d uncommitted file(s) in imap/ mime/ fs/' % n if n else '')
 
 
+def parse_rtts(text):
+    """--rtt-ms "0,50" -> [0, 50] (ints where whole)."""
+    rtts = [float(x) for x in text.split(',') if x.strip()]
+    return [int(x) if x == int(x) else x for x in rtts]
+
+
+def may_run(prog):
+    """False (and why, on stderr) unless root; SIGTERM then interrupts like ^C, so the mounts
+    and the throwaway Dovecot are cleaned up."""
+    if os.geteuid() != 0:
+        log('%s: run me as root (Dovecot and FUSE mounts need it)' % prog)
+        return False
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt('signal %d' % signum)
+    signal.signal(signal.SIGTERM, on_signal)
+    return True
+
+
+def guarded(prog, b, body, has_results):
+    """Run body(), then b.cleanup() whatever happens.  A setup or harness error is a failure
+    in b.failures, and the report still comes if has_results() (return None); else 1.  ^C or
+    SIGTERM: 130."""
+    try:
+        body()
+    except (BenchError, bench_dovecot.dovecot.HarnessError) as e:
+        log('%s: %s' % (prog, e))
+        b.failures.append(str(e))
+        if not has_results():
+            b.cleanup()
+            return 1
+    except KeyboardInterrupt:
+        log('%s: interrupted' % prog)
+        b.cleanup()
+        return 130
+    b.cleanup()
+    return None
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description='imapfs benchmark (see bench/README.md)')
     ap.add_argument('--imapfs', required=True, help='the imapfs binary')
@@ -902,35 +942,20 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.quick:
         args.messages, args.repeat = 500, 1
-    rtts = [float(x) for x in args.rtt_ms.split(',') if x.strip()]
-    rtts = [int(x) if x == int(x) else x for x in rtts]
-    if os.geteuid() != 0:
-        log('bench.py: run me as root (Dovecot and FUSE mounts need it)')
+    rtts = parse_rtts(args.rtt_ms)
+    if not may_run('bench.py'):
         return 2
-
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt('signal %d' % signum)
-    signal.signal(signal.SIGTERM, on_signal)
 
     b = Bench(args)
     t_start = time.monotonic()
-    try:
+
+    def body():
         b.setup()
         for rtt in rtts:
             b.run_rtt(rtt)
-    except (BenchError, bench_dovecot.dovecot.HarnessError) as e:
-        log('bench.py: %s' % e)
-        b.failures.append(str(e))
-        if not b.results:
-            b.cleanup()
-            return 1
-    except KeyboardInterrupt:
-        log('bench.py: interrupted')
-        b.cleanup()
-        return 130
-    finally:
-        pass
-    b.cleanup()
+    ret = guarded('bench.py', b, body, lambda: b.results)
+    if ret is not None:
+        return ret
     text = report(b)
     print(text)
     print('\n(total wall time %.0f s)' % (time.monotonic() - t_start))

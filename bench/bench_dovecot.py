@@ -76,10 +76,15 @@ class BenchDovecot(dovecot.Dovecot):
                 pass
         return n
 
+    # Sessions the caller keeps open on purpose (a benchmark's own client): wait_sessions_ended
+    # waits until no more imap processes than these are left.
+    sessions_kept = 0
+
     def wait_sessions_ended(self, timeout=20.0):
-        """Wait until no imap process is left (each serves one session) and the log is quiet."""
+        """Wait until no imap process is left (each serves one session) but sessions_kept, and
+        the log is quiet."""
         deadline = time.monotonic() + timeout
-        while self._imap_children() and time.monotonic() < deadline:
+        while self._imap_children() > self.sessions_kept and time.monotonic() < deadline:
             time.sleep(0.05)
         last = -1
         while time.monotonic() < deadline:
@@ -118,6 +123,30 @@ class BenchDovecot(dovecot.Dovecot):
         uid, gid = self.owner()
         os.chown(self.rawlog_dir, uid, gid)
         os.chmod(self.rawlog_dir, 0o700)
+
+    def rawlog_read(self):
+        """The client commands recorded so far, without stopping the raw log: a list of
+        (wall-clock timestamp, session file, tag, command name) sorted by time."""
+        out = []
+        for path in sorted(glob.glob(os.path.join(self.rawlog_dir, '*.in'))):
+            with open(path, 'rb') as f:
+                data = f.read()
+            out += [(ts, os.path.basename(path), tag, name)
+                    for ts, tag, name in parse_client_commands_timed(data)]
+        return sorted(out, key=lambda x: (x[0] or 0.0))
+
+    def rawlog_out_times(self):
+        """(wall-clock timestamp, session file *.in) of every line the server wrote in the
+        raw-logged sessions (*.out), sorted: when its answers left, to tell the server's time
+        from the client's."""
+        out = []
+        for path in glob.glob(os.path.join(self.rawlog_dir, '*.out')):
+            with open(path, 'rb') as f:
+                data = f.read()
+            session = os.path.basename(path)[:-len('.out')] + '.in'
+            out += [(float(m.group(1)), session)
+                    for m in re.finditer(rb'^(\d+\.\d+) ', data, re.M)]
+        return sorted(out)
 
     def rawlog_off(self):
         """Remove the raw log directory; return the client commands it recorded.
@@ -167,15 +196,24 @@ class BenchDovecot(dovecot.Dovecot):
 
 
 def parse_client_commands(data):
-    """(tag, command) for each command line in a client-to-server raw log (*.in).
+    """(tag, command) for each command line in a client-to-server raw log (*.in); see
+    parse_client_commands_timed."""
+    return [(tag, name) for _ts, tag, name in parse_client_commands_timed(data)]
 
-    Dovecot's raw log starts every line with a timestamp ("1700000000.123456 "), which is
-    dropped.  Literal data ({n} / {n+}) is skipped, so a literal is never mistaken for a command.
-    A command is its first word, plus the second for UID commands ('UID FETCH')."""
+
+def parse_client_commands_timed(data):
+    """(timestamp, tag, command) for each command line in a client-to-server raw log (*.in).
+
+    Dovecot's raw log starts every line with a timestamp ("1700000000.123456 ", wall clock,
+    None if a line has none).  Literal data ({n} / {n+}) is skipped, so a literal is never
+    mistaken for a command.  A command is its first word, plus the second for UID commands
+    ('UID FETCH')."""
     cmds = []
     literal_left = 0
     for raw in data.split(b'\n'):
-        line = re.sub(rb'^\d+\.\d+ ', b'', raw).rstrip(b'\r')
+        mt = re.match(rb'^(\d+\.\d+) ', raw)
+        ts = float(mt.group(1)) if mt else None
+        line = raw[mt.end():].rstrip(b'\r') if mt else raw.rstrip(b'\r')
         if literal_left > 0:
             # this line starts inside a literal; whatever follows it continues the command
             literal_left -= len(line) + 2
@@ -191,7 +229,7 @@ def parse_client_commands(data):
             name = words[1].upper().decode('ascii', 'replace')
             if name == 'UID' and len(words) >= 3:
                 name += ' ' + words[2].upper().decode('ascii', 'replace')
-            cmds.append((words[0].decode('ascii', 'replace'), name))
+            cmds.append((ts, words[0].decode('ascii', 'replace'), name))
         m = re.search(rb'\{(\d+)\+?\}$', line)
         if m:
             literal_left = int(m.group(1))

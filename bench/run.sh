@@ -3,6 +3,8 @@
 #
 #   bench/run.sh [--quick] [--messages N] [--rtt-ms 0,50] [--repeat K] [--skip-mbsync]
 #                [--ls-scaling] [--json FILE] ...      (all flags: bench/run.sh --help)
+#   bench/run.sh --search [--quick] [--rtt-ms 0,50] [--messages N] [--big-messages N] ...
+#                the search benchmark instead (bench/search_bench.py; bench/run.sh --search --help)
 #
 # Installs what is missing (the packages scripts/demo.sh installs, isync for mbsync), builds
 # imapfs in build-bench/ (release), then runs bench/bench.py, which starts a throwaway Dovecot on
@@ -17,12 +19,19 @@ BUILD="$ROOT/build-bench"
 PY=/usr/bin/python3
 
 PACKAGES="gcc python3 meson ninja-build pkg-config libfuse3-dev fuse3 libgmime-3.0-dev
-libssl-dev libglib2.0-dev libxml2-dev dovecot-imapd openssl isync grep coreutils"
+libssl-dev libglib2.0-dev libxml2-dev dovecot-imapd openssl isync grep coreutils attr"
 
 die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 1; }
 
+# --search (first): the search benchmark, bench/search_bench.py, instead of bench/bench.py.
+SCRIPT=bench.py
+if [ "${1:-}" = --search ]; then
+	SCRIPT=search_bench.py
+	shift
+fi
+
 case "${1:-}" in
--h|--help) exec $PY "$ROOT/bench/bench.py" --imapfs /bin/false --help ;;
+-h|--help) exec $PY "$ROOT/bench/$SCRIPT" --imapfs /bin/false --help ;;
 esac
 
 [ "$(id -u)" = 0 ] || die "run me as root (the throwaway Dovecot and the FUSE mounts need it)"
@@ -50,4 +59,4 @@ else
 	BIN=$BUILD/fs/imapfs
 fi
 
-exec $PY "$ROOT/bench/bench.py" --imapfs "$BIN" "$@"
+exec $PY "$ROOT/bench/$SCRIPT" --imapfs "$BIN" "$@"

@@ -1,5 +1,7 @@
 /* config.c — find, parse and validate the configuration file, and obtain the password (see
- * config.h).  Every failure becomes one line that names the file, the key and what to do. */
+ * config.h).  Every failure becomes one line that names the file, the key and what to do.
+ * With auth = oauth2 no secret is obtained here: oauth_cmd runs whenever a token is needed
+ * (fs/token.c), through the same ifs_config_run_cmd() as pass_cmd. */
 #include "config.h"
 
 #include "bodycache.h"
@@ -7,17 +9,22 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_CONFIG_BYTES (1024 * 1024)
+/* What a pass_cmd/oauth_cmd may print that is kept: a token is a few KiB at most. */
+#define MAX_CMD_OUTPUT (64 * 1024)
 
 static const char *const known_keys[] = {
 	"host", "port", "tls", "user", "pass_cmd", "password", "ca_file",
 	"timeout", "connections", "refresh", "memory_cache", "cache", "cache_dir", "cache_size",
-	"readahead", NULL,
+	"readahead", "auth", "oauth_cmd", NULL,
 };
 
 static void wipe_str(char *s)
@@ -106,38 +113,104 @@ static int get_uint(GKeyFile *kf, const char *group, const char *key, unsigned d
 	return 0;
 }
 
-/* First line printed by pass_cmd.  Its environment is ours; nothing secret is added. */
-static int run_pass_cmd(const char *cmd, char **password_r, char **errmsg_r)
+/* A helper that hangs (waiting for a browser login, say) can be killed with everything it
+ * started: it runs in a process group of its own.  Only with a deadline, that is in the
+ * daemon: at mount a helper may ask on the terminal, which a background group cannot. */
+static void own_process_group(gpointer data)
+{
+	setpgid(0, 0);
+}
+
+/* Run cmd and collect what it prints (at most MAX_CMD_OUTPUT bytes are kept) until it closes
+ * its output, or until timeout_s seconds have passed (0: no limit): then it is killed and
+ * *timed_out_r set.  *status_r: its wait status. */
+static int run_cmd_output(const char *key, const char *cmd, unsigned timeout_s, GString *out,
+                          int *status_r, bool *timed_out_r, char **errmsg_r)
 {
 	const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-	char *out = NULL;
-	int status = 0;
+	gint64 deadline = g_get_monotonic_time() + (gint64)timeout_s * G_USEC_PER_SEC;
+	char buf[4096];
 	GError *err = NULL;
-	size_t n;
+	GPid pid;
+	int fd;
 
-	if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, &out,
-	                  NULL, &status, &err)) {
-		*errmsg_r = g_strdup_printf("cannot run pass_cmd: %s", err->message);
+	*timed_out_r = false;
+	if (!g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
+	                              G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_CHILD_INHERITS_STDIN,
+	                              timeout_s > 0 ? own_process_group : NULL, NULL, &pid, NULL,
+	                              &fd, NULL, &err)) {
+		*errmsg_r = g_strdup_printf("cannot run %s: %s", key, err->message);
 		g_error_free(err);
 		return -EINVAL;
 	}
-	if (!g_spawn_check_wait_status(status, NULL)) {
-		wipe_str(out);
-		g_free(out);
-		*errmsg_r = g_strdup("pass_cmd failed (non-zero exit status); no password");
-		return -EINVAL;
+	for (;;) {
+		int ms = -1;
+		if (timeout_s > 0) {
+			gint64 left = deadline - g_get_monotonic_time();
+			if (left <= 0) {
+				*timed_out_r = true;
+				break;
+			}
+			ms = (int)MIN((left + 999) / 1000, G_MAXINT);
+		}
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int r = poll(&pfd, 1, ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			break;
+		if (r == 0)
+			continue;
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (out->len < MAX_CMD_OUTPUT)
+			g_string_append_len(out, buf, n);
 	}
-	n = strcspn(out, "\r\n");
-	if (n == 0) {
-		wipe_str(out);
-		g_free(out);
-		*errmsg_r = g_strdup("pass_cmd printed an empty first line; no password");
-		return -EINVAL;
-	}
-	*password_r = g_strndup(out, n);
-	wipe_str(out);
-	g_free(out);
+	explicit_bzero(buf, sizeof(buf));
+	close(fd);
+	if (*timed_out_r)
+		kill(-pid, SIGKILL);
+	while (waitpid(pid, status_r, 0) < 0 && errno == EINTR)
+		;
+	g_spawn_close_pid(pid);
 	return 0;
+}
+
+int ifs_config_run_cmd(const char *key, const char *what, const char *cmd, unsigned timeout_s,
+                       char **line_r, char **errmsg_r)
+{
+	GString *out = g_string_new(NULL);
+	int status = 0, ret;
+	bool timed_out;
+	size_t n;
+
+	ret = run_cmd_output(key, cmd, timeout_s, out, &status, &timed_out, errmsg_r);
+	if (ret < 0)
+		goto out;
+	ret = -EINVAL;
+	if (timed_out) {
+		*errmsg_r = g_strdup_printf("%s did not finish within %u s (killed); no %s", key,
+		                            timeout_s, what);
+		goto out;
+	}
+	if (!g_spawn_check_wait_status(status, NULL)) {
+		*errmsg_r = g_strdup_printf("%s failed (non-zero exit status); no %s", key, what);
+		goto out;
+	}
+	n = strcspn(out->str, "\r\n");
+	if (n == 0) {
+		*errmsg_r = g_strdup_printf("%s printed an empty first line; no %s", key, what);
+		goto out;
+	}
+	*line_r = g_strndup(out->str, n);
+	ret = 0;
+out:
+	explicit_bzero(out->str, out->allocated_len);
+	g_string_free(out, TRUE);
+	return ret;
 }
 
 /* "1024", "512M", "1G", "100k" (powers of 1024; a bare number is MiB) -> bytes. */
@@ -174,6 +247,51 @@ static int get_size(GKeyFile *kf, const char *group, const char *key, uint64_t d
 	g_free(v);
 	*out = n * mult;
 	return 0;
+}
+
+/* auth = password | oauth2, and oauth_cmd, which only oauth2 uses and which it needs; an
+ * oauth2 account has no password keys (they would never be used: better said than ignored). */
+static int get_auth(GKeyFile *kf, struct ifs_config *cfg, char **errmsg_r)
+{
+	const char *g = cfg->account;
+	char *v = g_key_file_get_string(kf, g, "auth", NULL);
+	int ret = 0;
+
+	if (v != NULL)
+		g_strstrip(v);
+	if (v == NULL || strcmp(v, "password") == 0) {
+		cfg->auth = IMAP_AUTH_PASSWORD;
+	} else if (strcmp(v, "oauth2") == 0) {
+		cfg->auth = IMAP_AUTH_OAUTH2;
+	} else {
+		*errmsg_r = g_strdup_printf("%s: [%s] auth = '%s': use password or oauth2", cfg->path,
+		                            g, v);
+		ret = -EINVAL;
+		goto out;
+	}
+	cfg->oauth_cmd = g_key_file_get_string(kf, g, "oauth_cmd", NULL);
+	if (cfg->oauth_cmd != NULL)
+		g_strstrip(cfg->oauth_cmd);
+	if (cfg->auth == IMAP_AUTH_PASSWORD && cfg->oauth_cmd != NULL) {
+		*errmsg_r = g_strdup_printf("%s: [%s] has oauth_cmd but not auth = oauth2; add "
+		                            "auth = oauth2 or remove oauth_cmd", cfg->path, g);
+		ret = -EINVAL;
+	} else if (cfg->auth == IMAP_AUTH_OAUTH2 &&
+	           (cfg->oauth_cmd == NULL || cfg->oauth_cmd[0] == '\0')) {
+		*errmsg_r = g_strdup_printf("%s: [%s] auth = oauth2 needs oauth_cmd, a command that "
+		                            "prints an access token (e.g. oama access %s)", cfg->path,
+		                            g, cfg->user);
+		ret = -EINVAL;
+	} else if (cfg->auth == IMAP_AUTH_OAUTH2 &&
+	           (g_key_file_has_key(kf, g, "pass_cmd", NULL) ||
+	            g_key_file_has_key(kf, g, "password", NULL))) {
+		*errmsg_r = g_strdup_printf("%s: [%s] auth = oauth2 logs in with oauth_cmd's token; "
+		                            "remove pass_cmd and password", cfg->path, g);
+		ret = -EINVAL;
+	}
+out:
+	g_free(v);
+	return ret;
 }
 
 static char *absolute_from(const char *config_path, const char *file)
@@ -343,6 +461,11 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 		g_clear_pointer(&v, g_free);
 	}
 
+	if ((ret = get_auth(kf, cfg, errmsg_r)) < 0)
+		goto fail;
+	if (cfg->auth == IMAP_AUTH_OAUTH2)
+		goto done; /* the token comes from oauth_cmd when a login needs it */
+
 	pass_cmd = g_key_file_get_string(kf, cfg->account, "pass_cmd", NULL);
 	v = g_key_file_get_string(kf, cfg->account, "password", NULL);
 	if (pass_cmd != NULL && v != NULL) {
@@ -362,7 +485,8 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 		cfg->password = v;
 		v = NULL;
 	} else if (pass_cmd != NULL) {
-		ret = run_pass_cmd(pass_cmd, &cfg->password, errmsg_r);
+		ret = ifs_config_run_cmd("pass_cmd", "password", pass_cmd, 0, &cfg->password,
+		                         errmsg_r);
 		if (ret < 0)
 			goto fail;
 	} else {
@@ -372,6 +496,7 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 		goto fail;
 	}
 
+done:
 	g_free(pass_cmd);
 	g_strfreev(keys);
 	g_key_file_free(kf);
@@ -411,5 +536,6 @@ void ifs_config_free(struct ifs_config *cfg)
 	g_free(cfg->user);
 	g_free(cfg->ca_file);
 	g_free(cfg->cache_dir);
+	g_free(cfg->oauth_cmd);
 	g_free(cfg);
 }

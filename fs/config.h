@@ -2,13 +2,14 @@
  *
  * File: -o config=FILE, else $XDG_CONFIG_HOME/imapfs/config, else ~/.config/imapfs/config.
  * Section: [default], or [NAME] with -o account=NAME.  Keys (all documented in IFS_CONFIG_HELP,
- * which `imapfs --help` prints): host, port, tls, user, pass_cmd, password, ca_file, timeout,
- * connections, refresh, memory_cache, cache, cache_dir, cache_size, readahead.  Unknown keys
- * are an error (typos should not be silent).
+ * which `imapfs --help` prints): host, port, tls, user, auth, pass_cmd, password, oauth_cmd,
+ * ca_file, timeout, connections, refresh, memory_cache, cache, cache_dir, cache_size,
+ * readahead.  Unknown keys are an error (typos should not be silent).
  *
- * The password is obtained here (run pass_cmd, or the `password` key when the file is private)
- * and handed to the caller exactly once; ifs_config_wipe_password() scrubs this copy after the
- * IMAP pool has taken its own.
+ * With auth = password (the default) the password is obtained here (run pass_cmd, or the
+ * `password` key when the file is private) and handed to the caller exactly once;
+ * ifs_config_wipe_password() scrubs this copy after the IMAP pool has taken its own.  With
+ * auth = oauth2 only oauth_cmd is kept: fs/token.c runs it when a login needs a token.
  */
 #ifndef IMAPFS_FS_CONFIG_H
 #define IMAPFS_FS_CONFIG_H
@@ -24,7 +25,9 @@ struct ifs_config {
 	char *port;         /* NULL: default for tls mode */
 	enum imap_tls_mode tls;
 	char *user;
-	char *password;     /* secret; wiped by ifs_config_wipe_password */
+	enum imap_auth auth; /* password (default) or oauth2 */
+	char *password;     /* secret; wiped by ifs_config_wipe_password; NULL with oauth2 */
+	char *oauth_cmd;    /* oauth2 only (then never NULL): prints an access token */
 	char *ca_file;      /* absolute path or NULL */
 	unsigned timeout_s;
 	unsigned connections;
@@ -42,8 +45,16 @@ struct ifs_config {
 	"    port = N               default 993 for tls=imaps, 143 for starttls/none\n" \
 	"    tls = imaps|starttls|none   default imaps; certificates are always verified\n" \
 	"    user = NAME            login name (required)\n" \
+	"    auth = password|oauth2 how to log in: a password (default) from pass_cmd or\n" \
+	"                           password, or an OAuth2 access token from oauth_cmd\n" \
+	"                           (SASL OAUTHBEARER, else XOAUTH2: Gmail, Microsoft 365)\n" \
 	"    pass_cmd = COMMAND     run with /bin/sh -c; the first line it prints is the password\n" \
 	"    password = SECRET      only accepted when the file is not readable by group/others\n" \
+	"    oauth_cmd = COMMAND    with auth = oauth2 (and then required): run with /bin/sh -c\n" \
+	"                           when a token is needed (at mount, and again when the server\n" \
+	"                           refuses the one it has); the first line it prints is the\n" \
+	"                           access token (e.g. oama access ME, pizauth show ACCOUNT);\n" \
+	"                           once mounted, a run longer than 2 x timeout is killed\n" \
 	"    ca_file = FILE         extra trusted CA or self-signed certificate (PEM); relative\n" \
 	"                           paths are relative to the config file's directory\n" \
 	"    timeout = SECONDS      network timeout, default 30\n" \
@@ -66,6 +77,15 @@ struct ifs_config {
  * On success *cfg_r is new (ifs_config_free) and holds the password. */
 int ifs_config_load(const char *path, const char *account, struct ifs_config **cfg_r,
                     char **errmsg_r);
+
+/* Run cmd with /bin/sh -c (our environment, nothing secret added; stdin inherited) and put
+ * the first line it prints into *line_r (new; the caller wipes and frees it).  key and what
+ * name the setting and the secret in the one-line error (-EINVAL, *errmsg_r new): a command
+ * that cannot start, fails, prints an empty first line, or (timeout_s > 0) has not finished
+ * after timeout_s seconds (it is then killed, with its process group).  timeout_s 0 waits as
+ * long as it takes: at mount a helper may ask for a passphrase on the terminal. */
+int ifs_config_run_cmd(const char *key, const char *what, const char *cmd, unsigned timeout_s,
+                       char **line_r, char **errmsg_r);
 
 /* Overwrite and free the password (after imap_pool_new copied it). */
 void ifs_config_wipe_password(struct ifs_config *cfg);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <malloc.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -22,12 +23,14 @@
 #include "log.h"
 #include "remote.h"
 #include "state.h"
+#include "token.h"
 #include "tree.h"
 
 struct cmdline {
 	char *account;
 	char *config;
 	int stats;
+	GPtrArray *positional; /* the non-option arguments, in order (owned strings) */
 };
 
 static const struct fuse_opt cmdline_spec[] = {
@@ -37,11 +40,79 @@ static const struct fuse_opt cmdline_spec[] = {
 	FUSE_OPT_END,
 };
 
+/* Non-options are collected rather than left to fuse_parse_cmdline, which takes only one (the
+ * mount point): `imapfs ACCOUNT MOUNTPOINT` is what mount.fuse3 runs for
+ * `mount -t fuse.imapfs ACCOUNT MOUNTPOINT` and for an fstab line. */
+static int cmdline_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct cmdline *cmd = data;
+
+	if (key != FUSE_OPT_KEY_NONOPT)
+		return 1; /* keep it for fuse_parse_cmdline and fuse_session_new */
+	g_ptr_array_add(cmd->positional, g_strdup(arg));
+	return 0;
+}
+
+/* [ACCOUNT] MOUNTPOINT: the account into cmd->account (the same as -o account=, which may
+ * also be given if it names the same account), the mount point back into args for
+ * fuse_parse_cmdline.  Returns 0 or -1 after printing one line. */
+static int take_positional(struct cmdline *cmd, struct fuse_args *args)
+{
+	GPtrArray *pos = cmd->positional;
+
+	if (pos->len > 2) {
+		fprintf(stderr, "imapfs: too many arguments: '%s' (usage: imapfs [ACCOUNT] "
+		                "MOUNTPOINT; see imapfs --help)\n", (char *)pos->pdata[2]);
+		return -1;
+	}
+	if (pos->len == 2) {
+		const char *account = pos->pdata[0];
+		/* mount(8) makes a source that names a file in its working directory absolute:
+		 * `mount -t fuse.imapfs work /mnt` in a directory holding "work" runs us with
+		 * "/that/directory/work".  Section names are not paths, so an existing absolute
+		 * path stands for its last component. */
+		const char *last = strrchr(account, '/');
+		if (account[0] == '/' && last[1] != '\0' && access(account, F_OK) == 0)
+			account = last + 1;
+		if (cmd->account != NULL && strcmp(cmd->account, account) != 0) {
+			fprintf(stderr, "imapfs: two accounts given: '%s' and -o account=%s\n",
+			        account, cmd->account);
+			return -1;
+		}
+		g_free(cmd->account);
+		cmd->account = g_strdup(account);
+	}
+	if (pos->len > 0)
+		fuse_opt_add_arg(args, pos->pdata[pos->len - 1]);
+	return 0;
+}
+
+/* A user's fstab mount (`mount ~/mail` with the `user` option) reaches us through the setuid
+ * mount(8) and mount.fuse3 with our real uid but HOME=/root: the config, ~/ in it and the
+ * cache would then be looked up in root's home.  A HOME that is not the real user's own
+ * directory is replaced by the home of the password database, before GLib reads HOME (it
+ * keeps the first answer). */
+static void use_own_home(void)
+{
+	const char *home = getenv("HOME");
+	struct stat st;
+
+	if (home == NULL || (stat(home, &st) == 0 && st.st_uid == getuid()))
+		return;
+	struct passwd *pw = getpwuid(getuid());
+	if (pw != NULL && pw->pw_dir != NULL)
+		setenv("HOME", pw->pw_dir, 1);
+	else
+		unsetenv("HOME");
+}
+
 static void usage(const char *prog)
 {
-	printf("usage: %s [-o account=NAME] [-o config=FILE] [FUSE options] MOUNTPOINT\n"
+	printf("usage: %s [ACCOUNT] MOUNTPOINT [-o config=FILE] [FUSE options]\n"
 	       "Mount an IMAP account as a read-only filesystem.  Unmount with "
-	       "`fusermount3 -u MOUNTPOINT`.\n\n"
+	       "`fusermount3 -u MOUNTPOINT`.\n"
+	       "ACCOUNT is a section of the config file, the same as -o account=ACCOUNT; this is\n"
+	       "the form mount.fuse3 uses: mount -t fuse.imapfs ACCOUNT MOUNTPOINT.\n\n"
 	       "imapfs options:\n"
 	       "    -o account=NAME        use section [NAME] of the config file (default: "
 	       "[default])\n"
@@ -146,8 +217,10 @@ static void add_mount_options(struct fuse_args *args, const char *host)
 	for (const char *p = host; *p != '\0'; p++)
 		if (!g_ascii_isalnum(*p) && *p != '.' && *p != '-' && *p != ':' && *p != '_')
 			plain = false;
-	/* ro: the kernel refuses writes itself; default_permissions: it honours our 0444/0555. */
-	fuse_opt_add_arg(args, "-oro,default_permissions");
+	/* ro: the kernel refuses writes itself; default_permissions: it honours our 0444/0555.
+	 * nosuid,nodev: what fusermount3 imposes on a user's mount, also when root mounts (mount
+	 * -t fuse.imapfs passes "rw,dev,suid"; these come later and win). */
+	fuse_opt_add_arg(args, "-oro,nosuid,nodev,default_permissions");
 	if (plain) {
 		char *opt = g_strdup_printf("-ofsname=imapfs:%s", host);
 		fuse_opt_add_arg(args, opt);
@@ -234,12 +307,13 @@ static int open_offline(struct ifs *fs, const struct ifs_config *cfg, const char
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct cmdline cmd = {NULL, NULL, 0};
+	struct cmdline cmd = {NULL, NULL, 0, g_ptr_array_new_with_free_func(g_free)};
 	struct fuse_cmdline_opts opts;
 	struct ifs_config *cfg = NULL;
 	struct imap_config icfg;
 	struct ifs fs;
 	struct imap_conn *conn = NULL;
+	struct ifs_token *token = NULL; /* auth = oauth2: the pools' credential */
 	struct fuse_session *se = NULL;
 	GPtrArray *folders = NULL;
 	char *why = NULL;
@@ -247,10 +321,13 @@ int main(int argc, char *argv[])
 
 	memset(&opts, 0, sizeof(opts));
 	memset(&fs, 0, sizeof(fs));
+	use_own_home();
 	fuse_set_log_func(fuse_log_to_glib);
 	ifs_log_init(false);
 
-	if (fuse_opt_parse(&args, &cmd, cmdline_spec, NULL) != 0)
+	if (fuse_opt_parse(&args, &cmd, cmdline_spec, cmdline_proc) != 0)
+		goto out_args;
+	if (take_positional(&cmd, &args) < 0)
 		goto out_args;
 	if (fuse_parse_cmdline(&args, &opts) != 0)
 		goto out_args;
@@ -267,8 +344,8 @@ int main(int argc, char *argv[])
 		goto out_args;
 	}
 	if (opts.mountpoint == NULL) {
-		fprintf(stderr, "imapfs: no mount point given (usage: imapfs [-o account=NAME] "
-		                "[-o config=FILE] MOUNTPOINT; see imapfs --help)\n");
+		fprintf(stderr, "imapfs: no mount point given (usage: imapfs [ACCOUNT] MOUNTPOINT "
+		                "[-o config=FILE]; see imapfs --help)\n");
 		goto out_args;
 	}
 	ifs_log_init(opts.debug);
@@ -294,7 +371,14 @@ int main(int argc, char *argv[])
 	icfg.port = cfg->port;
 	icfg.tls = cfg->tls;
 	icfg.user = cfg->user;
+	icfg.auth = cfg->auth;
 	icfg.password = cfg->password;
+	if (cfg->auth == IMAP_AUTH_OAUTH2) {
+		/* a token helper may renew over the network: twice a network timeout */
+		token = ifs_token_new(cfg->oauth_cmd, 2 * cfg->timeout_s);
+		icfg.credential = ifs_token_get;
+		icfg.credential_ctx = token;
+	}
 	icfg.ca_file = cfg->ca_file;
 	icfg.timeout_ms = cfg->timeout_s * 1000u;
 	if (make_pools(&fs, &icfg, cfg->connections, cfg->readahead > 0) < 0) {
@@ -385,6 +469,8 @@ mount:
 	if (!opts.foreground)
 		ifs_log_to_syslog();
 	ifs_log_set_startup(false);
+	if (token != NULL)
+		ifs_token_announce(token);
 	g_message("mounted %s@%s on %s", cfg->user, cfg->host, opts.mountpoint);
 
 	/* Threads only now: fuse_daemonize forks, and a fork keeps only the calling thread. */
@@ -451,6 +537,7 @@ out_tree:
 out_pool:
 	free_pools(&fs);
 	ifs_state_free(fs.state);
+	ifs_token_free(token);
 	ifs_bodycache_free(fs.bodies);
 out_cfg:
 	ifs_config_free(cfg);
@@ -458,6 +545,7 @@ out_args:
 	g_free(why);
 	g_free(cmd.account);
 	g_free(cmd.config);
+	g_ptr_array_unref(cmd.positional);
 	free(opts.mountpoint);
 	fuse_opt_free_args(&args);
 	return ret;

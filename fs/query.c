@@ -58,9 +58,11 @@ bool ifs_query_parse_date(const char *value, const GDate *today, int *year_r, in
 	unsigned long n;
 	char unit, *stop;
 
-	/* YYYY-MM-DD */
-	if (sscanf(value, "%4d-%2d-%2d%n", &y, &m, &d, &end) == 3 && value[end] == '\0' &&
-	    strlen(value) == 10) {
+	/* YYYY-MM-DD, digits only (sscanf alone would take signs and spaces: "2025-+1-01") */
+	if (strlen(value) == 10 && value[4] == '-' && value[7] == '-' &&
+	    strspn(value, "0123456789") == 4 && strspn(value + 5, "0123456789") == 2 &&
+	    strspn(value + 8, "0123456789") == 2 &&
+	    sscanf(value, "%4d-%2d-%2d%n", &y, &m, &d, &end) == 3 && value[end] == '\0') {
 		if (m < 1 || m > 12 || d < 1 || y < 1 ||
 		    d > g_date_get_days_in_month((GDateMonth)m, (GDateYear)y))
 			return false;
@@ -79,6 +81,14 @@ bool ifs_query_parse_date(const char *value, const GDate *today, int *year_r, in
 	unit = (char)g_ascii_tolower(*stop);
 	if (stop[0] == '\0' || stop[1] != '\0' || n > 100000 || !strchr("dwmy", unit) ||
 	    today == NULL || !g_date_valid(today))
+		return false;
+	/* GLib will not go back before 1 January of year 1 (a critical, and the date left as it
+	 * was): refuse such a date here instead of searching from today */
+	if ((unit == 'd' && n >= g_date_get_julian(today)) ||
+	    (unit == 'w' && n * 7 >= g_date_get_julian(today)) ||
+	    (unit == 'm' &&
+	     n > (g_date_get_year(today) - 1) * 12ul + g_date_get_month(today) - 1) ||
+	    (unit == 'y' && n >= g_date_get_year(today)))
 		return false;
 	GDate when = *today;
 	switch (unit) {

@@ -3,12 +3,15 @@
  *
  * Invariants (abort on violation): parsing never fails; text views are valid UTF-8 without NUL;
  * one-line views (subject … message-id) end in their only newline; views that may not be
- * absent are present; attachment names are safe directory entries and unique; and every 16th
- * input parses a second time to the very same bytes (determinism).  GLib criticals are fatal:
+ * absent are present; attachment names are safe directory entries and unique; body is not
+ * empty when the message has readable text (the rule in mime.h, judged apart from mime/'s own
+ * code path by tests/mime/readable.c); and every 16th input parses a second time to the very
+ * same bytes (determinism).  GLib criticals are fatal:
  * they mean mime/ called GMime or GLib wrongly.
  */
 #include "mime.h"
 #include "mime-private.h"
+#include "readable.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -74,6 +77,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(msg != NULL);
 	for (int v = 0; v < MIME_VIEW_COUNT; v++)
 		check_view(msg, v);
+	/* malformed mail never loses its text */
+	if (mime_test_has_readable_text(data, size))
+		CHECK(g_bytes_get_size(mime_message_view(msg, MIME_VIEW_BODY)) > 0);
 
 	names = g_hash_table_new(g_str_hash, g_str_equal);
 	for (size_t i = 0; i < mime_message_n_attachments(msg); i++) {

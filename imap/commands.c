@@ -176,7 +176,11 @@ int imap_examine_finish(struct imap_conn *conn, const char *raw_name,
 		return imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
 		                      "server %s sent no UIDVALIDITY for mailbox %s", conn->host,
 		                      raw_name);
-	conn->mailbox = g_strdup(raw_name);
+	/* a pipelined chain finishes several EXAMINEs in a row: the last one wins (copied
+	 * first, in case raw_name is the name being replaced) */
+	char *name = g_strdup(raw_name);
+	g_free(conn->mailbox);
+	conn->mailbox = name;
 	conn->mailbox_uidvalidity = ex->st.uidvalidity;
 	conn->condstore = imap_conn_has_cap(conn, "CONDSTORE");
 	*st_r = ex->st;

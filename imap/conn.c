@@ -6,7 +6,7 @@
  * host name or IP address checked, TLS 1.2 minimum).  STARTTLS never falls back to plaintext
  * and refuses a server that pipelines bytes after its OK (response injection, CVE-2011-0411
  * style).  Credentials are only sent after TLS (unless tls=none was chosen explicitly) and are
- * redacted in the protocol trace.
+ * redacted in the protocol trace; how they are sent (the SASL mechanisms) is sasl.c's.
  */
 #include "imap-private.h"
 
@@ -458,6 +458,27 @@ static int send_chunk(struct imap_conn *conn, const struct imap_cmd *cmd, guint 
 	return write_all(conn, chunk->str, chunk->len);
 }
 
+/* A SASL challenge after the whole AUTHENTICATE command was sent: the command's hook says
+ * what to answer; the answer is sent like a secret (redacted in the trace). */
+static int answer_challenge(struct imap_conn *conn, const struct imap_cmd *cmd,
+                            const struct imap_response *resp, const char *what)
+{
+	GString *reply = g_string_new(NULL);
+	int err = cmd->challenge(cmd->challenge_ctx, resp->text != NULL ? resp->text : "", reply);
+	if (err < 0) {
+		g_string_free(reply, TRUE);
+		return imap_conn_fail_errno(conn, err, true,
+		                            "unexpected SASL challenge from %s during %s",
+		                            conn->host, what);
+	}
+	g_debug("C: <SASL response redacted>");
+	g_string_append(reply, "\r\n");
+	err = write_all(conn, reply->str, reply->len);
+	explicit_bzero(reply->str, reply->allocated_len);
+	g_string_free(reply, TRUE);
+	return err;
+}
+
 /* The command word(s) after the tag of a formatted command line, for error messages (new). */
 static char *command_name(const char *line, const char *tag)
 {
@@ -525,6 +546,14 @@ int imap_conn_run(struct imap_conn *conn, struct imap_cmd *cmd, imap_untagged_cb
 				goto out;
 			if (resp->kind == IMAP_RESP_TAGGED)
 				break;
+			if (resp->kind == IMAP_RESP_CONTINUATION && cmd->challenge != NULL) {
+				err = answer_challenge(conn, cmd, resp, what);
+				imap_response_free(resp);
+				resp = NULL;
+				if (err < 0)
+					goto out;
+				continue;
+			}
 			if (resp->kind == IMAP_RESP_CONTINUATION) {
 				err = imap_conn_fail(
 				    conn, IMAP_OUTCOME_PROTOCOL, NULL,
@@ -855,72 +884,6 @@ static int starttls(struct imap_conn *conn, const char *ca_file)
 	return capability(conn);
 }
 
-static int login(struct imap_conn *conn, const struct imap_config *cfg)
-{
-	if (cfg->user == NULL || cfg->password == NULL)
-		return imap_conn_fail(conn, IMAP_OUTCOME_LOGIN_REFUSED, NULL,
-		                      "no user name or password configured");
-	size_t ulen = strlen(cfg->user), plen = strlen(cfg->password);
-	struct imap_cmd *cmd = imap_cmd_new();
-	cmd->sensitive = true;
-	cmd->what = "login";
-	int err = 0;
-	if (imap_conn_has_cap(conn, "AUTH=PLAIN")) {
-		/* RFC 4616: authzid NUL authcid NUL passwd, authzid empty */
-		gsize n = ulen + plen + 2;
-		guchar *raw = g_malloc(n);
-		raw[0] = '\0';
-		memcpy(raw + 1, cfg->user, ulen);
-		raw[1 + ulen] = '\0';
-		memcpy(raw + 2 + ulen, cfg->password, plen);
-		char *b64 = g_base64_encode(raw, n);
-		memset(raw, 0, n);
-		g_free(raw);
-		cmd->log_prefix = g_strdup("AUTHENTICATE PLAIN");
-		if (imap_conn_has_cap(conn, "SASL-IR")) {
-			imap_cmd_add_text(cmd, "AUTHENTICATE PLAIN ");
-			imap_cmd_add_text(cmd, b64);
-		} else {
-			/* the response goes after the server's empty challenge "+ " */
-			imap_cmd_add_text(cmd, "AUTHENTICATE PLAIN\r\n");
-			g_ptr_array_add(cmd->chunks, g_string_new(b64));
-		}
-		memset(b64, 0, strlen(b64));
-		g_free(b64);
-	} else if (imap_conn_has_cap(conn, "LOGINDISABLED")) {
-		imap_cmd_free(cmd);
-		return imap_conn_fail(
-		    conn, IMAP_OUTCOME_LOGIN_REFUSED, NULL,
-		    "server %s advertises LOGINDISABLED and no AUTH=PLAIN; refusing "
-		    "to log in%s",
-		    conn->host,
-		    conn->ssl == NULL ? " (it wants TLS: use implicit TLS or STARTTLS)" : "");
-	} else {
-		cmd->log_prefix = g_strdup("LOGIN");
-		imap_cmd_add_text(cmd, "LOGIN ");
-		enum imap_literal_mode mode = imap_conn_literal_mode(conn);
-		if (imap_cmd_add_string(cmd, cfg->user, ulen, mode) < 0 ||
-		    (imap_cmd_add_text(cmd, " "),
-		     imap_cmd_add_string(cmd, cfg->password, plen, mode)) < 0)
-			err = imap_conn_fail_errno(conn, -EINVAL, false,
-			                           "user name or password contains CR, LF or NUL");
-	}
-	if (err == 0) {
-		conn->caps_fresh = false;
-		struct imap_response *final = NULL;
-		err = imap_conn_run(conn, cmd, NULL, NULL, &final);
-		if (err < 0 && final != NULL && !conn->broken) {
-			char *why = imap_response_reason(final);
-			err = imap_conn_fail(conn, IMAP_OUTCOME_LOGIN_REFUSED, final->code,
-			                     "login failed: %s", why);
-			g_free(why);
-		}
-		imap_response_free(final);
-	}
-	imap_cmd_free(cmd);
-	return err;
-}
-
 static void ignore_sigpipe_once(void)
 {
 	/* OpenSSL writes to the socket with write(), which raises SIGPIPE when the server has
@@ -1011,7 +974,7 @@ int imap_conn_open(const struct imap_config *cfg, struct imap_conn **conn_r, cha
 	if (!conn->preauth) {
 		if (!conn->caps_fresh && (err = capability(conn)) < 0)
 			goto fail;
-		if ((err = login(conn, cfg)) < 0)
+		if ((err = imap_sasl_login(conn, cfg)) < 0)
 			goto fail;
 	}
 	/* capabilities often grow after login; the tagged OK may have carried them */

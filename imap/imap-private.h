@@ -153,6 +153,12 @@ struct imap_cmd {
 	bool sensitive;    /* carries credentials: the trace shows only log_prefix */
 	char *log_prefix;  /* what the trace shows for a sensitive command, e.g. "LOGIN" */
 	const char *what;  /* static: names the command in error messages, e.g. "login" */
+	/* nullable, AUTHENTICATE only: a continuation request that comes after the whole command
+	 * was sent is a SASL challenge (text: what follows "+ ").  The hook appends the answer
+	 * (base64, no CRLF) to reply, which is sent and traced redacted; -errno instead fails
+	 * the command and breaks the connection. */
+	int (*challenge)(void *ctx, const char *text, GString *reply);
+	void *challenge_ctx;
 };
 
 struct imap_cmd *imap_cmd_new(void);
@@ -178,6 +184,18 @@ bool imap_uidset_valid(const char *set);
 bool imap_seqset_expand(const char *set, GArray *out, size_t max_count);
 /* Does uidset (validated) contain uid?  '*' matches anything from its range start. */
 bool imap_uidset_contains(const char *set, uint32_t uid);
+
+/* ---- SASL (sasl.c) -------------------------------------------------------------------- */
+
+/* Log in on conn (capabilities known) with the first mechanism of the table that fits
+ * cfg->auth and that the server offers; see imap_conn_open for the errors. */
+int imap_sasl_login(struct imap_conn *conn, const struct imap_config *cfg);
+
+/* The value of key in a JSON object such as an OAuth2 error challenge
+ * ({"status":"401","schemes":"bearer","scope":"mail"}): a string (unescaped) or a number or
+ * literal as written.  A new string, or NULL when key is absent, its value is an object or
+ * array, or the text is not one well-formed object.  Never reads past len. */
+char *imap_sasl_json_field(const char *json, size_t len, const char *key);
 
 /* ---- errors --------------------------------------------------------------------------- */
 

@@ -16,6 +16,8 @@
  *   hostile input      -> -EPROTO (literal over cap, list too deep, unparsable line; broken)
  *   TLS verification   -> -EKEYREJECTED
  *   login refused      -> -EACCES (also LOGINDISABLED without AUTH=PLAIN)
+ *   no OAuth2 mechanism-> -EOPNOTSUPP (auth = oauth2, server offers neither OAUTHBEARER nor
+ *                         XOAUTH2)
  *   no TLS possible    -> -EPROTO (STARTTLS not offered, refused, PREAUTH greeting, or bytes
  *                         injected between the STARTTLS OK and the handshake; broken)
  *   cannot connect     -> the socket's errno (-ECONNREFUSED, -ETIMEDOUT, ...); a host name
@@ -56,6 +58,23 @@ enum imap_tls_mode {
 	IMAP_TLS_NONE,         /* only when explicitly configured; warns at every connect */
 };
 
+/* What the secret is, and so which SASL mechanisms may carry it (imap/sasl.c). */
+enum imap_auth {
+	IMAP_AUTH_PASSWORD = 0, /* AUTHENTICATE PLAIN (SASL-IR when offered), else LOGIN */
+	IMAP_AUTH_OAUTH2,       /* an OAuth2 access token: OAUTHBEARER (RFC 7628) when offered,
+	                         * else XOAUTH2; a server with neither is refused (-EOPNOTSUPP) */
+};
+
+/* Hands out the secret to log in with (the OAuth2 access token), for pools whose secret can
+ * change while they live.  refused is NULL when asking for the current secret, else the
+ * secret the server has just refused: the provider then gets a new one unless it already
+ * holds one that differs from refused (another connection refreshed it meanwhile).  Returns
+ * 0 and a new string in *secret_r (the caller wipes and g_free()s it), or -errno and a new
+ * one-line reason in *errmsg_r.  Called from any thread that opens a connection, with no lock
+ * of the pool held; must be thread-safe.  May block (it may run a command). */
+typedef int (*imap_credential_cb)(void *ctx, const char *refused, char **secret_r,
+                                  char **errmsg_r);
+
 /* Connection settings.  All pointers are borrowed by imap_conn_open(); imap_pool_new() copies
  * the whole struct (strings included) so the caller may free its own copy afterwards. */
 struct imap_config {
@@ -63,7 +82,12 @@ struct imap_config {
 	const char *port;       /* nullable: "993" for IMPLICIT, "143" otherwise */
 	enum imap_tls_mode tls;
 	const char *user;       /* required for login */
-	const char *password;   /* required for login; never logged, never sent before TLS */
+	enum imap_auth auth;    /* what password holds; default IMAP_AUTH_PASSWORD */
+	const char *password;   /* the password or access token: required for imap_conn_open;
+	                         * never logged, never sent before TLS */
+	imap_credential_cb credential; /* nullable; pools only: where the secret comes from
+	                                * instead of password (which is then ignored) */
+	void *credential_ctx;          /* borrowed by the pool, passed to credential */
 	const char *ca_file;    /* nullable: extra trusted CA / self-signed cert (PEM), added to
 	                         * the system trust store */
 	unsigned timeout_ms;    /* connect, each read and each write; 0 -> 30000 */
@@ -81,9 +105,12 @@ struct imap_config {
 struct imap_conn;
 
 /* Connect (every getaddrinfo address in turn), do TLS as configured, read CAPABILITY, log in
- * (AUTHENTICATE PLAIN, with SASL-IR when offered, else LOGIN).  On success *conn_r owns a new
- * connection (free with imap_conn_close).  On failure returns -errno and, when errmsg_r is not
- * NULL, sets *errmsg_r to a newly allocated one-line reason (caller g_free()s it). */
+ * with the mechanism cfg->auth calls for (see enum imap_auth; SASL-IR when offered).  A refused
+ * OAuth2 token is -EACCES, and the error names the status and scope of the server's JSON error
+ * challenge (which is answered with the dummy response the mechanism prescribes).  On success
+ * *conn_r owns a new connection (free with imap_conn_close).  On failure returns -errno and,
+ * when errmsg_r is not NULL, sets *errmsg_r to a newly allocated one-line reason (caller
+ * g_free()s it). */
 int imap_conn_open(const struct imap_config *cfg, struct imap_conn **conn_r, char **errmsg_r);
 
 /* LOGOUT when the connection is still healthy (bounded by the timeout), then free everything.
@@ -350,7 +377,8 @@ typedef int (*imap_search_attrs_cb)(unsigned job, const struct imap_msg_attrs *a
  *     hits, pipelined: two.
  * Commands that need a synchronising literal (a non-ASCII value on a server without LITERAL+)
  * run one after another instead.  Answers a server sends about a folder before it has finished
- * examining it are never used (that folder is asked again on its own).  Returns 0 when the
+ * examining it are never used (that folder is asked again on its own), nor are the hits of a
+ * folder whose UIDVALIDITY changed between its SEARCH and its FETCH.  Returns 0 when the
  * connection stayed usable (each job's own outcome is in jobs[i].result), else the connection's
  * -errno.  The connection examines one of the folders (or none) afterwards.  Gmail's X-GM-RAW
  * is sent only when the server offers X-GM-EXT-1 (else every job gets -EOPNOTSUPP). */
@@ -372,7 +400,11 @@ int imap_mutf7_encode(const char *utf8, char **out_r);
 
 struct imap_pool;
 
-/* Copies cfg.  Opens no connection yet (call imap_pool_acquire to check credentials). */
+/* Copies cfg.  Opens no connection yet (call imap_pool_acquire to check credentials).  With
+ * cfg->credential the pool asks it for the secret at every connect; when the server refuses
+ * it (-EACCES), the pool asks once for a fresh one (passing the refused secret) and logs in
+ * again, so an expired access token is replaced without the caller noticing.  A secret still
+ * refused is -EACCES with the server's reason, and backoff as for an outage. */
 int imap_pool_new(const struct imap_config *cfg, unsigned max_conns, struct imap_pool **pool_r);
 
 /* Exclusive use of a logged-in connection until imap_pool_release().  Waits at most the

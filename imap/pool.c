@@ -5,7 +5,9 @@
  * When the server is unreachable, new attempts are spaced by exponential backoff (1 s doubling
  * to 60 s) so that a burst of requests does not hammer it, and the outage is logged once when it
  * starts (g_warning) and once when it ends (g_message) rather than once per attempt — once per
- * server, however many pools of the process talk to it.
+ * server, however many pools of the process talk to it.  A pool whose secret can change (an
+ * OAuth2 access token) asks its credential callback for it at each connect, and for a fresh
+ * one, once, when the server refuses it.
  */
 #include "imap-private.h"
 
@@ -52,6 +54,55 @@ struct imap_pool {
 static char *dup_secret(const char *s)
 {
 	return s != NULL ? g_strdup(s) : NULL;
+}
+
+static void free_secret(char *s)
+{
+	if (s != NULL) {
+		explicit_bzero(s, strlen(s));
+		g_free(s);
+	}
+}
+
+/* Open a connection with the secret the credential callback holds.  A refused secret (-EACCES)
+ * gets one more try with a fresh one: access tokens expire, and a login is where the server
+ * says so.  Called without the lock. */
+static int open_with_credential(struct imap_pool *pool, struct imap_conn **conn_r, char **msg_r)
+{
+	struct imap_config cfg = pool->cfg;
+	char *secret = NULL, *fresh = NULL, *why = NULL;
+	int err = cfg.credential(cfg.credential_ctx, NULL, &secret, msg_r);
+	if (err < 0)
+		return err;
+	cfg.password = secret;
+	err = imap_conn_open(&cfg, conn_r, msg_r);
+	if (err == -EACCES) {
+		g_debug("%s refused the login (%s); asking for a new secret", cfg.host,
+		        *msg_r != NULL ? *msg_r : "no reason");
+		int e = cfg.credential(cfg.credential_ctx, secret, &fresh, &why);
+		if (e < 0) {
+			/* the refusal is the news; why no new secret came is worth adding */
+			char *both = g_strdup_printf("%s; %s", *msg_r != NULL ? *msg_r : "refused",
+			                             why != NULL ? why : g_strerror(-e));
+			g_free(*msg_r);
+			*msg_r = both;
+		} else {
+			g_clear_pointer(msg_r, g_free);
+			cfg.password = fresh;
+			err = imap_conn_open(&cfg, conn_r, msg_r);
+		}
+	}
+	g_free(why);
+	free_secret(secret);
+	free_secret(fresh);
+	return err;
+}
+
+static int open_conn(struct imap_pool *pool, struct imap_conn **conn_r, char **msg_r)
+{
+	if (pool->cfg.credential != NULL)
+		return open_with_credential(pool, conn_r, msg_r);
+	return imap_conn_open(&pool->cfg, conn_r, msg_r);
 }
 
 int imap_pool_new(const struct imap_config *cfg, unsigned max_conns, struct imap_pool **pool_r)
@@ -131,7 +182,8 @@ static void note_success(struct imap_pool *pool)
 static void note_failure(struct imap_pool *pool, int err, const char *msg)
 {
 	if (!pool->outage && outage_enter(pool))
-		g_warning("cannot reach IMAP server %s: %s (retrying with backoff)", pool->cfg.host,
+		g_warning("%s IMAP server %s: %s (retrying with backoff)",
+		          err == -EACCES ? "cannot log in to" : "cannot reach", pool->cfg.host,
 		          msg);
 	pool->outage = true;
 	pool->retry_at = g_get_monotonic_time() + (gint64)pool->backoff_ms * 1000;
@@ -187,7 +239,7 @@ int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **
 
 			char *msg = NULL;
 			struct imap_conn *conn = NULL;
-			int err = imap_conn_open(&pool->cfg, &conn, &msg);
+			int err = open_conn(pool, &conn, &msg);
 
 			g_mutex_lock(&pool->lock);
 			pool->probing = false;
@@ -270,10 +322,7 @@ void imap_pool_free(struct imap_pool *pool)
 	g_free((char *)pool->cfg.host);
 	g_free((char *)pool->cfg.port);
 	g_free((char *)pool->cfg.user);
-	if (pool->cfg.password != NULL) {
-		memset((char *)pool->cfg.password, 0, strlen(pool->cfg.password));
-		g_free((char *)pool->cfg.password);
-	}
+	free_secret((char *)pool->cfg.password);
 	g_free((char *)pool->cfg.ca_file);
 	g_free(pool->last_error);
 	g_free(pool);

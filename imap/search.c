@@ -439,8 +439,12 @@ bool imap_search_parse_date(const char *s, int *year_r, int *month_r, int *day_r
 {
 	int day, year, end = 0;
 	char mon[4];
-	if (sscanf(s, "%2d-%3[A-Za-z]-%4d%n", &day, mon, &year, &end) != 3 || s[end] != '\0' ||
-	    !g_ascii_isdigit(s[0]) || strlen(s) < 10)
+	/* the shape first, digits only: sscanf alone would take "1-Jan- 202" or "1-Jan-+202" */
+	size_t dlen = strspn(s, "0123456789");
+	if ((dlen != 1 && dlen != 2) || strlen(s) != dlen + 9 || s[dlen] != '-' ||
+	    s[dlen + 4] != '-' || strspn(s + dlen + 5, "0123456789") != 4)
+		return false;
+	if (sscanf(s, "%2d-%3[A-Za-z]-%4d%n", &day, mon, &year, &end) != 3 || s[end] != '\0')
 		return false;
 	for (int m = 0; m < 12; m++) {
 		if (g_ascii_strcasecmp(mon, month_names[m]) == 0) {

@@ -33,7 +33,9 @@ struct job_state {
 	bool sorted;         /* uids sorted (FETCH answers are checked against it) */
 	int search_result;   /* of its SEARCH (or the MULTISEARCH), 0 or -errno */
 	int fetch_result;
-	uint32_t multi_uidvalidity; /* what the MULTISEARCH answer said (0: nothing) */
+	/* the UIDVALIDITY the hits were found in: what the MULTISEARCH answer or the SEARCH's
+	 * EXAMINE said (0: unknown) */
+	uint32_t hits_uidvalidity;
 	GArray *uids;
 };
 
@@ -201,7 +203,7 @@ static int multi_answer(struct run *r, const struct imap_response *resp)
 			break;
 	if (mailbox == NULL || j == r->n || uidvalidity == 0)
 		return 0; /* not a folder we asked about: never used */
-	r->js[j].multi_uidvalidity = (uint32_t)uidvalidity;
+	r->js[j].hits_uidvalidity = (uint32_t)uidvalidity;
 	/* the rest is an ordinary ESEARCH answer: reuse its parser on this folder's hits */
 	struct imap_search_ctx sc = {r->js[j].uids};
 	return imap_search_cb(r->conn, resp, &sc);
@@ -267,6 +269,13 @@ static int chain_cb(struct imap_conn *conn, const struct imap_response *resp, vo
 		pr = imap_parse_attrs(conn, resp, &at);
 		if (pr <= 0)
 			return pr;
+		/* the folder was recreated since its hits were found: their UIDs name other
+		 * messages now (judge_fetch has it asked again) */
+		if (js->ex_cmd >= 0 && js->hits_uidvalidity != 0 &&
+		    js->ex.st.uidvalidity != js->hits_uidvalidity) {
+			g_free(at.flags);
+			return 0;
+		}
 		if (uid_is_hit(js, at.uid) && r->cb_err == 0) {
 			int e = r->cb(r->job_base + c->job, &at, r->ctx);
 			if (e < 0)
@@ -407,6 +416,9 @@ static int chain_fetch_hits(struct run *r)
 			continue;
 		imap_sort_unique_uids(js->uids);
 		js->sorted = true;
+		/* found by a SEARCH of this run: in what its EXAMINE said (chain_collect) */
+		if (js->hits_uidvalidity == 0)
+			js->hits_uidvalidity = r->jobs[j].st.uidvalidity;
 		js->ex_cmd = -1;
 		/* one folder that the connection examines already (it was just searched): no
 		 * EXAMINE again */
@@ -454,8 +466,8 @@ static void judge_fetch(struct run *r)
 			r->jobs[j].result = r->results[js->ex_cmd];
 		else if (js->fetch_result < 0)
 			r->jobs[j].result = search_failure(js->fetch_result);
-		else if (js->multi_uidvalidity != 0 &&
-		         js->multi_uidvalidity != r->jobs[j].st.uidvalidity)
+		else if (js->hits_uidvalidity != 0 &&
+		         js->hits_uidvalidity != r->jobs[j].st.uidvalidity)
 			js->early = true; /* the folder changed life in between: ask again */
 	}
 }
@@ -473,7 +485,7 @@ static int search_alone(struct run *r, unsigned j)
 	one.meta = g_array_new(FALSE, FALSE, sizeof(struct chain_cmd));
 	g_array_set_size(one.js->uids, 0);
 	one.js->early = false;
-	one.js->multi_uidvalidity = 0;
+	one.js->hits_uidvalidity = 0;
 	one.js->search_result = one.js->fetch_result = 0;
 	one.jobs->result = 0;
 	/* the EXAMINE on its own this time: nothing can be answered before it ends */
@@ -570,8 +582,10 @@ int imap_search_folders(struct imap_conn *conn, const struct imap_search *q,
 				goto out;
 			}
 			multi = false;
-			for (unsigned j = 0; j < n; j++)
+			for (unsigned j = 0; j < n; j++) {
 				g_array_set_size(r.js[j].uids, 0);
+				r.js[j].hits_uidvalidity = 0;
+			}
 			chain_reset(&r);
 		}
 	}

@@ -32,6 +32,25 @@
  * part MIME_MAX_PARTS + 1 — with its length in *len_r. */
 char *mime_limit_structure(const char *data, size_t len, size_t *len_r);
 
+/* --- separator.c --- */
+
+/* Whether line[0..n) (without its line break) starts a header field: a name of printable
+ * US-ASCII other than ':' (RFC 5322 ftext), optional blanks, then ':'. */
+bool mime_is_header_field(const char *line, size_t n);
+
+/* Find where every header block of len bytes of raw message really ends (see mime.h): at its
+ * blank line, or at the first line that is neither a header field nor a continuation.  NULL
+ * when no block runs on into its text (parse data as is);
+ * else a new buffer (g_free) with the missing line break inserted before each line that ends a
+ * block, its length in *len_r. */
+char *mime_repair_separators(const char *data, size_t len, size_t *len_r);
+
+/* --- mime.c --- */
+
+/* Whether a Content-Type field value is not "type/subtype" (comments and blanks allowed around
+ * the tokens), read as GMime's parser reads it: such a part is text/plain (RFC 2045 §5.2). */
+bool mime_content_type_is_invalid(const char *value);
+
 /* --- charset.c --- */
 
 /* The iconv name to decode a MIME charset label with, or NULL when the label says "no real

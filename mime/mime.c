@@ -50,6 +50,9 @@ struct walk {
 	size_t input_len;
 	GPtrArray *plain;      /* char* UTF-8 pieces of body text */
 	GPtrArray *html;       /* char* UTF-8 HTML parts */
+	GPtrArray *spare;      /* char* UTF-8 text of readable parts not shown (alternatives not
+	                          chosen): the body when the shown ones leave it empty */
+	GPtrArray *spare_html; /* the same for HTML parts */
 	bool html_converted;   /* some HTML part was not UTF-8 on the wire */
 	GArray *atts;          /* struct pending_attachment */
 	GPtrArray *boundaries; /* boundaries of the enclosing multiparts (borrowed) */
@@ -476,11 +479,83 @@ static bool is_attachment_disposition(GMimeObject *obj)
 	return d != NULL && g_ascii_strcasecmp(d, "attachment") == 0;
 }
 
+/* The Content-Type field GMime's parser went by: the last one of the part. */
+static const char *raw_content_type(GMimeObject *obj)
+{
+	GMimeHeaderList *list = g_mime_object_get_header_list(obj);
+
+	for (int i = list != NULL ? g_mime_header_list_get_count(list) : 0; i-- > 0;) {
+		GMimeHeader *h = g_mime_header_list_get_header_at(list, i);
+		if (g_ascii_strcasecmp(g_mime_header_get_name(h), "Content-Type") == 0)
+			return g_mime_header_get_raw_value(h);
+	}
+	return NULL;
+}
+
+static bool is_type_token(unsigned char c)
+{
+	/* RFC 2045 token: no controls, blanks or tspecials (8-bit passes, as in GMime) */
+	return c > ' ' && c != 0x7f && strchr("()<>@,;:\\\"/[]?=", c) == NULL;
+}
+
+static const char *skip_cfws(const char *p)
+{
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+			p++;
+		if (*p != '(')
+			return p;
+		for (int depth = 0; *p != '\0';) {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			else if (*p == '(')
+				depth++;
+			else if (*p == ')' && --depth == 0) {
+				p++;
+				break;
+			}
+			p++;
+		}
+	}
+}
+
+bool mime_content_type_is_invalid(const char *value)
+{
+	const char *p = skip_cfws(value), *start;
+
+	while (is_type_token((unsigned char)*p))
+		p++;
+	p = skip_cfws(p);
+	if (*p != '/')
+		return true;
+	start = p = skip_cfws(p + 1);
+	while (is_type_token((unsigned char)*p))
+		p++;
+	return p == start;
+}
+
+/* GMime's parser builds a part whose Content-Type is not "type/subtype" ("text; charset=…",
+ * "text/") as the text/plain that RFC 2045 §5.2 says it is — but the part's own content type
+ * then says application/octet-stream, or whatever GMime reads in the unfolded value (a stray
+ * CR inside "multipart" vanishes there).  The raw field is what the structure follows.  (In a
+ * multipart/digest such a part is message/rfc822: no GMimePart.) */
+static bool is_untyped_text(GMimeObject *obj)
+{
+	const char *raw;
+
+	if (!GMIME_IS_PART(obj))
+		return false;
+	raw = raw_content_type(obj);
+	return raw != NULL && mime_content_type_is_invalid(raw);
+}
+
 static const char *media_type(GMimeObject *obj)
 {
 	GMimeContentType *ct = g_mime_object_get_content_type(obj);
 	const char *t = ct != NULL ? g_mime_content_type_get_media_type(ct) : NULL;
 
+	if (is_untyped_text(obj))
+		return "text";
 	return t != NULL ? t : "application";
 }
 
@@ -489,7 +564,31 @@ static const char *media_subtype(GMimeObject *obj)
 	GMimeContentType *ct = g_mime_object_get_content_type(obj);
 	const char *t = ct != NULL ? g_mime_content_type_get_media_subtype(ct) : NULL;
 
+	if (is_untyped_text(obj))
+		return "plain";
 	return t != NULL ? t : "octet-stream";
+}
+
+/* The charset parameter, also of a Content-Type GMime could not read ("text; charset=…"):
+ * a new string (g_free) or NULL. */
+static char *charset_of(GMimeObject *obj)
+{
+	const char *raw, *semi;
+	GMimeParamList *params;
+	char *label = NULL;
+
+	if (!is_untyped_text(obj))
+		return g_strdup(g_mime_object_get_content_type_parameter(obj, "charset"));
+	raw = raw_content_type(obj);
+	semi = strchr(raw, ';');
+	params = semi != NULL ? g_mime_param_list_parse(NULL, semi + 1) : NULL;
+	if (params != NULL) {
+		GMimeParam *p = g_mime_param_list_get_parameter(params, "charset");
+		if (p != NULL)
+			label = g_strdup(g_mime_param_get_value(p));
+		g_object_unref(params);
+	}
+	return label;
 }
 
 static bool type_is(GMimeObject *obj, const char *type, const char *subtype)
@@ -617,10 +716,11 @@ static GBytes *forwarded_bytes(struct walk *w, GMimeMessage *inner)
 	return g_bytes_new(w->input + start, end - (size_t)start);
 }
 
-static void add_text_piece(struct walk *w, GMimeObject *obj, enum show kind)
+/* The text of a readable part: to the body (shown) or to the spares. */
+static void add_text_piece(struct walk *w, GMimeObject *obj, enum show kind, bool shown)
 {
 	GBytes *raw = part_bytes(GMIME_PART(obj));
-	const char *label = g_mime_object_get_content_type_parameter(obj, "charset");
+	char *label = charset_of(obj);
 	gsize raw_len;
 	const char *raw_data = g_bytes_get_data(raw, &raw_len);
 	size_t len;
@@ -629,7 +729,9 @@ static void add_text_piece(struct walk *w, GMimeObject *obj, enum show kind)
 	g_bytes_unref(raw);
 	len = mime_normalize_newlines(text, len);
 	text[len] = '\0';
-	if (kind == SHOW_HTML) {
+	if (!shown) {
+		g_ptr_array_add(kind == SHOW_HTML ? w->spare_html : w->spare, text);
+	} else if (kind == SHOW_HTML) {
 		const char *iconv_name = mime_charset_iconv_name(label);
 		if (iconv_name != NULL && g_ascii_strcasecmp(iconv_name, "UTF-8") != 0)
 			w->html_converted = true;
@@ -637,6 +739,7 @@ static void add_text_piece(struct walk *w, GMimeObject *obj, enum show kind)
 	} else {
 		g_ptr_array_add(w->plain, text);
 	}
+	g_free(label);
 }
 
 static void walk_object(struct walk *w, GMimeObject *obj, int depth, unsigned show);
@@ -669,7 +772,8 @@ static void rescue_multipart(struct walk *w, GMimeMultipart *mp, int depth, unsi
 {
 	const char *prologue = g_mime_multipart_get_prologue(mp);
 	const char *epilogue = g_mime_multipart_get_epilogue(mp);
-	char *text = g_strconcat(prologue != NULL ? prologue : "", epilogue != NULL ? "\n" : "",
+	bool both = prologue != NULL && prologue[0] != '\0' && epilogue != NULL;
+	char *text = g_strconcat(prologue != NULL ? prologue : "", both ? "\n" : "",
 	                         epilogue != NULL ? epilogue : "", NULL);
 	char *boundary = guess_boundary(text);
 	const char *old = g_mime_object_get_content_type_parameter(GMIME_OBJECT(mp), "boundary");
@@ -680,13 +784,23 @@ static void rescue_multipart(struct walk *w, GMimeMultipart *mp, int depth, unsi
 		char *doc = g_strdup_printf("Content-Type: %s/%s; boundary=%s\n\n%s",
 		                            media_type(GMIME_OBJECT(mp)),
 		                            media_subtype(GMIME_OBJECT(mp)), quoted, text);
-		size_t doc_len = strlen(doc), shaped_len = 0;
-		char *shaped = mime_limit_structure(doc, doc_len, &shaped_len);
-		GMimeStream *stream = shaped != NULL
-		                          ? g_mime_stream_mem_new_with_buffer(shaped, shaped_len)
-		                          : g_mime_stream_mem_new_with_buffer(doc, doc_len);
-		GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+		size_t doc_len = strlen(doc), shaped_len = 0, repaired_len = 0;
+		/* its parts' header blocks may run on as well (see mime_message_parse) */
+		char *repaired = mime_repair_separators(doc, doc_len, &repaired_len);
+		char *shaped;
+		GMimeStream *stream;
+		GMimeParser *parser;
 		GMimeObject *part;
+
+		if (repaired != NULL) {
+			g_free(doc);
+			doc = repaired;
+			doc_len = repaired_len;
+		}
+		shaped = mime_limit_structure(doc, doc_len, &shaped_len);
+		stream = shaped != NULL ? g_mime_stream_mem_new_with_buffer(shaped, shaped_len)
+		                        : g_mime_stream_mem_new_with_buffer(doc, doc_len);
+		parser = g_mime_parser_new_with_stream(stream);
 
 		/* the stream holds its own copy; the text is no longer needed */
 		g_free(shaped);
@@ -709,12 +823,12 @@ static void rescue_multipart(struct walk *w, GMimeMultipart *mp, int depth, unsi
 			g_object_unref(part);
 	}
 	g_free(boundary);
-	if ((show & SHOW_PLAIN) && !is_blank(text)) {
+	if (!is_blank(text)) {
 		size_t len;
 		char *utf8 = mime_to_utf8(text, strlen(text), NULL, &len);
 		len = mime_normalize_newlines(utf8, len);
 		utf8[len] = '\0';
-		g_ptr_array_add(w->plain, utf8);
+		g_ptr_array_add((show & SHOW_PLAIN) ? w->plain : w->spare, utf8);
 	}
 	g_free(text);
 }
@@ -774,8 +888,7 @@ static void walk_leaf(struct walk *w, GMimeObject *obj, unsigned show)
 	}
 	if (kind != SHOW_NONE) {
 		/* readable text: body when this branch is shown, else an alternative not chosen */
-		if (show & kind)
-			add_text_piece(w, obj, kind);
+		add_text_piece(w, obj, kind, (show & kind) != 0);
 		return;
 	}
 	name = given_name(obj);
@@ -820,23 +933,36 @@ static GBytes *join_pieces(GPtrArray *pieces)
 	return g_bytes_new_take(g_string_free(out, FALSE), len);
 }
 
-static void compute_body_views(struct mime_message *msg, struct walk *w)
+/* The body from plain pieces, else (when they are all blank) from the rendered HTML ones. */
+static GBytes *body_text(GPtrArray *plain, GPtrArray *html)
 {
 	bool plain_blank = true;
+	GPtrArray *rendered;
+	GBytes *body;
 
-	for (guint i = 0; i < w->plain->len && plain_blank; i++)
-		plain_blank = is_blank(w->plain->pdata[i]);
+	for (guint i = 0; i < plain->len && plain_blank; i++)
+		plain_blank = is_blank(plain->pdata[i]);
+	if (!plain_blank || html->len == 0)
+		return join_pieces(plain);
+	rendered = g_ptr_array_new_with_free_func(g_free);
+	for (guint i = 0; i < html->len; i++) {
+		const char *h = html->pdata[i];
+		g_ptr_array_add(rendered, mime_html_to_text(h, strlen(h), NULL));
+	}
+	body = join_pieces(rendered);
+	g_ptr_array_unref(rendered);
+	return body;
+}
 
-	if (!plain_blank || w->html->len == 0) {
-		msg->views[MIME_VIEW_BODY] = join_pieces(w->plain);
-	} else {
-		GPtrArray *rendered = g_ptr_array_new_with_free_func(g_free);
-		for (guint i = 0; i < w->html->len; i++) {
-			const char *h = w->html->pdata[i];
-			g_ptr_array_add(rendered, mime_html_to_text(h, strlen(h), NULL));
-		}
-		msg->views[MIME_VIEW_BODY] = join_pieces(rendered);
-		g_ptr_array_unref(rendered);
+static void compute_body_views(struct mime_message *msg, struct walk *w)
+{
+	msg->views[MIME_VIEW_BODY] = body_text(w->plain, w->html);
+	if (g_bytes_get_size(msg->views[MIME_VIEW_BODY]) == 0 &&
+	    (w->spare->len > 0 || w->spare_html->len > 0)) {
+		/* the parts chosen for display are blank (a blank last alternative): the body is
+		 * never empty while a readable part has text (mime.h) */
+		g_bytes_unref(msg->views[MIME_VIEW_BODY]);
+		msg->views[MIME_VIEW_BODY] = body_text(w->spare, w->spare_html);
 	}
 
 	if (w->html->len > 0) {
@@ -890,8 +1016,8 @@ int mime_message_parse(const void *data, size_t len, struct mime_message **msg_r
 	GMimeMessage *message;
 	GByteArray *array;
 	struct walk w;
-	char *shaped;
-	size_t shaped_len = 0;
+	char *shaped, *repaired;
+	size_t shaped_len = 0, repaired_len = 0;
 
 	if (msg_r == NULL || (data == NULL && len > 0) || len > G_MAXUINT)
 		return -EINVAL;
@@ -899,6 +1025,13 @@ int mime_message_parse(const void *data, size_t len, struct mime_message **msg_r
 	if (data == NULL)
 		data = "";
 	mime_init();
+	/* a header block that runs into its text: GMime gets a copy with the blank line that
+	 * ends it (separator.c), so that the text stays the body */
+	repaired = mime_repair_separators(data, len, &repaired_len);
+	if (repaired != NULL) {
+		data = repaired;
+		len = repaired_len;
+	}
 	/* pathological structure: GMime gets a copy without the excess (limits.c) */
 	shaped = mime_limit_structure(data, len, &shaped_len);
 	if (shaped != NULL) {
@@ -919,6 +1052,8 @@ int mime_message_parse(const void *data, size_t len, struct mime_message **msg_r
 	w.input_len = len;
 	w.plain = g_ptr_array_new_with_free_func(g_free);
 	w.html = g_ptr_array_new_with_free_func(g_free);
+	w.spare = g_ptr_array_new_with_free_func(g_free);
+	w.spare_html = g_ptr_array_new_with_free_func(g_free);
 	w.atts = g_array_new(FALSE, TRUE, sizeof(struct pending_attachment));
 	g_array_set_clear_func(w.atts, free_pending_attachment);
 	w.boundaries = g_ptr_array_new();
@@ -938,12 +1073,15 @@ int mime_message_parse(const void *data, size_t len, struct mime_message **msg_r
 
 	g_ptr_array_unref(w.plain);
 	g_ptr_array_unref(w.html);
+	g_ptr_array_unref(w.spare);
+	g_ptr_array_unref(w.spare_html);
 	g_array_unref(w.atts);
 	g_ptr_array_unref(w.boundaries);
 	release_parse(message, array);
 	if (options != NULL)
 		g_mime_parser_options_free(options);
 	g_free(shaped);
+	g_free(repaired);
 	*msg_r = msg;
 	return 0;
 }

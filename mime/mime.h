@@ -38,6 +38,35 @@
  *    type: "part-N.EXT", N its 1-based position in the attachment list (image/png →
  *    "part-2.png").  Duplicates become "NAME (2).EXT", "NAME (3).EXT", … in MIME order.
  *
+ * Malformed mail (what Thunderbird, mutt and Python's email package show, where they agree):
+ *  - A header block — the message's, or a MIME part's after its boundary — ends at its blank
+ *    line or at the first line that cannot be a header field: neither "name:" with a valid
+ *    field name (printable US-ASCII but ':', RFC 5322; blanks before the colon are obsolete
+ *    syntax and allowed) nor a continuation (a line starting with a blank, after a field).
+ *    That line starts the body.  So a message or part with no header at all is all body; only
+ *    an mbox "From " line followed by a header field, at the very start, is skipped.  (GMime
+ *    would skip such lines and read fields until a blank line; mime/ hands it a copy with the
+ *    blank line in place, and well-formed mail untouched.  Bodies of leaf parts and forwarded
+ *    messages are never changed: NAME.eml still holds the exact input bytes.)
+ *  - A part whose Content-Type is not "type/subtype" ("text; charset=…", "text/", "image") is
+ *    text/plain (RFC 2045 §5.2), with its charset parameter if it has one — in a
+ *    multipart/digest it is message/rfc822 (RFC 2046 §5.1.5), as a part without Content-Type
+ *    is.  With several Content-Type fields the last one counts (as in GMime's parser).  A valid
+ *    but unknown type ("foo/bar") is an attachment (RFC 2046 §4).
+ *  - The rule: body is never empty when the message has non-blank text outside its headers in
+ *    a part that is textual or untyped.  Precisely: body is non-empty whenever a readable part
+ *    has text that is not all blank once transfer-decoded and converted to UTF-8 (for
+ *    text/html: once rendered).  A readable part is a leaf part of type "text/..." (or without a
+ *    valid type, outside a digest), not text/calendar, not Content-Disposition: attachment,
+ *    not inside a forwarded message (its text is in NAME.eml), and within the limits below.
+ *    The text of a multipart in which no part is found (its boundary missing or never used) is
+ *    readable as well, unless it re-reads as parts with the boundary its lines use.  When the
+ *    parts chosen for display are blank (a blank last alternative), the other readable parts
+ *    make the body.  Preamble and epilogue of a multipart that has parts are not shown
+ *    (RFC 2046 §5.1.1; mail readers ignore them too).  One exception: GMime keeps preamble and
+ *    epilogue as C strings, so in a multipart without parts the text after a NUL byte (which
+ *    RFC 5322 forbids anyway) is lost.  The fuzz target checks this rule.
+ *
  * Limits (so that hostile mail can neither crash nor hang nor exhaust memory):
  *  - multiparts nested more than 32 levels deep are not descended into (GMime itself stops at
  *    1024 nested multiparts and 512 nested messages; its parser needs no deep stack for that);
@@ -46,7 +75,8 @@
  *    ones are ignored); a Content-* or address field is cut at 256 KiB, and all of them
  *    together at 1 MiB.  Other header fields (a Subject of several MB) are kept whole.
  *  - Memory while parsing is about: the input (borrowed, not copied — except that a message
- *    over the limits above is copied once without the excess) + GMime's tree (a few hundred
+ *    whose header block runs on is copied once with the missing blank lines, and one over the
+ *    limits above once more without the excess) + GMime's tree (a few hundred
  *    bytes per header field and ~2 KB per part: at most ~100 MB under the limits, typically
  *    well under 1 MB; plus a few copies of the header text — raw, unfolded, decoded: a 12 MB
  *    header block peaked at ~200 MB) + the decoded views being built (+ libxml2's tree of an
@@ -77,7 +107,8 @@ enum mime_view {
 	MIME_VIEW_CC,          /* as FROM; absent (NULL) when the header is missing */
 	MIME_VIEW_MESSAGE_ID,  /* "value\n" as written (with its <>); absent when missing */
 	MIME_VIEW_HEADERS, /* the whole header block, unfolded and decoded, "Name: value\n" each */
-	MIME_VIEW_BODY,    /* readable text in UTF-8; always present (may be empty) */
+	MIME_VIEW_BODY,    /* readable text in UTF-8; always present; empty only when the
+	                      message has no readable text (see "Malformed mail" above) */
 	MIME_VIEW_BODY_HTML, /* the HTML part in UTF-8; absent when there is none */
 	MIME_VIEW_COUNT
 };

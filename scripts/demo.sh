@@ -17,10 +17,11 @@ BUILD="${IMAPFS_DEMO_BUILD:-$ROOT/build}"  # override for a different build dir
 HARNESS="$ROOT/tests/harness/dovecot.py"
 PY=/usr/bin/python3
 
-# The packages CI installs (README), plus a compiler and Python for a bare system.
+# The packages CI installs (README), plus a compiler and Python for a bare system; scdoc renders
+# the man page at build time.
 PACKAGES="gcc python3 meson ninja-build pkg-config libfuse3-dev fuse3 libgmime-3.0-dev
 libssl-dev libglib2.0-dev libxml2-dev dovecot-imapd clang-14 libclang-rt-14-dev isync
-openssl valgrind gdb"
+openssl valgrind gdb scdoc"
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'demo.sh: %s\n' "$*" >&2; exit 1; }

@@ -6,8 +6,13 @@
 #   4. builds with ThreadSanitizer (clang-14) and runs the parallel-readers test through a mount;
 #   5. builds the libFuzzer targets with clang-14 (ASan+UBSan) and runs each for
 #      FUZZ_SECONDS (default 60) from its committed seed corpus;
-#   6. prints one line per failed test and, last, "N passed, N failed" counted from meson's
-#      testlog.json files (a build that fails counts as one failed test).
+#   6. builds the Debian package (dpkg-buildpackage in a copy of the tree, in build-deb/),
+#      runs lintian, installs the .deb and checks the installed imapfs (--version, man -w,
+#      systemd-analyze verify of its user unit, a mount of the demo account), then removes it
+#      again: tests/dist/check_deb.sh, one result per check;
+#   7. prints one line per failed test and, last, "N passed, N failed" counted from meson's
+#      testlog.json files and build-deb/testlog.json (a build that fails counts as one failed
+#      test).
 # Exit status: 0 only when nothing failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +21,8 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 
 packages=(meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3 libgmime-3.0-dev
 	libssl-dev libglib2.0-dev libxml2-dev dovecot-imapd openssl ca-certificates
-	clang-14 libclang-rt-14-dev python3 psmisc procps)
+	clang-14 libclang-rt-14-dev python3 psmisc procps
+	scdoc man-db systemd dpkg-dev debhelper build-essential lintian)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' ||
@@ -94,5 +100,9 @@ if CC=clang-14 setup_and_build build-fuzz -Dfuzz=true -Dfuzz_seconds="$FUZZ_SECO
 	-Db_sanitize=address,undefined -Db_lundef=false; then
 	run_suites build-fuzz fuzz
 fi
+
+echo "== Debian package: build, lintian, install, check the installed imapfs"
+bash tests/dist/check_deb.sh build-deb
+[ -f build-deb/testlog.json ] && logs+=(build-deb/testlog.json)
 
 /usr/bin/python3 tests/summarize.py "${logs[@]}" -- "${build_failures[@]}"

@@ -3,13 +3,15 @@
 
 Usage: summarize.py TESTLOG.json... -- [BUILD_FAILURE_DESCRIPTION...]
 
-Each JSON line of a testlog is one test; OK and EXPECTEDFAIL count as passed, everything else
+Each JSON line of a testlog is one test (meson's, or tests/dist/check_deb.sh's: one line per
+check of the Debian package, named DIR/testlog.json); OK and EXPECTEDFAIL count as passed, everything else
 (FAIL, TIMEOUT, ERROR, UNEXPECTEDPASS, and SKIP — no test of this project may skip: a missing
 Dovecot, /dev/fuse or clang is a failure) counts as failed.  A build failure counts as one failed test.
 The last line printed is "N passed, N failed".  Exit status is 1
 when anything failed or nothing ran at all.
 """
 import json
+import re
 import sys
 
 
@@ -29,7 +31,8 @@ def main(argv):
                     continue
                 rec = json.loads(line)
                 result = rec.get("result")
-                name = f"{path.split('/meson-logs')[0]}: {rec.get('name')}"
+                where = re.sub(r'/(meson-logs/)?testlog\.json$', '', path)
+                name = f"{where}: {rec.get('name')}"
                 if result in ("OK", "EXPECTEDFAIL"):
                     passed += 1
                 elif result == "SKIP":

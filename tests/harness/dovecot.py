@@ -28,7 +28,12 @@ its CAPABILITY (imap_capability = NO_CONDSTORE_CAPABILITY) advertises neither
 CONDSTORE nor QRESYNC nor ENABLE, so a client that asks the capability list
 never enables them, and EXAMINE then carries no HIGHESTMODSEQ.  Dovecot still
 honours them if a client uses them unasked (e.g. EXAMINE x (CONDSTORE)): tests
-should assert that the client did not.  If Dovecot or openssl is
+should assert that the client did not.
+
+Dovecot(oauth2=True) also offers AUTH=OAUTHBEARER and AUTH=XOAUTH2 (or only
+those named, oauth2='xoauth2') through the oauth2 passdb, which introspects tokens at a stdlib HTTP endpoint on
+loopback (oauth_server.py, self.oauth): self.oauth.grant(token, user) makes a
+token good, self.oauth.revoke(token) bad again.  If Dovecot or openssl is
 missing, start() raises: integration tests fail, they never skip.
 """
 
@@ -390,7 +395,7 @@ ssl_cert = <{cert}
 ssl_key = <{key}
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = yes
-auth_mechanisms = plain login
+auth_mechanisms = {auth_mechanisms}
 mail_location = {mail_location}
 namespace inbox {{
   inbox = yes
@@ -449,6 +454,34 @@ local {host_wrong_host} {{
 }}
 """
 
+# Dovecot(oauth2=True): OAUTHBEARER and XOAUTH2 besides plain/login, checked by the oauth2
+# passdb against the harness's introspection endpoint (oauth_server.py).  Password logins
+# still succeed in the passwd-file passdb first (the mail helpers use them); a token fails
+# there and goes on to this one.  Failed logins would otherwise slow every later login from
+# 127.0.0.1 (anvil's auth penalty), and these tests fail logins on purpose.
+_OAUTH2_CONF = """\
+passdb {{
+  driver = oauth2
+  mechanisms = {mechanisms}
+  args = {oauth2_conf}
+}}
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+"""
+
+_OAUTH2_PASSDB_CONF = """\
+introspection_mode = post
+introspection_url = {url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+timeout_msecs = 5000
+"""
+
 # Every started instance, so a crashed test run still stops its Dovecot.
 _live = set()
 _live_lock = threading.Lock()
@@ -474,11 +507,14 @@ class Dovecot:
     using this instance's hierarchy separator (self.separator).  condstore=False: a
     server that does not offer CONDSTORE/QRESYNC (see the module docstring)."""
 
-    def __init__(self, workdir=None, separator='/', condstore=True):
+    def __init__(self, workdir=None, separator='/', condstore=True, oauth2=False):
         if separator not in ('/', '.'):
             raise ValueError("separator must be '/' or '.'")
         self.separator = separator
         self.condstore = bool(condstore)
+        # True: both mechanisms; or a string naming the ones to offer (e.g. 'xoauth2')
+        self.oauth2 = 'oauthbearer xoauth2' if oauth2 is True else (oauth2 or '')
+        self.oauth = None  # with oauth2: the IntrospectionServer (grant/revoke tokens)
         self._own_workdir = workdir is None
         self.workdir = os.path.abspath(workdir) if workdir else None
         self._own_base_dir = False
@@ -514,6 +550,11 @@ class Dovecot:
         finally:
             self._cleanup_dirs()
         return False
+
+    def _stop_oauth(self):
+        if self.oauth is not None:
+            self.oauth.stop()
+            self.oauth = None
 
     def start(self):
         """Create everything and start Dovecot; return self once ports accept."""
@@ -613,6 +654,7 @@ class Dovecot:
                 pass
 
     def _cleanup_dirs(self):
+        self._stop_oauth()
         if self._own_base_dir and self.base_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
         if self._own_workdir and self.workdir:
@@ -723,11 +765,27 @@ class Dovecot:
             port_wrong_host=self.bad['wrong_host'][1],
             cert_expired=c['expired'][0], key_expired=c['expired'][1],
             cert_unknown_ca=c['unknown_ca'][0], key_unknown_ca=c['unknown_ca'][1],
-            cert_wrong_host=c['wrong_host'][0], key_wrong_host=c['wrong_host'][1])
+            cert_wrong_host=c['wrong_host'][0], key_wrong_host=c['wrong_host'][1],
+            auth_mechanisms=('plain login ' + self.oauth2).strip())
         if not self.condstore:
             text += 'imap_capability = %s\n' % NO_CONDSTORE_CAPABILITY
+        if self.oauth2:
+            text += self._oauth2_conf()
         with open(self.conf, 'w') as f:
             f.write(text)
+
+    def _oauth2_conf(self):
+        if self.oauth is None:
+            here = os.path.dirname(os.path.abspath(__file__))
+            if here not in sys.path:
+                sys.path.insert(0, here)
+            from oauth_server import IntrospectionServer
+            self.oauth = IntrospectionServer(HOST)
+        path = os.path.join(self.workdir, 'dovecot-oauth2.conf.ext')
+        with open(path, 'w') as f:
+            f.write(_OAUTH2_PASSDB_CONF.format(url=self.oauth.url))
+        os.chmod(path, 0o644)
+        return _OAUTH2_CONF.format(oauth2_conf=path, mechanisms=self.oauth2)
 
     def _endpoints(self):
         return ([(HOST, self.port_starttls), (HOST, self.port_imaps),

@@ -8,6 +8,9 @@ A script is a list of steps played in order on one accepted connection:
     ("read", n)                          read exactly n raw bytes (literal data)
     ("starttls",)                        switch the socket to TLS (server side)
     ("sleep", seconds)                   pause (neither read nor write)
+    ("quiet", seconds)                   the client must send nothing for that long (it is
+                                         waiting for an answer: not pipelining, or waiting for
+                                         "+" before a synchronising literal's bytes)
     ("stall",)                           stop answering; keep the socket open until the client
                                          goes away (or 30 s)
     ("close",)                           close the connection now
@@ -103,6 +106,9 @@ class FakeServer:
                     sock = self._ctx.wrap_socket(sock, server_side=True)
                 elif op == "sleep":
                     time.sleep(step[1])
+                elif op == "quiet":
+                    if not self._quiet(sock, step[1]):
+                        return
                 elif op == "stall":
                     self._drain(sock, 30)
                     return
@@ -122,6 +128,20 @@ class FakeServer:
             except OSError:
                 pass
             self._lsock.close()
+
+    def _quiet(self, sock, seconds):
+        if self._buf:
+            self.errors.append(f"client sent {bytes(self._buf)!r} while it should wait")
+            return False
+        sock.settimeout(seconds)
+        try:
+            self._fill(sock)
+        except (socket.timeout, TimeoutError):
+            return True
+        finally:
+            sock.settimeout(30)
+        self.errors.append(f"client sent {bytes(self._buf)!r} while it should wait")
+        return False
 
     def _drain(self, sock, seconds):
         sock.settimeout(seconds)

@@ -2,10 +2,12 @@
  *
  * The fake-server and integration tests run it against a scripted or real server and check
  * what it prints; it is also handy for debugging by hand (G_MESSAGES_DEBUG=imap shows the
- * protocol trace, credentials redacted).  The password comes from the environment variable
- * IMAPFS_TEST_PASSWORD, never from argv (which other users can read in ps).
+ * protocol trace, credentials redacted).  The password (or with --auth oauth2 the access token)
+ * comes from the environment variable IMAPFS_TEST_PASSWORD, never from argv (which other users
+ * can read in ps).
  *
  *   imap_client_tool [--host H] [--port P] [--tls implicit|starttls|none] [--user U]
+ *                    [--auth password|oauth2]
  *                    [--ca-file F] [--timeout-ms N] [--max-literal N] [--max-depth N] CMD ...
  *   CMD: connect | noop | list | examine MBOX | search MBOX CRITERIA [ARG...] |
  *        attrs MBOX UIDSET | fetch MBOX UIDSET [full|header] [OFFSET LENGTH] [--out FILE] |
@@ -352,6 +354,8 @@ int main(int argc, char **argv)
 			cfg.max_literal = g_ascii_strtoull(v, NULL, 10);
 		else if (strcmp(o, "--max-depth") == 0)
 			cfg.max_depth = (unsigned)atoi(v);
+		else if (strcmp(o, "--auth") == 0)
+			cfg.auth = strcmp(v, "oauth2") == 0 ? IMAP_AUTH_OAUTH2 : IMAP_AUTH_PASSWORD;
 		else if (strcmp(o, "--out") == 0)
 			out_path = v;
 		else if (strcmp(o, "--tls") == 0)

@@ -5,7 +5,7 @@
  * literal, UID-set validation and ESEARCH sequence-set expansion, the errno mapping, and the
  * connect loop falling through to the next getaddrinfo address (IPv6 then IPv4).
  */
-#include "imap-private.h"
+#include "cmd_wire.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,24 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The command as it would go on the wire, chunks separated by "|" (a pause for "+"). */
-static char *wire(const struct imap_cmd *cmd)
-{
-	GString *s = g_string_new(NULL);
-	for (guint i = 0; i < cmd->chunks->len; i++) {
-		const GString *c = g_ptr_array_index(cmd->chunks, i);
-		if (i > 0)
-			g_string_append_c(s, '|');
-		g_string_append_len(s, c->str, (gssize)c->len);
-	}
-	return g_string_free(s, FALSE);
-}
-
 static char *encode(const char *s, size_t len, enum imap_literal_mode mode, int *err_r)
 {
 	struct imap_cmd *cmd = imap_cmd_new();
 	*err_r = imap_cmd_add_string(cmd, s, len, mode);
-	char *w = wire(cmd);
+	char *w = cmd_wire(cmd);
 	imap_cmd_free(cmd);
 	return w;
 }
@@ -101,7 +88,7 @@ static int search(char **wire_r, bool esearch, enum imap_literal_mode mode, cons
 	struct imap_cmd *cmd = imap_cmd_new();
 	int err = imap_format_search(cmd, esearch, mode, criteria, ap);
 	va_end(ap);
-	*wire_r = wire(cmd);
+	*wire_r = cmd_wire(cmd);
 	imap_cmd_free(cmd);
 	return err;
 }

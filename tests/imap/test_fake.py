@@ -882,5 +882,414 @@ class ListRobustness(FakeTestCase):
         self.assertIn("contains a NUL byte", res.err)
         self.assertEqual(res.srv.errors, [])
 
+
+KOREAN = "\ud68c\uc758"  # 회의, 6 bytes of UTF-8
+
+
+def examined(tag, uidvalidity, exists=3):
+    """The untagged answers and tagged OK of an EXAMINE."""
+    return (b"* FLAGS (\\Seen \\Flagged)\r\n* %d EXISTS\r\n* OK [UIDVALIDITY %d] ok\r\n"
+            b"* OK [UIDNEXT 50] ok\r\n%s OK [READ-ONLY] Examine completed\r\n"
+            % (exists, uidvalidity, tag.encode()))
+
+
+def fetched(*uids):
+    """Untagged FETCH answers with the attributes of uids (size uid*100, date uid s)."""
+    return b"".join(b'* %d FETCH (UID %d RFC822.SIZE %d INTERNALDATE "01-Jan-1970 00:00:%02d'
+                    b' +0000" FLAGS (\\Seen))\r\n' % (i + 1, u, u * 100, u % 60)
+                    for i, u in enumerate(uids))
+
+
+def printed(job, *uids):
+    """What imap_client_tool qsearch prints for the hits fetched()."""
+    return [f"job={job} uid={u} size={u * 100} date={u % 60} modseq=0 flags=\\Seen" for u in uids]
+
+
+ATTRS = b" (UID RFC822.SIZE INTERNALDATE FLAGS)"
+
+
+def fetch_line(tag, uidset):
+    return ("expect", tag.encode() + b" UID FETCH " + uidset.encode() + ATTRS)
+
+
+class SearchRuns(FakeTestCase):
+    """imap_search_folders (issue 11): a query over one or many folders in as few round trips
+    as the server allows, each folder's failure its own, answers about a folder used only once
+    its EXAMINE has ended, and values that can never change the command.  The tool runs
+    `qsearch EXPR MBOX...` (EXPR through imap_search_parse).  A script that expects several
+    lines before it sends anything proves they were pipelined: a client waiting for an answer
+    in between would stall and time out."""
+
+    def search(self, caps, script, expr, *mboxes, logout_tag):
+        res = self.play(login(caps) + script + logout(logout_tag), "qsearch", expr, *mboxes)
+        self.assertEqual(res.srv.errors, [])
+        return res
+
+    def assertLines(self, res, lines):
+        """The client sent exactly these lines (after its login) and then LOGOUT."""
+        self.assertEqual(res.srv.lines[1:], lines)
+
+    def test_searchres_one_round_trip(self):
+        """SEARCHRES + ESEARCH: EXAMINE, UID SEARCH RETURN (SAVE ALL) and UID FETCH $ for every
+        folder, all sent before any answer; a folder without hits gets an empty result."""
+        caps = b"IMAP4rev1 LITERAL+ ESEARCH SEARCHRES"
+        sent = [b'A0002 EXAMINE "INBOX"',
+                b'A0003 UID SEARCH RETURN (SAVE ALL) FROM "alice"',
+                b"A0004 UID FETCH $" + ATTRS,
+                b'A0005 EXAMINE "Archive"',
+                b'A0006 UID SEARCH RETURN (SAVE ALL) FROM "alice"',
+                b"A0007 UID FETCH $" + ATTRS,
+                b'A0008 EXAMINE "Empty"',
+                b'A0009 UID SEARCH RETURN (SAVE ALL) FROM "alice"',
+                b"A0010 UID FETCH $" + ATTRS]
+        script = [("expect", line) for line in sent] + [
+            ("send", examined("A0002", 77) +
+             b'* ESEARCH (TAG "A0003") UID ALL 4,9\r\nA0003 OK done\r\n' +
+             fetched(4, 9) + b"A0004 OK done\r\n" +
+             examined("A0005", 88) +
+             b'* ESEARCH (TAG "A0006") UID ALL 2\r\nA0006 OK done\r\n' +
+             fetched(2) + b"A0007 OK done\r\n" +
+             examined("A0008", 99, exists=0) +
+             b'* ESEARCH (TAG "A0009") UID\r\nA0009 OK done\r\nA0010 OK done\r\n'),
+        ]
+        res = self.search(caps, script, "FROM alice", "INBOX", "Archive", "Empty",
+                          logout_tag=11)
+        self.assertOk(res)
+        self.assertLines(res, sent + [b"A0011 LOGOUT"])
+        self.assertEqual(res.out.splitlines(), printed(0, 4, 9) + printed(1, 2) + [
+            "INBOX: uidvalidity=77 4 9", "Archive: uidvalidity=88 2", "Empty: uidvalidity=99"])
+
+    def test_plain_search_two_round_trips(self):
+        """No ESEARCH, SEARCHRES or MULTISEARCH: EXAMINE + UID SEARCH per folder pipelined,
+        then EXAMINE + UID FETCH of the hits (as ranges) pipelined, only for folders with
+        hits; a FETCH answer for a UID that is not a hit is not delivered."""
+        caps = b"IMAP4rev1 LITERAL+"
+        first = [b'A0002 EXAMINE "INBOX"', b'A0003 UID SEARCH SUBJECT "budget"',
+                 b'A0004 EXAMINE "Archive"', b'A0005 UID SEARCH SUBJECT "budget"',
+                 b'A0006 EXAMINE "Empty"', b'A0007 UID SEARCH SUBJECT "budget"']
+        second = [b'A0008 EXAMINE "INBOX"', b"A0009 UID FETCH 3:5,9,11" + ATTRS,
+                  b'A0010 EXAMINE "Archive"', b"A0011 UID FETCH 7" + ATTRS]
+        script = [("expect", line) for line in first] + [
+            ("send", examined("A0002", 77) + b"* SEARCH 9 3 4 11 5\r\nA0003 OK done\r\n" +
+             examined("A0004", 88) + b"* SEARCH 7\r\nA0005 OK done\r\n" +
+             examined("A0006", 99) + b"* SEARCH\r\nA0007 OK done\r\n"),
+        ] + [("expect", line) for line in second] + [
+            ("send", examined("A0008", 77) + fetched(3, 4, 5, 6, 9, 11) + b"A0009 OK done\r\n" +
+             examined("A0010", 88) + fetched(7) + b"A0011 OK done\r\n"),
+        ]
+        res = self.search(caps, script, "SUBJECT budget", "INBOX", "Archive", "Empty",
+                          logout_tag=12)
+        self.assertOk(res)
+        self.assertLines(res, first + second + [b"A0012 LOGOUT"])
+        self.assertEqual(res.out.splitlines(), printed(0, 3, 4, 5, 9, 11) + printed(1, 7) + [
+            "INBOX: uidvalidity=77 3 4 5 9 11", "Archive: uidvalidity=88 7",
+            "Empty: uidvalidity=99"])
+
+    def test_plain_search_uidvalidity_changed(self):
+        """Archive was recreated between the SEARCH and the FETCH round trips (UIDVALIDITY 87
+        then 88): the UIDs found name other messages now, so nothing of that FETCH is
+        delivered and Archive is asked again on its own."""
+        caps = b"IMAP4rev1 LITERAL+"
+        first = [b'A0002 EXAMINE "INBOX"', b'A0003 UID SEARCH FROM "alice"',
+                 b'A0004 EXAMINE "Archive"', b'A0005 UID SEARCH FROM "alice"']
+        second = [b'A0006 EXAMINE "INBOX"', b"A0007 UID FETCH 4" + ATTRS,
+                  b'A0008 EXAMINE "Archive"', b"A0009 UID FETCH 2" + ATTRS]
+        # asked again one command at a time: the EXAMINE alone, then the SEARCH, then the
+        # FETCH of its hits (the connection examines Archive: no second EXAMINE)
+        again = [b'A0010 EXAMINE "Archive"', b'A0011 UID SEARCH FROM "alice"',
+                 b"A0012 UID FETCH 5" + ATTRS]
+        script = [("expect", line) for line in first] + [
+            ("send", examined("A0002", 77) + b"* SEARCH 4\r\nA0003 OK done\r\n" +
+             examined("A0004", 87) + b"* SEARCH 2\r\nA0005 OK done\r\n"),
+        ] + [("expect", line) for line in second] + [
+            ("send", examined("A0006", 77) + fetched(4) + b"A0007 OK done\r\n" +
+             examined("A0008", 88) + fetched(2) + b"A0009 OK done\r\n"),
+            ("expect", again[0]), ("quiet", 0.3), ("send", examined("A0010", 88)),
+            ("expect", again[1]), ("quiet", 0.3),
+            ("send", b"* SEARCH 5\r\nA0011 OK done\r\n"),
+            ("expect", again[2]), ("send", fetched(5) + b"A0012 OK done\r\n"),
+        ]
+        res = self.search(caps, script, "FROM alice", "INBOX", "Archive", logout_tag=13)
+        self.assertOk(res)
+        self.assertLines(res, first + second + again + [b"A0013 LOGOUT"])
+        self.assertEqual(res.out.splitlines(), printed(0, 4) + printed(1, 5) + [
+            "INBOX: uidvalidity=77 4", "Archive: uidvalidity=88 5"])
+
+    MULTI = b'A0002 ESEARCH IN (mailboxes ("INBOX" "Archive")) RETURN (ALL) FROM "alice"'
+
+    def test_multisearch(self):
+        """MULTISEARCH: one ESEARCH IN (mailboxes ...) for all folders, then EXAMINE + UID FETCH
+        of the hits per folder pipelined; an answer about a folder not asked for is ignored."""
+        caps = b"IMAP4rev1 LITERAL+ ESEARCH MULTISEARCH"
+        second = [b'A0003 EXAMINE "INBOX"', b"A0004 UID FETCH 4,9" + ATTRS,
+                  b'A0005 EXAMINE "Archive"', b"A0006 UID FETCH 2" + ATTRS]
+        script = [
+            ("expect", self.MULTI),
+            ("send", b'* ESEARCH (TAG "A0002" MAILBOX "INBOX" UIDVALIDITY 77) UID ALL 4,9\r\n'
+                     b'* ESEARCH (TAG "A0002" MAILBOX "Other" UIDVALIDITY 5) UID ALL 1\r\n'
+                     b'* ESEARCH (TAG "A0002" MAILBOX "Archive" UIDVALIDITY 88) UID ALL 2\r\n'
+                     b"A0002 OK done\r\n"),
+        ] + [("expect", line) for line in second] + [
+            ("send", examined("A0003", 77) + fetched(4, 9) + b"A0004 OK done\r\n" +
+             examined("A0005", 88) + fetched(2) + b"A0006 OK done\r\n"),
+        ]
+        res = self.search(caps, script, "FROM alice", "INBOX", "Archive", logout_tag=7)
+        self.assertOk(res)
+        self.assertLines(res, [self.MULTI] + second + [b"A0007 LOGOUT"])
+        self.assertEqual(res.out.splitlines(), printed(0, 4, 9) + printed(1, 2) + [
+            "INBOX: uidvalidity=77 4 9", "Archive: uidvalidity=88 2"])
+
+    def test_multisearch_uidvalidity_changed(self):
+        """The MULTISEARCH answered about Archive in UIDVALIDITY 87, its EXAMINE says 88: the
+        folder was recreated in between, so the UIDs found name other messages.  Nothing of
+        that FETCH is delivered, and Archive is asked again on its own."""
+        caps = b"IMAP4rev1 LITERAL+ ESEARCH MULTISEARCH"
+        second = [b'A0003 EXAMINE "INBOX"', b"A0004 UID FETCH 4" + ATTRS,
+                  b'A0005 EXAMINE "Archive"', b"A0006 UID FETCH 2" + ATTRS]
+        # asked again one command at a time (EXAMINE alone, SEARCH, FETCH of its hits)
+        again = [b'A0007 EXAMINE "Archive"', b'A0008 UID SEARCH RETURN (ALL) FROM "alice"',
+                 b"A0009 UID FETCH 5" + ATTRS]
+        script = [
+            ("expect", self.MULTI),
+            ("send", b'* ESEARCH (TAG "A0002" MAILBOX "INBOX" UIDVALIDITY 77) UID ALL 4\r\n'
+                     b'* ESEARCH (TAG "A0002" MAILBOX "Archive" UIDVALIDITY 87) UID ALL 2\r\n'
+                     b"A0002 OK done\r\n"),
+        ] + [("expect", line) for line in second] + [
+            ("send", examined("A0003", 77) + fetched(4) + b"A0004 OK done\r\n" +
+             examined("A0005", 88) + fetched(2) + b"A0006 OK done\r\n"),
+            ("expect", again[0]), ("quiet", 0.3), ("send", examined("A0007", 88)),
+            ("expect", again[1]), ("quiet", 0.3),
+            ("send", b'* ESEARCH (TAG "A0008") UID ALL 5\r\nA0008 OK done\r\n'),
+            ("expect", again[2]), ("send", fetched(5) + b"A0009 OK done\r\n"),
+        ]
+        res = self.search(caps, script, "FROM alice", "INBOX", "Archive", logout_tag=10)
+        self.assertOk(res)
+        self.assertLines(res, [self.MULTI] + second + again + [b"A0010 LOGOUT"])
+        self.assertEqual(res.out.splitlines(), printed(0, 4) + printed(1, 5) + [
+            "INBOX: uidvalidity=77 4", "Archive: uidvalidity=88 5"])
+
+    def test_multisearch_refused_falls_back(self):
+        """A MULTISEARCH the server will not do (a plain NO) is asked folder by folder."""
+        caps = b"IMAP4rev1 LITERAL+ ESEARCH MULTISEARCH"
+        first = [b'A0003 EXAMINE "INBOX"', b'A0004 UID SEARCH RETURN (ALL) FROM "alice"',
+                 b'A0005 EXAMINE "Archive"', b'A0006 UID SEARCH RETURN (ALL) FROM "alice"']
+        second = [b'A0007 EXAMINE "Archive"', b"A0008 UID FETCH 2" + ATTRS]
+        script = [
+            ("expect", self.MULTI),
+            ("send", b"A0002 NO [CANNOT] Cannot search there\r\n"),
+        ] + [("expect", line) for line in first] + [
+            ("send", examined("A0003", 77) + b'* ESEARCH (TAG "A0004") UID\r\nA0004 OK done\r\n' +
+             examined("A0005", 88) + b'* ESEARCH (TAG "A0006") UID ALL 2\r\nA0006 OK done\r\n'),
+        ] + [("expect", line) for line in second] + [
+            ("send", examined("A0007", 88) + fetched(2) + b"A0008 OK done\r\n"),
+        ]
+        res = self.search(caps, script, "FROM alice", "INBOX", "Archive", logout_tag=9)
+        self.assertOk(res)
+        self.assertLines(res, [self.MULTI] + first + second + [b"A0009 LOGOUT"])
+        self.assertEqual(res.out.splitlines(), printed(1, 2) + [
+            "INBOX: uidvalidity=77", "Archive: uidvalidity=88 2"])
+
+    def test_multisearch_badcharset(self):
+        """A MULTISEARCH refused for its charset: every folder gets EILSEQ, nothing else is
+        sent."""
+        caps = b"IMAP4rev1 LITERAL+ ESEARCH MULTISEARCH"
+        multi = (b'A0002 ESEARCH IN (mailboxes ("INBOX" "Archive")) RETURN (ALL) CHARSET UTF-8 '
+                 b"SUBJECT {6+}")
+        script = [
+            ("expect", multi),
+            ("expect", KOREAN.encode()),
+            ("send", b"A0002 NO [BADCHARSET (US-ASCII)] Unsupported charset\r\n"),
+        ]
+        res = self.search(caps, script, f"SUBJECT {KOREAN}", "INBOX", "Archive", logout_tag=3)
+        self.assertOk(res)
+        self.assertLines(res, [multi, KOREAN.encode(), b"A0003 LOGOUT"])
+        self.assertEqual(res.out.splitlines(), ["INBOX: error EILSEQ", "Archive: error EILSEQ"])
+
+    def test_badcharset(self):
+        """A server that cannot search in UTF-8 says NO [BADCHARSET]: EILSEQ for the folder."""
+        caps = b"IMAP4rev1 LITERAL+"
+        sent = [b'A0002 EXAMINE "INBOX"', b"A0003 UID SEARCH CHARSET UTF-8 SUBJECT {6+}",
+                KOREAN.encode()]
+        script = [("expect", line) for line in sent] + [
+            ("send", examined("A0002", 77) +
+             b"A0003 NO [BADCHARSET (US-ASCII)] Unsupported charset\r\n"),
+        ]
+        res = self.search(caps, script, f"SUBJECT {KOREAN}", "INBOX", logout_tag=4)
+        self.assertOk(res)
+        self.assertLines(res, sent + [b"A0004 LOGOUT"])
+        self.assertEqual(res.out.splitlines(), ["INBOX: error EILSEQ"])
+
+    def test_each_folder_fails_alone(self):
+        """A plain NO to the SEARCH is EIO, a NO to the EXAMINE (and the BAD of the SEARCH
+        after it) ENOENT, a BAD to the SEARCH EIO; the folder that answered is fetched."""
+        caps = b"IMAP4rev1 LITERAL+"
+        first = [b'A0002 EXAMINE "INBOX"', b'A0003 UID SEARCH FROM "alice"',
+                 b'A0004 EXAMINE "Missing"', b'A0005 UID SEARCH FROM "alice"',
+                 b'A0006 EXAMINE "Archive"', b'A0007 UID SEARCH FROM "alice"',
+                 b'A0008 EXAMINE "Odd"', b'A0009 UID SEARCH FROM "alice"']
+        second = [b'A0010 EXAMINE "Archive"', b"A0011 UID FETCH 2" + ATTRS]
+        script = [("expect", line) for line in first] + [
+            ("send", examined("A0002", 77) + b"A0003 NO [SERVERBUG] Search failed\r\n"
+                     b"A0004 NO [NONEXISTENT] Mailbox doesn't exist\r\n"
+                     b"A0005 BAD No mailbox selected\r\n" +
+                     examined("A0006", 88) + b"* SEARCH 2\r\nA0007 OK done\r\n" +
+                     examined("A0008", 66) + b"A0009 BAD Error in IMAP command\r\n"),
+        ] + [("expect", line) for line in second] + [
+            ("send", examined("A0010", 88) + fetched(2) + b"A0011 OK done\r\n"),
+        ]
+        res = self.search(caps, script, "FROM alice", "INBOX", "Missing", "Archive", "Odd",
+                          logout_tag=12)
+        self.assertOk(res)
+        self.assertLines(res, first + second + [b"A0012 LOGOUT"])
+        self.assertEqual(res.out.splitlines(), printed(2, 2) + [
+            "INBOX: error EIO", "Missing: error ENOENT", "Archive: uidvalidity=88 2",
+            "Odd: error EIO"])
+
+    GM = b'A0003 UID SEARCH X-GM-RAW "has:attachment"'
+
+    def test_gmail_raw_with_x_gm_ext_1(self):
+        caps = b"IMAP4rev1 LITERAL+ X-GM-EXT-1"
+        sent = [b'A0002 EXAMINE "INBOX"', self.GM]
+        second = [b"A0004 UID FETCH 5" + ATTRS]  # INBOX is examined: no second EXAMINE
+        script = [("expect", line) for line in sent] + [
+            ("send", examined("A0002", 77) + b"* SEARCH 5\r\nA0003 OK done\r\n"),
+        ] + [("expect", line) for line in second] + [
+            ("send", fetched(5) + b"A0004 OK done\r\n"),
+        ]
+        res = self.search(caps, script, 'X-GM-RAW "has:attachment"', "INBOX", logout_tag=5)
+        self.assertOk(res)
+        self.assertLines(res, sent + second + [b"A0005 LOGOUT"])
+        self.assertEqual(res.out.splitlines(), printed(0, 5) + ["INBOX: uidvalidity=77 5"])
+
+    def test_gmail_raw_without_x_gm_ext_1(self):
+        """X-GM-RAW anywhere in the query, on a server without X-GM-EXT-1: nothing is sent,
+        every folder gets EOPNOTSUPP."""
+        for caps in (b"IMAP4rev1 LITERAL+", b"IMAP4rev1 LITERAL+ ESEARCH SEARCHRES MULTISEARCH"):
+            with self.subTest(caps=caps):
+                res = self.search(caps, [], 'SEEN NOT (FROM a X-GM-RAW "has:attachment")',
+                                  "INBOX", "Archive", logout_tag=2)
+                self.assertOk(res)
+                self.assertLines(res, [b"A0002 LOGOUT"])
+                self.assertEqual(res.out.splitlines(),
+                                 ["INBOX: error EOPNOTSUPP", "Archive: error EOPNOTSUPP"])
+
+    def test_non_ascii_literal_plus(self):
+        """LITERAL+: CHARSET UTF-8 and a {6+} literal, still pipelined with the EXAMINE."""
+        caps = b"IMAP4rev1 LITERAL+"
+        sent = [b'A0002 EXAMINE "INBOX"', b"A0003 UID SEARCH CHARSET UTF-8 SUBJECT {6+}",
+                KOREAN.encode() + b" SEEN"]
+        # one folder, examined by the first round trip: its hits' FETCH needs no EXAMINE
+        second = [b"A0004 UID FETCH 3" + ATTRS]
+        script = [("expect", line) for line in sent] + [
+            ("send", examined("A0002", 77) + b"* SEARCH 3\r\nA0003 OK done\r\n"),
+        ] + [("expect", line) for line in second] + [
+            ("send", fetched(3) + b"A0004 OK done\r\n"),
+        ]
+        res = self.search(caps, script, f"SUBJECT {KOREAN} SEEN", "INBOX", logout_tag=5)
+        self.assertOk(res)
+        self.assertLines(res, sent + second + [b"A0005 LOGOUT"])
+        self.assertEqual(res.out.splitlines(), printed(0, 3) + ["INBOX: uidvalidity=77 3"])
+
+    def test_non_ascii_synchronising_literal(self):
+        """Without LITERAL+ the literal waits for "+", so the commands of that chain go one at
+        a time: the client sends nothing while a command is unanswered.  The FETCH chain has
+        no literal and is pipelined again."""
+        caps = b"IMAP4rev1"
+        quiet = ("quiet", 0.4)
+
+        def one_at_a_time(mbox, n, uidvalidity, hit):
+            """EXAMINE as A000n and SEARCH as A000n+1, each answered before the next line."""
+            ex, se = "A%04d" % n, b"A%04d" % (n + 1)
+            return [
+                ("expect", b'%s EXAMINE "%s"' % (ex.encode(), mbox)), quiet,
+                ("send", examined(ex, uidvalidity)),
+                ("expect", se + b" UID SEARCH CHARSET UTF-8 SUBJECT {6}"), quiet,
+                ("send", b"+ Ready for literal data\r\n"),
+                ("expect", KOREAN.encode()), quiet,
+                ("send", b"* SEARCH %d\r\n%s OK done\r\n" % (hit, se)),
+            ]
+
+        second = [b'A0006 EXAMINE "INBOX"', b"A0007 UID FETCH 3" + ATTRS,
+                  b'A0008 EXAMINE "Archive"', b"A0009 UID FETCH 8" + ATTRS]
+        script = (one_at_a_time(b"INBOX", 2, 77, 3) + one_at_a_time(b"Archive", 4, 88, 8) +
+                  [("expect", line) for line in second] + [
+            ("send", examined("A0006", 77) + fetched(3) + b"A0007 OK done\r\n" +
+             examined("A0008", 88) + fetched(8) + b"A0009 OK done\r\n"),
+        ])
+        res = self.search(caps, script, f"SUBJECT {KOREAN}", "INBOX", "Archive", logout_tag=10)
+        self.assertOk(res)
+        self.assertEqual(res.out.splitlines(), printed(0, 3) + printed(1, 8) + [
+            "INBOX: uidvalidity=77 3", "Archive: uidvalidity=88 8"])
+        self.assertEqual(res.srv.lines[-1], b"A0010 LOGOUT")
+
+    def test_answer_before_examine_ended(self):
+        """The server answers folder 2's SEARCH before its tagged OK to folder 2's EXAMINE:
+        that answer may be about folder 1 and is not used; folder 2 is asked again on its own
+        and its result is the second answer's."""
+        caps = b"IMAP4rev1 LITERAL+"
+        first = [b'A0002 EXAMINE "INBOX"', b'A0003 UID SEARCH FROM "alice"',
+                 b'A0004 EXAMINE "Archive"', b'A0005 UID SEARCH FROM "alice"']
+        second = [b'A0006 EXAMINE "INBOX"', b"A0007 UID FETCH 4" + ATTRS]
+        # asked again one command at a time: the EXAMINE alone, then the SEARCH, then the
+        # FETCH (so nothing can be answered before the EXAMINE has ended)
+        again = [b'A0008 EXAMINE "Archive"', b'A0009 UID SEARCH FROM "alice"',
+                 b"A0010 UID FETCH 2" + ATTRS]
+        early_answers = {
+            # the SEARCH answered, and ended, before anything of the EXAMINE
+            "before the EXAMINE": b"* SEARCH 1 3 4\r\nA0005 OK done\r\n" + examined("A0004", 88),
+            # the SEARCH answered among the EXAMINE's untagged answers
+            "inside the EXAMINE": b"* 3 EXISTS\r\n* SEARCH 1 3 4\r\n" + examined("A0004", 88) +
+                                  b"A0005 OK done\r\n",
+        }
+        for name, answers in early_answers.items():
+            with self.subTest(name):
+                script = [("expect", line) for line in first] + [
+                    ("send", examined("A0002", 77) + b"* SEARCH 4\r\nA0003 OK done\r\n" +
+                     answers),
+                ] + [("expect", line) for line in second] + [
+                    ("send", examined("A0006", 77) + fetched(4) + b"A0007 OK done\r\n"),
+                    ("expect", again[0]), ("quiet", 0.3), ("send", examined("A0008", 88)),
+                    ("expect", again[1]), ("quiet", 0.3),
+                    ("send", b"* SEARCH 2\r\nA0009 OK done\r\n"),
+                    ("expect", again[2]), ("send", fetched(2) + b"A0010 OK done\r\n"),
+                ]
+                res = self.search(caps, script, "FROM alice", "INBOX", "Archive",
+                                  logout_tag=11)
+                self.assertOk(res)
+                self.assertLines(res, first + second + again + [b"A0011 LOGOUT"])
+                self.assertEqual(res.out.splitlines(), printed(0, 4) + printed(1, 2) + [
+                    "INBOX: uidvalidity=77 4", "Archive: uidvalidity=88 2"])
+
+    def test_hostile_value_one_quoted_string(self):
+        """A value with ", \\, {5}, ), * reaches the wire as one quoted string with escapes."""
+        caps = b"IMAP4rev1 LITERAL+"
+        sent = [b'A0002 EXAMINE "INBOX"',
+                b'A0003 UID SEARCH SUBJECT "a\\"b\\\\c {5} ) * (x" FROM "A1 DELETE INBOX"']
+        script = [("expect", line) for line in sent] + [
+            ("send", examined("A0002", 77) + b"* SEARCH\r\nA0003 OK done\r\n"),
+        ]
+        res = self.search(caps, script, 'SUBJECT "a\\"b\\\\c {5} ) * (x" FROM "A1 DELETE INBOX"',
+                          "INBOX", logout_tag=4)
+        self.assertOk(res)
+        self.assertLines(res, sent + [b"A0004 LOGOUT"])
+        self.assertEqual(res.out.splitlines(), ["INBOX: uidvalidity=77"])
+
+    def test_injection_refused_before_sending(self):
+        """Expressions that would need a raw line break, a literal or an unbalanced parenthesis
+        are refused by the parser: nothing but LOGOUT reaches the server."""
+        for expr, why in (('SUBJECT "x\r\nA1 DELETE INBOX"', "line break"),
+                          ("SUBJECT x\r\nA1 DELETE INBOX", "line break"),
+                          ("SUBJECT {5}", "unexpected character '{'"),
+                          ("SUBJECT x) A1 DELETE INBOX (", "unbalanced ')'"),
+                          ("1:* SEEN", "message sequence numbers are not supported")):
+            with self.subTest(expr=expr):
+                res = self.play(login() + logout(2), "qsearch", expr, "INBOX")
+                self.assertEqual(res.rc, 1, res.out)
+                self.assertIn("bad query: ", res.err)
+                self.assertIn(why, res.err)
+                self.assertEqual(res.srv.lines[1:], [b"A0002 LOGOUT"])
+                self.assertNotIn(b"DELETE", bytes(res.srv.received))
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -22,6 +22,8 @@ struct server {
 	gint accepted;
 	gint close_on_noop; /* when set, the next NOOP closes the connection */
 	gint stop;
+	const char *secret; /* nullable: the only password AUTHENTICATE PLAIN accepts */
+	gint logins;        /* AUTHENTICATE commands received */
 };
 
 struct conn_arg {
@@ -64,6 +66,30 @@ static gpointer conn_thread(gpointer data)
 				g_free(reply);
 				g_free(line);
 				goto out;
+			}
+			if (g_str_has_prefix(cmd, "AUTHENTICATE PLAIN ")) {
+				/* "\0user\0password": the password is what follows the last NUL */
+				gsize rn = 0;
+				guchar *raw = g_base64_decode(cmd + 19, &rn);
+				const char *pw =
+				    rn > 0 ? (const char *)memrchr(raw, '\0', rn) : NULL;
+				char *got =
+				    pw != NULL ? g_strndup(pw + 1,
+				                           rn - (gsize)(pw + 1 - (const char *)raw))
+				               : NULL;
+				bool ok =
+				    ca->srv->secret == NULL || g_strcmp0(got, ca->srv->secret) == 0;
+				g_atomic_int_inc(&ca->srv->logins);
+				reply = g_strdup_printf(
+				    ok ? "%s OK [CAPABILITY IMAP4rev1] in\r\n"
+				       : "%s NO [AUTHENTICATIONFAILED] bad token\r\n",
+				    line);
+				send_str(fd, reply);
+				g_free(reply);
+				g_free(got);
+				g_free(raw);
+				g_free(line);
+				continue;
 			}
 			if (g_str_has_prefix(cmd, "NOOP") &&
 			    g_atomic_int_compare_and_exchange(&ca->srv->close_on_noop, 1, 0)) {
@@ -145,7 +171,7 @@ static struct imap_config config(const char *port, unsigned timeout_ms)
 
 /* ---- log capture --------------------------------------------------------------------- */
 
-static gint n_outage_warnings, n_restored_messages;
+static gint n_outage_warnings, n_restored_messages, n_login_warnings;
 
 static GLogWriterOutput writer(GLogLevelFlags level, const GLogField *fields, gsize n,
                                gpointer user_data)
@@ -157,6 +183,8 @@ static GLogWriterOutput writer(GLogLevelFlags level, const GLogField *fields, gs
 	}
 	if (msg != NULL && (level & G_LOG_LEVEL_WARNING) && strstr(msg, "cannot reach") != NULL)
 		g_atomic_int_inc(&n_outage_warnings);
+	if (msg != NULL && (level & G_LOG_LEVEL_WARNING) && strstr(msg, "cannot log in") != NULL)
+		g_atomic_int_inc(&n_login_warnings);
 	if (msg != NULL && (level & G_LOG_LEVEL_MESSAGE) && strstr(msg, "restored") != NULL)
 		g_atomic_int_inc(&n_restored_messages);
 	if (level & (G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE))
@@ -317,6 +345,92 @@ static void test_outage_logged_once(void)
 	server_stop(srv);
 }
 
+/* A token provider as fs/ has one: hands out its current token and, asked with the refused
+ * one, moves on to the next of its list (or fails when the list is exhausted). */
+struct provider {
+	GMutex lock;
+	const char *const *tokens;
+	unsigned cur;
+	gint gets, refreshes;
+};
+
+static int provide(void *ctx, const char *refused, char **secret_r, char **errmsg_r)
+{
+	struct provider *p = ctx;
+	int err = 0;
+	g_mutex_lock(&p->lock);
+	if (refused == NULL) {
+		g_atomic_int_inc(&p->gets);
+	} else if (strcmp(refused, p->tokens[p->cur]) == 0) {
+		g_atomic_int_inc(&p->refreshes);
+		if (p->tokens[p->cur + 1] != NULL)
+			p->cur++;
+		else
+			err = -EIO;
+	}
+	if (err == 0)
+		*secret_r = g_strdup(p->tokens[p->cur]);
+	else
+		*errmsg_r = g_strdup("oauth_cmd failed");
+	g_mutex_unlock(&p->lock);
+	return err;
+}
+
+static void test_credential_refreshed_once(void)
+{
+	static const char *const tokens[] = {"expired", "fresh", "also-bad", NULL};
+	struct server *srv = server_start(0);
+	srv->secret = "fresh";
+	struct provider prov = {.tokens = tokens};
+	g_mutex_init(&prov.lock);
+	struct imap_config cfg = config(srv->port, 2000);
+	cfg.password = NULL;
+	cfg.credential = provide;
+	cfg.credential_ctx = &prov;
+	struct imap_pool *pool;
+	g_assert_cmpint(imap_pool_new(&cfg, 2, &pool), ==, 0);
+
+	/* the first token is refused: one refresh, one more login, and the caller never knows */
+	struct imap_conn *a = NULL, *b = NULL;
+	char *msg = NULL;
+	g_assert_cmpint(imap_pool_acquire(pool, &a, &msg), ==, 0);
+	g_assert_null(msg);
+	g_assert_cmpint(g_atomic_int_get(&prov.refreshes), ==, 1);
+	g_assert_cmpint(g_atomic_int_get(&srv->logins), ==, 2);
+	/* a second connection keeps the token that works: no refresh */
+	g_assert_cmpint(imap_pool_acquire(pool, &b, NULL), ==, 0);
+	g_assert_cmpint(g_atomic_int_get(&prov.refreshes), ==, 1);
+	g_assert_cmpint(g_atomic_int_get(&srv->logins), ==, 3);
+	imap_pool_release(pool, a);
+	imap_pool_release(pool, b);
+	imap_pool_free(pool);
+
+	/* the token is revoked: the next connect refreshes once; the new one is refused too, so
+	 * the connect fails with the server's reason (and is not retried again) */
+	srv->secret = "never";
+	g_atomic_int_set(&srv->logins, 0);
+	g_atomic_int_set(&n_login_warnings, 0);
+	g_assert_cmpint(imap_pool_new(&cfg, 1, &pool), ==, 0);
+	g_assert_cmpint(imap_pool_acquire(pool, &a, &msg), ==, -EACCES);
+	g_assert_nonnull(strstr(msg, "login failed: [AUTHENTICATIONFAILED] bad token"));
+	g_free(msg);
+	msg = NULL;
+	g_assert_cmpint(g_atomic_int_get(&prov.refreshes), ==, 2);
+	g_assert_cmpint(g_atomic_int_get(&srv->logins), ==, 2);
+	g_assert_cmpint(g_atomic_int_get(&n_login_warnings), ==, 1);
+	imap_pool_free(pool);
+
+	/* the provider has nothing newer: its reason joins the server's */
+	g_assert_cmpint(imap_pool_new(&cfg, 1, &pool), ==, 0);
+	g_assert_cmpint(imap_pool_acquire(pool, &a, &msg), ==, -EACCES);
+	g_assert_nonnull(strstr(msg, "bad token; oauth_cmd failed"));
+	g_free(msg);
+	g_assert_cmpint(g_atomic_int_get(&srv->logins), ==, 3);
+	imap_pool_free(pool);
+	g_mutex_clear(&prov.lock);
+	server_stop(srv);
+}
+
 int main(int argc, char **argv)
 {
 	g_log_set_writer_func(writer, NULL, NULL);
@@ -327,5 +441,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/pool/wait-times-out", test_wait_times_out);
 	g_test_add_func("/pool/broken-replaced", test_broken_replaced);
 	g_test_add_func("/pool/outage-logged-once", test_outage_logged_once);
+	g_test_add_func("/pool/credential-refreshed-once", test_credential_refreshed_once);
 	return g_test_run();
 }

@@ -2,7 +2,8 @@
  * names, determinism and robustness against hostile mail.
  *
  * Golden tests: every tests/mime/messages/NAME.eml is parsed and compared with
- * tests/mime/expected/NAME/:
+ * tests/mime/expected/NAME/, and likewise every malformed shape in tests/mime/malformed/
+ * (messages/NAME.eml against expected/NAME/, written by make_malformed.py):
  *   VIEW                  exact bytes of that view (subject, from, …, body, body.html)
  *   absent                views that must be absent, one name per line
  *   date-epoch            mime_message_date() in decimal, or "none" for INT64_MIN
@@ -10,11 +11,13 @@
  *   attachments/NAME      exact bytes of that attachment
  *   headers.contains      text the headers view must contain
  * Every message, golden or generated, also goes through check_invariants(): views valid UTF-8,
- * names safe and unique, and a second parse giving identical bytes.  The big and deep messages
+ * names safe and unique, a second parse giving identical bytes, and a body that is not empty
+ * when readable.c finds readable text (the rule in mime.h).  The big and deep messages
  * are generated here, never committed.
  */
 #include "mime.h"
 #include "mime-private.h"
+#include "readable.h"
 
 #include <errno.h>
 #include <string.h>
@@ -145,6 +148,9 @@ static void check_invariants(const struct mime_message *msg, const void *data, s
 	}
 	g_assert_null(mime_message_attachment_name(msg, mime_message_n_attachments(msg)));
 	g_hash_table_unref(names);
+	/* mime.h: the body is never empty while a readable part has text */
+	if (mime_test_has_readable_text(data, len))
+		g_assert_cmpuint(g_bytes_get_size(mime_message_view(msg, MIME_VIEW_BODY)), >, 0);
 
 	again = parse(data, len);
 	assert_same_message(msg, again);
@@ -209,11 +215,19 @@ static GBytes *attachment_by_name(const struct mime_message *msg, const char *na
 	return NULL;
 }
 
+/* One golden message: NAME in the set under data_dir/SET ("." for the well-formed ones,
+ * "malformed" for the corpus of broken shapes). */
+struct golden_case {
+	const char *set;
+	char *name;
+};
+
 static void test_golden(gconstpointer user_data)
 {
-	const char *name = user_data;
-	char *eml = g_strdup_printf("%s/messages/%s.eml", data_dir, name);
-	char *dir = g_strdup_printf("%s/expected/%s", data_dir, name);
+	const struct golden_case *c = user_data;
+	const char *name = c->name;
+	char *eml = g_strdup_printf("%s/%s/messages/%s.eml", data_dir, c->set, name);
+	char *dir = g_strdup_printf("%s/%s/expected/%s", data_dir, c->set, name);
 	gchar *data;
 	gsize len;
 	struct mime_message *msg;
@@ -1098,6 +1112,132 @@ static void test_garbage(void)
 	g_rand_free(rand);
 }
 
+/* mime_repair_separators(in) is in with one "\n" inserted right before the text line. */
+static void assert_one_break_before(const char *in, const char *line)
+{
+	size_t len = 0;
+	char *out = mime_repair_separators(in, strlen(in), &len);
+	const char *at = strstr(in, line);
+
+	g_assert_nonnull(out);
+	g_assert_nonnull(at);
+	g_assert_cmpuint(len, ==, strlen(in) + 1);
+	g_assert_cmpmem(out, at - in, in, at - in);
+	g_assert_cmpint(out[at - in], ==, '\n');
+	g_assert_cmpstr(out + (at - in) + 1, ==, at);
+	g_free(out);
+}
+
+/* separator.c: well-formed mail goes to GMime untouched (every golden message), a run-on
+ * header block gets exactly the one missing line break, and nothing changes inside a
+ * forwarded message — even where it reuses the boundary of the multipart around it. */
+static void test_separator(void)
+{
+	GDir *d;
+	const char *entry;
+	char *dir = g_build_filename(data_dir, "messages", NULL);
+	unsigned n = 0;
+	static const char runon[] = "Subject: a\r\nText.\r\n";
+	static const char forward[] =
+	    "Content-Type: multipart/mixed; boundary=b\n\n"
+	    "--b\nContent-Type: text/plain\nRun-on text.\n"
+	    "--b\nContent-Type: message/rfc822\n\n"
+	    "Subject: inner\nContent-Type: multipart/mixed; boundary=b\n\n"
+	    "--b\nContent-Type: text/plain\nInner run-on.\n--b--\n"
+	    "--b--\n";
+	static const char after[] = "Content-Type: multipart/mixed; boundary=b\n\n"
+	                            "--b\nContent-Type: message/rfc822\n\n"
+	                            "Subject: inner\n\nInner text.\n"
+	                            "--b\nContent-Type: text/plain\nAfter the forward.\n--b--\n";
+	size_t len = 0;
+	char *out;
+
+	d = g_dir_open(dir, 0, NULL);
+	g_assert_nonnull(d);
+	while ((entry = g_dir_read_name(d)) != NULL) {
+		char *path = g_build_filename(dir, entry, NULL);
+		gchar *data;
+		gsize data_len;
+		g_assert_true(g_file_get_contents(path, &data, &data_len, NULL));
+		out = mime_repair_separators(data, data_len, &len);
+		if (out != NULL)
+			g_test_message("%s was changed", entry);
+		g_assert_null(out);
+		n++;
+		g_free(data);
+		g_free(path);
+	}
+	g_dir_close(d);
+	g_free(dir);
+	g_assert_cmpuint(n, >=, 20);
+
+	out = mime_repair_separators(runon, strlen(runon), &len);
+	g_assert_nonnull(out);
+	g_assert_cmpstr(out, ==, "Subject: a\r\n\r\nText.\r\n");
+	g_assert_cmpuint(len, ==, strlen(runon) + 2);
+	g_free(out);
+
+	assert_one_break_before(forward, "Run-on text.");
+	/* after the forwarded message's part, header blocks are repaired again */
+	assert_one_break_before(after, "After the forward.");
+}
+
+/* A stray CR inside "multipart" makes the Content-Type invalid where GMime's parser reads it
+ * (so it builds text/plain), though the unfolded value reads as a type: text/plain it is. */
+static void test_untyped_views(void)
+{
+	struct mime_message *msg =
+	    parse_str("Subject: a\nContent-Type: m\rultipart/mixed; boundary=x\n\nThe text.\n");
+	char *body = view(msg, MIME_VIEW_BODY);
+
+	g_assert_cmpstr(body, ==, "The text.\n");
+	g_assert_cmpuint(mime_message_n_attachments(msg), ==, 0);
+	g_free(body);
+	mime_message_free(msg);
+}
+
+/* The judge of readable text (readable.c) that check_invariants and the fuzz target rely on
+ * must say yes where the rule of mime.h applies, and no where it does not. */
+static void test_readable_judge(void)
+{
+	static const struct {
+		const char *message;
+		bool readable;
+	} cases[] = {
+	    {"Subject: a\n\nText.\n", true},
+	    {"Subject: a\nText runs on.\n", true},
+	    {"Just text.\n", true},
+	    {"Subject: a\r\nContent-Type: text; charset=us-ascii\r\n\r\nNo subtype.\r\n", true},
+	    {"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n"
+	     "Run-on part.\n--b--\n",
+	     true},
+	    {"Content-Type: text/html\n\n<p>Words</p>\n", true},
+	    {"Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\nSGVsbG8=\n", true},
+	    {"Subject: a\n\n \t\n\n", false},
+	    {"Subject: only a header", false},
+	    {"Content-Type: text/html\n\n<script>x()</script>\n", false},
+	    {"Content-Type: image/png\n\nnot text\n", false},
+	    {"Content-Type: text/plain\nContent-Disposition: attachment\n\nfile\n", false},
+	    {"Content-Type: text/calendar\n\nBEGIN:VCALENDAR\n", false},
+	    {"Content-Type: message/rfc822\n\nSubject: inner\n\nforwarded\n", false},
+	    {"Content-Type: multipart/digest; boundary=b\n\n--b\n\nSubject: x\n\ny\n--b--\n",
+	     false},
+	    {"Content-Type: multipart/mixed; boundary=b\n\npreamble\n--b\n"
+	     "Content-Type: image/png\n\nx\n--b--\nepilogue\n",
+	     false},
+	    /* no claim: a part-less multipart whose lines start with "--" */
+	    {"Content-Type: multipart/mixed\n\n--x\nContent-Type: image/png\n\nx\n", false},
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		const char *m = cases[i].message;
+		if (mime_test_has_readable_text(m, strlen(m)) != cases[i].readable) {
+			g_test_message("judge wrong on case %zu: %s", i, m);
+			g_test_fail();
+		}
+	}
+}
+
 static void test_api_edges(void)
 {
 	struct mime_message *msg = NULL;
@@ -1143,17 +1283,57 @@ static void test_threads(void)
 		g_thread_join(threads[i]);
 }
 
-static gint compare_names(gconstpointer a, gconstpointer b)
+static gint compare_names(gconstpointer a, gconstpointer b, gpointer unused)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	const struct golden_case *x = *(struct golden_case *const *)a;
+	const struct golden_case *y = *(struct golden_case *const *)b;
+
+	return strcmp(x->name, y->name);
+}
+
+static void free_golden_case(gpointer p)
+{
+	struct golden_case *c = p;
+
+	g_free(c->name);
+	g_free(c);
+}
+
+/* Register /mime/PREFIX/NAME for every SET/messages/NAME.eml; returns how many. */
+static guint add_golden_set(GPtrArray *cases, const char *set, const char *prefix)
+{
+	char *messages = g_build_filename(data_dir, set, "messages", NULL);
+	GDir *d = g_dir_open(messages, 0, NULL);
+	const char *entry;
+	guint first = cases->len;
+
+	g_assert_nonnull(d);
+	while ((entry = g_dir_read_name(d)) != NULL) {
+		struct golden_case *c;
+		if (!g_str_has_suffix(entry, ".eml"))
+			continue;
+		c = g_new0(struct golden_case, 1);
+		c->set = set;
+		c->name = g_strndup(entry, strlen(entry) - 4);
+		g_ptr_array_add(cases, c);
+	}
+	g_dir_close(d);
+	g_free(messages);
+	/* sort the new ones only: registration order is test order */
+	g_qsort_with_data(cases->pdata + first, (gint)(cases->len - first), sizeof(gpointer),
+	                  compare_names, NULL);
+	for (guint i = first; i < cases->len; i++) {
+		struct golden_case *c = cases->pdata[i];
+		char *path = g_strdup_printf("/mime/%s/%s", prefix, c->name);
+		g_test_add_data_func(path, c, test_golden);
+		g_free(path);
+	}
+	return cases->len - first;
 }
 
 int main(int argc, char **argv)
 {
-	GDir *d;
-	const char *entry;
-	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
-	char *messages;
+	GPtrArray *cases = g_ptr_array_new_with_free_func(free_golden_case);
 
 	g_test_init(&argc, &argv, NULL);
 	mime_init();
@@ -1161,21 +1341,9 @@ int main(int argc, char **argv)
 	if (data_dir == NULL)
 		data_dir = MIME_TEST_DATA_DEFAULT;
 
-	messages = g_build_filename(data_dir, "messages", NULL);
-	d = g_dir_open(messages, 0, NULL);
-	g_assert_nonnull(d);
-	while ((entry = g_dir_read_name(d)) != NULL)
-		if (g_str_has_suffix(entry, ".eml"))
-			g_ptr_array_add(names, g_strndup(entry, strlen(entry) - 4));
-	g_dir_close(d);
-	g_free(messages);
-	g_assert_cmpuint(names->len, >=, 20);
-	g_ptr_array_sort(names, compare_names);
-	for (guint i = 0; i < names->len; i++) {
-		char *path = g_strdup_printf("/mime/golden/%s", (char *)names->pdata[i]);
-		g_test_add_data_func(path, names->pdata[i], test_golden);
-		g_free(path);
-	}
+	g_assert_cmpuint(add_golden_set(cases, ".", "golden"), >=, 20);
+	/* malformed shapes (make_malformed.py), each with LF and with CRLF line ends */
+	g_assert_cmpuint(add_golden_set(cases, "malformed", "malformed"), >=, 30);
 
 	g_test_add_func("/mime/charsets", test_charsets);
 	g_test_add_func("/mime/raw-8bit-headers", test_raw_8bit_headers);
@@ -1186,6 +1354,9 @@ int main(int argc, char **argv)
 	g_test_add_func("/mime/names", test_names);
 	g_test_add_func("/mime/to-utf8", test_to_utf8);
 	g_test_add_func("/mime/api-edges", test_api_edges);
+	g_test_add_func("/mime/readable-judge", test_readable_judge);
+	g_test_add_func("/mime/separator", test_separator);
+	g_test_add_func("/mime/untyped-views", test_untyped_views);
 	g_test_add_func("/mime/threads", test_threads);
 	g_test_add_func("/mime/robust/depth-cap", test_depth_cap);
 	g_test_add_func("/mime/robust/deep-multipart", test_deep_multipart);
@@ -1200,7 +1371,7 @@ int main(int argc, char **argv)
 
 	{
 		int rc = g_test_run();
-		g_ptr_array_unref(names);
+		g_ptr_array_unref(cases);
 		return rc;
 	}
 }

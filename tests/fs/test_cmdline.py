@@ -1,0 +1,158 @@
+#!/usr/bin/python3
+"""imapfs's command line without a server: `imapfs [ACCOUNT] MOUNTPOINT` (the form mount.fuse3
+runs), its conflicts with -o account=, and the installed example configuration.
+
+Every case stops before any connection is made: the configuration is read first, then the mount
+point is checked (a regular file here), so the one error line tells which account was read and
+that the whole configuration was accepted.
+
+Environment (set by tests/fs/meson.build):
+    IMAPFS_BIN        the built imapfs
+    IMAPFS_EXAMPLE    doc/config.example
+Python stdlib only.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+IMAPFS = os.environ.get('IMAPFS_BIN', '')
+EXAMPLE = os.environ.get('IMAPFS_EXAMPLE', '')
+
+
+def run(args, env=None, cwd=None):
+    """(exit status, stderr) of imapfs ARGS."""
+    res = subprocess.run([IMAPFS] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, timeout=30, env=env, cwd=cwd)
+    return res.returncode, res.stderr.decode('utf-8', 'replace')
+
+
+class Positional(unittest.TestCase):
+    def setUp(self):
+        if not IMAPFS or not os.access(IMAPFS, os.X_OK):
+            raise AssertionError('IMAPFS_BIN does not name the built imapfs (%r)' % IMAPFS)
+        self.tmp = tempfile.mkdtemp(prefix='ifs-cmdline')
+        self.cfg = os.path.join(self.tmp, 'config')
+        # [work] lacks host: reading it is an error that names it, before any network use
+        with open(self.cfg, 'w') as f:
+            f.write('[default]\nhost = 127.0.0.1\nuser = u\npass_cmd = echo x\n'
+                    '[work]\nuser = u\n')
+        # a file: libfuse's realpath() accepts it, imapfs's mount point check (which comes
+        # after the configuration) refuses it
+        self.missing = os.path.join(self.tmp, 'not-a-dir')
+        open(self.missing, 'w').close()
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def test_account_before_mountpoint(self):
+        rc, err = run(['work', self.missing, '-o', 'config=' + self.cfg])
+        self.assertEqual(rc, 1)
+        self.assertIn("[work] has no 'host' key", err)
+
+    def test_account_made_absolute_by_mount(self):
+        # mount(8) run in a directory that holds "work" passes /that/directory/work
+        os.mkdir(os.path.join(self.tmp, 'work'))
+        rc, err = run([os.path.join(self.tmp, 'work'), self.missing, '-o',
+                       'config=' + self.cfg])
+        self.assertEqual(rc, 1)
+        self.assertIn("[work] has no 'host' key", err)
+        # a path that does not exist is taken as it is
+        rc, err = run(['/no/such/work', self.missing, '-o', 'config=' + self.cfg])
+        self.assertIn('no account [/no/such/work]', err)
+
+    def test_options_first_like_mount_fuse3(self):
+        # mount.fuse3 runs: imapfs ACCOUNT MOUNTPOINT -o rw,config=...,dev,suid
+        rc, err = run(['-o', 'rw,config=%s,dev,suid' % self.cfg, 'work', self.missing])
+        self.assertEqual(rc, 1)
+        self.assertIn("[work] has no 'host' key", err)
+
+    def test_no_account_is_default(self):
+        rc, err = run([self.missing, '-o', 'config=' + self.cfg])
+        self.assertEqual(rc, 1)
+        # [default] is complete: the next step, the mount point check, is what fails
+        self.assertEqual(err.strip(), 'imapfs: mount point %s is not a directory' % self.missing)
+
+    def test_same_account_twice_is_fine(self):
+        rc, err = run(['work', self.missing, '-o', 'account=work,config=' + self.cfg])
+        self.assertEqual(rc, 1)
+        self.assertIn("[work] has no 'host' key", err)
+
+    def test_two_different_accounts(self):
+        rc, err = run(['work', self.missing, '-o', 'account=default,config=' + self.cfg])
+        self.assertEqual(rc, 1)
+        self.assertEqual(err.strip(),
+                         "imapfs: two accounts given: 'work' and -o account=default")
+
+    def test_too_many_arguments(self):
+        rc, err = run(['work', self.missing, 'extra', '-o', 'config=' + self.cfg])
+        self.assertEqual(rc, 1)
+        self.assertIn("imapfs: too many arguments: 'extra'", err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+
+    def test_unknown_account_named(self):
+        rc, err = run(['nope', self.missing, '-o', 'config=' + self.cfg])
+        self.assertEqual(rc, 1)
+        self.assertIn('no account [nope]', err)
+
+    def test_no_mountpoint(self):
+        rc, err = run(['-o', 'config=' + self.cfg])
+        self.assertEqual(rc, 1)
+        self.assertIn('no mount point given', err)
+
+    def test_help_shows_the_positional_form(self):
+        res = subprocess.run([IMAPFS, '--help'], stdout=subprocess.PIPE, timeout=30)
+        self.assertEqual(res.returncode, 0)
+        first = res.stdout.decode().splitlines()[0]
+        self.assertRegex(first, r'^usage: \S*imapfs \[ACCOUNT\] MOUNTPOINT ')
+
+
+class ExampleConfig(unittest.TestCase):
+    """Every account of doc/config.example is accepted as it stands (its pass_cmd programs and
+    files replaced by harmless ones): the run gets as far as the mount point check."""
+
+    def test_every_account_loads(self):
+        if not EXAMPLE or not os.path.isfile(EXAMPLE):
+            raise AssertionError('IMAPFS_EXAMPLE does not name doc/config.example (%r)'
+                                 % EXAMPLE)
+        with open(EXAMPLE, encoding='utf-8') as f:
+            text = f.read()
+        accounts = re.findall(r'^\[([^\]]+)\]', text, re.M)
+        self.assertIn('default', accounts)
+        tmp = tempfile.mkdtemp(prefix='ifs-example')
+        try:
+            cfg = os.path.join(tmp, 'config')
+            shutil.copy(EXAMPLE, cfg)
+            os.chmod(cfg, 0o600)
+            # the files and programs it names, so that pass_cmd and ca_file succeed
+            for line in text.splitlines():
+                m = re.match(r'ca_file = (\S+)$', line)
+                if m:
+                    open(os.path.join(tmp, m.group(1)), 'w').close()
+            fakebin = os.path.join(tmp, 'bin')
+            os.mkdir(fakebin)
+            for prog in ('pass', 'secret-tool'):
+                with open(os.path.join(fakebin, prog), 'w') as f:
+                    f.write('#!/bin/sh\necho secret\n')
+                os.chmod(os.path.join(fakebin, prog), 0o755)
+            os.makedirs(os.path.join(tmp, '.secrets'))
+            with open(os.path.join(tmp, '.secrets', 'imap'), 'w') as f:
+                f.write('secret\n')
+            env = {'PATH': fakebin + ':/usr/bin:/bin', 'HOME': tmp,
+                   'XDG_CACHE_HOME': os.path.join(tmp, 'cache')}
+            missing = os.path.join(tmp, 'not-a-dir')
+            open(missing, 'w').close()
+            for account in accounts:
+                rc, err = run([account, missing, '-o', 'config=' + cfg], env=env)
+                self.assertEqual(rc, 1, account)
+                self.assertEqual(err.strip(), 'imapfs: mount point %s is not a directory'
+                                 % missing, 'account [%s]' % account)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    unittest.main(argv=[sys.argv[0]], verbosity=2)

@@ -1,0 +1,202 @@
+#!/usr/bin/python3
+"""Writes tests/mime/malformed: malformed messages (messages/*.eml) and their expected views
+(expected/<name>/*), in the same format as the golden data (see the top of test_mime.c).
+
+Each shape of broken mail is written twice, with bare LF line ends (<name>-lf.eml) and with
+CRLF (<name>-crlf.eml); both must give the same views.  Every expected value below is written
+by hand from the message text as a mail reader shows it (the rules are in mime/mime.h: a line
+that cannot be a header field ends the header block and starts the body; a part without a valid
+Content-Type is text/plain), never copied from the library's output.  Run it from anywhere; it
+rewrites tests/mime/malformed.
+"""
+import os
+import shutil
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "malformed")
+
+# (name, message, expected views).  A view not listed is not checked, except that
+# attachments.list is always checked ("" when the message must have no attachment).
+CASES = [
+    # A run-on header block: the text starts right after the last field.
+    ("runon-top",
+     "From: Ann <ann@example.com>\nSubject: Lunch\n"
+     "Shall we meet at noon?\nBring the map.\n",
+     {"subject": "Lunch\n", "from": "Ann <ann@example.com>\n",
+      "body": "Shall we meet at noon?\nBring the map.\n",
+      "headers": "From: Ann <ann@example.com>\nSubject: Lunch\n"}),
+    # No header at all: the whole message is the body.
+    ("no-headers",
+     "Hello Bob,\nthe report is attached in spirit.\n",
+     {"subject": "\n", "from": "\n", "headers": "",
+      "body": "Hello Bob,\nthe report is attached in spirit.\n"}),
+    # No header, and the first line looks like a sentence starting with "From ".
+    ("no-headers-from-line",
+     "From the desk of Ann:\nplease water the plants.\n",
+     {"subject": "\n", "headers": "",
+      "body": "From the desk of Ann:\nplease water the plants.\n"}),
+    # An mbox envelope line before real header fields is skipped, not shown.
+    ("envelope-line",
+     "From ann@example.com Mon Jan  1 00:00:00 2024\nSubject: Envelope\n\nBody text.\n",
+     {"subject": "Envelope\n", "body": "Body text.\n"}),
+    # A run-on part header inside a multipart.
+    ("runon-part",
+     "From: ann@example.com\nSubject: Parts\nMIME-Version: 1.0\n"
+     "Content-Type: multipart/mixed; boundary=\"zz\"\n\n"
+     "--zz\nContent-Type: text/plain; charset=us-ascii\nFirst part text.\n"
+     "--zz\nContent-Type: text/plain\n\nSecond part text.\n--zz--\n",
+     {"subject": "Parts\n", "body": "First part text.\n\nSecond part text.\n"}),
+    # A part with no header at all: it is text/plain.
+    ("part-without-header",
+     "Subject: Bare part\nContent-Type: multipart/mixed; boundary=zz\n\n"
+     "--zz\nJust the text of the part.\n--zz--\n",
+     {"subject": "Bare part\n", "body": "Just the text of the part.\n"}),
+    # A part header whose first line is indented: no field to continue, so it is text.
+    ("part-indented-first-line",
+     "Subject: Indented\nContent-Type: multipart/mixed; boundary=zz\n\n"
+     "--zz\n  Indented text of the part.\n--zz--\n",
+     {"subject": "Indented\n", "body": "  Indented text of the part.\n"}),
+    # A run-on plain alternative next to a well-formed HTML one: the plain one is the body.
+    ("runon-alternative",
+     "Subject: Alt\nContent-Type: multipart/alternative; boundary=aa\n\n"
+     "--aa\nContent-Type: text/plain; charset=utf-8\nPlain words.\n"
+     "--aa\nContent-Type: text/html; charset=utf-8\n\n<p>HTML words.</p>\n--aa--\n",
+     {"subject": "Alt\n", "body": "Plain words.\n", "body.html": "<p>HTML words.</p>"}),
+    # A space before the colon is obsolete syntax (RFC 5322 section 4.5): still a field.
+    ("space-before-colon",
+     "From: ann@example.com\nSubject : Spaced\n\nThe body.\n",
+     {"subject": "Spaced\n", "body": "The body.\n"}),
+    # A space inside a field name: that line is not a field and starts the body.
+    ("space-in-name",
+     "From: ann@example.com\nX Mailer: Hand 1.0\nSubject: Lost subject\n\nThe body.\n",
+     {"subject": "\n", "from": "ann@example.com\n",
+      "body": "X Mailer: Hand 1.0\nSubject: Lost subject\n\nThe body.\n"}),
+    # 8-bit bytes in a field name (UTF-8 here): not a field either.
+    ("8bit-name",
+     "From: ann@example.com\nSubject: Umlaut\nGr\u00fc\u00dfe: from Bern\nSee you.\n",
+     {"subject": "Umlaut\n", "body": "Gr\u00fc\u00dfe: from Bern\nSee you.\n"}),
+    # Two Content-Type fields: the last one counts (as in GMime's parser).
+    ("two-content-types",
+     "Subject: Twice\nContent-Type: image/png\nContent-Type: text/plain; charset=utf-8\n\n"
+     "Caf\u00e9 text.\n",
+     {"subject": "Twice\n", "body": "Caf\u00e9 text.\n"}),
+    # A type without a subtype is text/plain; its charset parameter still counts.
+    ("no-subtype",
+     ("Subject: No subtype\nContent-Type: text; charset=iso-8859-1\n"
+      "Content-Transfer-Encoding: 8bit\n\nNa\u00efve caf\u00e9.\n").encode("latin-1"),
+     {"subject": "No subtype\n", "body": "Na\u00efve caf\u00e9.\n"}),
+    # Other Content-Types that are not type/subtype: text/plain too.
+    ("invalid-types",
+     "Subject: Invalid types\nContent-Type: multipart/mixed; boundary=zz\n\n"
+     "--zz\nContent-Type: text/\n\nSlash only.\n"
+     "--zz\nContent-Type: ;charset=us-ascii\n\nNo type at all.\n"
+     "--zz\nContent-Type: image\n\nNo subtype image.\n--zz--\n",
+     {"subject": "Invalid types\n",
+      "body": "Slash only.\n\nNo type at all.\n\nNo subtype image.\n"}),
+    # An unknown but valid type is an attachment (RFC 2046: application/octet-stream), named
+    # from its subtype as any nameless part.
+    ("unknown-type",
+     "Subject: Unknown\nContent-Type: multipart/mixed; boundary=zz\n\n"
+     "--zz\nContent-Type: text/plain\n\nReadable part.\n"
+     "--zz\nContent-Type: foo/bar\n\nopaque\n--zz--\n",
+     {"subject": "Unknown\n", "body": "Readable part.\n",
+      "attachments.list": "part-1.bar\t6\n"}),
+    # Broken parameters: an unterminated quote and empty parameters.
+    ("broken-params",
+     "Subject: Params\nContent-Type: text/plain; ; =x; charset=\"utf-8\n\nStill text \u2713.\n",
+     {"subject": "Params\n", "body": "Still text \u2713.\n"}),
+    # A multipart without a boundary parameter whose parts also run on.
+    ("missing-boundary-runon",
+     "Subject: No boundary\nContent-Type: multipart/mixed\n\n"
+     "--x1\nContent-Type: text/plain\nRescued run-on text.\n--x1--\n",
+     {"subject": "No boundary\n", "body": "Rescued run-on text.\n"}),
+    # A boundary that is declared but never used: the text is shown as it is.
+    ("unused-boundary",
+     "Subject: Unused\nContent-Type: multipart/mixed; boundary=never\n\n"
+     "Text without any delimiter.\n",
+     {"subject": "Unused\n", "body": "Text without any delimiter.\n"}),
+    # Text only in a preamble (the multipart has no part).
+    ("preamble-only",
+     "Subject: Preamble\nContent-Type: multipart/mixed; boundary=zz\n\n"
+     "Words before the end.\n--zz--\n",
+     {"subject": "Preamble\n", "body": "Words before the end.\n"}),
+    # Text only in an epilogue (the multipart has no part).
+    ("epilogue-only",
+     "Subject: Epilogue\nContent-Type: multipart/mixed; boundary=zz\n\n"
+     "--zz--\nWords after the end.\n",
+     {"subject": "Epilogue\n", "body": "Words after the end.\n"}),
+    # A blank last plain alternative does not hide the earlier one.
+    ("blank-last-alternative",
+     "Subject: Blank alt\nContent-Type: multipart/alternative; boundary=aa\n\n"
+     "--aa\nContent-Type: text/plain\n\nThe real words.\n"
+     "--aa\nContent-Type: text/plain\n\n   \n--aa--\n",
+     {"subject": "Blank alt\n", "body": "The real words.\n"}),
+    # A header block that ends the file (no line break, no body).
+    ("header-ends-file",
+     "From: ann@example.com\nSubject: Only a header",
+     {"subject": "Only a header\n", "body": ""}),
+    # A part header that ends the file.
+    ("part-header-ends-file",
+     "Subject: Cut\nContent-Type: multipart/mixed; boundary=zz\n\n"
+     "--zz\nContent-Type: text/plain\n\nKept text.\n--zz\nContent-Type: text/plain\n",
+     {"subject": "Cut\n", "body": "Kept text.\n"}),
+    # A forwarded message after a repaired part keeps its exact bytes.
+    ("runon-then-forward",
+     "Subject: Fwd\nContent-Type: multipart/mixed; boundary=zz\n\n"
+     "--zz\nContent-Type: text/plain\nSee below.\n"
+     "--zz\nContent-Type: message/rfc822\n\n"
+     "From: carl@example.com\nSubject: Inner\n\nInner text.\n--zz--\n",
+     {"subject": "Fwd\n", "body": "See below.\n",
+      "attachments.list": None,  # the size depends on the line ends: checked below
+      "attachments/Inner.eml": "From: carl@example.com\nSubject: Inner\n\nInner text."}),
+    # A run-on part after a forwarded message.
+    ("forward-then-runon",
+     "Subject: Fwd first\nContent-Type: multipart/mixed; boundary=zz\n\n"
+     "--zz\nContent-Type: message/rfc822\n\n"
+     "From: carl@example.com\nSubject: Inner\n\nInner text.\n"
+     "--zz\nContent-Type: text/plain\nMy comments after it.\n--zz--\n",
+     {"subject": "Fwd first\n", "body": "My comments after it.\n",
+      "attachments.list": None,
+      "attachments/Inner.eml": "From: carl@example.com\nSubject: Inner\n\nInner text."}),
+]
+
+
+def crlf(b):
+    return b.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def main():
+    shutil.rmtree(ROOT, ignore_errors=True)
+    os.makedirs(os.path.join(ROOT, "messages"))
+    for name, message, views in CASES:
+        raw = message if isinstance(message, bytes) else message.encode("utf-8")
+        for variant, data in (("lf", raw), ("crlf", crlf(raw))):
+            base = "%s-%s" % (name, variant)
+            with open(os.path.join(ROOT, "messages", base + ".eml"), "wb") as f:
+                f.write(data)
+            edir = os.path.join(ROOT, "expected", base)
+            os.makedirs(edir)
+            views = dict(views)
+            views.setdefault("attachments.list", "")
+            for view, text in views.items():
+                if view.startswith("attachments/"):
+                    # an attachment holds input bytes: its line ends are the message's
+                    b = text.encode("utf-8")
+                    b = crlf(b) if variant == "crlf" else b
+                    os.makedirs(os.path.join(edir, "attachments"), exist_ok=True)
+                    with open(os.path.join(edir, view), "wb") as f:
+                        f.write(b)
+                    continue
+                if text is None:
+                    # list of the attachments files above, with their sizes
+                    names = sorted(v for v in views if v.startswith("attachments/"))
+                    text = ""
+                    for v in names:
+                        b = views[v].encode("utf-8")
+                        size = len(crlf(b) if variant == "crlf" else b)
+                        text += "%s\t%d\n" % (v.split("/", 1)[1], size)
+                with open(os.path.join(edir, view), "wb") as f:
+                    f.write(text.encode("utf-8"))
+
+
+main()
