@@ -9,13 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define FOLDER_HASH_LEN 32
+#define FOLDER_HASH_LEN IFS_FOLDER_HASH_LEN
 #define TMP_PREFIX      ".tmp-"
 #define PACK_SUFFIX     ".pack"
 #define PACK_MAGIC      "IFSPACK1"
+/* After a write failure, how long new messages bypass the disk before it is tried again (an
+ * eviction that frees space ends the wait at once). */
+#define FAIL_RETRY_US   (5 * G_USEC_PER_SEC)
 
 /* A pack's trailer: one record per member in offset order, then the footer:
  * data length (u64), member count (u32), PACK_MAGIC (8 bytes); integers little-endian. */
@@ -57,7 +61,9 @@ struct cdir {
 
 struct ifs_bodycache {
 	char *dir;
-	int dirfd;
+	char *identity;
+	int dirfd;            /* replaced (lock held) when the directory is recreated */
+	GArray *retired_fds;  /* int: dirfds so replaced, closed at free: writers still use them */
 	int lockfd;
 	uint64_t max_bytes;
 
@@ -67,6 +73,21 @@ struct ifs_bodycache {
 	GHashTable *inflight; /* "rel/uid" -> NULL: claimed by a writer */
 	GQueue lru;           /* struct cfile*, most recently used first */
 	uint64_t bytes, count; /* bytes of all files, messages */
+	/* Writing to the disk fails (full, quota, I/O error, read-only, directory removed):
+	 * messages are then served from scratch files without being stored, the condition is
+	 * logged once (not once per message), and the disk is tried again after FAIL_RETRY_US
+	 * or as soon as an eviction frees space. */
+	int fail_err;         /* errno of the condition in force; 0: writing works */
+	gint64 retry_at;      /* monotonic µs: until then new entries bypass the disk */
+	uint64_t write_failures, unstored;
+};
+
+/* Where a writer's bytes go: the cache (a temporary file renamed into place at commit), or,
+ * when the cache cannot take them, a scratch file served once and never kept. */
+enum writer_where {
+	W_CACHE,
+	W_TMPDIR, /* unlinked file in $TMPDIR (O_TMPFILE) */
+	W_MEMORY, /* memfd: anonymous shared memory, last resort */
 };
 
 struct ifs_bodycache_writer {
@@ -76,7 +97,9 @@ struct ifs_bodycache_writer {
 	char *tmp_rel; /* "F/UIDVALIDITY/.tmp-XXXXXX" */
 	uint32_t uidvalidity, uid;
 	int fd;
+	int dirfd;     /* bc->dirfd when the temporary file was made (W_CACHE) */
 	uint64_t size;
+	enum writer_where where;
 };
 
 static void folder_hash(const char *folder, char out[FOLDER_HASH_LEN + 1])
@@ -85,6 +108,11 @@ static void folder_hash(const char *folder, char out[FOLDER_HASH_LEN + 1])
 	memcpy(out, h, FOLDER_HASH_LEN);
 	out[FOLDER_HASH_LEN] = '\0';
 	g_free(h);
+}
+
+void ifs_bodycache_folder_hash(const char *folder, char out[IFS_FOLDER_HASH_LEN + 1])
+{
+	folder_hash(folder, out);
 }
 
 char *ifs_bodycache_default_dir(const char *account)
@@ -243,13 +271,147 @@ static void cfile_remove_unlisted(struct ifs_bodycache *bc, struct cfile *f)
 static void evict(struct ifs_bodycache *bc)
 {
 	GList *l = bc->lru.tail;
+	bool freed = false;
 
 	while (bc->bytes > bc->max_bytes && l != NULL) {
 		struct cfile *f = l->data;
 		l = l->prev;
-		if (!f->writing)
+		if (!f->writing) {
 			cfile_remove(bc, f);
+			freed = true;
+		}
 	}
+	/* space was short: what was just freed may be enough, try the disk again now */
+	if (freed && (bc->fail_err == ENOSPC || bc->fail_err == EDQUOT))
+		bc->retry_at = 0;
+}
+
+/* ---- write failures (lock held) ---- */
+
+/* Writing doing ... failed with err: count it, bypass the disk for a while, and log the
+ * condition once (a full disk must not log a line per message). */
+static void note_write_failure(struct ifs_bodycache *bc, int err, const char *doing)
+{
+	bc->write_failures++;
+	bc->retry_at = g_get_monotonic_time() + FAIL_RETRY_US;
+	if (err == bc->fail_err)
+		return;
+	bc->fail_err = err;
+	g_warning("disk cache %s: %s: %s; serving mail without storing it (trying again every "
+	          "%d s)",
+	          bc->dir, doing, g_strerror(err), (int)(FAIL_RETRY_US / G_USEC_PER_SEC));
+}
+
+static void note_write_ok(struct ifs_bodycache *bc)
+{
+	if (bc->fail_err == 0)
+		return;
+	bc->fail_err = 0;
+	g_message("disk cache %s: storing mail again", bc->dir);
+}
+
+/* New entries skip the disk (it failed recently). */
+static bool bypassing(const struct ifs_bodycache *bc)
+{
+	return bc->fail_err != 0 && g_get_monotonic_time() < bc->retry_at;
+}
+
+static bool dir_removed(const struct ifs_bodycache *bc)
+{
+	struct stat st;
+	return fstat(bc->dirfd, &st) == 0 && st.st_nlink == 0;
+}
+
+static int check_identity(struct ifs_bodycache *bc, const char *identity, char **errmsg_r);
+static int prepare_dir(const char *dir, char **errmsg_r);
+
+/* The cache directory was removed while mounted (rm -rf, a cleaner): make it again, empty,
+ * with its lock and identity, and forget every entry (their files went with it).  Writers
+ * and packs in flight still hold descriptors of their old files: they serve their bytes
+ * without storing them.  0 or -errno (the condition stays, retried later). */
+static int recreate_dir(struct ifs_bodycache *bc)
+{
+	char *why = NULL;
+	int fd, lockfd, ret;
+
+	bc->write_failures++;
+	ret = prepare_dir(bc->dir, &why);
+	g_free(why);
+	if (ret < 0)
+		goto fail;
+	fd = open(bc->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	lockfd = openat(fd, "lock", O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
+		/* someone else made it theirs meanwhile: leave it to them */
+		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		if (lockfd >= 0)
+			close(lockfd);
+		close(fd);
+		goto fail;
+	}
+	while (bc->lru.head != NULL)
+		cfile_remove(bc, bc->lru.head->data); /* unlinks in the old, removed directory */
+	g_array_append_val(bc->retired_fds, bc->dirfd);
+	close(bc->lockfd);
+	bc->dirfd = fd;
+	bc->lockfd = lockfd;
+	ret = check_identity(bc, bc->identity, &why);
+	g_free(why);
+	if (ret < 0)
+		goto fail;
+	g_message("disk cache %s was removed while mounted; made it again (empty)", bc->dir);
+	return 0;
+fail:
+	note_write_failure(bc, -ret, "the cache directory was removed and cannot be made again");
+	return ret;
+}
+
+/* A file outside the cache for bytes that cannot be stored: unlinked in $TMPDIR, or else
+ * anonymous memory (memfd; the daemon's heap never holds a whole large message).  *where_r
+ * says which; from names where to start. */
+static int scratch_fd(enum writer_where from, enum writer_where *where_r)
+{
+	int fd = -1;
+
+	if (from <= W_TMPDIR) {
+		fd = open(g_get_tmp_dir(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		*where_r = W_TMPDIR;
+	}
+	if (fd < 0) {
+		fd = memfd_create("imapfs-message", MFD_CLOEXEC);
+		*where_r = W_MEMORY;
+	}
+	return fd >= 0 ? fd : -errno;
+}
+
+/* Copy the first len bytes of from into to (both at offset 0 on).  0 or -errno. */
+static int copy_prefix(int from, int to, uint64_t len)
+{
+	char buf[64 * 1024];
+	uint64_t off = 0;
+
+	while (off < len) {
+		size_t want = len - off < sizeof(buf) ? (size_t)(len - off) : sizeof(buf);
+		ssize_t n = pread(from, buf, want, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		for (ssize_t done = 0; done < n;) {
+			ssize_t w = pwrite(to, buf + done, (size_t)(n - done), (off_t)(off + done));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				return -errno;
+			done += w;
+		}
+		off += (uint64_t)n;
+	}
+	return 0;
 }
 
 /* ---- opening ---- */
@@ -542,6 +704,8 @@ static void wipe_entries(struct ifs_bodycache *bc)
 		if (is_hash_name(de->d_name))
 			g_ptr_array_add(victims, g_strdup(de->d_name));
 	closedir(dir);
+	/* another mailbox's folder list and listings (state.h) go too */
+	g_ptr_array_add(victims, g_strdup("state"));
 	for (guint i = 0; i < victims->len; i++)
 		remove_tree_at(bc->dirfd, victims->pdata[i]);
 	g_ptr_array_unref(victims);
@@ -595,6 +759,8 @@ int ifs_bodycache_open(const char *dir, uint64_t max_bytes, const char *identity
 		return ret;
 	bc = g_new0(struct ifs_bodycache, 1);
 	bc->dir = g_strdup(dir);
+	bc->identity = g_strdup(identity);
+	bc->retired_fds = g_array_new(FALSE, FALSE, sizeof(int));
 	bc->max_bytes = max_bytes;
 	bc->lockfd = -1;
 	g_mutex_init(&bc->lock);
@@ -609,7 +775,7 @@ int ifs_bodycache_open(const char *dir, uint64_t max_bytes, const char *identity
 		    g_strdup_printf("cannot open cache directory %s: %s", dir, g_strerror(errno));
 		goto fail;
 	}
-	bc->lockfd = openat(bc->dirfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	bc->lockfd = openat(bc->dirfd, "lock", O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (bc->lockfd < 0) {
 		ret = -errno;
 		*errmsg_r = g_strdup_printf("cannot create %s/lock: %s", dir, g_strerror(errno));
@@ -648,9 +814,13 @@ void ifs_bodycache_free(struct ifs_bodycache *bc)
 		close(bc->lockfd); /* releases the flock */
 	if (bc->dirfd >= 0)
 		close(bc->dirfd);
+	for (guint i = 0; i < bc->retired_fds->len; i++)
+		close(g_array_index(bc->retired_fds, int, i));
+	g_array_unref(bc->retired_fds);
 	g_cond_clear(&bc->done);
 	g_mutex_clear(&bc->lock);
 	g_free(bc->dir);
+	g_free(bc->identity);
 	g_free(bc);
 }
 
@@ -694,6 +864,9 @@ static int open_entry(struct ifs_bodycache *bc, struct entry *e, int *fd_r, uint
 		int err = fd < 0 ? -errno : -EIO;
 		if (fd >= 0)
 			close(fd);
+		/* the whole directory went: one line for it, not one per file (f is freed) */
+		if (dir_removed(bc) && recreate_dir(bc) == 0)
+			return err;
 		g_warning("cache file %s/%s/%s vanished or changed; fetching its messages again",
 		          bc->dir, f->dir->rel, f->name);
 		cfile_remove(bc, f);
@@ -710,6 +883,41 @@ static int open_entry(struct ifs_bodycache *bc, struct entry *e, int *fd_r, uint
 	*size_r = e->size;
 	return 0;
 }
+
+/* Make d's directory exist on disk (lock held).  0 or -errno. */
+static int make_cdir(struct ifs_bodycache *bc, const struct cdir *d)
+{
+	if (mkdirat(bc->dirfd, d->hash, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if (mkdirat(bc->dirfd, d->rel, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* w's temporary file in d (lock held).  0 or -errno. */
+static int create_tmp(struct ifs_bodycache *bc, const struct cdir *d,
+                      struct ifs_bodycache_writer *w)
+{
+	int ret = make_cdir(bc, d);
+
+	if (ret < 0)
+		return ret;
+	for (int attempt = 0; attempt < 100 && w->fd < 0; attempt++) {
+		g_free(w->tmp_rel);
+		w->tmp_rel = g_strdup_printf("%s/" TMP_PREFIX "%08x%08x", w->rel, g_random_int(),
+		                             g_random_int());
+		/* 0600 whatever the umask: mail is private */
+		w->fd = openat(bc->dirfd, w->tmp_rel,
+		               O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (w->fd < 0 && errno != EEXIST)
+			return -errno;
+	}
+	w->where = W_CACHE;
+	w->dirfd = bc->dirfd;
+	return w->fd < 0 ? -EEXIST : 0;
+}
+
+static void writer_free(struct ifs_bodycache_writer *w);
 
 int ifs_bodycache_get(struct ifs_bodycache *bc, const char *folder, uint32_t uidvalidity,
                       uint32_t uid, bool wait, int *fd_r, uint64_t *offset_r, uint64_t *size_r,
@@ -749,52 +957,78 @@ int ifs_bodycache_get(struct ifs_bodycache *bc, const char *folder, uint32_t uid
 	w->uidvalidity = uidvalidity;
 	w->uid = uid;
 	w->fd = -1;
-	if (mkdirat(bc->dirfd, hash, 0700) < 0 && errno != EEXIST)
-		goto fail_errno;
-	if (mkdirat(bc->dirfd, w->rel, 0700) < 0 && errno != EEXIST)
-		goto fail_errno;
-	for (int attempt = 0; attempt < 100 && w->fd < 0; attempt++) {
-		g_free(w->tmp_rel);
-		w->tmp_rel = g_strdup_printf("%s/" TMP_PREFIX "%08x%08x", w->rel, g_random_int(),
-		                             g_random_int());
-		/* 0600 whatever the umask: mail is private */
-		w->fd = openat(bc->dirfd, w->tmp_rel,
-		               O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (w->fd < 0 && errno != EEXIST)
-			goto fail_errno;
+	if (!bypassing(bc)) {
+		ret = create_tmp(bc, d, w);
+		if (ret == -ENOENT && dir_removed(bc) && recreate_dir(bc) == 0)
+			ret = create_tmp(bc, d, w);
+		if (ret < 0)
+			note_write_failure(bc, -ret, "cannot create a file");
 	}
 	if (w->fd < 0) {
-		errno = EEXIST;
-		goto fail_errno;
+		/* the disk cannot take it: the reader is served all the same */
+		ret = scratch_fd(W_TMPDIR, &w->where);
+		if (ret < 0) {
+			g_mutex_unlock(&bc->lock);
+			g_warning("cannot create a scratch file for a message: %s", g_strerror(-ret));
+			writer_free(w);
+			g_free(key);
+			return ret;
+		}
+		w->fd = ret;
 	}
 	w->key = key;
 	g_hash_table_add(bc->inflight, g_strdup(key));
 	g_mutex_unlock(&bc->lock);
 	*w_r = w;
 	return IFS_BODYCACHE_CLAIMED;
-fail_errno:
-	ret = -errno;
-	g_mutex_unlock(&bc->lock);
-	g_warning("cache: cannot create an entry in %s/%s: %s", bc->dir, w->rel, g_strerror(-ret));
-	g_free(w->rel);
-	g_free(w->tmp_rel);
-	g_free(w);
-	g_free(key);
-	return ret;
 }
 
 /* ---- writers ---- */
+
+/* The file w writes to failed with err: go on in a scratch file, with what was written so
+ * far copied over.  0 or -errno (no scratch file could take it either). */
+static int writer_move(struct ifs_bodycache_writer *w, int err)
+{
+	struct ifs_bodycache *bc = w->bc;
+	enum writer_where where;
+	int fd;
+
+	if (w->where == W_MEMORY)
+		return -err;
+	if (w->where == W_CACHE) {
+		g_mutex_lock(&bc->lock);
+		note_write_failure(bc, err, "cannot write a message");
+		g_mutex_unlock(&bc->lock);
+	}
+	fd = scratch_fd(w->where + 1, &where);
+	if (fd < 0)
+		return fd;
+	if (copy_prefix(w->fd, fd, w->size) < 0) {
+		close(fd);
+		return -err;
+	}
+	if (w->where == W_CACHE)
+		unlinkat(w->dirfd, w->tmp_rel, 0);
+	close(w->fd);
+	w->fd = fd;
+	w->where = where;
+	return 0;
+}
 
 int ifs_bodycache_writer_write(struct ifs_bodycache_writer *w, const void *buf, size_t len)
 {
 	const char *p = buf;
 
 	while (len > 0) {
-		ssize_t n = write(w->fd, p, len);
+		ssize_t n = pwrite(w->fd, p, len, (off_t)w->size);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0)
-			return -errno;
+		if (n < 0) {
+			int ret = writer_move(w, errno);
+			if (ret < 0)
+				return ret;
+			continue;
+		}
 		p += n;
 		len -= (size_t)n;
 		w->size += (uint64_t)n;
@@ -805,7 +1039,7 @@ int ifs_bodycache_writer_write(struct ifs_bodycache_writer *w, const void *buf, 
 int ifs_bodycache_writer_rewind(struct ifs_bodycache_writer *w)
 {
 	w->size = 0;
-	if (ftruncate(w->fd, 0) < 0 || lseek(w->fd, 0, SEEK_SET) < 0)
+	if (ftruncate(w->fd, 0) < 0)
 		return -errno;
 	return 0;
 }
@@ -829,37 +1063,64 @@ static void writer_free(struct ifs_bodycache_writer *w)
 	g_free(w);
 }
 
+/* Serve what w received from its own descriptor, without keeping it; frees w. */
+static int serve_unstored(struct ifs_bodycache_writer *w, int *fd_r, uint64_t *size_r)
+{
+	struct ifs_bodycache *bc = w->bc;
+
+	g_mutex_lock(&bc->lock);
+	bc->unstored++;
+	writer_finish(w); /* waiters find no entry and fetch it themselves */
+	g_mutex_unlock(&bc->lock);
+	*fd_r = w->fd;
+	*size_r = w->size;
+	w->fd = -1;
+	writer_free(w);
+	return 0;
+}
+
 int ifs_bodycache_writer_commit(struct ifs_bodycache_writer *w, int *fd_r, uint64_t *size_r)
 {
 	struct ifs_bodycache *bc = w->bc;
-	char *final = g_strdup_printf("%s/%u.%" G_GUINT64_FORMAT, w->rel, w->uid, w->size);
+	char *final;
 	char hash[FOLDER_HASH_LEN + 1];
 	struct cdir *d;
 	int ret = 0, rfd;
 
+	if (w->where != W_CACHE)
+		return serve_unstored(w, fd_r, size_r);
+	final = g_strdup_printf("%s/%u.%" G_GUINT64_FORMAT, w->rel, w->uid, w->size);
 	/* Durable before visible: after a power loss an entry is whole or absent. */
 	if (fdatasync(w->fd) < 0) {
 		ret = -errno;
-		goto fail;
+		goto unstored;
 	}
-	rfd = openat(bc->dirfd, w->tmp_rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	rfd = openat(w->dirfd, w->tmp_rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (rfd < 0) {
 		ret = -errno;
-		goto fail;
+		goto unstored;
 	}
 	memcpy(hash, w->rel, FOLDER_HASH_LEN);
 	hash[FOLDER_HASH_LEN] = '\0';
 	g_mutex_lock(&bc->lock);
 	/* The folder's UIDVALIDITY may have changed while we fetched: then drop it. */
 	d = cdir_get(bc, hash, w->uidvalidity, false);
-	if (d == NULL || renameat(bc->dirfd, w->tmp_rel, bc->dirfd, final) < 0) {
-		ret = d == NULL ? -ESTALE : -errno;
+	if (d == NULL) {
 		g_mutex_unlock(&bc->lock);
 		close(rfd);
-		goto fail;
+		g_free(final);
+		ifs_bodycache_writer_abort(w);
+		return -ESTALE;
+	}
+	if (renameat(w->dirfd, w->tmp_rel, bc->dirfd, final) < 0) {
+		ret = -errno;
+		g_mutex_unlock(&bc->lock);
+		close(rfd);
+		goto unstored;
 	}
 	if (g_hash_table_lookup(d->entries, GUINT_TO_POINTER(w->uid)) == NULL)
 		entry_add(bc, d, w->uid, w->size, g_get_real_time(), true);
+	note_write_ok(bc);
 	writer_finish(w);
 	evict(bc);
 	g_mutex_unlock(&bc->lock);
@@ -868,12 +1129,14 @@ int ifs_bodycache_writer_commit(struct ifs_bodycache_writer *w, int *fd_r, uint6
 	g_free(final);
 	writer_free(w);
 	return 0;
-fail:
-	if (ret != -ESTALE)
-		g_warning("cache: cannot store %s/%s: %s", bc->dir, final, g_strerror(-ret));
+unstored:
+	/* The bytes are all there, in w's file: the reader gets them, the cache does not. */
+	g_mutex_lock(&bc->lock);
+	note_write_failure(bc, -ret, "cannot store a message");
+	g_mutex_unlock(&bc->lock);
+	unlinkat(w->dirfd, w->tmp_rel, 0);
 	g_free(final);
-	ifs_bodycache_writer_abort(w);
-	return ret;
+	return serve_unstored(w, fd_r, size_r);
 }
 
 void ifs_bodycache_writer_abort(struct ifs_bodycache_writer *w)
@@ -883,7 +1146,8 @@ void ifs_bodycache_writer_abort(struct ifs_bodycache_writer *w)
 	if (w == NULL)
 		return;
 	bc = w->bc;
-	unlinkat(bc->dirfd, w->tmp_rel, 0);
+	if (w->where == W_CACHE)
+		unlinkat(w->dirfd, w->tmp_rel, 0);
 	g_mutex_lock(&bc->lock);
 	writer_finish(w);
 	g_mutex_unlock(&bc->lock);
@@ -917,11 +1181,18 @@ int ifs_bodycache_pack_new(struct ifs_bodycache *bc, const char *folder, uint32_
 	*p_r = NULL;
 	folder_hash(folder, hash);
 	g_mutex_lock(&bc->lock);
+	if (bypassing(bc)) {
+		/* the disk failed a moment ago: nothing to read ahead into */
+		ret = -bc->fail_err;
+		g_mutex_unlock(&bc->lock);
+		return ret;
+	}
 	d = cdir_get(bc, hash, uidvalidity, true);
-	if (mkdirat(bc->dirfd, hash, 0700) < 0 && errno != EEXIST)
+	ret = make_cdir(bc, d);
+	if (ret < 0) {
+		errno = -ret;
 		goto fail_errno;
-	if (mkdirat(bc->dirfd, d->rel, 0700) < 0 && errno != EEXIST)
-		goto fail_errno;
+	}
 	for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
 		char *rel;
 		g_free(name);
@@ -950,8 +1221,11 @@ int ifs_bodycache_pack_new(struct ifs_bodycache *bc, const char *folder, uint32_
 	return 0;
 fail_errno:
 	ret = -errno;
+	if (ret == -ENOENT && dir_removed(bc))
+		recreate_dir(bc);
+	else
+		note_write_failure(bc, -ret, "cannot create a file");
 	g_mutex_unlock(&bc->lock);
-	g_warning("cache: cannot create a pack in %s/%s: %s", bc->dir, d->rel, g_strerror(-ret));
 	g_free(name);
 	return ret;
 }
@@ -1127,13 +1401,13 @@ void ifs_bodycache_pack_close(struct ifs_bodycache_pack *p)
 		final = NULL;
 		f->bytes += (uint64_t)p->records->len * sizeof(struct pack_record) + PACK_FOOTER_LEN;
 		bc->bytes += (uint64_t)p->records->len * sizeof(struct pack_record) + PACK_FOOTER_LEN;
+		note_write_ok(bc);
 		evict(bc);
 	} else if (f->dir != NULL) {
 		/* empty, failed or orphaned: its members were readable from the temporary file
 		 * (readers holding it open keep their bytes) but are not kept */
 		if (ret < 0 || p->error < 0)
-			g_warning("cache: cannot store a pack in %s/%s: %s", bc->dir, f->dir->rel,
-			          g_strerror(ret < 0 ? -ret : -p->error));
+			note_write_failure(bc, ret < 0 ? -ret : -p->error, "cannot store messages");
 		cfile_remove(bc, f);
 	} else {
 		char *tmp = g_strdup_printf("%s/%s", p->rel, f->name);
@@ -1199,12 +1473,46 @@ void ifs_bodycache_usage(struct ifs_bodycache *bc, uint64_t *bytes_r, uint64_t *
 	g_mutex_unlock(&bc->lock);
 }
 
+bool ifs_bodycache_failing(struct ifs_bodycache *bc)
+{
+	bool failing;
+
+	g_mutex_lock(&bc->lock);
+	failing = bypassing(bc);
+	g_mutex_unlock(&bc->lock);
+	return failing;
+}
+
+void ifs_bodycache_health(struct ifs_bodycache *bc, int *fail_err_r, uint64_t *failures_r,
+                          uint64_t *unstored_r)
+{
+	g_mutex_lock(&bc->lock);
+	*fail_err_r = bc->fail_err;
+	*failures_r = bc->write_failures;
+	*unstored_r = bc->unstored;
+	g_mutex_unlock(&bc->lock);
+}
+
+void ifs_bodycache_tmpfile_failed(struct ifs_bodycache *bc, int err)
+{
+	g_mutex_lock(&bc->lock);
+	note_write_failure(bc, err, "cannot write a decoded attachment");
+	g_mutex_unlock(&bc->lock);
+}
+
 int ifs_bodycache_tmpfile(struct ifs_bodycache *bc)
 {
-	int fd = openat(bc->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0)
-		return fd;
-	for (int attempt = 0; attempt < 100; attempt++) {
+	enum writer_where where;
+	int fd;
+
+	g_mutex_lock(&bc->lock);
+	if (bypassing(bc)) {
+		g_mutex_unlock(&bc->lock);
+		return scratch_fd(W_TMPDIR, &where);
+	}
+	/* under the lock: a recreated directory replaces dirfd */
+	fd = openat(bc->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	for (int attempt = 0; fd < 0 && attempt < 100; attempt++) {
 		char *name =
 		    g_strdup_printf(TMP_PREFIX "spill-%08x%08x", g_random_int(), g_random_int());
 		fd = openat(bc->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
@@ -1212,8 +1520,9 @@ int ifs_bodycache_tmpfile(struct ifs_bodycache *bc)
 		if (fd >= 0)
 			unlinkat(bc->dirfd, name, 0);
 		g_free(name);
-		if (fd >= 0 || errno != EEXIST)
+		if (fd < 0 && errno != EEXIST)
 			break;
 	}
-	return fd >= 0 ? fd : -errno;
+	g_mutex_unlock(&bc->lock);
+	return fd >= 0 ? fd : scratch_fd(W_TMPDIR, &where);
 }

@@ -12,6 +12,8 @@
  *     <dir>/<F>/<UIDVALIDITY>/<FIRST>-<LAST>.<RANDOM>.pack
  *                                  a pack: the messages one read-ahead batch fetched
  *     <dir>/<F>/<UIDVALIDITY>/.tmp-XXXXXX    a file being written
+ *     <dir>/state/...              the folder list and listings (state.h); wiped with the
+ *                                  entries when the identity differs
  *
  * Why packs: creating a file is the expensive part of storing a small message (measured on
  * this project's ext4 VM: ~0.6 ms of kernel time per file, 40x tmpfs, ten times the cost of
@@ -61,6 +63,10 @@ int ifs_bodycache_open(const char *dir, uint64_t max_bytes, const char *identity
 
 void ifs_bodycache_free(struct ifs_bodycache *bc); /* NULL is a no-op; no writer or pack may be live */
 
+/* F of the layout above: the first 32 hex digits of SHA-256 of folder (its wire name). */
+#define IFS_FOLDER_HASH_LEN 32
+void ifs_bodycache_folder_hash(const char *folder, char out[IFS_FOLDER_HASH_LEN + 1]);
+
 /* The default cache directory of an account (new string). */
 char *ifs_bodycache_default_dir(const char *account);
 
@@ -90,8 +96,9 @@ int ifs_bodycache_writer_write(struct ifs_bodycache_writer *w, const void *buf, 
 int ifs_bodycache_writer_rewind(struct ifs_bodycache_writer *w);
 
 /* Make the entry durable and visible; wakes waiters; frees w.  On success *fd_r is a new
- * O_RDONLY descriptor of the entry (caller closes) and *size_r its size.  On failure the entry
- * is dropped (the caller may still get -errno and retry). */
+ * descriptor of the entry (caller closes; read it with pread) and *size_r its size; when the
+ * disk could not keep it (see "Write failures"), the descriptor is of a scratch file holding
+ * the same bytes.  -ESTALE: the folder's UIDVALIDITY changed meanwhile (entry dropped). */
 int ifs_bodycache_writer_commit(struct ifs_bodycache_writer *w, int *fd_r, uint64_t *size_r);
 
 /* Drop the temporary file; wakes waiters (who then fetch themselves); frees w.  NULL no-op. */
@@ -130,7 +137,26 @@ void ifs_bodycache_set_uidvalidity(struct ifs_bodycache *bc, const char *folder,
 void ifs_bodycache_usage(struct ifs_bodycache *bc, uint64_t *bytes_r, uint64_t *entries_r);
 
 /* A new unlinked temporary file in the cache's file system (O_TMPFILE, else mkstemp+unlink),
- * for decoded attachments of large messages.  -errno or a descriptor (caller closes). */
+ * for decoded attachments of large messages; while writing to the cache fails, a scratch file
+ * (see below) instead.  -errno or a descriptor (caller closes). */
 int ifs_bodycache_tmpfile(struct ifs_bodycache *bc);
+
+/* Writing a file from ifs_bodycache_tmpfile failed with errno err: the next one is a scratch
+ * file. */
+void ifs_bodycache_tmpfile_failed(struct ifs_bodycache *bc, int err);
+
+/* Write failures.  When the disk cannot take a message (ENOSPC, EDQUOT, EIO, EROFS, the
+ * directory removed or unwritable), the reader is served all the same: a writer moves to a
+ * scratch file (unlinked in $TMPDIR, else a memfd), copying what it had, and its commit hands
+ * that file out without keeping it (a write error never reaches the IMAP fetch).  The
+ * condition is logged once, not once per message; for 5 s new messages then bypass the disk
+ * (read-ahead stops: ifs_bodycache_failing), after which, or as soon as an eviction frees
+ * space, the disk is tried again; the first success logs that storing works again.  A
+ * removed cache directory is made again (empty).  Counters for the stats: */
+bool ifs_bodycache_failing(struct ifs_bodycache *bc);
+/* *fail_err_r: errno of the condition in force (0: none); *failures_r: failed writes since
+ * start; *unstored_r: messages served without being stored. */
+void ifs_bodycache_health(struct ifs_bodycache *bc, int *fail_err_r, uint64_t *failures_r,
+                          uint64_t *unstored_r);
 
 #endif /* IMAPFS_FS_BODYCACHE_H */

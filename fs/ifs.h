@@ -14,7 +14,9 @@
 #include "msgcache.h"
 #include "notify.h"
 #include "readahead.h"
+#include "remote.h"
 #include "search.h"
+#include "state.h"
 #include "tree.h"
 #include "watch.h"
 
@@ -41,6 +43,8 @@ struct ifs {
 	struct ifs_bodycache *bodies;  /* NULL: disk cache off */
 	struct ifs_readahead *readahead; /* NULL: off */
 	struct ifs_notifier *notifier; /* NULL until the mount exists */
+	struct ifs_state *state;       /* NULL: no disk cache, nothing saved between mounts */
+	struct ifs_reconnector *reconnector; /* offline: reaches the server again (remote.h) */
 	uid_t uid;
 	gid_t gid;
 	double folder_timeout;         /* = refresh: folder entries and attributes */

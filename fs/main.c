@@ -21,6 +21,8 @@
 #include "config.h"
 #include "ifs.h"
 #include "log.h"
+#include "remote.h"
+#include "state.h"
 #include "token.h"
 #include "tree.h"
 
@@ -277,6 +279,42 @@ static void raise_nofile(void)
 	}
 }
 
+/* Open the account's disk cache and, with it, its saved state.  As ifs_bodycache_open. */
+static int open_cache(struct ifs *fs, const struct ifs_config *cfg, char **errmsg_r)
+{
+	char *identity = g_strdup_printf("%s %s %s", cfg->host, cfg->port, cfg->user);
+	int r = ifs_bodycache_open(cfg->cache_dir, cfg->cache_size, identity, &fs->bodies, errmsg_r);
+
+	g_free(identity);
+	if (r == 0)
+		fs->state = ifs_state_new(cfg->cache_dir);
+	return r;
+}
+
+/* The server cannot be reached (why) but the cache directory holds a saved folder list: mount
+ * offline with it, saying so in one line.  0 and *folders_r (new), or -1 after printing why
+ * not. */
+static int open_offline(struct ifs *fs, const struct ifs_config *cfg, const char *why,
+                        GPtrArray **folders_r)
+{
+	char *err = NULL;
+	int r = open_cache(fs, cfg, &err);
+
+	if (r == 0)
+		r = ifs_state_load_folders(fs->state, folders_r);
+	if (r < 0) {
+		/* not this account's state after all (or in use): fail as without one */
+		fprintf(stderr, "imapfs: cannot log in to %s:%s as %s: %s\n", cfg->host, cfg->port,
+		        cfg->user, why != NULL ? why : "unknown error");
+		g_free(err);
+		return -1;
+	}
+	fprintf(stderr, "imapfs: offline: serving cached mail of %s (%s)\n", cfg->account,
+	        why != NULL ? why : "the server cannot be reached");
+	ifs_remote_set_offline(why != NULL ? why : "the server cannot be reached", false);
+	return 0;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -290,7 +328,7 @@ int main(int argc, char *argv[])
 	struct fuse_session *se = NULL;
 	GPtrArray *folders = NULL;
 	char *why = NULL;
-	int ret = 1;
+	int ret = 1, r;
 
 	memset(&opts, 0, sizeof(opts));
 	memset(&fs, 0, sizeof(fs));
@@ -364,7 +402,16 @@ int main(int argc, char *argv[])
 
 	/* Connect and log in before detaching: a wrong host, port, password or certificate is
 	 * reported here, on the terminal. */
-	if (imap_pool_acquire(fs.list_pool, &conn, &why) < 0) {
+	r = imap_pool_acquire(fs.list_pool, &conn, &why);
+	if (r < 0 && ifs_remote_unreachable_error(r) && cfg->cache_dir != NULL &&
+	    ifs_state_exists(cfg->cache_dir)) {
+		/* The server cannot be reached but the cache holds this account: serve that. */
+		if (open_offline(&fs, cfg, why, &folders) < 0)
+			goto out_pool;
+		g_clear_pointer(&why, g_free);
+		goto mount;
+	}
+	if (r < 0) {
 		fprintf(stderr, "imapfs: cannot log in to %s:%s as %s: %s\n", cfg->host, cfg->port,
 		        cfg->user, why != NULL ? why : "unknown error");
 		goto out_pool;
@@ -392,9 +439,7 @@ int main(int argc, char *argv[])
 
 	/* After logging in: a mistake in the account leaves no cache directory behind. */
 	if (cfg->cache_dir != NULL) {
-		char *identity = g_strdup_printf("%s %s %s", cfg->host, cfg->port, cfg->user);
-		int r = ifs_bodycache_open(cfg->cache_dir, cfg->cache_size, identity, &fs.bodies, &why);
-		g_free(identity);
+		r = open_cache(&fs, cfg, &why);
 		if (r == -EBUSY) {
 			/* Two mounts of one account: the second one simply has no disk cache. */
 			fprintf(stderr, "imapfs: warning: %s; running without a disk cache\n", why);
@@ -404,7 +449,10 @@ int main(int argc, char *argv[])
 			g_clear_pointer(&folders, g_ptr_array_unref);
 			goto out_pool;
 		}
+		if (fs.state != NULL)
+			ifs_state_save_folders(fs.state, folders);
 	}
+mount:
 	fs.cfg = cfg;
 	fs.uid = getuid();
 	fs.gid = getgid();
@@ -412,6 +460,7 @@ int main(int argc, char *argv[])
 	fs.stats_xattr = cmd.stats != 0;
 	fs.cache = ifs_msgcache_new(cfg->memory_cache);
 	fs.tree = ifs_tree_new(fs.list_pool, fs.cache, fs.bodies, cfg->refresh_s);
+	ifs_tree_set_state(fs.tree, fs.state);
 	ifs_tree_set_folders(fs.tree, folders);
 	g_clear_pointer(&folders, g_ptr_array_unref);
 	fs.search = ifs_search_new(fs.tree, fs.list_pool, cfg->refresh_s);
@@ -437,6 +486,10 @@ int main(int argc, char *argv[])
 
 	/* Threads only now: fuse_daemonize forks, and a fork keeps only the calling thread. */
 	fs.notifier = ifs_notifier_new(se);
+	{
+		struct imap_pool *pools[3] = {fs.pool, fs.list_pool, fs.ra_pool};
+		fs.reconnector = ifs_remote_reconnector_new(fs.list_pool, pools, 3);
+	}
 	if (cfg->readahead > 0)
 		/* ahead of the reader: an eighth of the disk cache, or a quarter of the memory
 		 * cache, at most; parsed ahead: an eighth of the memory cache */
@@ -485,6 +538,8 @@ int main(int argc, char *argv[])
 	ifs_search_set_notifier(fs.search, NULL);
 	ifs_notifier_free(fs.notifier);
 	fs.notifier = NULL;
+	ifs_remote_reconnector_free(fs.reconnector);
+	fs.reconnector = NULL;
 
 out_unmount:
 	fuse_session_unmount(se);
@@ -499,6 +554,7 @@ out_tree:
 	ifs_msgcache_free(fs.cache);
 out_pool:
 	free_pools(&fs);
+	ifs_state_free(fs.state);
 	ifs_token_free(token);
 	ifs_bodycache_free(fs.bodies);
 out_cfg:

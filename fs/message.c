@@ -282,6 +282,19 @@ int ifs_message_from_file(int fd, uint64_t offset, uint64_t size, struct ifs_bod
 		}
 		spill = ifs_fd_new(sfd);
 		ret = decode_spills(sfd, ctx.spills);
+		if (ret < 0 && ret != -ENOMEM) {
+			/* the cache's disk failed (full, read-only, ...): once more, in a scratch
+			 * file */
+			ifs_bodycache_tmpfile_failed(bc, -ret);
+			g_clear_pointer(&spill, ifs_fd_unref);
+			sfd = ifs_bodycache_tmpfile(bc);
+			if (sfd < 0) {
+				ret = sfd;
+				goto out;
+			}
+			spill = ifs_fd_new(sfd);
+			ret = decode_spills(sfd, ctx.spills);
+		}
 		if (ret < 0)
 			goto out;
 	}

@@ -996,6 +996,30 @@ static void ifs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	fuse_reply_err(req, 0);
 }
 
+/* Write failures of the disk cache (bodycache.h): the errno in force (0: none), failed
+ * writes, messages served without being stored. */
+static void append_cache_health(GString *s, struct ifs_bodycache *bodies)
+{
+	int err;
+	uint64_t failures, unstored;
+
+	ifs_bodycache_health(bodies, &err, &failures, &unstored);
+	g_string_append_printf(s, " disk_cache_write_error=%d disk_cache_write_failures=%" G_GUINT64_FORMAT
+	                          " disk_cache_unstored=%" G_GUINT64_FORMAT, err, failures, unstored);
+}
+
+/* Offline (remote.h): now (0/1), times it went offline, requests failed at once meanwhile. */
+static void append_offline(GString *s)
+{
+	bool offline;
+	uint64_t periods, fast;
+
+	ifs_remote_offline_stats(&offline, &periods, &fast);
+	g_string_append_printf(s, " offline=%d offline_periods=%" G_GUINT64_FORMAT
+	                          " offline_fast_failures=%" G_GUINT64_FORMAT, offline ? 1 : 0,
+	                       periods, fast);
+}
+
 char *ifs_stats(struct ifs *fs)
 {
 	static const char *const names[IFS_REQ_COUNT] = {
@@ -1012,7 +1036,9 @@ char *ifs_stats(struct ifs *fs)
 		ifs_bodycache_usage(fs->bodies, &dbytes, &dentries);
 		g_string_append_printf(s, " disk_cache_entries=%" G_GUINT64_FORMAT
 		                       " disk_cache_bytes=%" G_GUINT64_FORMAT, dentries, dbytes);
+		append_cache_health(s, fs->bodies);
 	}
+	append_offline(s);
 	if (fs->readahead != NULL)
 		g_string_append_printf(s, " readahead_stored=%" G_GUINT64_FORMAT
 		                          " parsed_ahead=%" G_GUINT64_FORMAT,

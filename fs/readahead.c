@@ -186,6 +186,10 @@ static void claim_for_disk(struct ifs_readahead *ra, struct batch_sink *bs, cons
                            uint32_t uidvalidity, const struct ifs_uid_size *uids, guint n,
                            GArray *claimed)
 {
+	/* the disk fails to take messages just now: reading ahead would only fill scratch
+	 * files; readers fetch what they read */
+	if (ifs_bodycache_failing(ra->bodies))
+		return;
 	for (guint i = 0; i < n; i++) {
 		struct ifs_bodycache_writer *w = NULL;
 		int fd = -1;

@@ -8,6 +8,66 @@
 /* Bodies received (counted where they arrive), for the stats xattr and the exit log. */
 static uint64_t stat_bodies, stat_bytes;
 
+/* Offline state (see remote.h), one per process like the counters above: a daemon talks to
+ * one server.  off_lock guards the fields after it; it is a leaf lock. */
+static GMutex off_lock;
+static GCond off_changed;       /* signalled when the daemon goes offline */
+static bool off_now;
+static uint64_t off_periods;    /* times the daemon went offline */
+static uint64_t off_fast;       /* atomic: calls failed at once because offline */
+
+bool ifs_remote_unreachable_error(int err)
+{
+	switch (-err) {
+	case ECONNREFUSED:
+	case ETIMEDOUT:
+	case ENETUNREACH:
+	case ENETDOWN:
+	case EHOSTUNREACH: /* also: the host name does not resolve (imap.h) */
+	case EHOSTDOWN:
+	case ECONNRESET:
+	case ECONNABORTED: /* the server closed the connection before or during the login */
+	case EPIPE:
+	case EADDRNOTAVAIL:
+		return true;
+	default:
+		return false; /* refused login, certificate, protocol: not a network outage */
+	}
+}
+
+void ifs_remote_set_offline(const char *why, bool say)
+{
+	g_mutex_lock(&off_lock);
+	if (!off_now) {
+		off_now = true;
+		off_periods++;
+		if (say)
+			g_message("offline: serving what is known and cached until the server "
+			          "answers again (%s)", why);
+		g_cond_broadcast(&off_changed);
+	}
+	g_mutex_unlock(&off_lock);
+}
+
+bool ifs_remote_offline(void)
+{
+	bool now;
+
+	g_mutex_lock(&off_lock);
+	now = off_now;
+	g_mutex_unlock(&off_lock);
+	return now;
+}
+
+void ifs_remote_offline_stats(bool *offline_r, uint64_t *periods_r, uint64_t *fast_fails_r)
+{
+	g_mutex_lock(&off_lock);
+	*offline_r = off_now;
+	*periods_r = off_periods;
+	g_mutex_unlock(&off_lock);
+	*fast_fails_r = __atomic_load_n(&off_fast, __ATOMIC_RELAXED);
+}
+
 /* A command function run on one connection. */
 typedef int (*remote_fn)(struct imap_conn *conn, void *ctx);
 
@@ -30,6 +90,12 @@ static int with_conn(struct imap_pool *pool, const char *what, remote_fn fn, voi
 {
 	int ret = -EIO;
 
+	/* Offline: fail at once; the reconnector alone knocks on the server's door, so no
+	 * reader ever waits for the timeout of a server known to be unreachable. */
+	if (ifs_remote_offline()) {
+		__atomic_fetch_add(&off_fast, 1, __ATOMIC_RELAXED);
+		return -EIO;
+	}
 	for (int attempt = 0; attempt < 2; attempt++) {
 		struct imap_conn *conn = NULL;
 		char *why = NULL;
@@ -41,6 +107,8 @@ static int with_conn(struct imap_pool *pool, const char *what, remote_fn fn, voi
 			 * per failed request would flood the log while the server is down. */
 			g_debug("%s: cannot get an IMAP connection: %s", what,
 			        why ? why : g_strerror(-ret));
+			if (ifs_remote_unreachable_error(ret))
+				ifs_remote_set_offline(why ? why : g_strerror(-ret), true);
 			g_free(why);
 			return to_fuse_errno(ret == -ENOENT ? -EIO : ret);
 		}
@@ -180,23 +248,20 @@ static int incremental_listing(struct imap_conn *conn, struct listing_ctx *ctx)
 	const struct ifs_listing_state *prev = ctx->prev;
 	GArray *changes = ctx->msgs;
 	GArray *msgs;
-	char set[32];
 	int ret;
+	/* fewer messages than before: mail was expunged, whatever arrived */
+	bool expunged = ctx->st.exists < ctx->prev_msgs->len;
 
-	if (ctx->st.uidnext != prev->uidnext) {
-		/* "n:*" also returns the highest UID when it is below n: attrs_cb keeps it, and
-		 * the merge below makes it harmless. */
-		g_snprintf(set, sizeof(set), "%u:*", prev->uidnext);
-		ret = imap_uid_fetch_attrs(conn, set, attrs_cb, ctx);
-		if (ret < 0)
-			return ret;
-	}
-	if (ctx->st.highestmodseq != prev->highestmodseq && prev->uidnext > 1) {
-		g_snprintf(set, sizeof(set), "1:%u", prev->uidnext - 1);
-		ret = imap_uid_fetch_attrs_since(conn, set, prev->highestmodseq, attrs_cb, ctx);
-		if (ret < 0)
-			return ret;
-	}
+	/* New mail, flag changes and (when certainly needed) which UIDs are left, in one round
+	 * trip.  "n:*" also returns the highest UID when it is below n: attrs_cb keeps it, and
+	 * the merge below makes it harmless; attrs_cb takes every answer (ctx->uids is set only
+	 * once the SEARCH has ended), the SEARCH filters below. */
+	ret = imap_uid_fetch_changes(
+	    conn, prev->uidnext, ctx->st.uidnext != prev->uidnext,
+	    ctx->st.highestmodseq != prev->highestmodseq ? prev->highestmodseq : 0,
+	    expunged ? &ctx->uids : NULL, attrs_cb, ctx);
+	if (ret < 0)
+		return ret;
 	/* previous messages, then the changes (which win in sort_unique) */
 	msgs = g_array_sized_new(FALSE, FALSE, sizeof(struct ifs_msg_attr),
 	                         ctx->prev_msgs->len + changes->len);
@@ -217,9 +282,11 @@ static int incremental_listing(struct imap_conn *conn, struct listing_ctx *ctx)
 	if (msgs->len != ctx->st.exists) {
 		/* Something was expunged (or arrived meanwhile): which UIDs are still there? */
 		GArray *keep;
-		ret = imap_uid_search(conn, &ctx->uids, "ALL");
-		if (ret < 0)
-			return ret;
+		if (ctx->uids == NULL) {
+			ret = imap_uid_search(conn, &ctx->uids, "ALL");
+			if (ret < 0)
+				return ret;
+		}
 		keep = g_array_sized_new(FALSE, FALSE, sizeof(struct ifs_msg_attr), ctx->uids->len);
 		g_array_set_clear_func(keep, msg_attr_clear);
 		for (guint i = 0; i < ctx->uids->len; i++) {
@@ -529,4 +596,98 @@ int ifs_remote_search(struct imap_pool *pool, const struct imap_search *q,
 			g_clear_pointer(&hits[i].msgs, g_array_unref);
 	}
 	return ret;
+}
+
+/* ---- reconnecting ---- */
+
+#define RECONNECT_FIRST_MS 1000
+#define RECONNECT_MAX_MS   30000
+
+struct ifs_reconnector {
+	struct imap_pool *probe;
+	GPtrArray *pools; /* struct imap_pool *, borrowed */
+	GThread *thread;
+	bool stop;        /* under off_lock */
+};
+
+/* One attempt to reach the server; true when it answered (and the daemon is online again). */
+static bool probe_once(struct ifs_reconnector *r)
+{
+	struct imap_conn *conn = NULL;
+	char *why = NULL;
+	int ret;
+
+	imap_pool_retry_now(r->probe);
+	ret = imap_pool_acquire(r->probe, &conn, &why);
+	if (ret < 0) {
+		g_debug("offline: still cannot reach the server: %s", why ? why : g_strerror(-ret));
+		g_free(why);
+		return false;
+	}
+	/* An idle connection of the pool proves nothing: ask the server. */
+	ret = imap_noop(conn);
+	imap_pool_release(r->probe, conn); /* closed when the NOOP broke it */
+	if (ret < 0)
+		return false;
+	/* every pool may connect at once now, not at the end of its own back-off */
+	for (guint i = 0; i < r->pools->len; i++)
+		imap_pool_retry_now(r->pools->pdata[i]);
+	g_mutex_lock(&off_lock);
+	off_now = false;
+	g_mutex_unlock(&off_lock);
+	g_message("online again: listings catch up at their next use");
+	return true;
+}
+
+static gpointer reconnect_thread(gpointer p)
+{
+	struct ifs_reconnector *r = p;
+	unsigned backoff_ms = RECONNECT_FIRST_MS;
+
+	g_mutex_lock(&off_lock);
+	while (!r->stop) {
+		gint64 until;
+		if (!off_now) {
+			backoff_ms = RECONNECT_FIRST_MS;
+			g_cond_wait(&off_changed, &off_lock);
+			continue;
+		}
+		until = g_get_monotonic_time() + (gint64)backoff_ms * 1000;
+		while (!r->stop && g_cond_wait_until(&off_changed, &off_lock, until))
+			;
+		if (r->stop)
+			break;
+		g_mutex_unlock(&off_lock);
+		if (!probe_once(r))
+			backoff_ms = MIN(backoff_ms * 2, RECONNECT_MAX_MS);
+		g_mutex_lock(&off_lock);
+	}
+	g_mutex_unlock(&off_lock);
+	return NULL;
+}
+
+struct ifs_reconnector *ifs_remote_reconnector_new(struct imap_pool *probe,
+                                                   struct imap_pool *const *pools, unsigned n)
+{
+	struct ifs_reconnector *r = g_new0(struct ifs_reconnector, 1);
+
+	r->probe = probe;
+	r->pools = g_ptr_array_new();
+	for (unsigned i = 0; i < n; i++)
+		g_ptr_array_add(r->pools, pools[i]);
+	r->thread = g_thread_new("reconnect", reconnect_thread, r);
+	return r;
+}
+
+void ifs_remote_reconnector_free(struct ifs_reconnector *r)
+{
+	if (r == NULL)
+		return;
+	g_mutex_lock(&off_lock);
+	r->stop = true;
+	g_cond_broadcast(&off_changed);
+	g_mutex_unlock(&off_lock);
+	g_thread_join(r->thread);
+	g_ptr_array_unref(r->pools);
+	g_free(r);
 }

@@ -3,7 +3,8 @@
  *
  * Every call returns 0 or a negative errno ready for a FUSE reply: -ENOENT (folder or message
  * gone), -ESTALE (UIDVALIDITY changed under us), -ENOMEM, or -EIO for everything that is a
- * connection problem (lost, timed out, refused); the reason is logged as a warning.  A
+ * connection problem (lost, timed out, refused, or offline: see the end of this file); the
+ * reason is logged as a warning.  A
  * connection found dead on first use (an idle connection the server closed) is retried once on
  * a fresh one.  Thread-safe (the pool is); no locks of the caller may be held (these block on
  * the network).
@@ -41,7 +42,9 @@ struct ifs_listing_state {
  *     prev_msgs holds EXISTS messages: unchanged, one command, *msgs_r = NULL;
  *   - else with CONDSTORE (both HIGHESTMODSEQs non-zero): UID FETCH prev.uidnext:* for new
  *     mail, UID FETCH 1:prev.uidnext-1 (CHANGEDSINCE prev.highestmodseq) for flag changes,
- *     and UID SEARCH ALL only when the count says something was expunged;
+ *     and UID SEARCH ALL when EXISTS is below the previous count, in one round trip
+ *     (imap_uid_fetch_changes); a SEARCH of its own after them only when new mail hid an
+ *     expunge from the count;
  *   - else (no CONDSTORE, another UIDVALIDITY, UIDNEXT unknown): the full listing, which also
  *     refreshes every message's flags.
  * Without CONDSTORE only new and expunged mail move UIDNEXT/EXISTS: a change of flags alone
@@ -85,5 +88,32 @@ struct ifs_search_hits {
  * failed (every hits[i].result says so too); a failure of one folder is in its result only. */
 int ifs_remote_search(struct imap_pool *pool, const struct imap_search *q,
                       struct ifs_search_hits *hits, unsigned n);
+
+/* ---- offline ----
+ * The server cannot be reached when opening a connection fails with a network error:
+ * refused, timed out, unreachable, reset or closed during the greeting, or a host name that
+ * does not resolve (ifs_remote_unreachable_error).  A failed login or certificate is not
+ * that: it stays an error.  From then on the daemon is offline: every call above fails at
+ * once with -EIO (none waits for the timeout), and callers serve what they know (tree.c keeps
+ * the folder list and listings it has; message files come from the disk cache).  A
+ * reconnector thread tries the server with back-off (1 s doubling to 30 s) on its own
+ * connection; once it gets through the daemon is online again, and each listing catches up
+ * at its next use (its refresh time has long passed). */
+bool ifs_remote_unreachable_error(int err);
+
+/* Go offline (why: the reason; logged once when say).  main.c calls it when mounting without
+ * the server (having said so itself). */
+void ifs_remote_set_offline(const char *why, bool say);
+bool ifs_remote_offline(void);
+
+/* For the stats: offline now, times it went offline, calls failed at once meanwhile. */
+void ifs_remote_offline_stats(bool *offline_r, uint64_t *periods_r, uint64_t *fast_fails_r);
+
+/* Start the reconnector: it probes with probe's connections and, once through, lets the n
+ * pools connect again at once.  Pools are borrowed and must outlive it. */
+struct ifs_reconnector;
+struct ifs_reconnector *ifs_remote_reconnector_new(struct imap_pool *probe,
+                                                   struct imap_pool *const *pools, unsigned n);
+void ifs_remote_reconnector_free(struct ifs_reconnector *r); /* joins it; NULL is a no-op */
 
 #endif /* IMAPFS_FS_REMOTE_H */

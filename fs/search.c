@@ -275,8 +275,11 @@ static int search_failed(const struct snode *n, const char *folder, int result, 
 		ret = -ENOENT;
 		break;
 	default:
-		g_warning("search .search%s in %s failed: %s", path, folder,
-		          why != NULL && *why != '\0' ? why : "the server refused it");
+		if (why == NULL || *why == '\0')
+			/* no connection (an outage, offline): the pool logs that once, not per search */
+			g_debug("search .search%s in %s: no connection to the server", path, folder);
+		else
+			g_warning("search .search%s in %s failed: %s", path, folder, why);
 		break;
 	}
 	g_free(path);

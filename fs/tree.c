@@ -8,6 +8,7 @@
 
 #include "names.h"
 #include "remote.h"
+#include "state.h"
 
 /* One folder's messages at one moment.  Immutable after creation; refcounted so a readdir
  * snapshot can outlive a refresh. */
@@ -72,6 +73,7 @@ struct ifs_tree {
 	struct ifs_notifier *notifier;
 	ifs_tree_use_hook use_hook; /* nullable; called with the lock held */
 	void *use_ctx;
+	struct ifs_state *state;        /* nullable: listings kept on disk (state.h) */
 };
 
 /* ---- listings ---- */
@@ -294,6 +296,13 @@ void ifs_tree_free(struct ifs_tree *t)
 	g_free(t);
 }
 
+void ifs_tree_set_state(struct ifs_tree *t, struct ifs_state *state)
+{
+	g_mutex_lock(&t->lock);
+	t->state = state;
+	g_mutex_unlock(&t->lock);
+}
+
 void ifs_tree_set_notifier(struct ifs_tree *t, struct ifs_notifier *notifier)
 {
 	g_mutex_lock(&t->lock);
@@ -410,9 +419,13 @@ static int folders_fresh_locked(struct ifs_tree *t)
 	t->folders_refreshing = true;
 	g_mutex_unlock(&t->lock);
 	ret = ifs_remote_list(t->pool, &folders);
+	if (ret == 0 && t->state != NULL)
+		ifs_state_save_folders(t->state, folders);
 	g_mutex_lock(&t->lock);
 	if (ret == 0)
 		apply_folders(t, folders);
+	else if (ifs_remote_offline())
+		ret = 0; /* offline: the folders known stay as they are */
 	t->folders_refreshing = false;
 	g_cond_broadcast(&t->refreshed);
 	if (folders != NULL)
@@ -445,6 +458,38 @@ static void invalidate_gone(struct ifs_tree *t, uint64_t parent_ino, const struc
 	}
 }
 
+/* The listing of raw saved by an earlier mount (state.h), as a listing object not yet
+ * installed (no epoch); NULL when none.  Lock not held. */
+static struct listing *saved_listing(struct ifs_tree *t, const char *raw)
+{
+	struct listing *l;
+	struct ifs_listing_state st;
+	GArray *msgs = NULL;
+
+	if (ifs_state_load_listing(t->state, raw, &st, &msgs) < 0)
+		return NULL;
+	l = g_new0(struct listing, 1);
+	l->refs = 1;
+	l->st = st;
+	l->uidvalidity = st.uidvalidity;
+	l->msgs = msgs;
+	for (guint i = 0; i < msgs->len; i++)
+		l->newest = MAX(l->newest, g_array_index(msgs, struct ifs_msg_attr, i).internaldate);
+	return l;
+}
+
+/* Make saved listing l (from saved_listing) n's listing, fetched at `at` (lock held). */
+static void install_saved(struct ifs_tree *t, struct folder_node *n, struct listing *l,
+                          gint64 at)
+{
+	l->epoch = epoch_for(t, n->raw_name, l->uidvalidity);
+	if (l->epoch == 0)
+		return;
+	l->serial = ++t->next_serial;
+	l->fetched_at = at;
+	n->listing = listing_ref(l);
+}
+
 /* Make n's listing no older than the refresh time; force: even if it is fresh.  Lock held on
  * entry and exit.  n must be pinned by the caller's operation (the kernel holds it). */
 static int listing_fresh_locked(struct ifs_tree *t, struct folder_node *n, bool force)
@@ -469,16 +514,33 @@ static int listing_fresh_locked(struct ifs_tree *t, struct folder_node *n, bool 
 	 * changed since. */
 	prev = n->listing != NULL ? listing_ref(n->listing) : NULL;
 	g_mutex_unlock(&t->lock);
+	/* First listing of this mount: the one saved by the last is the previous one. */
+	if (prev == NULL && t->state != NULL)
+		prev = saved_listing(t, raw);
 	memset(&st, 0, sizeof(st));
 	ret = ifs_remote_listing(t->pool, raw, prev != NULL ? &prev->st : NULL,
 	                         prev != NULL ? prev->msgs : NULL, &st, &msgs);
 	if (ret == 0 && t->bodies != NULL)
 		ifs_bodycache_set_uidvalidity(t->bodies, raw, st.uidvalidity);
+	if (ret == 0 && msgs != NULL && t->state != NULL)
+		ifs_state_save_listing(t->state, raw, &st, msgs);
 	g_mutex_lock(&t->lock);
 	n->refreshing = false;
 	g_cond_broadcast(&t->refreshed);
 	if (ret == -ENOENT)
 		t->folders_at = 0; /* the folder went away: LIST again at next use */
+	if (ret == -EIO && prev != NULL) {
+		/* The server cannot be asked (offline, or a connection failed; remote.c logged
+		 * it): serve the listing known, stale, so that the next use asks again. */
+		if (n->listing == NULL && g_strcmp0(n->raw_name, raw) == 0)
+			install_saved(t, n, prev, 0);
+		listing_unref(prev);
+		g_free(raw);
+		return 0;
+	}
+	if (ret == 0 && msgs == NULL && prev != NULL && n->listing == NULL &&
+	    g_strcmp0(n->raw_name, raw) == 0)
+		install_saved(t, n, prev, g_get_monotonic_time()); /* the saved one is current */
 	if (ret == 0 && msgs == NULL) {
 		/* unchanged since prev */
 		if (n->listing == prev && prev != NULL && g_strcmp0(n->raw_name, raw) == 0)

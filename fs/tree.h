@@ -103,6 +103,14 @@ struct ifs_tree *ifs_tree_new(struct imap_pool *pool, struct ifs_msgcache *cache
                               struct ifs_bodycache *bodies, unsigned refresh_s);
 void ifs_tree_free(struct ifs_tree *tree); /* NULL is a no-op */
 
+/* Where listings are kept between mounts (nullable; borrowed, outlives the tree).  With it, a
+ * folder's first listing starts from the saved one (one EXAMINE when nothing changed), and
+ * every new folder list and listing is saved.  A listing that cannot be refreshed because
+ * the server cannot be asked (-EIO: offline, see remote.h, or a connection failure) stays as
+ * it is, stale (a saved one included), instead of failing; so does the folder list offline. */
+struct ifs_state;
+void ifs_tree_set_state(struct ifs_tree *tree, struct ifs_state *state);
+
 /* Where kernel invalidations go (NULL until mounted).  Borrowed. */
 void ifs_tree_set_notifier(struct ifs_tree *tree, struct ifs_notifier *notifier);
 

@@ -583,6 +583,55 @@ int imap_uid_list_all(struct imap_conn *conn, GArray **uids_r, imap_attrs_cb cb,
 	return 0;
 }
 
+int imap_uid_fetch_changes(struct imap_conn *conn, uint32_t uidnext, bool new_mail,
+                           uint64_t modseq, GArray **uids_r, imap_attrs_cb cb, void *ctx)
+{
+	struct imap_cmd *cmds[3] = {NULL, NULL, NULL};
+	/* every FETCH asked for is within 1:* (the callback's filter) */
+	struct listing_ctx lc = {.search = {.uids = NULL},
+	                         .attrs = {.uidset = "1:*", .cb = cb, .ctx = ctx}};
+	unsigned n = 0;
+	char set[32];
+	int err = need_mailbox(conn);
+
+	if (uids_r != NULL)
+		*uids_r = NULL;
+	if (err < 0)
+		return err;
+	if (modseq != 0 && !conn->condstore)
+		return imap_conn_fail_errno(conn, -EINVAL, false,
+		                            "CHANGEDSINCE needs a mailbox examined with CONDSTORE");
+	/* the SEARCH first: an ESEARCH answer is matched to the oldest unfinished command */
+	if (uids_r != NULL) {
+		if ((err = search_cmd(conn, &cmds[n], "ALL")) < 0)
+			goto out;
+		n++;
+		lc.search.uids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	}
+	if (new_mail && uidnext != 0) {
+		g_snprintf(set, sizeof(set), "%u:*", uidnext);
+		cmds[n++] = imap_fetch_attrs_cmd(conn, set, 0);
+	}
+	if (modseq != 0 && uidnext > 1) {
+		g_snprintf(set, sizeof(set), "1:%u", uidnext - 1);
+		cmds[n++] = imap_fetch_attrs_cmd(conn, set, modseq);
+	}
+	if (n > 0)
+		err = imap_conn_run_pipelined(conn, cmds, n, listing_cb, &lc, NULL);
+	err = attrs_result(conn, err, &lc.attrs);
+	if (err == 0 && uids_r != NULL) {
+		imap_sort_unique_uids(lc.search.uids);
+		*uids_r = lc.search.uids;
+		lc.search.uids = NULL;
+	}
+out:
+	if (lc.search.uids != NULL)
+		g_array_unref(lc.search.uids);
+	for (unsigned i = 0; i < 3; i++)
+		imap_cmd_free(cmds[i]);
+	return err;
+}
+
 struct examine_listing_ctx {
 	struct examine_gate gate;
 	struct listing_ctx listing;

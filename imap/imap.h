@@ -224,6 +224,16 @@ int imap_uid_fetch_attrs_since(struct imap_conn *conn, const char *uidset, uint6
  * empty (EXISTS > 0): "1:*" of an empty mailbox is an error on some servers. */
 int imap_uid_list_all(struct imap_conn *conn, GArray **uids_r, imap_attrs_cb cb, void *ctx);
 
+/* What changed in the examined mailbox since a listing made when it had UIDNEXT uidnext and
+ * HIGHESTMODSEQ modseq, in one round trip: with new_mail, UID FETCH uidnext:* of the
+ * attributes; with modseq != 0, UID FETCH 1:uidnext-1 (CHANGEDSINCE modseq) (flag changes;
+ * needs CONDSTORE as imap_uid_fetch_attrs_since); with uids_r not NULL, UID SEARCH ALL (which
+ * UIDs are left after expunges); all pipelined.  cb as imap_uid_fetch_attrs for each FETCH
+ * answer (a "n:*" also returns the highest UID when it is below n); *uids_r as
+ * imap_uid_search ALL. */
+int imap_uid_fetch_changes(struct imap_conn *conn, uint32_t uidnext, bool new_mail,
+                           uint64_t modseq, GArray **uids_r, imap_attrs_cb cb, void *ctx);
+
 /* A folder's first listing in one round trip: EXAMINE raw_name, UID SEARCH ALL and UID FETCH
  * 1:* of the attributes, pipelined.  *st_r as imap_examine (the connection then examines
  * raw_name); *uids_r and cb as imap_uid_list_all, except that an empty mailbox (EXISTS 0)
@@ -434,6 +444,10 @@ int imap_pool_new(const struct imap_config *cfg, unsigned max_conns, struct imap
  * configured timeout for a free slot.  On failure -errno and, if errmsg_r, a g_free()able
  * reason.  Reconnects after failures with exponential backoff (logged once per outage). */
 int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **errmsg_r);
+
+/* Forget the reconnection back-off: the next imap_pool_acquire() tries to connect at once
+ * (someone else has just reached the server). */
+void imap_pool_retry_now(struct imap_pool *pool);
 
 /* Give conn back (a broken one is closed).  NULL conn is a no-op. */
 void imap_pool_release(struct imap_pool *pool, struct imap_conn *conn);

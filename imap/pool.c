@@ -283,6 +283,15 @@ void imap_pool_discard(struct imap_pool *pool, struct imap_conn *conn)
 	g_mutex_unlock(&pool->lock);
 }
 
+void imap_pool_retry_now(struct imap_pool *pool)
+{
+	g_mutex_lock(&pool->lock);
+	/* the outage flag stays: the next success still logs the recovery once */
+	pool->retry_at = 0;
+	pool->backoff_ms = BACKOFF_FIRST_MS;
+	g_mutex_unlock(&pool->lock);
+}
+
 void imap_pool_release(struct imap_pool *pool, struct imap_conn *conn)
 {
 	if (conn == NULL)

@@ -193,10 +193,13 @@ class DiskCacheTest(PerfBase):
                 self.assertEqual(stat.S_IMODE(os.stat(os.path.join(dirpath, f)).st_mode),
                                  0o600, f)
                 self.assertFalse(f.startswith('.tmp-'), f)
-        # folder names never appear on disk: hashes only
-        top = set(os.listdir(cache)) - {'lock', 'identity'}
+        # folder names never appear in paths: hashes only (state/ keeps the folder list and
+        # the listings, fs/state.h, named by the same hashes)
+        top = set(os.listdir(cache)) - {'lock', 'identity', 'state'}
         for name in top:
             self.assertRegex(name, r'^[0-9a-f]{32}$')
+        for name in os.listdir(os.path.join(cache, 'state')):
+            self.assertRegex(name, r'^(folders|[0-9a-f]{32}\.listing)$')
         m = self.mount(cfg, 'm2')
         second = {os.path.relpath(p, m.path): read(p) for p in all_files(m.path)}
         self.assertEqual(second, first)

@@ -12,6 +12,7 @@
  *   CMD: connect | noop | list | examine MBOX | search MBOX CRITERIA [ARG...] |
  *        attrs MBOX UIDSET | fetch MBOX UIDSET [full|header] [OFFSET LENGTH] [--out FILE] |
  *        message MBOX UID --out FILE | listall MBOX | changedsince MBOX UIDSET MODSEQ |
+ *        changes MBOX UIDNEXT 0|1 MODSEQ [search] (imap_uid_fetch_changes) |
  *        xfetch MBOX UIDVALIDITY UIDSET (EXAMINE + FETCH pipelined) |
  *        xlistall MBOX (EXAMINE + SEARCH + FETCH pipelined) |
  *        qsearch EXPR MBOX... (imap_search_parse + imap_search_folders) |
@@ -309,6 +310,20 @@ static int run(struct imap_conn *conn, int argc, char **argv, const char *out_pa
 		if ((err = imap_uid_list_all(conn, &uids, print_attrs, NULL)) < 0)
 			return err;
 		print_uid_line(uids);
+		return 0;
+	}
+	if (strcmp(cmd, "changes") == 0 && argc >= 5) {
+		/* changes MBOX UIDNEXT NEWMAIL(0|1) MODSEQ [search]: new mail, flag changes (and
+		 * the UIDs left), pipelined */
+		GArray *uids = NULL;
+		bool search = argc >= 6 && strcmp(argv[5], "search") == 0;
+		if ((err = imap_uid_fetch_changes(conn, (uint32_t)g_ascii_strtoull(argv[2], NULL, 10),
+		                                  strcmp(argv[3], "1") == 0,
+		                                  g_ascii_strtoull(argv[4], NULL, 10),
+		                                  search ? &uids : NULL, print_attrs, NULL)) < 0)
+			return err;
+		if (uids != NULL)
+			print_uid_line(uids);
 		return 0;
 	}
 	if (strcmp(cmd, "changedsince") == 0 && argc >= 4)

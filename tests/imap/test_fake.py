@@ -629,6 +629,42 @@ class Commands(FakeTestCase):
         self.assertEqual(res.srv.errors, [])
         self.assertEqual(res.srv.lines[-1], b"A0005 LOGOUT")
 
+    def test_changes_pipelined(self):
+        """What changed since a listing is one round trip: the UIDs left, new mail and flag
+        changes are all asked before any answer (the script expects the three lines before it
+        answers anything); the FETCH answers may come in any order."""
+        script = login() + EXAMINE_INBOX + [
+            ("expect", b"A0003 UID SEARCH RETURN (ALL) ALL"),
+            ("expect", b"A0004 UID FETCH 9:* (UID RFC822.SIZE INTERNALDATE FLAGS MODSEQ)"),
+            ("expect", b"A0005 UID FETCH 1:8 (UID RFC822.SIZE INTERNALDATE FLAGS MODSEQ)"
+                       b" (CHANGEDSINCE 700)"),
+            ("send", b'* ESEARCH (TAG "A0003") UID ALL 4,10\r\nA0003 OK done\r\n'
+                     b'* 3 FETCH (UID 4 RFC822.SIZE 12 INTERNALDATE "01-Jan-1970 00:00:00 +0000"'
+                     b" FLAGS (\\Seen) MODSEQ (701))\r\nA0005 OK done\r\n"
+                     b'* 4 FETCH (UID 10 RFC822.SIZE 5 INTERNALDATE "01-Jan-1970 00:00:01 +0000"'
+                     b" FLAGS ())\r\nA0004 OK done\r\n"),
+        ] + logout(6)
+        res = self.play(script, "changes", "INBOX", "9", "1", "700", "search")
+        self.assertOk(res)
+        self.assertEqual(res.out.splitlines(), [
+            "uid=4 size=12 date=0 modseq=701 flags=\\Seen",
+            "uid=10 size=5 date=1 modseq=0 flags=",
+            "count=2 4 10",
+        ])
+        self.assertEqual(res.srv.errors, [])
+
+    def test_changes_flags_only(self):
+        """Only flag changes asked: one command, no new-mail FETCH, no SEARCH."""
+        script = login() + EXAMINE_INBOX + [
+            ("expect", b"A0003 UID FETCH 1:8 (UID RFC822.SIZE INTERNALDATE FLAGS MODSEQ)"
+                       b" (CHANGEDSINCE 700)"),
+            ("send", b"A0003 OK done\r\n"),
+        ] + logout(4)
+        res = self.play(script, "changes", "INBOX", "9", "0", "700")
+        self.assertOk(res)
+        self.assertEqual(res.out, "")
+        self.assertEqual(res.srv.errors, [])
+
     def test_attrs_changedsince(self):
         """RFC 7162: only what changed since a HIGHESTMODSEQ is fetched."""
         script = login() + EXAMINE_INBOX + [

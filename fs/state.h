@@ -1,0 +1,74 @@
+/* state.h — what the daemon knows of the account, kept on disk between mounts: the folder list
+ * and each folder's listing.  With it a remount re-lists a folder by asking only what changed
+ * (one EXAMINE when nothing did, remote.h: CONDSTORE) instead of fetching every message's
+ * attributes again, and a mount without the server serves the last known folders (offline).
+ *
+ * Files, in the account's cache directory (bodycache.h; the daemon holds its lock):
+ *
+ *     <dir>/state/folders              the folder list (LIST) last seen
+ *     <dir>/state/<F>.listing          folder F's listing, F as in bodycache.h (the first 32
+ *                                      hex digits of SHA-256 of the folder's wire name)
+ *     <dir>/state/.tmp-XXXXXXXX        a file being written (removed when found at open)
+ *
+ * Format (version 1): text, "\n"-terminated lines; a string field is the bytes of the string
+ * with every byte outside '!'..'~' and every '%' written as %XX (two upper-case hex digits),
+ * so a field never holds a space or a line end; numbers are decimal.
+ *
+ *     folders:                         a listing:
+ *       imapfs-folders 1                 imapfs-listing 1
+ *       <flags> <delim> <name>           folder <name>
+ *       ...                              uidvalidity <n>
+ *       end <count>                      uidnext <n>
+ *                                        exists <n>
+ *                                        highestmodseq <n>      (0: no CONDSTORE)
+ *                                        messages <count>
+ *                                        <uid> <size> <internaldate> [<flag> ...]
+ *                                        ...                    (ascending UIDs)
+ *                                        end
+ *
+ * where <flags> is enum imap_folder_flags in hex, <delim> the hierarchy delimiter's byte in
+ * hex (0: none), <internaldate> seconds since the epoch.  A file whose first line names
+ * another format or version, that does not end with its "end" line, or whose counts or order
+ * do not match, is ignored (and removed): the folder is then listed from scratch, as on a
+ * first mount.  Every file is written under a temporary name, fsync()ed, then renamed over
+ * the old one, mode 0600, so a crash (kill -9 included) leaves the old file or the new one,
+ * never a mix.  Wiping it: remove the cache directory (README "What is cached where").
+ *
+ * Thread-safe: listings of different folders may be saved concurrently.
+ */
+#ifndef IMAPFS_FS_STATE_H
+#define IMAPFS_FS_STATE_H
+
+#include <glib.h>
+#include <stdbool.h>
+
+#include "remote.h"
+
+struct ifs_state;
+
+/* dir: the cache directory (borrowed string, copied).  Removes leftover temporary files.
+ * Never fails: a state that cannot be read or written is simply absent. */
+struct ifs_state *ifs_state_new(const char *dir);
+void ifs_state_free(struct ifs_state *state); /* NULL is a no-op */
+
+/* Does dir hold a saved folder list (a mount without the server can serve something)? */
+bool ifs_state_exists(const char *dir);
+
+/* The saved folder list: *folders_r as imap_list (new; names decoded again).  -ENOENT: none
+ * (or not valid). */
+int ifs_state_load_folders(struct ifs_state *state, GPtrArray **folders_r);
+
+/* Save folders (borrowed) when they differ from what was last saved, and remove the listings
+ * of folders no longer in it.  0 or -errno (logged once). */
+int ifs_state_save_folders(struct ifs_state *state, GPtrArray *folders);
+
+/* The saved listing of raw_name: *st_r, and *msgs_r a new GArray of struct ifs_msg_attr
+ * ascending by UID with its clear function set (as ifs_remote_listing's).  -ENOENT: none. */
+int ifs_state_load_listing(struct ifs_state *state, const char *raw_name,
+                           struct ifs_listing_state *st_r, GArray **msgs_r);
+
+/* Save raw_name's listing (msgs borrowed).  0 or -errno (logged once). */
+int ifs_state_save_listing(struct ifs_state *state, const char *raw_name,
+                           const struct ifs_listing_state *st, GArray *msgs);
+
+#endif /* IMAPFS_FS_STATE_H */

@@ -1,0 +1,490 @@
+#!/usr/bin/python3
+"""imapfs keeps serving when the disk fills or the network goes (issue 12).
+
+A real throwaway Dovecot (tests/harness/dovecot.py), often behind a loopback TcpProxy
+(tests/harness/tcp_proxy.py) that refuses, cuts or goes silent, and real FUSE mounts of the
+built imapfs:
+
+  - cache write failures: a small tmpfs cache_dir filled up, the cache file system remounted
+    read-only, the cache directory deleted while mounted: every read still succeeds, byte for
+    byte, the condition is logged once, the stats count it, and the cache stores again once
+    the condition ends; a 50 MB message with a full disk stays under 100 MB RSS;
+  - offline: the server stopped, refusing, or silent: folder lists and listings are served as
+    they were, cached messages read, uncached ones fail fast with EIO, the stats say offline,
+    and once the server is back new mail appears and expunged mail goes without a remount;
+  - mounting while the server is down, with saved state (one warning line, mounted) and
+    without (fails as before); a refused login stays fatal;
+  - kill -9 while the saved state is being written: the next mount is consistent.
+
+After each scenario every listed message is read and compared with the server's bytes.
+Must run as root (tmpfs mounts).  Fails (never skips) without /dev/fuse, fusermount3 or
+Dovecot.  Python stdlib only.  Environment as test_faults.py (IMAPFS_BIN, IMAPFS_HARNESS_DIR).
+"""
+
+import errno
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_faults as tf  # noqa: E402
+from test_faults import (DovecotCase, MARGIN, attachment_message,  # noqa: E402
+                         proc_status, read, text_message, timed_read, write_config)
+import tcp_proxy  # noqa: E402
+
+REFRESH = 1
+# `timeout` of the offline tests: roomy, so that a loaded machine does not fail a login through
+# the proxy; "fails fast" is checked against 1 s, independent of it
+OFF_TIMEOUT = 5
+BIG_MESSAGE_RSS = 100 * 1000 * 1000
+
+
+def stats(m):
+    text = os.getxattr(m.path, 'user.imapfs.stats').decode()
+    return {k: int(v) for k, v in re.findall(r'(\w+)=(-?\d+)', text)}
+
+
+def tmpfs(test, path, size):
+    """A tmpfs of size at path, unmounted (lazily) when the test ends."""
+    os.makedirs(path, exist_ok=True)
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=%s,mode=0700' % size, 'tmpfs', path],
+                   check=True)
+    test.addCleanup(lambda: subprocess.run(['umount', '-l', path]))
+
+
+def fill(path):
+    """Write a file at path until the file system is full; returns its path."""
+    chunk = b'\0' * 65536
+    with open(path, 'wb') as f:
+        try:
+            while True:
+                f.write(chunk)
+                f.flush()
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+    # small writes too: what is left is less than a block
+    try:
+        with open(path, 'ab') as f:
+            while True:
+                f.write(b'\0' * 512)
+                f.flush()
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+    return path
+
+
+def warnings_about(m, pattern):
+    return [ln for ln in m.log_text().splitlines() if re.search(pattern, ln)]
+
+
+def seed_folder(d, folder, n):
+    """n text messages in a new folder; {uid: raw bytes as the server has them}.  The even
+    ones carry the word 'needle' (for grep)."""
+    d.create_folder(folder)
+    raws = {}
+    for i in range(n):
+        raw = text_message('mail %d %s' % (i, 'needle' if i % 2 == 0 else 'hay'),
+                           20000 + 100 * i, i)
+        uid = d.append(folder, raw)
+        raws[uid] = d.fetch_raw(folder, uid)
+    return raws
+
+
+class Case(DovecotCase):
+    N = 40
+
+    @classmethod
+    def seed(cls):
+        cls.raws = seed_folder(cls.d, 'Mail', cls.N)
+        cls.uids = sorted(cls.raws)
+
+    def tearDown(self):
+        if not self.d._started:
+            self.d.restart()
+
+    folder = 'Mail'
+
+    def fdir(self, m, folder=None):
+        return os.path.join(m.path, folder or self.folder)
+
+    def check_all(self, m, folder=None, only=None):
+        """Every message listed in folder reads byte-exact against the server (or, with only,
+        those of only that are listed)."""
+        folder = folder or self.folder
+        fdir = self.fdir(m, folder)
+        listed = sorted(int(n) for n in os.listdir(fdir))
+        server = self.d.uids(folder)
+        self.assertEqual(listed, sorted(server))
+        for uid in listed:
+            if only is not None and uid not in only:
+                continue
+            r = timed_read(os.path.join(fdir, str(uid), 'message.eml'), 60)
+            self.assertEqual(r.err, 0, 'UID %d: %s' % (uid, errno.errorcode.get(r.err)))
+            self.assertEqual(r.data, self.d.fetch_raw(folder, uid), 'UID %d' % uid)
+        return listed
+
+    # poll until true (test_faults' helper)
+    wait_for = tf.ServerChanges.wait_for
+
+
+# ---- the disk cache cannot be written -----------------------------------------------------
+
+
+class CacheWriteFailures(Case):
+    @classmethod
+    def seed(cls):
+        super().seed()
+        cls.d.create_folder('Huge')
+        cls.huge_payload = os.urandom(37 * 1024 * 1024)
+        cls.huge_uid = cls.d.append('Huge', attachment_message('fifty', cls.huge_payload, 1))
+
+    def test_full_disk_reads_succeed_then_cache_resumes(self):
+        """A 4 MiB tmpfs cache_dir that fills up: every message still reads exactly, the
+        condition is logged once (not per message), the stats count it; once space is
+        freed, messages are stored again by themselves."""
+        fs = os.path.join(self.tmp, 'full-fs')
+        tmpfs(self, fs, '4m')
+        cache = os.path.join(fs, 'cache')
+        m = self.mount(cache_dir=cache, extra=('-o', 'stats'))
+        fdir = self.fdir(m)
+        self.assertEqual(sorted(int(n) for n in os.listdir(fdir)), self.uids)
+        filler = fill(os.path.join(fs, 'filler'))
+        half = self.uids[:self.N // 2]
+        for uid in half:  # every file of the message, as grep -r would
+            for name in ('message.eml', 'subject', 'body'):
+                r = timed_read(os.path.join(fdir, str(uid), name), 30)
+                self.assertEqual(r.err, 0, 'UID %d %s: %s' % (
+                    uid, name, errno.errorcode.get(r.err)))
+            self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), self.raws[uid])
+        s = stats(m)
+        self.assertEqual(s['disk_cache_write_error'], errno.ENOSPC, s)
+        self.assertGreaterEqual(s['disk_cache_unstored'], 1, s)
+        self.assertGreaterEqual(s['disk_cache_write_failures'], 1, s)
+        lines = warnings_about(m, r'disk cache .*No space left')
+        self.assertEqual(len(lines), 1, m.log_text())
+        entries_full = s['disk_cache_entries']
+        # space again: the cache stores by itself (within its retry time)
+        os.unlink(filler)
+        time.sleep(5.5)
+        rest = self.uids[self.N // 2:]
+        for uid in rest:
+            self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), self.raws[uid])
+        s = stats(m)
+        self.assertEqual(s['disk_cache_write_error'], 0, s)
+        self.assertGreater(s['disk_cache_entries'], entries_full, s)
+        self.assertTrue(warnings_about(m, r'storing mail again'), m.log_text())
+        self.check_all(m)
+        self.assertIsNone(m.proc.poll())
+
+    def test_50mb_message_full_disk_memory_bound(self):
+        """A 50 MB message read with a full disk cache: exact bytes, exact attachment, and
+        the daemon's peak RSS stays under 100 MB."""
+        fs = os.path.join(self.tmp, 'huge-fs')
+        tmpfs(self, fs, '2m')
+        cache = os.path.join(fs, 'cache')
+        m = self.mount(cache_dir=cache, timeout='10', connections='2', extra=('-o', 'stats'))
+        d = os.path.join(m.path, 'Huge', str(self.huge_uid))
+        os.listdir(os.path.join(m.path, 'Huge'))
+        fill(os.path.join(fs, 'filler'))
+        r = timed_read(os.path.join(d, 'message.eml'), 120)
+        self.assertEqual(r.err, 0, errno.errorcode.get(r.err))
+        self.assertEqual(r.data, self.d.fetch_raw('Huge', self.huge_uid))
+        att = read(os.path.join(d, 'attachments', 'data-1.bin'))
+        self.assertEqual(hashlib.sha256(att).digest(), hashlib.sha256(self.huge_payload).digest())
+        self.assertIn('fifty', read(os.path.join(d, 'subject')).decode())
+        hwm = proc_status(m.pid, 'VmHWM')
+        sys.stderr.write('[50 MB message, full disk: VmHWM %.1f MB] ' % (hwm / 1e6))
+        if not os.environ.get('IMAPFS_SANITIZER'):
+            self.assertLess(hwm, BIG_MESSAGE_RSS)
+        s = stats(m)
+        self.assertGreaterEqual(s['disk_cache_unstored'], 1, s)
+        self.assertIsNone(m.proc.poll())
+
+    def test_cache_fs_remounted_read_only(self):
+        """The cache's file system becomes read-only: cached and uncached messages read
+        exactly, EROFS is logged once; read-write again, the cache stores again."""
+        fs = os.path.join(self.tmp, 'ro-fs')
+        tmpfs(self, fs, '64m')
+        cache = os.path.join(fs, 'cache')
+        m = self.mount(cache_dir=cache, readahead='0', extra=('-o', 'stats'))
+        fdir = self.fdir(m)
+        os.listdir(fdir)
+        cached = self.uids[:5]
+        for uid in cached:
+            read(os.path.join(fdir, str(uid), 'message.eml'))
+        before = stats(m)['disk_cache_entries']
+        self.assertGreaterEqual(before, 5)
+        subprocess.run(['mount', '-o', 'remount,ro', fs], check=True)
+        for uid in self.uids[5:25]:
+            self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), self.raws[uid])
+            self.assertTrue(read(os.path.join(fdir, str(uid), 'body')))
+        s = stats(m)
+        self.assertEqual(s['disk_cache_write_error'], errno.EROFS, s)
+        self.assertEqual(s['disk_cache_entries'], before, s)
+        self.assertEqual(len(warnings_about(m, r'disk cache .*Read-only file system')), 1,
+                         m.log_text())
+        subprocess.run(['mount', '-o', 'remount,rw', fs], check=True)
+        time.sleep(5.5)
+        for uid in self.uids[25:]:
+            self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), self.raws[uid])
+        s = stats(m)
+        self.assertEqual(s['disk_cache_write_error'], 0, s)
+        self.assertGreater(s['disk_cache_entries'], before, s)
+        self.check_all(m)
+        self.assertIsNone(m.proc.poll())
+
+    def test_cache_dir_deleted_while_mounted(self):
+        """rm -rf of the cache directory while mounted: reads go on, byte-exact; the
+        directory is made again (logged once) and messages are stored in it again."""
+        cache = os.path.join(self.tmp, 'deleted-cache')
+        # a small memory cache: the first messages are read from the disk cache again later
+        m = self.mount(cache_dir=cache, readahead='0', memory_cache='1', extra=('-o', 'stats'))
+        fdir = self.fdir(m)
+        os.listdir(fdir)
+        for uid in self.uids[:25]:
+            read(os.path.join(fdir, str(uid), 'message.eml'))
+        shutil.rmtree(cache)
+        # cached before (their files are gone), then never cached
+        for uid in self.uids[:5] + self.uids[25:]:
+            self.assertIn(b'mail', read(os.path.join(fdir, str(uid), 'subject')))
+            self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), self.raws[uid])
+        self.assertEqual(len(warnings_about(m, r'was removed while mounted')), 1, m.log_text())
+        self.assertFalse(warnings_about(m, r'vanished'), m.log_text())
+        self.assertTrue(os.path.isdir(cache))
+        self.assertEqual(os.stat(cache).st_mode & 0o777, 0o700)
+        s = stats(m)
+        self.assertGreater(s['disk_cache_entries'], 0, s)
+        self.check_all(m)
+        self.assertIsNone(m.proc.poll())
+
+
+# ---- the server cannot be reached ----------------------------------------------------------
+
+
+GREP_LIMIT = OFF_TIMEOUT + MARGIN + 3  # "within timeout + a few seconds"
+
+
+class Offline(Case):
+    """Each test lists, reads and changes a folder of its own."""
+
+    @classmethod
+    def seed(cls):
+        pass
+
+    def setUp(self):
+        super().setUp()
+        self.folder = 'Off-' + self._testMethodName
+        self.raws = seed_folder(self.d, self.folder, self.N)
+        self.uids = sorted(self.raws)
+
+    def mount_and_half_read(self, port=None, cache=None):
+        cache = cache or os.path.join(self.tmp, self._testMethodName + '-cache')
+        m = self.mount(port=port, cache_dir=cache, refresh=str(REFRESH), readahead='0',
+                       timeout=str(OFF_TIMEOUT), extra=('-o', 'stats'))
+        fdir = self.fdir(m)
+        self.assertEqual(sorted(int(n) for n in os.listdir(fdir)), self.uids)
+        os.listdir(m.path)
+        cached = self.uids[:self.N // 2]
+        for uid in cached:
+            for name in ('message.eml', 'body'):
+                read(os.path.join(fdir, str(uid), name))
+        return m, cached
+
+    def serve_offline(self, m, cached, grep_limit=GREP_LIMIT):
+        """With the server unreachable: listings as they were, cached mail readable,
+        uncached mail EIO, and a grep -r over the half-cached folder finishes in time and
+        finds every hit of the cached half."""
+        fdir = self.fdir(m)
+        time.sleep(REFRESH + 0.5)  # everything known is now older than `refresh`
+        t0 = time.monotonic()
+        res = subprocess.run(['grep', '-rl', 'needle', fdir], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, timeout=grep_limit + 30)
+        elapsed = time.monotonic() - t0
+        sys.stderr.write('[offline grep -r: %.1f s] ' % elapsed)
+        self.assertLess(elapsed, grep_limit, 'grep -r took %.1f s' % elapsed)
+        hits = {int(p[len(fdir) + 1:].split('/')[0])
+                for p in res.stdout.decode().split('\n') if p}
+        want = {uid for i, uid in enumerate(self.uids) if i % 2 == 0 and uid in cached}
+        self.assertTrue(want <= hits, 'cached hits missing: %s' % sorted(want - hits))
+        self.assertEqual(sorted(int(n) for n in os.listdir(fdir)), self.uids)
+        self.assertIn(self.folder, os.listdir(m.path))
+        for uid in cached:
+            self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), self.raws[uid])
+        uncached = [u for u in self.uids if u not in cached]
+        for uid in uncached[-3:]:
+            r = timed_read(os.path.join(fdir, str(uid), 'subject'), grep_limit + 10)
+            self.assertEqual(r.err, errno.EIO, errno.errorcode.get(r.err))
+            self.assertLess(r.elapsed, 1.0, 'an uncached read waited %.1f s' % r.elapsed)
+        self.assertEqual(stats(m)['offline'], 1)
+
+    def catch_up(self, m, restore):
+        """The server comes back: without a remount, new mail appears and expunged mail
+        goes; then every listed message reads exactly."""
+        restore()
+        new_raw = text_message('after the outage', 3000, 999)
+        new_uid = self.d.append(self.folder, new_raw)
+        gone = self.uids[-1]
+        self.d.expunge(self.folder, [gone])
+        fdir = self.fdir(m)
+        self.wait_for(lambda: str(new_uid) in os.listdir(fdir) and
+                      str(gone) not in os.listdir(fdir), 'no catch-up after the outage', 60)
+        self.assertEqual(stats(m)['offline'], 0)
+        self.check_all(m)
+
+    def test_server_stopped(self):
+        m, cached = self.mount_and_half_read()
+        self.d.kill()
+        self.serve_offline(m, cached)
+        self.catch_up(m, self.d.restart)
+        self.assertIsNone(m.proc.poll())
+
+    def test_server_refusing(self):
+        p = self.proxy(tcp_proxy.TcpProxy)
+        m, cached = self.mount_and_half_read(port=p.port)
+        p.refuse(True)
+        p.cut()
+        self.serve_offline(m, cached)
+        self.catch_up(m, lambda: p.refuse(False))
+        self.assertIsNone(m.proc.poll())
+
+    def test_server_silent(self):
+        """The server accepts connections but says nothing (a black hole): a request on a
+        connection already open, and the first new connection, each wait for the timeout
+        (the listing's and a reader's may both be hit), then the mount is offline and
+        answers at once."""
+        p = self.proxy(tcp_proxy.TcpProxy)
+        m, cached = self.mount_and_half_read(port=p.port)
+        p.stall()
+        self.serve_offline(m, cached, grep_limit=3 * OFF_TIMEOUT + MARGIN + 3)
+        self.catch_up(m, lambda: (p.cut(), p.resume()))
+        self.assertIsNone(m.proc.poll())
+
+    def test_mount_while_down_with_saved_state(self):
+        """Mounting while the server refuses: with this account's state in the cache, the
+        mount comes up with one warning line and serves the cached mail; the server back,
+        it catches up."""
+        p = self.proxy(tcp_proxy.TcpProxy)
+        cache = os.path.join(self.tmp, 'down-cache')
+        m, cached = self.mount_and_half_read(port=p.port, cache=cache)
+        m.close()
+        p.refuse(True)
+        m2 = self.mount(port=p.port, cache_dir=cache, refresh=str(REFRESH), readahead='0',
+                        timeout=str(OFF_TIMEOUT), extra=('-o', 'stats'))
+        # one line about it, the documented one
+        lines = [ln for ln in m2.log_text().splitlines() if 'offline' in ln]
+        self.assertEqual(len(lines), 1, m2.log_text())
+        self.assertRegex(lines[0], r'^imapfs: offline: serving cached mail of default \(.+\)$')
+        self.serve_offline(m2, cached)
+        self.catch_up(m2, lambda: p.refuse(False))
+        self.assertIsNone(m2.proc.poll())
+
+    def test_mount_while_down_without_state_fails(self):
+        p = self.proxy(tcp_proxy.TcpProxy)
+        p.refuse(True)
+        with self.assertRaises(AssertionError) as cm:
+            self.mount(port=p.port, cache_dir=os.path.join(self.tmp, 'empty-cache'),
+                       timeout=str(OFF_TIMEOUT))
+        self.assertIn('imapfs: cannot log in to', str(cm.exception))
+        self.assertNotIn('offline', str(cm.exception))
+
+    def test_refused_login_stays_fatal(self):
+        """Saved state does not turn a wrong password into an offline mount."""
+        cache = os.path.join(self.tmp, 'auth-cache')
+        m, _cached = self.mount_and_half_read(cache=cache)
+        m.close()
+        cfg = write_config(os.path.join(self.tmp, 'wrong.cfg'), self.d.host, self.d.port_imaps,
+                           self.d.user, 'wrong-password', self.d.ca_file, cache_dir=cache,
+                           timeout='10')  # Dovecot delays a failed login by 2 s
+
+        with self.assertRaises(AssertionError) as cm:
+            self.addCleanup(tf.Mount(self.tmp, cfg, name='wrong').close)
+        self.assertIn('imapfs: cannot log in to', str(cm.exception))
+        self.assertNotIn('offline', str(cm.exception))
+
+
+# ---- the saved state ---------------------------------------------------------------------
+
+
+class SavedState(Case):
+    N_BIG = 30000
+
+    @classmethod
+    def seed(cls):
+        super().seed()
+        cls.d.create_folder('Big')
+        tf.ResourceBounds.write_maildir.__func__(cls, 'Big', cls.N_BIG)
+
+    def test_remount_relists_with_one_examine(self):
+        """A remount re-lists an unchanged folder from the saved listing: no UID FETCH 1:*
+        and no SEARCH is sent (the -d protocol trace shows what was)."""
+        cache = os.path.join(self.tmp, 'relist-cache')
+        m = self.mount(cache_dir=cache)
+        self.assertEqual(len(os.listdir(self.fdir(m, 'Big'))), self.N_BIG)
+        m.close()
+        m2 = self.mount(cache_dir=cache, extra=('-d',))
+        self.assertEqual(len(os.listdir(self.fdir(m2, 'Big'))), self.N_BIG)
+        sent = [ln for ln in m2.log_text().splitlines() if ' C: ' in ln]
+        self.assertTrue([ln for ln in sent if re.search(r'EXAMINE \\?"?Big', ln)], sent)
+        self.assertFalse([ln for ln in sent if re.search(r'UID FETCH 1:\*|UID SEARCH', ln)],
+                         sent)
+        self.check_all(m2, 'Mail', only=set(self.uids[:3]))
+
+    def test_kill9_while_state_is_written(self):
+        """SIGKILL the daemon while it writes a 30,000-message listing: the next mount
+        lists exactly what the server has and reads every message exactly."""
+        cache = os.path.join(self.tmp, 'kill-state-cache')
+        state_dir = os.path.join(cache, 'state')
+        caught = 0
+        for attempt in range(6):
+            m = self.mount(cache_dir=cache, refresh='1')
+            bdir = self.fdir(m, 'Big')
+            # a change to every message: the re-listing is new and is saved again
+            self.d.set_flags('Big', ['1:*'], ['\\Flagged'], add=attempt % 2 == 0)
+            time.sleep(1.1)
+            pid = m.pid
+            proc = subprocess.Popen(['ls', bdir], stdout=subprocess.DEVNULL)
+            deadline = time.monotonic() + 20
+            hit = False
+            while time.monotonic() < deadline and not hit:
+                try:
+                    for fd in os.listdir('/proc/%d/fd' % pid):
+                        try:
+                            target = os.readlink('/proc/%d/fd/%s' % (pid, fd))
+                        except OSError:
+                            continue
+                        if target.startswith(state_dir + '/.tmp-'):
+                            hit = True
+                            break
+                except OSError:
+                    break
+            os.kill(pid, signal.SIGKILL)
+            m.proc.wait(timeout=10)
+            proc.kill()
+            proc.wait()
+            m.close()
+            caught += hit
+        sys.stderr.write('[killed while writing the state %d of 6 times] ' % caught)
+        self.assertGreater(caught, 0, 'never caught the daemon writing its state')
+        m = self.mount(cache_dir=cache, extra=('-o', 'stats'))
+        self.assertFalse([n for n in os.listdir(state_dir) if n.startswith('.tmp-')])
+        listed = sorted(int(n) for n in os.listdir(self.fdir(m, 'Big')))
+        self.assertEqual(listed, sorted(self.d.uids('Big')))
+        flags = self.d.flags('Big')
+        for uid in listed[:50] + listed[-50:]:
+            shown = read(os.path.join(self.fdir(m, 'Big'), str(uid), 'flags')).decode().split()
+            self.assertEqual(sorted(shown), sorted(flags[uid]), 'flags of UID %d' % uid)
+            self.assertEqual(read(os.path.join(self.fdir(m, 'Big'), str(uid), 'message.eml')),
+                             self.d.fetch_raw('Big', uid))
+        self.check_all(m)
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)

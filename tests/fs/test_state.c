@@ -1,0 +1,264 @@
+/* test_state.c — unit tests of fs/state.c, the folder list and listings saved between mounts:
+ * round trips of awkward names and flags, the on-disk format, files cut short or of another
+ * version (ignored and removed), leftovers of a killed writer, modes. */
+#include <errno.h>
+#include <stdlib.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bodycache.h"
+#include "state.h"
+
+static char *tmpdir_new(void)
+{
+	char *dir = g_dir_make_tmp("test-state-XXXXXX", NULL);
+	g_assert_nonnull(dir);
+	return dir;
+}
+
+static void rm_rf(const char *dir)
+{
+	char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+	g_assert_cmpint(system(cmd), ==, 0);
+	g_free(cmd);
+}
+
+static void folder_free(gpointer p)
+{
+	imap_folder_free(p);
+}
+
+static struct imap_folder *folder(const char *raw, char delim, unsigned flags)
+{
+	struct imap_folder *f = g_new0(struct imap_folder, 1);
+	f->raw_name = g_strdup(raw);
+	f->delimiter = delim;
+	f->flags = flags;
+	imap_mutf7_decode(raw, &f->name);
+	return f;
+}
+
+static void msg_clear(void *p)
+{
+	g_free(((struct ifs_msg_attr *)p)->flags);
+}
+
+static GArray *msgs_new(void)
+{
+	GArray *a = g_array_new(FALSE, FALSE, sizeof(struct ifs_msg_attr));
+	g_array_set_clear_func(a, msg_clear);
+	return a;
+}
+
+static void msgs_add(GArray *a, uint32_t uid, uint64_t size, int64_t date, const char *flags)
+{
+	struct ifs_msg_attr m = {uid, size, date, g_strdup(flags)};
+	g_array_append_val(a, m);
+}
+
+static char *state_file(const char *dir, const char *name)
+{
+	return g_build_filename(dir, "state", name, NULL);
+}
+
+static char *listing_file(const char *dir, const char *raw)
+{
+	char hash[IFS_FOLDER_HASH_LEN + 1];
+	char *name;
+	char *path;
+
+	ifs_bodycache_folder_hash(raw, hash);
+	name = g_strconcat(hash, ".listing", NULL);
+	path = state_file(dir, name);
+	g_free(name);
+	return path;
+}
+
+static void test_folders_round_trip(void)
+{
+	char *dir = tmpdir_new();
+	struct ifs_state *st = ifs_state_new(dir);
+	GPtrArray *in = g_ptr_array_new_with_free_func(folder_free), *out;
+	struct stat sb;
+	char *path;
+
+	g_ptr_array_add(in, folder("INBOX", '/', 0));
+	g_ptr_array_add(in, folder("Archive/2024 with spaces", '/', IMAP_FOLDER_HASCHILDREN));
+	g_ptr_array_add(in, folder("100% &AOk-t&AOk-", '.', 0));       /* modified UTF-7 */
+	g_ptr_array_add(in, folder("raw \xc3\xa9t\xc3\xa9", 0, IMAP_FOLDER_NOSELECT)); /* 8-bit */
+	g_assert_cmpint(ifs_state_save_folders(st, in), ==, 0);
+	path = state_file(dir, "folders");
+	g_assert_cmpint(stat(path, &sb), ==, 0);
+	g_assert_cmpint(sb.st_mode & 0777, ==, 0600);
+	g_assert_true(ifs_state_exists(dir));
+	ifs_state_free(st);
+
+	st = ifs_state_new(dir);
+	g_assert_cmpint(ifs_state_load_folders(st, &out), ==, 0);
+	g_assert_cmpuint(out->len, ==, in->len);
+	for (guint i = 0; i < in->len; i++) {
+		const struct imap_folder *a = in->pdata[i], *b = out->pdata[i];
+		g_assert_cmpstr(a->raw_name, ==, b->raw_name);
+		g_assert_cmpstr(a->name, ==, b->name);
+		g_assert_cmpint(a->delimiter, ==, b->delimiter);
+		g_assert_cmpuint(a->flags, ==, b->flags);
+	}
+	g_assert_cmpstr(((struct imap_folder *)out->pdata[2])->name, ==, "100% \xc3\xa9t\xc3\xa9");
+	g_assert_null(((struct imap_folder *)out->pdata[3])->name);
+	g_ptr_array_unref(out);
+	g_ptr_array_unref(in);
+	ifs_state_free(st);
+	g_free(path);
+	rm_rf(dir);
+	g_free(dir);
+}
+
+static void test_listing_round_trip_and_format(void)
+{
+	char *dir = tmpdir_new();
+	struct ifs_state *st = ifs_state_new(dir);
+	struct ifs_listing_state ls = {12345, 40, 3, 987654321012ull}, got;
+	GArray *in = msgs_new(), *out = NULL;
+	char *path, *text = NULL;
+	const char *raw = "Lists/dev %x";
+
+	msgs_add(in, 3, 1200, 1704103200, "\\Seen\n");
+	msgs_add(in, 17, 0, -5, "");
+	msgs_add(in, 39, 99999999999ull, 1704103201, "\\Answered\n$Label 1\nodd%flag\n");
+	g_assert_cmpint(ifs_state_save_listing(st, raw, &ls, in), ==, 0);
+	path = listing_file(dir, raw);
+	g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+	/* the documented format (state.h), byte for byte */
+	g_assert_cmpstr(text, ==,
+	                "imapfs-listing 1\n"
+	                "folder Lists/dev%20%25x\n"
+	                "uidvalidity 12345\n"
+	                "uidnext 40\n"
+	                "exists 3\n"
+	                "highestmodseq 987654321012\n"
+	                "messages 3\n"
+	                "3 1200 1704103200 \\Seen\n"
+	                "17 0 -5\n"
+	                "39 99999999999 1704103201 \\Answered $Label%201 odd%25flag\n"
+	                "end\n");
+	g_assert_cmpint(ifs_state_load_listing(st, raw, &got, &out), ==, 0);
+	g_assert_cmpuint(got.uidvalidity, ==, ls.uidvalidity);
+	g_assert_cmpuint(got.uidnext, ==, ls.uidnext);
+	g_assert_cmpuint(got.exists, ==, ls.exists);
+	g_assert_cmpuint(got.highestmodseq, ==, ls.highestmodseq);
+	g_assert_cmpuint(out->len, ==, 3);
+	for (guint i = 0; i < 3; i++) {
+		const struct ifs_msg_attr *a = &g_array_index(in, struct ifs_msg_attr, i);
+		const struct ifs_msg_attr *b = &g_array_index(out, struct ifs_msg_attr, i);
+		g_assert_cmpuint(a->uid, ==, b->uid);
+		g_assert_cmpuint(a->size, ==, b->size);
+		g_assert_cmpint(a->internaldate, ==, b->internaldate);
+		g_assert_cmpstr(a->flags, ==, b->flags);
+	}
+	/* another folder's name never loads this file */
+	g_assert_cmpint(ifs_state_load_listing(st, "INBOX", &got, &out), ==, -ENOENT);
+	g_array_unref(in);
+	g_free(text);
+	g_free(path);
+	ifs_state_free(st);
+	rm_rf(dir);
+	g_free(dir);
+}
+
+/* A listing file replaced by bad, then loaded: ignored (-ENOENT) and removed. */
+static void check_rejected(const char *bad)
+{
+	char *dir = tmpdir_new();
+	struct ifs_state *st = ifs_state_new(dir);
+	struct ifs_listing_state ls = {7, 3, 2, 0}, got;
+	GArray *in = msgs_new(), *out = NULL;
+	char *path = listing_file(dir, "INBOX");
+
+	msgs_add(in, 1, 10, 0, "");
+	msgs_add(in, 2, 20, 0, "\\Seen\n");
+	g_assert_cmpint(ifs_state_save_listing(st, "INBOX", &ls, in), ==, 0);
+	g_assert_cmpint(ifs_state_load_listing(st, "INBOX", &got, &out), ==, 0);
+	g_array_unref(out);
+	out = NULL;
+	g_assert_true(g_file_set_contents(path, bad, -1, NULL));
+	g_assert_cmpint(ifs_state_load_listing(st, "INBOX", &got, &out), ==, -ENOENT);
+	g_assert_null(out);
+	g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+	g_array_unref(in);
+	g_free(path);
+	ifs_state_free(st);
+	rm_rf(dir);
+	g_free(dir);
+}
+
+#define GOOD_HEAD "imapfs-listing 1\nfolder INBOX\nuidvalidity 7\nuidnext 3\nexists 2\n" \
+                  "highestmodseq 0\nmessages 2\n"
+
+static void test_listing_rejects_bad_files(void)
+{
+	/* cut short: no end line, or the last line unfinished */
+	check_rejected(GOOD_HEAD "1 10 0\n2 20 0 \\Seen\n");
+	check_rejected(GOOD_HEAD "1 10 0\n2 20 0 \\Seen\nen");
+	check_rejected(GOOD_HEAD "1 10 0\n");
+	/* another version */
+	check_rejected("imapfs-listing 2\nfolder INBOX\nuidvalidity 7\nuidnext 3\nexists 2\n"
+	               "highestmodseq 0\nmessages 2\n1 10 0\n2 20 0\nend\n");
+	/* counts, order, numbers, escapes */
+	check_rejected(GOOD_HEAD "1 10 0\nend\n");
+	check_rejected(GOOD_HEAD "2 10 0\n1 20 0\nend\n");
+	check_rejected(GOOD_HEAD "1 10 0\n1 20 0\nend\n");
+	check_rejected(GOOD_HEAD "1 -10 0\n2 20 0\nend\n");
+	check_rejected(GOOD_HEAD "1 10 0\n2 20 0 bad%2\nend\n");
+	check_rejected(GOOD_HEAD "1 10 0\n2 20 0 nul%00\nend\n");
+	check_rejected(GOOD_HEAD "1 10 0\n2 20 0  \nend\n");
+	check_rejected(GOOD_HEAD "1 10 x\n2 20 0\nend\n");
+	check_rejected("");
+}
+
+static void test_leftovers_removed_and_folders_pruned(void)
+{
+	char *dir = tmpdir_new();
+	struct ifs_state *st = ifs_state_new(dir);
+	struct ifs_listing_state ls = {1, 2, 1, 0};
+	GPtrArray *fl = g_ptr_array_new_with_free_func(folder_free);
+	GArray *msgs = msgs_new();
+	char *tmp = state_file(dir, ".tmp-0123456789abcdef");
+	char *gone = listing_file(dir, "Gone"), *kept = listing_file(dir, "Kept");
+
+	msgs_add(msgs, 1, 5, 0, "");
+	g_assert_cmpint(ifs_state_save_listing(st, "Gone", &ls, msgs), ==, 0);
+	g_assert_cmpint(ifs_state_save_listing(st, "Kept", &ls, msgs), ==, 0);
+	/* the folder list no longer has Gone: its listing goes */
+	g_ptr_array_add(fl, folder("Kept", '/', 0));
+	g_assert_cmpint(ifs_state_save_folders(st, fl), ==, 0);
+	g_assert_false(g_file_test(gone, G_FILE_TEST_EXISTS));
+	g_assert_true(g_file_test(kept, G_FILE_TEST_EXISTS));
+	ifs_state_free(st);
+	/* a writer killed before its rename leaves a temporary file: removed at the next open */
+	g_assert_true(g_file_set_contents(tmp, "imapfs-listing 1\nfolder", -1, NULL));
+	st = ifs_state_new(dir);
+	g_assert_false(g_file_test(tmp, G_FILE_TEST_EXISTS));
+	g_assert_true(g_file_test(kept, G_FILE_TEST_EXISTS));
+	ifs_state_free(st);
+	g_assert_false(ifs_state_exists("/nonexistent-imapfs-dir"));
+	g_array_unref(msgs);
+	g_ptr_array_unref(fl);
+	g_free(tmp);
+	g_free(gone);
+	g_free(kept);
+	rm_rf(dir);
+	g_free(dir);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);
+	g_test_add_func("/state/folders_round_trip", test_folders_round_trip);
+	g_test_add_func("/state/listing_round_trip_and_format", test_listing_round_trip_and_format);
+	g_test_add_func("/state/listing_rejects_bad_files", test_listing_rejects_bad_files);
+	g_test_add_func("/state/leftovers_and_pruning", test_leftovers_removed_and_folders_pruned);
+	return g_test_run();
+}
