@@ -619,16 +619,22 @@ static bool probe_once(struct ifs_reconnector *r)
 
 	imap_pool_retry_now(r->probe);
 	ret = imap_pool_acquire(r->probe, &conn, &why);
-	if (ret < 0) {
+	if (ret < 0 && ifs_remote_unreachable_error(ret)) {
 		g_debug("offline: still cannot reach the server: %s", why ? why : g_strerror(-ret));
 		g_free(why);
 		return false;
 	}
-	/* An idle connection of the pool proves nothing: ask the server. */
-	ret = imap_noop(conn);
-	imap_pool_release(r->probe, conn); /* closed when the NOOP broke it */
-	if (ret < 0)
-		return false;
+	g_free(why);
+	if (ret == 0) {
+		/* An idle connection of the pool proves nothing: ask the server. */
+		ret = imap_noop(conn);
+		imap_pool_release(r->probe, conn); /* closed when the NOOP broke it */
+		if (ret < 0)
+			return false;
+	}
+	/* ret < 0 here: the server answered but refused the login or the certificate.  It is
+	 * reachable, so not offline: readers get EIO from the pools' own back-off (which logs
+	 * the refusal), as when no outage came first. */
 	/* every pool may connect at once now, not at the end of its own back-off */
 	for (guint i = 0; i < r->pools->len; i++)
 		imap_pool_retry_now(r->pools->pdata[i]);

@@ -441,7 +441,8 @@ struct imap_pool;
 int imap_pool_new(const struct imap_config *cfg, unsigned max_conns, struct imap_pool **pool_r);
 
 /* Exclusive use of a logged-in connection until imap_pool_release().  Waits at most the
- * configured timeout for a free slot.  On failure -errno and, if errmsg_r, a g_free()able
+ * configured timeout for a free slot (-EBUSY when none came free: every connection stayed in
+ * use, which says nothing about the server).  On failure -errno and, if errmsg_r, a g_free()able
  * reason.  Reconnects after failures with exponential backoff (logged once per outage). */
 int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **errmsg_r);
 

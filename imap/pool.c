@@ -181,7 +181,10 @@ static void note_success(struct imap_pool *pool)
 
 static void note_failure(struct imap_pool *pool, int err, const char *msg)
 {
-	if (!pool->outage && outage_enter(pool))
+	/* once per outage; and once more when an unreachable server answers again but refuses
+	 * the login (an expired token, a changed password): that is news the user must see */
+	if ((!pool->outage && outage_enter(pool)) ||
+	    (pool->outage && err == -EACCES && pool->last_err != -EACCES))
 		g_warning("%s IMAP server %s: %s (retrying with backoff)",
 		          err == -EACCES ? "cannot log in to" : "cannot reach", pool->cfg.host,
 		          msg);
@@ -267,7 +270,9 @@ int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **
 				*errmsg_r =
 				    g_strdup_printf("all %u IMAP connections stayed busy for %u ms",
 				                    n, pool->cfg.timeout_ms);
-			return -ETIMEDOUT;
+			/* not -ETIMEDOUT: the server may be fine, our connections are just busy
+			 * (the daemon must not take that for an unreachable server) */
+			return -EBUSY;
 		}
 	}
 }
