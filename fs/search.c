@@ -290,11 +290,10 @@ static int search_failed(const struct snode *n, const char *folder, int result, 
  * dropped while asking the server). */
 static int run_folder(struct ifs_search *s, struct snode *n, struct imap_search *q)
 {
-	struct ifs_search_hits hits = {.raw_name = n->raw_name};
-	char *raw = g_strdup(n->raw_name);
+	char *raw = g_strdup(n->raw_name); /* n->raw_name is read under the lock only */
+	struct ifs_search_hits hits = {.raw_name = raw};
 	int ret;
 
-	hits.raw_name = raw;
 	g_mutex_unlock(&s->lock);
 	__atomic_fetch_add(&s->searches, 1, __ATOMIC_RELAXED);
 	ret = ifs_remote_search(s->pool, q, &hits, 1);

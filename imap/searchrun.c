@@ -294,7 +294,6 @@ static int run_chain(struct run *r)
 {
 	unsigned n = r->cmds->len;
 	bool one_line = true;
-	int err = 0;
 
 	r->results = g_new(int, n);
 	for (unsigned i = 0; i < n; i++) {
@@ -304,20 +303,17 @@ static int run_chain(struct run *r)
 	}
 	if (n == 0)
 		return 0;
+	/* each command's own outcome goes to r->results; only a broken connection is the run's */
 	if (one_line) {
-		err = imap_conn_run_pipelined(r->conn, (struct imap_cmd **)r->cmds->pdata, n,
-		                              chain_cb, r, r->results);
+		imap_conn_run_pipelined(r->conn, (struct imap_cmd **)r->cmds->pdata, n, chain_cb, r,
+		                        r->results);
 	} else {
-		for (unsigned i = 0; i < n; i++) {
-			int e = r->conn->broken
-			            ? r->conn->broken_err
-			            : imap_conn_run(r->conn, r->cmds->pdata[i], chain_cb, r, NULL);
-			r->results[i] = e;
-			if (e < 0 && err == 0)
-				err = e;
-		}
+		for (unsigned i = 0; i < n; i++)
+			r->results[i] =
+			    r->conn->broken
+			        ? r->conn->broken_err
+			        : imap_conn_run(r->conn, r->cmds->pdata[i], chain_cb, r, NULL);
 	}
-	(void)err; /* each command's own outcome is in r->results */
 	return r->conn->broken ? r->conn->broken_err : 0;
 }
 

@@ -279,7 +279,9 @@ char *mime_repair_separators(const char *data, size_t len, size_t *len_r)
 	s.bounds = g_array_new(FALSE, FALSE, sizeof(struct bound));
 	s.quiet_from = G_MAXUINT;
 	pos = scan_header_block(&s, 0, true, false, &kind);
-	while (pos < len) {
+	/* With no multipart open and no forwarded message to enter, the rest is one leaf body:
+	 * no header block can follow (most mail is this, so its body is not scanned at all). */
+	while (pos < len && (kind == BODY_MESSAGE || s.bounds->len > 0)) {
 		size_t end = line_end(&s, pos);
 		guint level;
 		int delimiter;
