@@ -220,13 +220,19 @@ class MountHelper(unittest.TestCase):
                    'grep " {mnt} " /proc/self/mountinfo && cat {eml} > {out} && '
                    'fusermount3 -u {mnt} && echo UNMOUNTED').format(
                        home=home, mnt=mnt, eml=eml, out=os.path.join(home, 'read.eml'))
+        # the built binary may sit below a directory only root can enter (a clone in a
+        # `mktemp -d` folder is 0700): in the namespace a copy takes the link's place, on a
+        # tmpfs of its own over /usr/local/sbin
         script = ('set -e; mount -t tmpfs -o mode=0755 imapfs-test {dev}; '
                   'mknod -m 0666 {dev}/fuse c 10 229; mount --bind {dev}/fuse /dev/fuse; '
                   'mount --bind {fstab} /etc/fstab; '
                   'mount --bind {passwd} /etc/passwd; '
+                  'mount -t tmpfs -o mode=0755 imapfs-sbin {sbin}; '
+                  'install -m 0755 {bin} {sbin}/imapfs; '
                   'exec setpriv --reuid={u} --regid={u} --clear-groups '
                   'env HOME=/nonexistent-home PATH=/usr/bin:/bin sh -c {cmd}').format(
                       dev=devdir, fstab=fstab, passwd=passwd, u=user_uid,
+                      sbin=os.path.dirname(LINK), bin=shlex.quote(os.path.realpath(IMAPFS)),
                       cmd=shlex.quote(as_user))
         try:
             res = subprocess.run(['unshare', '--mount', '--propagation', 'private', 'sh', '-c',
