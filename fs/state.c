@@ -19,11 +19,31 @@
 #define LISTING_MAGIC   "imapfs-listing 1"
 #define LISTING_SUFFIX  ".listing"
 
+/* A save waiting for the writer thread.  A listing's text is made by the writer from a
+ * reference to the caller's msgs (immutable once saved: state.h); the folder list's is small
+ * and made by the caller, which also names the listings to keep. */
+struct save {
+	char *raw_name;               /* listing: the folder; NULL: the folder list */
+	struct ifs_listing_state st;  /* listing */
+	GArray *msgs;                 /* listing: a reference */
+	GString *text;                /* folder list */
+	char *sum;                    /* folder list: its checksum */
+	GHashTable *keep;             /* folder list: listing file names to keep */
+};
+
 struct ifs_state {
 	char *dir; /* <cache dir>/state */
 	GMutex lock;        /* guards the fields below */
-	char *folders_sum;  /* checksum of the folder list last saved or loaded */
+	char *folders_sum;  /* checksum of the folder list last saved, queued or loaded */
 	int last_err;       /* the last save failure logged (one line per condition) */
+	/* Saves are written by one thread of their own, so that a listing — the first `ls` of
+	 * a 100,000-message folder writes 3 MB and fsyncs — never waits for the disk.  A newer
+	 * save of the same file replaces one still queued. */
+	GThread *writer;
+	GCond changed;      /* queue or writing changed, or stop */
+	GHashTable *queue;  /* file name (new) -> struct save (owned) */
+	char *writing;      /* file name the writer is writing now, or NULL */
+	bool stop;          /* write what is queued, then end */
 };
 
 /* ---- fields ---- */
@@ -247,14 +267,64 @@ static GPtrArray *lines_of(char *data, size_t len)
 
 /* ---- life ---- */
 
+static void save_free(void *p)
+{
+	struct save *sv = p;
+
+	g_free(sv->raw_name);
+	if (sv->msgs != NULL)
+		g_array_unref(sv->msgs);
+	if (sv->text != NULL)
+		g_string_free(sv->text, TRUE);
+	g_free(sv->sum);
+	if (sv->keep != NULL)
+		g_hash_table_destroy(sv->keep);
+	g_free(sv);
+}
+
+static void write_save(struct ifs_state *state, const char *name, struct save *sv);
+
+static gpointer writer_run(gpointer p)
+{
+	struct ifs_state *state = p;
+
+	g_mutex_lock(&state->lock);
+	for (;;) {
+		GHashTableIter it;
+		gpointer name, sv;
+
+		g_hash_table_iter_init(&it, state->queue);
+		if (!g_hash_table_iter_next(&it, &name, &sv)) {
+			if (state->stop)
+				break;
+			g_cond_wait(&state->changed, &state->lock);
+			continue;
+		}
+		g_hash_table_iter_steal(&it);
+		state->writing = name;
+		g_mutex_unlock(&state->lock);
+		write_save(state, name, sv);
+		save_free(sv);
+		g_mutex_lock(&state->lock);
+		state->writing = NULL;
+		g_free(name);
+		g_cond_broadcast(&state->changed);
+	}
+	g_mutex_unlock(&state->lock);
+	return NULL;
+}
+
 struct ifs_state *ifs_state_new(const char *dir)
 {
 	struct ifs_state *state = g_new0(struct ifs_state, 1);
+	GError *err = NULL;
 	DIR *d;
 	struct dirent *de;
 
 	state->dir = g_build_filename(dir, STATE_SUBDIR, NULL);
 	g_mutex_init(&state->lock);
+	g_cond_init(&state->changed);
+	state->queue = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, save_free);
 	/* temporary files of a daemon killed while it was saving */
 	d = opendir(state->dir);
 	if (d != NULL) {
@@ -263,17 +333,55 @@ struct ifs_state *ifs_state_new(const char *dir)
 				unlinkat(dirfd(d), de->d_name, 0);
 		closedir(d);
 	}
+	state->writer = g_thread_try_new("imapfs-state", writer_run, state, &err);
+	if (state->writer == NULL) {
+		g_message("state: no writer thread (%s); saving on the listing's path", err->message);
+		g_error_free(err);
+	}
 	return state;
+}
+
+void ifs_state_flush(struct ifs_state *state)
+{
+	g_mutex_lock(&state->lock);
+	while (g_hash_table_size(state->queue) > 0 || state->writing != NULL)
+		g_cond_wait(&state->changed, &state->lock);
+	g_mutex_unlock(&state->lock);
 }
 
 void ifs_state_free(struct ifs_state *state)
 {
 	if (state == NULL)
 		return;
+	if (state->writer != NULL) {
+		/* what is queued is written first: a clean unmount keeps every listing */
+		g_mutex_lock(&state->lock);
+		state->stop = true;
+		g_cond_broadcast(&state->changed);
+		g_mutex_unlock(&state->lock);
+		g_thread_join(state->writer);
+	}
+	g_hash_table_destroy(state->queue);
+	g_cond_clear(&state->changed);
 	g_mutex_clear(&state->lock);
 	g_free(state->folders_sum);
 	g_free(state->dir);
 	g_free(state);
+}
+
+/* Queue sv as the next content of file name (both owned), or write it now without a writer. */
+static void queue_save(struct ifs_state *state, char *name, struct save *sv)
+{
+	if (state->writer == NULL) {
+		write_save(state, name, sv);
+		save_free(sv);
+		g_free(name);
+		return;
+	}
+	g_mutex_lock(&state->lock);
+	g_hash_table_replace(state->queue, name, sv);
+	g_cond_broadcast(&state->changed);
+	g_mutex_unlock(&state->lock);
 }
 
 bool ifs_state_exists(const char *dir)
@@ -368,12 +476,10 @@ int ifs_state_load_folders(struct ifs_state *state, GPtrArray **folders_r)
 	return 0;
 }
 
-/* Remove the listings of folders that are not in folders any more. */
-static void prune_listings(struct ifs_state *state, GPtrArray *folders)
+/* The listing file names of folders (new set). */
+static GHashTable *listing_names(GPtrArray *folders)
 {
 	GHashTable *keep = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-	DIR *d = opendir(state->dir);
-	struct dirent *de;
 
 	for (guint i = 0; i < folders->len; i++) {
 		const struct imap_folder *f = folders->pdata[i];
@@ -381,42 +487,74 @@ static void prune_listings(struct ifs_state *state, GPtrArray *folders)
 		ifs_bodycache_folder_hash(f->raw_name, hash);
 		g_hash_table_add(keep, g_strconcat(hash, LISTING_SUFFIX, NULL));
 	}
+	return keep;
+}
+
+/* Remove the listings whose file names are not in keep. */
+static void prune_listings(struct ifs_state *state, GHashTable *keep)
+{
+	DIR *d = opendir(state->dir);
+	struct dirent *de;
+
 	while (d != NULL && (de = readdir(d)) != NULL)
 		if (g_str_has_suffix(de->d_name, LISTING_SUFFIX) &&
 		    !g_hash_table_contains(keep, de->d_name))
 			unlinkat(dirfd(d), de->d_name, 0);
 	if (d != NULL)
 		closedir(d);
-	g_hash_table_destroy(keep);
+}
+
+static void write_folders(struct ifs_state *state, struct save *sv)
+{
+	int ret = write_atomic(state, "folders", sv->text);
+
+	if (ret == 0) {
+		prune_listings(state, sv->keep);
+		note_save_ok(state);
+		return;
+	}
+	note_save_failure(state, -ret, "the folder list");
+	/* not saved: the next LIST saves it again, even unchanged */
+	g_mutex_lock(&state->lock);
+	if (g_strcmp0(state->folders_sum, sv->sum) == 0)
+		g_clear_pointer(&state->folders_sum, g_free);
+	g_mutex_unlock(&state->lock);
 }
 
 int ifs_state_save_folders(struct ifs_state *state, GPtrArray *folders)
 {
 	GString *text = folders_text(folders);
 	char *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (guchar *)text->str, text->len);
-	bool same;
-	int ret = 0;
+	struct save *sv;
 
 	g_mutex_lock(&state->lock);
-	same = g_strcmp0(sum, state->folders_sum) == 0;
-	g_mutex_unlock(&state->lock);
-	if (!same) {
-		ret = write_atomic(state, "folders", text);
-		if (ret == 0) {
-			prune_listings(state, folders);
-			g_mutex_lock(&state->lock);
-			g_free(state->folders_sum);
-			state->folders_sum = sum;
-			sum = NULL;
-			g_mutex_unlock(&state->lock);
-			note_save_ok(state);
-		} else {
-			note_save_failure(state, -ret, "the folder list");
-		}
+	if (g_strcmp0(sum, state->folders_sum) == 0) {
+		g_mutex_unlock(&state->lock);
+		g_free(sum);
+		g_string_free(text, TRUE);
+		return 0;
 	}
-	g_free(sum);
-	g_string_free(text, TRUE);
-	return ret;
+	g_free(state->folders_sum);
+	state->folders_sum = g_strdup(sum);
+	g_mutex_unlock(&state->lock);
+	sv = g_new0(struct save, 1);
+	sv->text = text;
+	sv->sum = sum;
+	sv->keep = listing_names(folders);
+	if (state->writer != NULL) {
+		/* a queued listing of a folder that went must not be written after the prune */
+		GHashTableIter it;
+		gpointer name;
+		g_mutex_lock(&state->lock);
+		g_hash_table_iter_init(&it, state->queue);
+		while (g_hash_table_iter_next(&it, &name, NULL))
+			if (g_str_has_suffix(name, LISTING_SUFFIX) &&
+			    !g_hash_table_contains(sv->keep, name))
+				g_hash_table_iter_remove(&it);
+		g_mutex_unlock(&state->lock);
+	}
+	queue_save(state, g_strdup("folders"), sv);
+	return 0;
 }
 
 /* ---- listings ---- */
@@ -478,7 +616,14 @@ int ifs_state_load_listing(struct ifs_state *state, const char *raw_name,
 	uint64_t uidvalidity, uidnext, exists, modseq, count;
 	const char *why = NULL;
 	uint32_t last = 0;
-	int ret = read_file(state, name, &data, &len);
+	int ret;
+
+	/* a save of this listing still queued or being written is what to load */
+	g_mutex_lock(&state->lock);
+	while (g_hash_table_contains(state->queue, name) || g_strcmp0(state->writing, name) == 0)
+		g_cond_wait(&state->changed, &state->lock);
+	g_mutex_unlock(&state->lock);
+	ret = read_file(state, name, &data, &len);
 
 	*msgs_r = NULL;
 	if (ret < 0)
@@ -535,12 +680,10 @@ out:
 	return ret;
 }
 
-int ifs_state_save_listing(struct ifs_state *state, const char *raw_name,
-                           const struct ifs_listing_state *st, GArray *msgs)
+static GString *listing_text(const char *raw_name, const struct ifs_listing_state *st,
+                             GArray *msgs)
 {
-	char *name = listing_name(raw_name);
 	GString *out = g_string_sized_new(64 + (gsize)msgs->len * 32);
-	int ret;
 
 	g_string_append(out, LISTING_MAGIC "\nfolder ");
 	put_field(out, raw_name);
@@ -568,12 +711,37 @@ int ifs_state_save_listing(struct ifs_state *state, const char *raw_name,
 		g_string_append_c(out, '\n');
 	}
 	g_string_append(out, "end\n");
-	ret = write_atomic(state, name, out);
+	return out;
+}
+
+static void write_listing(struct ifs_state *state, const char *name, struct save *sv)
+{
+	GString *out = listing_text(sv->raw_name, &sv->st, sv->msgs);
+	int ret = write_atomic(state, name, out);
+
 	if (ret < 0)
 		note_save_failure(state, -ret, "a folder listing");
 	else
 		note_save_ok(state);
 	g_string_free(out, TRUE);
-	g_free(name);
-	return ret;
+}
+
+static void write_save(struct ifs_state *state, const char *name, struct save *sv)
+{
+	if (sv->raw_name == NULL)
+		write_folders(state, sv);
+	else
+		write_listing(state, name, sv);
+}
+
+int ifs_state_save_listing(struct ifs_state *state, const char *raw_name,
+                           const struct ifs_listing_state *st, GArray *msgs)
+{
+	struct save *sv = g_new0(struct save, 1);
+
+	sv->raw_name = g_strdup(raw_name);
+	sv->st = *st;
+	sv->msgs = g_array_ref(msgs);
+	queue_save(state, listing_name(raw_name), sv);
+	return 0;
 }

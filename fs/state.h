@@ -34,7 +34,13 @@
  * the old one, mode 0600, so a crash (kill -9 included) leaves the old file or the new one,
  * never a mix.  Wiping it: remove the cache directory (README "What is cached where").
  *
- * Thread-safe: listings of different folders may be saved concurrently.
+ * Saves are written by a thread of the state's own, in the background: the save functions
+ * queue and return, so a listing never waits for the disk (fsync).  A newer save of a file
+ * replaces one still queued; a load waits for a queued save of the same file; freeing the
+ * state writes what is queued first.  A daemon killed meanwhile loses the saves still queued
+ * (the files keep an older, consistent listing).
+ *
+ * Thread-safe: any function may be called from any thread.
  */
 #ifndef IMAPFS_FS_STATE_H
 #define IMAPFS_FS_STATE_H
@@ -49,7 +55,11 @@ struct ifs_state;
 /* dir: the cache directory (borrowed string, copied).  Removes leftover temporary files.
  * Never fails: a state that cannot be read or written is simply absent. */
 struct ifs_state *ifs_state_new(const char *dir);
-void ifs_state_free(struct ifs_state *state); /* NULL is a no-op */
+/* Writes what is queued, then frees.  NULL is a no-op. */
+void ifs_state_free(struct ifs_state *state);
+
+/* Wait until every queued save has been written (or has failed). */
+void ifs_state_flush(struct ifs_state *state);
 
 /* Does dir hold a saved folder list (a mount without the server can serve something)? */
 bool ifs_state_exists(const char *dir);
@@ -58,8 +68,9 @@ bool ifs_state_exists(const char *dir);
  * (or not valid). */
 int ifs_state_load_folders(struct ifs_state *state, GPtrArray **folders_r);
 
-/* Save folders (borrowed) when they differ from what was last saved, and remove the listings
- * of folders no longer in it.  0 or -errno (logged once). */
+/* Queue folders (borrowed, copied) to be saved when they differ from what was last saved,
+ * and the listings of folders no longer in it to be removed.  Returns 0; a failure to write
+ * is logged once per condition, and the next call saves again. */
 int ifs_state_save_folders(struct ifs_state *state, GPtrArray *folders);
 
 /* The saved listing of raw_name: *st_r, and *msgs_r a new GArray of struct ifs_msg_attr
@@ -67,7 +78,8 @@ int ifs_state_save_folders(struct ifs_state *state, GPtrArray *folders);
 int ifs_state_load_listing(struct ifs_state *state, const char *raw_name,
                            struct ifs_listing_state *st_r, GArray **msgs_r);
 
-/* Save raw_name's listing (msgs borrowed).  0 or -errno (logged once). */
+/* Queue raw_name's listing to be saved.  msgs: a reference is taken, so it must not change
+ * any more (tree.c's listings are immutable).  Returns 0; failures are logged as above. */
 int ifs_state_save_listing(struct ifs_state *state, const char *raw_name,
                            const struct ifs_listing_state *st, GArray *msgs);
 

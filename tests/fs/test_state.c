@@ -2,6 +2,7 @@
  * round trips of awkward names and flags, the on-disk format, files cut short or of another
  * version (ignored and removed), leftovers of a killed writer, modes. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -89,6 +90,7 @@ static void test_folders_round_trip(void)
 	g_ptr_array_add(in, folder("100% &AOk-t&AOk-", '.', 0));       /* modified UTF-7 */
 	g_ptr_array_add(in, folder("raw \xc3\xa9t\xc3\xa9", 0, IMAP_FOLDER_NOSELECT)); /* 8-bit */
 	g_assert_cmpint(ifs_state_save_folders(st, in), ==, 0);
+	ifs_state_flush(st);
 	path = state_file(dir, "folders");
 	g_assert_cmpint(stat(path, &sb), ==, 0);
 	g_assert_cmpint(sb.st_mode & 0777, ==, 0600);
@@ -128,6 +130,7 @@ static void test_listing_round_trip_and_format(void)
 	msgs_add(in, 17, 0, -5, "");
 	msgs_add(in, 39, 99999999999ull, 1704103201, "\\Answered\n$Label 1\nodd%flag\n");
 	g_assert_cmpint(ifs_state_save_listing(st, raw, &ls, in), ==, 0);
+	ifs_state_flush(st);
 	path = listing_file(dir, raw);
 	g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
 	/* the documented format (state.h), byte for byte */
@@ -233,6 +236,7 @@ static void test_leftovers_removed_and_folders_pruned(void)
 	/* the folder list no longer has Gone: its listing goes */
 	g_ptr_array_add(fl, folder("Kept", '/', 0));
 	g_assert_cmpint(ifs_state_save_folders(st, fl), ==, 0);
+	ifs_state_flush(st);
 	g_assert_false(g_file_test(gone, G_FILE_TEST_EXISTS));
 	g_assert_true(g_file_test(kept, G_FILE_TEST_EXISTS));
 	ifs_state_free(st);
@@ -252,12 +256,59 @@ static void test_leftovers_removed_and_folders_pruned(void)
 	g_free(dir);
 }
 
+/* Saves are queued for the writer thread (state.h): the newest of a file wins, a load sees
+ * the save queued before it, and freeing the state writes what is still queued. */
+static void test_background_saves(void)
+{
+	char *dir = tmpdir_new();
+	struct ifs_state *st = ifs_state_new(dir);
+	struct ifs_listing_state ls = {9, 2, 1, 0}, got;
+	GArray *msgs = msgs_new(), *out = NULL;
+	char *path = listing_file(dir, "INBOX");
+
+	msgs_add(msgs, 1, 10, 0, "");
+	/* many saves of one file, each newer than the last, then a load: the last one */
+	for (uint32_t next = 2; next <= 200; next++) {
+		ls.uidnext = next;
+		g_assert_cmpint(ifs_state_save_listing(st, "INBOX", &ls, msgs), ==, 0);
+	}
+	g_assert_cmpint(ifs_state_load_listing(st, "INBOX", &got, &out), ==, 0);
+	g_assert_cmpuint(got.uidnext, ==, 200);
+	g_array_unref(out);
+	/* queued (more than the writer can write before the free below), then freed at once:
+	 * written all the same */
+	ls.uidnext = 300;
+	for (int i = 0; i < 50; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "F%d", i);
+		g_assert_cmpint(ifs_state_save_listing(st, name, &ls, msgs), ==, 0);
+	}
+	g_array_unref(msgs); /* the queue holds its own references */
+	ifs_state_free(st);
+	st = ifs_state_new(dir);
+	for (int i = 0; i < 50; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "F%d", i);
+		g_assert_cmpint(ifs_state_load_listing(st, name, &got, &out), ==, 0);
+		g_assert_cmpuint(got.uidnext, ==, 300);
+		g_assert_cmpuint(out->len, ==, 1);
+		g_assert_cmpuint(g_array_index(out, struct ifs_msg_attr, 0).uid, ==, 1);
+		g_array_unref(out);
+	}
+	ifs_state_free(st);
+	g_assert_true(g_file_test(path, G_FILE_TEST_IS_REGULAR));
+	g_free(path);
+	rm_rf(dir);
+	g_free(dir);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);
 	g_test_add_func("/state/folders_round_trip", test_folders_round_trip);
 	g_test_add_func("/state/listing_round_trip_and_format", test_listing_round_trip_and_format);
+	g_test_add_func("/state/background_saves", test_background_saves);
 	g_test_add_func("/state/listing_rejects_bad_files", test_listing_rejects_bad_files);
 	g_test_add_func("/state/leftovers_and_pruning", test_leftovers_removed_and_folders_pruned);
 	return g_test_run();

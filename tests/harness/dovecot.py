@@ -590,8 +590,10 @@ class Dovecot:
                 self._launch()
                 return self
             except HarnessError as e:
-                # A just-killed listener can linger briefly; retry.
-                if 'in use' not in str(e) or time.monotonic() > deadline:
+                # A just-killed listener can linger briefly (a TCP port in use, or a
+                # unix socket a dying process still accepts on); retry.
+                if ('in use' not in str(e) and 'Socket already exists' not in str(e)) or \
+                        time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
 
