@@ -673,43 +673,42 @@ class Watch(HostileCase):
         gaps = [b - a for a, b in zip(seen, seen[1:])]
         self.assertTrue(all(g >= 1.0 for g in gaps), gaps)
 
-    def test_idle_reissued_every_idle_renew_seconds(self):
+    def renewing_mount(self, caps):
+        """A server offering caps, a mount with idle_renew = 2 watching INBOX (IDLE begun)."""
         srv = self.server()
-        srv.extra_caps = b' IDLE'
+        srv.extra_caps = caps
         m = self.mount(srv, refresh='3600', connections='4', idle_renew='2')
-        inbox = os.path.join(m.path, 'INBOX')
-        self.assertEqual(len(os.listdir(inbox)), 6)
+        self.assertEqual(len(os.listdir(os.path.join(m.path, 'INBOX'))), 6)
         self.assertTrue(self.wait_for(lambda: self.idle_commands(srv), 5), m.log_text())
-        # IDLE, DONE after 2 s, IDLE again: three times in a row
-        self.assertRenewed(srv, m, [b'DONE', b'IDLE'], 3, 10)
-        lines = self.watcher_lines(srv)
-        first = lines.index(b'IDLE')
-        self.assertEqual(lines[first:first + 5], [b'IDLE', b'DONE', b'IDLE', b'DONE', b'IDLE'])
-        # and what is pushed after those renewals still shows
+        return srv, m
+
+    def assertPushShows(self, srv, m):
+        """A message pushed now (IDLE's EXISTS) shows in INBOX within 3 s."""
+        inbox = os.path.join(m.path, 'INBOX')
         with srv.lock:
             srv.folders[b'INBOX'][7] = msg(7)
         srv.push('INBOX')
         self.assertTrue(self.wait_for(lambda: '7' in os.listdir(inbox), 3), m.log_text())
         self.assertAlive(m, srv)
 
+    def test_idle_reissued_every_idle_renew_seconds(self):
+        srv, m = self.renewing_mount(b' IDLE')
+        # IDLE, DONE after 2 s, IDLE again: three times in a row
+        self.assertRenewed(srv, m, [b'DONE', b'IDLE'], 3, 10)
+        lines = self.watcher_lines(srv)
+        first = lines.index(b'IDLE')
+        self.assertEqual(lines[first:first + 5], [b'IDLE', b'DONE', b'IDLE', b'DONE', b'IDLE'])
+        self.assertPushShows(srv, m)  # what is pushed after those renewals still shows
+
     def test_notify_set_again_every_idle_renew_seconds(self):
-        srv = self.server()
-        srv.extra_caps = b' IDLE NOTIFY'
-        m = self.mount(srv, refresh='3600', connections='4', idle_renew='2')
-        inbox = os.path.join(m.path, 'INBOX')
-        self.assertEqual(len(os.listdir(inbox)), 6)
-        self.assertTrue(self.wait_for(lambda: self.idle_commands(srv), 5), m.log_text())
+        srv, m = self.renewing_mount(b' IDLE NOTIFY')
         notify = (b'NOTIFY SET (SELECTED (MessageNew MessageExpunge FlagChange)) '
                   b'(MAILBOXES ("INBOX") (MessageNew MessageExpunge FlagChange))')
         self.assertRenewed(srv, m, [b'DONE', notify, b'IDLE'], 3, 10)
         lines = self.watcher_lines(srv)
         first = lines.index(notify)
         self.assertEqual(lines[first - 1:first + 2], [b'EXAMINE "INBOX"', notify, b'IDLE'])
-        with srv.lock:
-            srv.folders[b'INBOX'][7] = msg(7)
-        srv.push('INBOX')
-        self.assertTrue(self.wait_for(lambda: '7' in os.listdir(inbox), 3), m.log_text())
-        self.assertAlive(m, srv)
+        self.assertPushShows(srv, m)
 
     def test_neither_extension_falls_back_to_refresh(self):
         srv = self.server()
