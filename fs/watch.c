@@ -206,7 +206,8 @@ static int watch_conn(struct ifs_watch *w, struct imap_conn *conn, bool notify, 
 				for (guint i = 0; i < n; i++) {
 					g_hash_table_add(watched, g_strdup(names->pdata[i]));
 					if (g_strcmp0(sel, names->pdata[i]) != 0)
-						g_hash_table_add(changed, g_strdup(names->pdata[i]));
+						g_hash_table_add(changed,
+						                 g_strdup(names->pdata[i]));
 				}
 				set_at = g_get_monotonic_time();
 				renew = false;
@@ -239,8 +240,8 @@ static int watch_conn(struct ifs_watch *w, struct imap_conn *conn, bool notify, 
 			gint64 now = g_get_monotonic_time();
 			gint64 until = notify ? MIN(reissue_at, renew_at) : reissue_at;
 			gint64 left = (until - now) / 1000;
-			int r = imap_idle_wait(conn, w->efd,
-			                       left > 0 ? (unsigned)MIN(left, G_MAXUINT) : 0, changed);
+			int r = imap_idle_wait(
+			    conn, w->efd, left > 0 ? (unsigned)MIN(left, G_MAXUINT) : 0, changed);
 			bool again;
 
 			if (r < 0) {
@@ -365,8 +366,7 @@ static gpointer run(gpointer p)
 	return NULL;
 }
 
-struct ifs_watch *ifs_watch_new(struct imap_pool *pool, struct ifs_tree *tree,
-                                unsigned renew_s)
+struct ifs_watch *ifs_watch_new(struct imap_pool *pool, struct ifs_tree *tree, unsigned renew_s)
 {
 	struct ifs_watch *w = g_new0(struct ifs_watch, 1);
 

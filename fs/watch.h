@@ -39,8 +39,7 @@ struct ifs_watch;
  * outlive ifs_watch_free.  renew_s (> 0): IDLE is ended and begun again this often, and NOTIFY
  * set again every renew_s seconds but at least every 5 minutes (config idle_renew).  Installs
  * the tree's use hook. */
-struct ifs_watch *ifs_watch_new(struct imap_pool *pool, struct ifs_tree *tree,
-                                unsigned renew_s);
+struct ifs_watch *ifs_watch_new(struct imap_pool *pool, struct ifs_tree *tree, unsigned renew_s);
 
 /* Stop the thread (ends IDLE, gives the connection back), remove the hook, free.  NULL is a
  * no-op. */

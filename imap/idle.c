@@ -51,8 +51,7 @@ static int collect_cb(struct imap_conn *conn, const struct imap_response *resp, 
 /* imap_examine_cb, and what a watcher must not miss meanwhile.  A change of the mailbox being
  * left (EXISTS etc. before the tagged answer) is recorded under its name; the caller looks at
  * both anyway. */
-static int examine_collect_cb(struct imap_conn *conn, const struct imap_response *resp,
-                              void *ctx)
+static int examine_collect_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx)
 {
 	struct {
 		struct imap_examine_ctx ex;
@@ -90,8 +89,8 @@ int imap_watch_noop(struct imap_conn *conn, GHashTable *changed)
 	return err;
 }
 
-int imap_notify_set(struct imap_conn *conn, bool selected, const char *const *raw_names,
-                    unsigned n, GHashTable *changed)
+int imap_notify_set(struct imap_conn *conn, bool selected, const char *const *raw_names, unsigned n,
+                    GHashTable *changed)
 {
 	struct imap_cmd *cmd;
 	int err = 0;
