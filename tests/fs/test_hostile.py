@@ -710,6 +710,40 @@ class Watch(HostileCase):
         self.assertEqual(lines[first - 1:first + 2], [b'EXAMINE "INBOX"', notify, b'IDLE'])
         self.assertPushShows(srv, m)
 
+    def test_notify_examines_the_folder_used_last(self):
+        """With NOTIFY the folder used last is examined on the watching connection (its pushes
+        are EXISTS lines there) and every folder in use is named in MAILBOXES.  A new folder
+        in use means a new SET; using a folder already named only moves the EXAMINE."""
+        srv = self.server(folders={'INBOX': self.msgs, 'Other': {1: msg(1)}})
+        srv.extra_caps = b' IDLE NOTIFY'
+        m = self.mount(srv, refresh='3600', connections='4')
+        inbox = os.path.join(m.path, 'INBOX')
+        other = os.path.join(m.path, 'Other')
+        self.assertEqual(len(os.listdir(inbox)), 6)
+        self.assertTrue(self.wait_for(lambda: self.idle_commands(srv), 5), m.log_text())
+        ev = b'(MessageNew MessageExpunge FlagChange)'
+        one = b'NOTIFY SET (SELECTED ' + ev + b') (MAILBOXES ("INBOX") ' + ev + b')'
+        two = b'NOTIFY SET (SELECTED ' + ev + b') (MAILBOXES ("Other" "INBOX") ' + ev + b')'
+        os.listdir(other)
+        self.assertTrue(self.wait_for(lambda: self.watcher_lines(srv).count(b'IDLE') >= 2, 5))
+        # (a listdir would be answered from the kernel's cache: a lookup of a new name is not)
+        self.assertFalse(os.path.exists(os.path.join(inbox, '12345')))
+        self.assertTrue(self.wait_for(lambda: self.watcher_lines(srv).count(b'IDLE') >= 3, 5),
+                        self.watcher_lines(srv))
+        lines = self.watcher_lines(srv)
+        first = lines.index(b'EXAMINE "INBOX"')
+        self.assertEqual(lines[first:], [
+            b'EXAMINE "INBOX"', one, b'IDLE', b'DONE',
+            b'EXAMINE "Other"', two, b'IDLE', b'DONE',
+            b'EXAMINE "INBOX"', b'IDLE'], lines)
+        self.assertPushShows(srv, m)  # pushed to the examined INBOX
+        with srv.lock:
+            srv.folders[b'Other'][2] = msg(2)
+        # Other is not examined: this server pushes nothing for it, so only refresh (an hour)
+        # would show it -- unless Other becomes the one used last, which looks at it once
+        self.assertFalse(os.path.exists(os.path.join(other, '12345')))
+        self.assertTrue(self.wait_for(lambda: '2' in os.listdir(other), 3), m.log_text())
+
     def test_neither_extension_falls_back_to_refresh(self):
         srv = self.server()
         m = self.mount(srv, refresh='2', connections='4')
