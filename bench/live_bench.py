@@ -50,11 +50,11 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
 
 
-def run_mount(d, tmp, port, watch, trials, poll, limit, log):
+def run_mount(d, tmp, port, watch, trials, poll, limit, log, trace=None):
     cfg = write_config(os.path.join(tmp, 'cfg-%s-%d' % (watch, port)), d.host, port, d.user,
                        d.password, d.ca_file, timeout='30', refresh=None, watch=watch,
                        connections='4')
-    m = Mount(tmp, cfg, name='mnt-%s-%d' % (watch, port))
+    m = Mount(tmp, cfg, name='mnt-%s-%d' % (watch, port), extra=('-d',) if trace else ())
     out = {'new': [], 'expunge': [], 'flag': [], 'missed': 0}
     try:
         box = os.path.join(m.path, FOLDER)
@@ -64,13 +64,19 @@ def run_mount(d, tmp, port, watch, trials, poll, limit, log):
         flagged = b'\\Flagged' in open(flags, 'rb').read()
         time.sleep(0.5)  # the watcher has taken the folder
         for i in range(trials):
+            if trace:
+                log('  %.3f trial %d: append' % (time.time(), i + 1))
             uid = d.append(FOLDER, msg(i))
             t = wait_for(lambda: str(uid) in os.listdir(box), limit, poll)
             out['new'].append(t)
+            if trace:
+                log('  %.3f trial %d: expunge UID %d' % (time.time(), i + 1, uid))
             d.expunge(FOLDER, [uid])
             t = wait_for(lambda: str(uid) not in os.listdir(box), limit, poll)
             out['expunge'].append(t)
             flagged = not flagged
+            if trace:
+                log('  %.3f trial %d: flag' % (time.time(), i + 1))
             d.set_flags(FOLDER, [first], ['\\Flagged'], add=flagged)
             t = wait_for(lambda: (b'\\Flagged' in open(flags, 'rb').read()) == flagged,
                          limit, poll)
@@ -81,6 +87,8 @@ def run_mount(d, tmp, port, watch, trials, poll, limit, log):
                                                   out['flag'][-1]))))
     finally:
         m.close()
+        if trace:
+            shutil.copy(m.log, os.path.join(trace, 'imapfs-%s-%d.log' % (watch, port)))
     return out
 
 
@@ -92,6 +100,8 @@ def main():
     ap.add_argument('--rtt-ms', default='0,50')
     ap.add_argument('--poll-ms', type=float, default=10)
     ap.add_argument('--json')
+    ap.add_argument('--trace', metavar='DIR',
+                    help='mount with -d (protocol trace) and keep its log in DIR')
     a = ap.parse_args()
 
     def log(s):
@@ -116,7 +126,8 @@ def main():
                     if n <= 0:
                         continue
                     log('rtt %d ms, watch = %s, %d trials' % (rtt, watch, n))
-                    r = run_mount(d, tmp, port, watch, n, a.poll_ms / 1000.0, 40.0, log)
+                    r = run_mount(d, tmp, port, watch, n, a.poll_ms / 1000.0, 40.0, log,
+                                  a.trace)
                     results.append({'rtt_ms': rtt, 'watch': watch, 'trials': n, **r})
             finally:
                 if proxy is not None:

@@ -24,7 +24,7 @@
 static const char *const known_keys[] = {
 	"host", "port", "tls", "user", "pass_cmd", "password", "ca_file",
 	"timeout", "connections", "refresh", "memory_cache", "cache", "cache_dir", "cache_size",
-	"readahead", "auth", "oauth_cmd", "watch", NULL,
+	"readahead", "auth", "oauth_cmd", "watch", "idle_renew", NULL,
 };
 
 static void wipe_str(char *s)
@@ -457,6 +457,10 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 		cfg->readahead = cfg->cache_dir != NULL ? 4096 : 64;
 
 	if ((ret = get_on_off(kf, cfg->account, "watch", &cfg->watch, cfg->path, errmsg_r)) < 0)
+		goto fail;
+	/* RFC 2177: a server may log out a client idle for 30 minutes; 29 (1740 s) at most. */
+	if ((ret = get_uint(kf, cfg->account, "idle_renew", IFS_IDLE_RENEW_DEFAULT, 1,
+	                    IFS_IDLE_RENEW_MAX, &cfg->idle_renew_s, cfg->path, errmsg_r)) < 0)
 		goto fail;
 
 	v = g_key_file_get_string(kf, cfg->account, "ca_file", NULL);

@@ -38,7 +38,11 @@ struct ifs_config {
 	uint64_t cache_size; /* bytes (> 0 when cache_dir is set) */
 	unsigned readahead;  /* messages read ahead of a sequential reader; 0: off */
 	bool watch;          /* watch the folders in use with NOTIFY/IDLE (watch.h) */
+	unsigned idle_renew_s; /* the watching connection's keep-alive interval (watch.h) */
 };
+
+#define IFS_IDLE_RENEW_DEFAULT 1500u /* 25 minutes */
+#define IFS_IDLE_RENEW_MAX     1740u /* 29 minutes (RFC 2177: servers may drop at 30) */
 
 #define IFS_CONFIG_HELP \
 	"Configuration file (INI): $XDG_CONFIG_HOME/imapfs/config or ~/.config/imapfs/config,\n" \
@@ -75,7 +79,11 @@ struct ifs_config {
 	"                           of mail ahead; 0 turns it off\n" \
 	"    watch = on|off         watch the folders in use (NOTIFY, else IDLE) so new,\n" \
 	"                           expunged and re-flagged mail shows within seconds; uses one\n" \
-	"                           of the connections; default on (off with connections < 3)\n"
+	"                           of the connections; default on (off with connections < 3)\n" \
+	"    idle_renew = SECONDS   the watching connection ends and begins IDLE again this\n" \
+	"                           often, for servers and NAT boxes that drop quiet\n" \
+	"                           connections; NOTIFY is also set again every idle_renew\n" \
+	"                           seconds, at most 300; default 1500, from 1 to 1740\n"
 
 /* Load and validate.  path may be NULL (default location); account may be NULL ("default").
  * On failure returns -errno and a new one-line message in *errmsg_r (no "imapfs: " prefix).

@@ -500,7 +500,7 @@ mount:
 	ifs_tree_set_notifier(fs.tree, fs.notifier);
 	ifs_search_set_notifier(fs.search, fs.notifier);
 	if (fs.watch_pool != NULL)
-		fs.watch = ifs_watch_new(fs.watch_pool, fs.tree);
+		fs.watch = ifs_watch_new(fs.watch_pool, fs.tree, cfg->idle_renew_s);
 	else if (cfg->watch)
 		g_message("watch: off with connections = %u (needs 3): changes are seen after "
 		          "`refresh` seconds", cfg->connections);

@@ -9,27 +9,30 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-/* Servers may log out a client idle for 30 minutes (RFC 2177): end and begin IDLE before. */
-#define REISSUE_MS (25u * 60 * 1000)
 /* Dovecot 2.3.19 stops reporting changes of mailboxes that are not selected once its mailbox
  * list index log has been rotated (every 64 KB of changes: a few hundred), until NOTIFY is set
- * again.  So NOTIFY is renewed after a batch of events when the last SET is this old, and as
- * the keep-alive, at this interval; a change lost meanwhile is still seen at `refresh`. */
+ * again (it then only finds changes when its mailbox_idle_check_interval, 30 s, passes).  So
+ * NOTIFY is renewed after a batch of events when the last SET is this old, and at
+ * renew_notify_ms; a change lost meanwhile is caught by the look that follows every SET, or at
+ * `refresh`.  The selected mailbox does not depend on that index: its changes come from its
+ * own files, at once. */
 #define RENEW_AFTER_EVENTS_MS (60u * 1000)
-#define RENEW_MS              (5u * 60 * 1000)
+#define RENEW_NOTIFY_MAX_MS   (5u * 60 * 1000)
 #define BACKOFF_FIRST_MS      1000u
 #define BACKOFF_MAX_MS        60000u
 
 struct ifs_watch {
 	struct imap_pool *pool;
 	struct ifs_tree *tree;
+	unsigned reissue_ms;      /* IDLE ended and begun again this often (idle_renew) */
+	unsigned renew_notify_ms; /* NOTIFY set again this often */
 	int efd; /* eventfd: the daemon wakes the thread (new folder in use, stop) */
 	GThread *thread;
 
 	GMutex lock;     /* guards the fields below */
 	GPtrArray *used; /* raw names (new), most recently used first, at most IFS_WATCH_MAX */
-	bool dirty;      /* what is watched must change: set of folders (NOTIFY), or the most
-	                  * recent one (IDLE) */
+	bool dirty;      /* what is watched must change: the set of folders, or the most recent
+	                  * one (examined) */
 	bool idle_only;  /* the server has no NOTIFY: only used[0] is watched */
 	bool stop;
 };
@@ -71,7 +74,7 @@ static void on_use(void *ctx, const char *raw_name)
 	if (at > 0) {
 		char *name = g_ptr_array_steal_index(w->used, (guint)at);
 		g_ptr_array_insert(w->used, 0, name);
-		w->dirty = w->dirty || w->idle_only;
+		w->dirty = true; /* a new most recent folder: the one to examine */
 	} else {
 		if (w->used->len == IFS_WATCH_MAX)
 			g_ptr_array_remove_index(w->used, w->used->len - 1);
@@ -132,58 +135,119 @@ static void refresh_all(struct ifs_watch *w, GHashTable *changed)
 	g_hash_table_remove_all(changed);
 }
 
-/* Watch on conn until stopped (0) or the connection fails (-errno). */
+/* Do names (the folders to watch) differ from the set NOTIFY was last set with? */
+static bool set_differs(GPtrArray *names, GHashTable *watched)
+{
+	if (names->len != g_hash_table_size(watched))
+		return true;
+	for (guint i = 0; i < names->len; i++)
+		if (!g_hash_table_contains(watched, names->pdata[i]))
+			return true;
+	return false;
+}
+
+/* Examine the most recently used folder on conn (*sel_r: the one examined, new; NULL when
+ * none is).  Both the folder that stops being the examined one and the one that starts are
+ * looked at once: a change made while the watch moves may be reported by neither way (an
+ * event for the examined mailbox comes from its own sync, which starts afresh at EXAMINE;
+ * Dovecot drops an event of the other kind for the mailbox examined when it fires). */
+static int select_front(struct imap_conn *conn, const char *front, char **sel_r,
+                        GHashTable *changed)
+{
+	int err;
+
+	if (g_strcmp0(*sel_r, front) == 0)
+		return 0;
+	if (*sel_r != NULL)
+		g_hash_table_add(changed, g_strdup(*sel_r));
+	g_clear_pointer(sel_r, g_free);
+	err = imap_watch_examine(conn, front, changed);
+	if (err < 0)
+		return err;
+	*sel_r = g_strdup(front);
+	g_hash_table_add(changed, g_strdup(front));
+	return 0;
+}
+
+/* Watch on conn until stopped (0) or the connection fails (-errno).  With NOTIFY: the most
+ * recently used folder is examined and watched as the selected mailbox, every folder in use is
+ * named in NOTIFY's MAILBOXES (the examined one is reported as selected); NOTIFY is set again
+ * when the set changes and to renew it.  Without: the examined folder only, through IDLE. */
 static int watch_conn(struct ifs_watch *w, struct imap_conn *conn, bool notify, bool idle,
                       GHashTable *changed, GHashTable *watched)
 {
+	char *sel = NULL; /* the folder examined on conn */
+	bool renew = false;
+	gint64 set_at = 0;
+	int ret = 0;
+
 	for (;;) {
 		GPtrArray *names = snapshot(w);
 		guint n = names->len;
-		gint64 set_at, reissue_at;
+		gint64 renew_at, reissue_at;
 		int err = 0;
 
-		if (n > 0 && notify) {
-			err = imap_notify_set(conn, (const char *const *)names->pdata, n, changed);
-		} else if (n > 0) {
-			struct imap_mailbox_status st;
-			err = imap_examine(conn, names->pdata[0], &st);
+		if (n > 0)
+			err = select_front(conn, names->pdata[0], &sel, changed);
+		if (err < 0 && !imap_conn_is_broken(conn)) {
+			/* the folder went away (say): the others are still watched */
+			g_message("watch: %s", imap_conn_error(conn));
+			err = 0;
 		}
-		if (err == 0) {
-			/* A change between the folder's listing and the server taking the watch
-			 * would otherwise wait for the next one: look once (one EXAMINE when
-			 * nothing changed). */
-			for (guint i = 0; i < n; i++)
-				if (!g_hash_table_contains(watched, names->pdata[i]))
-					g_hash_table_add(changed, g_strdup(names->pdata[i]));
-			g_hash_table_remove_all(watched);
-			for (guint i = 0; i < n; i++)
-				g_hash_table_add(watched, g_strdup(names->pdata[i]));
+		if (err == 0 && n > 0 && notify && (renew || set_differs(names, watched))) {
+			err = imap_notify_set(conn, true, (const char *const *)names->pdata, n,
+			                      changed);
+			if (err == 0) {
+				/* A change just before the SET may have been reported by neither
+				 * the old NOTIFY nor the new (Dovecot starts the new one from the
+				 * state it finds): look at every folder once (one EXAMINE each
+				 * when nothing changed). */
+				g_hash_table_remove_all(watched);
+				for (guint i = 0; i < n; i++) {
+					g_hash_table_add(watched, g_strdup(names->pdata[i]));
+					if (g_strcmp0(sel, names->pdata[i]) != 0)
+						g_hash_table_add(changed,
+						                 g_strdup(names->pdata[i]));
+				}
+				set_at = g_get_monotonic_time();
+				renew = false;
+			}
 		}
 		g_ptr_array_unref(names);
-		if (err < 0 && imap_conn_is_broken(conn))
-			return err;
-		if (n == 0 || err < 0) {
-			/* nothing to watch (or a folder that went away): wait for the daemon */
+		if (err < 0 && imap_conn_is_broken(conn)) {
+			ret = err;
+			break;
+		}
+		if (n == 0 || err < 0 || (!notify && sel == NULL)) {
+			/* nothing to watch (or a folder name the server refused): wait for the
+			 * daemon */
 			if (err < 0)
 				g_message("watch: %s", imap_conn_error(conn));
+			refresh_all(w, changed);
 			sleep_wake(w, -1);
 			if (stopping(w))
-				return 0;
+				break;
 			continue;
 		}
-		if (idle && (err = imap_idle_begin(conn)) < 0)
-			return err;
+		if (idle && (err = imap_idle_begin(conn)) < 0) {
+			ret = err;
+			break;
+		}
 		refresh_all(w, changed);
-		set_at = g_get_monotonic_time();
-		reissue_at = set_at + (gint64)(notify ? RENEW_MS : REISSUE_MS) * 1000;
+		reissue_at = g_get_monotonic_time() + (gint64)w->reissue_ms * 1000;
+		renew_at = set_at + (gint64)w->renew_notify_ms * 1000;
 		for (;;) {
-			gint64 left = (reissue_at - g_get_monotonic_time()) / 1000;
-			int r =
-			    imap_idle_wait(conn, w->efd, left > 0 ? (unsigned)left : 0, changed);
+			gint64 now = g_get_monotonic_time();
+			gint64 until = notify ? MIN(reissue_at, renew_at) : reissue_at;
+			gint64 left = (until - now) / 1000;
+			int r = imap_idle_wait(
+			    conn, w->efd, left > 0 ? (unsigned)MIN(left, G_MAXUINT) : 0, changed);
 			bool again;
 
-			if (r < 0)
-				return r;
+			if (r < 0) {
+				ret = r;
+				goto out;
+			}
 			if (r == 1) {
 				drain(w);
 				g_mutex_lock(&w->lock);
@@ -191,32 +255,45 @@ static int watch_conn(struct ifs_watch *w, struct imap_conn *conn, bool notify, 
 				g_mutex_unlock(&w->lock);
 				if (!again)
 					continue;
-				if (idle && (err = imap_idle_done(conn, changed)) < 0)
-					return err;
+				if (idle && (err = imap_idle_done(conn, changed)) < 0) {
+					ret = err;
+					goto out;
+				}
 				if (stopping(w))
-					return 0;
+					goto out;
 				break; /* watch the new set */
 			}
+			now = g_get_monotonic_time();
 			if (g_hash_table_size(changed) > 0) {
+				bool others = g_hash_table_size(watched) > 1 || sel == NULL;
 				refresh_all(w, changed);
-				if (!notify || g_get_monotonic_time() - set_at <
-				                   (gint64)RENEW_AFTER_EVENTS_MS * 1000)
-					continue;
-			} else if (g_get_monotonic_time() < reissue_at) {
-				continue;
+				/* only the other folders' events depend on the index that Dovecot
+				 * stops watching */
+				if (notify && others &&
+				    now - set_at >= (gint64)RENEW_AFTER_EVENTS_MS * 1000)
+					renew = true;
 			}
+			if (notify && now >= renew_at)
+				renew = true;
+			if (!renew && now < reissue_at)
+				continue;
 			/* keep-alive, or NOTIFY to renew: end IDLE (changes reported meanwhile are
-			 * kept) and begin again (with NOTIFY: set it again first) */
+			 * kept) and begin again (with NOTIFY to renew: set it again first) */
 			err = idle ? imap_idle_done(conn, changed) : 0;
-			if (err == 0 && notify)
+			if (err == 0 && renew)
 				break;
 			if (err == 0)
-				err = idle ? imap_idle_begin(conn) : imap_noop(conn);
-			if (err < 0)
-				return err;
-			reissue_at = g_get_monotonic_time() + (gint64)REISSUE_MS * 1000;
+				err = idle ? imap_idle_begin(conn) : imap_watch_noop(conn, changed);
+			if (err < 0) {
+				ret = err;
+				goto out;
+			}
+			reissue_at = g_get_monotonic_time() + (gint64)w->reissue_ms * 1000;
 		}
 	}
+out:
+	g_free(sel);
+	return ret;
 }
 
 static gpointer run(gpointer p)
@@ -289,12 +366,14 @@ static gpointer run(gpointer p)
 	return NULL;
 }
 
-struct ifs_watch *ifs_watch_new(struct imap_pool *pool, struct ifs_tree *tree)
+struct ifs_watch *ifs_watch_new(struct imap_pool *pool, struct ifs_tree *tree, unsigned renew_s)
 {
 	struct ifs_watch *w = g_new0(struct ifs_watch, 1);
 
 	w->pool = pool;
 	w->tree = tree;
+	w->reissue_ms = MAX(renew_s, 1u) * 1000;
+	w->renew_notify_ms = MIN(w->reissue_ms, RENEW_NOTIFY_MAX_MS);
 	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (w->efd < 0) {
 		g_warning("watch: eventfd: %s; changes are seen after `refresh` seconds",

@@ -35,6 +35,10 @@ static const char *changed_mailbox(const struct imap_conn *conn, const struct im
 	return NULL;
 }
 
+/* What a watcher wants to hear of (RFC 5465 requires MessageExpunge with MessageNew, and both
+ * with FlagChange, for the selected mailbox). */
+#define EVENTS "(MessageNew MessageExpunge FlagChange)"
+
 /* imap_untagged_cb for commands run between waits: a change reported meanwhile is kept. */
 static int collect_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx)
 {
@@ -44,7 +48,48 @@ static int collect_cb(struct imap_conn *conn, const struct imap_response *resp, 
 	return 0;
 }
 
-int imap_notify_set(struct imap_conn *conn, const char *const *raw_names, unsigned n,
+/* imap_examine_cb, and what a watcher must not miss meanwhile.  A change of the mailbox being
+ * left (EXISTS etc. before the tagged answer) is recorded under its name; the caller looks at
+ * both anyway. */
+static int examine_collect_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx)
+{
+	struct {
+		struct imap_examine_ctx ex;
+		GHashTable *changed;
+	} *c = ctx;
+	collect_cb(conn, resp, c->changed);
+	return imap_examine_cb(conn, resp, &c->ex);
+}
+
+int imap_watch_examine(struct imap_conn *conn, const char *raw_name, GHashTable *changed)
+{
+	struct {
+		struct imap_examine_ctx ex;
+		GHashTable *changed;
+	} c = {.changed = changed};
+	struct imap_mailbox_status st;
+	struct imap_cmd *cmd;
+	int err = imap_examine_begin(conn, raw_name, &cmd, &st);
+
+	if (err < 0)
+		return err;
+	err = imap_conn_run(conn, cmd, examine_collect_cb, &c, NULL);
+	imap_cmd_free(cmd);
+	return err < 0 ? err : imap_examine_finish(conn, raw_name, &c.ex, &st);
+}
+
+int imap_watch_noop(struct imap_conn *conn, GHashTable *changed)
+{
+	struct imap_cmd *cmd = imap_cmd_new();
+	int err;
+
+	imap_cmd_add_text(cmd, "NOOP");
+	err = imap_conn_run(conn, cmd, collect_cb, changed, NULL);
+	imap_cmd_free(cmd);
+	return err;
+}
+
+int imap_notify_set(struct imap_conn *conn, bool selected, const char *const *raw_names, unsigned n,
                     GHashTable *changed)
 {
 	struct imap_cmd *cmd;
@@ -54,17 +99,22 @@ int imap_notify_set(struct imap_conn *conn, const char *const *raw_names, unsign
 		return imap_conn_fail_errno(conn, -EOPNOTSUPP, false,
 		                            "server %s does not offer NOTIFY", conn->host);
 	cmd = imap_cmd_new();
-	if (n == 0) {
+	if (n == 0 && !selected) {
 		imap_cmd_add_text(cmd, "NOTIFY NONE");
 	} else {
-		imap_cmd_add_text(cmd, "NOTIFY SET (MAILBOXES (");
+		imap_cmd_add_text(cmd, "NOTIFY SET");
+		if (selected)
+			imap_cmd_add_text(cmd, " (SELECTED " EVENTS ")");
+		if (n > 0)
+			imap_cmd_add_text(cmd, " (MAILBOXES (");
 		for (unsigned i = 0; i < n && err == 0; i++) {
 			if (i > 0)
 				imap_cmd_add_text(cmd, " ");
 			err = imap_cmd_add_string(cmd, raw_names[i], strlen(raw_names[i]),
 			                          imap_conn_literal_mode(conn));
 		}
-		imap_cmd_add_text(cmd, ") (MessageNew MessageExpunge FlagChange))");
+		if (n > 0)
+			imap_cmd_add_text(cmd, ") " EVENTS ")");
 	}
 	if (err < 0) {
 		imap_cmd_free(cmd);

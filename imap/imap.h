@@ -399,17 +399,27 @@ int imap_mutf7_encode(const char *utf8, char **out_r);
 
 /* ---- waiting for changes: NOTIFY (RFC 5465) and IDLE (RFC 2177), idle.c -------------- */
 
-/* NOTIFY SET (MAILBOXES (raw_names...) (MessageNew MessageExpunge FlagChange)): the server
- * then reports new and expunged mail of those mailboxes as untagged STATUS responses, at any
- * time.  With CONDSTORE offered, also ENABLE CONDSTORE, so that a change of flags alone moves
+/* NOTIFY SET [(SELECTED EVENTS)] (MAILBOXES (raw_names...) EVENTS), EVENTS being (MessageNew
+ * MessageExpunge FlagChange): the server then reports new and expunged mail of those
+ * mailboxes as untagged STATUS responses, at any time, and with selected, changes of the
+ * mailbox examined on conn (whichever it is, now or later) as EXISTS, EXPUNGE and FETCH, as
+ * during IDLE: Dovecot finds those from the mailbox's own files, which is more dependable
+ * than the mailbox list index it watches for the others (see fs/watch.c).  A mailbox both
+ * selected and named is reported as the selected one.  With CONDSTORE offered, also ENABLE CONDSTORE, so that a change of flags alone moves
  * a HIGHESTMODSEQ the server reports too (Dovecot sends no event for a flag change in a
- * mailbox that is not selected otherwise).  n == 0: NOTIFY NONE.  changed (nullable, as for
+ * mailbox that is not selected otherwise).  n == 0 and !selected: NOTIFY NONE.  changed (nullable, as for
  * imap_idle_wait) collects the changes reported while the commands run.  Setting the same
  * NOTIFY again is how a caller renews it (Dovecot 2.3.19 stops reporting other mailboxes'
  * changes once its mailbox list index log has been rotated; a new SET watches anew).  -EOPNOTSUPP without NOTIFY;
  * -EINVAL for a name that cannot be sent. */
-int imap_notify_set(struct imap_conn *conn, const char *const *raw_names, unsigned n,
-                    GHashTable *changed);
+int imap_notify_set(struct imap_conn *conn, bool selected, const char *const *raw_names,
+                    unsigned n, GHashTable *changed);
+
+/* imap_examine and imap_noop for a watching connection: changes reported while the command
+ * runs (STATUS of other mailboxes under NOTIFY) are added to changed (nullable) as in
+ * imap_idle_wait, instead of being dropped. */
+int imap_watch_examine(struct imap_conn *conn, const char *raw_name, GHashTable *changed);
+int imap_watch_noop(struct imap_conn *conn, GHashTable *changed);
 
 /* IDLE: sends the command and waits for the server's continuation request.  Until
  * imap_idle_done the connection may only be used with imap_idle_wait.  -EOPNOTSUPP without

@@ -145,7 +145,7 @@ class HostileServer:
         self.starttls_answer = None  # fn(conn, tag) -> bytes answering STARTTLS instead of OK
         self.starttls_continue = False  # after starttls_answer: do the handshake and go on
         self.received_plain = bytearray()  # what arrived before TLS was up (STARTTLS mode)
-        self.extra_caps = b''    # e.g. b' IDLE': offered after login, and then served
+        self.extra_caps = b''    # e.g. b' IDLE' (b' IDLE NOTIFY'): offered after login, served
         self.idling = set()      # connections in IDLE now
         self.connections = 0
         self.commands = []       # (connection number, command line without literal data)
@@ -304,6 +304,8 @@ class HostileServer:
             self._fetch(conn, tag, rest)
         elif cmd == b'IDLE' and b'IDLE' in self.extra_caps.split():
             self._idle(conn, tag)
+        elif cmd == b'NOTIFY' and b'NOTIFY' in self.extra_caps.split():
+            conn.send(tag + b' OK NOTIFY done\r\n')   # accepted; pushes come only as EXISTS
         elif cmd == b'NOOP':
             conn.send(tag + b' OK done\r\n')
         elif cmd == b'LOGOUT':

@@ -110,6 +110,36 @@ class Positional(unittest.TestCase):
         self.assertRegex(first, r'^usage: \S*imapfs \[ACCOUNT\] MOUNTPOINT ')
 
 
+class IdleRenew(unittest.TestCase):
+    """idle_renew = SECONDS (fs/config.c): 1 to 1740, refused otherwise in one line that names
+    the key and the range, before any connection."""
+
+    setUp = Positional.setUp
+    tearDown = Positional.tearDown
+
+    def run_with(self, value):
+        with open(self.cfg, 'w') as f:
+            f.write('[default]\nhost = 127.0.0.1\nuser = u\npass_cmd = echo x\n'
+                    'idle_renew = %s\n' % value)
+        return run([self.missing, '-o', 'config=' + self.cfg])
+
+    def test_out_of_range_refused(self):
+        for bad in ('0', '1741', '3600', '-5', '25m', ''):
+            with self.subTest(value=bad):
+                rc, err = self.run_with(bad)
+                self.assertEqual(rc, 1)
+                self.assertIn("[default] idle_renew = '%s' is not a number from 1 to 1740"
+                              % bad, err)
+
+    def test_in_range_accepted(self):
+        for good in ('1', '300', '1740'):
+            with self.subTest(value=good):
+                rc, err = self.run_with(good)
+                self.assertEqual(rc, 1)  # the mount point (a file) is what stops it
+                self.assertNotIn('idle_renew', err)
+                self.assertIn(self.missing, err)
+
+
 class ExampleConfig(unittest.TestCase):
     """Every account of doc/config.example is accepted as it stands (its pass_cmd programs and
     files replaced by harmless ones): the run gets as far as the mount point check."""

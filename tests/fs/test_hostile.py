@@ -646,6 +646,104 @@ class Watch(HostileCase):
             lambda: '2' in os.listdir(os.path.join(m.path, 'Other')), 3), m.log_text())
         self.assertAlive(m, srv)
 
+    def watcher_lines(self, srv):
+        """The commands of the connection that sent the first IDLE (the watcher's)."""
+        idles = self.idle_commands(srv)
+        if not idles:
+            return []
+        with srv.lock:
+            lines = [c.strip() for k, c in srv.commands
+                     if k == idles[0][0] and b'AUTHENTICATE' not in c and b'LOGIN' not in c]
+        return [c if c.upper() == b'DONE' else c.split(b' ', 1)[1] for c in lines]
+
+    def assertRenewed(self, srv, m, unit, times, within):
+        """unit (a list of command lines, tags stripped) is sent again and again by the
+        watcher: `times` times in all within `within` s, each at least 1 s after the one
+        before (idle_renew = 2: not at once, not in a loop)."""
+        seen = []
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline and len(seen) < times:
+            lines = self.watcher_lines(srv)
+            n = sum(1 for i in range(len(lines)) if lines[i:i + len(unit)] == unit)
+            if n > len(seen):
+                seen.append(time.monotonic())
+            time.sleep(0.02)
+        self.assertEqual(len(seen), times, 'renewed %d times in %d s, wanted %d: %s\n%s' % (
+            len(seen), within, times, self.watcher_lines(srv), m.log_text()))
+        gaps = [b - a for a, b in zip(seen, seen[1:])]
+        self.assertTrue(all(g >= 1.0 for g in gaps), gaps)
+
+    def renewing_mount(self, caps):
+        """A server offering caps, a mount with idle_renew = 2 watching INBOX (IDLE begun)."""
+        srv = self.server()
+        srv.extra_caps = caps
+        m = self.mount(srv, refresh='3600', connections='4', idle_renew='2')
+        self.assertEqual(len(os.listdir(os.path.join(m.path, 'INBOX'))), 6)
+        self.assertTrue(self.wait_for(lambda: self.idle_commands(srv), 5), m.log_text())
+        return srv, m
+
+    def assertPushShows(self, srv, m):
+        """A message pushed now (IDLE's EXISTS) shows in INBOX within 3 s."""
+        inbox = os.path.join(m.path, 'INBOX')
+        with srv.lock:
+            srv.folders[b'INBOX'][7] = msg(7)
+        srv.push('INBOX')
+        self.assertTrue(self.wait_for(lambda: '7' in os.listdir(inbox), 3), m.log_text())
+        self.assertAlive(m, srv)
+
+    def test_idle_reissued_every_idle_renew_seconds(self):
+        srv, m = self.renewing_mount(b' IDLE')
+        # IDLE, DONE after 2 s, IDLE again: three times in a row
+        self.assertRenewed(srv, m, [b'DONE', b'IDLE'], 3, 10)
+        lines = self.watcher_lines(srv)
+        first = lines.index(b'IDLE')
+        self.assertEqual(lines[first:first + 5], [b'IDLE', b'DONE', b'IDLE', b'DONE', b'IDLE'])
+        self.assertPushShows(srv, m)  # what is pushed after those renewals still shows
+
+    def test_notify_set_again_every_idle_renew_seconds(self):
+        srv, m = self.renewing_mount(b' IDLE NOTIFY')
+        notify = (b'NOTIFY SET (SELECTED (MessageNew MessageExpunge FlagChange)) '
+                  b'(MAILBOXES ("INBOX") (MessageNew MessageExpunge FlagChange))')
+        self.assertRenewed(srv, m, [b'DONE', notify, b'IDLE'], 3, 10)
+        lines = self.watcher_lines(srv)
+        first = lines.index(notify)
+        self.assertEqual(lines[first - 1:first + 2], [b'EXAMINE "INBOX"', notify, b'IDLE'])
+        self.assertPushShows(srv, m)
+
+    def test_notify_examines_the_folder_used_last(self):
+        """With NOTIFY the folder used last is examined on the watching connection (its pushes
+        are EXISTS lines there) and every folder in use is named in MAILBOXES.  A new folder
+        in use means a new SET; using a folder already named only moves the EXAMINE."""
+        srv = self.server(folders={'INBOX': self.msgs, 'Other': {1: msg(1)}})
+        srv.extra_caps = b' IDLE NOTIFY'
+        m = self.mount(srv, refresh='3600', connections='4')
+        inbox = os.path.join(m.path, 'INBOX')
+        other = os.path.join(m.path, 'Other')
+        self.assertEqual(len(os.listdir(inbox)), 6)
+        self.assertTrue(self.wait_for(lambda: self.idle_commands(srv), 5), m.log_text())
+        ev = b'(MessageNew MessageExpunge FlagChange)'
+        one = b'NOTIFY SET (SELECTED ' + ev + b') (MAILBOXES ("INBOX") ' + ev + b')'
+        two = b'NOTIFY SET (SELECTED ' + ev + b') (MAILBOXES ("Other" "INBOX") ' + ev + b')'
+        os.listdir(other)
+        self.assertTrue(self.wait_for(lambda: self.watcher_lines(srv).count(b'IDLE') >= 2, 5))
+        # (a listdir would be answered from the kernel's cache: a lookup of a new name is not)
+        self.assertFalse(os.path.exists(os.path.join(inbox, '12345')))
+        self.assertTrue(self.wait_for(lambda: self.watcher_lines(srv).count(b'IDLE') >= 3, 5),
+                        self.watcher_lines(srv))
+        lines = self.watcher_lines(srv)
+        first = lines.index(b'EXAMINE "INBOX"')
+        self.assertEqual(lines[first:], [
+            b'EXAMINE "INBOX"', one, b'IDLE', b'DONE',
+            b'EXAMINE "Other"', two, b'IDLE', b'DONE',
+            b'EXAMINE "INBOX"', b'IDLE'], lines)
+        self.assertPushShows(srv, m)  # pushed to the examined INBOX
+        with srv.lock:
+            srv.folders[b'Other'][2] = msg(2)
+        # Other is not examined: this server pushes nothing for it, so only refresh (an hour)
+        # would show it -- unless Other becomes the one used last, which looks at it once
+        self.assertFalse(os.path.exists(os.path.join(other, '12345')))
+        self.assertTrue(self.wait_for(lambda: '2' in os.listdir(other), 3), m.log_text())
+
     def test_neither_extension_falls_back_to_refresh(self):
         srv = self.server()
         m = self.mount(srv, refresh='2', connections='4')

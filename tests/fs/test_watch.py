@@ -140,6 +140,41 @@ class TestLive(WatchCase):
             new, uids(path), m.log_text()))
         self.assertIn('connection lost', m.log_text())
 
+    def test_changes_seen_after_several_renewals(self):
+        """idle_renew = 1: IDLE is ended and NOTIFY set again every second (counted in the
+        protocol trace).  After several renewals a new message, an expunge and a flag change
+        of the examined folder still show within 3 s: with refresh = 3600 they have no other
+        way in than the server's push (after a SET the watcher re-lists only the folders not
+        examined; a change of another folder is not checked here, as that re-listing would
+        show it even without a push)."""
+        f = self.folder('Renewed')
+        g = self.folder('Beside')
+        m = self.live_mount(idle_renew='1', extra=('-d',))
+        other = os.path.join(m.path, g)
+        path = os.path.join(m.path, f)
+        self.assertEqual(len(uids(other)), 2)
+        before = uids(path)  # used last: the folder examined on the watching connection
+        self.assertEqual(len(before), 2)
+
+        def sets():
+            return m.log_text().count(
+                'NOTIFY SET (SELECTED (MessageNew MessageExpunge FlagChange)) (MAILBOXES')
+        self.assertIsNotNone(wait_for(lambda: sets() >= 4, 10),
+                             'NOTIFY set %d times in 10 s with idle_renew = 1:\n%s' % (
+                                 sets(), m.log_text()[-3000:]))
+        self.assertGreaterEqual(m.log_text().count('C: DONE'), 3)
+
+        self.d.append(f, msg('after renewals'))
+        new = self.d.uids(f)[-1]
+        self.assertIsNotNone(wait_for(lambda: new in uids(path), LIVE),
+                             'UID %d not shown after renewals' % new)
+        self.d.expunge(f, [before[1]])
+        self.assertIsNotNone(wait_for(lambda: before[1] not in uids(path), LIVE))
+        flags = os.path.join(path, str(before[0]), 'flags')
+        self.d.set_flags(f, [before[0]], ['\\Flagged'])
+        self.assertIsNotNone(wait_for(lambda: b'\\Flagged' in read(flags), LIVE))
+
+
     def test_watch_off_below_three_connections(self):
         f = self.folder('Few')
         m = self.live_mount(connections='2')

@@ -17,6 +17,8 @@
  *        xlistall MBOX (EXAMINE + SEARCH + FETCH pipelined) |
  *        qsearch EXPR MBOX... (imap_search_parse + imap_search_folders) |
  *        notify MS MBOX... (NOTIFY SET, IDLE, one wait of MS ms, DONE) |
+ *        notify-selected MS MBOX OTHER... (EXAMINE MBOX, NOTIFY SET with SELECTED, IDLE,
+ *        one wait, DONE) |
  *        idle MS MBOX (EXAMINE, IDLE, one wait, DONE): print "changed=NAMES" (sorted)
  * MBOX is UTF-8 (encoded to modified UTF-7 here).  On failure prints
  * "error: <errno name> (<rc>): <message>" on stderr and exits with 1.
@@ -268,8 +270,16 @@ static int run(struct imap_conn *conn, int argc, char **argv, const char *out_pa
 		return 0;
 	}
 	if (strcmp(cmd, "notify") == 0 && argc >= 3) {
-		if ((err = imap_notify_set(conn, (const char *const *)argv + 2,
+		if ((err = imap_notify_set(conn, false, (const char *const *)argv + 2,
 		                           (unsigned)argc - 2, NULL)) < 0)
+			return err;
+		return idle_once(conn, argv[1]);
+	}
+	if (strcmp(cmd, "notify-selected") == 0 && argc >= 3) {
+		if ((err = examine(conn, argv[2], false)) < 0)
+			return err;
+		if ((err = imap_notify_set(conn, true, (const char *const *)argv + 3,
+		                           (unsigned)argc - 3, NULL)) < 0)
 			return err;
 		return idle_once(conn, argv[1]);
 	}

@@ -1316,6 +1316,44 @@ class Watch(FakeTestCase):
         self.assertEqual(res.out, "changed=Sent\n")
         self.assertLess(res.elapsed, 4)  # returned at the event, not at the timeout
 
+    def test_notify_selected_reports_the_examined_and_the_named(self):
+        # the selected mailbox's own changes come as EXISTS/EXPUNGE/FETCH, the others' as STATUS
+        for push, out in ((b"* 4 EXISTS\r\n", "changed=INBOX\n"),
+                          (b"* STATUS Sent (HIGHESTMODSEQ 4)\r\n", "changed=Sent\n")):
+            with self.subTest(push=push):
+                script = login(self.CAPS) + EXAMINE_INBOX + [
+                    ("expect", b'A0003 NOTIFY SET (SELECTED (MessageNew MessageExpunge '
+                               b'FlagChange)) (MAILBOXES ("Sent") (MessageNew MessageExpunge '
+                               b'FlagChange))'),
+                    ("send", b"A0003 OK NOTIFY completed\r\n"),
+                    ("expect", b"A0004 ENABLE CONDSTORE"),
+                    ("send", b"* ENABLED CONDSTORE\r\nA0004 OK Enabled\r\n"),
+                    ("expect", b"A0005 IDLE"),
+                    ("send", b"+ idling\r\n"),
+                    ("sleep", 0.1),
+                    ("send", push),
+                    ("expect", b"DONE"),
+                    ("send", b"A0005 OK Idle completed\r\n"),
+                ] + logout(6)
+                res = self.play(script, "notify-selected", "5000", "INBOX", "Sent")
+                self.assertOk(res)
+                self.assertEqual(res.srv.errors, [])
+                self.assertEqual(res.out, out)
+
+    def test_notify_selected_only(self):
+        script = login(self.CAPS) + EXAMINE_INBOX + [
+            ("expect", b"A0003 NOTIFY SET (SELECTED (MessageNew MessageExpunge FlagChange))"),
+            ("send", b"A0003 OK NOTIFY completed\r\n"),
+            ("expect", b"A0004 IDLE"),
+            ("send", b"+ idling\r\n"),
+            ("expect", b"DONE"),
+            ("send", b"A0004 OK Idle completed\r\n"),
+        ] + logout(5)
+        res = self.play(script, "notify-selected", "300", "INBOX")
+        self.assertOk(res)
+        self.assertEqual(res.srv.errors, [])
+        self.assertEqual(res.out, "changed=\n")
+
     def test_idle_keepalive_only_times_out_unchanged(self):
         script = login(self.CAPS) + EXAMINE_INBOX + [
             ("expect", b"A0003 IDLE"),
