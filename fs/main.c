@@ -485,6 +485,7 @@ mount:
 	g_message("mounted %s@%s on %s", cfg->user, cfg->host, opts.mountpoint);
 
 	/* Threads only now: fuse_daemonize forks, and a fork keeps only the calling thread. */
+	ifs_state_start_writer(fs.state);
 	fs.notifier = ifs_notifier_new(se);
 	{
 		struct imap_pool *pools[3] = {fs.pool, fs.list_pool, fs.ra_pool};

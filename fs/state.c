@@ -317,7 +317,6 @@ static gpointer writer_run(gpointer p)
 struct ifs_state *ifs_state_new(const char *dir)
 {
 	struct ifs_state *state = g_new0(struct ifs_state, 1);
-	GError *err = NULL;
 	DIR *d;
 	struct dirent *de;
 
@@ -333,12 +332,20 @@ struct ifs_state *ifs_state_new(const char *dir)
 				unlinkat(dirfd(d), de->d_name, 0);
 		closedir(d);
 	}
+	return state;
+}
+
+void ifs_state_start_writer(struct ifs_state *state)
+{
+	GError *err = NULL;
+
+	if (state == NULL || state->writer != NULL)
+		return;
 	state->writer = g_thread_try_new("imapfs-state", writer_run, state, &err);
 	if (state->writer == NULL) {
 		g_message("state: no writer thread (%s); saving on the listing's path", err->message);
 		g_error_free(err);
 	}
-	return state;
 }
 
 void ifs_state_flush(struct ifs_state *state)

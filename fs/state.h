@@ -34,8 +34,9 @@
  * the old one, mode 0600, so a crash (kill -9 included) leaves the old file or the new one,
  * never a mix.  Wiping it: remove the cache directory (README "What is cached where").
  *
- * Saves are written by a thread of the state's own, in the background: the save functions
- * queue and return, so a listing never waits for the disk (fsync).  A newer save of a file
+ * Once ifs_state_start_writer has been called, saves are written by a thread of the state's
+ * own, in the background (before, at once: the daemon makes its state before it forks, and a
+ * fork keeps no thread but the caller): the save functions queue and return, so a listing never waits for the disk (fsync).  A newer save of a file
  * replaces one still queued; a load waits for a queued save of the same file; freeing the
  * state writes what is queued first.  A daemon killed meanwhile loses the saves still queued
  * (the files keep an older, consistent listing).
@@ -55,6 +56,10 @@ struct ifs_state;
 /* dir: the cache directory (borrowed string, copied).  Removes leftover temporary files.
  * Never fails: a state that cannot be read or written is simply absent. */
 struct ifs_state *ifs_state_new(const char *dir);
+/* Start the thread that writes saves from now on (call it after any fork).  NULL is a no-op,
+ * as is a second call; if no thread can be made, saves go on being written at once. */
+void ifs_state_start_writer(struct ifs_state *state);
+
 /* Writes what is queued, then frees.  NULL is a no-op. */
 void ifs_state_free(struct ifs_state *state);
 

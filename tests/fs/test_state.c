@@ -77,10 +77,18 @@ static char *listing_file(const char *dir, const char *raw)
 	return path;
 }
 
+/* A state as the daemon has it once mounted: saves written by its thread. */
+static struct ifs_state *state_new(const char *dir)
+{
+	struct ifs_state *st = ifs_state_new(dir);
+	ifs_state_start_writer(st);
+	return st;
+}
+
 static void test_folders_round_trip(void)
 {
 	char *dir = tmpdir_new();
-	struct ifs_state *st = ifs_state_new(dir);
+	struct ifs_state *st = state_new(dir);
 	GPtrArray *in = g_ptr_array_new_with_free_func(folder_free), *out;
 	struct stat sb;
 	char *path;
@@ -97,7 +105,7 @@ static void test_folders_round_trip(void)
 	g_assert_true(ifs_state_exists(dir));
 	ifs_state_free(st);
 
-	st = ifs_state_new(dir);
+	st = state_new(dir);
 	g_assert_cmpint(ifs_state_load_folders(st, &out), ==, 0);
 	g_assert_cmpuint(out->len, ==, in->len);
 	for (guint i = 0; i < in->len; i++) {
@@ -120,7 +128,7 @@ static void test_folders_round_trip(void)
 static void test_listing_round_trip_and_format(void)
 {
 	char *dir = tmpdir_new();
-	struct ifs_state *st = ifs_state_new(dir);
+	struct ifs_state *st = state_new(dir);
 	struct ifs_listing_state ls = {12345, 40, 3, 987654321012ull}, got;
 	GArray *in = msgs_new(), *out = NULL;
 	char *path, *text = NULL;
@@ -174,7 +182,7 @@ static void test_listing_round_trip_and_format(void)
 static void check_rejected(const char *bad)
 {
 	char *dir = tmpdir_new();
-	struct ifs_state *st = ifs_state_new(dir);
+	struct ifs_state *st = state_new(dir);
 	struct ifs_listing_state ls = {7, 3, 2, 0}, got;
 	GArray *in = msgs_new(), *out = NULL;
 	char *path = listing_file(dir, "INBOX");
@@ -223,7 +231,7 @@ static void test_listing_rejects_bad_files(void)
 static void test_leftovers_removed_and_folders_pruned(void)
 {
 	char *dir = tmpdir_new();
-	struct ifs_state *st = ifs_state_new(dir);
+	struct ifs_state *st = state_new(dir);
 	struct ifs_listing_state ls = {1, 2, 1, 0};
 	GPtrArray *fl = g_ptr_array_new_with_free_func(folder_free);
 	GArray *msgs = msgs_new();
@@ -242,7 +250,7 @@ static void test_leftovers_removed_and_folders_pruned(void)
 	ifs_state_free(st);
 	/* a writer killed before its rename leaves a temporary file: removed at the next open */
 	g_assert_true(g_file_set_contents(tmp, "imapfs-listing 1\nfolder", -1, NULL));
-	st = ifs_state_new(dir);
+	st = state_new(dir);
 	g_assert_false(g_file_test(tmp, G_FILE_TEST_EXISTS));
 	g_assert_true(g_file_test(kept, G_FILE_TEST_EXISTS));
 	ifs_state_free(st);
@@ -261,7 +269,7 @@ static void test_leftovers_removed_and_folders_pruned(void)
 static void test_background_saves(void)
 {
 	char *dir = tmpdir_new();
-	struct ifs_state *st = ifs_state_new(dir);
+	struct ifs_state *st = state_new(dir);
 	struct ifs_listing_state ls = {9, 2, 1, 0}, got;
 	GArray *msgs = msgs_new(), *out = NULL;
 	char *path = listing_file(dir, "INBOX");
@@ -285,7 +293,21 @@ static void test_background_saves(void)
 	}
 	g_array_unref(msgs); /* the queue holds its own references */
 	ifs_state_free(st);
+	/* before the writer starts (the daemon forks after making its state, and a thread would
+	 * not survive the fork), a save is written at once */
 	st = ifs_state_new(dir);
+	ls.uidnext = 400;
+	msgs = msgs_new();
+	msgs_add(msgs, 1, 10, 0, "");
+	g_assert_cmpint(ifs_state_save_listing(st, "Early", &ls, msgs), ==, 0);
+	g_array_unref(msgs);
+	{
+		char *early = listing_file(dir, "Early");
+		g_assert_true(g_file_test(early, G_FILE_TEST_IS_REGULAR));
+		g_free(early);
+	}
+	ifs_state_free(st);
+	st = state_new(dir);
 	for (int i = 0; i < 50; i++) {
 		char name[16];
 		snprintf(name, sizeof(name), "F%d", i);
