@@ -753,22 +753,17 @@ static bool is_ip_literal(const char *host)
 
 static int tls_start(struct imap_conn *conn, const char *ca_file)
 {
+	int got;
+
 	ERR_clear_error();
-	conn->ssl_ctx = SSL_CTX_new(TLS_client_method());
-	if (conn->ssl_ctx == NULL)
-		return imap_conn_fail_errno(conn, -ENOMEM, true, "cannot set up TLS: %s",
-		                            ssl_reason());
-	SSL_CTX_set_min_proto_version(conn->ssl_ctx, TLS1_2_VERSION);
-	SSL_CTX_set_verify(conn->ssl_ctx, SSL_VERIFY_PEER, NULL);
-	SSL_CTX_set_mode(conn->ssl_ctx,
-	                 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	if (SSL_CTX_set_default_verify_paths(conn->ssl_ctx) != 1)
-		g_debug("cannot load the system trust store: %s", ssl_reason());
-	if (ca_file != NULL && ca_file[0] != '\0' &&
-	    SSL_CTX_load_verify_locations(conn->ssl_ctx, ca_file, NULL) != 1)
+	got = imap_tls_ctx_get(ca_file, &conn->ssl_ctx);
+	if (got == -EINVAL)
 		return imap_conn_fail_errno(conn, -EINVAL, true,
 		                            "cannot load CA file %s: %s; check the ca_file setting",
 		                            ca_file, ssl_reason());
+	if (got < 0)
+		return imap_conn_fail_errno(conn, got, true, "cannot set up TLS: %s",
+		                            ssl_reason());
 
 	conn->ssl = SSL_new(conn->ssl_ctx);
 	if (conn->ssl == NULL || SSL_set_fd(conn->ssl, conn->fd) != 1)

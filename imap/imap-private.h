@@ -229,6 +229,13 @@ struct imap_conn;
 typedef struct ssl_st SSL;
 typedef struct ssl_ctx_st SSL_CTX;
 
+/* The TLS client context for a connection (tlsctx.c): trusts the system store and ca_file
+ * (NULL or "": none), verifies the peer, TLS 1.2 or later.  Shared by every connection of the
+ * process and made again when either file changed.  0 and *ctx_r (a new reference: release
+ * with SSL_CTX_free), or -ENOMEM / -EINVAL (ca_file cannot be loaded) with the reason in
+ * OpenSSL's error queue.  Thread-safe. */
+int imap_tls_ctx_get(const char *ca_file, SSL_CTX **ctx_r);
+
 /* Handler for untagged responses while a command runs; returns 0 or -errno (which fails the
  * command after it has been read to its end). */
 typedef int (*imap_untagged_cb)(struct imap_conn *conn, const struct imap_response *resp,
