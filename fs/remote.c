@@ -149,6 +149,7 @@ struct listing_ctx {
 	struct ifs_listing_state st;
 	GArray *uids;  /* from SEARCH, ascending; NULL: accept every UID */
 	GArray *msgs;
+	GArray *flag_changes; /* QRESYNC: known messages' new flags (size and date unset) */
 	bool unchanged;
 };
 
@@ -242,6 +243,8 @@ static struct ifs_msg_attr *find_attr(GArray *msgs, uint32_t uid)
 	return bsearch(&key, msgs->data, msgs->len, sizeof(struct ifs_msg_attr), cmp_attr);
 }
 
+static int keep_listed(struct imap_conn *conn, struct listing_ctx *ctx);
+
 /* RFC 7162: only what changed since the previous listing. */
 static int incremental_listing(struct imap_conn *conn, struct listing_ctx *ctx)
 {
@@ -279,6 +282,16 @@ static int incremental_listing(struct imap_conn *conn, struct listing_ctx *ctx)
 	sort_unique(msgs);
 	g_array_unref(ctx->msgs);
 	ctx->msgs = msgs;
+	return keep_listed(conn, ctx);
+}
+
+/* ctx->msgs, the previous listing updated with the changes, should hold EXISTS messages; if
+ * not, ask which UIDs are left (ctx->uids when a SEARCH ALL went along already). */
+static int keep_listed(struct imap_conn *conn, struct listing_ctx *ctx)
+{
+	GArray *msgs = ctx->msgs;
+	int ret;
+
 	if (msgs->len != ctx->st.exists) {
 		/* Something was expunged (or arrived meanwhile): which UIDs are still there? */
 		GArray *keep;
@@ -345,6 +358,73 @@ static void set_state(struct listing_ctx *ctx, const struct imap_mailbox_status 
 	ctx->st.highestmodseq = st->highestmodseq;
 }
 
+static int flag_change_cb(uint32_t uid, char **flags, void *p)
+{
+	struct listing_ctx *ctx = p;
+	struct imap_msg_attrs a = {.uid = uid, .flags = flags};
+
+	append_attr(ctx->flag_changes, &a);
+	return 0;
+}
+
+/* QRESYNC (RFC 7162): expunges, flag changes and new mail since the previous listing in one
+ * round trip (imap_examine_qresync).  -EOPNOTSUPP: the server would not; nothing was
+ * learnt, and the connection examines nothing. */
+static int qresync_listing(struct imap_conn *conn, struct listing_ctx *ctx)
+{
+	const struct ifs_listing_state *prev = ctx->prev;
+	const struct imap_resync_sink sink = {flag_change_cb, attrs_cb, ctx};
+	struct imap_mailbox_status st;
+	GArray *vanished = NULL, *msgs;
+	int ret;
+
+	ret = imap_examine_qresync(conn, ctx->raw_name, prev->uidvalidity, prev->highestmodseq,
+	                           prev->uidnext, &st, &vanished, &sink);
+	if (ret < 0 && ret != -ESTALE)
+		return ret;
+	set_state(ctx, &st);
+	if (ret == -ESTALE) /* another life of the folder: nothing of the old one holds */
+		return full_listing(conn, ctx);
+	if (listing_unchanged(ctx)) {
+		ctx->unchanged = true;
+		g_array_unref(vanished);
+		return 0;
+	}
+	/* the previous listing without what vanished, with the new flags, then the new mail
+	 * (which wins in sort_unique) */
+	sort_unique(ctx->flag_changes);
+	msgs = g_array_sized_new(FALSE, FALSE, sizeof(struct ifs_msg_attr),
+	                         ctx->prev_msgs->len + ctx->msgs->len);
+	g_array_set_clear_func(msgs, msg_attr_clear);
+	for (guint i = 0; i < ctx->prev_msgs->len; i++) {
+		struct ifs_msg_attr m = g_array_index(ctx->prev_msgs, struct ifs_msg_attr, i);
+		struct ifs_msg_attr *changed = find_attr(ctx->flag_changes, m.uid);
+		if (imap_uid_ranges_contain(vanished, m.uid))
+			continue;
+		m.flags = g_strdup(changed != NULL ? changed->flags : m.flags);
+		g_array_append_val(msgs, m);
+	}
+	g_array_unref(vanished);
+	for (guint i = 0; i < ctx->msgs->len; i++) {
+		struct ifs_msg_attr m = g_array_index(ctx->msgs, struct ifs_msg_attr, i);
+		m.flags = g_strdup(m.flags);
+		g_array_append_val(msgs, m);
+	}
+	sort_unique(msgs);
+	g_array_unref(ctx->msgs);
+	ctx->msgs = msgs;
+	return keep_listed(conn, ctx);
+}
+
+/* May the previous listing be brought up to date with QRESYNC on conn? */
+static bool can_resync(struct imap_conn *conn, const struct listing_ctx *ctx)
+{
+	const struct ifs_listing_state *prev = ctx->prev;
+
+	return prev != NULL && ctx->prev_msgs != NULL && imap_conn_qresync(conn) &&
+	       prev->uidvalidity != 0 && prev->uidnext != 0 && prev->highestmodseq != 0;
+}
+
 static int listing_fn(struct imap_conn *conn, void *p)
 {
 	struct listing_ctx *ctx = p;
@@ -353,7 +433,16 @@ static int listing_fn(struct imap_conn *conn, void *p)
 
 	g_clear_pointer(&ctx->uids, g_array_unref);
 	g_array_set_size(ctx->msgs, 0);
+	g_array_set_size(ctx->flag_changes, 0);
 	ctx->unchanged = false;
+	if (can_resync(conn, ctx)) {
+		ret = qresync_listing(conn, ctx);
+		if (ret != -EOPNOTSUPP)
+			return ret;
+		/* the server would not after all: as without QRESYNC */
+		g_clear_pointer(&ctx->uids, g_array_unref);
+		g_array_set_size(ctx->msgs, 0);
+	}
 	if (ctx->prev == NULL) {
 		/* A first listing needs nothing from the EXAMINE to know what to ask next: all
 		 * three commands in one round trip. */
@@ -394,9 +483,12 @@ int ifs_remote_listing(struct imap_pool *pool, const char *raw_name,
 
 	ctx.msgs = g_array_new(FALSE, FALSE, sizeof(struct ifs_msg_attr));
 	g_array_set_clear_func(ctx.msgs, msg_attr_clear);
+	ctx.flag_changes = g_array_new(FALSE, FALSE, sizeof(struct ifs_msg_attr));
+	g_array_set_clear_func(ctx.flag_changes, msg_attr_clear);
 	ret = with_conn(pool, what, listing_fn, &ctx);
 	g_free(what);
 	g_clear_pointer(&ctx.uids, g_array_unref);
+	g_array_unref(ctx.flag_changes);
 	if (ret < 0 || ctx.unchanged) {
 		g_array_unref(ctx.msgs);
 		ctx.msgs = NULL;
