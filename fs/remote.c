@@ -9,12 +9,15 @@
 static uint64_t stat_bodies, stat_bytes;
 
 /* Offline state (see remote.h), one per process like the counters above: a daemon talks to
- * one server.  off_lock guards the fields after it; it is a leaf lock. */
+ * one server.  off_lock guards the fields after it; under it only a pool's lock is taken
+ * (imap_pool_interrupt, when going offline), and it is never taken under a pool's lock. */
 static GMutex off_lock;
 static GCond off_changed;       /* signalled when the daemon goes offline */
 static bool off_now;
 static uint64_t off_periods;    /* times the daemon went offline */
 static uint64_t off_fast;       /* atomic: calls failed at once because offline */
+static GPtrArray *off_pools;    /* the reconnector's pools (borrowed), interrupted when going
+                                 * offline; NULL without a reconnector */
 
 bool ifs_remote_unreachable_error(int err)
 {
@@ -44,6 +47,10 @@ void ifs_remote_set_offline(const char *why, bool say)
 		if (say)
 			g_message("offline: serving what is known and cached until the server "
 			          "answers again (%s)", why);
+		/* calls already waiting on other connections to the server give up now rather
+		 * than each after its own timeout */
+		for (guint i = 0; off_pools != NULL && i < off_pools->len; i++)
+			imap_pool_interrupt(off_pools->pdata[i], why);
 		g_cond_broadcast(&off_changed);
 	}
 	g_mutex_unlock(&off_lock);
@@ -113,7 +120,31 @@ static int with_conn(struct imap_pool *pool, const char *what, remote_fn fn, voi
 			return to_fuse_errno(ret == -ENOENT ? -EIO : ret);
 		}
 		ret = fn(conn, ctx);
+		if (ret == -ETIMEDOUT && ifs_remote_offline()) {
+			/* another call has found the server silent meanwhile: said already */
+			g_debug("%s: %s", what, imap_conn_error(conn));
+			imap_pool_release(pool, conn);
+			__atomic_fetch_add(&off_fast, 1, __ATOMIC_RELAXED);
+			return -EIO;
+		}
+		if (ret == -ETIMEDOUT) {
+			/* The server stopped answering for `timeout`: it cannot be reached.  Going
+			 * offline now makes the calls waiting on other connections give up, and
+			 * no later call waits for the timeout again (issue 12). */
+			g_warning("%s: %s", what, imap_conn_error(conn));
+			ifs_remote_set_offline(imap_conn_error(conn), true);
+			imap_pool_release(pool, conn);
+			return -EIO;
+		}
 		retry = attempt == 0 && ret == -ECONNABORTED && imap_conn_is_broken(conn);
+		if (ifs_remote_offline() && ifs_remote_unreachable_error(ret)) {
+			/* given up because the daemon went offline meanwhile (interrupted): as if it
+			 * had been offline from the start, and no retry */
+			g_debug("%s: %s", what, imap_conn_error(conn));
+			imap_pool_release(pool, conn);
+			__atomic_fetch_add(&off_fast, 1, __ATOMIC_RELAXED);
+			return -EIO;
+		}
 		/* A connection the server had closed is retried quietly; a failure that stands is
 		 * worth a warning. */
 		if (retry)
@@ -773,6 +804,9 @@ struct ifs_reconnector *ifs_remote_reconnector_new(struct imap_pool *probe,
 	r->pools = g_ptr_array_new();
 	for (unsigned i = 0; i < n; i++)
 		g_ptr_array_add(r->pools, pools[i]);
+	g_mutex_lock(&off_lock);
+	off_pools = r->pools;
+	g_mutex_unlock(&off_lock);
 	r->thread = g_thread_new("reconnect", reconnect_thread, r);
 	return r;
 }
@@ -783,6 +817,7 @@ void ifs_remote_reconnector_free(struct ifs_reconnector *r)
 		return;
 	g_mutex_lock(&off_lock);
 	r->stop = true;
+	off_pools = NULL;
 	g_cond_broadcast(&off_changed);
 	g_mutex_unlock(&off_lock);
 	g_thread_join(r->thread);

@@ -183,6 +183,10 @@ int imap_connect_addrinfo(const struct addrinfo *ai, unsigned timeout_ms, int *f
 
 static int io_error(struct imap_conn *conn, int err, const char *doing)
 {
+	if (__atomic_load_n(&conn->interrupted, __ATOMIC_ACQUIRE))
+		return imap_conn_fail(conn, IMAP_OUTCOME_LOST, NULL,
+		                      "gave up waiting for %s: the server stopped answering",
+		                      conn->host);
 	if (err == -ETIMEDOUT)
 		return imap_conn_fail(conn, IMAP_OUTCOME_TIMEOUT, NULL,
 		                      "timed out after %u ms %s %s", conn->timeout_ms, doing,
@@ -249,7 +253,8 @@ static int read_more(struct imap_conn *conn)
 				/* includes OpenSSL 3's "unexpected eof while reading" */
 				g_byte_array_set_size(conn->rbuf, old);
 				if (ERR_GET_REASON(ERR_peek_last_error()) ==
-				    SSL_R_UNEXPECTED_EOF_WHILE_READING)
+				        SSL_R_UNEXPECTED_EOF_WHILE_READING ||
+				    __atomic_load_n(&conn->interrupted, __ATOMIC_ACQUIRE))
 					return io_error(conn, 0, "reading from");
 				return imap_conn_fail(conn, IMAP_OUTCOME_LOST, NULL,
 				                      "TLS error reading from %s: %s", conn->host,
@@ -1077,6 +1082,14 @@ void imap_conn_close(struct imap_conn *conn)
 			SSL_shutdown(conn->ssl); /* one non-blocking attempt; no reply awaited */
 	}
 	conn_free(conn);
+}
+
+void imap_conn_interrupt(struct imap_conn *conn)
+{
+	__atomic_store_n(&conn->interrupted, 1, __ATOMIC_RELEASE);
+	/* wakes the owner's poll(); its next recv()/send() fails, and io_error says why */
+	if (conn->fd >= 0)
+		shutdown(conn->fd, SHUT_RDWR);
 }
 
 const char *imap_conn_error(const struct imap_conn *conn)

@@ -271,7 +271,15 @@ struct imap_conn {
 	 * next command's reading absorbs (enable_tag: its tag until then, else empty). */
 	char enable_tag[16];
 	enum { IMAP_QRESYNC_OFF = 0, IMAP_QRESYNC_ASKED, IMAP_QRESYNC_ON } qresync;
+	int interrupted; /* atomic: imap_conn_interrupt was called (from another thread) */
 };
+
+/* Make the thread that uses conn give up at once: its socket is shut down, so a wait for the
+ * server ends and the call fails with -ECONNABORTED ("gave up ...").  The one call that may
+ * come from another thread than conn's owner; the caller guarantees conn is not freed
+ * meanwhile (the pool holds its lock, and frees a connection only after taking it out of its
+ * busy list under that lock). */
+void imap_conn_interrupt(struct imap_conn *conn);
 
 /* Run one command (cmd already formatted after the tag; imap_cmd_finish not yet called).
  * untagged responses go to cb (nullable) after the connection's own bookkeeping (CAPABILITY,

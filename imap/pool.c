@@ -41,6 +41,7 @@ struct imap_pool {
 	GMutex lock;
 	GCond cond;     /* signalled when a connection is released or a slot freed */
 	GQueue idle;    /* of struct idle_conn *, most recently released at the head */
+	GPtrArray *busy; /* struct imap_conn * handed out (imap_pool_interrupt), borrowed */
 	unsigned total; /* connections in use + idle + being opened; <= max_conns */
 	/* outage state */
 	bool outage;         /* the last open failed; g_warning already printed */
@@ -123,6 +124,7 @@ int imap_pool_new(const struct imap_config *cfg, unsigned max_conns, struct imap
 	g_mutex_init(&pool->lock);
 	g_cond_init(&pool->cond);
 	g_queue_init(&pool->idle);
+	pool->busy = g_ptr_array_new();
 	pool->backoff_ms = BACKOFF_FIRST_MS;
 	*pool_r = pool;
 	return 0;
@@ -210,6 +212,7 @@ int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **
 			struct imap_conn *conn = ic->conn;
 			gint64 since = ic->since;
 			g_free(ic);
+			g_ptr_array_add(pool->busy, conn);
 			if (g_get_monotonic_time() - since < IDLE_CHECK_US) {
 				g_mutex_unlock(&pool->lock);
 				*conn_r = conn;
@@ -221,6 +224,9 @@ int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **
 				*conn_r = conn;
 				return 0;
 			}
+			g_mutex_lock(&pool->lock);
+			g_ptr_array_remove_fast(pool->busy, conn);
+			g_mutex_unlock(&pool->lock);
 			imap_conn_close(conn);
 			g_mutex_lock(&pool->lock);
 			pool->total--;
@@ -248,6 +254,7 @@ int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **
 			pool->probing = false;
 			if (err == 0) {
 				note_success(pool);
+				g_ptr_array_add(pool->busy, conn);
 				g_mutex_unlock(&pool->lock);
 				g_free(msg);
 				*conn_r = conn;
@@ -277,10 +284,31 @@ int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **
 	}
 }
 
+/* conn is no longer handed out: imap_pool_interrupt must not touch it (it may be freed). */
+static void not_busy(struct imap_pool *pool, struct imap_conn *conn)
+{
+	g_mutex_lock(&pool->lock);
+	g_ptr_array_remove_fast(pool->busy, conn);
+	g_mutex_unlock(&pool->lock);
+}
+
+void imap_pool_interrupt(struct imap_pool *pool, const char *why)
+{
+	g_mutex_lock(&pool->lock);
+	/* new connections wait for the back-off (or imap_pool_retry_now) as after a failed
+	 * open, instead of each trying the silent server for the whole timeout */
+	note_failure(pool, -ETIMEDOUT, why);
+	for (guint i = 0; i < pool->busy->len; i++)
+		imap_conn_interrupt(pool->busy->pdata[i]);
+	g_cond_broadcast(&pool->cond);
+	g_mutex_unlock(&pool->lock);
+}
+
 void imap_pool_discard(struct imap_pool *pool, struct imap_conn *conn)
 {
 	if (conn == NULL)
 		return;
+	not_busy(pool, conn);
 	imap_conn_close(conn); /* LOGOUT without the lock: network I/O */
 	g_mutex_lock(&pool->lock);
 	pool->total--;
@@ -301,7 +329,9 @@ void imap_pool_release(struct imap_pool *pool, struct imap_conn *conn)
 {
 	if (conn == NULL)
 		return;
-	if (imap_conn_is_broken(conn)) {
+	/* an interrupted one may have ended its call before its socket was shut down */
+	if (imap_conn_is_broken(conn) || __atomic_load_n(&conn->interrupted, __ATOMIC_ACQUIRE)) {
+		not_busy(pool, conn);
 		imap_conn_close(conn); /* no I/O on a broken connection, so no lock issue */
 		g_mutex_lock(&pool->lock);
 		pool->total--;
@@ -313,6 +343,7 @@ void imap_pool_release(struct imap_pool *pool, struct imap_conn *conn)
 	ic->conn = conn;
 	ic->since = g_get_monotonic_time();
 	g_mutex_lock(&pool->lock);
+	g_ptr_array_remove_fast(pool->busy, conn);
 	g_queue_push_head(&pool->idle, ic);
 	g_cond_signal(&pool->cond);
 	g_mutex_unlock(&pool->lock);
@@ -333,6 +364,7 @@ void imap_pool_free(struct imap_pool *pool)
 		g_critical("imap_pool_free: %u connections were not released", pool->total);
 	if (pool->outage)
 		outage_leave(pool); /* no "restored" line: it was not */
+	g_ptr_array_unref(pool->busy);
 	g_mutex_clear(&pool->lock);
 	g_cond_clear(&pool->cond);
 	g_free((char *)pool->cfg.host);

@@ -29,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -270,6 +271,7 @@ class CacheWriteFailures(Case):
 
 
 GREP_LIMIT = OFF_TIMEOUT + MARGIN + 3  # "within timeout + a few seconds"
+LATE_START = 2.5
 
 
 class Offline(Case):
@@ -298,15 +300,22 @@ class Offline(Case):
                 read(os.path.join(fdir, str(uid), name))
         return m, cached
 
-    def serve_offline(self, m, cached, grep_limit=GREP_LIMIT):
+    def serve_offline(self, m, cached, grep_limit=GREP_LIMIT, during_grep=None):
         """With the server unreachable: listings as they were, cached mail readable,
         uncached mail EIO, and a grep -r over the half-cached folder finishes in time and
-        finds every hit of the cached half."""
+        finds every hit of the cached half.  during_grep: run in a thread as grep starts."""
         fdir = self.fdir(m)
         time.sleep(REFRESH + 0.5)  # everything known is now older than `refresh`
         t0 = time.monotonic()
-        res = subprocess.run(['grep', '-rl', 'needle', fdir], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, timeout=grep_limit + 30)
+        side = threading.Thread(target=during_grep) if during_grep else None
+        if side:
+            side.start()
+        try:
+            res = subprocess.run(['grep', '-rl', 'needle', fdir], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, timeout=grep_limit + 30)
+        finally:
+            if side:
+                side.join(grep_limit + 30)
         elapsed = time.monotonic() - t0
         sys.stderr.write('[offline grep -r: %.1f s] ' % elapsed)
         self.assertLess(elapsed, grep_limit, 'grep -r took %.1f s' % elapsed)
@@ -356,14 +365,42 @@ class Offline(Case):
         self.assertIsNone(m.proc.poll())
 
     def test_server_silent(self):
-        """The server accepts connections but says nothing (a black hole): a request on a
-        connection already open, and the first new connection, each wait for the timeout
-        (the listing's and a reader's may both be hit), then the mount is offline and
-        answers at once."""
+        """The server accepts connections but says nothing (a black hole): the first request
+        that waits for it (the folder's re-listing, as grep -r starts) costs one `timeout`;
+        then the mount is offline, a read already waiting on another connection gives up at
+        once instead of waiting out its own timeout, and every request after answers at
+        once: the grep -r ends within timeout + 3 s."""
         p = self.proxy(tcp_proxy.TcpProxy)
         m, cached = self.mount_and_half_read(port=p.port)
+        # an uncached message's directory, open: a file looked up in it (by dir_fd, not
+        # through the folder, whose re-listing grep's wait is) is fetched on a reader
+        # connection, and nothing else is asked
+        late_fd = os.open(os.path.join(self.fdir(m), str(self.uids[-1])),
+                          os.O_RDONLY | os.O_DIRECTORY)
+        self.addCleanup(os.close, late_fd)
         p.stall()
-        self.serve_offline(m, cached, grep_limit=3 * OFF_TIMEOUT + MARGIN + 3)
+        got = {}
+
+        def late_read():
+            # starts waiting on a reader connection 2.5 s into the listing's wait
+            time.sleep(LATE_START)
+            t0 = time.monotonic()
+            try:
+                fd = os.open('subject', os.O_RDONLY, dir_fd=late_fd)
+                os.read(fd, 4096)
+                os.close(fd)
+                got['err'] = 0
+            except OSError as e:
+                got['err'] = e.errno
+            got['elapsed'] = time.monotonic() - t0
+
+        self.serve_offline(m, cached, grep_limit=OFF_TIMEOUT + 3, during_grep=late_read)
+        sys.stderr.write('[a read waiting on another connection gave up after %.1f s] '
+                         % got['elapsed'])
+        self.assertEqual(got['err'], errno.EIO, errno.errorcode.get(got['err']))
+        # its own timeout would end at LATE_START + OFF_TIMEOUT; the listing's ends at
+        # OFF_TIMEOUT, LATE_START after it began
+        self.assertLess(got['elapsed'], OFF_TIMEOUT - 1, 'it waited for its own timeout')
         self.catch_up(m, lambda: (p.cut(), p.resume()))
         self.assertIsNone(m.proc.poll())
 
