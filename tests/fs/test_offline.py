@@ -185,6 +185,76 @@ class CacheWriteFailures(Case):
         self.check_all(m)
         self.assertIsNone(m.proc.poll())
 
+    def injected_failure(self, err, words, mode=''):
+        """Writes under the cache directory fail with err (the cachefail shim) while its
+        trigger file exists (mode 'write': files are made, the bytes do not go in): every
+        message still reads exactly, the condition is logged once (words: how g_strerror
+        says it), the stats count it; once the trigger goes, the cache stores again by
+        itself."""
+        shim = os.environ.get('IMAPFS_CACHEFAIL', '')
+        if not os.access(shim, os.R_OK):
+            raise AssertionError('IMAPFS_CACHEFAIL must name the built cachefail shim')
+        cache = os.path.join(self.tmp, 'inject-%d-cache' % err)
+        os.makedirs(cache, exist_ok=True)
+        trigger = os.path.join(self.tmp, 'inject-%d-trigger' % err)
+        # the daemon alone gets the shim: set for the mount, then taken away again
+        env = {'LD_PRELOAD': shim, 'IMAPFS_TEST_FAIL_DIR': os.path.realpath(cache),
+               'IMAPFS_TEST_FAIL_TRIGGER': trigger}
+        os.environ.update(env)
+        try:
+            m = self.mount(cache_dir=cache, readahead='0', extra=('-o', 'stats'))
+        finally:
+            for k in env:
+                del os.environ[k]
+        fdir = self.fdir(m)
+        self.assertEqual(sorted(int(n) for n in os.listdir(fdir)), self.uids)
+        for uid in self.uids[:3]:
+            read(os.path.join(fdir, str(uid), 'message.eml'))
+        before = stats(m)
+        self.assertEqual(before['disk_cache_write_error'], 0, before)
+        with open(trigger, 'w') as f:
+            f.write('%d %s\n' % (err, mode))
+        half = self.uids[3:self.N // 2]
+        for k, uid in enumerate(half):
+            if k == len(half) // 2:
+                # past the retry time: the disk is tried again, fails again, and that is
+                # the same condition (no second log line)
+                failures = stats(m)['disk_cache_write_failures']
+                time.sleep(5.5)
+            for name in ('message.eml', 'subject', 'body'):
+                r = timed_read(os.path.join(fdir, str(uid), name), 30)
+                self.assertEqual(r.err, 0, 'UID %d %s: %s' % (
+                    uid, name, errno.errorcode.get(r.err)))
+            self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), self.raws[uid])
+        s = stats(m)
+        self.assertGreater(s['disk_cache_write_failures'], failures, 'never tried again')
+        self.assertEqual(s['disk_cache_write_error'], err, s)
+        self.assertGreaterEqual(s['disk_cache_unstored'], 1, s)
+        self.assertGreaterEqual(s['disk_cache_write_failures'], 1, s)
+        self.assertEqual(s['disk_cache_entries'], before['disk_cache_entries'], s)
+        lines = warnings_about(m, r'disk cache .*%s' % words)
+        self.assertEqual(len(lines), 1, m.log_text())
+        # the condition ends: the cache stores again within its retry time
+        os.unlink(trigger)
+        time.sleep(5.5)
+        for uid in self.uids[self.N // 2:]:
+            self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), self.raws[uid])
+        s = stats(m)
+        self.assertEqual(s['disk_cache_write_error'], 0, s)
+        self.assertGreater(s['disk_cache_entries'], before['disk_cache_entries'], s)
+        self.assertTrue(warnings_about(m, r'storing mail again'), m.log_text())
+        self.check_all(m)
+        self.assertIsNone(m.proc.poll())
+
+    def test_injected_eio(self):
+        """An I/O error on everything under the cache directory (no file can be made)."""
+        self.injected_failure(errno.EIO, 'Input/output error')
+
+    def test_injected_edquot(self):
+        """A block quota: files are made, writing into them fails (a message is moved to a
+        scratch file part-way)."""
+        self.injected_failure(errno.EDQUOT, 'Disk quota exceeded', mode='write')
+
     def test_50mb_message_full_disk_memory_bound(self):
         """A 50 MB message read with a full disk cache: exact bytes, exact attachment, and
         the daemon's peak RSS stays under 100 MB."""
