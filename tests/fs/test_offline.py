@@ -82,6 +82,57 @@ def fill(path):
     return path
 
 
+# Run inside a private mount namespace (test_dns_failure): mount imapfs, list a folder, read
+# some messages, try an uncached one, unmount; print what happened as JSON.
+_NS_MOUNT = r'''
+import hashlib, json, os, subprocess, sys, time
+imapfs, cfg, mnt, log, home, folder, reads, uncached = sys.argv[1:9]
+
+
+def mounted():
+    with open('/proc/self/mountinfo') as f:
+        return any(line.split()[4] == mnt for line in f)
+
+
+out = {'mounted': False}
+with open(log, 'wb') as lf:
+    p = subprocess.Popen([imapfs, '-o', 'config=' + cfg, '-o', 'stats', '-f', mnt],
+                         stdout=lf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         env=dict(os.environ, XDG_CACHE_HOME=home, XDG_CONFIG_HOME=home))
+try:
+    deadline = time.monotonic() + 60
+    while not mounted() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if mounted():
+        out['mounted'] = True
+        fdir = os.path.join(mnt, folder)
+        out['folders'] = sorted(os.listdir(mnt))
+        out['listed'] = sorted(int(n) for n in os.listdir(fdir))
+        out['sha'] = {}
+        for uid in [u for u in reads.split(',') if u]:
+            with open(os.path.join(fdir, uid, 'message.eml'), 'rb') as f:
+                out['sha'][uid] = hashlib.sha256(f.read()).hexdigest()
+        if uncached:
+            t0 = time.monotonic()
+            try:
+                with open(os.path.join(fdir, uncached, 'subject'), 'rb') as f:
+                    f.read()
+                out['uncached'] = 0
+            except OSError as e:
+                out['uncached'] = e.errno
+            out['uncached_s'] = time.monotonic() - t0
+        out['stats'] = os.getxattr(mnt, 'user.imapfs.stats').decode()
+finally:
+    subprocess.run(['fusermount3', '-uz', mnt], stderr=subprocess.DEVNULL)
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+print(json.dumps(out))
+'''
+
+
 def warnings_about(m, pattern):
     return [ln for ln in m.log_text().splitlines() if re.search(pattern, ln)]
 
@@ -492,6 +543,75 @@ class Offline(Case):
         self.serve_offline(m2, cached)
         self.catch_up(m2, lambda: p.refuse(False))
         self.assertIsNone(m2.proc.poll())
+
+    def ns_mount(self, hosts, cache, reads, uncached=''):
+        """_NS_MOUNT in a private mount namespace whose /etc/hosts is hosts and whose
+        /etc/resolv.conf names 127.0.0.1 only (where nothing answers DNS): the account's host
+        is `localhost` (a name of the test CA's certificate), so nothing but loopback is ever
+        asked.  Returns (its JSON, the daemon's log)."""
+        tag = '%s-%d' % (self._testMethodName, len(os.listdir(self.tmp)))
+        hosts_file = os.path.join(self.tmp, tag + '.hosts')
+        with open(hosts_file, 'w') as f:
+            f.write(hosts)
+        resolv = os.path.join(self.tmp, tag + '.resolv')
+        with open(resolv, 'w') as f:
+            f.write('nameserver 127.0.0.1\noptions attempts:1 timeout:1\n')
+        cfg = write_config(os.path.join(self.tmp, tag + '.cfg'), 'localhost', self.d.port_imaps,
+                           self.d.user, self.d.password, self.d.ca_file, cache_dir=cache,
+                           timeout=str(OFF_TIMEOUT), readahead='0')
+        mnt = os.path.join(self.tmp, tag + '.mnt')
+        os.makedirs(mnt)
+        log = os.path.join(self.tmp, tag + '.log')
+        script = ('mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && '
+                  'shift 2 && exec "$@"')
+        cmd = ['unshare', '-m', '--propagation', 'private', 'sh', '-c', script, 'sh', resolv,
+               hosts_file, sys.executable, '-c', _NS_MOUNT, tf.base_mount.IMAPFS, cfg, mnt,
+               log, os.path.join(self.tmp, tag + '.home'), self.folder,
+               ','.join(str(u) for u in reads), str(uncached)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+        with open(log, 'rb') as f:
+            text = f.read().decode('utf-8', 'replace')
+        self.assertEqual(proc.returncode, 0, err.decode(errors='replace') + text)
+        return __import__('json').loads(out.decode().strip().splitlines()[-1]), text
+
+    def test_dns_failure(self):
+        """The server's host name does not resolve (no /etc/hosts entry, and the only
+        nameserver does not answer): that is "cannot be reached".  A mount with this
+        account's saved state comes up with one warning line and serves the cached mail;
+        an uncached message fails fast with EIO."""
+        cache = os.path.join(self.tmp, 'dns-cache')
+        cached = self.uids[:self.N // 2]
+        want = {str(u): hashlib.sha256(self.raws[u]).hexdigest() for u in cached}
+        out, log = self.ns_mount('127.0.0.1 localhost\n', cache, cached)
+        self.assertTrue(out['mounted'], log)
+        self.assertEqual(out['listed'], self.uids)
+        self.assertEqual(out['sha'], want)
+        # no name for the server any more
+        out, log = self.ns_mount('127.0.0.1 imapfs-test-other-name\n', cache, cached,
+                                 uncached=self.uids[-1])
+        self.assertTrue(out['mounted'], log)
+        lines = [ln for ln in log.splitlines() if 'offline:' in ln]
+        self.assertEqual(len(lines), 1, log)
+        self.assertRegex(lines[0], r'^imapfs: offline: serving cached mail of default '
+                                   r'\(cannot resolve localhost: .+\)$')
+        self.assertIn(self.folder, out['folders'])
+        self.assertEqual(out['listed'], self.uids)
+        self.assertEqual(out['sha'], want)
+        self.assertEqual(out['uncached'], errno.EIO)
+        self.assertLess(out['uncached_s'], 1.0)
+        self.assertIn('offline=1', out['stats'])
+        # without saved state the same failure is fatal, as any connection error
+        out, log = self.ns_mount('127.0.0.1 imapfs-test-other-name\n',
+                                 os.path.join(self.tmp, 'dns-empty-cache'), [])
+        self.assertFalse(out['mounted'], log)
+        self.assertIn('cannot resolve localhost', log)
+        self.assertNotIn('offline', log)
 
     def test_mount_while_down_without_state_fails(self):
         p = self.proxy(tcp_proxy.TcpProxy)
