@@ -613,6 +613,40 @@ class Offline(Case):
         self.assertIn('cannot resolve localhost', log)
         self.assertNotIn('offline', log)
 
+    def test_cache_off_keeps_nothing(self):
+        """cache = off: nothing is written to disk, neither messages nor saved state.  While
+        mounted, an outage is served from memory all the same (listings as they were, the
+        messages read before); a mount while the server is down fails, as without state."""
+        p = self.proxy(tcp_proxy.TcpProxy)
+        cache = os.path.join(self.tmp, 'off-cache')
+        m = self.mount(port=p.port, cache='off', cache_dir=cache, refresh=str(REFRESH),
+                       readahead='0', timeout=str(OFF_TIMEOUT), extra=('-o', 'stats'))
+        fdir = self.fdir(m)
+        self.assertEqual(sorted(int(n) for n in os.listdir(fdir)), self.uids)
+        read_before = self.uids[:3]
+        for uid in read_before:
+            self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), self.raws[uid])
+        p.refuse(True)
+        p.cut()
+        time.sleep(REFRESH + 0.5)
+        self.assertEqual(sorted(int(n) for n in os.listdir(fdir)), self.uids)
+        for uid in read_before:
+            self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), self.raws[uid])
+        r = timed_read(os.path.join(fdir, str(self.uids[-1]), 'subject'), 3 * OFF_TIMEOUT)
+        self.assertEqual(r.err, errno.EIO, errno.errorcode.get(r.err))
+        self.assertLess(r.elapsed, 1.0)
+        self.assertEqual(stats(m)['offline'], 1)
+        home = os.path.join(self.tmp, '%s-%d.cache' % (self._testMethodName, self.n))
+        m.close()
+        self.assertFalse(os.path.exists(cache), os.listdir(cache) if os.path.isdir(cache)
+                         else cache)
+        # the daemon's XDG_CACHE_HOME and XDG_CONFIG_HOME (test_faults.daemon_env): empty
+        self.assertEqual([f for _, _, fs in os.walk(home) for f in fs], [])
+        with self.assertRaises(AssertionError) as cm:
+            self.mount(port=p.port, cache='off', cache_dir=cache, timeout=str(OFF_TIMEOUT))
+        self.assertIn('imapfs: cannot log in to', str(cm.exception))
+        self.assertNotIn('offline', str(cm.exception))
+
     def test_mount_while_down_without_state_fails(self):
         p = self.proxy(tcp_proxy.TcpProxy)
         p.refuse(True)
