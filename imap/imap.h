@@ -3,7 +3,7 @@
  * A small, read-only IMAP4rev1 (RFC 3501, also talks to RFC 9051 servers) client: connect over
  * implicit TLS or STARTTLS with verification always on, log in, LIST, EXAMINE, UID SEARCH,
  * UID FETCH (attributes, BODY.PEEK[] streamed), NOOP, IDLE, NOTIFY (with ENABLE CONDSTORE),
- * LOGOUT.  It never sends a command that
+ * ENABLE QRESYNC and EXAMINE (QRESYNC ...) for one-round-trip re-listings, LOGOUT.  It never sends a command that
  * changes the server: no SELECT, no STORE, no non-PEEK body fetch.  It knows nothing of FUSE or
  * MIME and depends on OpenSSL and GLib only.
  *
