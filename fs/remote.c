@@ -49,8 +49,13 @@ void ifs_remote_set_offline(const char *why, bool say)
 			          "answers again (%s)", why);
 		/* calls already waiting on other connections to the server give up now rather
 		 * than each after its own timeout */
-		for (guint i = 0; off_pools != NULL && i < off_pools->len; i++)
-			imap_pool_interrupt(off_pools->pdata[i], why);
+		for (guint i = 0; off_pools != NULL && i < off_pools->len; i++) {
+			bool seen = false; /* pools may be shared (few connections) */
+			for (guint k = 0; k < i; k++)
+				seen = seen || off_pools->pdata[k] == off_pools->pdata[i];
+			if (!seen)
+				imap_pool_interrupt(off_pools->pdata[i], why);
+		}
 		g_cond_broadcast(&off_changed);
 	}
 	g_mutex_unlock(&off_lock);

@@ -501,10 +501,11 @@ void imap_pool_retry_now(struct imap_pool *pool);
 
 /* The server has stopped answering (a command on one of the process's connections to it
  * timed out): make every call now waiting on a connection of this pool fail at once with
- * -ECONNABORTED instead of waiting out its own timeout, and treat the pool as after a failed
- * connect (calls fail fast with -ETIMEDOUT and why until the back-off ends or
- * imap_pool_retry_now; the outage is logged once, as then).  A connection still being opened
- * waits for its own timeout.  Thread-safe; why is copied. */
+ * -ECONNABORTED instead of waiting out its own timeout (their sockets are shut down; idle
+ * connections are closed when next taken), and open no new connection for the timeout
+ * (imap_pool_acquire fails at once with -ETIMEDOUT and why) unless imap_pool_retry_now says
+ * the server answers again.  A connection being opened at that moment waits for its own
+ * timeout.  Logs nothing.  Thread-safe; why is copied. */
 void imap_pool_interrupt(struct imap_pool *pool, const char *why);
 
 /* Give conn back (a broken one is closed).  NULL conn is a no-op. */

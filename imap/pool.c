@@ -50,6 +50,9 @@ struct imap_pool {
 	bool probing;        /* during an outage, one thread is trying to reconnect */
 	char *last_error;    /* reason of the last failed open */
 	int last_err;
+	/* imap_pool_interrupt: no new connection is opened before hold_until (µs) */
+	gint64 hold_until;
+	char *hold_why;
 };
 
 static char *dup_secret(const char *s)
@@ -212,6 +215,14 @@ int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **
 			struct imap_conn *conn = ic->conn;
 			gint64 since = ic->since;
 			g_free(ic);
+			if (__atomic_load_n(&conn->interrupted, __ATOMIC_ACQUIRE)) {
+				/* its socket is shut down: closing it costs no waiting */
+				g_mutex_unlock(&pool->lock);
+				imap_conn_close(conn);
+				g_mutex_lock(&pool->lock);
+				pool->total--;
+				continue;
+			}
 			g_ptr_array_add(pool->busy, conn);
 			if (g_get_monotonic_time() - since < IDLE_CHECK_US) {
 				g_mutex_unlock(&pool->lock);
@@ -233,6 +244,13 @@ int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **
 			continue;
 		}
 		if (pool->total < pool->max_conns) {
+			if (g_get_monotonic_time() < pool->hold_until) {
+				/* interrupted: the server stopped answering (imap_pool_interrupt) */
+				if (errmsg_r != NULL)
+					*errmsg_r = g_strdup(pool->hold_why);
+				g_mutex_unlock(&pool->lock);
+				return -ETIMEDOUT;
+			}
 			if (pool->outage &&
 			    (pool->probing || g_get_monotonic_time() < pool->retry_at)) {
 				/* in backoff: fail fast instead of queueing behind a dead server */
@@ -295,11 +313,16 @@ static void not_busy(struct imap_pool *pool, struct imap_conn *conn)
 void imap_pool_interrupt(struct imap_pool *pool, const char *why)
 {
 	g_mutex_lock(&pool->lock);
-	/* new connections wait for the back-off (or imap_pool_retry_now) as after a failed
-	 * open, instead of each trying the silent server for the whole timeout */
-	note_failure(pool, -ETIMEDOUT, why);
+	/* a caller already waiting in imap_pool_acquire (for at most the timeout) must not
+	 * try the silent server for the whole timeout again */
+	pool->hold_until = g_get_monotonic_time() + (gint64)pool->cfg.timeout_ms * 1000;
+	g_free(pool->hold_why);
+	pool->hold_why = g_strdup(why);
 	for (guint i = 0; i < pool->busy->len; i++)
 		imap_conn_interrupt(pool->busy->pdata[i]);
+	/* idle ones talk to the same server: their next command would wait as long */
+	for (GList *l = pool->idle.head; l != NULL; l = l->next)
+		imap_conn_interrupt(((struct idle_conn *)l->data)->conn);
 	g_cond_broadcast(&pool->cond);
 	g_mutex_unlock(&pool->lock);
 }
@@ -321,6 +344,7 @@ void imap_pool_retry_now(struct imap_pool *pool)
 	g_mutex_lock(&pool->lock);
 	/* the outage flag stays: the next success still logs the recovery once */
 	pool->retry_at = 0;
+	pool->hold_until = 0;
 	pool->backoff_ms = BACKOFF_FIRST_MS;
 	g_mutex_unlock(&pool->lock);
 }
@@ -373,5 +397,6 @@ void imap_pool_free(struct imap_pool *pool)
 	free_secret((char *)pool->cfg.password);
 	g_free((char *)pool->cfg.ca_file);
 	g_free(pool->last_error);
+	g_free(pool->hold_why);
 	g_free(pool);
 }
