@@ -753,6 +753,27 @@ class SavedState(Case):
         for uid in new + listed[:3] + listed[-6:]:
             self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')),
                              self.d.fetch_raw(folder, uid), 'UID %d' % uid)
+        # the periodic refresh of a mounted folder goes the same way: one round trip
+        more = self.d.append(folder, text_message('newer', 2000, 9))
+        self.d.expunge(folder, [listed[100]])
+        self.d.set_flags(folder, [str(listed[101])], ['\\Draft'])
+        time.sleep(1.5)  # refresh = 1
+        before = len(m2.log_text().splitlines())
+        relisted = sorted(int(n) for n in os.listdir(fdir))
+        trace = [ln for ln in m2.log_text().splitlines()[before:]
+                 if ' C: ' in ln or ' S: ' in ln]
+        # the folder list is refreshed too (a LIST of its own, on the same connection)
+        list_tags = [ln.split(' C: ', 1)[1].split()[0] for ln in trace
+                     if re.search(r' C: \S+ LIST ', ln)]
+        trace = [ln for ln in trace if not re.search(r' S: \* LIST ', ln) and
+                 not any(re.search(r' [CS]: %s ' % t, ln) for t in list_tags)]
+        trips = sum(1 for i, ln in enumerate(trace)
+                    if ' C: ' in ln and (i == 0 or ' S: ' in trace[i - 1]))
+        self.assertEqual(trips, 1, trace)
+        self.assertRegex(trace[0], r'EXAMINE .*QRESYNC')
+        self.assertEqual(relisted, sorted(self.d.uids(folder)))
+        self.assertIn(more, relisted)
+        self.assertIn('\\Draft', read(os.path.join(fdir, str(listed[101]), 'flags')).decode())
 
     def test_kill9_while_state_is_written(self):
         """SIGKILL the daemon while it writes a 30,000-message listing: the next mount
