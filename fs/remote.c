@@ -280,6 +280,8 @@ static struct ifs_msg_attr *find_attr(GArray *msgs, uint32_t uid)
 }
 
 static int keep_listed(struct imap_conn *conn, struct listing_ctx *ctx);
+static void append_copies(GArray *dst, const GArray *src);
+static int settle(struct imap_conn *conn, struct listing_ctx *ctx, GArray *msgs);
 
 /* RFC 7162: only what changed since the previous listing. */
 static int incremental_listing(struct imap_conn *conn, struct listing_ctx *ctx)
@@ -305,16 +307,26 @@ static int incremental_listing(struct imap_conn *conn, struct listing_ctx *ctx)
 	msgs = g_array_sized_new(FALSE, FALSE, sizeof(struct ifs_msg_attr),
 	                         ctx->prev_msgs->len + changes->len);
 	g_array_set_clear_func(msgs, msg_attr_clear);
-	for (guint i = 0; i < ctx->prev_msgs->len; i++) {
-		struct ifs_msg_attr m = g_array_index(ctx->prev_msgs, struct ifs_msg_attr, i);
+	append_copies(msgs, ctx->prev_msgs);
+	return settle(conn, ctx, msgs);
+}
+
+/* Append copies (flags too) of src's messages to dst. */
+static void append_copies(GArray *dst, const GArray *src)
+{
+	for (guint i = 0; i < src->len; i++) {
+		struct ifs_msg_attr m = g_array_index(src, struct ifs_msg_attr, i);
 		m.flags = g_strdup(m.flags);
-		g_array_append_val(msgs, m);
+		g_array_append_val(dst, m);
 	}
-	for (guint i = 0; i < changes->len; i++) {
-		struct ifs_msg_attr m = g_array_index(changes, struct ifs_msg_attr, i);
-		m.flags = g_strdup(m.flags);
-		g_array_append_val(msgs, m);
-	}
+}
+
+/* msgs (taken) holds the previous listing brought up to date: append the changes the server
+ * reported with every attribute (ctx->msgs, which win in sort_unique), make it ctx->msgs,
+ * and check it against EXISTS. */
+static int settle(struct imap_conn *conn, struct listing_ctx *ctx, GArray *msgs)
+{
+	append_copies(msgs, ctx->msgs);
 	sort_unique(msgs);
 	g_array_unref(ctx->msgs);
 	ctx->msgs = msgs;
@@ -441,15 +453,7 @@ static int qresync_listing(struct imap_conn *conn, struct listing_ctx *ctx)
 		g_array_append_val(msgs, m);
 	}
 	g_array_unref(vanished);
-	for (guint i = 0; i < ctx->msgs->len; i++) {
-		struct ifs_msg_attr m = g_array_index(ctx->msgs, struct ifs_msg_attr, i);
-		m.flags = g_strdup(m.flags);
-		g_array_append_val(msgs, m);
-	}
-	sort_unique(msgs);
-	g_array_unref(ctx->msgs);
-	ctx->msgs = msgs;
-	return keep_listed(conn, ctx);
+	return settle(conn, ctx, msgs);
 }
 
 /* May the previous listing be brought up to date with QRESYNC on conn? */

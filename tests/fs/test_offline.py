@@ -183,6 +183,15 @@ class Case(DovecotCase):
             self.assertEqual(r.data, self.d.fetch_raw(folder, uid), 'UID %d' % uid)
         return listed
 
+    def read_files(self, fdir, uids):
+        """Every file of these messages reads (as grep -r would), message.eml exactly."""
+        for uid in uids:
+            for name in ('message.eml', 'subject', 'body'):
+                r = timed_read(os.path.join(fdir, str(uid), name), 30)
+                self.assertEqual(r.err, 0, 'UID %d %s: %s' % (
+                    uid, name, errno.errorcode.get(r.err)))
+            self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), self.raws[uid])
+
     # poll until true (test_faults' helper)
     wait_for = tf.ServerChanges.wait_for
 
@@ -209,13 +218,7 @@ class CacheWriteFailures(Case):
         fdir = self.fdir(m)
         self.assertEqual(sorted(int(n) for n in os.listdir(fdir)), self.uids)
         filler = fill(os.path.join(fs, 'filler'))
-        half = self.uids[:self.N // 2]
-        for uid in half:  # every file of the message, as grep -r would
-            for name in ('message.eml', 'subject', 'body'):
-                r = timed_read(os.path.join(fdir, str(uid), name), 30)
-                self.assertEqual(r.err, 0, 'UID %d %s: %s' % (
-                    uid, name, errno.errorcode.get(r.err)))
-            self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), self.raws[uid])
+        self.read_files(fdir, self.uids[:self.N // 2])
         s = stats(m)
         self.assertEqual(s['disk_cache_write_error'], errno.ENOSPC, s)
         self.assertGreaterEqual(s['disk_cache_unstored'], 1, s)
@@ -266,17 +269,12 @@ class CacheWriteFailures(Case):
         with open(trigger, 'w') as f:
             f.write('%d %s\n' % (err, mode))
         half = self.uids[3:self.N // 2]
-        for k, uid in enumerate(half):
-            if k == len(half) // 2:
-                # past the retry time: the disk is tried again, fails again, and that is
-                # the same condition (no second log line)
-                failures = stats(m)['disk_cache_write_failures']
-                time.sleep(5.5)
-            for name in ('message.eml', 'subject', 'body'):
-                r = timed_read(os.path.join(fdir, str(uid), name), 30)
-                self.assertEqual(r.err, 0, 'UID %d %s: %s' % (
-                    uid, name, errno.errorcode.get(r.err)))
-            self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), self.raws[uid])
+        self.read_files(fdir, half[:len(half) // 2])
+        # past the retry time: the disk is tried again, fails again, and that is the same
+        # condition (no second log line)
+        failures = stats(m)['disk_cache_write_failures']
+        time.sleep(5.5)
+        self.read_files(fdir, half[len(half) // 2:])
         s = stats(m)
         self.assertGreater(s['disk_cache_write_failures'], failures, 'never tried again')
         self.assertEqual(s['disk_cache_write_error'], err, s)

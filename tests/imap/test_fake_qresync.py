@@ -46,6 +46,16 @@ CHANGES = (b"* VANISHED (EARLIER) 3,5:6\r\n* VANISHED (EARLIER) 2\r\n"
            b"* 5 FETCH (UID 9 FLAGS (\\Recent) MODSEQ (130))\r\n")
 
 
+# what the tool prints for CHANGES and NEW9: the EXAMINE's flag changes first, then new mail
+RESYNCED = [
+    "changed uid=1 flags=\\Seen,\\Flagged",
+    "changed uid=9 flags=\\Recent",
+    "uid=9 size=42 date=9 modseq=130 flags=\\Recent",
+    "vanished=2:3,5:6",
+    "uidvalidity=77 uidnext=10 exists=5 highestmodseq=130",
+]
+
+
 class Resync(FakeTestCase):
     def test_enable_and_resync_in_one_round_trip(self):
         """ENABLE, EXAMINE and FETCH all reach the server before it answers anything; the
@@ -59,13 +69,7 @@ class Resync(FakeTestCase):
         ] + logout(5)
         res = self.play(script, "resync", "INBOX", "77", "100", "9")
         self.assertOk(res)
-        self.assertEqual(res.out.splitlines(), [
-            "changed uid=1 flags=\\Seen,\\Flagged",
-            "changed uid=9 flags=\\Recent",
-            "uid=9 size=42 date=9 modseq=130 flags=\\Recent",
-            "vanished=2:3,5:6",
-            "uidvalidity=77 uidnext=10 exists=5 highestmodseq=130",
-        ])
+        self.assertEqual(res.out.splitlines(), RESYNCED)
         self.assertEqual(res.srv.errors, [])
 
     def test_no_enable_without_qresync(self):
@@ -101,13 +105,7 @@ class Resync(FakeTestCase):
         ] + logout(6)
         res = self.play(script, "resync", "INBOX", "77", "100", "9")
         self.assertOk(res)
-        self.assertEqual(res.out.splitlines(), [
-            "changed uid=1 flags=\\Seen,\\Flagged",
-            "changed uid=9 flags=\\Recent",
-            "uid=9 size=42 date=9 modseq=130 flags=\\Recent",
-            "vanished=2:3,5:6",
-            "uidvalidity=77 uidnext=10 exists=5 highestmodseq=130",
-        ])
+        self.assertEqual(res.out.splitlines(), RESYNCED)
         self.assertEqual(res.srv.errors, [])
 
     def test_refused_parameter(self):
