@@ -672,35 +672,15 @@ class Offline(Case):
 # ---- the saved state ---------------------------------------------------------------------
 
 
-class SavedState(Case):
-    N_BIG = 30000
+class SlightChange:
+    """Mixin for a DovecotCase: re-listing a slightly changed folder."""
 
-    @classmethod
-    def seed(cls):
-        super().seed()
-        cls.d.create_folder('Big')
-        tf.ResourceBounds.write_maildir.__func__(cls, 'Big', cls.N_BIG)
-
-    def test_remount_relists_with_one_examine(self):
-        """A remount re-lists an unchanged folder from the saved listing: no UID FETCH 1:*
-        and no SEARCH is sent (the -d protocol trace shows what was)."""
-        cache = os.path.join(self.tmp, 'relist-cache')
-        m = self.mount(cache_dir=cache)
-        self.assertEqual(len(os.listdir(self.fdir(m, 'Big'))), self.N_BIG)
-        m.close()
-        m2 = self.mount(cache_dir=cache, extra=('-d',))
-        self.assertEqual(len(os.listdir(self.fdir(m2, 'Big'))), self.N_BIG)
-        sent = [ln for ln in m2.log_text().splitlines() if ' C: ' in ln]
-        self.assertTrue([ln for ln in sent if re.search(r'EXAMINE \\?"?Big', ln)], sent)
-        self.assertFalse([ln for ln in sent if re.search(r'UID FETCH 1:\*|UID SEARCH', ln)],
-                         sent)
-        self.check_all(m2, 'Mail', only=set(self.uids[:3]))
-
-    def test_remount_relists_slightly_changed_in_one_round_trip(self):
+    def relist_slightly_changed(self, trips_wanted, sent_wanted, refresh_trips):
         """A folder that changed a little between two mounts (new mail, expunges, flags
-        added and removed) is brought up to date on the remount in one round trip: EXAMINE
-        (QRESYNC ...) and UID FETCH <old UIDNEXT>:*, pipelined, and nothing else; what it
-        lists (names, dates, flags, bytes) is what a cold mount lists."""
+        added and removed) is brought up to date on the remount in trips_wanted round trips,
+        sending commands matching sent_wanted (regular expressions, in order), and nothing
+        else; what it lists (names, dates, flags, bytes) is what a cold mount lists.  Then
+        the same for the periodic refresh of the mounted folder."""
         folder = 'Slight'
         self.d.create_folder(folder)
         tf.ResourceBounds.write_maildir.__func__(type(self), folder, 300)
@@ -729,10 +709,10 @@ class SavedState(Case):
                     if ' C: ' in ln and (i == 0 or ' S: ' in trace[i - 1]))
         sys.stderr.write('[slightly changed folder re-listed: %d round trip(s): %s] '
                          % (trips, sent))
-        self.assertEqual(trips, 1, sent)
-        self.assertEqual(len(sent), 2, sent)
-        self.assertRegex(sent[0], r'EXAMINE \\?"?Slight\\?"? \(QRESYNC \(\d+ \d+\)\)')
-        self.assertRegex(sent[1], r'UID FETCH %d:\* ' % (uids[-1] + 1))
+        self.assertEqual(trips, trips_wanted, sent)
+        self.assertEqual(len(sent), len(sent_wanted), sent)
+        for got, want in zip(sent, sent_wanted):
+            self.assertRegex(got, want % {'uidnext': uids[-1] + 1})
         server = sorted(self.d.uids(folder))
         self.assertEqual(listed, server)
         self.assertEqual(listed, sorted(set(uids + new) - set(gone)))
@@ -767,11 +747,44 @@ class SavedState(Case):
                  not any(re.search(r' [CS]: %s ' % t, ln) for t in list_tags)]
         trips = sum(1 for i, ln in enumerate(trace)
                     if ' C: ' in ln and (i == 0 or ' S: ' in trace[i - 1]))
-        self.assertEqual(trips, 1, trace)
-        self.assertRegex(trace[0], r'EXAMINE .*QRESYNC')
+        self.assertEqual(trips, refresh_trips, trace)
+        self.assertRegex(trace[0], sent_wanted[0] % {'uidnext': 0})
+        self.last_log = m2.log_text()
         self.assertEqual(relisted, sorted(self.d.uids(folder)))
         self.assertIn(more, relisted)
         self.assertIn('\\Draft', read(os.path.join(fdir, str(listed[101]), 'flags')).decode())
+
+
+class SavedState(Case, SlightChange):
+    N_BIG = 30000
+
+    @classmethod
+    def seed(cls):
+        super().seed()
+        cls.d.create_folder('Big')
+        tf.ResourceBounds.write_maildir.__func__(cls, 'Big', cls.N_BIG)
+
+    def test_remount_relists_with_one_examine(self):
+        """A remount re-lists an unchanged folder from the saved listing: no UID FETCH 1:*
+        and no SEARCH is sent (the -d protocol trace shows what was)."""
+        cache = os.path.join(self.tmp, 'relist-cache')
+        m = self.mount(cache_dir=cache)
+        self.assertEqual(len(os.listdir(self.fdir(m, 'Big'))), self.N_BIG)
+        m.close()
+        m2 = self.mount(cache_dir=cache, extra=('-d',))
+        self.assertEqual(len(os.listdir(self.fdir(m2, 'Big'))), self.N_BIG)
+        sent = [ln for ln in m2.log_text().splitlines() if ' C: ' in ln]
+        self.assertTrue([ln for ln in sent if re.search(r'EXAMINE \\?"?Big', ln)], sent)
+        self.assertFalse([ln for ln in sent if re.search(r'UID FETCH 1:\*|UID SEARCH', ln)],
+                         sent)
+        self.check_all(m2, 'Mail', only=set(self.uids[:3]))
+
+    def test_remount_relists_slightly_changed_in_one_round_trip(self):
+        """With QRESYNC: EXAMINE (QRESYNC (UIDVALIDITY HIGHESTMODSEQ)) names what vanished
+        and what was re-flagged, and UID FETCH <old UIDNEXT>:* brings the new mail, sent
+        together: one round trip."""
+        self.relist_slightly_changed(1, [r'EXAMINE \\?"?Slight\\?"? \(QRESYNC \(\d+ \d+\)\)',
+                                         r'UID FETCH %(uidnext)d:\* '], 1)
 
     def test_kill9_while_state_is_written(self):
         """SIGKILL the daemon while it writes a 30,000-message listing: the next mount
@@ -820,6 +833,23 @@ class SavedState(Case):
             self.assertEqual(read(os.path.join(self.fdir(m, 'Big'), str(uid), 'message.eml')),
                              self.d.fetch_raw('Big', uid))
         self.check_all(m)
+
+
+class CondstoreOnly(Case, SlightChange):
+    """A server with CONDSTORE but without QRESYNC keeps the two-round-trip re-listing:
+    EXAMINE, then new mail, flag changes (CHANGEDSINCE) and the UIDs left, sent together (a
+    third when new mail hid an expunge from EXISTS).  No QRESYNC is ever sent."""
+    dovecot_options = {'qresync': False}
+
+    def test_remount_relists_slightly_changed_in_two_round_trips(self):
+        self.relist_slightly_changed(2, [r'EXAMINE \\?"?Slight\\?"? \(CONDSTORE\)',
+                                         r'UID SEARCH RETURN \(ALL\) ALL',
+                                         r'UID FETCH %(uidnext)d:\* ',
+                                         r'UID FETCH 1:\d+ .*\(CHANGEDSINCE \d+\)'],
+                                     # 1 new and 1 expunged: EXISTS hides the expunge, so
+                                     # the UID SEARCH ALL takes a third round trip
+                                     3)
+        self.assertFalse([ln for ln in self.last_log.splitlines() if 'QRESYNC' in ln])
 
 
 if __name__ == '__main__':
