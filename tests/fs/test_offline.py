@@ -361,6 +361,40 @@ class CacheWriteFailures(Case):
         self.check_all(m)
         self.assertIsNone(m.proc.poll())
 
+    def test_cache_dir_made_unwritable(self):
+        """The cache directory made unwritable while mounted.  The tests run as root, whom
+        a chmod does not stop, so the directories are made immutable (chattr +i, which
+        stops root: EPERM, where a user's daemon after chmod 0500 gets EACCES; the same
+        path): reads byte-exact, one log line, the stats; writable again, it stores again."""
+        fs = os.path.join(self.tmp, 'immutable-fs')
+        tmpfs(self, fs, '64m')
+        cache = os.path.join(fs, 'cache')
+        m = self.mount(cache_dir=cache, readahead='0', extra=('-o', 'stats'))
+        fdir = self.fdir(m)
+        os.listdir(fdir)
+        for uid in self.uids[:5]:
+            read(os.path.join(fdir, str(uid), 'message.eml'))
+        before = stats(m)['disk_cache_entries']
+        self.assertGreaterEqual(before, 5)
+        self.addCleanup(lambda: subprocess.run(['chattr', '-R', '-i', cache]))
+        subprocess.run(['chattr', '-R', '+i', cache], check=True)
+        self.read_files(fdir, self.uids[5:25])
+        s = stats(m)
+        self.assertEqual(s['disk_cache_write_error'], errno.EPERM, s)
+        self.assertEqual(s['disk_cache_entries'], before, s)
+        self.assertEqual(len(warnings_about(m, r'disk cache .*Operation not permitted')), 1,
+                         m.log_text())
+        subprocess.run(['chattr', '-R', '-i', cache], check=True)
+        time.sleep(5.5)
+        for uid in self.uids[25:]:
+            self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), self.raws[uid])
+        s = stats(m)
+        self.assertEqual(s['disk_cache_write_error'], 0, s)
+        self.assertGreater(s['disk_cache_entries'], before, s)
+        self.assertTrue(warnings_about(m, r'storing mail again'), m.log_text())
+        self.check_all(m)
+        self.assertIsNone(m.proc.poll())
+
     def test_cache_dir_deleted_while_mounted(self):
         """rm -rf of the cache directory while mounted: reads go on, byte-exact; the
         directory is made again (logged once) and messages are stored in it again."""
