@@ -328,45 +328,12 @@ class CacheWriteFailures(Case):
         self.assertGreaterEqual(s['disk_cache_unstored'], 1, s)
         self.assertIsNone(m.proc.poll())
 
-    def test_cache_fs_remounted_read_only(self):
-        """The cache's file system becomes read-only: cached and uncached messages read
-        exactly, EROFS is logged once; read-write again, the cache stores again."""
-        fs = os.path.join(self.tmp, 'ro-fs')
-        tmpfs(self, fs, '64m')
-        cache = os.path.join(fs, 'cache')
-        m = self.mount(cache_dir=cache, readahead='0', extra=('-o', 'stats'))
-        fdir = self.fdir(m)
-        os.listdir(fdir)
-        cached = self.uids[:5]
-        for uid in cached:
-            read(os.path.join(fdir, str(uid), 'message.eml'))
-        before = stats(m)['disk_cache_entries']
-        self.assertGreaterEqual(before, 5)
-        subprocess.run(['mount', '-o', 'remount,ro', fs], check=True)
-        for uid in self.uids[5:25]:
-            self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), self.raws[uid])
-            self.assertTrue(read(os.path.join(fdir, str(uid), 'body')))
-        s = stats(m)
-        self.assertEqual(s['disk_cache_write_error'], errno.EROFS, s)
-        self.assertEqual(s['disk_cache_entries'], before, s)
-        self.assertEqual(len(warnings_about(m, r'disk cache .*Read-only file system')), 1,
-                         m.log_text())
-        subprocess.run(['mount', '-o', 'remount,rw', fs], check=True)
-        time.sleep(5.5)
-        for uid in self.uids[25:]:
-            self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), self.raws[uid])
-        s = stats(m)
-        self.assertEqual(s['disk_cache_write_error'], 0, s)
-        self.assertGreater(s['disk_cache_entries'], before, s)
-        self.check_all(m)
-        self.assertIsNone(m.proc.poll())
-
-    def test_cache_dir_made_unwritable(self):
-        """The cache directory made unwritable while mounted.  The tests run as root, whom
-        a chmod does not stop, so the directories are made immutable (chattr +i, which
-        stops root: EPERM, where a user's daemon after chmod 0500 gets EACCES; the same
-        path): reads byte-exact, one log line, the stats; writable again, it stores again."""
-        fs = os.path.join(self.tmp, 'immutable-fs')
+    def condition_then_recovery(self, name, make, undo, err, words):
+        """A tmpfs cache_dir with 5 messages cached; make(fs, cache) makes the cache
+        unwritable: the next messages read exactly (every file), the stats say err, one log
+        line (words: how g_strerror says it), no entry added; undo(fs, cache): within the
+        retry time the cache stores again."""
+        fs = os.path.join(self.tmp, name + '-fs')
         tmpfs(self, fs, '64m')
         cache = os.path.join(fs, 'cache')
         m = self.mount(cache_dir=cache, readahead='0', extra=('-o', 'stats'))
@@ -376,15 +343,14 @@ class CacheWriteFailures(Case):
             read(os.path.join(fdir, str(uid), 'message.eml'))
         before = stats(m)['disk_cache_entries']
         self.assertGreaterEqual(before, 5)
-        self.addCleanup(lambda: subprocess.run(['chattr', '-R', '-i', cache]))
-        subprocess.run(['chattr', '-R', '+i', cache], check=True)
+        self.addCleanup(undo, fs, cache)
+        make(fs, cache)
         self.read_files(fdir, self.uids[5:25])
         s = stats(m)
-        self.assertEqual(s['disk_cache_write_error'], errno.EPERM, s)
+        self.assertEqual(s['disk_cache_write_error'], err, s)
         self.assertEqual(s['disk_cache_entries'], before, s)
-        self.assertEqual(len(warnings_about(m, r'disk cache .*Operation not permitted')), 1,
-                         m.log_text())
-        subprocess.run(['chattr', '-R', '-i', cache], check=True)
+        self.assertEqual(len(warnings_about(m, r'disk cache .*%s' % words)), 1, m.log_text())
+        undo(fs, cache)
         time.sleep(5.5)
         for uid in self.uids[25:]:
             self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), self.raws[uid])
@@ -394,6 +360,25 @@ class CacheWriteFailures(Case):
         self.assertTrue(warnings_about(m, r'storing mail again'), m.log_text())
         self.check_all(m)
         self.assertIsNone(m.proc.poll())
+
+    def test_cache_fs_remounted_read_only(self):
+        """The cache's file system becomes read-only: cached and uncached messages read
+        exactly, EROFS is logged once; read-write again, the cache stores again."""
+        self.condition_then_recovery(
+            'ro', lambda fs, cache: subprocess.run(['mount', '-o', 'remount,ro', fs], check=True),
+            lambda fs, cache: subprocess.run(['mount', '-o', 'remount,rw', fs], check=True),
+            errno.EROFS, 'Read-only file system')
+
+    def test_cache_dir_made_unwritable(self):
+        """The cache directory made unwritable while mounted.  The tests run as root, whom
+        a chmod does not stop, so the directories are made immutable (chattr +i, which
+        stops root: EPERM, where a user's daemon after chmod 0500 gets EACCES; the same
+        path): reads byte-exact, one log line, the stats; writable again, it stores again."""
+        self.condition_then_recovery(
+            'immutable',
+            lambda fs, cache: subprocess.run(['chattr', '-R', '+i', cache], check=True),
+            lambda fs, cache: subprocess.run(['chattr', '-R', '-i', cache], check=True),
+            errno.EPERM, 'Operation not permitted')
 
     def test_cache_dir_deleted_while_mounted(self):
         """rm -rf of the cache directory while mounted: reads go on, byte-exact; the
