@@ -10,15 +10,21 @@ way; 0 = direct), on one cache directory:
 
   cold       first mount, empty cache: EXAMINE + UID SEARCH ALL + UID FETCH 1:* (one round trip,
              100,000 FETCH responses to parse);
-  remount    unmount, mount again: the saved listing is loaded and one EXAMINE says nothing
-             changed;
-  changed    the same after 1 new message and 10 flag changes on the server: EXAMINE, then
-             UID FETCH <old UIDNEXT>:* and UID FETCH ... (CHANGEDSINCE ...).
+  remount    unmount, mount again: the saved listing is loaded and brought up to date: with
+             QRESYNC (Dovecot has it) EXAMINE (QRESYNC (uidvalidity modseq)) + UID FETCH
+             <saved UIDNEXT>:*, pipelined; without it one EXAMINE;
+  changed    the same after a slight change on the server: 5 new messages, 5 expunged, 10
+             flag changes.  With QRESYNC still one round trip (the EXAMINE's answer names the
+             expunged and the re-flagged messages, the FETCH brings the new); with CONDSTORE
+             alone EXAMINE, then UID FETCH <old UIDNEXT>:*, UID FETCH ... (CHANGEDSINCE ...)
+             and UID SEARCH ALL (two round trips).
 
 Each row: median `ls -l` time (the mount's LIST and login are not in it), and the IMAP commands
-the daemon sent while `ls -l` ran (counted from a separate `-d` run, whose protocol trace is
-the only way to see them; a command that waits for the previous answer is one round trip).
-The machine is shared: figures are noisy.
+the daemon sent while `ls -l` ran and the round trips they took (counted from a separate `-d`
+run with watch = off, whose protocol trace is the only way to see them: a command sent after
+an answer was read starts a round trip; commands sent together share one).  IMAPFS_BIN picks
+the binary (compare an older build's figures this way).  The machine is shared: figures are
+noisy.
 """
 
 import argparse
@@ -66,6 +72,18 @@ def mounted(path):
         return any(line.split()[4] == path for line in f)
 
 
+def slight_change(d):
+    """5 new messages, 5 expunged (spread over the folder), 10 flag changes; returns the
+    number of messages the folder then has."""
+    uids = sorted(d.uids(FOLDER))
+    for i in range(5):
+        d.append(FOLDER, ('Subject: new %d\r\n\r\nnew\r\n' % i).encode())
+    d.expunge(FOLDER, [uids[k * len(uids) // 5] for k in range(5)])
+    flagged = [str(uids[k * len(uids) // 10 + 1]) for k in range(10)]
+    d.set_flags(FOLDER, flagged, ['\\Flagged'], add=True)
+    return len(d.uids(FOLDER))
+
+
 class Mount:
     def __init__(self, tmp, port, d, cache, tag, debug=False):
         self.path = os.path.join(tmp, 'mnt-' + tag)
@@ -73,8 +91,9 @@ class Mount:
         cfg = os.path.join(tmp, 'cfg-' + tag)
         with open(cfg, 'w') as f:
             f.write('[default]\nhost = 127.0.0.1\nport = %d\nuser = %s\npassword = %s\n'
-                    'ca_file = %s\ncache_dir = %s\ntimeout = 60\n'
-                    % (port, d.user, d.password, d.ca_file, cache))
+                    'ca_file = %s\ncache_dir = %s\ntimeout = 60\n%s'
+                    % (port, d.user, d.password, d.ca_file, cache,
+                       'watch = off\n' if debug else ''))
         os.chmod(cfg, 0o600)
         self.logpath = os.path.join(tmp, 'log-' + tag)
         self.logf = open(self.logpath, 'wb')
@@ -114,7 +133,8 @@ def ls_l(m, n):
 
 
 def commands_during_ls(tmp, port, d, cache, tag, n):
-    """The IMAP commands sent while ls -l ran, from a -d mount's protocol trace."""
+    """The IMAP commands sent while ls -l ran, and the round trips they took, from a -d
+    mount's protocol trace (watch = off: only the listing connection talks)."""
     m = Mount(tmp, port, d, cache, tag, debug=True)
     try:
         before = m.log_text().count('\n')
@@ -123,11 +143,18 @@ def commands_during_ls(tmp, port, d, cache, tag, n):
     finally:
         m.close()
     out = []
+    trips = 0
+    last = None
     for ln in lines:
         if ' C: ' in ln:
+            if last != 'C':
+                trips += 1
+            last = 'C'
             cmd = ln.split(' C: ', 1)[1].split(' ', 1)
             out.append(cmd[1][:60].replace('\\r\\n', '') if len(cmd) > 1 else cmd[0])
-    return out
+        elif ' S: ' in ln:
+            last = 'S'
+    return out, trips
 
 
 def main():
@@ -145,6 +172,7 @@ def main():
     try:
         log('seeding %d messages...' % args.messages)
         write_maildir(d, FOLDER, args.messages)
+        n = args.messages
         for rtt in [int(x) for x in args.rtt_ms.split(',')]:
             proxy = None
             port = d.port_imaps
@@ -155,42 +183,26 @@ def main():
             try:
                 for kind in ('cold', 'remount', 'changed'):
                     times = []
-                    for k in range(args.repeat):
-                        cache = os.path.join(tmp, 'cache-%d-%s-%d' % (rtt, kind, k))
+                    for k in list(range(args.repeat)) + ['count']:
+                        cache = os.path.join(tmp, 'cache-%d-%s-%s' % (rtt, kind, k))
                         if kind != 'cold':  # a previous mount saved the listing
-                            m = Mount(tmp, port, d, cache, 'prep-%d-%s-%d' % (rtt, kind, k))
-                            ls_l(m, args.messages)
+                            m = Mount(tmp, port, d, cache, 'prep-%d-%s-%s' % (rtt, kind, k))
+                            ls_l(m, n)
                             m.close()
-                        n = args.messages
                         if kind == 'changed':
-                            uid = d.append(FOLDER, b'Subject: new\r\n\r\nnew\r\n')
-                            d.set_flags(FOLDER, [str(u) for u in range(1, 11)], ['\\Flagged'],
-                                        add=k % 2 == 0)
-                            n += 1
-                        m = Mount(tmp, port, d, cache, '%d-%s-%d' % (rtt, kind, k))
+                            n = slight_change(d)
+                        if k == 'count':
+                            cmds, trips = commands_during_ls(
+                                tmp, port, d, cache, 'count-%d-%s' % (rtt, kind), n)
+                            continue
+                        m = Mount(tmp, port, d, cache, '%d-%s-%s' % (rtt, kind, k))
                         try:
                             times.append(ls_l(m, n))
                         finally:
                             m.close()
-                        if kind == 'changed':
-                            d.expunge(FOLDER, [uid])
-                    cache = os.path.join(tmp, 'cache-%d-%s-count' % (rtt, kind))
-                    n = args.messages
-                    if kind != 'cold':
-                        m = Mount(tmp, port, d, cache, 'prep-%d-%s-count' % (rtt, kind))
-                        ls_l(m, n)
-                        m.close()
-                    if kind == 'changed':
-                        uid = d.append(FOLDER, b'Subject: new\r\n\r\nnew\r\n')
-                        d.set_flags(FOLDER, [str(u) for u in range(1, 11)], ['\\Seen'],
-                                    add=False)
-                        n += 1
-                    cmds = commands_during_ls(tmp, port, d, cache, 'count-%d-%s' % (rtt, kind),
-                                              n)
-                    if kind == 'changed':
-                        d.expunge(FOLDER, [uid])
-                    rows.append((rtt, kind, statistics.median(times), times, cmds))
-                    log('%3d ms %-8s %.2f s  %s' % (rtt, kind, statistics.median(times), cmds))
+                    rows.append((rtt, kind, statistics.median(times), times, cmds, trips))
+                    log('%3d ms %-8s %.2f s  %d round trip(s): %s'
+                        % (rtt, kind, statistics.median(times), trips, cmds))
             finally:
                 if proxy is not None:
                     proxy.close()
@@ -199,11 +211,12 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     print('ls -l of a %d-message folder (median of %d; the machine is shared: noisy)'
           % (args.messages, args.repeat))
-    print('| RTT | mount | ls -l | runs | IMAP commands during ls -l |')
-    print('|---|---|---|---|---|')
-    for rtt, kind, med, times, cmds in rows:
-        print('| %d ms | %s | %.2f s | %s | %d: %s |' % (
-            rtt, kind, med, ' '.join('%.2f' % t for t in times), len(cmds), '; '.join(cmds)))
+    print('| RTT | mount | ls -l | runs | round trips | IMAP commands during ls -l |')
+    print('|---|---|---|---|---|---|')
+    for rtt, kind, med, times, cmds, trips in rows:
+        print('| %d ms | %s | %.2f s | %s | %d | %d: %s |' % (
+            rtt, kind, med, ' '.join('%.2f' % t for t in times), trips, len(cmds),
+            '; '.join(cmds)))
 
 
 if __name__ == '__main__':

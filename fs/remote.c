@@ -9,12 +9,15 @@
 static uint64_t stat_bodies, stat_bytes;
 
 /* Offline state (see remote.h), one per process like the counters above: a daemon talks to
- * one server.  off_lock guards the fields after it; it is a leaf lock. */
+ * one server.  off_lock guards the fields after it; under it only a pool's lock is taken
+ * (imap_pool_interrupt, when going offline), and it is never taken under a pool's lock. */
 static GMutex off_lock;
 static GCond off_changed;       /* signalled when the daemon goes offline */
 static bool off_now;
 static uint64_t off_periods;    /* times the daemon went offline */
 static uint64_t off_fast;       /* atomic: calls failed at once because offline */
+static GPtrArray *off_pools;    /* the reconnector's pools (borrowed), interrupted when going
+                                 * offline; NULL without a reconnector */
 
 bool ifs_remote_unreachable_error(int err)
 {
@@ -44,6 +47,15 @@ void ifs_remote_set_offline(const char *why, bool say)
 		if (say)
 			g_message("offline: serving what is known and cached until the server "
 			          "answers again (%s)", why);
+		/* calls already waiting on other connections to the server give up now rather
+		 * than each after its own timeout */
+		for (guint i = 0; off_pools != NULL && i < off_pools->len; i++) {
+			bool seen = false; /* pools may be shared (few connections) */
+			for (guint k = 0; k < i; k++)
+				seen = seen || off_pools->pdata[k] == off_pools->pdata[i];
+			if (!seen)
+				imap_pool_interrupt(off_pools->pdata[i], why);
+		}
 		g_cond_broadcast(&off_changed);
 	}
 	g_mutex_unlock(&off_lock);
@@ -113,7 +125,31 @@ static int with_conn(struct imap_pool *pool, const char *what, remote_fn fn, voi
 			return to_fuse_errno(ret == -ENOENT ? -EIO : ret);
 		}
 		ret = fn(conn, ctx);
+		if (ret == -ETIMEDOUT && ifs_remote_offline()) {
+			/* another call has found the server silent meanwhile: said already */
+			g_debug("%s: %s", what, imap_conn_error(conn));
+			imap_pool_release(pool, conn);
+			__atomic_fetch_add(&off_fast, 1, __ATOMIC_RELAXED);
+			return -EIO;
+		}
+		if (ret == -ETIMEDOUT) {
+			/* The server stopped answering for `timeout`: it cannot be reached.  Going
+			 * offline now makes the calls waiting on other connections give up, and
+			 * no later call waits for the timeout again (issue 12). */
+			g_warning("%s: %s", what, imap_conn_error(conn));
+			ifs_remote_set_offline(imap_conn_error(conn), true);
+			imap_pool_release(pool, conn);
+			return -EIO;
+		}
 		retry = attempt == 0 && ret == -ECONNABORTED && imap_conn_is_broken(conn);
+		if (ifs_remote_offline() && ifs_remote_unreachable_error(ret)) {
+			/* given up because the daemon went offline meanwhile (interrupted): as if it
+			 * had been offline from the start, and no retry */
+			g_debug("%s: %s", what, imap_conn_error(conn));
+			imap_pool_release(pool, conn);
+			__atomic_fetch_add(&off_fast, 1, __ATOMIC_RELAXED);
+			return -EIO;
+		}
 		/* A connection the server had closed is retried quietly; a failure that stands is
 		 * worth a warning. */
 		if (retry)
@@ -149,6 +185,7 @@ struct listing_ctx {
 	struct ifs_listing_state st;
 	GArray *uids;  /* from SEARCH, ascending; NULL: accept every UID */
 	GArray *msgs;
+	GArray *flag_changes; /* QRESYNC: known messages' new flags (size and date unset) */
 	bool unchanged;
 };
 
@@ -242,6 +279,10 @@ static struct ifs_msg_attr *find_attr(GArray *msgs, uint32_t uid)
 	return bsearch(&key, msgs->data, msgs->len, sizeof(struct ifs_msg_attr), cmp_attr);
 }
 
+static int keep_listed(struct imap_conn *conn, struct listing_ctx *ctx);
+static void append_copies(GArray *dst, const GArray *src);
+static int settle(struct imap_conn *conn, struct listing_ctx *ctx, GArray *msgs);
+
 /* RFC 7162: only what changed since the previous listing. */
 static int incremental_listing(struct imap_conn *conn, struct listing_ctx *ctx)
 {
@@ -266,19 +307,39 @@ static int incremental_listing(struct imap_conn *conn, struct listing_ctx *ctx)
 	msgs = g_array_sized_new(FALSE, FALSE, sizeof(struct ifs_msg_attr),
 	                         ctx->prev_msgs->len + changes->len);
 	g_array_set_clear_func(msgs, msg_attr_clear);
-	for (guint i = 0; i < ctx->prev_msgs->len; i++) {
-		struct ifs_msg_attr m = g_array_index(ctx->prev_msgs, struct ifs_msg_attr, i);
+	append_copies(msgs, ctx->prev_msgs);
+	return settle(conn, ctx, msgs);
+}
+
+/* Append copies (flags too) of src's messages to dst. */
+static void append_copies(GArray *dst, const GArray *src)
+{
+	for (guint i = 0; i < src->len; i++) {
+		struct ifs_msg_attr m = g_array_index(src, struct ifs_msg_attr, i);
 		m.flags = g_strdup(m.flags);
-		g_array_append_val(msgs, m);
+		g_array_append_val(dst, m);
 	}
-	for (guint i = 0; i < changes->len; i++) {
-		struct ifs_msg_attr m = g_array_index(changes, struct ifs_msg_attr, i);
-		m.flags = g_strdup(m.flags);
-		g_array_append_val(msgs, m);
-	}
+}
+
+/* msgs (taken) holds the previous listing brought up to date: append the changes the server
+ * reported with every attribute (ctx->msgs, which win in sort_unique), make it ctx->msgs,
+ * and check it against EXISTS. */
+static int settle(struct imap_conn *conn, struct listing_ctx *ctx, GArray *msgs)
+{
+	append_copies(msgs, ctx->msgs);
 	sort_unique(msgs);
 	g_array_unref(ctx->msgs);
 	ctx->msgs = msgs;
+	return keep_listed(conn, ctx);
+}
+
+/* ctx->msgs, the previous listing updated with the changes, should hold EXISTS messages; if
+ * not, ask which UIDs are left (ctx->uids when a SEARCH ALL went along already). */
+static int keep_listed(struct imap_conn *conn, struct listing_ctx *ctx)
+{
+	GArray *msgs = ctx->msgs;
+	int ret;
+
 	if (msgs->len != ctx->st.exists) {
 		/* Something was expunged (or arrived meanwhile): which UIDs are still there? */
 		GArray *keep;
@@ -345,6 +406,65 @@ static void set_state(struct listing_ctx *ctx, const struct imap_mailbox_status 
 	ctx->st.highestmodseq = st->highestmodseq;
 }
 
+static int flag_change_cb(uint32_t uid, char **flags, void *p)
+{
+	struct listing_ctx *ctx = p;
+	struct imap_msg_attrs a = {.uid = uid, .flags = flags};
+
+	append_attr(ctx->flag_changes, &a);
+	return 0;
+}
+
+/* QRESYNC (RFC 7162): expunges, flag changes and new mail since the previous listing in one
+ * round trip (imap_examine_qresync).  -EOPNOTSUPP: the server would not; nothing was
+ * learnt, and the connection examines nothing. */
+static int qresync_listing(struct imap_conn *conn, struct listing_ctx *ctx)
+{
+	const struct ifs_listing_state *prev = ctx->prev;
+	const struct imap_resync_sink sink = {flag_change_cb, attrs_cb, ctx};
+	struct imap_mailbox_status st;
+	GArray *vanished = NULL, *msgs;
+	int ret;
+
+	ret = imap_examine_qresync(conn, ctx->raw_name, prev->uidvalidity, prev->highestmodseq,
+	                           prev->uidnext, &st, &vanished, &sink);
+	if (ret < 0 && ret != -ESTALE)
+		return ret;
+	set_state(ctx, &st);
+	if (ret == -ESTALE) /* another life of the folder: nothing of the old one holds */
+		return full_listing(conn, ctx);
+	if (listing_unchanged(ctx)) {
+		ctx->unchanged = true;
+		g_array_unref(vanished);
+		return 0;
+	}
+	/* the previous listing without what vanished, with the new flags, then the new mail
+	 * (which wins in sort_unique) */
+	sort_unique(ctx->flag_changes);
+	msgs = g_array_sized_new(FALSE, FALSE, sizeof(struct ifs_msg_attr),
+	                         ctx->prev_msgs->len + ctx->msgs->len);
+	g_array_set_clear_func(msgs, msg_attr_clear);
+	for (guint i = 0; i < ctx->prev_msgs->len; i++) {
+		struct ifs_msg_attr m = g_array_index(ctx->prev_msgs, struct ifs_msg_attr, i);
+		struct ifs_msg_attr *changed = find_attr(ctx->flag_changes, m.uid);
+		if (imap_uid_ranges_contain(vanished, m.uid))
+			continue;
+		m.flags = g_strdup(changed != NULL ? changed->flags : m.flags);
+		g_array_append_val(msgs, m);
+	}
+	g_array_unref(vanished);
+	return settle(conn, ctx, msgs);
+}
+
+/* May the previous listing be brought up to date with QRESYNC on conn? */
+static bool can_resync(struct imap_conn *conn, const struct listing_ctx *ctx)
+{
+	const struct ifs_listing_state *prev = ctx->prev;
+
+	return prev != NULL && ctx->prev_msgs != NULL && imap_conn_qresync(conn) &&
+	       prev->uidvalidity != 0 && prev->uidnext != 0 && prev->highestmodseq != 0;
+}
+
 static int listing_fn(struct imap_conn *conn, void *p)
 {
 	struct listing_ctx *ctx = p;
@@ -353,7 +473,16 @@ static int listing_fn(struct imap_conn *conn, void *p)
 
 	g_clear_pointer(&ctx->uids, g_array_unref);
 	g_array_set_size(ctx->msgs, 0);
+	g_array_set_size(ctx->flag_changes, 0);
 	ctx->unchanged = false;
+	if (can_resync(conn, ctx)) {
+		ret = qresync_listing(conn, ctx);
+		if (ret != -EOPNOTSUPP)
+			return ret;
+		/* the server would not after all: as without QRESYNC */
+		g_clear_pointer(&ctx->uids, g_array_unref);
+		g_array_set_size(ctx->msgs, 0);
+	}
 	if (ctx->prev == NULL) {
 		/* A first listing needs nothing from the EXAMINE to know what to ask next: all
 		 * three commands in one round trip. */
@@ -394,9 +523,12 @@ int ifs_remote_listing(struct imap_pool *pool, const char *raw_name,
 
 	ctx.msgs = g_array_new(FALSE, FALSE, sizeof(struct ifs_msg_attr));
 	g_array_set_clear_func(ctx.msgs, msg_attr_clear);
+	ctx.flag_changes = g_array_new(FALSE, FALSE, sizeof(struct ifs_msg_attr));
+	g_array_set_clear_func(ctx.flag_changes, msg_attr_clear);
 	ret = with_conn(pool, what, listing_fn, &ctx);
 	g_free(what);
 	g_clear_pointer(&ctx.uids, g_array_unref);
+	g_array_unref(ctx.flag_changes);
 	if (ret < 0 || ctx.unchanged) {
 		g_array_unref(ctx.msgs);
 		ctx.msgs = NULL;
@@ -681,6 +813,9 @@ struct ifs_reconnector *ifs_remote_reconnector_new(struct imap_pool *probe,
 	r->pools = g_ptr_array_new();
 	for (unsigned i = 0; i < n; i++)
 		g_ptr_array_add(r->pools, pools[i]);
+	g_mutex_lock(&off_lock);
+	off_pools = r->pools;
+	g_mutex_unlock(&off_lock);
 	r->thread = g_thread_new("reconnect", reconnect_thread, r);
 	return r;
 }
@@ -691,6 +826,7 @@ void ifs_remote_reconnector_free(struct ifs_reconnector *r)
 		return;
 	g_mutex_lock(&off_lock);
 	r->stop = true;
+	off_pools = NULL;
 	g_cond_broadcast(&off_changed);
 	g_mutex_unlock(&off_lock);
 	g_thread_join(r->thread);

@@ -38,7 +38,12 @@ struct ifs_listing_state {
 /* A folder's listing.  Without prev (NULL): EXAMINE raw_name, UID SEARCH ALL, one UID FETCH
  * of the attributes, all three in one round trip (imap_examine_list_all).  With prev (the state and messages of the previous listing; prev_msgs
  * borrowed, not modified) a re-listing costs O(changes):
- *   - EXAMINE shows the same UIDVALIDITY, UIDNEXT (known), EXISTS and HIGHESTMODSEQ, and
+ *   - with QRESYNC enabled on the connection and prev made under CONDSTORE: one round trip
+ *     whatever changed (imap_examine_qresync: the EXAMINE names what vanished and what was
+ *     re-flagged since prev.highestmodseq, a pipelined UID FETCH prev.uidnext:* brings new
+ *     mail); unchanged when the numbers below are equal; another UIDVALIDITY: the full
+ *     listing; a result that does not add up to EXISTS: UID SEARCH ALL as below;
+ *   - else EXAMINE; it shows the same UIDVALIDITY, UIDNEXT (known), EXISTS and HIGHESTMODSEQ, and
  *     prev_msgs holds EXISTS messages: unchanged, one command, *msgs_r = NULL;
  *   - else with CONDSTORE (both HIGHESTMODSEQs non-zero): UID FETCH prev.uidnext:* for new
  *     mail, UID FETCH 1:prev.uidnext-1 (CHANGEDSINCE prev.highestmodseq) for flag changes,

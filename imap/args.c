@@ -259,6 +259,75 @@ bool imap_seqset_expand(const char *set, GArray *out, size_t max_count)
 	return true;
 }
 
+static gint cmp_range(gconstpointer a, gconstpointer b)
+{
+	const struct imap_uid_range *x = a, *y = b;
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+bool imap_seqset_ranges(const char *set, GArray *ranges)
+{
+	const char *p = set;
+	for (;;) {
+		struct imap_uid_range r;
+		if (!set_number(&p, &r.lo, false))
+			return false;
+		r.hi = r.lo;
+		if (*p == ':') {
+			p++;
+			if (!set_number(&p, &r.hi, false))
+				return false;
+		}
+		if (r.lo > r.hi) {
+			uint32_t t = r.lo;
+			r.lo = r.hi;
+			r.hi = t;
+		}
+		g_array_append_val(ranges, r);
+		if (*p == '\0')
+			break;
+		if (*p != ',')
+			return false;
+		p++;
+	}
+	return true;
+}
+
+void imap_uid_ranges_normalise(GArray *ranges)
+{
+	guint w = 0;
+
+	g_array_sort(ranges, cmp_range);
+	for (guint r = 0; r < ranges->len; r++) {
+		struct imap_uid_range cur = g_array_index(ranges, struct imap_uid_range, r);
+		struct imap_uid_range *last =
+		    w > 0 ? &g_array_index(ranges, struct imap_uid_range, w - 1) : NULL;
+		/* overlapping or adjacent: one range */
+		if (last != NULL && (uint64_t)cur.lo <= (uint64_t)last->hi + 1) {
+			if (cur.hi > last->hi)
+				last->hi = cur.hi;
+			continue;
+		}
+		g_array_index(ranges, struct imap_uid_range, w++) = cur;
+	}
+	g_array_set_size(ranges, w);
+}
+
+bool imap_uid_ranges_contain(const GArray *ranges, uint32_t uid)
+{
+	guint lo = 0, hi = ranges->len;
+
+	/* the last range starting at or below uid */
+	while (lo < hi) {
+		guint mid = lo + (hi - lo) / 2;
+		if (g_array_index(ranges, struct imap_uid_range, mid).lo <= uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo > 0 && g_array_index(ranges, struct imap_uid_range, lo - 1).hi >= uid;
+}
+
 bool imap_uidset_contains(const char *set, uint32_t uid)
 {
 	const char *p = set;

@@ -150,6 +150,12 @@ int imap_examine_cb(struct imap_conn *conn, const struct imap_response *resp, vo
 int imap_examine_begin(struct imap_conn *conn, const char *raw_name, struct imap_cmd **cmd_r,
                          struct imap_mailbox_status *st_r)
 {
+	return imap_examine_begin_params(conn, raw_name, NULL, cmd_r, st_r);
+}
+
+int imap_examine_begin_params(struct imap_conn *conn, const char *raw_name, const char *params,
+                              struct imap_cmd **cmd_r, struct imap_mailbox_status *st_r)
+{
 	memset(st_r, 0, sizeof(*st_r));
 	*cmd_r = NULL;
 	if (conn->broken)
@@ -162,8 +168,12 @@ int imap_examine_begin(struct imap_conn *conn, const char *raw_name, struct imap
 		return imap_conn_fail_errno(conn, -EINVAL, false,
 		                            "mailbox name contains CR, LF or NUL");
 	}
-	if (imap_conn_has_cap(conn, "CONDSTORE"))
+	if (params != NULL) {
+		imap_cmd_add_text(cmd, " ");
+		imap_cmd_add_text(cmd, params);
+	} else if (imap_conn_has_cap(conn, "CONDSTORE")) {
 		imap_cmd_add_text(cmd, " (CONDSTORE)");
+	}
 	*cmd_r = cmd;
 	return 0;
 }
@@ -446,6 +456,23 @@ static bool fetch_uid(const struct imap_arg *list, uint32_t *uid_r)
 	return true;
 }
 
+/* MODSEQ (nullable) and FLAGS (a list) of a FETCH into at_r (flags: a new array of strings
+ * borrowed from the response). */
+static void fetch_modseq_flags(const struct imap_arg *modseq, const struct imap_arg *flags,
+                               struct imap_msg_attrs *at_r)
+{
+	if (modseq != NULL && modseq->type == IMAP_ARG_LIST && modseq->len == 1)
+		imap_arg_number(&modseq->u.items[0], &at_r->modseq);
+	char **fl = g_new0(char *, flags->len + 1);
+	unsigned nf = 0;
+	for (unsigned i = 0; i < flags->len; i++) {
+		const char *f = imap_arg_str(&flags->u.items[i]);
+		if (f != NULL)
+			fl[nf++] = (char *)f;
+	}
+	at_r->flags = fl;
+}
+
 int imap_parse_attrs(struct imap_conn *conn, const struct imap_response *resp,
                      struct imap_msg_attrs *at_r)
 {
@@ -465,16 +492,25 @@ int imap_parse_attrs(struct imap_conn *conn, const struct imap_response *resp,
 	    !parse_internaldate(ds, &at_r->internaldate) || flags->type != IMAP_ARG_LIST)
 		return imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
 		                      "malformed FETCH response from %s", conn->host);
-	if (modseq != NULL && modseq->type == IMAP_ARG_LIST && modseq->len == 1)
-		imap_arg_number(&modseq->u.items[0], &at_r->modseq);
-	char **fl = g_new0(char *, flags->len + 1);
-	unsigned nf = 0;
-	for (unsigned i = 0; i < flags->len; i++) {
-		const char *f = imap_arg_str(&flags->u.items[i]);
-		if (f != NULL)
-			fl[nf++] = (char *)f;
-	}
-	at_r->flags = fl;
+	fetch_modseq_flags(modseq, flags, at_r);
+	return 1;
+}
+
+int imap_parse_flag_change(struct imap_conn *conn, const struct imap_response *resp,
+                           struct imap_msg_attrs *at_r)
+{
+	const struct imap_arg *list = fetch_list(resp);
+	memset(at_r, 0, sizeof(*at_r));
+	if (list == NULL || !fetch_uid(list, &at_r->uid))
+		return 0;
+	const struct imap_arg *flags = fetch_item(list, "FLAGS");
+	if (flags == NULL || (fetch_item(list, "RFC822.SIZE") != NULL &&
+	                      fetch_item(list, "INTERNALDATE") != NULL))
+		return 0; /* no flags, or every attribute (imap_parse_attrs) */
+	if (flags->type != IMAP_ARG_LIST)
+		return imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
+		                      "malformed FETCH response from %s", conn->host);
+	fetch_modseq_flags(fetch_item(list, "MODSEQ"), flags, at_r);
 	return 1;
 }
 

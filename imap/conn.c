@@ -183,6 +183,10 @@ int imap_connect_addrinfo(const struct addrinfo *ai, unsigned timeout_ms, int *f
 
 static int io_error(struct imap_conn *conn, int err, const char *doing)
 {
+	if (__atomic_load_n(&conn->interrupted, __ATOMIC_ACQUIRE))
+		return imap_conn_fail(conn, IMAP_OUTCOME_LOST, NULL,
+		                      "gave up waiting for %s: the server stopped answering",
+		                      conn->host);
 	if (err == -ETIMEDOUT)
 		return imap_conn_fail(conn, IMAP_OUTCOME_TIMEOUT, NULL,
 		                      "timed out after %u ms %s %s", conn->timeout_ms, doing,
@@ -249,7 +253,8 @@ static int read_more(struct imap_conn *conn)
 				/* includes OpenSSL 3's "unexpected eof while reading" */
 				g_byte_array_set_size(conn->rbuf, old);
 				if (ERR_GET_REASON(ERR_peek_last_error()) ==
-				    SSL_R_UNEXPECTED_EOF_WHILE_READING)
+				        SSL_R_UNEXPECTED_EOF_WHILE_READING ||
+				    __atomic_load_n(&conn->interrupted, __ATOMIC_ACQUIRE))
 					return io_error(conn, 0, "reading from");
 				return imap_conn_fail(conn, IMAP_OUTCOME_LOST, NULL,
 				                      "TLS error reading from %s: %s", conn->host,
@@ -340,6 +345,23 @@ static int write_all(struct imap_conn *conn, const void *data, size_t len)
 
 /* ---- responses ------------------------------------------------------------------------ */
 
+/* Is resp the tagged answer to the ENABLE QRESYNC sent after the login (enable_qresync)?
+ * Then it is taken here (freed), so no command sees an answer it did not ask for. */
+static bool enable_answered(struct imap_conn *conn, struct imap_response *resp)
+{
+	if (conn->enable_tag[0] == '\0' || resp->kind != IMAP_RESP_TAGGED ||
+	    strcmp(resp->tag, conn->enable_tag) != 0)
+		return false;
+	conn->enable_tag[0] = '\0';
+	/* "* ENABLED QRESYNC" came before it (handle_untagged) unless the server declined */
+	if (conn->qresync != IMAP_QRESYNC_ON) {
+		conn->qresync = IMAP_QRESYNC_OFF;
+		g_debug("server %s did not enable QRESYNC", conn->host);
+	}
+	imap_response_free(resp);
+	return true;
+}
+
 /* Read the next complete response. */
 static int read_response(struct imap_conn *conn, struct imap_response **resp_r)
 {
@@ -353,7 +375,10 @@ static int read_response(struct imap_conn *conn, struct imap_response **resp_r)
 			conn->rpos += used;
 			if (r == IMAP_PARSE_OK) {
 				trace("S:", start, used);
-				return 0;
+				if (!enable_answered(conn, *resp_r))
+					return 0;
+				*resp_r = NULL;
+				continue;
 			}
 			if (r == IMAP_PARSE_BAD) {
 				int err = imap_parser_errno(conn->parser);
@@ -419,6 +444,12 @@ static void handle_untagged(struct imap_conn *conn, const struct imap_response *
 	}
 	if (resp->nargs >= 1 && imap_arg_is_atom(&resp->args[0], "CAPABILITY"))
 		imap_conn_set_caps_from_args(conn, resp->args + 1, resp->nargs - 1);
+	if (resp->nargs >= 1 && imap_arg_is_atom(&resp->args[0], "ENABLED") &&
+	    conn->qresync == IMAP_QRESYNC_ASKED) {
+		for (unsigned i = 1; i < resp->nargs; i++)
+			if (imap_arg_is_atom(&resp->args[i], "QRESYNC"))
+				conn->qresync = IMAP_QRESYNC_ON;
+	}
 }
 
 /* An untagged response during a command: the connection's bookkeeping, then the caller's
@@ -910,6 +941,22 @@ static int starttls(struct imap_conn *conn, const char *ca_file)
 	return capability(conn);
 }
 
+/* ENABLE QRESYNC (RFC 7162), so that a re-listing can ask for what changed in its EXAMINE
+ * (imap_examine_qresync).  ENABLE is only valid before a mailbox is selected, so it goes
+ * right after the login; it is sent without waiting for its answer (read_response takes that
+ * when the next command reads), so opening a connection costs no round trip more. */
+static int enable_qresync(struct imap_conn *conn)
+{
+	char line[48];
+
+	conn->next_tag++;
+	g_snprintf(conn->enable_tag, sizeof(conn->enable_tag), "A%04u", conn->next_tag);
+	g_snprintf(line, sizeof(line), "%s ENABLE QRESYNC\r\n", conn->enable_tag);
+	trace("C:", line, strlen(line));
+	conn->qresync = IMAP_QRESYNC_ASKED;
+	return write_all(conn, line, strlen(line));
+}
+
 static void ignore_sigpipe_once(void)
 {
 	/* OpenSSL writes to the socket with write(), which raises SIGPIPE when the server has
@@ -1006,6 +1053,9 @@ int imap_conn_open(const struct imap_config *cfg, struct imap_conn **conn_r, cha
 	/* capabilities often grow after login; the tagged OK may have carried them */
 	if (!conn->caps_fresh && (err = capability(conn)) < 0)
 		goto fail;
+	if (imap_conn_has_cap(conn, "QRESYNC") && imap_conn_has_cap(conn, "ENABLE") &&
+	    (err = enable_qresync(conn)) < 0)
+		goto fail;
 	*conn_r = conn;
 	return 0;
 
@@ -1029,6 +1079,14 @@ void imap_conn_close(struct imap_conn *conn)
 	conn_free(conn);
 }
 
+void imap_conn_interrupt(struct imap_conn *conn)
+{
+	__atomic_store_n(&conn->interrupted, 1, __ATOMIC_RELEASE);
+	/* wakes the owner's poll(); its next recv()/send() fails, and io_error says why */
+	if (conn->fd >= 0)
+		shutdown(conn->fd, SHUT_RDWR);
+}
+
 const char *imap_conn_error(const struct imap_conn *conn)
 {
 	return conn->error->str;
@@ -1045,6 +1103,11 @@ bool imap_conn_has_cap(const struct imap_conn *conn, const char *cap)
 	bool r = g_hash_table_contains(conn->caps, up);
 	g_free(up);
 	return r;
+}
+
+bool imap_conn_qresync(const struct imap_conn *conn)
+{
+	return conn->qresync != IMAP_QRESYNC_OFF;
 }
 
 const char *imap_conn_mailbox(const struct imap_conn *conn)

@@ -182,6 +182,12 @@ bool imap_uidset_valid(const char *set);
  * result).  Ranges may be written high:low.  false if malformed or absurdly large (more than
  * max_count numbers). */
 bool imap_seqset_expand(const char *set, GArray *out, size_t max_count);
+/* Append the ranges of a sequence set of numbers (no '*'; "a:b" in either order) to ranges
+ * (struct imap_uid_range), as written: no expansion, so "1:4294967295" is one entry.  false
+ * if malformed. */
+bool imap_seqset_ranges(const char *set, GArray *ranges);
+/* Sort ranges and merge overlapping or adjacent ones (imap_uid_ranges_contain needs that). */
+void imap_uid_ranges_normalise(GArray *ranges);
 /* Does uidset (validated) contain uid?  '*' matches anything from its range start. */
 bool imap_uidset_contains(const char *set, uint32_t uid);
 
@@ -268,7 +274,19 @@ struct imap_conn {
 	char *bye_text;   /* text of an untagged BYE, for the error message */
 	char cur_tag[16]; /* tag of the command in progress */
 	GString *error;
+	/* ENABLE QRESYNC is sent right after the login without waiting for its answer, which the
+	 * next command's reading absorbs (enable_tag: its tag until then, else empty). */
+	char enable_tag[16];
+	enum { IMAP_QRESYNC_OFF = 0, IMAP_QRESYNC_ASKED, IMAP_QRESYNC_ON } qresync;
+	int interrupted; /* atomic: imap_conn_interrupt was called (from another thread) */
 };
+
+/* Make the thread that uses conn give up at once: its socket is shut down, so a wait for the
+ * server ends and the call fails with -ECONNABORTED ("gave up ...").  The one call that may
+ * come from another thread than conn's owner; the caller guarantees conn is not freed
+ * meanwhile (the pool holds its lock, and frees a connection only after taking it out of its
+ * busy list under that lock). */
+void imap_conn_interrupt(struct imap_conn *conn);
 
 /* Run one command (cmd already formatted after the tag; imap_cmd_finish not yet called).
  * untagged responses go to cb (nullable) after the connection's own bookkeeping (CAPABILITY,
@@ -324,6 +342,10 @@ int imap_examine_cb(struct imap_conn *conn, const struct imap_response *resp, vo
  * EXAMINE has ended OK and imap_examine_finish recorded it. */
 int imap_examine_begin(struct imap_conn *conn, const char *raw_name, struct imap_cmd **cmd_r,
                        struct imap_mailbox_status *st_r);
+/* The same with select parameters params ("(QRESYNC (...))", sent as they are) instead of
+ * the default "(CONDSTORE)" when offered. */
+int imap_examine_begin_params(struct imap_conn *conn, const char *raw_name, const char *params,
+                              struct imap_cmd **cmd_r, struct imap_mailbox_status *st_r);
 int imap_examine_finish(struct imap_conn *conn, const char *raw_name,
                         const struct imap_examine_ctx *ex, struct imap_mailbox_status *st_r);
 
@@ -343,6 +365,12 @@ struct imap_cmd *imap_fetch_attrs_cmd(const struct imap_conn *conn, const char *
  * new, g_free; the strings borrowed from resp); 0 for anything else; -errno if malformed. */
 int imap_parse_attrs(struct imap_conn *conn, const struct imap_response *resp,
                      struct imap_msg_attrs *at_r);
+/* An untagged FETCH with UID and FLAGS but not every attribute of imap_fetch_attrs_cmd (a flag
+ * change the server reports on its own, as QRESYNC's EXAMINE does): 1 and at_r->uid,
+ * ->flags (new array, g_free; strings borrowed from resp), ->modseq set; 0 for anything
+ * else; -errno if malformed. */
+int imap_parse_flag_change(struct imap_conn *conn, const struct imap_response *resp,
+                           struct imap_msg_attrs *at_r);
 
 /* Serialise q after the command text so far (search.c).  -EINVAL if a value cannot be sent. */
 int imap_search_format(struct imap_cmd *cmd, const struct imap_search *q,

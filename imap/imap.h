@@ -3,7 +3,7 @@
  * A small, read-only IMAP4rev1 (RFC 3501, also talks to RFC 9051 servers) client: connect over
  * implicit TLS or STARTTLS with verification always on, log in, LIST, EXAMINE, UID SEARCH,
  * UID FETCH (attributes, BODY.PEEK[] streamed), NOOP, IDLE, NOTIFY (with ENABLE CONDSTORE),
- * LOGOUT.  It never sends a command that
+ * ENABLE QRESYNC and EXAMINE (QRESYNC ...) for one-round-trip re-listings, LOGOUT.  It never sends a command that
  * changes the server: no SELECT, no STORE, no non-PEEK body fetch.  It knows nothing of FUSE or
  * MIME and depends on OpenSSL and GLib only.
  *
@@ -173,6 +173,12 @@ struct imap_mailbox_status {
  * The connection remembers the mailbox; UID SEARCH/FETCH then act on it. */
 int imap_examine(struct imap_conn *conn, const char *raw_name, struct imap_mailbox_status *st_r);
 
+/* Is QRESYNC (RFC 7162) enabled on conn, so that imap_examine_qresync can be used?  A
+ * connection asks for it right after its login when the server offers QRESYNC and ENABLE
+ * (the ENABLE is pipelined: opening costs no round trip more); true from then on unless the
+ * server has declined.  Such a connection hears of expunges as VANISHED, never EXPUNGE. */
+bool imap_conn_qresync(const struct imap_conn *conn);
+
 /* The raw name of the mailbox currently examined, or NULL.  Borrowed. */
 const char *imap_conn_mailbox(const struct imap_conn *conn);
 
@@ -245,6 +251,49 @@ int imap_uid_fetch_changes(struct imap_conn *conn, uint32_t uidnext, bool new_ma
 int imap_examine_list_all(struct imap_conn *conn, const char *raw_name,
                           struct imap_mailbox_status *st_r, GArray **uids_r, imap_attrs_cb cb,
                           void *ctx);
+
+/* A range of UIDs, lo <= hi. */
+struct imap_uid_range {
+	uint32_t lo, hi;
+};
+
+/* Is uid in ranges (struct imap_uid_range, ascending, not overlapping: as
+ * imap_examine_qresync returns them)?  Binary search. */
+bool imap_uid_ranges_contain(const GArray *ranges, uint32_t uid);
+
+/* What imap_examine_qresync reports, as it learns it. */
+struct imap_resync_sink {
+	/* a message whose flags changed since the given HIGHESTMODSEQ (flags NULL-terminated,
+	 * borrowed for the call); may be a UID at or above the given UIDNEXT (which also comes
+	 * to attrs), or one the caller never saw */
+	int (*flags)(uint32_t uid, char **flags, void *ctx);
+	/* every attribute (as imap_uid_fetch_attrs) of each message at or above UIDNEXT, and of
+	 * the highest UID when it is below ("n:*") */
+	imap_attrs_cb attrs;
+	void *ctx;
+};
+
+/* Re-list raw_name in one round trip from a listing made when it had UIDVALIDITY uidvalidity,
+ * HIGHESTMODSEQ modseq (non-zero) and UIDNEXT uidnext (non-zero), with QRESYNC (RFC 7162;
+ * imap_conn_qresync must be true): EXAMINE raw_name (QRESYNC (uidvalidity modseq)), whose
+ * answer names the messages expunged since (VANISHED (EARLIER)) and the flags of those
+ * changed since, pipelined with UID FETCH uidnext:* of the attributes of new mail.  Callbacks
+ * run only once the EXAMINE has ended OK with UIDVALIDITY uidvalidity: first sink->flags for
+ * every change the EXAMINE reported, then sink->attrs.  *vanished_r: a new GArray of struct
+ * imap_uid_range (caller unrefs), the UIDs reported expunged since modseq, ascending, merged;
+ * it may name UIDs the caller never saw (servers may report more than were expunged).  Only
+ * the EXAMINE's own answers count: a change the server reports later (during the FETCH) is
+ * left to the next re-listing, whose modseq is this EXAMINE's HIGHESTMODSEQ.  *st_r as
+ * imap_examine; the connection examines raw_name afterwards.
+ * Returns 0; -ESTALE when the mailbox has another UIDVALIDITY (nothing delivered, the
+ * answers to the FETCH belonged to another life: the caller lists it afresh); -EOPNOTSUPP
+ * when the server refused the QRESYNC parameter (the connection then examines nothing); else
+ * as imap_examine.  A server that answered the FETCH before finishing the EXAMINE gets the
+ * FETCH again on its own; a name that needs a literal is examined on its own first (two
+ * round trips either way). */
+int imap_examine_qresync(struct imap_conn *conn, const char *raw_name, uint32_t uidvalidity,
+                         uint64_t modseq, uint32_t uidnext, struct imap_mailbox_status *st_r,
+                         GArray **vanished_r, const struct imap_resync_sink *sink);
 
 enum imap_section {
 	IMAP_SECTION_FULL = 0, /* BODY.PEEK[] */
@@ -459,6 +508,15 @@ int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **
 /* Forget the reconnection back-off: the next imap_pool_acquire() tries to connect at once
  * (someone else has just reached the server). */
 void imap_pool_retry_now(struct imap_pool *pool);
+
+/* The server has stopped answering (a command on one of the process's connections to it
+ * timed out): make every call now waiting on a connection of this pool fail at once with
+ * -ECONNABORTED instead of waiting out its own timeout (their sockets are shut down; idle
+ * connections are closed when next taken), and open no new connection for the timeout
+ * (imap_pool_acquire fails at once with -ETIMEDOUT and why) unless imap_pool_retry_now says
+ * the server answers again.  A connection being opened at that moment waits for its own
+ * timeout.  Logs nothing.  Thread-safe; why is copied. */
+void imap_pool_interrupt(struct imap_pool *pool, const char *why);
 
 /* Give conn back (a broken one is closed).  NULL conn is a no-op. */
 void imap_pool_release(struct imap_pool *pool, struct imap_conn *conn);

@@ -41,6 +41,7 @@ struct imap_pool {
 	GMutex lock;
 	GCond cond;     /* signalled when a connection is released or a slot freed */
 	GQueue idle;    /* of struct idle_conn *, most recently released at the head */
+	GPtrArray *busy; /* struct imap_conn * handed out (imap_pool_interrupt), borrowed */
 	unsigned total; /* connections in use + idle + being opened; <= max_conns */
 	/* outage state */
 	bool outage;         /* the last open failed; g_warning already printed */
@@ -49,6 +50,9 @@ struct imap_pool {
 	bool probing;        /* during an outage, one thread is trying to reconnect */
 	char *last_error;    /* reason of the last failed open */
 	int last_err;
+	/* imap_pool_interrupt: no new connection is opened before hold_until (µs) */
+	gint64 hold_until;
+	char *hold_why;
 };
 
 static char *dup_secret(const char *s)
@@ -123,6 +127,7 @@ int imap_pool_new(const struct imap_config *cfg, unsigned max_conns, struct imap
 	g_mutex_init(&pool->lock);
 	g_cond_init(&pool->cond);
 	g_queue_init(&pool->idle);
+	pool->busy = g_ptr_array_new();
 	pool->backoff_ms = BACKOFF_FIRST_MS;
 	*pool_r = pool;
 	return 0;
@@ -210,6 +215,15 @@ int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **
 			struct imap_conn *conn = ic->conn;
 			gint64 since = ic->since;
 			g_free(ic);
+			if (__atomic_load_n(&conn->interrupted, __ATOMIC_ACQUIRE)) {
+				/* its socket is shut down: closing it costs no waiting */
+				g_mutex_unlock(&pool->lock);
+				imap_conn_close(conn);
+				g_mutex_lock(&pool->lock);
+				pool->total--;
+				continue;
+			}
+			g_ptr_array_add(pool->busy, conn);
 			if (g_get_monotonic_time() - since < IDLE_CHECK_US) {
 				g_mutex_unlock(&pool->lock);
 				*conn_r = conn;
@@ -221,12 +235,22 @@ int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **
 				*conn_r = conn;
 				return 0;
 			}
+			g_mutex_lock(&pool->lock);
+			g_ptr_array_remove_fast(pool->busy, conn);
+			g_mutex_unlock(&pool->lock);
 			imap_conn_close(conn);
 			g_mutex_lock(&pool->lock);
 			pool->total--;
 			continue;
 		}
 		if (pool->total < pool->max_conns) {
+			if (g_get_monotonic_time() < pool->hold_until) {
+				/* interrupted: the server stopped answering (imap_pool_interrupt) */
+				if (errmsg_r != NULL)
+					*errmsg_r = g_strdup(pool->hold_why);
+				g_mutex_unlock(&pool->lock);
+				return -ETIMEDOUT;
+			}
 			if (pool->outage &&
 			    (pool->probing || g_get_monotonic_time() < pool->retry_at)) {
 				/* in backoff: fail fast instead of queueing behind a dead server */
@@ -248,6 +272,7 @@ int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **
 			pool->probing = false;
 			if (err == 0) {
 				note_success(pool);
+				g_ptr_array_add(pool->busy, conn);
 				g_mutex_unlock(&pool->lock);
 				g_free(msg);
 				*conn_r = conn;
@@ -277,10 +302,36 @@ int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **
 	}
 }
 
+/* conn is no longer handed out: imap_pool_interrupt must not touch it (it may be freed). */
+static void not_busy(struct imap_pool *pool, struct imap_conn *conn)
+{
+	g_mutex_lock(&pool->lock);
+	g_ptr_array_remove_fast(pool->busy, conn);
+	g_mutex_unlock(&pool->lock);
+}
+
+void imap_pool_interrupt(struct imap_pool *pool, const char *why)
+{
+	g_mutex_lock(&pool->lock);
+	/* a caller already waiting in imap_pool_acquire (for at most the timeout) must not
+	 * try the silent server for the whole timeout again */
+	pool->hold_until = g_get_monotonic_time() + (gint64)pool->cfg.timeout_ms * 1000;
+	g_free(pool->hold_why);
+	pool->hold_why = g_strdup(why);
+	for (guint i = 0; i < pool->busy->len; i++)
+		imap_conn_interrupt(pool->busy->pdata[i]);
+	/* idle ones talk to the same server: their next command would wait as long */
+	for (GList *l = pool->idle.head; l != NULL; l = l->next)
+		imap_conn_interrupt(((struct idle_conn *)l->data)->conn);
+	g_cond_broadcast(&pool->cond);
+	g_mutex_unlock(&pool->lock);
+}
+
 void imap_pool_discard(struct imap_pool *pool, struct imap_conn *conn)
 {
 	if (conn == NULL)
 		return;
+	not_busy(pool, conn);
 	imap_conn_close(conn); /* LOGOUT without the lock: network I/O */
 	g_mutex_lock(&pool->lock);
 	pool->total--;
@@ -293,6 +344,7 @@ void imap_pool_retry_now(struct imap_pool *pool)
 	g_mutex_lock(&pool->lock);
 	/* the outage flag stays: the next success still logs the recovery once */
 	pool->retry_at = 0;
+	pool->hold_until = 0;
 	pool->backoff_ms = BACKOFF_FIRST_MS;
 	g_mutex_unlock(&pool->lock);
 }
@@ -301,7 +353,9 @@ void imap_pool_release(struct imap_pool *pool, struct imap_conn *conn)
 {
 	if (conn == NULL)
 		return;
-	if (imap_conn_is_broken(conn)) {
+	/* an interrupted one may have ended its call before its socket was shut down */
+	if (imap_conn_is_broken(conn) || __atomic_load_n(&conn->interrupted, __ATOMIC_ACQUIRE)) {
+		not_busy(pool, conn);
 		imap_conn_close(conn); /* no I/O on a broken connection, so no lock issue */
 		g_mutex_lock(&pool->lock);
 		pool->total--;
@@ -313,6 +367,7 @@ void imap_pool_release(struct imap_pool *pool, struct imap_conn *conn)
 	ic->conn = conn;
 	ic->since = g_get_monotonic_time();
 	g_mutex_lock(&pool->lock);
+	g_ptr_array_remove_fast(pool->busy, conn);
 	g_queue_push_head(&pool->idle, ic);
 	g_cond_signal(&pool->cond);
 	g_mutex_unlock(&pool->lock);
@@ -333,6 +388,7 @@ void imap_pool_free(struct imap_pool *pool)
 		g_critical("imap_pool_free: %u connections were not released", pool->total);
 	if (pool->outage)
 		outage_leave(pool); /* no "restored" line: it was not */
+	g_ptr_array_unref(pool->busy);
 	g_mutex_clear(&pool->lock);
 	g_cond_clear(&pool->cond);
 	g_free((char *)pool->cfg.host);
@@ -341,5 +397,6 @@ void imap_pool_free(struct imap_pool *pool)
 	free_secret((char *)pool->cfg.password);
 	g_free((char *)pool->cfg.ca_file);
 	g_free(pool->last_error);
+	g_free(pool->hold_why);
 	g_free(pool);
 }

@@ -505,13 +505,16 @@ class Dovecot:
 
     Folder names given to the mail helpers are full IMAP names in Unicode,
     using this instance's hierarchy separator (self.separator).  condstore=False: a
-    server that does not offer CONDSTORE/QRESYNC (see the module docstring)."""
+    server that does not offer CONDSTORE/QRESYNC (see the module docstring);
+    qresync=False: one that offers CONDSTORE (and ENABLE) but not QRESYNC."""
 
-    def __init__(self, workdir=None, separator='/', condstore=True, oauth2=False):
+    def __init__(self, workdir=None, separator='/', condstore=True, oauth2=False,
+                 qresync=True):
         if separator not in ('/', '.'):
             raise ValueError("separator must be '/' or '.'")
         self.separator = separator
         self.condstore = bool(condstore)
+        self.qresync = bool(qresync) and self.condstore
         # True: both mechanisms; or a string naming the ones to offer (e.g. 'xoauth2')
         self.oauth2 = 'oauthbearer xoauth2' if oauth2 is True else (oauth2 or '')
         self.oauth = None  # with oauth2: the IntrospectionServer (grant/revoke tokens)
@@ -771,6 +774,8 @@ class Dovecot:
             auth_mechanisms=('plain login ' + self.oauth2).strip())
         if not self.condstore:
             text += 'imap_capability = %s\n' % NO_CONDSTORE_CAPABILITY
+        elif not self.qresync:
+            text += 'imap_capability = %s ENABLE CONDSTORE\n' % NO_CONDSTORE_CAPABILITY
         if self.oauth2:
             text += self._oauth2_conf()
         with open(self.conf, 'w') as f:
@@ -882,6 +887,7 @@ class Dovecot:
             'workdir': self.workdir, 'base_dir': self.base_dir,
             'own_base_dir': self._own_base_dir, 'separator': self.separator,
             'condstore': self.condstore,
+            'qresync': self.qresync,
             'conf': self.conf, 'log': self.log, 'password': self.password,
             'ca_file': self.ca_file, 'port_imaps': self.port_imaps,
             'port_starttls': self.port_starttls,
@@ -905,7 +911,7 @@ class Dovecot:
         with open(os.path.join(workdir, 'harness.json')) as f:
             st = json.load(f)
         d = cls(workdir=st['workdir'], separator=st['separator'],
-                condstore=st.get('condstore', True))
+                condstore=st.get('condstore', True), qresync=st.get('qresync', True))
         d._own_workdir = False
         d.base_dir = st['base_dir']
         d._own_base_dir = st['own_base_dir']

@@ -19,7 +19,9 @@
  *        notify MS MBOX... (NOTIFY SET, IDLE, one wait of MS ms, DONE) |
  *        notify-selected MS MBOX OTHER... (EXAMINE MBOX, NOTIFY SET with SELECTED, IDLE,
  *        one wait, DONE) |
- *        idle MS MBOX (EXAMINE, IDLE, one wait, DONE): print "changed=NAMES" (sorted)
+ *        idle MS MBOX (EXAMINE, IDLE, one wait, DONE): print "changed=NAMES" (sorted) |
+ *        resync MBOX UIDVALIDITY MODSEQ UIDNEXT (imap_examine_qresync: "changed uid=N
+ *        flags=..." and attribute lines, then "vanished=LO:HI,..." and the status)
  * MBOX is UTF-8 (encoded to modified UTF-7 here).  On failure prints
  * "error: <errno name> (<rc>): <message>" on stderr and exits with 1.
  */
@@ -189,6 +191,46 @@ out:
 	return err;
 }
 
+static int print_flag_change(uint32_t uid, char **flags, void *ctx)
+{
+	printf("changed uid=%u flags=", uid);
+	for (char **f = flags; *f != NULL; f++)
+		printf("%s%s", f == flags ? "" : ",", *f);
+	printf("\n");
+	return 0;
+}
+
+/* resync MBOX UIDVALIDITY MODSEQ UIDNEXT: imap_examine_qresync. */
+static int resync(struct imap_conn *conn, char **argv)
+{
+	const struct imap_resync_sink sink = {print_flag_change, print_attrs, NULL};
+	struct imap_mailbox_status st;
+	GArray *vanished = NULL;
+	char *raw;
+	int err;
+
+	if (imap_mutf7_encode(argv[1], &raw) < 0)
+		return -EINVAL;
+	err = imap_examine_qresync(conn, raw, (uint32_t)g_ascii_strtoull(argv[2], NULL, 10),
+	                           g_ascii_strtoull(argv[3], NULL, 10),
+	                           (uint32_t)g_ascii_strtoull(argv[4], NULL, 10), &st, &vanished,
+	                           &sink);
+	g_free(raw);
+	if (vanished != NULL) {
+		printf("vanished=");
+		for (guint i = 0; i < vanished->len; i++) {
+			const struct imap_uid_range *r =
+			    &g_array_index(vanished, struct imap_uid_range, i);
+			printf("%s%u:%u", i ? "," : "", r->lo, r->hi);
+		}
+		printf("\n");
+		g_array_unref(vanished);
+	}
+	printf("uidvalidity=%u uidnext=%u exists=%u highestmodseq=%" G_GUINT64_FORMAT "\n",
+	       st.uidvalidity, st.uidnext, st.exists, st.highestmodseq);
+	return err;
+}
+
 /* IDLE, one imap_idle_wait of ms, DONE; prints the mailboxes reported as changed. */
 static int idle_once(struct imap_conn *conn, const char *ms)
 {
@@ -288,6 +330,8 @@ static int run(struct imap_conn *conn, int argc, char **argv, const char *out_pa
 			return err;
 		return idle_once(conn, argv[1]);
 	}
+	if (strcmp(cmd, "resync") == 0 && argc >= 5)
+		return resync(conn, argv);
 	if (strcmp(cmd, "qsearch") == 0 && argc >= 3)
 		return query_search(conn, argv[1], argc - 2, argv + 2);
 	if (argc < 2)

@@ -24,6 +24,7 @@ struct server {
 	gint stop;
 	const char *secret; /* nullable: the only password AUTHENTICATE PLAIN accepts */
 	gint logins;        /* AUTHENTICATE commands received */
+	gint silent;        /* when set, commands other than the login get no answer */
 };
 
 struct conn_arg {
@@ -88,6 +89,10 @@ static gpointer conn_thread(gpointer data)
 				g_free(reply);
 				g_free(got);
 				g_free(raw);
+				g_free(line);
+				continue;
+			}
+			if (g_atomic_int_get(&ca->srv->silent)) {
 				g_free(line);
 				continue;
 			}
@@ -431,6 +436,69 @@ static void test_credential_refreshed_once(void)
 	server_stop(srv);
 }
 
+struct noop_run {
+	struct imap_conn *conn;
+	int ret;
+	gint64 took_us;
+};
+
+static gpointer noop_thread(gpointer p)
+{
+	struct noop_run *r = p;
+	gint64 t0 = g_get_monotonic_time();
+	r->ret = imap_noop(r->conn);
+	r->took_us = g_get_monotonic_time() - t0;
+	return NULL;
+}
+
+/* A silent server: imap_pool_interrupt makes the calls waiting on the pool's connections give
+ * up at once instead of after their timeout, and no new connection is tried for the timeout
+ * unless imap_pool_retry_now says the server is back. */
+static void test_interrupt(void)
+{
+	struct server *srv = server_start(0);
+	struct imap_config cfg = config(srv->port, 4000);
+	struct imap_pool *pool;
+	struct noop_run runs[2] = {{0}, {0}};
+	GThread *th[2];
+	struct imap_conn *conn = NULL;
+	char *why = NULL;
+	gint64 t0;
+
+	g_assert_cmpint(imap_pool_new(&cfg, 3, &pool), ==, 0);
+	for (int i = 0; i < 2; i++)
+		g_assert_cmpint(imap_pool_acquire(pool, &runs[i].conn, NULL), ==, 0);
+	g_atomic_int_set(&srv->silent, 1);
+	for (int i = 0; i < 2; i++)
+		th[i] = g_thread_new("noop", noop_thread, &runs[i]);
+	g_usleep(500 * 1000);
+	t0 = g_get_monotonic_time();
+	imap_pool_interrupt(pool, "a command timed out");
+	for (int i = 0; i < 2; i++) {
+		g_thread_join(th[i]);
+		g_assert_cmpint(runs[i].ret, ==, -ECONNABORTED);
+		g_assert_nonnull(strstr(imap_conn_error(runs[i].conn), "gave up"));
+		/* well before the 4 s timeout: at once after the interrupt */
+		g_assert_cmpint(runs[i].took_us, <, 1500 * 1000);
+		imap_pool_release(pool, runs[i].conn);
+	}
+	g_assert_cmpint(g_get_monotonic_time() - t0, <, 1000 * 1000);
+	/* no new connection to the silent server meanwhile */
+	t0 = g_get_monotonic_time();
+	g_assert_cmpint(imap_pool_acquire(pool, &conn, &why), ==, -ETIMEDOUT);
+	g_assert_cmpstr(why, ==, "a command timed out");
+	g_assert_cmpint(g_get_monotonic_time() - t0, <, 200 * 1000);
+	g_clear_pointer(&why, g_free);
+	/* the server answers again */
+	g_atomic_int_set(&srv->silent, 0);
+	imap_pool_retry_now(pool);
+	g_assert_cmpint(imap_pool_acquire(pool, &conn, NULL), ==, 0);
+	g_assert_cmpint(imap_noop(conn), ==, 0);
+	imap_pool_release(pool, conn);
+	imap_pool_free(pool);
+	server_stop(srv);
+}
+
 int main(int argc, char **argv)
 {
 	g_log_set_writer_func(writer, NULL, NULL);
@@ -442,5 +510,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/pool/broken-replaced", test_broken_replaced);
 	g_test_add_func("/pool/outage-logged-once", test_outage_logged_once);
 	g_test_add_func("/pool/credential-refreshed-once", test_credential_refreshed_once);
+	g_test_add_func("/pool/interrupt", test_interrupt);
 	return g_test_run();
 }
