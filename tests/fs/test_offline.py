@@ -687,6 +687,28 @@ class Offline(Case):
         self.assertIn('imapfs: cannot log in to', str(cm.exception))
         self.assertNotIn('offline', str(cm.exception))
 
+    def test_unverified_certificate_stays_fatal(self):
+        """Saved state does not turn a certificate that does not verify (another CA) into an
+        offline mount: the mount fails with the certificate error."""
+        cache = os.path.join(self.tmp, 'cert-cache')
+        m, _cached = self.mount_and_half_read(cache=cache)
+        m.close()
+        other = os.path.join(self.tmp, 'other-ca')
+        os.makedirs(other)
+        subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+                        'ec_paramgen_curve:prime256v1', '-nodes', '-keyout',
+                        os.path.join(other, 'ca.key'), '-out', os.path.join(other, 'ca.pem'),
+                        '-days', '30', '-subj', '/CN=not the server\'s CA'],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cfg = write_config(os.path.join(self.tmp, 'other-ca.cfg'), self.d.host,
+                           self.d.port_imaps, self.d.user, self.d.password,
+                           os.path.join(other, 'ca.pem'), cache_dir=cache)
+
+        with self.assertRaises(AssertionError) as cm:
+            self.addCleanup(tf.Mount(self.tmp, cfg, name='other-ca').close)
+        self.assertIn('certificate', str(cm.exception))
+        self.assertNotIn('offline', str(cm.exception))
+
 
 # ---- the saved state ---------------------------------------------------------------------
 
