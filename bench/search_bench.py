@@ -447,11 +447,11 @@ class SearchBench:
         return m
 
     def stats(self):
-        p = subprocess.run(['getfattr', '-n', 'user.imapfs.stats', '--only-values', self.mnt],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if p.returncode != 0:
-            raise BenchError('getfattr: %s' % p.stderr.decode('utf-8', 'replace')[-300:])
-        return dict(kv.split('=', 1) for kv in p.stdout.decode().split() if '=' in kv)
+        try:
+            text = os.getxattr(self.mnt, 'user.imapfs.stats').decode()
+        except OSError as e:
+            raise BenchError('reading user.imapfs.stats: %s' % e)
+        return dict(kv.split('=', 1) for kv in text.split() if '=' in kv)
 
     def run(self, cmd, shell=False):
         """(seconds, stdout lines, returncode, stderr) of cmd (a list, or sh -c text)."""
