@@ -47,6 +47,24 @@ char *mime_repair_separators(const char *data, size_t len, size_t *len_r);
 
 /* --- mime.c --- */
 
+/* Bodies left out of a message rebuilt from its pieces (pieces.c): each was replaced by a
+ * marker, prefix followed by the part's id in decimal (once transfer-decoded). */
+struct mime_absent {
+	const char *prefix;
+	size_t prefix_len;
+};
+
+/* The parser options every parse of mime/ starts from (GMime's workarounds for broken mail).
+ * GMime's; never free them. */
+struct _GMimeParserOptions;
+struct mime_message;
+struct _GMimeParserOptions *mime_parser_options(void);
+
+/* mime_message_parse, where leaves whose decoded body is a marker of absent (nullable) are
+ * parts left out: attachments without data, text parts listed in text_parts. */
+int mime_parse_with_absent(const void *data, size_t len, const struct mime_absent *absent,
+                           struct mime_message **msg_r);
+
 /* Whether a Content-Type field value is not "type/subtype" (comments and blanks allowed around
  * the tokens), read as GMime's parser reads it: such a part is text/plain (RFC 2045 §5.2). */
 bool mime_content_type_is_invalid(const char *value);

@@ -21,14 +21,22 @@
 
 struct mime_attachment {
 	char *name;   /* unique, safe */
-	GBytes *data; /* decoded bytes */
+	GBytes *data; /* decoded bytes; NULL when its part's body was left out (pieces.c) */
+	enum mime_data_source source; /* how data is made from the part's body */
+	unsigned part_id;             /* the part's id, when data is NULL */
+	char *encoding;               /* its transfer encoding (MIME_DATA_DECODED), or NULL */
 };
 
 struct mime_message {
-	GBytes *views[MIME_VIEW_COUNT]; /* NULL: view absent */
+	GBytes *views[MIME_VIEW_COUNT]; /* NULL: view absent (or, from parts, not known yet) */
 	int64_t date;
 	struct mime_attachment *attachments;
 	size_t n_attachments;
+	/* From parts (pieces.c) with readable text parts left out: body and body.html are not
+	 * known; text_parts holds the ids of the parts they are made of, has_html says whether
+	 * body.html exists.  NULL text_parts: every view is known. */
+	GArray *text_parts;
+	bool has_html;
 };
 
 /* What a subtree may contribute to the displayed body (bit set). */
@@ -42,7 +50,10 @@ enum show {
 /* An attachment while the message is being walked: its name is not unique yet. */
 struct pending_attachment {
 	char *name;
-	GBytes *data;
+	GBytes *data; /* NULL: the part's body was left out (source, part_id, encoding say which) */
+	enum mime_data_source source;
+	unsigned part_id;
+	char *encoding;
 };
 
 struct walk {
@@ -59,6 +70,9 @@ struct walk {
 	unsigned n_forwarded;  /* forwarded messages seen so far */
 	unsigned detached;     /* >0: walking a re-parsed copy, offsets do not match input */
 	GMimeParserOptions *options;
+	const struct mime_absent *absent; /* nullable: bodies left out of a skeleton (pieces.c) */
+	GArray *missing_text;  /* ids of readable text parts whose bodies were left out */
+	unsigned missing_html; /* ... of them, HTML parts shown as body.html */
 };
 
 static GMimeParserOptions *base_options;
@@ -86,6 +100,12 @@ void mime_init(void)
 	static GOnce once = G_ONCE_INIT;
 
 	g_once(&once, init_once, NULL);
+}
+
+GMimeParserOptions *mime_parser_options(void)
+{
+	mime_init();
+	return base_options;
 }
 
 const char *mime_view_name(enum mime_view view)
@@ -629,9 +649,51 @@ static unsigned provides(GMimeObject *obj, int depth)
 
 static void add_attachment(struct walk *w, char *name, GBytes *data)
 {
-	struct pending_attachment a = {name, data};
+	struct pending_attachment a = {name, data, MIME_DATA_HERE, 0, NULL};
 
 	g_array_append_val(w->atts, a);
+}
+
+/* An attachment whose part's body was left out: fs/ gets its bytes from the part itself. */
+static void add_absent_attachment(struct walk *w, char *name, enum mime_data_source source,
+                                  unsigned id, GMimeObject *obj)
+{
+	struct pending_attachment a = {name, NULL, source, id, NULL};
+
+	if (source == MIME_DATA_DECODED && GMIME_IS_PART(obj))
+		a.encoding = g_strdup(g_mime_content_encoding_to_string(
+		    g_mime_part_get_content_encoding(GMIME_PART(obj))));
+	g_array_append_val(w->atts, a);
+}
+
+/* Is the body of leaf obj one of the skeleton's markers (pieces.c)?  Then *id_r is the id of
+ * the part it stands for. */
+static bool absent_part(struct walk *w, GMimeObject *obj, unsigned *id_r)
+{
+	GBytes *data;
+	size_t len;
+	const char *p;
+	uint64_t id = 0;
+	bool found = false;
+
+	if (w->absent == NULL || w->detached > 0 || !GMIME_IS_PART(obj))
+		return false;
+	data = part_bytes(GMIME_PART(obj));
+	p = g_bytes_get_data(data, &len);
+	while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r'))
+		len--;
+	if (len > w->absent->prefix_len && len <= w->absent->prefix_len + 10 &&
+	    memcmp(p, w->absent->prefix, w->absent->prefix_len) == 0) {
+		found = true;
+		for (size_t i = w->absent->prefix_len; i < len && found; i++) {
+			found = g_ascii_isdigit(p[i]);
+			id = id * 10 + (uint64_t)(p[i] - '0');
+		}
+		found = found && id <= G_MAXUINT;
+	}
+	g_bytes_unref(data);
+	*id_r = (unsigned)id;
+	return found;
 }
 
 /* Name from Content-Disposition filename / Content-Type name (RFC 2231 and 2047 decoded by
@@ -879,16 +941,28 @@ static void walk_multipart(struct walk *w, GMimeMultipart *mp, int depth, unsign
 static void walk_leaf(struct walk *w, GMimeObject *obj, unsigned show)
 {
 	enum show kind = leaf_text_kind(obj);
+	unsigned id = 0;
+	bool absent = absent_part(w, obj, &id);
 	char *name;
 
 	if (type_is(obj, "message", "rfc822") || type_is(obj, "message", "global")) {
 		/* a forwarded message GMime could not parse as one (e.g. base64-encoded) */
-		add_attachment(w, forwarded_name(w, obj, NULL), part_bytes(GMIME_PART(obj)));
+		name = forwarded_name(w, obj, NULL);
+		if (absent)
+			add_absent_attachment(w, name, MIME_DATA_DECODED, id, obj);
+		else
+			add_attachment(w, name, part_bytes(GMIME_PART(obj)));
 		return;
 	}
 	if (kind != SHOW_NONE) {
 		/* readable text: body when this branch is shown, else an alternative not chosen */
-		add_text_piece(w, obj, kind, (show & kind) != 0);
+		if (!absent) {
+			add_text_piece(w, obj, kind, (show & kind) != 0);
+			return;
+		}
+		g_array_append_val(w->missing_text, id);
+		if (kind == SHOW_HTML && (show & kind) != 0)
+			w->missing_html++;
 		return;
 	}
 	name = given_name(obj);
@@ -896,7 +970,10 @@ static void walk_leaf(struct walk *w, GMimeObject *obj, unsigned show)
 		name = g_strdup("invite.ics");
 	if (name == NULL)
 		name = mime_name_from_type(media_type(obj), media_subtype(obj), w->atts->len + 1);
-	add_attachment(w, name, part_bytes(GMIME_PART(obj)));
+	if (absent)
+		add_absent_attachment(w, name, MIME_DATA_DECODED, id, obj);
+	else
+		add_attachment(w, name, part_bytes(GMIME_PART(obj)));
 }
 
 static void walk_object(struct walk *w, GMimeObject *obj, int depth, unsigned show)
@@ -907,7 +984,19 @@ static void walk_object(struct walk *w, GMimeObject *obj, int depth, unsigned sh
 		walk_multipart(w, GMIME_MULTIPART(obj), depth, show);
 	} else if (GMIME_IS_MESSAGE_PART(obj)) {
 		GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
-		add_attachment(w, forwarded_name(w, obj, inner), forwarded_bytes(w, inner));
+		GMimeObject *inner_root =
+		    inner != NULL ? g_mime_message_get_mime_part(inner) : NULL;
+		unsigned id;
+		/* a skeleton's forwarded message: its body is a marker naming the part (in a part
+		 * of its own when the forwarded message is a multipart: pieces.c) */
+		if (inner_root != NULL && GMIME_IS_MULTIPART(inner_root) &&
+		    g_mime_multipart_get_count(GMIME_MULTIPART(inner_root)) == 1)
+			inner_root = g_mime_multipart_get_part(GMIME_MULTIPART(inner_root), 0);
+		if (inner_root != NULL && absent_part(w, inner_root, &id))
+			add_absent_attachment(w, forwarded_name(w, obj, inner), MIME_DATA_EXACT, id,
+			                      obj);
+		else
+			add_attachment(w, forwarded_name(w, obj, inner), forwarded_bytes(w, inner));
 	} else if (GMIME_IS_PART(obj)) {
 		walk_leaf(w, obj, show);
 	}
@@ -956,6 +1045,12 @@ static GBytes *body_text(GPtrArray *plain, GPtrArray *html)
 
 static void compute_body_views(struct mime_message *msg, struct walk *w)
 {
+	if (w->missing_text->len > 0) {
+		/* from parts, text left out: body and body.html wait for it (pieces.c) */
+		msg->text_parts = g_array_ref(w->missing_text);
+		msg->has_html = w->html->len + w->missing_html > 0;
+		return;
+	}
 	msg->views[MIME_VIEW_BODY] = body_text(w->plain, w->html);
 	if (g_bytes_get_size(msg->views[MIME_VIEW_BODY]) == 0 &&
 	    (w->spare->len > 0 || w->spare_html->len > 0)) {
@@ -993,9 +1088,13 @@ static void compute_attachments(struct mime_message *msg, struct walk *w)
 		    &g_array_index(w->atts, struct pending_attachment, i);
 		msg->attachments[i].name = mime_name_unique(used, a->name);
 		msg->attachments[i].data = a->data;
+		msg->attachments[i].source = a->source;
+		msg->attachments[i].part_id = a->part_id;
+		msg->attachments[i].encoding = a->encoding;
 		g_free(a->name);
 		a->name = NULL;
 		a->data = NULL;
+		a->encoding = NULL;
 	}
 	g_hash_table_unref(used);
 }
@@ -1005,11 +1104,18 @@ static void free_pending_attachment(gpointer p)
 	struct pending_attachment *a = p;
 
 	g_free(a->name);
+	g_free(a->encoding);
 	if (a->data != NULL)
 		g_bytes_unref(a->data);
 }
 
 int mime_message_parse(const void *data, size_t len, struct mime_message **msg_r)
+{
+	return mime_parse_with_absent(data, len, NULL, msg_r);
+}
+
+int mime_parse_with_absent(const void *data, size_t len, const struct mime_absent *absent,
+                           struct mime_message **msg_r)
 {
 	struct mime_message *msg;
 	GMimeParserOptions *options = NULL;
@@ -1058,6 +1164,8 @@ int mime_message_parse(const void *data, size_t len, struct mime_message **msg_r
 	g_array_set_clear_func(w.atts, free_pending_attachment);
 	w.boundaries = g_ptr_array_new();
 	w.options = options != NULL ? options : base_options;
+	w.absent = absent;
+	w.missing_text = g_array_new(FALSE, FALSE, sizeof(unsigned));
 
 	if (message != NULL) {
 		compute_header_views(msg, message, options != NULL ? options : base_options);
@@ -1077,6 +1185,7 @@ int mime_message_parse(const void *data, size_t len, struct mime_message **msg_r
 	g_ptr_array_unref(w.spare_html);
 	g_array_unref(w.atts);
 	g_ptr_array_unref(w.boundaries);
+	g_array_unref(w.missing_text);
 	release_parse(message, array);
 	if (options != NULL)
 		g_mime_parser_options_free(options);
@@ -1095,9 +1204,13 @@ void mime_message_free(struct mime_message *msg)
 			g_bytes_unref(msg->views[v]);
 	for (size_t i = 0; i < msg->n_attachments; i++) {
 		g_free(msg->attachments[i].name);
-		g_bytes_unref(msg->attachments[i].data);
+		g_free(msg->attachments[i].encoding);
+		if (msg->attachments[i].data != NULL)
+			g_bytes_unref(msg->attachments[i].data);
 	}
 	g_free(msg->attachments);
+	if (msg->text_parts != NULL)
+		g_array_unref(msg->text_parts);
 	g_free(msg);
 }
 
@@ -1130,4 +1243,32 @@ GBytes *mime_message_attachment_data(const struct mime_message *msg, size_t i)
 	if (msg == NULL || i >= msg->n_attachments)
 		return NULL;
 	return msg->attachments[i].data;
+}
+
+bool mime_message_has_view(const struct mime_message *msg, enum mime_view view)
+{
+	if (msg == NULL || (unsigned)view >= MIME_VIEW_COUNT)
+		return false;
+	if (msg->text_parts != NULL && view == MIME_VIEW_BODY)
+		return true;
+	if (msg->text_parts != NULL && view == MIME_VIEW_BODY_HTML)
+		return msg->has_html;
+	return msg->views[view] != NULL;
+}
+
+const GArray *mime_message_text_parts(const struct mime_message *msg)
+{
+	return msg != NULL ? msg->text_parts : NULL;
+}
+
+enum mime_data_source mime_message_attachment_source(const struct mime_message *msg, size_t i,
+                                                     unsigned *part_id_r, const char **encoding_r)
+{
+	if (msg == NULL || i >= msg->n_attachments)
+		return MIME_DATA_HERE;
+	if (part_id_r != NULL)
+		*part_id_r = msg->attachments[i].part_id;
+	if (encoding_r != NULL)
+		*encoding_r = msg->attachments[i].encoding;
+	return msg->attachments[i].source;
 }

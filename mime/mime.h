@@ -92,6 +92,7 @@
 #define IMAPFS_MIME_H
 
 #include <glib.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -141,5 +142,83 @@ int64_t mime_message_date(const struct mime_message *msg);
 size_t mime_message_n_attachments(const struct mime_message *msg);
 const char *mime_message_attachment_name(const struct mime_message *msg, size_t i);
 GBytes *mime_message_attachment_data(const struct mime_message *msg, size_t i);
+
+/* Transfer decoding of a leaf part's body, exactly as mime_message_parse decodes the
+ * attachments it returns.  encoding: the Content-Transfer-Encoding value (NULL or unknown:
+ * identity).  Streaming: step() any number of times with consecutive input, then finish();
+ * output is appended to out; it does not depend on how the input was split. */
+struct mime_decoder;
+struct mime_decoder *mime_decoder_new(const char *encoding);
+void mime_decoder_step(struct mime_decoder *d, const void *in, size_t len, GByteArray *out);
+void mime_decoder_finish(struct mime_decoder *d, GByteArray *out);
+void mime_decoder_free(struct mime_decoder *d); /* NULL is a no-op */
+
+/* ---- a message known by its pieces (pieces.c) ----
+ *
+ * imapfs may fetch pieces of a message instead of all of it: its header, the MIME header of
+ * each part, the bodies of some parts.  mime/ decides from such pieces exactly what it decides
+ * from the whole message, because it decides with the same code over the same header bytes:
+ * the caller describes the message's part tree with the bytes it has (struct mime_part), and
+ * mime_message_from_parts() rebuilds the message with every body it was not given replaced by
+ * a marker, parses that with mime_message_parse's rules, and reports for each view and
+ * attachment whether its bytes are known, or which part's body they are made of.  Every name,
+ * every decision (which parts are attachments, their names and order, which parts body and
+ * body.html are made of, whether body.html and cc exist) and every known view is then byte for
+ * byte what mime_message_parse gives for the whole message — provided the pieces are the
+ * message's own: header blocks and bodies exactly as they are in it, a body without the line
+ * break that precedes the next boundary (that line break belongs to the boundary, RFC 2046
+ * §5.1.1: it is what IMAP's BODY[section] gives).
+ *
+ * When the pieces cannot stand for the whole message — mime/ would read the whole message
+ * differently from how the part tree describes it — the answer is -EBADMSG and the caller
+ * must use the whole message: a header block that does not end in its blank line, or that
+ * runs into a line that is neither a field nor a continuation (the malformed-mail rules would
+ * repair the whole message), a part whose own header makes it another kind than described (a
+ * Content-Type: multipart/... described as a leaf, or the reverse, a multipart whose boundary
+ * the parts do not use), a multipart without parts, a body left out whose transfer encoding
+ * (uuencode) no marker can stand in for, structure over the limits above, nesting deeper than
+ * the views look. */
+
+enum mime_part_kind {
+	MIME_PART_LEAF = 0,  /* a part with a body */
+	MIME_PART_MULTIPART, /* multipart/...: parts[] are its parts */
+	MIME_PART_MESSAGE,   /* message/rfc822 (or global) read as a message: parts[0] stands for
+	                      * the forwarded message (its header: the forwarded message's header;
+	                      * its body is never needed: leave it NULL) */
+};
+
+struct mime_part {
+	enum mime_part_kind kind;
+	GBytes *header;         /* the part's header block as in the message, ending in its blank
+	                         * line; the root's is the message's header (required) */
+	GBytes *body;           /* LEAF: its body as in the message (transfer-encoded), without the
+	                         * line break before the next boundary; NULL: left out */
+	struct mime_part *parts; /* MULTIPART: its parts (n_parts >= 1); MESSAGE: one */
+	size_t n_parts;
+	unsigned id;            /* the caller's name for the part, given back below */
+};
+
+/* Parse a message from its pieces (borrowed; nothing is referenced after return).  0 and
+ * *msg_r new (mime_message_free); -EBADMSG (see above); -EINVAL for impossible arguments. */
+int mime_message_from_parts(const struct mime_part *root, struct mime_message **msg_r);
+
+/* Whether view exists for msg, also when its bytes are not known (from parts: body always
+ * does, body.html when an HTML part is shown). */
+bool mime_message_has_view(const struct mime_message *msg, enum mime_view view);
+
+/* From parts: the ids of the text parts body and body.html are made of, when one of their
+ * bodies was left out (then mime_message_view gives NULL for both; parse again with those
+ * bodies given); NULL when every view is known.  Borrowed. */
+const GArray *mime_message_text_parts(const struct mime_message *msg);
+
+/* How attachment i's bytes are made when mime_message_attachment_data is NULL (its part's
+ * body was left out): MIME_DATA_DECODED — the part *part_id_r's body, transfer-decoded with
+ * mime_decoder (encoding *encoding_r, borrowed, nullable); MIME_DATA_EXACT — the part's
+ * body as it is (a forwarded message: IMAP's BODY[section] of the message/rfc822 part).
+ * MIME_DATA_HERE: the data is there. */
+enum mime_data_source { MIME_DATA_HERE = 0, MIME_DATA_DECODED, MIME_DATA_EXACT };
+enum mime_data_source mime_message_attachment_source(const struct mime_message *msg, size_t i,
+                                                     unsigned *part_id_r,
+                                                     const char **encoding_r);
 
 #endif /* IMAPFS_MIME_H */
