@@ -65,6 +65,10 @@ struct _GMimeParserOptions *mime_parser_options(void);
 int mime_parse_with_absent(const void *data, size_t len, const struct mime_absent *absent,
                            struct mime_message **msg_r);
 
+/* Drop what msg says beyond its header views (mime_message_from_header): body and body.html
+ * become unknown (text_parts empty), attachments none. */
+void mime_message_keep_headers_only(struct mime_message *msg);
+
 /* Whether a Content-Type field value is not "type/subtype" (comments and blanks allowed around
  * the tokens), read as GMime's parser reads it: such a part is text/plain (RFC 2045 §5.2). */
 bool mime_content_type_is_invalid(const char *value);

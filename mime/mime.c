@@ -1272,3 +1272,20 @@ enum mime_data_source mime_message_attachment_source(const struct mime_message *
 		*encoding_r = msg->attachments[i].encoding;
 	return msg->attachments[i].source;
 }
+
+void mime_message_keep_headers_only(struct mime_message *msg)
+{
+	g_clear_pointer(&msg->views[MIME_VIEW_BODY], g_bytes_unref);
+	g_clear_pointer(&msg->views[MIME_VIEW_BODY_HTML], g_bytes_unref);
+	for (size_t i = 0; i < msg->n_attachments; i++) {
+		g_free(msg->attachments[i].name);
+		g_free(msg->attachments[i].encoding);
+		if (msg->attachments[i].data != NULL)
+			g_bytes_unref(msg->attachments[i].data);
+	}
+	g_clear_pointer(&msg->attachments, g_free);
+	msg->n_attachments = 0;
+	if (msg->text_parts == NULL)
+		msg->text_parts = g_array_new(FALSE, FALSE, sizeof(unsigned));
+	msg->has_html = false;
+}

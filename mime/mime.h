@@ -202,6 +202,14 @@ struct mime_part {
  * *msg_r new (mime_message_free); -EBADMSG (see above); -EINVAL for impossible arguments. */
 int mime_message_from_parts(const struct mime_part *root, struct mime_message **msg_r);
 
+/* The header views (subject, from, to, date, cc, message-id, headers) and the date of a
+ * message from its header block alone (borrowed), exactly as mime_message_parse gives them for
+ * the whole message; nothing else is known (body unknown, no attachments).  -EBADMSG when they
+ * may depend on more than the header: raw 8-bit bytes that are not UTF-8 (read in the charset
+ * the first text part declares), a header block without its blank line, or one that the
+ * malformed-mail rules would repair or the limits cut.  *msg_r new. */
+int mime_message_from_header(GBytes *header, struct mime_message **msg_r);
+
 /* Whether view exists for msg, also when its bytes are not known (from parts: body always
  * does, body.html when an HTML part is shown). */
 bool mime_message_has_view(const struct mime_message *msg, enum mime_view view);

@@ -305,3 +305,38 @@ int mime_message_from_parts(const struct mime_part *root, struct mime_message **
 	g_byte_array_unref(sk.out);
 	return ret;
 }
+
+/* Raw 8-bit bytes that are not UTF-8: their charset is guessed from the text parts (mime.h). */
+static bool has_raw_8bit(const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)p[i] >= 0x80)
+			return !g_utf8_validate(p, (gssize)len, NULL);
+	return false;
+}
+
+int mime_message_from_header(GBytes *header, struct mime_message **msg_r)
+{
+	size_t len, fixed_len;
+	const char *h;
+	char *fixed;
+	int ret;
+
+	if (header == NULL || msg_r == NULL)
+		return -EINVAL;
+	*msg_r = NULL;
+	h = g_bytes_get_data(header, &len);
+	if (!ends_in_blank_line(header) || has_raw_8bit(h, len))
+		return -EBADMSG;
+	fixed = mime_repair_separators(h, len, &fixed_len);
+	if (fixed == NULL)
+		fixed = mime_limit_structure(h, len, &fixed_len);
+	if (fixed != NULL) {
+		g_free(fixed);
+		return -EBADMSG;
+	}
+	ret = mime_parse_with_absent(h, len, NULL, msg_r);
+	if (ret == 0)
+		mime_message_keep_headers_only(*msg_r);
+	return ret;
+}

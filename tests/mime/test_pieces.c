@@ -262,7 +262,7 @@ static GBytes *decode_part(const struct cut *c, const char *encoding)
 }
 
 struct tally {
-	unsigned compared, refused;
+	unsigned compared, refused, headers_alone;
 };
 
 static void compare_message(const char *name, const char *data, size_t len, struct tally *t)
@@ -277,6 +277,28 @@ static void compare_message(const char *name, const char *data, size_t len, stru
 	if (root == NULL) {
 		mime_message_free(whole);
 		return;
+	}
+	/* 0. the header alone: the header views */
+	{
+		struct mime_message *hdr = NULL;
+		ret = mime_message_from_header(root->part.header, &hdr);
+		if (ret == 0) {
+			static const enum mime_view hv[] = {MIME_VIEW_SUBJECT, MIME_VIEW_FROM,
+			                                    MIME_VIEW_TO,      MIME_VIEW_DATE,
+			                                    MIME_VIEW_CC,      MIME_VIEW_MESSAGE_ID,
+			                                    MIME_VIEW_HEADERS};
+			for (size_t i = 0; i < G_N_ELEMENTS(hv); i++)
+				assert_same_bytes(mime_message_view(whole, hv[i]),
+				                  mime_message_view(hdr, hv[i]), name);
+			g_assert_cmpint(mime_message_date(whole), ==, mime_message_date(hdr));
+			g_assert_true(mime_message_has_view(hdr, MIME_VIEW_BODY));
+			g_assert_null(mime_message_view(hdr, MIME_VIEW_BODY));
+			g_assert_cmpuint(mime_message_n_attachments(hdr), ==, 0);
+			t->headers_alone++;
+		} else {
+			g_assert_cmpint(ret, ==, -EBADMSG);
+		}
+		mime_message_free(hdr);
 	}
 	/* 1. no body given */
 	lay_out(root, false, NULL);
@@ -409,11 +431,13 @@ static void corpus(const char *sub, struct tally *t)
 
 static void test_corpora(void)
 {
-	struct tally t = {0, 0};
+	struct tally t = {0, 0, 0};
 
 	corpus("messages", &t);
 	corpus("malformed/messages", &t);
-	g_test_message("%u compared, %u refused", t.compared, t.refused);
+	g_test_message("%u compared, %u refused, %u header views from the header alone", t.compared,
+	               t.refused, t.headers_alone);
+	g_assert_cmpuint(t.headers_alone, >=, 30);
 	/* the splitter is plain, but it reads every well-formed message as GMime does */
 	g_assert_cmpuint(t.compared, >=, 30);
 }
