@@ -1260,13 +1260,23 @@ int ifs_bodycache_writer_commit(struct ifs_bodycache_writer *w, int *fd_r, uint6
 		ret = -errno;
 		goto unstored;
 	}
+	memcpy(hash, w->rel, FOLDER_HASH_LEN);
+	hash[FOLDER_HASH_LEN] = '\0';
 	rfd = openat(w->dirfd, w->tmp_rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (rfd < 0) {
 		ret = -errno;
+		/* A UIDVALIDITY change removes the directory, our temporary file with it: that is
+		 * the -ESTALE below, not a disk that fails (no warning, no bypass). */
+		g_mutex_lock(&bc->lock);
+		d = cdir_get(bc, hash, w->uidvalidity, false);
+		g_mutex_unlock(&bc->lock);
+		if (d == NULL) {
+			g_free(final);
+			ifs_bodycache_writer_abort(w);
+			return -ESTALE;
+		}
 		goto unstored;
 	}
-	memcpy(hash, w->rel, FOLDER_HASH_LEN);
-	hash[FOLDER_HASH_LEN] = '\0';
 	g_mutex_lock(&bc->lock);
 	/* The folder's UIDVALIDITY may have changed while we fetched: then drop it. */
 	d = cdir_get(bc, hash, w->uidvalidity, false);
