@@ -575,7 +575,7 @@ static int listing_fresh_locked(struct ifs_tree *t, struct folder_node *n, bool 
 				invalidate_gone(t, n->ino, old, l);
 				if (old->epoch != l->epoch) {
 					g_message("folder %s: UIDVALIDITY changed; dropping its cache", raw);
-					ifs_msgcache_drop_prefix(t->cache, old->epoch, 32);
+					ifs_msgcache_drop_prefix(t->cache, old->epoch, IFS_KEY_EPOCH_SHIFT);
 				}
 			}
 			n->listing = l;

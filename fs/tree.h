@@ -69,10 +69,16 @@ static inline unsigned ifs_ino_slot(uint64_t ino)
 {
 	return (unsigned)(ino & ((1u << IFS_SLOT_BITS) - 1));
 }
-/* The message cache key of a message: epoch in the high 32 bits. */
+/* The message cache key of one piece of a message (piece.h: 0 is the whole message), laid out
+ * as inode numbers are: epoch << 44 | UID << 12 | piece. */
+#define IFS_KEY_EPOCH_SHIFT 44
+static inline uint64_t ifs_piece_key(uint32_t epoch, uint32_t uid, unsigned piece)
+{
+	return (uint64_t)epoch << IFS_KEY_EPOCH_SHIFT | (uint64_t)uid << 12 | (piece & 0xfffu);
+}
 static inline uint64_t ifs_msg_key(uint32_t epoch, uint32_t uid)
 {
-	return (uint64_t)epoch << 32 | uid;
+	return ifs_piece_key(epoch, uid, 0);
 }
 
 struct ifs_tree;
