@@ -51,6 +51,7 @@ struct ifs {
 	bool no_open;                  /* the kernel may skip OPEN/RELEASE of files (see ops.c) */
 	bool no_opendir;               /* ... and OPENDIR/RELEASEDIR of directories */
 	bool stats_xattr;              /* -o stats: user.imapfs.stats on the root */
+	bool has_binary;               /* the server offers BINARY (RFC 3516), seen at mount */
 	/* Push-ahead (ops.c): the session to store file data into the kernel's page cache with;
 	 * NULL: never (single-threaded loop: see ops.c).  Set before the loop starts. */
 	struct fuse_session *push_se;

@@ -926,8 +926,15 @@ static int get_entry(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned pie
                      bool *prefetched_r)
 {
 	struct load_ctx ctx = {fs, ref, piece, prev};
+	bool prefetched = false;
 	int ret = ifs_msgcache_get(fs->cache, ifs_piece_key(ref->key_epoch, ref->uid, piece),
-	                           ifs_cur_requester, load_entry, &ctx, m_r, prefetched_r);
+	                           ifs_cur_requester, load_entry, &ctx, m_r, &prefetched);
+
+	/* read ahead into memory: the reader's first use keeps the walk going */
+	if (prefetched && fs->readahead != NULL)
+		ifs_readahead_note(fs->readahead, ref->epoch, ref->uid, piece);
+	if (prefetched_r != NULL)
+		*prefetched_r = prefetched;
 
 	if (ret == -ESTALE) {
 		ifs_tree_epoch_stale(fs->tree, ref->epoch);
@@ -1138,8 +1145,8 @@ static void prefetch_batch(struct ifs *fs, const struct ifs_msg_ref *folder, con
 		/* a request with nothing to ask (TEXTS of a message without text) is complete */
 		for (unsigned i = 0; i < m; i++)
 			acc_check_complete(&as, i);
-		if (ifs_remote_fetch_pieces(fs->pool, folder->raw_name, folder->uidvalidity, reqs, m,
-		                            &sink) < 0)
+		if (ifs_remote_fetch_pieces(fs->ra_pool, folder->raw_name, folder->uidvalidity, reqs,
+		                            m, &sink) < 0)
 			g_debug("read-ahead of %u pieces of %s failed", m, folder->raw_name);
 		g_byte_array_unref(as.cur);
 	}

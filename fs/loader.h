@@ -22,6 +22,10 @@
 #include "ifs.h"
 #include "piece.h"
 
+/* Who the operation this thread is running serves (ifs_msgcache_get's requester: the FUSE
+ * request's pid); ops.c sets it at the start of every operation, 0 elsewhere. */
+extern __thread uint64_t ifs_cur_requester;
+
 /* One message as the read path knows it, resolved once per request. */
 struct ifs_msg_ref {
 	uint32_t epoch;       /* the inode's: a search result's or its folder's (tree.h) */

@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "ifs.h"
+#include "loader.h"
 #include "log.h"
 #include "remote.h"
 #include "state.h"
@@ -104,6 +105,13 @@ static void use_own_home(void)
 		setenv("HOME", pw->pw_dir, 1);
 	else
 		unsetenv("HOME");
+}
+
+/* The read-ahead's way to fetch pieces (readahead.h) is the loader's. */
+static void prefetch_pieces(void *ctx, uint32_t epoch, const uint32_t *uids, unsigned n,
+                            unsigned piece)
+{
+	ifs_loader_prefetch(ctx, epoch, uids, n, piece);
 }
 
 static void usage(const char *prog)
@@ -416,6 +424,7 @@ int main(int argc, char *argv[])
 		        cfg->user, why != NULL ? why : "unknown error");
 		goto out_pool;
 	}
+	fs.has_binary = imap_conn_has_cap(conn, "BINARY");
 	if (imap_list(conn, &folders) < 0) {
 		fprintf(stderr, "imapfs: listing the folders of %s failed: %s\n", cfg->host,
 		        imap_conn_error(conn));
@@ -498,6 +507,8 @@ mount:
 		    fs.ra_pool, fs.bodies, fs.cache, fs.tree, cfg->readahead,
 		    fs.bodies != NULL ? cfg->cache_size / 8 : cfg->memory_cache / 4,
 		    cfg->memory_cache / 8);
+	if (fs.readahead != NULL)
+		ifs_readahead_set_piece_fetcher(fs.readahead, prefetch_pieces, &fs);
 	ifs_tree_set_notifier(fs.tree, fs.notifier);
 	ifs_search_set_notifier(fs.search, fs.notifier);
 	if (fs.watch_pool != NULL)
