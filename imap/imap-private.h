@@ -136,6 +136,13 @@ bool imap_parse_number(const char *s, size_t len, uint64_t *n_r);
  * running the parser over it.  NULL when unparsable.  Free with imap_response_free. */
 struct imap_response *imap_parse_code(const char *code);
 
+/* ---- BODYSTRUCTURE (bodystructure.c) ---------------------------------------------------- */
+
+/* The tree of a BODYSTRUCTURE value straight from a FETCH answer's arg (the list after the
+ * BODYSTRUCTURE atom): as imap_bodystructure_parse, without re-serialising. */
+int imap_bodystructure_from_arg(const struct imap_arg *arg, struct imap_part **root_r,
+                                char **why_r);
+
 /* ---- arguments and commands ----------------------------------------------------------- */
 
 /* Whether the server lets us send literals without waiting for a continuation. */
