@@ -47,6 +47,16 @@ static void remember_whole_only(const struct ifs_msg_ref *ref, const char *why)
 	g_mutex_unlock(&whole_lock);
 }
 
+uint64_t ifs_loader_whole_only_count(void)
+{
+	uint64_t n;
+
+	g_mutex_lock(&whole_lock);
+	n = whole_only != NULL ? g_hash_table_size(whole_only) : 0;
+	g_mutex_unlock(&whole_lock);
+	return n;
+}
+
 int ifs_msg_ref_init(struct ifs *fs, uint32_t epoch, uint32_t uid, struct ifs_msg_ref *ref_r)
 {
 	struct ifs_msg_info info;
@@ -651,7 +661,8 @@ static int fetch_set(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned pie
 		ret = ifs_remote_fetch_pieces(fs->pool, ref->raw_name, ref->uidvalidity, req, 1,
 		                              &sink);
 	if (ret == 0 && req->result < 0)
-		ret = req->result;
+		/* a NO other than "no such message", a BAD: this piece cannot be had */
+		ret = req->result == -ENOENT || req->result == -ESTALE ? req->result : -EBADMSG;
 	if (ret == 0 && !acc.complete && (items->len > 0 || structure)) {
 		/* the server answered OK without the message: it was expunged — or without some
 		 * item (a section it does not have): then the pieces cannot stand for it */
@@ -834,7 +845,7 @@ static int load_attachment(struct ifs *fs, const struct ifs_msg_ref *ref, unsign
 	req.n_items = 1;
 	ret = ifs_remote_fetch_pieces(fs->pool, ref->raw_name, ref->uidvalidity, &req, 1, &sink);
 	if (ret == 0 && req.result < 0)
-		ret = req.result;
+		ret = req.result == -ENOENT || req.result == -ESTALE ? req.result : -EBADMSG;
 	if (ret == 0 && !s.done)
 		ret = -ENOENT;
 	if (ret == 0 && s.w != NULL) {

@@ -52,6 +52,9 @@ int ifs_loader_get(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece
 int ifs_loader_whole_if_held(struct ifs *fs, const struct ifs_msg_ref *ref,
                              const struct ifs_cached_msg **m_r);
 
+/* Messages found this mount to be read whole (their pieces cannot stand for them): stats. */
+uint64_t ifs_loader_whole_only_count(void);
+
 /* Read-ahead of pieces (readahead.h calls it on its worker): make piece (OUTLINE, PARTS or
  * TEXTS) of uids[0..n) of epoch's folder held — in the disk cache, else the memory cache —
  * fetching what is not, the pieces each one needs first, in one round trip per piece level.

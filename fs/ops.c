@@ -683,7 +683,6 @@ static void ifs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct ifs *fs = ifs_of(req);
 	unsigned slot = ifs_ino_slot(ino);
-	const struct ifs_cached_msg *m = NULL;
 	int ret;
 
 	COUNT(req, fs, IFS_REQ_OPEN);
@@ -863,6 +862,14 @@ char *ifs_stats(struct ifs *fs)
 		g_string_append_printf(s, " disk_cache_entries=%" G_GUINT64_FORMAT
 		                       " disk_cache_bytes=%" G_GUINT64_FORMAT, dentries, dbytes);
 		append_cache_health(s, fs->bodies);
+	}
+	{
+		uint64_t pieces, piece_bytes;
+		ifs_remote_piece_stats(&pieces, &piece_bytes);
+		g_string_append_printf(s, " pieces_fetched=%" G_GUINT64_FORMAT
+		                       " piece_bytes_fetched=%" G_GUINT64_FORMAT
+		                       " read_whole=%" G_GUINT64_FORMAT,
+		                       pieces, piece_bytes, ifs_loader_whole_only_count());
 	}
 	append_offline(s);
 	if (fs->readahead != NULL)

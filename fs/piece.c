@@ -44,7 +44,13 @@ static gint cmp_names(gconstpointer a, gconstpointer b)
 GBytes *ifs_pieceset_pack(GHashTable *set)
 {
 	GByteArray *out = g_byte_array_new();
-	GPtrArray *names = g_hash_table_get_keys_as_ptr_array(set);
+	GPtrArray *names = g_ptr_array_new();
+	GHashTableIter it;
+	gpointer k;
+
+	g_hash_table_iter_init(&it, set);
+	while (g_hash_table_iter_next(&it, &k, NULL))
+		g_ptr_array_add(names, k);
 
 	/* sorted: the same set always gives the same bytes */
 	g_ptr_array_sort(names, cmp_names);
