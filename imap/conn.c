@@ -688,6 +688,9 @@ int imap_conn_run_pipelined(struct imap_conn *conn, struct imap_cmd **cmds, unsi
 		}
 		done[k] = 1;
 		left--;
+		cmds[k]->final_status = resp->status;
+		g_free(cmds[k]->final_code);
+		cmds[k]->final_code = g_strdup(resp->code);
 		handle_code(conn, resp);
 		if (results != NULL)
 			results[k] = 0;
