@@ -5,9 +5,15 @@ tests/harness/dovecot.py starts Dovecot on free loopback ports with a throwaway 
 imap_client_tool against it and compare with what Dovecot itself reports (via the harness's own
 imaplib code): login over implicit TLS and STARTTLS, LIST with non-ASCII (Korean) folder names,
 EXAMINE, UID SEARCH including a non-ASCII SUBJECT search, UID FETCH byte-exact, and refusal of an
-expired certificate, one from an unknown CA and one for the wrong host.  If Dovecot is missing
+expired certificate, one from an unknown CA and one for the wrong host; and pieces of a
+multipart message (BODYSTRUCTURE, HEADER, MIME, sections, BINARY, BINARY.SIZE, partial fetches,
+NO [UNKNOWN-CTE]) checked against Python's email package reading the same bytes.  If Dovecot is missing
 the harness raises and these tests FAIL; they never skip.
 """
+import base64
+import email
+import email.parser
+import email.policy
 import os
 import subprocess
 import sys
@@ -23,6 +29,39 @@ KOREAN_FOLDER = "\ubc1b\uc740\ud3b8\uc9c0\ud568"  # 받은편지함
 KOREAN_WORD = "\ud68c\uc758"  # 회의 (meeting)
 D = None
 MSGS = {}  # (folder, uid) -> raw bytes
+PIECES_UID = None  # the multipart message of Pieces, in INBOX
+ODD_CTE_UID = None  # a message with a part of unknown Content-Transfer-Encoding
+
+
+def b64lines(data):
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")
+
+
+PDF = bytes(range(256)) * 20 + b"%%EOF"
+HTML = "<html><body><p>Caf\u00e9 \u2014 bonjour</p></body></html>\r\n".encode()
+MULTIPART = (
+    b"From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: with attachment\r\n"
+    b"Date: Mon, 1 Jul 2024 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n"
+    b"preamble\r\n--outer\r\nContent-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n"
+    b"--alt\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    b"Caf=C3=A9 =E2=80=94 bonjour, a long line soft=\r\nbroken here\r\n"
+    b"--alt\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n"
+    b"\r\n" + b64lines(HTML) + b"--alt--\r\n"
+    b"--outer\r\nContent-Type: application/pdf; name=\"report.pdf\"\r\n"
+    b"Content-Disposition: attachment; filename=\"report.pdf\"\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\n" + b64lines(PDF) +
+    b"--outer\r\nContent-Type: message/rfc822\r\n\r\n"
+    b"From: carol@example.org\r\nSubject: inner\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=us-ascii\r\n\r\nthe forwarded text\r\n"
+    b"--outer--\r\n")
+ODD_CTE = (
+    b"From: a@example.org\r\nSubject: odd\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+    b"Content-Type: text/plain\r\n\r\nplain\r\n--b\r\n"
+    b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: x-martian\r\n\r\n"
+    b"zzzz\r\n--b--\r\n")
 
 
 def b64w(s):
@@ -61,6 +100,11 @@ def setUpModule():
             flags = ("\\Seen", "\\Flagged") if i == 3 else ()
             uid = D.append(folder, raw, flags=flags, date=1720000000 + i)
             MSGS[(folder, uid)] = raw
+        # in another folder, so that INBOX's listing tests see only their own messages
+        global PIECES_UID, ODD_CTE_UID
+        D.create_folder("Pieces")
+        PIECES_UID = D.append("Pieces", MULTIPART)
+        ODD_CTE_UID = D.append("Pieces", ODD_CTE)
     except BaseException:
         D.__exit__(None, None, None)
         raise
@@ -220,6 +264,105 @@ class Integration(unittest.TestCase):
 
     def test_wrong_host_refused(self):
         self._bad("wrong_host", "IP address mismatch")
+
+
+def rfc3501_sections(msg):
+    """(section, part) of every part of an email.message.Message in preorder, numbered as
+    RFC 3501 6.4.5 does (the root "" for a multipart, "1" for a single part; a message/rfc822
+    part's multipart body shares its section, a single-part body is section.1)."""
+    out = []
+
+    def walk(m, sec):
+        out.append((sec, m))
+        if m.get_content_maintype() == "multipart":
+            for i, p in enumerate(m.get_payload(), 1):
+                walk(p, "%s.%d" % (sec, i) if sec else str(i))
+        elif m.get_content_type() == "message/rfc822":
+            inner = m.get_payload()[0]
+            walk(inner, sec if inner.get_content_maintype() == "multipart" else sec + ".1")
+
+    walk(msg, "" if msg.get_content_maintype() == "multipart" else "1")
+    return out
+
+
+class Pieces(unittest.TestCase):
+    """imap_uid_fetch_pieces against Dovecot, checked against Python's email package."""
+
+    def pieces(self, d, *reqs, folder="Pieces"):
+        rc, out, err = tool("pieces", folder, *reqs, "--out", d)
+        self.assertEqual(rc, 0, err)
+        return out.splitlines()
+
+    def test_outline_sections_binary(self):
+        msg = email.message_from_bytes(MULTIPART, policy=email.policy.compat32)
+        secs = rfc3501_sections(msg)
+        leaves = [(s, p) for s, p in secs
+                  if not p.is_multipart() and p.get_content_type() != "message/rfc822"]
+        self.assertEqual([s for s, _ in leaves], ["1.1", "1.2", "2", "3.1"])
+        items = ["header:"] + ["body:" + s for s, _ in leaves] + \
+                ["mime:" + s for s, _ in leaves if s != "3.1"] + \
+                ["binary:" + s for s, _ in leaves] + ["size:" + s for s, _ in leaves] + \
+                ["header:3", "body:3", "body:2:10:100", "binary:2:5:300"]
+        with tempfile.TemporaryDirectory() as d:
+            out = self.pieces(d, "%d+bso,%s" % (PIECES_UID, ",".join(items)))
+            self.assertEqual(out[-1], "result req=0 0")
+            got = {}
+            for i in range(len(items)):
+                path = os.path.join(d, "0.%d" % i)
+                if os.path.exists(path):
+                    with open(path, "rb") as f:
+                        got[items[i]] = f.read()
+            sizes = {}
+            for line in out:
+                if line.startswith("size req=0 item="):
+                    item, n = line[len("size req=0 item="):].split()
+                    sizes[items[int(item)]] = int(n)
+        # the outline: every part, its section and type, as the email package sees them
+        outline = [ln for ln in out if ln.startswith("outline req=0 ")]
+        self.assertEqual(len(outline), 1, out)
+        parts = [w.split("=", 1) for w in outline[0].split()[2:]]
+        self.assertEqual([(s, "/".join(t.split("/")[:2])) for s, t in parts],
+                         [(s, p.get_content_type()) for s, p in secs])
+        structure = [ln for ln in out if ln.startswith("structure req=0 err=0 ")]
+        self.assertEqual(len(structure), 1, out)
+        self.assertIn('("attachment" ("filename" "report.pdf"))', structure[0])
+        self.assertIn('("name" "report.pdf")', structure[0])
+        # the header block, byte for byte
+        self.assertEqual(got["header:"], MULTIPART[:MULTIPART.index(b"\r\n\r\n") + 4])
+        for (s, p), (_, t) in zip(leaves, [x for x in parts if x[0] in dict(leaves)]):
+            with self.subTest(section=s):
+                body = p.get_payload().encode("ascii", "surrogateescape")
+                self.assertEqual(got["body:" + s], body)
+                self.assertEqual(int(t.split("/")[2]), len(body))  # body-fld-octets
+                decoded = p.get_payload(decode=True)
+                self.assertEqual(got["binary:" + s], decoded)
+                self.assertEqual(sizes["size:" + s], len(decoded))
+                if s != "3.1":
+                    mime = got["mime:" + s]
+                    self.assertTrue(mime.endswith(b"\r\n\r\n"), mime)
+                    hdr = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+                    self.assertEqual(hdr.parsebytes(mime).items(), p.items())
+        self.assertEqual(got["binary:2"], PDF)
+        self.assertEqual(base64.b64decode(got["body:2"]), got["binary:2"])
+        self.assertEqual(got["binary:1.2"], HTML)
+        # partial fetches: of the encoded and of the decoded part
+        self.assertEqual(got["body:2:10:100"], got["body:2"][10:110])
+        self.assertEqual(got["binary:2:5:300"], PDF[5:305])
+        # the message/rfc822 part: all of it, and its own header
+        inner = MULTIPART[MULTIPART.index(b"From: carol"):MULTIPART.index(b"\r\n--outer--")]
+        self.assertEqual(got["body:3"], inner)
+        self.assertEqual(got["header:3"], inner[:inner.index(b"\r\n\r\n") + 4])
+
+    def test_unknown_cte_refused_alone(self):
+        """Dovecot cannot decode x-martian: NO [UNKNOWN-CTE] -> -EBADMSG for that request;
+        the next request on the same connection is served."""
+        with tempfile.TemporaryDirectory() as d:
+            out = self.pieces(d, "%d,binary:2" % ODD_CTE_UID, "%d,body:2,binary:1" % ODD_CTE_UID)
+            self.assertEqual(out[-2:], ["result req=0 EBADMSG", "result req=1 0"])
+            with open(os.path.join(d, "1.0"), "rb") as f:
+                self.assertEqual(f.read(), b"zzzz")
+            with open(os.path.join(d, "1.1"), "rb") as f:
+                self.assertEqual(f.read(), b"plain")
 
 
 if __name__ == "__main__":
