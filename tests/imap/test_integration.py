@@ -31,6 +31,7 @@ D = None
 MSGS = {}  # (folder, uid) -> raw bytes
 PIECES_UID = None  # the multipart message of Pieces, in INBOX
 ODD_CTE_UID = None  # a message with a part of unknown Content-Transfer-Encoding
+NESTED_UID = None  # message/rfc822 parts with multipart and message/rfc822 bodies
 
 
 def b64lines(data):
@@ -56,6 +57,18 @@ MULTIPART = (
     b"From: carol@example.org\r\nSubject: inner\r\nMIME-Version: 1.0\r\n"
     b"Content-Type: text/plain; charset=us-ascii\r\n\r\nthe forwarded text\r\n"
     b"--outer--\r\n")
+NESTED = (
+    b"From: a@example.org\r\nSubject: nested\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\n"
+    b"Content-Type: text/plain\r\n\r\ntop text\r\n--m\r\n"
+    b"Content-Type: message/rfc822\r\n\r\n"
+    b"Subject: fwd 1\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=a\r\n"
+    b"\r\n--a\r\nContent-Type: text/plain\r\n\r\nalt plain\r\n--a\r\n"
+    b"Content-Type: message/rfc822\r\n\r\n"
+    b"Subject: fwd 2\r\nMIME-Version: 1.0\r\nContent-Type: image/gif\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\n" + b64lines(b"GIF89a" + bytes(range(50))) +
+    b"--a--\r\n--m\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable"
+    b"\r\n\r\n<p>caf=C3=A9</p>\r\n--m--\r\n")
 ODD_CTE = (
     b"From: a@example.org\r\nSubject: odd\r\nMIME-Version: 1.0\r\n"
     b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
@@ -101,10 +114,11 @@ def setUpModule():
             uid = D.append(folder, raw, flags=flags, date=1720000000 + i)
             MSGS[(folder, uid)] = raw
         # in another folder, so that INBOX's listing tests see only their own messages
-        global PIECES_UID, ODD_CTE_UID
+        global PIECES_UID, ODD_CTE_UID, NESTED_UID
         D.create_folder("Pieces")
         PIECES_UID = D.append("Pieces", MULTIPART)
         ODD_CTE_UID = D.append("Pieces", ODD_CTE)
+        NESTED_UID = D.append("Pieces", NESTED)
     except BaseException:
         D.__exit__(None, None, None)
         raise
@@ -267,21 +281,23 @@ class Integration(unittest.TestCase):
 
 
 def rfc3501_sections(msg):
-    """(section, part) of every part of an email.message.Message in preorder, numbered as
-    RFC 3501 6.4.5 does (the root "" for a multipart, "1" for a single part; a message/rfc822
-    part's multipart body shares its section, a single-part body is section.1)."""
+    """(section, part, in_multipart) of every part of an email.message.Message in preorder,
+    numbered as RFC 3501 6.4.5 does (the root "" for a multipart, "1" for a single part; a
+    message/rfc822 part's multipart body shares its section, a single-part body is
+    section.1); in_multipart: a part of a multipart (it has a MIME header of its own)."""
     out = []
 
-    def walk(m, sec):
-        out.append((sec, m))
+    def walk(m, sec, in_multipart):
+        out.append((sec, m, in_multipart))
         if m.get_content_maintype() == "multipart":
             for i, p in enumerate(m.get_payload(), 1):
-                walk(p, "%s.%d" % (sec, i) if sec else str(i))
+                walk(p, "%s.%d" % (sec, i) if sec else str(i), True)
         elif m.get_content_type() == "message/rfc822":
             inner = m.get_payload()[0]
-            walk(inner, sec if inner.get_content_maintype() == "multipart" else sec + ".1")
+            multi = inner.get_content_maintype() == "multipart"
+            walk(inner, sec if multi else sec + ".1", False)
 
-    walk(msg, "" if msg.get_content_maintype() == "multipart" else "1")
+    walk(msg, "" if msg.get_content_maintype() == "multipart" else "1", False)
     return out
 
 
@@ -293,18 +309,22 @@ class Pieces(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         return out.splitlines()
 
-    def test_outline_sections_binary(self):
-        msg = email.message_from_bytes(MULTIPART, policy=email.policy.compat32)
-        secs = rfc3501_sections(msg)
+    def check_message(self, raw, uid, extra=()):
+        """The outline of message uid (raw) and every leaf part's BODY, BINARY, BINARY.SIZE
+        and (for a part of a multipart) MIME header, against the email package's reading of
+        raw.  Returns the tool's output, the pieces by item and the parts by section."""
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        walked = rfc3501_sections(msg)
+        secs = [(s, p) for s, p, _ in walked]
+        in_multipart = {s for s, _, m in walked if m}
         leaves = [(s, p) for s, p in secs
                   if not p.is_multipart() and p.get_content_type() != "message/rfc822"]
-        self.assertEqual([s for s, _ in leaves], ["1.1", "1.2", "2", "3.1"])
         items = ["header:"] + ["body:" + s for s, _ in leaves] + \
-                ["mime:" + s for s, _ in leaves if s != "3.1"] + \
+                ["mime:" + s for s, _ in leaves if s in in_multipart] + \
                 ["binary:" + s for s, _ in leaves] + ["size:" + s for s, _ in leaves] + \
-                ["header:3", "body:3", "body:2:10:100", "binary:2:5:300"]
+                list(extra)
         with tempfile.TemporaryDirectory() as d:
-            out = self.pieces(d, "%d+bso,%s" % (PIECES_UID, ",".join(items)))
+            out = self.pieces(d, "%d+bso,%s" % (uid, ",".join(items)))
             self.assertEqual(out[-1], "result req=0 0")
             got = {}
             for i in range(len(items)):
@@ -323,12 +343,8 @@ class Pieces(unittest.TestCase):
         parts = [w.split("=", 1) for w in outline[0].split()[2:]]
         self.assertEqual([(s, "/".join(t.split("/")[:2])) for s, t in parts],
                          [(s, p.get_content_type()) for s, p in secs])
-        structure = [ln for ln in out if ln.startswith("structure req=0 err=0 ")]
-        self.assertEqual(len(structure), 1, out)
-        self.assertIn('("attachment" ("filename" "report.pdf"))', structure[0])
-        self.assertIn('("name" "report.pdf")', structure[0])
         # the header block, byte for byte
-        self.assertEqual(got["header:"], MULTIPART[:MULTIPART.index(b"\r\n\r\n") + 4])
+        self.assertEqual(got["header:"], raw[:raw.index(b"\r\n\r\n") + 4])
         for (s, p), (_, t) in zip(leaves, [x for x in parts if x[0] in dict(leaves)]):
             with self.subTest(section=s):
                 body = p.get_payload().encode("ascii", "surrogateescape")
@@ -337,11 +353,21 @@ class Pieces(unittest.TestCase):
                 decoded = p.get_payload(decode=True)
                 self.assertEqual(got["binary:" + s], decoded)
                 self.assertEqual(sizes["size:" + s], len(decoded))
-                if s != "3.1":
+                if s in in_multipart:
                     mime = got["mime:" + s]
                     self.assertTrue(mime.endswith(b"\r\n\r\n"), mime)
                     hdr = email.parser.BytesHeaderParser(policy=email.policy.compat32)
                     self.assertEqual(hdr.parsebytes(mime).items(), p.items())
+        return out, got, dict(secs)
+
+    def test_outline_sections_binary(self):
+        out, got, secs = self.check_message(
+            MULTIPART, PIECES_UID, ["header:3", "body:3", "body:2:10:100", "binary:2:5:300"])
+        self.assertEqual(sorted(secs), ["", "1", "1.1", "1.2", "2", "3", "3.1"])
+        structure = [ln for ln in out if ln.startswith("structure req=0 err=0 ")]
+        self.assertEqual(len(structure), 1, out)
+        self.assertIn('("attachment" ("filename" "report.pdf"))', structure[0])
+        self.assertIn('("name" "report.pdf")', structure[0])
         self.assertEqual(got["binary:2"], PDF)
         self.assertEqual(base64.b64decode(got["body:2"]), got["binary:2"])
         self.assertEqual(got["binary:1.2"], HTML)
@@ -352,6 +378,17 @@ class Pieces(unittest.TestCase):
         inner = MULTIPART[MULTIPART.index(b"From: carol"):MULTIPART.index(b"\r\n--outer--")]
         self.assertEqual(got["body:3"], inner)
         self.assertEqual(got["header:3"], inner[:inner.index(b"\r\n\r\n") + 4])
+
+    def test_nested_messages(self):
+        """message/rfc822 parts numbered as RFC 3501 6.4.5 says, on Dovecot's outline: a
+        multipart body shares the message part's section (2: 2.1, 2.2), a single-part body is
+        section.1 (2.2.1)."""
+        out, got, secs = self.check_message(NESTED, NESTED_UID, ["header:2", "header:2.2"])
+        self.assertEqual(list(secs), ["", "1", "2", "2.1", "2.2", "2.2.1", "3"])
+        self.assertEqual(got["body:2.1"], b"alt plain")
+        self.assertEqual(got["binary:2.2.1"], b"GIF89a" + bytes(range(50)))
+        self.assertTrue(got["header:2"].startswith(b"Subject: fwd 1\r\n"))
+        self.assertTrue(got["header:2.2"].startswith(b"Subject: fwd 2\r\n"))
 
     def test_unknown_cte_refused_alone(self):
         """Dovecot cannot decode x-martian: NO [UNKNOWN-CTE] -> -EBADMSG for that request;
