@@ -490,8 +490,9 @@ struct imap_piece_sink {
 	int (*size)(void *ctx, unsigned req, unsigned item, uint64_t size);
 	/* The literal (or quoted string, or NIL = empty) answering items[item] of request req,
 	 * streamed as imap_body_sink does: begin (size = its length), data... (the bytes of that
-	 * item, in order), end.  If the connection fails part-way through, end is NOT called:
-	 * the sink discards what it got since begin.  Nothing large is buffered, except a literal
+	 * item, in order), end.  begin may return 1 to skip that value (no data or end calls).
+	 * begin, data and end are all set or all NULL.  If the connection fails part-way
+	 * through, end is NOT called: the sink discards what it got since begin.  Nothing large is buffered, except a literal
 	 * that comes before its FETCH response's UID (then kept in memory, up to max_literal). */
 	int (*begin)(void *ctx, unsigned req, unsigned item, uint64_t size);
 	int (*data)(void *ctx, const void *buf, size_t len);
@@ -518,7 +519,10 @@ struct imap_piece_sink {
  * answered before keep their result and deliveries).  Nothing is sent, and -EINVAL returned
  * (every result -EINVAL), for an invalid request: uid 0, a bad section, MIME of "", a partial
  * on another kind than BODY or BINARY, a BINARY or BINARY_SIZE item when the server does not
- * offer BINARY (imap_conn_has_cap(conn, "BINARY")), no mailbox examined. */
+ * offer BINARY (imap_conn_has_cap(conn, "BINARY")), no mailbox examined.
+ * A BODYSTRUCTURE nested deeper than the connection's max_depth fails the connection
+ * (-EPROTO) as any over-deep response does; one within it but past IMAP_PART_MAX_DEPTH or
+ * IMAP_PART_MAX_PARTS only reaches the sink as refused (-EBADMSG). */
 int imap_uid_fetch_pieces(struct imap_conn *conn, struct imap_fetch_request *reqs, unsigned n,
                           const struct imap_piece_sink *sink);
 

@@ -25,11 +25,10 @@
  *        pieces MBOX REQ... (EXAMINE, then imap_uid_fetch_pieces) |
  *        xpieces MBOX UIDVALIDITY REQ... (imap_examine_fetch_pieces)
  *   REQ: UID[+bs][,KIND:SECTION[:OFFSET:LENGTH]]... with KIND body, header, mime, binary or
- *        size (BINARY.SIZE); "+bs" asks for BODYSTRUCTURE.  Prints "structure req=R ...",
- *        "size req=R item=I N", "begin req=R item=I SIZE", "end req=R item=I got=N data=..."
- *        (the bytes escaped; with --out DIR written to DIR/R.I instead), then
- *        "result req=R 0|ENAME" for each request.
- * MBOX is UTF-8 (encoded to modified UTF-7 here).  On failure prints
+ *        size (BINARY.SIZE); "+bs" asks for BODYSTRUCTURE ("+bso" also prints its outline).  Prints
+ * "structure req=R ...", "size req=R item=I N", "begin req=R item=I SIZE", "end req=R item=I got=N
+ * data=..." (the bytes escaped; with --out DIR written to DIR/R.I instead), then "result req=R
+ * 0|ENAME" for each request. MBOX is UTF-8 (encoded to modified UTF-7 here).  On failure prints
  * "error: <errno name> (<rc>): <message>" on stderr and exits with 1.
  */
 #include "imap.h"
@@ -267,10 +266,18 @@ static int idle_once(struct imap_conn *conn, const char *ms)
 
 struct pieces_out {
 	struct imap_conn *conn;
+	bool outline;    /* also print "outline req=R SECTION=TYPE/SUBTYPE/SIZE ..." (preorder) */
 	const char *dir; /* nullable: write each piece to dir/R.I */
 	GByteArray *buf;
 	FILE *out;
 };
+
+static void print_outline(const struct imap_part *p)
+{
+	printf(" %s=%s/%s/%" G_GUINT64_FORMAT, p->section, p->type, p->subtype, p->size);
+	for (unsigned i = 0; i < p->n_parts; i++)
+		print_outline(&p->parts[i]);
+}
 
 static int p_structure(void *ctx, unsigned req, const struct imap_part *root, int err)
 {
@@ -282,6 +289,11 @@ static int p_structure(void *ctx, unsigned req, const struct imap_part *root, in
 		char *text = imap_bodystructure_format(root);
 		struct imap_part *copy = imap_part_copy(root);
 		printf("structure req=%u err=0 parts=%u %s\n", req, copy->n_parts, text);
+		if (po->outline) {
+			printf("outline req=%u", req);
+			print_outline(root);
+			printf("\n");
+		}
 		imap_part_free(copy);
 		g_free(text);
 	}
@@ -351,7 +363,7 @@ static int p_end(void *ctx, unsigned req, unsigned item)
 }
 
 /* REQ specs (see the top of the file) into requests; the strings stay owned by specs. */
-static int parse_requests(int n, char **specs, struct imap_fetch_request **reqs_r)
+static int parse_requests(int n, char **specs, struct imap_fetch_request **reqs_r, bool *outline_r)
 {
 	struct imap_fetch_request *reqs = g_new0(struct imap_fetch_request, n);
 	for (int r = 0; r < n; r++) {
@@ -359,7 +371,8 @@ static int parse_requests(int n, char **specs, struct imap_fetch_request **reqs_
 		char *uid = parts[0];
 		char *plus = strchr(uid, '+');
 		if (plus != NULL) {
-			reqs[r].bodystructure = strcmp(plus, "+bs") == 0;
+			reqs[r].bodystructure = strncmp(plus, "+bs", 3) == 0;
+			*outline_r = *outline_r || strcmp(plus, "+bso") == 0;
 			*plus = '\0';
 		}
 		reqs[r].uid = (uint32_t)g_ascii_strtoull(uid, NULL, 10);
@@ -403,13 +416,13 @@ static void free_requests(struct imap_fetch_request *reqs, int n)
 /* pieces MBOX REQ... (examined already) or xpieces MBOX UIDVALIDITY REQ... */
 static int pieces(struct imap_conn *conn, bool examine, int argc, char **argv, const char *dir)
 {
-	struct pieces_out po = {conn, dir, g_byte_array_new(), NULL};
+	struct pieces_out po = {conn, false, dir, g_byte_array_new(), NULL};
 	const struct imap_piece_sink sink = {p_structure, p_size, p_begin, p_data, p_end, &po};
 	int first = examine ? 3 : 2, n = argc - first;
 	struct imap_fetch_request *reqs;
 	int err;
 
-	parse_requests(n, argv + first, &reqs);
+	parse_requests(n, argv + first, &reqs, &po.outline);
 	if (examine) {
 		char *raw;
 		struct imap_mailbox_status st;

@@ -445,6 +445,7 @@ static void test_fetch_path(void)
 	g_assert_cmpstr(a->parts[0].params[0].value, ==, "utf-8");
 	g_assert_cmpstr(imap_part_param(&a->parts[1], "name"), ==, "a \"b\\c\".zip");
 	check_round_trip(a);
+	imap_part_free(a);
 	/* the FETCH path refuses what the text path refuses */
 	g_assert_cmpint(imap_bodystructure_from_arg(&list->u.items[1], &a, &why), ==, -EBADMSG);
 	g_assert_null(a);
