@@ -457,19 +457,52 @@ static bool is_blank(const char *s)
 	return true;
 }
 
-/* The transfer-decoded bytes of a leaf part. */
+/* Decode the body of a leaf part (GMime's content stream: a window on the parsed buffer) into
+ * out.  That window is the part's BODY[section] — except that GMime leaves the CR of the CRLF
+ * before a delimiter in it when that delimiter is the input's last line and has no line break
+ * of its own: the line break before a delimiter belongs to the delimiter (RFC 2046 §5.1.1), so
+ * that CR is left out here. */
+static void decode_content(GMimeStream *stream, struct mime_decoder *decoder, GByteArray *out)
+{
+	if (GMIME_IS_STREAM_MEM(stream)) {
+		GByteArray *buffer = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(stream));
+		gint64 start = MAX(stream->bound_start, 0);
+		gint64 end = stream->bound_end < 0 ? (gint64)buffer->len
+		                                   : MIN(stream->bound_end, (gint64)buffer->len);
+		if (end > start && buffer->data[end - 1] == '\r' && end < (gint64)buffer->len &&
+		    buffer->data[end] == '\n')
+			end--;
+		if (end > start)
+			mime_decoder_step(decoder, buffer->data + start, (size_t)(end - start),
+			                  out);
+	} else {
+		/* not parsed from memory (never the case here): read it as GMime has it */
+		GMimeStream *mem = g_mime_stream_mem_new();
+		GByteArray *raw;
+		g_mime_stream_reset(stream);
+		g_mime_stream_write_to_stream(stream, mem);
+		raw = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+		mime_decoder_step(decoder, raw->data, raw->len, out);
+		g_object_unref(mem);
+	}
+}
+
+/* The transfer-decoded bytes of a leaf part, by the one rule fs/ uses too (decode.c). */
 static GBytes *part_bytes(GMimePart *part)
 {
 	GMimeDataWrapper *content = g_mime_part_get_content(part);
-	GMimeStream *mem = g_mime_stream_mem_new();
-	GByteArray *array;
+	GMimeStream *stream = content != NULL ? g_mime_data_wrapper_get_stream(content) : NULL;
+	GByteArray *out = g_byte_array_new();
+	struct mime_decoder *decoder;
 
-	if (content != NULL)
-		g_mime_data_wrapper_write_to_stream(content, mem);
-	array = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
-	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
-	g_object_unref(mem);
-	return g_byte_array_free_to_bytes(array);
+	if (stream == NULL)
+		return g_byte_array_free_to_bytes(out);
+	decoder = mime_decoder_new(
+	    g_mime_content_encoding_to_string(g_mime_data_wrapper_get_encoding(content)));
+	decode_content(stream, decoder, out);
+	mime_decoder_finish(decoder, out);
+	mime_decoder_free(decoder);
+	return g_byte_array_free_to_bytes(out);
 }
 
 static bool is_attachment_disposition(GMimeObject *obj)

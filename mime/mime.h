@@ -32,7 +32,7 @@
  *  - attachments: every part that is not displayed text — non-text parts (inline or not), text
  *    parts with Content-Disposition: attachment, text/calendar (a nameless one is
  *    "invite.ics"), alternatives' images; the signature part of multipart/signed too.  Data is
- *    transfer-decoded but not charset-converted.  A forwarded message/rfc822 part is NAME.eml
+ *    transfer-decoded (see "Transfer encodings") but not charset-converted.  A forwarded message/rfc822 part is NAME.eml
  *    holding its exact bytes from the input (NAME: its file name, else its Subject, else
  *    "forwarded-N", N counting forwarded parts from 1).  A nameless part is named from its
  *    type: "part-N.EXT", N its 1-based position in the attachment list (image/png →
@@ -66,6 +66,23 @@
  *    (RFC 2046 §5.1.1; mail readers ignore them too).  One exception: GMime keeps preamble and
  *    epilogue as C strings, so in a multipart without parts the text after a NUL byte (which
  *    RFC 5322 forbids anyway) is lost.  The fuzz target checks this rule.
+ *
+ * Transfer encodings (decode.c: mime_decoder below follows the same rules, so a part fetched
+ * and decoded on its own gives the very bytes mime_message_parse gives):
+ *  - A leaf part's body is its BODY[section] (RFC 3501): the bytes after its header block up
+ *    to the line break before the next delimiter.  That line break (CRLF, or LF alone) belongs
+ *    to the delimiter (RFC 2046 §5.1.1) — also when the delimiter is the last line of the
+ *    input and has no line break of its own.
+ *  - base64: characters outside its alphabet (line breaks, blanks, junk) are skipped; the
+ *    first '=' ends the data; a last group of 2 or 3 characters without its padding keeps the
+ *    1 or 2 bytes it carries (as Python's email package and nodemailer do); a single character
+ *    left over carries no byte.
+ *  - quoted-printable: "=XY" (hex digits, either case) is that byte; "=" before a line break
+ *    (LF or CRLF), or at the very end of the body, is a soft line break; any other "=" stays
+ *    as written, and what follows it is read again as text.
+ *  - uuencode (x-uuencode, x-uue): the lines after the first line starting "begin ", up to a
+ *    line of length 0 or "end" (nothing before the begin line is output).
+ *  - Any other value (7bit, 8bit, binary, unknown) or none: the bytes as they are.
  *
  * Limits (so that hostile mail can neither crash nor hang nor exhaust memory):
  *  - multiparts nested more than 32 levels deep are not descended into (GMime itself stops at
@@ -141,5 +158,22 @@ int64_t mime_message_date(const struct mime_message *msg);
 size_t mime_message_n_attachments(const struct mime_message *msg);
 const char *mime_message_attachment_name(const struct mime_message *msg, size_t i);
 GBytes *mime_message_attachment_data(const struct mime_message *msg, size_t i);
+
+/* Transfer decoding of a leaf part's body, exactly as mime_message_parse decodes the
+ * attachments it returns (with the rules for broken encodings under "Transfer encodings"
+ * above: truncated base64 keeps its bytes, …).  The body is the part's BODY[section] (RFC
+ * 3501): the bytes after its header block up to, not including, the line break before the
+ * next delimiter.  encoding: the Content-Transfer-Encoding value as written, read as GMime's
+ * parser reads it (case-insensitive, blanks around it allowed); NULL or unknown: identity.
+ * Streaming: step() any number of times with consecutive input, then finish(); output is
+ * appended to out (borrowed).  The concatenated output never depends on how the input was
+ * split, and a decoder holds constant memory (< 200 bytes) whatever its input.
+ * mime_decoder_new never fails; the decoder is new (mime_decoder_free), for one body, and for
+ * one thread at a time. */
+struct mime_decoder;
+struct mime_decoder *mime_decoder_new(const char *encoding);
+void mime_decoder_step(struct mime_decoder *d, const void *in, size_t len, GByteArray *out);
+void mime_decoder_finish(struct mime_decoder *d, GByteArray *out);
+void mime_decoder_free(struct mime_decoder *d); /* NULL is a no-op */
 
 #endif /* IMAPFS_MIME_H */
