@@ -32,9 +32,11 @@
  *  - attachments: every part that is not displayed text — non-text parts (inline or not), text
  *    parts with Content-Disposition: attachment, text/calendar (a nameless one is
  *    "invite.ics"), alternatives' images; the signature part of multipart/signed too.  Data is
- *    transfer-decoded (see "Transfer encodings") but not charset-converted.  A forwarded message/rfc822 part is NAME.eml
- *    holding its exact bytes from the input (NAME: its file name, else its Subject, else
- *    "forwarded-N", N counting forwarded parts from 1).  A nameless part is named from its
+ *    transfer-decoded (see "Transfer encodings") but not charset-converted.  A forwarded
+ *    message/rfc822 part is NAME.eml holding its exact bytes from the input — the part's body,
+ *    also when it has no header block of its own ("[original message goes here]" in a delivery
+ *    report) — (NAME: its file name, else its Subject, else "forwarded-N", N counting
+ *    forwarded parts from 1).  A nameless part is named from its
  *    type: "part-N.EXT", N its 1-based position in the attachment list (image/png →
  *    "part-2.png").  Duplicates become "NAME (2).EXT", "NAME (3).EXT", … in MIME order.
  *
