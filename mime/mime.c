@@ -639,7 +639,12 @@ static enum show leaf_text_kind(GMimeObject *obj)
 	return type_is(obj, "text", "html") ? SHOW_HTML : SHOW_PLAIN;
 }
 
-/* Which kinds of displayable text a subtree holds. */
+/* What an alternative offers besides SHOW_PLAIN (text/plain) and SHOW_HTML: readable text of
+ * another type (text/enriched, Apple's text/watch-html).  Shown as plain text, but chosen in a
+ * multipart/alternative only when no alternative is plain or HTML (mime.h). */
+#define OFFERS_OTHER_TEXT 4u
+
+/* Which kinds of displayable text a subtree holds (SHOW_* bits and OFFERS_OTHER_TEXT). */
 static unsigned provides(GMimeObject *obj, int depth)
 {
 	unsigned kinds = 0;
@@ -651,12 +656,16 @@ static unsigned provides(GMimeObject *obj, int depth)
 		int n = g_mime_multipart_get_count(mp);
 		if (depth == MIME_MAX_DEPTH)
 			return 0;
-		for (int i = 0; i < n && kinds != SHOW_ALL; i++)
+		for (int i = 0; i < n && (kinds & SHOW_ALL) != SHOW_ALL; i++)
 			kinds |= provides(g_mime_multipart_get_part(mp, i), depth + 1);
 		return kinds;
 	}
-	if (GMIME_IS_PART(obj) && !type_is(obj, "message", NULL))
-		return leaf_text_kind(obj);
+	if (GMIME_IS_PART(obj) && !type_is(obj, "message", NULL)) {
+		enum show kind = leaf_text_kind(obj);
+		if (kind == SHOW_PLAIN && !type_is(obj, "text", "plain"))
+			return OFFERS_OTHER_TEXT;
+		return kind;
+	}
 	return 0;
 }
 
@@ -871,7 +880,7 @@ static void walk_multipart(struct walk *w, GMimeMultipart *mp, int depth, unsign
 	GMimeObject *obj = GMIME_OBJECT(mp);
 	int n = g_mime_multipart_get_count(mp);
 	const char *boundary = g_mime_object_get_content_type_parameter(obj, "boundary");
-	int plain_child = -1, html_child = -1;
+	int plain_child = -1, html_child = -1, other_child = -1;
 
 	if (depth >= MIME_MAX_DEPTH)
 		return; /* deeper parts are not descended into */
@@ -887,7 +896,12 @@ static void walk_multipart(struct walk *w, GMimeMultipart *mp, int depth, unsign
 				plain_child = i;
 			if (kinds & SHOW_HTML)
 				html_child = i;
+			if (kinds & OFFERS_OTHER_TEXT)
+				other_child = i;
 		}
+		/* text/enriched or text/watch-html never wins over plain text or HTML */
+		if (plain_child < 0 && html_child < 0)
+			plain_child = other_child;
 	}
 	if (boundary != NULL)
 		g_ptr_array_add(w->boundaries, (gpointer)boundary);

@@ -20,9 +20,10 @@
  *  - Charset labels are widened to the supersets real mail uses (iso-8859-1 → windows-1252,
  *    euc-kr → CP949, gb2312 → GB18030, shift_jis → CP932, …); an unknown or missing label
  *    means UTF-8 if the bytes are valid UTF-8, else windows-1252.  Text is never dropped.
- *  - body: in multipart/alternative the plain alternative; in multipart/mixed (and every other
- *    multipart, e.g. signed, related) every inline text part in order, separated by a blank
- *    line.  When there is no non-blank plain text, the text of the HTML part(s) rendered by
+ *  - body: in multipart/alternative the plain alternative (text/plain: an alternative of
+ *    another text type — text/enriched, Apple's text/watch-html — is shown only when no
+ *    alternative is plain or HTML); in multipart/mixed (and every other multipart, e.g.
+ *    signed, related) every inline text part in order, separated by a blank line.  When there is no non-blank plain text, the text of the HTML part(s) rendered by
  *    libxml2's HTML parser (scripts, styles and hidden elements dropped, entities decoded,
  *    blocks and <br> as line breaks, links as "text <url>").  A multipart whose boundary is
  *    missing or wrong is re-read with the boundary its body uses, else shown as text.

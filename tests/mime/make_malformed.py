@@ -158,6 +158,44 @@ CASES = [
      {"subject": "Fwd first\n", "body": "My comments after it.\n",
       "attachments.list": None,
       "attachments/Inner.eml": "From: carl@example.com\nSubject: Inner\n\nInner text."}),
+    # Issue 21, item 3: Apple Watch mail — the text/watch-html alternative is markup, not the
+    # plain text; the plain alternative is the body, the HTML one is body.html.
+    ("alternative-watch-html",
+     "From: ann@example.com\nSubject: Watch\nMIME-Version: 1.0\n"
+     "Content-Type: multipart/alternative; boundary=\"Apple-Mail=_1\"\n\n"
+     "--Apple-Mail=_1\nContent-Type: text/plain; charset=us-ascii\n\nSee you at six.\n"
+     "--Apple-Mail=_1\nContent-Type: text/watch-html; charset=us-ascii\n\n"
+     "<b>See you at six.</b>\n"
+     "--Apple-Mail=_1\nContent-Type: text/html; charset=us-ascii\n\n"
+     "<html><body><p>See you at <i>six</i>.</p></body></html>\n"
+     "--Apple-Mail=_1--\n",
+     {"subject": "Watch\n", "body": "See you at six.\n",
+      "body.html": "<html><body><p>See you at <i>six</i>.</p></body></html>"}),
+    # The same with text/enriched, as in the example of RFC 2046 section 5.1.4.
+    ("alternative-enriched",
+     "From: ann@example.com\nSubject: Enriched\nMIME-Version: 1.0\n"
+     "Content-Type: multipart/alternative; boundary=boundary42\n\n"
+     "--boundary42\nContent-Type: text/plain; charset=us-ascii\n\n"
+     "... plain text version of message goes here ...\n"
+     "--boundary42\nContent-Type: text/enriched\n\n"
+     "<bold>... RFC 1896 text/enriched version of same message goes here ...</bold>\n"
+     "--boundary42--\n",
+     {"subject": "Enriched\n", "body": "... plain text version of message goes here ...\n"}),
+    # With no plain alternative, the HTML one still wins over text/enriched (rendered).
+    ("alternative-enriched-html",
+     "From: ann@example.com\nSubject: No plain\nMIME-Version: 1.0\n"
+     "Content-Type: multipart/alternative; boundary=b\n\n"
+     "--b\nContent-Type: text/enriched\n\n<bold>Rich words</bold>\n"
+     "--b\nContent-Type: text/html\n\n<p>HTML words</p>\n--b--\n",
+     {"subject": "No plain\n", "body": "HTML words\n", "body.html": "<p>HTML words</p>"}),
+    # Only text/enriched on offer: it is the body, as written.
+    ("alternative-enriched-only",
+     "From: ann@example.com\nSubject: Only rich\nMIME-Version: 1.0\n"
+     "Content-Type: multipart/alternative; boundary=b\n\n"
+     "--b\nContent-Type: text/enriched\n\n<bold>Rich words</bold>\n"
+     "--b\nContent-Type: image/png; name=x.png\n\nPNG\n--b--\n",
+     {"subject": "Only rich\n", "body": "<bold>Rich words</bold>\n",
+      "attachments.list": "x.png\t3\n"}),
 ]
 
 
