@@ -719,14 +719,67 @@ static gint64 first_offset(GMimeHeaderList *list)
 	return g_mime_header_get_offset(g_mime_header_list_get_header_at(list, 0));
 }
 
-/* The forwarded message exactly as it is in the input: from its first header up to the line
- * break before the next boundary of any enclosing multipart (that is where GMime's parser ended
- * it too), or to the end of the input.  If it has no header to anchor on, GMime writes it out. */
-static GBytes *forwarded_bytes(struct walk *w, GMimeMessage *inner)
+/* Where the body of a part starts in the input: after the blank line that ends its header block
+ * (found from its last header field), or -1 when it has no header to anchor on. */
+static gint64 body_offset(const struct walk *w, GMimeObject *obj)
 {
-	gint64 a, b, start;
-	size_t end;
+	GMimeHeaderList *list = g_mime_object_get_header_list(obj);
+	int n = list != NULL ? g_mime_header_list_get_count(list) : 0;
+	gint64 pos;
 
+	if (n == 0)
+		return -1;
+	pos = g_mime_header_get_offset(g_mime_header_list_get_header_at(list, n - 1));
+	if (pos < 0 || (guint64)pos >= w->input_len)
+		return -1;
+	for (size_t i = (size_t)pos; i < w->input_len; i++) {
+		if (w->input[i] != '\n')
+			continue;
+		if (i + 1 < w->input_len && w->input[i + 1] == '\n')
+			return (gint64)(i + 2);
+		if (i + 2 < w->input_len && w->input[i + 1] == '\r' && w->input[i + 2] == '\n')
+			return (gint64)(i + 3);
+	}
+	return (gint64)w->input_len; /* the header block ends the input: an empty body */
+}
+
+/* The bytes of the input from start up to the line break before the next boundary of any
+ * enclosing multipart (that is where GMime's parser ended the part too), or to the end of the
+ * input. */
+static GBytes *input_to_delimiter(const struct walk *w, size_t start)
+{
+	size_t end = w->input_len;
+
+	for (guint i = 0; i < w->boundaries->len; i++) {
+		char *delim = g_strconcat("\n--", (const char *)w->boundaries->pdata[i], NULL);
+		const guint8 *from = w->input + start;
+		size_t dlen = strlen(delim);
+		const guint8 *hit;
+		if (end - start >= dlen - 1 && memcmp(from, delim + 1, dlen - 1) == 0)
+			hit = from; /* the delimiter right after the blank line: an empty body */
+		else
+			hit = memmem(from, end - start, delim, dlen);
+		if (hit != NULL) {
+			end = (size_t)(hit - w->input);
+			if (end > start && w->input[end - 1] == '\r')
+				end--;
+		}
+		g_free(delim);
+	}
+	return g_bytes_new(w->input + start, end - start);
+}
+
+/* The forwarded message exactly as it is in the input: the body of its message/rfc822 part (obj)
+ * — from the first header of the inner message when the part has no header of its own — up to
+ * the line break before the next delimiter.  Also without a header block of its own (a
+ * delivery report's "[original message goes here]", where GMime builds no message or an
+ * empty one) it keeps its bytes.  With no anchor at all, GMime writes it out. */
+static GBytes *forwarded_bytes(struct walk *w, GMimeObject *obj, GMimeMessage *inner)
+{
+	gint64 a, b, start = w->detached == 0 ? body_offset(w, obj) : -1;
+
+	if (start >= 0)
+		return input_to_delimiter(w, (size_t)start);
 	if (inner == NULL)
 		return g_bytes_new(NULL, 0);
 	a = first_offset(g_mime_object_get_header_list(GMIME_OBJECT(inner)));
@@ -743,19 +796,7 @@ static GBytes *forwarded_bytes(struct walk *w, GMimeMessage *inner)
 		g_object_unref(mem);
 		return g_byte_array_free_to_bytes(array);
 	}
-	end = w->input_len;
-	for (guint i = 0; i < w->boundaries->len; i++) {
-		char *delim = g_strconcat("\n--", (const char *)w->boundaries->pdata[i], NULL);
-		const guint8 *from = w->input + start;
-		const guint8 *hit = memmem(from, end - (size_t)start, delim, strlen(delim));
-		if (hit != NULL) {
-			end = (size_t)(hit - w->input);
-			if (end > (size_t)start && w->input[end - 1] == '\r')
-				end--;
-		}
-		g_free(delim);
-	}
-	return g_bytes_new(w->input + start, end - (size_t)start);
+	return input_to_delimiter(w, (size_t)start);
 }
 
 /* The text of a readable part: to the body (shown) or to the spares. */
@@ -954,7 +995,7 @@ static void walk_object(struct walk *w, GMimeObject *obj, int depth, unsigned sh
 		walk_multipart(w, GMIME_MULTIPART(obj), depth, show);
 	} else if (GMIME_IS_MESSAGE_PART(obj)) {
 		GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
-		add_attachment(w, forwarded_name(w, obj, inner), forwarded_bytes(w, inner));
+		add_attachment(w, forwarded_name(w, obj, inner), forwarded_bytes(w, obj, inner));
 	} else if (GMIME_IS_PART(obj)) {
 		walk_leaf(w, obj, show);
 	}

@@ -196,6 +196,36 @@ CASES = [
      "--b\nContent-Type: image/png; name=x.png\n\nPNG\n--b--\n",
      {"subject": "Only rich\n", "body": "<bold>Rich words</bold>\n",
       "attachments.list": "x.png\t3\n"}),
+    # Issue 21, item 4: a delivery report whose forwarded message has no header block: the
+    # .eml holds the part's body as it is (here: the text and the line break before the
+    # delimiter).
+    ("forward-without-header",
+     "From: MAILER-DAEMON@example.com\nSubject: Undelivered Mail Returned to Sender\n"
+     "MIME-Version: 1.0\n"
+     "Content-Type: multipart/report; report-type=delivery-status; boundary=\"dsn\"\n\n"
+     "--dsn\nContent-Type: text/plain\n\nYour message could not be delivered.\n\n"
+     "--dsn\nContent-Type: message/delivery-status\n\n"
+     "Reporting-MTA: dns; mx.example.com\n\nFinal-Recipient: rfc822; bob@example.org\n"
+     "Action: failed\nStatus: 5.1.1\n\n"
+     "--dsn\nContent-Type: message/rfc822\n\n[original message goes here]\n\n--dsn--\n",
+     {"subject": "Undelivered Mail Returned to Sender\n",
+      "body": "Your message could not be delivered.\n",
+      "attachments.list": None,
+      "attachments/part-1.txt": "Reporting-MTA: dns; mx.example.com\n\n"
+                                "Final-Recipient: rfc822; bob@example.org\n"
+                                "Action: failed\nStatus: 5.1.1\n",
+      "attachments/forwarded-1.eml": "[original message goes here]\n"}),
+    # The same at the end of the input with no line break after the closing delimiter, and a
+    # second forwarded part that is empty.
+    ("forward-without-header-at-end",
+     "Subject: Two\nContent-Type: multipart/mixed; boundary=zz\n\n"
+     "--zz\nContent-Type: text/plain\n\nSee both.\n"
+     "--zz\nContent-Type: message/rfc822\n\n"
+     "--zz\nContent-Type: message/rfc822\n\nno header, just text\n--zz--",
+     {"subject": "Two\n", "body": "See both.\n",
+      "attachments.list": None,
+      "attachments/forwarded-1.eml": "",
+      "attachments/forwarded-2.eml": "no header, just text"}),
 ]
 
 
@@ -226,8 +256,9 @@ def main():
                         f.write(b)
                     continue
                 if text is None:
-                    # list of the attachments files above, with their sizes
-                    names = sorted(v for v in views if v.startswith("attachments/"))
+                    # list of the attachments files above, with their sizes, in the order
+                    # they are given (MIME order)
+                    names = [v for v in views if v.startswith("attachments/")]
                     text = ""
                     for v in names:
                         b = views[v].encode("utf-8")
