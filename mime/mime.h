@@ -46,8 +46,10 @@
  *    line or at the first line that cannot be a header field: neither "name:" with a valid
  *    field name (printable US-ASCII but ':', RFC 5322; blanks before the colon are obsolete
  *    syntax and allowed) nor a continuation (a line starting with a blank, after a field).
- *    That line starts the body.  So a message or part with no header at all is all body; only
- *    an mbox "From " line followed by a header field, at the very start, is skipped.  (GMime
+ *    That line starts the body.  So a message or part with no header at all is all body.  One
+ *    exception: an mbox "From " line followed by a header field is skipped — at the very
+ *    start, or anywhere in the block (a stray envelope line after other fields; Python's email
+ *    package and nodemailer read on too); followed by anything else it starts the body.  (GMime
  *    would skip such lines and read fields until a blank line; mime/ hands it a copy with the
  *    blank line in place, and well-formed mail untouched.  Bodies of leaf parts and forwarded
  *    messages are never changed: NAME.eml still holds the exact input bytes.)

@@ -226,6 +226,34 @@ CASES = [
       "attachments.list": None,
       "attachments/forwarded-1.eml": "",
       "attachments/forwarded-2.eml": "no header, just text"}),
+    # Issue 21, item 5: a stray mbox "From " line after other fields is skipped, and the
+    # fields after it are read (From, To, Subject, Message-ID).
+    ("envelope-line-inside",
+     "Received: from mx.example.com by mail.example.org; Mon, 1 Jan 2024 00:00:00 +0000\n"
+     "From ann@example.com Mon Jan  1 00:00:00 2024\n"
+     "From: Ann <ann@example.com>\nTo: bob@example.org\nSubject: Stray envelope\n"
+     "Message-ID: <stray@example.com>\n\nThe body.\n",
+     {"subject": "Stray envelope\n", "from": "Ann <ann@example.com>\n",
+      "to": "bob@example.org\n", "message-id": "<stray@example.com>\n",
+      "body": "The body.\n",
+      "headers": "Received: from mx.example.com by mail.example.org; "
+                 "Mon, 1 Jan 2024 00:00:00 +0000\n"
+                 "From: Ann <ann@example.com>\nTo: bob@example.org\nSubject: Stray envelope\n"
+                 "Message-ID: <stray@example.com>\n"}),
+    # The same in a part's header block.
+    ("envelope-line-in-part",
+     "Subject: Part envelope\nContent-Type: multipart/mixed; boundary=zz\n\n"
+     "--zz\nContent-Type: text/plain\n\nFirst.\n"
+     "--zz\nContent-Disposition: attachment; filename=a.txt\n"
+     "From ann@example.com Mon Jan  1 00:00:00 2024\nContent-Type: text/plain\n\n"
+     "Attached.\n--zz--\n",
+     {"subject": "Part envelope\n", "body": "First.\n",
+      "attachments.list": None, "attachments/a.txt": "Attached."}),
+    # A "From " line that is the last line of the header block is the body's first line.
+    ("envelope-line-last",
+     "From: ann@example.com\nSubject: Last\nFrom the desk of Ann\n\nPlease water the plants.\n",
+     {"subject": "Last\n", "from": "ann@example.com\n",
+      "body": "From the desk of Ann\n\nPlease water the plants.\n"}),
 ]
 
 

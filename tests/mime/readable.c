@@ -94,19 +94,12 @@ static bool named(const char *line, size_t name, const char *want)
 	return name == strlen(want) && g_ascii_strncasecmp(line, want, name) == 0;
 }
 
-static size_t read_header(const struct judge *j, size_t pos, size_t end, bool top, struct header *h)
+static size_t read_header(const struct judge *j, size_t pos, size_t end, struct header *h)
 {
 	struct value *open = NULL; /* the field that continuation lines extend */
 	unsigned fields = 0;
 
 	memset(h, 0, sizeof(*h));
-	if (top && end - pos > 5 && memcmp(j->d + pos, "From ", 5) == 0) {
-		/* an mbox envelope line, if a header field follows it */
-		size_t second = next_line(j, pos, end);
-		size_t third = next_line(j, second, end);
-		if (field_name(j->d + second, text_len(j, second, third)) > 0)
-			pos = second;
-	}
 	while (pos < end) {
 		size_t next = next_line(j, pos, end), n = text_len(j, pos, next), name;
 		const char *line = j->d + pos;
@@ -130,6 +123,11 @@ static size_t read_header(const struct judge *j, size_t pos, size_t end, bool to
 				open->to = pos + n;
 				open->count++;
 			}
+		} else if (n > 5 && memcmp(line, "From ", 5) == 0 && next < end &&
+		           field_name(j->d + next, text_len(j, next, next_line(j, next, end))) >
+		               0) {
+			open =
+			    NULL; /* an mbox envelope line with a header field after it: skipped */
 		} else {
 			break; /* not a header field: the body starts with this line */
 		}
@@ -186,8 +184,7 @@ static void judge_text(struct judge *j, const char *data, size_t len, const char
 	g_free(text);
 }
 
-static void judge_entity(struct judge *j, size_t start, size_t end, bool top, bool digest,
-                         int depth);
+static void judge_entity(struct judge *j, size_t start, size_t end, bool digest, int depth);
 
 /* A multipart in which no part is found: its text is shown as it is, unless a line of it
  * starts with "--" (mime/ then tries that as the boundary: no claim) or it holds a NUL byte
@@ -232,7 +229,7 @@ static void judge_multipart(struct judge *j, size_t start, size_t end, const cha
 					stop--;
 				if (stop > part && j->d[stop - 1] == '\r')
 					stop--;
-				judge_entity(j, part, MAX(stop, part), false, digest, depth + 1);
+				judge_entity(j, part, MAX(stop, part), digest, depth + 1);
 			}
 			any = any || !closing;
 			in_part = !closing;
@@ -243,14 +240,13 @@ static void judge_multipart(struct judge *j, size_t start, size_t end, const cha
 		pos = next;
 	}
 	if (in_part)
-		judge_entity(j, part, end, false, digest, depth + 1);
+		judge_entity(j, part, end, digest, depth + 1);
 	g_ptr_array_set_size(j->bounds, j->bounds->len - 1);
 	if (!any)
 		judge_partless(j, start, end);
 }
 
-static void judge_entity(struct judge *j, size_t start, size_t end, bool top, bool digest,
-                         int depth)
+static void judge_entity(struct judge *j, size_t start, size_t end, bool digest, int depth)
 {
 	struct header h;
 	GMimeContentType *ct = NULL;
@@ -259,7 +255,7 @@ static void judge_entity(struct judge *j, size_t start, size_t end, bool top, bo
 
 	if (depth > MAX_DEPTH || j->ambiguous)
 		return;
-	read_header(j, start, end, top, &h);
+	read_header(j, start, end, &h);
 	if (h.type.count > 0) {
 		char *v = value_text(j, &h.type);
 		if (!mime_content_type_is_invalid(v)) {
@@ -358,7 +354,7 @@ bool mime_test_has_readable_text(const void *data, size_t len)
 	mime_init();
 	j.d = data;
 	j.bounds = g_ptr_array_new_with_free_func(g_free);
-	judge_entity(&j, 0, len, true, false, 0);
+	judge_entity(&j, 0, len, false, 0);
 	g_ptr_array_unref(j.bounds);
 	return j.found && !j.ambiguous;
 }
