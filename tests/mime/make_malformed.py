@@ -254,6 +254,27 @@ CASES = [
      "From: ann@example.com\nSubject: Last\nFrom the desk of Ann\n\nPlease water the plants.\n",
      {"subject": "Last\n", "from": "ann@example.com\n",
       "body": "From the desk of Ann\n\nPlease water the plants.\n"}),
+    # Issue 21, item 2: the message ends at the closing delimiter without a line break; the
+    # line break before the delimiter belongs to it, not to the last part.
+    ("closing-delimiter-ends-file",
+     "From: x@example.com\nSubject: t\nMIME-Version: 1.0\n"
+     "Content-Type: multipart/mixed; boundary=b\n\n"
+     "--b\nContent-Type: text/plain\n\nbody\n\n"
+     "--b\nContent-Type: application/octet-stream; name=a.bin\n\nDATA\n--b--",
+     {"subject": "t\n", "body": "body\n",
+      "attachments.list": None, "attachments/a.bin": "DATA"}),
+    # Issue 21, item 7: base64 whose last group lacks its padding keeps the bytes it carries
+    # ("ZGVmZw" is "defg", "aGk" is "hi"); a single character left over carries none.
+    ("truncated-base64",
+     "Subject: Truncated\nContent-Type: multipart/mixed; boundary=b\n\n"
+     "--b\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\naGk\n"
+     "--b\nContent-Type: application/octet-stream; name=two.bin\n"
+     "Content-Transfer-Encoding: base64\n\nYWJj\nZGVmZw\n"
+     "--b\nContent-Type: application/octet-stream; name=one.bin\n"
+     "Content-Transfer-Encoding: base64\n\nYWJjZ\n--b--\n",
+     {"subject": "Truncated\n", "body": "hi\n",
+      "attachments.list": "two.bin\t7\none.bin\t3\n",
+      "attachments/two.bin": "abcdefg", "attachments/one.bin": "abc"}),
 ]
 
 
