@@ -75,6 +75,24 @@ char *mime_utf8_sanitize(const char *data, gssize len, size_t *len_r);
 /* In-place: CRLF and lone CR become LF.  Returns the new length.  s need not be NUL-terminated. */
 size_t mime_normalize_newlines(char *s, size_t len);
 
+/* --- rfc2047.c --- */
+
+struct _GMimeParserOptions; /* GMimeParserOptions */
+
+/* A raw header value (folded or not) decoded to text: encoded-words found as GMime's lenient
+ * tokenizer finds them, each decoded on its own (base64 by decode.c's rules), the bytes of
+ * adjacent words of one charset joined and then converted by mime_to_utf8 (U+FFFD for what
+ * cannot be decoded); white space between adjacent words dropped; raw 8-bit text guessed with
+ * options' fallback charsets (g_mime_utils_decode_8bit).  Unfolded, not yet one line (control
+ * characters may remain).  New string (g_free). */
+char *mime_header_decode(const char *raw, struct _GMimeParserOptions *options);
+
+/* A raw address field unfolded, with every run of encoded-words outside an angle-bracketed
+ * address replaced by one "=?UTF-8?B?…?=" word holding the run's text as mime_header_decode
+ * decodes it, so that GMime's address parser reads display names by these rules.  New string
+ * (g_free). */
+char *mime_header_normalize_words(const char *raw, struct _GMimeParserOptions *options);
+
 /* --- html.c --- */
 
 /* Render len bytes of UTF-8 HTML as readable text with libxml2's HTML parser (never a regex):

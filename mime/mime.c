@@ -354,15 +354,24 @@ static GBytes *address_view(GPtrArray *headers, const char *name, GMimeParserOpt
 			continue;
 		found = true;
 		one = g_string_new(NULL);
-		list = raw != NULL ? internet_address_list_parse(options, raw) : NULL;
+		if (raw != NULL) {
+			/* display names decoded by the rules of rfc2047.c, not GMime's */
+			char *normalized = mime_header_normalize_words(raw, options);
+			list = internet_address_list_parse(options, normalized);
+			g_free(normalized);
+		} else {
+			list = NULL;
+		}
 		append_address_list(one, list, 0);
 		if (list != NULL)
 			g_object_unref(list);
 		if (one->len == 0) {
 			/* not addresses at all: show the text rather than nothing */
-			char *text = one_line(g_mime_header_get_value(h));
+			char *decoded = mime_header_decode(raw, options);
+			char *text = one_line(decoded);
 			g_string_append(one, text);
 			g_free(text);
+			g_free(decoded);
 		}
 		if (one->len > 0) {
 			if (out->len > 0)
@@ -384,7 +393,7 @@ static GBytes *address_view(GPtrArray *headers, const char *name, GMimeParserOpt
 	}
 }
 
-static GBytes *headers_view(GPtrArray *headers)
+static GBytes *headers_view(GPtrArray *headers, GMimeParserOptions *options)
 {
 	GString *out = g_string_new(NULL);
 	size_t len;
@@ -392,9 +401,11 @@ static GBytes *headers_view(GPtrArray *headers)
 	for (guint i = 0; i < headers->len; i++) {
 		GMimeHeader *h = headers->pdata[i];
 		char *name = one_line(g_mime_header_get_name(h));
-		char *value = one_line(g_mime_header_get_value(h));
+		char *decoded = mime_header_decode(g_mime_header_get_raw_value(h), options);
+		char *value = one_line(decoded);
 		g_string_append_printf(out, "%s: %s\n", name, value);
 		g_free(name);
+		g_free(decoded);
 		g_free(value);
 	}
 	len = out->len;
@@ -419,9 +430,12 @@ static void compute_header_views(struct mime_message *msg, GMimeMessage *message
 	GMimeHeader *subject = find_header(headers, "Subject");
 	char *date = raw_value(headers, "Date");
 	char *message_id = raw_value(headers, "Message-ID");
+	char *subject_text = subject != NULL
+	                         ? mime_header_decode(g_mime_header_get_raw_value(subject), options)
+	                         : NULL;
 
-	msg->views[MIME_VIEW_SUBJECT] =
-	    line_view(subject != NULL ? g_mime_header_get_value(subject) : "");
+	msg->views[MIME_VIEW_SUBJECT] = line_view(subject_text != NULL ? subject_text : "");
+	g_free(subject_text);
 	msg->views[MIME_VIEW_FROM] = address_view(headers, "From", options);
 	msg->views[MIME_VIEW_TO] = address_view(headers, "To", options);
 	msg->views[MIME_VIEW_CC] = address_view(headers, "Cc", options);
@@ -432,7 +446,7 @@ static void compute_header_views(struct mime_message *msg, GMimeMessage *message
 	msg->views[MIME_VIEW_DATE] = line_view(date != NULL ? date : "");
 	if (message_id != NULL)
 		msg->views[MIME_VIEW_MESSAGE_ID] = line_view(message_id);
-	msg->views[MIME_VIEW_HEADERS] = headers_view(headers);
+	msg->views[MIME_VIEW_HEADERS] = headers_view(headers, options);
 
 	msg->date = INT64_MIN;
 	if (date != NULL && date[0] != '\0') {
@@ -701,8 +715,17 @@ static char *forwarded_name(struct walk *w, GMimeObject *obj, GMimeMessage *inne
 	char *result;
 
 	w->n_forwarded++;
-	if (name == NULL && inner != NULL)
-		name = mime_name_sanitize(g_mime_message_get_subject(inner));
+	if (name == NULL && inner != NULL) {
+		GMimeHeaderList *list = g_mime_object_get_header_list(GMIME_OBJECT(inner));
+		GMimeHeader *h =
+		    list != NULL ? g_mime_header_list_get_header(list, "Subject") : NULL;
+		const char *raw = h != NULL ? g_mime_header_get_raw_value(h) : NULL;
+		if (raw != NULL) {
+			char *subject = mime_header_decode(raw, w->options);
+			name = mime_name_sanitize(subject);
+			g_free(subject);
+		}
+	}
 	if (name == NULL)
 		return g_strdup_printf("forwarded-%u.eml", w->n_forwarded);
 	if (has_suffix_ci(name, ".eml"))

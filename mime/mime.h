@@ -14,7 +14,11 @@
  * ends; header views are one line each):
  *  - Header values are RFC 2047-decoded in any charset iconv knows, with GMime's workarounds
  *    for broken mail (GMIME_RFC_COMPLIANCE_LOOSE: encoded words inside quotes or words, missing
- *    spaces, characters split across words).  Raw 8-bit header bytes are read as UTF-8 if
+ *    spaces, blanks inside a word).  Each encoded word decodes on its own (RFC 2047 §6.2; its
+ *    base64 by the rules under "Transfer encodings"), and only then are the bytes of adjacent
+ *    words of one charset joined, so a character split across two words comes out whole;
+ *    white space between adjacent words is dropped; what cannot be decoded is U+FFFD, as in
+ *    bodies (rfc2047.c; display names too).  Raw 8-bit header bytes are read as UTF-8 if
  *    valid, else in the charset the message's first text part declares (so a Korean mail with
  *    raw EUC-KR headers reads right), else windows-1252.
  *  - Charset labels are widened to the supersets real mail uses (iso-8859-1 → windows-1252,

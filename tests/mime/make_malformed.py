@@ -275,6 +275,34 @@ CASES = [
      {"subject": "Truncated\n", "body": "hi\n",
       "attachments.list": "two.bin\t7\none.bin\t3\n",
       "attachments/two.bin": "abcdefg", "attachments/one.bin": "abc"}),
+    # Issue 21, item 1: adjacent base64 encoded-words of one charset, the first ending in '='
+    # padding: each word decodes on its own, none is lost.
+    ("adjacent-base64-words",
+     "From: x@example.com\nSubject: =?UTF-8?B?YWI=?= =?UTF-8?B?Y2Q=?=\n\nBody.\n",
+     {"subject": "abcd\n", "from": "x@example.com\n", "body": "Body.\n",
+      "headers": "From: x@example.com\nSubject: abcd\n"}),
+    # The real cases: a subject and a display name in three and two words, a GB2312 subject in
+    # two, a To name whose words are in Q encoding (comma inside the quotes).
+    ("adjacent-base64-words-real",
+     "From: =?UTF-8?B?TXlTdXJ2ZXk=?=\n =?UTF-8?B?LmNvbSAmIENhcm9sIEFkYW1z?= <survey@example.com>\n"
+     "To: \"=?UTF-8?Q?Adams=2C?= =?UTF-8?Q?_Carol?=\" <carol@example.com>\n"
+     "Cc: =?GB2312?B?xOO6ww==?= =?GB2312?B?ysC95w==?= <ni@example.cn>\n"
+     "Subject: =?UTF-8?B?TXlTdXJ2ZXk=?= =?UTF-8?B?LmNvbTogWW91IGhhdmUgYSBzdXJ2ZXkgd2FpdGluZyEg?=\n"
+     " =?UTF-8?B?OTExMjMxMDU=?=\n"
+     "MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\nTake it.\n",
+     {"subject": "MySurvey.com: You have a survey waiting! 91123105\n",
+      "from": "MySurvey.com & Carol Adams <survey@example.com>\n",
+      "to": "\"Adams, Carol\" <carol@example.com>\n",
+      "cc": "\u4f60\u597d\u4e16\u754c <ni@example.cn>\n",
+      "body": "Take it.\n"}),
+    # A character split across two words (base64 and Q) comes out whole; words in different
+    # charsets each decode in their own; white space between words is dropped, not around.
+    ("split-character-words",
+     "From: x@example.com\n"
+     "Subject: Caf=?UTF-8?B?ww==?= =?UTF-8?B?qQ==?= and =?UTF-8?Q?na=C3?= =?UTF-8?Q?=AFve?=\n"
+     "  =?ISO-8859-1?Q?_cr=E8me?= =?UTF-8?Q?_br=C3=BBl=C3=A9e?= end\n\nBody.\n",
+     {"subject": "Caf\u00e9 and na\u00efve cr\u00e8me br\u00fbl\u00e9e end\n",
+      "body": "Body.\n"}),
 ]
 
 

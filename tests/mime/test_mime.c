@@ -760,6 +760,61 @@ static void test_to_utf8(void)
 	g_assert_null(mime_charset_iconv_name(""));
 }
 
+/* ---- encoded-words in header text (rfc2047.c) ---- */
+
+static void assert_header_decodes(const char *raw, const char *want)
+{
+	char *got = mime_header_decode(raw, NULL);
+
+	if (strcmp(got, want) != 0) {
+		g_test_message("\"%s\" decoded to \"%s\", want \"%s\"", raw, got, want);
+		g_test_fail();
+	}
+	g_free(got);
+}
+
+static void test_header_words(void)
+{
+	/* each word decodes on its own, then adjacent words' bytes are joined (issue 21 item 1) */
+	assert_header_decodes("=?UTF-8?B?YWI=?= =?UTF-8?B?Y2Q=?=", "abcd");
+	assert_header_decodes("=?utf-8?b?YWI=?=\r\n =?UTF-8?B?Y2Q=?=\t=?UTF-8?Q?e?=", "abcde");
+	assert_header_decodes("=?UTF-8?B?YWI?= =?UTF-8?B?Y2Q?=", "abcd"); /* truncated groups */
+	assert_header_decodes("=?UTF-8?B?ww==?= =?UTF-8?B?qQ==?=", "\u00e9");
+	assert_header_decodes("=?UTF-8?Q?=C3?= =?UTF-8?Q?=A9?=", "\u00e9");
+	/* white space between words is dropped, not between a word and text */
+	assert_header_decodes("a =?UTF-8?Q?b?= c", "a b c");
+	assert_header_decodes("=?UTF-8?Q?a?= =?ISO-8859-1?Q?=E9?=", "a\u00e9");
+	/* lenient: inside a word, blanks in the payload, language suffix, lower-case q */
+	assert_header_decodes("Caf=?utf-8?q?=C3=A9?=s", "Caf\u00e9s");
+	assert_header_decodes("=?utf-8?q?a b?=", "a b");
+	assert_header_decodes("=?UTF-8*en?Q?hi_there?=", "hi there");
+	/* Q: '_' is a space, an invalid escape stays as written */
+	assert_header_decodes("=?UTF-8?Q?100=25_=ZZ=4?=", "100% =ZZ=4");
+	/* not words: no end, no encoding, no charset; an unknown encoding letter */
+	assert_header_decodes("=?UTF-8?Q?open", "=?UTF-8?Q?open");
+	assert_header_decodes("=?UTF-8?X?a?=", "=?UTF-8?X?a?=");
+	assert_header_decodes("=??Q?a?=", "=??Q?a?=");
+	assert_header_decodes("a =? b", "a =? b");
+	/* what cannot be decoded is U+FFFD, never '?' (item 6) */
+	assert_header_decodes("=?UTF-8?Q?a=FFb?=", "a\ufffdb");
+	/* labels are widened as for bodies; no real charset: guessed as raw text */
+	assert_header_decodes("=?ISO-8859-1?Q?=93q=94?=", "\u201cq\u201d");
+	assert_header_decodes("=?us-ascii?Q?caf=C3=A9?=", "caf\u00e9");
+	assert_header_decodes("=?x-unknown-cs?Q?caf=C3=A9?=", "caf\u00e9");
+	assert_header_decodes("", "");
+	assert_header_decodes(NULL, "");
+
+	{
+		/* address fields: every run of words becomes one UTF-8 word, but not inside <> */
+		char *n = mime_header_normalize_words(
+		    "=?UTF-8?B?YWI=?= =?UTF-8?B?Y2Q=?= <a@b>, \"=?utf-8?q?x?=\" <=?utf-8?q?y?=@c>",
+		    NULL);
+		g_assert_cmpstr(
+		    n, ==, "=?UTF-8?B?YWJjZA==?= <a@b>, \"=?UTF-8?B?eA==?=\" <=?utf-8?q?y?=@c>");
+		g_free(n);
+	}
+}
+
 /* ---- transfer decoding (decode.c) ---- */
 
 /* Decode in[0..len) as encoding, split into two steps at split (len: one step), or one byte
@@ -1448,6 +1503,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/mime/names", test_names);
 	g_test_add_func("/mime/to-utf8", test_to_utf8);
 	g_test_add_func("/mime/decoder", test_decoder);
+	g_test_add_func("/mime/header-words", test_header_words);
 	g_test_add_func("/mime/api-edges", test_api_edges);
 	g_test_add_func("/mime/readable-judge", test_readable_judge);
 	g_test_add_func("/mime/separator", test_separator);
