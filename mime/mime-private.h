@@ -57,7 +57,9 @@ bool mime_content_type_is_invalid(const char *value);
  * charset" (missing, us-ascii, unknown-8bit, …: the caller then guesses UTF-8, else
  * windows-1252).  Labels are widened to the superset real mail actually uses (WHATWG Encoding
  * practice): iso-8859-1 → WINDOWS-1252, euc-kr/ks_c_5601 → CP949, gb2312/gbk → GB18030,
- * shift_jis → CP932, big5 → BIG5-HKSCS, tis-620 → CP874, iso-8859-9 → WINDOWS-1254.  Static or
+ * shift_jis → CP932, big5 → BIG5-HKSCS, tis-620 → CP874, iso-8859-9 → WINDOWS-1254; the
+ * ISO-2022-JP family (iso-2022-jp, -jp-2, cp50220/1/2, …) → ISO-2022-JP, which mime_to_utf8
+ * decodes with the vendor rows (charset.c).  Static or
  * GMime-owned string; never free it. */
 const char *mime_charset_iconv_name(const char *label);
 

@@ -22,8 +22,11 @@
  *    valid, else in the charset the message's first text part declares (so a Korean mail with
  *    raw EUC-KR headers reads right), else windows-1252.
  *  - Charset labels are widened to the supersets real mail uses (iso-8859-1 → windows-1252,
- *    euc-kr → CP949, gb2312 → GB18030, shift_jis → CP932, …); an unknown or missing label
- *    means UTF-8 if the bytes are valid UTF-8, else windows-1252.  Text is never dropped.
+ *    euc-kr → CP949, gb2312 → GB18030, shift_jis → CP932, iso-2022-jp → with the NEC and IBM
+ *    rows of CP50220/CP50221 (①, №, ㈱ …) and half-width katakana, …); an unknown or missing
+ *    label means UTF-8 if the bytes are valid UTF-8, else windows-1252.  Text is never
+ *    dropped: what cannot be decoded is U+FFFD (in ISO-2022-JP the set in force stays, so the
+ *    text after it still reads).
  *  - body: in multipart/alternative the plain alternative (text/plain: an alternative of
  *    another text type — text/enriched, Apple's text/watch-html — is shown only when no
  *    alternative is plain or HTML); in multipart/mixed (and every other multipart, e.g.

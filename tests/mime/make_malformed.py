@@ -303,6 +303,22 @@ CASES = [
      "  =?ISO-8859-1?Q?_cr=E8me?= =?UTF-8?Q?_br=C3=BBl=C3=A9e?= end\n\nBody.\n",
      {"subject": "Caf\u00e9 and na\u00efve cr\u00e8me br\u00fbl\u00e9e end\n",
       "body": "Body.\n"}),
+    # Issue 21, item 6: ISO-2022-JP with the vendor rows Japanese mailers send under the plain
+    # label (CP50220/CP50221): NEC row 13 (\u2116, circled digits, \u3231), an NEC-selected IBM
+    # kanji (row 89), half-width katakana (ESC ( I); row 9 is in no table: U+FFFD, never "?",
+    # and the text after it is still read as kanji.
+    ("iso2022jp-vendor",
+     "From: =?ISO-2022-JP?B?GyRCLWolRiU5JUgbKEI=?= <info@example.jp>\n"
+     "Subject: =?ISO-2022-JP?B?GyRCMnE1RBsoQg==?= =?ISO-2022-JP?B?GyRCLWItIRsoQg==?=\n"
+     "MIME-Version: 1.0\nContent-Type: text/plain; charset=ISO-2022-JP\n"
+     "Content-Transfer-Encoding: 7bit\n\n"
+     "\x1b$B-b-!-\"2q5D\x1b(B\n"
+     "\x1b$B-j\x1b(B \x1b$By!\x1b(B \x1b(I12\x1b(B\n"
+     "\x1b$B)!2q\x1b(B end\n",
+     {"subject": "\u4f1a\u8b70\u2116\u2460\n",
+      "from": "\u3231\u30c6\u30b9\u30c8 <info@example.jp>\n",
+      "body": "\u2116\u2460\u2461\u4f1a\u8b70\n\u3231 \u7e8a \uff71\uff72\n"
+              "\ufffd\u4f1a end\n"}),
 ]
 
 

@@ -752,6 +752,21 @@ static void test_to_utf8(void)
 	assert_to_utf8("\x8c\x63", -1, "euc-kr", "똠"); /* a UHC syllable in "euc-kr" text */
 	assert_to_utf8("\x1b$B$3$s\x1b(B!", -1, "iso-2022-jp", "こん!");
 	assert_to_utf8("\x1b$B$3$", -1, "iso-2022-jp", "こ\xef\xbf\xbd"); /* truncated */
+	/* ISO-2022-JP as mailers send it (issue 21 item 6): the standard mapping stays (〜 is
+	 * U+301C), the NEC and IBM rows of CP50220/CP50221 decode, what is in no table is U+FFFD
+	 * and the kanji after it still read as kanji */
+	assert_to_utf8("\x1b$B!A-b-!y!\x1b(B", -1, "iso-2022-jp", "〜№①纊");
+	assert_to_utf8("\x1b$B)!$3\x1b(Bx", -1, "ISO-2022-JP", "\xef\xbf\xbdこx");
+	assert_to_utf8("\x1b$B-b\x1b(B", -1, "CP50221", "№");
+	assert_to_utf8("\x1b(J\\~\x1b(B\\~", -1, "iso-2022-jp", "¥‾\\~"); /* JIS X 0201 Roman */
+	assert_to_utf8("\x1b(I12\x1b(B \x0e"
+	               "34\x0f",
+	               -1, "iso-2022-jp", "ｱｲ ｳｴ");                        /* kana */
+	assert_to_utf8("\x1b$(D\x22\x2f\x1b(B", -1, "iso-2022-jp", "˘");   /* JIS X 0212 */
+	assert_to_utf8("\x1b$B$3\n$s\x1b(B", -1, "iso-2022-jp", "こ\nん"); /* line break kept */
+	assert_to_utf8("a\xe9\x1bZb", -1, "iso-2022-jp", "a\xef\xbf\xbd\xef\xbf\xbdZb");
+	/* a set only ISO-2022-JP-2 has: that decoder (here Latin-1 in G2) */
+	assert_to_utf8("\x1b.A\x1bNi", -1, "iso-2022-jp-2", "é");
 	assert_to_utf8("\xa4\xa4", -1, "big5", "中");
 	assert_to_utf8("", 0, "utf-16", "");
 	assert_to_utf8("a\0b\0", 4, "utf-16le", "ab");
