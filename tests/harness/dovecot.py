@@ -789,10 +789,12 @@ class Dovecot:
             cert_unknown_ca=c['unknown_ca'][0], key_unknown_ca=c['unknown_ca'][1],
             cert_wrong_host=c['wrong_host'][0], key_wrong_host=c['wrong_host'][1],
             auth_mechanisms=('plain login ' + self.oauth2).strip())
+        # an explicit list replaces the plugins' additions too: name COMPRESS there
+        zcap = ' COMPRESS=DEFLATE' if self.compress else ''
         if not self.condstore:
-            text += 'imap_capability = %s\n' % NO_CONDSTORE_CAPABILITY
+            text += 'imap_capability = %s%s\n' % (NO_CONDSTORE_CAPABILITY, zcap)
         elif not self.qresync:
-            text += 'imap_capability = %s ENABLE CONDSTORE\n' % NO_CONDSTORE_CAPABILITY
+            text += 'imap_capability = %s ENABLE CONDSTORE%s\n' % (NO_CONDSTORE_CAPABILITY, zcap)
         if self.oauth2:
             text += self._oauth2_conf()
         if self.compress:
