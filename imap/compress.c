@@ -12,7 +12,8 @@
  * a time and meets the parser's caps (response text, literal sizes) there, exactly as the same
  * bytes sent uncompressed would.  To say truthfully whether decoded bytes are waiting (IDLE
  * polls the socket only when none are), a window that fills is followed by a one-byte peek,
- * held back for the next call.
+ * held back for the next call.  Bytes decoded before a fault in the stream are handed out
+ * first, the fault is reported by the call after.
  */
 #include "imap-private.h"
 
@@ -29,8 +30,9 @@ struct imap_zstream {
 	bool in_ready, out_ready;
 	GByteArray *pending; /* compressed bytes received but not yet given to zlib */
 	size_t pending_pos;
-	int held;   /* a decoded byte peeked after a full window, or -1 */
-	bool ended; /* the server's stream had its final block */
+	int held;    /* a decoded byte peeked after a full window, or -1 */
+	bool ended;  /* the server's stream had its final block */
+	bool failed; /* corrupt input: error says why; every later pull fails */
 	char error[128];
 	uint64_t raw_in, plain_in, plain_out, raw_out;
 };
@@ -112,20 +114,26 @@ void imap_zstream_push(struct imap_zstream *z, const void *data, size_t len)
 	z->raw_in += len;
 }
 
+/* Record why the stream cannot be decoded further.  -EPROTO unless bytes decoded before the
+ * fault are still to be handed out (produced > 0): the fault then comes at the next call, so
+ * what comes out does not depend on the window size. */
+static int fail(struct imap_zstream *z, size_t produced, const char *why)
+{
+	g_strlcpy(z->error, why, sizeof(z->error));
+	z->failed = true;
+	return produced > 0 ? 0 : -EPROTO;
+}
+
 /* One inflate() call from the pending input into out[0..cap).  0 and *n_r, or -EPROTO. */
 static int inflate_some(struct imap_zstream *z, uint8_t *out, size_t cap, size_t *n_r)
 {
 	size_t avail = z->pending->len - z->pending_pos;
 
 	*n_r = 0;
-	if (z->ended) {
-		if (avail > 0) {
-			g_strlcpy(z->error, "data after the end of the compressed stream",
-			          sizeof(z->error));
-			return -EPROTO;
-		}
-		return 0;
-	}
+	if (z->failed)
+		return -EPROTO;
+	if (z->ended)
+		return avail > 0 ? fail(z, 0, "data after the end of the compressed stream") : 0;
 	z->in.next_in = z->pending->data + z->pending_pos;
 	z->in.avail_in = avail > UINT_MAX ? UINT_MAX : (uInt)avail;
 	z->in.next_out = out;
@@ -140,16 +148,15 @@ static int inflate_some(struct imap_zstream *z, uint8_t *out, size_t cap, size_t
 		return 0;
 	case Z_STREAM_END:
 		z->ended = true;
-		if (z->pending_pos < z->pending->len) {
-			g_strlcpy(z->error, "data after the end of the compressed stream",
-			          sizeof(z->error));
-			return -EPROTO;
-		}
+		if (z->pending_pos < z->pending->len)
+			return fail(z, *n_r, "data after the end of the compressed stream");
 		return 0;
-	default: /* Z_DATA_ERROR, Z_NEED_DICT (a raw stream has no dictionary), Z_MEM_ERROR */
-		g_snprintf(z->error, sizeof(z->error), "corrupt compressed data (%s)",
+	default: { /* Z_DATA_ERROR, Z_NEED_DICT (a raw stream has none), Z_MEM_ERROR */
+		char why[sizeof(z->error)];
+		g_snprintf(why, sizeof(why), "corrupt compressed data (%s)",
 		           z->in.msg != NULL ? z->in.msg : "inflate failed");
-		return -EPROTO;
+		return fail(z, *n_r, why);
+	}
 	}
 }
 
@@ -166,16 +173,15 @@ int imap_zstream_pull(struct imap_zstream *z, uint8_t *out, size_t cap, size_t *
 		z->held = -1;
 	}
 	if (n < cap) {
-		if ((err = inflate_some(z, out + n, cap - n, &got)) < 0)
+		if ((err = inflate_some(z, out + n, cap - n, &got)) < 0 && n == 0)
 			return err;
 		n += got;
 	}
-	if (n == cap) {
-		/* the window is full: is there more?  Peek one byte so pending() can tell. */
+	if (n == cap && !z->failed) {
+		/* the window is full: is there more?  Peek one byte so pending() can tell (a
+		 * fault found now is reported by the next call, the window is handed out) */
 		uint8_t b;
-		if ((err = inflate_some(z, &b, 1, &got)) < 0)
-			return err;
-		if (got == 1)
+		if (inflate_some(z, &b, 1, &got) == 0 && got == 1)
 			z->held = b;
 	}
 	z->plain_in += n;
@@ -187,7 +193,7 @@ bool imap_zstream_pending(const struct imap_zstream *z)
 {
 	/* zlib takes all input while it has room for output, so input is left over only when
 	 * the peek filled too (a byte is held) or bytes were pushed and not pulled yet */
-	return z->held >= 0 || z->pending_pos < z->pending->len;
+	return z->held >= 0 || z->failed || z->pending_pos < z->pending->len;
 }
 
 const char *imap_zstream_error(const struct imap_zstream *z)

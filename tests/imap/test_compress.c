@@ -209,10 +209,16 @@ static void test_data_after_end(void)
 	deflateEnd(&zs);
 	comp[len++] = 'x';
 
+	/* the BYE comes out (a server's last words), then the error */
 	g_assert_cmpint(imap_zstream_new(&z), ==, 0);
 	imap_zstream_push(z, comp, len);
+	g_assert_cmpint(imap_zstream_pull(z, buf, sizeof(buf), &n), ==, 0);
+	g_assert_cmpuint(n, ==, 7);
+	g_assert_true(memcmp(buf, "* BYE\r\n", 7) == 0);
+	g_assert_true(imap_zstream_pending(z));
 	g_assert_cmpint(imap_zstream_pull(z, buf, sizeof(buf), &n), ==, -EPROTO);
 	g_assert_nonnull(strstr(imap_zstream_error(z), "after the end"));
+	g_assert_cmpint(imap_zstream_pull(z, buf, sizeof(buf), &n), ==, -EPROTO);
 	imap_zstream_free(z);
 }
 
