@@ -35,6 +35,12 @@ those named, oauth2='xoauth2') through the oauth2 passdb, which introspects toke
 loopback (oauth_server.py, self.oauth): self.oauth.grant(token, user) makes a
 token good, self.oauth.revoke(token) bad again.  If Dovecot or openssl is
 missing, start() raises: integration tests fail, they never skip.
+
+Dovecot(compress=True) loads the imap_zlib plugin, so the server offers
+COMPRESS=DEFLATE (RFC 4978) after the login.  compress=None (the default) takes
+it from the environment: IMAPFS_TEST_COMPRESS=1 turns it on for every instance
+a test starts, which is how meson runs the whole integration suite once more
+with compression (the *_compress tests).
 """
 
 import argparse
@@ -482,6 +488,14 @@ active_value = true
 timeout_msecs = 5000
 """
 
+# Dovecot(compress=True): COMPRESS=DEFLATE (RFC 4978) through the imap_zlib plugin of
+# dovecot-core, offered in the post-login CAPABILITY.
+_COMPRESS_CONF = """\
+protocol imap {
+  mail_plugins = $mail_plugins imap_zlib
+}
+"""
+
 # Every started instance, so a crashed test run still stops its Dovecot.
 _live = set()
 _live_lock = threading.Lock()
@@ -509,9 +523,12 @@ class Dovecot:
     qresync=False: one that offers CONDSTORE (and ENABLE) but not QRESYNC."""
 
     def __init__(self, workdir=None, separator='/', condstore=True, oauth2=False,
-                 qresync=True):
+                 qresync=True, compress=None):
         if separator not in ('/', '.'):
             raise ValueError("separator must be '/' or '.'")
+        if compress is None:
+            compress = os.environ.get('IMAPFS_TEST_COMPRESS', '') not in ('', '0')
+        self.compress = bool(compress)
         self.separator = separator
         self.condstore = bool(condstore)
         self.qresync = bool(qresync) and self.condstore
@@ -772,12 +789,16 @@ class Dovecot:
             cert_unknown_ca=c['unknown_ca'][0], key_unknown_ca=c['unknown_ca'][1],
             cert_wrong_host=c['wrong_host'][0], key_wrong_host=c['wrong_host'][1],
             auth_mechanisms=('plain login ' + self.oauth2).strip())
+        # an explicit list replaces the plugins' additions too: name COMPRESS there
+        zcap = ' COMPRESS=DEFLATE' if self.compress else ''
         if not self.condstore:
-            text += 'imap_capability = %s\n' % NO_CONDSTORE_CAPABILITY
+            text += 'imap_capability = %s%s\n' % (NO_CONDSTORE_CAPABILITY, zcap)
         elif not self.qresync:
-            text += 'imap_capability = %s ENABLE CONDSTORE\n' % NO_CONDSTORE_CAPABILITY
+            text += 'imap_capability = %s ENABLE CONDSTORE%s\n' % (NO_CONDSTORE_CAPABILITY, zcap)
         if self.oauth2:
             text += self._oauth2_conf()
+        if self.compress:
+            text += _COMPRESS_CONF
         with open(self.conf, 'w') as f:
             f.write(text)
 
@@ -888,6 +909,7 @@ class Dovecot:
             'own_base_dir': self._own_base_dir, 'separator': self.separator,
             'condstore': self.condstore,
             'qresync': self.qresync,
+            'compress': self.compress,
             'conf': self.conf, 'log': self.log, 'password': self.password,
             'ca_file': self.ca_file, 'port_imaps': self.port_imaps,
             'port_starttls': self.port_starttls,
@@ -911,7 +933,8 @@ class Dovecot:
         with open(os.path.join(workdir, 'harness.json')) as f:
             st = json.load(f)
         d = cls(workdir=st['workdir'], separator=st['separator'],
-                condstore=st.get('condstore', True), qresync=st.get('qresync', True))
+                condstore=st.get('condstore', True), qresync=st.get('qresync', True),
+                compress=st.get('compress', False))
         d._own_workdir = False
         d.base_dir = st['base_dir']
         d._own_base_dir = st['own_base_dir']

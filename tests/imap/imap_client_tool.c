@@ -7,7 +7,7 @@
  * can read in ps).
  *
  *   imap_client_tool [--host H] [--port P] [--tls implicit|starttls|none] [--user U]
- *                    [--auth password|oauth2]
+ *                    [--auth password|oauth2] [--compress on|off]
  *                    [--ca-file F] [--timeout-ms N] [--max-literal N] [--max-depth N] CMD ...
  *   CMD: connect | noop | list | examine MBOX | search MBOX CRITERIA [ARG...] |
  *        attrs MBOX UIDSET | fetch MBOX UIDSET [full|header] [OFFSET LENGTH] [--out FILE] |
@@ -446,6 +446,8 @@ int main(int argc, char **argv)
 			cfg.auth = strcmp(v, "oauth2") == 0 ? IMAP_AUTH_OAUTH2 : IMAP_AUTH_PASSWORD;
 		else if (strcmp(o, "--out") == 0)
 			out_path = v;
+		else if (strcmp(o, "--compress") == 0)
+			cfg.compress = strcmp(v, "off") == 0 ? IMAP_COMPRESS_OFF : IMAP_COMPRESS_ON;
 		else if (strcmp(o, "--tls") == 0)
 			cfg.tls = strcmp(v, "none") == 0       ? IMAP_TLS_NONE
 			          : strcmp(v, "starttls") == 0 ? IMAP_TLS_STARTTLS
