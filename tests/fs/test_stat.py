@@ -1,10 +1,16 @@
 #!/usr/bin/python3
-"""What stat, df and backup tools see of a mount (issue 22), against a real Dovecot
+r"""What stat, df and backup tools see of a mount (issue 22), against a real Dovecot
 (tests/harness/dovecot.py):
   Modes     mail is private by default (0400 files, 0500 directories, the mounting user's):
             with allow_other another user (nobody) gets EACCES on every file and directory;
             -o umask=0022 shares on purpose; -o uid=/gid= name the owner; bad values are one
             line and exit 1 before anything is mounted.
+  Times     a folder's mtime is its newest INTERNALDATE (0 for the root, a \Noselect parent or
+            an empty folder) with a contents number in the nanoseconds, from the first stat
+            on: `rsync -a` of an unchanged account, then dry runs after a refresh, after a
+            remount and on a first mount with no saved state, itemize nothing; one new message
+            changes exactly its folder and itself.  `ls -l MNT` on a first mount lists the
+            folders in one round trip (SEARCHRES), counted in Dovecot's log.
 
 Environment (tests/fs/meson.build): IMAPFS_BIN, IMAPFS_HARNESS_DIR.  Must run as root (Dovecot,
 allow_other, and the other user).  Fails, never skips, without FUSE or Dovecot.  Python
@@ -16,11 +22,13 @@ import grp
 import json
 import os
 import pwd
+import re
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 HARNESS = os.environ.get('IMAPFS_HARNESS_DIR',
@@ -154,6 +162,121 @@ class Modes(unittest.TestCase):
             self.assertEqual(len(err.splitlines()), 1, err)
             self.assertIn(want, err)
             self.assertFalse(mounts.mounted(os.path.join(self.tmp, 'bad')))
+
+
+def rsync(src, dst, dry=False, exact=False):
+    """rsync -a src/ dst/; dry: --dry-run --itemize-changes, its lines; exact: compare times to
+    the nanosecond (--modify-window=-1) instead of rsync's default, the second."""
+    args = ['rsync', '-a'] + (['--dry-run', '--itemize-changes'] if dry else [])
+    args += (['--modify-window=-1'] if exact else []) + [src + '/', dst + '/']
+    res = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    if res.returncode != 0:
+        raise AssertionError('rsync failed: %s' % res.stderr.decode())
+    return res.stdout.decode().splitlines()
+
+
+def unchanged(src, dst):
+    """The dry-run lines of both comparisons (empty when nothing changed)."""
+    return rsync(src, dst, dry=True) + rsync(src, dst, dry=True, exact=True)
+
+
+class Times(unittest.TestCase):
+    REFRESH = 2
+    DATES = {'INBOX': [1700000000, 1700003600], 'Work': [1600000000], 'Lists/dev': [1650000000],
+             'Archive': [1500000000, 1500000500], 'Archive/old': [1710000000]}
+
+    @classmethod
+    def setUpClass(cls):
+        mounts.require_environment()
+        cls.tmp = tempfile.mkdtemp(prefix='ifs-times', dir='/tmp')
+        cls.d = dovecot.Dovecot()
+        cls.d.start()
+        try:
+            for f in ('Work', 'Lists/dev', 'Archive', 'Archive/old', 'Empty'):
+                cls.d.create_folder(f)
+            for f, dates in cls.DATES.items():
+                for i, t in enumerate(dates):
+                    cls.d.append(f, b'Subject: %s %d\r\n\r\nbody\r\n' % (f.encode(), i),
+                                 date=t)
+            cls.cfg = mounts.dovecot_config(os.path.join(cls.tmp, 'config'), cls.d,
+                                            refresh=str(cls.REFRESH))
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.cleanup()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def mount(self, cfg=None, name='mnt'):
+        m = mounts.Mount(self.tmp, cfg or self.cfg, name=name)
+        self.addCleanup(m.close)
+        return m
+
+    def test_1_first_stat_knows_the_time(self):
+        """Before any folder is listed, the first stat of each shows its newest arrival."""
+        cfg = mounts.dovecot_config(os.path.join(self.tmp, 'config-first'), self.d,
+                                    refresh=str(self.REFRESH))
+        mnt = self.mount(cfg, name='first').path
+        for f, dates in self.DATES.items():
+            self.assertEqual(os.stat(os.path.join(mnt, f)).st_mtime_ns // 10**9, max(dates), f)
+        for f in ('Empty', 'Lists', ''):
+            self.assertEqual(os.stat(os.path.join(mnt, f)).st_mtime_ns // 10**9, 0, f)
+
+    def test_2_ls_l_costs_one_round_trip(self):
+        """`ls -l MNT` on a first mount (no saved state): the folders' times come from one
+        pipelined batch, and no folder is examined twice."""
+        cfg = mounts.dovecot_config(os.path.join(self.tmp, 'config-ls'), self.d,
+                                    refresh='600', cache=None, cache_dir=None)
+        m = mounts.Mount(self.tmp, cfg, name='ls', extra=['-d'])
+        self.addCleanup(m.close)
+        start = len(m.log_text())
+        out = subprocess.run(['ls', '-l', '--time-style=full-iso', m.path],
+                             stdout=subprocess.PIPE, check=True, timeout=60).stdout.decode()
+        self.assertIn('Archive', out)
+        trace = m.log_text()[start:]
+        sent = [l for l in trace.splitlines() if re.search(r'C: \S+ (UID )?(EXAMINE|SEARCH|FETCH)', l)]
+        examined = [l for l in sent if ' EXAMINE ' in l]
+        # one round trip: every command of the batch is sent before the first answer comes
+        lines = trace.splitlines()
+        last_sent = max(i for i, l in enumerate(lines) if l in sent)
+        first_answer = min(i for i, l in enumerate(lines) if re.search(r'S: A\d+ (OK|NO|BAD)', l))
+        self.assertLess(last_sent, first_answer, '\n'.join(lines))
+        # Archive/old is not a child of the root: INBOX, Work, Archive, Empty
+        self.assertEqual(len(examined), 4, '\n'.join(sent))
+        again = subprocess.run(['ls', '-l', m.path], stdout=subprocess.PIPE, check=True,
+                               timeout=60)
+        self.assertEqual(len([l for l in m.log_text()[start:].splitlines()
+                              if re.search(r'C: \S+ EXAMINE ', l)]), 4)
+
+    def test_3_rsync_sees_no_change_until_there_is_one(self):
+        copy = os.path.join(self.tmp, 'copy')
+        m = self.mount()
+        rsync(m.path, copy)
+        time.sleep(self.REFRESH + 1)
+        self.assertEqual(unchanged(m.path, copy), [], 'after a refresh')
+        m.close()
+        m = self.mount()
+        self.assertEqual(unchanged(m.path, copy), [], 'after a remount')
+        # a first mount, nothing saved
+        cfg = mounts.dovecot_config(os.path.join(self.tmp, 'config-fresh'), self.d,
+                                    refresh=str(self.REFRESH))
+        fresh = self.mount(cfg, name='fresh')
+        # folders first used in another order than before: nothing of the order may show
+        for f in sorted(self.DATES, reverse=True):
+            os.stat(os.path.join(fresh.path, f))
+        self.assertEqual(unchanged(fresh.path, copy), [], 'on a first mount')
+        fresh.close()
+        uid = self.d.append('Work', b'Subject: new\r\n\r\nnew\r\n', date=1720000000)
+        time.sleep(self.REFRESH + 1)
+        changed = rsync(m.path, copy, dry=True)
+        self.assertEqual(rsync(m.path, copy, dry=True, exact=True), changed)
+        self.assertIn('.d..t...... Work/', changed)
+        self.assertEqual(sorted({l.split(' ', 1)[1].split('/')[0] + '/' +
+                                 (l.split(' ', 1)[1].split('/') + [''])[1] for l in changed}),
+                         ['Work/', 'Work/%d' % uid], changed)
+        self.assertEqual(os.stat(os.path.join(m.path, 'Work')).st_mtime_ns // 10**9, 1720000000)
 
 
 if __name__ == '__main__':
