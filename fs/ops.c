@@ -247,7 +247,7 @@ static void fill_stat(const struct ifs *fs, struct stat *st, uint64_t ino, bool 
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
-	st->st_mode = dir ? S_IFDIR | 0555 : S_IFREG | 0444;
+	st->st_mode = dir ? S_IFDIR | fs->dir_mode : S_IFREG | fs->file_mode; /* owner.h */
 	/* 1 = "unknown" for directories: find/fts must not infer "no subdirectories". */
 	st->st_nlink = 1;
 	st->st_uid = fs->uid;

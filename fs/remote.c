@@ -692,6 +692,10 @@ static int search_fn(struct imap_conn *conn, void *p)
 		struct ifs_search_hits *h = &ctx->hits[i];
 		h->result = err < 0 ? err : jobs[i].result;
 		h->uidvalidity = jobs[i].st.uidvalidity;
+		h->st.uidvalidity = jobs[i].st.uidvalidity;
+		h->st.uidnext = jobs[i].st.uidnext;
+		h->st.exists = jobs[i].st.exists;
+		h->st.highestmodseq = jobs[i].st.highestmodseq;
 		if (jobs[i].uids != NULL)
 			g_array_unref(jobs[i].uids);
 		if (h->result == 0) {

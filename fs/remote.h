@@ -83,6 +83,7 @@ struct ifs_search_hits {
 	                       * UTF-8; -EOPNOTSUPP: Gmail search on another server; -EIO:
 	                       * the server said NO or BAD, or the connection failed */
 	uint32_t uidvalidity; /* of the folder life the hits belong to */
+	struct ifs_listing_state st; /* what its EXAMINE said (st.uidvalidity == uidvalidity) */
 	GArray *msgs;         /* the hits (struct ifs_msg_attr, sorted by UID), new (unref); NULL
 	                       * on failure */
 	char *why;            /* on failure: what the server said, new (g_free); nullable */
