@@ -810,6 +810,9 @@ static void test_header_words(void)
 	assert_header_decodes("=?UTF-8?X?a?=", "=?UTF-8?X?a?=");
 	assert_header_decodes("=??Q?a?=", "=??Q?a?=");
 	assert_header_decodes("a =? b", "a =? b");
+	/* a word right after a stray "=?" is still found */
+	assert_header_decodes("=?x =?UTF-8?B?YWJj?=", "=?x abc");
+	assert_header_decodes("=?UTF-8?B =?UTF-8?Q?d?=", "=?UTF-8?B d");
 	/* what cannot be decoded is U+FFFD, never '?' (item 6) */
 	assert_header_decodes("=?UTF-8?Q?a=FFb?=", "a\ufffdb");
 	/* labels are widened as for bodies; no real charset: guessed as raw text */
@@ -1213,7 +1216,8 @@ static void test_corpus_attachments(void)
 			if (!found) {
 				gsize n;
 				const char *p = g_bytes_get_data(att, &n);
-				char *tail = g_strndup(p != NULL ? p + n - MIN(n, 8) : "", MIN(n, 8));
+				char *tail =
+				    g_strndup(p != NULL ? p + n - MIN(n, 8) : "", MIN(n, 8));
 				char *shown = g_strescape(tail, NULL);
 				g_test_message(
 				    "%s: attachment %s (%zu bytes, ending \"%s\") is no part's "
