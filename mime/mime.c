@@ -471,11 +471,25 @@ static bool is_blank(const char *s)
 	return true;
 }
 
+/* Where the body of a leaf part really ends, given where GMime's parser ended it (end, before
+ * the delimiter at or after it).  GMime takes the line break before a delimiter to be of the kind
+ * the delimiter line itself ends in: after a CRLF delimiter line it drops two bytes, after one
+ * ending in LF (or in nothing: the input's last line) one.  The line break before the delimiter
+ * belongs to the delimiter (RFC 2046 §5.1.1) whatever its kind, so: a CR GMime left in before an
+ * LF-ended delimiter is not the part's; a byte GMime dropped before a lone LF is. */
+static gint64 body_end(const guint8 *d, gint64 len, gint64 start, gint64 end)
+{
+	if (end > start && d[end - 1] == '\r' && end + 1 < len && d[end] == '\n' &&
+	    d[end + 1] == '-')
+		return end - 1;
+	if (end + 3 < len && d[end] != '\r' && d[end + 1] == '\n' && d[end + 2] == '-' &&
+	    d[end + 3] == '-')
+		return end + 1;
+	return end;
+}
+
 /* Decode the body of a leaf part (GMime's content stream: a window on the parsed buffer) into
- * out.  That window is the part's BODY[section] — except that GMime leaves the CR of the CRLF
- * before a delimiter in it when that delimiter is the input's last line and has no line break
- * of its own: the line break before a delimiter belongs to the delimiter (RFC 2046 §5.1.1), so
- * that CR is left out here. */
+ * out: the part's BODY[section], which body_end finds from GMime's window. */
 static void decode_content(GMimeStream *stream, struct mime_decoder *decoder, GByteArray *out)
 {
 	if (GMIME_IS_STREAM_MEM(stream)) {
@@ -483,9 +497,7 @@ static void decode_content(GMimeStream *stream, struct mime_decoder *decoder, GB
 		gint64 start = MAX(stream->bound_start, 0);
 		gint64 end = stream->bound_end < 0 ? (gint64)buffer->len
 		                                   : MIN(stream->bound_end, (gint64)buffer->len);
-		if (end > start && buffer->data[end - 1] == '\r' && end < (gint64)buffer->len &&
-		    buffer->data[end] == '\n')
-			end--;
+		end = body_end(buffer->data, (gint64)buffer->len, start, end);
 		if (end > start)
 			mime_decoder_step(decoder, buffer->data + start, (size_t)(end - start),
 			                  out);

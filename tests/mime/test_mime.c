@@ -925,6 +925,27 @@ static void test_decoder(void)
 		mime_message_free(msg);
 		g_byte_array_unref(want);
 	}
+	{
+		/* mixed line breaks: the one before a delimiter belongs to it whatever its kind
+		 * (GMime takes it to be the kind the delimiter line ends in) */
+		static const char mixed[] =
+		    "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+		    "--b\r\nContent-Type: application/octet-stream; "
+		    "name=lf.bin\r\n\r\nline\r\nDATA\n"
+		    "--b\r\nContent-Type: application/octet-stream; name=crlf.bin\r\n\r\nDATA\r\n"
+		    "--b\nContent-Type: application/octet-stream; name=empty.bin\r\n\r\n\n"
+		    "--b--";
+		struct mime_message *msg = parse_checked(mixed, strlen(mixed));
+		gsize n;
+		const void *p;
+		g_assert_cmpuint(mime_message_n_attachments(msg), ==, 3);
+		p = g_bytes_get_data(mime_message_attachment_data(msg, 0), &n);
+		g_assert_cmpmem(p, n, "line\r\nDATA", 10);
+		p = g_bytes_get_data(mime_message_attachment_data(msg, 1), &n);
+		g_assert_cmpmem(p, n, "DATA", 4);
+		g_assert_cmpuint(g_bytes_get_size(mime_message_attachment_data(msg, 2)), ==, 0);
+		mime_message_free(msg);
+	}
 }
 
 /* ---- properties over every message of the test corpora (issue 21) ---- */
