@@ -778,28 +778,48 @@ static gint64 body_offset(const struct walk *w, GMimeObject *obj)
 	return (gint64)w->input_len; /* the header block ends the input: an empty body */
 }
 
-/* The bytes of the input from start up to the line break before the next boundary of any
- * enclosing multipart (that is where GMime's parser ended the part too), or to the end of the
- * input. */
+/* Whether line[0..n) is a delimiter of boundary, as GMime's parser matches one: "--boundary"
+ * or "--boundary--", then only blanks. */
+static bool is_delimiter_line(const guint8 *line, size_t n, const char *boundary)
+{
+	size_t bl = strlen(boundary);
+
+	if (n < bl + 2 || line[0] != '-' || line[1] != '-' || memcmp(line + 2, boundary, bl) != 0)
+		return false;
+	line += bl + 2;
+	n -= bl + 2;
+	if (n >= 2 && line[0] == '-' && line[1] == '-') {
+		line += 2;
+		n -= 2;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r' && line[i] != '\n')
+			return false;
+	return true;
+}
+
+/* The bytes of the input from start (a line's start) up to the line break before the next
+ * delimiter of any enclosing multipart (that is where GMime's parser ended the part too), or
+ * to the end of the input. */
 static GBytes *input_to_delimiter(const struct walk *w, size_t start)
 {
-	size_t end = w->input_len;
+	size_t pos = start, end = w->input_len;
 
-	for (guint i = 0; i < w->boundaries->len; i++) {
-		char *delim = g_strconcat("\n--", (const char *)w->boundaries->pdata[i], NULL);
-		const guint8 *from = w->input + start;
-		size_t dlen = strlen(delim);
-		const guint8 *hit;
-		if (end - start >= dlen - 1 && memcmp(from, delim + 1, dlen - 1) == 0)
-			hit = from; /* the delimiter right after the blank line: an empty body */
-		else
-			hit = memmem(from, end - start, delim, dlen);
-		if (hit != NULL) {
-			end = (size_t)(hit - w->input);
-			if (end > start && w->input[end - 1] == '\r')
-				end--;
+	while (pos < w->input_len && end == w->input_len) {
+		const guint8 *nl = memchr(w->input + pos, '\n', w->input_len - pos);
+		size_t next = nl != NULL ? (size_t)(nl - w->input) + 1 : w->input_len;
+		for (guint i = 0; i < w->boundaries->len; i++) {
+			if (is_delimiter_line(w->input + pos, next - pos,
+			                      w->boundaries->pdata[i])) {
+				end = pos;
+				if (end > start && w->input[end - 1] == '\n')
+					end--;
+				if (end > start && w->input[end - 1] == '\r')
+					end--;
+				break;
+			}
 		}
-		g_free(delim);
+		pos = next;
 	}
 	return g_bytes_new(w->input + start, end - start);
 }
