@@ -905,6 +905,10 @@ static void test_decoder(void)
 	DECODES("8bit", "caf\xe9", "caf\xe9");
 	DECODES("base64x", "YWJj", "YWJj");
 	DECODES("quoted-printable; junk", "=41", "=41");
+	/* read as GMime's parser reads the field: unfolded first */
+	DECODES(" base64\r\n", "YWJj", "abc");
+	DECODES(" base\r\n 64", "YWJj", "YWJj");
+	DECODES(" base64\r\b", "YWJj", "YWJj");
 	mime_decoder_free(NULL);
 
 	{
