@@ -268,7 +268,12 @@ char *mime_header_decode(const char *raw, GMimeParserOptions *options)
 	append_raw(out, text + pos, strlen(text) - pos, options);
 	free_runs(runs);
 	g_free(text);
-	return g_string_free(out, FALSE);
+	{
+		/* GMime's guess for raw 8-bit text passes some invalid sequences through */
+		char *valid = mime_utf8_sanitize(out->str, (gssize)out->len, NULL);
+		g_string_free(out, TRUE);
+		return valid;
+	}
 }
 
 char *mime_header_normalize_words(const char *raw, GMimeParserOptions *options)

@@ -819,6 +819,15 @@ static void test_header_words(void)
 	assert_header_decodes("=?ISO-8859-1?Q?=93q=94?=", "\u201cq\u201d");
 	assert_header_decodes("=?us-ascii?Q?caf=C3=A9?=", "caf\u00e9");
 	assert_header_decodes("=?x-unknown-cs?Q?caf=C3=A9?=", "caf\u00e9");
+	{
+		/* raw 8-bit text that is no UTF-8 (F6 leads no sequence): still valid UTF-8 out */
+		char *got = mime_header_decode("x@exampl\xf6\xb2\xb6\xb2"
+		                               "e",
+		                               NULL);
+		g_assert_true(g_utf8_validate(got, -1, NULL));
+		g_assert_true(g_str_has_prefix(got, "x@exampl") && g_str_has_suffix(got, "e"));
+		g_free(got);
+	}
 	assert_header_decodes("", "");
 	assert_header_decodes(NULL, "");
 
