@@ -51,11 +51,15 @@ struct mime_decoder {
 struct mime_decoder *mime_decoder_new(const char *encoding)
 {
 	struct mime_decoder *d = g_new0(struct mime_decoder, 1);
+	/* the value is read as GMime's parser reads the Content-Transfer-Encoding field (unfolded
+	 * first: a stray CR or control character inside is then no blank), so a part decoded here
+	 * and one decoded in mime_message_parse agree on the encoding too */
+	char *value = encoding != NULL ? g_mime_utils_header_unfold(encoding) : NULL;
+	GMimeContentEncoding e = value != NULL ? g_mime_content_encoding_from_string(value)
+	                                       : GMIME_CONTENT_ENCODING_DEFAULT;
 
-	/* the value is read as GMime's parser reads the Content-Transfer-Encoding field, so a
-	 * part decoded here and one decoded in mime_message_parse agree on the encoding too */
-	switch (encoding != NULL ? g_mime_content_encoding_from_string(encoding)
-	                         : GMIME_CONTENT_ENCODING_DEFAULT) {
+	g_free(value);
+	switch (e) {
 	case GMIME_CONTENT_ENCODING_BASE64:
 		d->kind = DECODE_BASE64;
 		break;

@@ -85,8 +85,8 @@ struct _GMimeParserOptions; /* GMimeParserOptions */
  * tokenizer finds them, each decoded on its own (base64 by decode.c's rules), the bytes of
  * adjacent words of one charset joined and then converted by mime_to_utf8 (U+FFFD for what
  * cannot be decoded); white space between adjacent words dropped; raw 8-bit text guessed with
- * options' fallback charsets (g_mime_utils_decode_8bit).  Unfolded, not yet one line (control
- * characters may remain).  New string (g_free). */
+ * options' fallback charsets (g_mime_utils_decode_8bit).  Valid UTF-8, unfolded, not yet one
+ * line (control characters may remain).  New string (g_free). */
 char *mime_header_decode(const char *raw, struct _GMimeParserOptions *options);
 
 /* A raw address field unfolded, with every run of encoded-words outside an angle-bracketed

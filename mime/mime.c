@@ -471,11 +471,25 @@ static bool is_blank(const char *s)
 	return true;
 }
 
+/* Where the body of a leaf part really ends, given where GMime's parser ended it (end, before
+ * the delimiter at or after it).  GMime takes the line break before a delimiter to be of the kind
+ * the delimiter line itself ends in: after a CRLF delimiter line it drops two bytes, after one
+ * ending in LF (or in nothing: the input's last line) one.  The line break before the delimiter
+ * belongs to the delimiter (RFC 2046 §5.1.1) whatever its kind, so: a CR GMime left in before an
+ * LF-ended delimiter is not the part's; a byte GMime dropped before a lone LF is. */
+static gint64 body_end(const guint8 *d, gint64 len, gint64 start, gint64 end)
+{
+	if (end > start && d[end - 1] == '\r' && end + 1 < len && d[end] == '\n' &&
+	    d[end + 1] == '-')
+		return end - 1;
+	if (end + 3 < len && d[end] != '\r' && d[end + 1] == '\n' && d[end + 2] == '-' &&
+	    d[end + 3] == '-')
+		return end + 1;
+	return end;
+}
+
 /* Decode the body of a leaf part (GMime's content stream: a window on the parsed buffer) into
- * out.  That window is the part's BODY[section] — except that GMime leaves the CR of the CRLF
- * before a delimiter in it when that delimiter is the input's last line and has no line break
- * of its own: the line break before a delimiter belongs to the delimiter (RFC 2046 §5.1.1), so
- * that CR is left out here. */
+ * out: the part's BODY[section], which body_end finds from GMime's window. */
 static void decode_content(GMimeStream *stream, struct mime_decoder *decoder, GByteArray *out)
 {
 	if (GMIME_IS_STREAM_MEM(stream)) {
@@ -483,9 +497,7 @@ static void decode_content(GMimeStream *stream, struct mime_decoder *decoder, GB
 		gint64 start = MAX(stream->bound_start, 0);
 		gint64 end = stream->bound_end < 0 ? (gint64)buffer->len
 		                                   : MIN(stream->bound_end, (gint64)buffer->len);
-		if (end > start && buffer->data[end - 1] == '\r' && end < (gint64)buffer->len &&
-		    buffer->data[end] == '\n')
-			end--;
+		end = body_end(buffer->data, (gint64)buffer->len, start, end);
 		if (end > start)
 			mime_decoder_step(decoder, buffer->data + start, (size_t)(end - start),
 			                  out);
@@ -766,28 +778,48 @@ static gint64 body_offset(const struct walk *w, GMimeObject *obj)
 	return (gint64)w->input_len; /* the header block ends the input: an empty body */
 }
 
-/* The bytes of the input from start up to the line break before the next boundary of any
- * enclosing multipart (that is where GMime's parser ended the part too), or to the end of the
- * input. */
+/* Whether line[0..n) is a delimiter of boundary, as GMime's parser matches one: "--boundary"
+ * or "--boundary--", then only blanks. */
+static bool is_delimiter_line(const guint8 *line, size_t n, const char *boundary)
+{
+	size_t bl = strlen(boundary);
+
+	if (n < bl + 2 || line[0] != '-' || line[1] != '-' || memcmp(line + 2, boundary, bl) != 0)
+		return false;
+	line += bl + 2;
+	n -= bl + 2;
+	if (n >= 2 && line[0] == '-' && line[1] == '-') {
+		line += 2;
+		n -= 2;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r' && line[i] != '\n')
+			return false;
+	return true;
+}
+
+/* The bytes of the input from start (a line's start) up to the line break before the next
+ * delimiter of any enclosing multipart (that is where GMime's parser ended the part too), or
+ * to the end of the input. */
 static GBytes *input_to_delimiter(const struct walk *w, size_t start)
 {
-	size_t end = w->input_len;
+	size_t pos = start, end = w->input_len;
 
-	for (guint i = 0; i < w->boundaries->len; i++) {
-		char *delim = g_strconcat("\n--", (const char *)w->boundaries->pdata[i], NULL);
-		const guint8 *from = w->input + start;
-		size_t dlen = strlen(delim);
-		const guint8 *hit;
-		if (end - start >= dlen - 1 && memcmp(from, delim + 1, dlen - 1) == 0)
-			hit = from; /* the delimiter right after the blank line: an empty body */
-		else
-			hit = memmem(from, end - start, delim, dlen);
-		if (hit != NULL) {
-			end = (size_t)(hit - w->input);
-			if (end > start && w->input[end - 1] == '\r')
-				end--;
+	while (pos < w->input_len && end == w->input_len) {
+		const guint8 *nl = memchr(w->input + pos, '\n', w->input_len - pos);
+		size_t next = nl != NULL ? (size_t)(nl - w->input) + 1 : w->input_len;
+		for (guint i = 0; i < w->boundaries->len; i++) {
+			if (is_delimiter_line(w->input + pos, next - pos,
+			                      w->boundaries->pdata[i])) {
+				end = pos;
+				if (end > start && w->input[end - 1] == '\n')
+					end--;
+				if (end > start && w->input[end - 1] == '\r')
+					end--;
+				break;
+			}
 		}
-		g_free(delim);
+		pos = next;
 	}
 	return g_bytes_new(w->input + start, end - start);
 }

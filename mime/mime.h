@@ -83,8 +83,8 @@
  * and decoded on its own gives the very bytes mime_message_parse gives):
  *  - A leaf part's body is its BODY[section] (RFC 3501): the bytes after its header block up
  *    to the line break before the next delimiter.  That line break (CRLF, or LF alone) belongs
- *    to the delimiter (RFC 2046 §5.1.1) — also when the delimiter is the last line of the
- *    input and has no line break of its own.
+ *    to the delimiter (RFC 2046 §5.1.1), whatever the line break the delimiter line itself
+ *    ends in — also when the delimiter is the last line of the input and has none.
  *  - base64: characters outside its alphabet (line breaks, blanks, junk) are skipped; the
  *    first '=' ends the data; a last group of 2 or 3 characters without its padding keeps the
  *    1 or 2 bytes it carries (as Python's email package and nodemailer do); a single character
@@ -176,7 +176,8 @@ GBytes *mime_message_attachment_data(const struct mime_message *msg, size_t i);
  * above: truncated base64 keeps its bytes, …).  The body is the part's BODY[section] (RFC
  * 3501): the bytes after its header block up to, not including, the line break before the
  * next delimiter.  encoding: the Content-Transfer-Encoding value as written, read as GMime's
- * parser reads it (case-insensitive, blanks around it allowed); NULL or unknown: identity.
+ * parser reads it (unfolded, case-insensitive, blanks around it allowed; "base64\r\b" is
+ * unknown); NULL or unknown: identity.
  * Streaming: step() any number of times with consecutive input, then finish(); output is
  * appended to out (borrowed).  The concatenated output never depends on how the input was
  * split, and a decoder holds constant memory (< 200 bytes) whatever its input.

@@ -6,9 +6,11 @@
  * shown as "MySurvey…").  Its charset conversion also turns what it cannot convert into '?'.
  * So the views decode header text here: words are found as GMime's lenient tokenizer finds
  * them (GMIME_RFC_COMPLIANCE_LOOSE: also inside other words and with blanks inside; white
- * space between adjacent words dropped), each word is decoded on its own (RFC 2047 §6.2;
- * base64 by the rules of decode.c), and only then are the bytes of adjacent words of one
- * charset joined, so that a character split across two words still comes out whole.  Those
+ * space between adjacent words dropped; but after a stray "=?" that starts no word the scan
+ * goes on right after it, where GMime skips to the next '?'), each word is decoded on its own
+ * (RFC 2047 §6.2; base64 by the rules of decode.c), and only then are the bytes of adjacent
+ * words of one charset joined, so that a character split across two words still comes out
+ * whole.  Those
  * bytes are converted by mime_to_utf8 (widened labels, U+FFFD for what cannot be decoded); raw
  * 8-bit text outside the words goes through GMime's guess with the parser options' fallback
  * charsets, as it did before.
@@ -82,29 +84,22 @@ static GByteArray *decode_payload(char encoding, const char *p, size_t n)
 
 /* At text + pos ("=?"): an encoded-word as GMime's lenient tokenizer finds one — "=?" charset
  * "?" B|Q "?" payload "?=", the charset scanned up to the next '?' and the payload up to the
- * next "?=", blanks included — into *t.  When it is none, returns false with where GMime's
- * scan of raw text resumes in *skip_r. */
-static bool parse_word(const char *text, size_t pos, struct token *t, size_t *skip_r)
+ * next "?=", blanks included — into *t.  When it is none, raw text goes on from after the "=?"
+ * (so a word right after a stray "=?" is still found, as Python's email package finds it). */
+static bool parse_word(const char *text, size_t pos, struct token *t)
 {
 	const char *charset = text + pos + 2, *p = charset, *payload, *end, *star;
 	char encoding;
 
-	*skip_r = pos + 2;
 	while (*p != '\0' && *p != '?')
 		p++;
-	if (p[0] != '?' || p[1] == '\0' || strchr("BbQq", p[1]) == NULL || p[2] != '?') {
-		*skip_r = (size_t)(p - text);
+	if (p[0] != '?' || p[1] == '\0' || strchr("BbQq", p[1]) == NULL || p[2] != '?')
 		return false;
-	}
 	encoding = g_ascii_toupper(p[1]);
 	payload = p + 3;
 	end = strstr(payload, "?=");
-	if (end == NULL)
-		return false; /* no end marker */
-	if (p == charset || *charset == '*') {
-		*skip_r = (size_t)(end + 2 - text); /* no charset: raw text */
-		return false;
-	}
+	if (end == NULL || p == charset || *charset == '*')
+		return false; /* no end marker, or no charset */
 	star = memchr(charset, '*', (size_t)(p - charset));
 	t->kind = TOKEN_WORD;
 	t->start = pos;
@@ -133,17 +128,16 @@ static GArray *tokenize(const char *text)
 	g_array_set_clear_func(tokens, clear_token);
 	while (pos < len) {
 		struct token t = {TOKEN_RAW, pos, pos, NULL, NULL};
-		size_t skip;
 
 		if (is_lwsp(text[pos])) {
 			while (pos < len && is_lwsp(text[pos]))
 				pos++;
 			t.kind = TOKEN_LWSP;
-		} else if (opens_word(text + pos) && parse_word(text, pos, &t, &skip)) {
+		} else if (opens_word(text + pos) && parse_word(text, pos, &t)) {
 			pos = t.end;
 		} else {
 			if (opens_word(text + pos))
-				pos = MIN(MAX(skip, pos + 2), len);
+				pos += 2;
 			while (pos < len && !is_lwsp(text[pos]) && !opens_word(text + pos))
 				pos++;
 		}
@@ -274,7 +268,12 @@ char *mime_header_decode(const char *raw, GMimeParserOptions *options)
 	append_raw(out, text + pos, strlen(text) - pos, options);
 	free_runs(runs);
 	g_free(text);
-	return g_string_free(out, FALSE);
+	{
+		/* GMime's guess for raw 8-bit text passes some invalid sequences through */
+		char *valid = mime_utf8_sanitize(out->str, (gssize)out->len, NULL);
+		g_string_free(out, TRUE);
+		return valid;
+	}
 }
 
 char *mime_header_normalize_words(const char *raw, GMimeParserOptions *options)

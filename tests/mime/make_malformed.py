@@ -319,6 +319,16 @@ CASES = [
       "from": "\u3231\u30c6\u30b9\u30c8 <info@example.jp>\n",
       "body": "\u2116\u2460\u2461\u4f1a\u8b70\n\u3231 \u7e8a \uff71\uff72\n"
               "\ufffd\u4f1a end\n"}),
+    # A line that starts with the boundary but has more after it is no delimiter (RFC 2046:
+    # only blanks may follow), also at the start of a forwarded message without a header.
+    ("forward-boundary-prefix",
+     "Subject: Prefix\nContent-Type: multipart/mixed; boundary=zz\n\n"
+     "--zz\nContent-Type: text/plain\n\nSee below.\n"
+     "--zz\nContent-Type: message/rfc822\n\n--zz-not-a-delimiter\nstill the forward\n"
+     "--zz--\n",
+     {"subject": "Prefix\n", "body": "See below.\n",
+      "attachments.list": None,
+      "attachments/forwarded-1.eml": "--zz-not-a-delimiter\nstill the forward"}),
 ]
 
 

@@ -29,6 +29,9 @@ struct judge {
 	GPtrArray *bounds; /* "--boundary" of the enclosing multiparts (owned) */
 	bool found;
 	bool ambiguous; /* no claim about the whole message */
+	GArray *leaves; /* struct mime_test_leaf, when listing them (mime_test_leaves) */
+	bool unsplit;   /* no claim about the leaves: a multipart mime/ re-reads, nesting too deep,
+	                   a leaf with several Content-Transfer-Encoding fields */
 };
 
 /* One header field's value: from after its colon to the end of its last continuation line. */
@@ -191,6 +194,7 @@ static void judge_entity(struct judge *j, size_t start, size_t end, bool digest,
  * (GMime keeps preamble and epilogue as C strings: the text after a NUL is lost, see mime.h). */
 static void judge_partless(struct judge *j, size_t start, size_t end)
 {
+	j->unsplit = true; /* mime/ may find parts in it with a guessed boundary */
 	if (memchr(j->d + start, '\0', end - start) != NULL)
 		return;
 	for (size_t pos = start; pos < end; pos = next_line(j, pos, end))
@@ -251,10 +255,12 @@ static void judge_entity(struct judge *j, size_t start, size_t end, bool digest,
 	struct header h;
 	GMimeContentType *ct = NULL;
 	char *charset = NULL;
-	bool text = false, html = false;
+	bool text = false, html = false, multipart = false;
 
-	if (depth > MAX_DEPTH || j->ambiguous)
+	if (depth > MAX_DEPTH || j->ambiguous) {
+		j->unsplit = true;
 		return;
+	}
 	read_header(j, start, end, &h);
 	if (h.type.count > 0) {
 		char *v = value_text(j, &h.type);
@@ -286,6 +292,7 @@ static void judge_entity(struct judge *j, size_t start, size_t end, bool digest,
 			j->ambiguous = true;
 	} else if (ct != NULL && g_mime_content_type_is_type(ct, "multipart", "*")) {
 		const char *boundary = g_mime_content_type_get_parameter(ct, "boundary");
+		multipart = true;
 		bool is_digest = g_mime_content_type_is_type(ct, "multipart", "digest");
 		if (boundary != NULL)
 			judge_multipart(j, h.body, end, boundary, is_digest, depth);
@@ -299,6 +306,14 @@ static void judge_entity(struct judge *j, size_t start, size_t end, bool digest,
 	}
 	if (ct != NULL)
 		g_object_unref(ct);
+	if (!multipart && j->leaves != NULL) {
+		struct mime_test_leaf leaf = {j->d + h.body, end - h.body,
+		                              h.encoding.count == 1 ? value_text(j, &h.encoding)
+		                                                    : NULL};
+		g_array_append_val(j->leaves, leaf);
+		if (h.encoding.count > 1)
+			j->unsplit = true;
+	}
 
 	if (text && h.disposition.count <= 1 && h.encoding.count <= 1) {
 		GMimeContentEncoding enc = GMIME_CONTENT_ENCODING_DEFAULT;
@@ -357,4 +372,33 @@ bool mime_test_has_readable_text(const void *data, size_t len)
 	judge_entity(&j, 0, len, false, 0);
 	g_ptr_array_unref(j.bounds);
 	return j.found && !j.ambiguous;
+}
+
+static void clear_leaf(gpointer p)
+{
+	g_free(((struct mime_test_leaf *)p)->encoding);
+}
+
+GArray *mime_test_leaves(const void *data, size_t len)
+{
+	struct judge j = {0};
+	size_t shaped_len;
+	char *shaped = data != NULL ? mime_limit_structure(data, len, &shaped_len) : NULL;
+
+	if (data == NULL || shaped != NULL) {
+		g_free(shaped); /* over the limits: no claim */
+		return NULL;
+	}
+	mime_init();
+	j.d = data;
+	j.bounds = g_ptr_array_new_with_free_func(g_free);
+	j.leaves = g_array_new(FALSE, TRUE, sizeof(struct mime_test_leaf));
+	g_array_set_clear_func(j.leaves, clear_leaf);
+	judge_entity(&j, 0, len, false, 0);
+	g_ptr_array_unref(j.bounds);
+	if (j.ambiguous || j.unsplit) {
+		g_array_unref(j.leaves);
+		return NULL;
+	}
+	return j.leaves;
 }
