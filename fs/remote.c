@@ -842,7 +842,7 @@ void ifs_remote_reconnector_free(struct ifs_reconnector *r)
 
 struct quota_ctx {
 	struct imap_quota *q;
-	int answer; /* what GETQUOTAROOT came to: the server's refusal is not a connection failure */
+	int answer; /* GETQUOTAROOT's outcome: a refusal is no connection failure */
 };
 
 static int quota_fn(struct imap_conn *conn, void *p)
