@@ -16,6 +16,8 @@ r"""What stat, df and backup tools see of a mount (issue 22), against a real Dov
             after an APPEND by another client they follow once `refresh` has passed, not
             before.  A scripted server without QUOTA: zeros and GETQUOTAROOT never sent; one
             answering NO: zeros, asked at most once per refresh; hostile figures: no crash.
+  Noise     `mkdir FOLDER/.search/newdir` fails with EROFS and logs nothing; a near miss
+            (`unsen`) and a bad criterion (`from=`) are logged once each, however often tried.
 
 Environment (tests/fs/meson.build): IMAPFS_BIN, IMAPFS_HARNESS_DIR.  Must run as root (Dovecot,
 allow_other, and the other user).  Fails, never skips, without FUSE or Dovecot.  Python
@@ -437,6 +439,48 @@ class DfScripted(unittest.TestCase):
         # numbers over 63 bits are ignored; MESSAGE 9 of 4: full
         self.assertEqual((sv.f_blocks, sv.f_bfree, sv.f_files, sv.f_ffree), (0, 0, 4, 0))
         self.assertIsNone(m.proc.poll())
+
+
+class Noise(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        mounts.require_environment()
+        cls.tmp = tempfile.mkdtemp(prefix='ifs-noise', dir='/tmp')
+        cls.d = dovecot.Dovecot()
+        cls.d.start()
+        try:
+            cls.d.append('INBOX', b'Subject: x\r\n\r\nx\r\n')
+            cls.cfg = mounts.dovecot_config(os.path.join(cls.tmp, 'config'), cls.d)
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.cleanup()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def search_lines(self, m):
+        return [l for l in m.log_text().splitlines() if 'search' in l]
+
+    def test_quiet_unless_meant(self):
+        m = mounts.Mount(self.tmp, self.cfg)
+        self.addCleanup(m.close)
+        for d in (os.path.join(m.path, 'INBOX', '.search', 'newdir'),
+                  os.path.join(m.path, '.search', 'newdir')):
+            with self.assertRaises(OSError) as cm:
+                os.mkdir(d)
+            self.assertEqual(cm.exception.errno, errno.EROFS, d)
+        self.assertEqual(os.listdir(os.path.join(m.path, 'INBOX', '.search', 'unseen')), ['1'])
+        self.assertEqual(self.search_lines(m), [])
+        for _ in range(3):
+            for name in ('unsen', 'from='):
+                with self.assertRaises(FileNotFoundError):
+                    os.listdir(os.path.join(m.path, 'INBOX', '.search', name))
+        lines = self.search_lines(m)
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn(' INBOX/.search/unsen: did you mean unseen?', lines[0] + lines[1])
+        self.assertIn(' INBOX/.search/from=: from= needs a value', lines[0] + lines[1])
 
 
 if __name__ == '__main__':
