@@ -485,6 +485,7 @@ mount:
 	ifs_tree_set_folders(fs.tree, folders);
 	g_clear_pointer(&folders, g_ptr_array_unref);
 	fs.search = ifs_search_new(fs.tree, fs.list_pool, cfg->refresh_s);
+	fs.quota = ifs_quota_new(fs.list_pool, cfg->refresh_s);
 
 	add_mount_options(&args, cfg->host);
 	se = fuse_session_new(&args, ifs_operations(), sizeof(struct fuse_lowlevel_ops), &fs);
@@ -572,6 +573,7 @@ out_session:
 out_tree:
 	ifs_readahead_free(fs.readahead);
 	ifs_search_free(fs.search);
+	ifs_quota_free(fs.quota);
 	ifs_tree_free(fs.tree);
 	ifs_msgcache_free(fs.cache);
 out_pool:

@@ -1097,6 +1097,8 @@ static void ifs_statfs(fuse_req_t req, fuse_ino_t ino)
 	sv.f_frsize = 4096;
 	sv.f_namemax = IFS_NAME_MAX;
 	sv.f_flag = ST_RDONLY;
+	COUNT(req, ifs_of(req), IFS_REQ_OTHER);
+	ifs_quota_statfs(ifs_of(req)->quota, &sv); /* the mailbox's quota in 1 KiB blocks */
 	fuse_reply_statfs(req, &sv);
 }
 

@@ -837,3 +837,36 @@ void ifs_remote_reconnector_free(struct ifs_reconnector *r)
 	g_ptr_array_unref(r->pools);
 	g_free(r);
 }
+
+/* ---- quota ---- */
+
+struct quota_ctx {
+	struct imap_quota *q;
+	int answer; /* GETQUOTAROOT's outcome: a refusal is no connection failure */
+};
+
+static int quota_fn(struct imap_conn *conn, void *p)
+{
+	struct quota_ctx *ctx = p;
+	int err = imap_getquotaroot(conn, "INBOX", ctx->q);
+
+	ctx->answer = err;
+	if (err == -EOPNOTSUPP || err == -ENOENT || err == -EACCES || err == -EPROTO) {
+		if (err != -EOPNOTSUPP && !imap_conn_is_broken(conn))
+			g_debug("GETQUOTAROOT: %s", imap_conn_error(conn));
+		return imap_conn_is_broken(conn) ? err : 0;
+	}
+	return err;
+}
+
+int ifs_remote_quota(struct imap_pool *pool, struct imap_quota *q_r)
+{
+	struct quota_ctx ctx = {q_r, 0};
+	int ret = with_conn(pool, "GETQUOTAROOT", quota_fn, &ctx);
+
+	if (ret < 0)
+		return ret;
+	if (ctx.answer == -EOPNOTSUPP)
+		return -EOPNOTSUPP;
+	return ctx.answer < 0 ? -ENOENT : 0;
+}

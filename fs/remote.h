@@ -95,6 +95,11 @@ struct ifs_search_hits {
 int ifs_remote_search(struct imap_pool *pool, const struct imap_search *q,
                       struct ifs_search_hits *hits, unsigned n);
 
+/* GETQUOTAROOT INBOX (imap_getquotaroot).  0 and *q_r; -EOPNOTSUPP: the server offers no
+ * QUOTA (nothing was sent); -ENOENT: it answered NO or BAD (*q_r zero); -EIO: it could not be
+ * asked (offline, connection failure). */
+int ifs_remote_quota(struct imap_pool *pool, struct imap_quota *q_r);
+
 /* ---- offline ----
  * The server cannot be reached when opening a connection fails with a network error:
  * refused, timed out, unreachable, reset or closed during the greeting, or a host name that

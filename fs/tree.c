@@ -127,12 +127,15 @@ static uint64_t mix64(uint64_t x)
  * the same number for the same contents. */
 static void listing_summarize(struct listing *l)
 {
-	uint32_t last = l->msgs->len > 0 ? g_array_index(l->msgs, struct ifs_msg_attr,
-	                                                 l->msgs->len - 1).uid : 0;
+	uint32_t last = l->msgs->len > 0
+	                    ? g_array_index(l->msgs, struct ifs_msg_attr, l->msgs->len - 1).uid
+	                    : 0;
 	l->newest = 0;
 	for (guint i = 0; i < l->msgs->len; i++)
-		l->newest = MAX(l->newest, g_array_index(l->msgs, struct ifs_msg_attr, i).internaldate);
-	l->contents = mix64((uint64_t)l->uidvalidity << 32 ^ mix64((uint64_t)l->msgs->len << 32 | last));
+		l->newest =
+		    MAX(l->newest, g_array_index(l->msgs, struct ifs_msg_attr, i).internaldate);
+	l->contents =
+	    mix64((uint64_t)l->uidvalidity << 32 ^ mix64((uint64_t)l->msgs->len << 32 | last));
 }
 
 static bool fresh(const struct ifs_tree *t, gint64 at)
@@ -673,16 +676,19 @@ static void prime_listings_locked(struct ifs_tree *t, struct folder_node **nodes
 		if (hits[k].result != 0)
 			continue;
 		if (t->bodies != NULL)
-			ifs_bodycache_set_uidvalidity(t->bodies, hits[k].raw_name, hits[k].st.uidvalidity);
+			ifs_bodycache_set_uidvalidity(t->bodies, hits[k].raw_name,
+			                              hits[k].st.uidvalidity);
 		if (t->state != NULL)
-			ifs_state_save_listing(t->state, hits[k].raw_name, &hits[k].st, hits[k].msgs);
+			ifs_state_save_listing(t->state, hits[k].raw_name, &hits[k].st,
+			                       hits[k].msgs);
 	}
 
 	g_mutex_lock(&t->lock);
 	now = g_get_monotonic_time();
 	for (guint i = 0, k = 0; i < todo->len; i++) {
 		struct folder_node *n = todo->pdata[i];
-		bool same = n->attached && n->listing == NULL && g_strcmp0(n->raw_name, raws[i]) == 0;
+		bool same =
+		    n->attached && n->listing == NULL && g_strcmp0(n->raw_name, raws[i]) == 0;
 		struct listing *l = saved[i];
 
 		if (l == NULL && k < nhits && hits[k].raw_name == raws[i]) {

@@ -450,6 +450,29 @@ int imap_search_folders(struct imap_conn *conn, const struct imap_search *q,
                         struct imap_search_job *jobs, unsigned n, imap_search_attrs_cb cb,
                         void *ctx);
 
+/* ---- quota (quota.c) --------------------------------------------------------------------- */
+
+/* One resource of a quota (RFC 9208): usage and limit in its own unit (STORAGE: KiB, 1024
+ * octets; MESSAGE: messages).  present false: no quota root limits it. */
+struct imap_quota_resource {
+	bool present;
+	uint64_t usage, limit;
+};
+
+/* What limits a mailbox: of every quota root of it, for each resource, the root that leaves the
+ * least (limit - usage; 0 when usage is at or above the limit).  roots: the number of roots
+ * that answered (0: none, nothing present). */
+struct imap_quota {
+	unsigned roots;
+	struct imap_quota_resource storage; /* STORAGE */
+	struct imap_quota_resource messages; /* MESSAGE */
+};
+
+/* GETQUOTAROOT raw_name: the quota of the mailbox (RFC 9208 and RFC 2087 servers answer
+ * alike).  -EOPNOTSUPP, with nothing sent, when the server does not offer QUOTA; a tagged NO
+ * (no such mailbox, or quotas not available to this user) as any NO: -ENOENT, -EACCES. */
+int imap_getquotaroot(struct imap_conn *conn, const char *raw_name, struct imap_quota *q_r);
+
 /* ---- misc -------------------------------------------------------------------------------- */
 
 int imap_noop(struct imap_conn *conn);

@@ -162,6 +162,8 @@ class HostileServer:
         self.sizes = {}          # (folder, uid) -> RFC822.SIZE to report instead of the truth
         self.delimiter = b'/'
         self.list_lines = None   # bytes lines replacing the LIST answer's untagged part
+        self.quota_hook = None   # (conn, tag, rest) -> the whole answer to GETQUOTAROOT
+                                 # (offer it with extra_caps = b' QUOTA'); None: BAD
         self.body_hook = None    # fn(conn, uid, tag) -> bytes answer (untagged + tagged) or None
         self.search_hook = None  # fn(conn, tag, criteria) -> bytes answer to a UID SEARCH or None
         # Answer a command pipelined after an EXAMINE before the EXAMINE itself, still in the
@@ -343,6 +345,8 @@ class HostileServer:
             self._idle(conn, tag)
         elif cmd == b'NOTIFY' and b'NOTIFY' in self.extra_caps.split():
             conn.send(tag + b' OK NOTIFY done\r\n')   # accepted; pushes come only as EXISTS
+        elif cmd == b'GETQUOTAROOT' and self.quota_hook is not None:
+            conn.send(self.quota_hook(conn, tag, rest))
         elif cmd == b'NOOP':
             conn.send(tag + b' OK done\r\n')
         elif cmd == b'LOGOUT':

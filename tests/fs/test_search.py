@@ -280,10 +280,14 @@ class SearchTest(unittest.TestCase):
                             ('imap=FROM', 'bad IMAP search expression'),
                             ('imap=1:5', 'sequence numbers'),
                             ('gmail=has:attachment', 'X-GM-EXT-1'),
-                            ('nonsense', 'not a search criterion')]:
+                            ('unsen', 'did you mean unseen?'),
+                            ('subject', 'subject needs a value')]:
             with self.subTest(comp=comp):
                 self.assert_enoent('INBOX', '.search', comp)
                 self.assertIn(words, self.m.log_text())
+        # a name nobody could have meant as a criterion is not found quietly (mkdir's lookup)
+        self.assert_enoent('INBOX', '.search', 'nonsense')
+        self.assertNotIn('nonsense', self.m.log_text())
         self.assert_enoent('Lists', '.search')  # \Noselect: nothing to search
         self.assert_enoent('INBOX', '.search', '42')
 

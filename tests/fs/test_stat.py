@@ -11,6 +11,13 @@ r"""What stat, df and backup tools see of a mount (issue 22), against a real Dov
             remount and on a first mount with no saved state, itemize nothing; one new message
             changes exactly its folder and itself.  `ls -l MNT` on a first mount lists the
             folders in one round trip (SEARCHRES), counted in Dovecot's log.
+  Df        with Dovecot's quota and imap_quota plugins and two quota roots, df and df -i
+            match GETQUOTAROOT INBOX (each resource from the root that leaves the least);
+            after an APPEND by another client they follow once `refresh` has passed, not
+            before.  A scripted server without QUOTA: zeros and GETQUOTAROOT never sent; one
+            answering NO: zeros, asked at most once per refresh; hostile figures: no crash.
+  Noise     `mkdir FOLDER/.search/newdir` fails with EROFS and logs nothing; a near miss
+            (`unsen`) and a bad criterion (`from=`) are logged once each, however often tried.
 
 Environment (tests/fs/meson.build): IMAPFS_BIN, IMAPFS_HARNESS_DIR.  Must run as root (Dovecot,
 allow_other, and the other user).  Fails, never skips, without FUSE or Dovecot.  Python
@@ -277,6 +284,203 @@ class Times(unittest.TestCase):
                                  (l.split(' ', 1)[1].split('/') + [''])[1] for l in changed}),
                          ['Work/', 'Work/%d' % uid], changed)
         self.assertEqual(os.stat(os.path.join(m.path, 'Work')).st_mtime_ns // 10**9, 1720000000)
+
+
+def df(path, inodes=False):
+    """(total, used, available) of `df -k` (1 KiB blocks) or `df -i` for path."""
+    out = subprocess.run(['df', '-i' if inodes else '-k', path], stdout=subprocess.PIPE,
+                         check=True, timeout=60).stdout.decode().splitlines()
+    f = out[-1].split()
+    return tuple(0 if v == '-' else int(v) for v in f[1:4])
+
+
+def expected(quota):
+    """{resource: (usage, limit)} of the root that leaves the least of each (quota.h)."""
+    out = {}
+    for root in quota.values():
+        for res, (usage, limit) in root.items():
+            if res not in out or max(limit - usage, 0) < max(out[res][1] - out[res][0], 0):
+                out[res] = (usage, limit)
+    return out
+
+
+class Df(unittest.TestCase):
+    REFRESH = 3
+
+    @classmethod
+    def setUpClass(cls):
+        mounts.require_environment()
+        cls.tmp = tempfile.mkdtemp(prefix='ifs-df', dir='/tmp')
+        # storage: User quota leaves the least; messages: Second does
+        cls.d = dovecot.Dovecot(quota=[('User quota', '*:storage=1M:messages=50'),
+                                       ('Second', '*:storage=4M:messages=6')])
+        cls.d.start()
+        try:
+            for i in range(3):
+                cls.d.append('INBOX', b'Subject: %d\r\n\r\n' % i + b'x' * 20000 + b'\r\n')
+            cls.cfg = mounts.dovecot_config(os.path.join(cls.tmp, 'config'), cls.d,
+                                            refresh=str(cls.REFRESH))
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.cleanup()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def check(self, mnt):
+        want = expected(self.d.getquotaroot('INBOX'))
+        su, sl = want['STORAGE']
+        mu, ml = want['MESSAGE']
+        self.assertEqual((sl, ml), (1024, 6))  # the rule picked User quota, then Second
+        sv = os.statvfs(mnt)
+        self.assertEqual((sv.f_frsize, sv.f_blocks, sv.f_bfree, sv.f_bavail),
+                         (1024, sl, sl - su, sl - su))
+        self.assertEqual((sv.f_files, sv.f_ffree, sv.f_favail), (ml, ml - mu, ml - mu))
+        self.assertEqual(df(mnt), (sl, su, sl - su))
+        self.assertEqual(df(mnt, inodes=True), (ml, mu, ml - mu))
+        return su, mu
+
+    def test_df_follows_the_quota(self):
+        m = mounts.Mount(self.tmp, self.cfg)
+        self.addCleanup(m.close)
+        used, msgs = self.check(m.path)
+        self.assertEqual(msgs, 3)
+        self.d.append('INBOX', b'Subject: big\r\n\r\n' + b'y' * 100000 + b'\r\n')
+        # asked at most once per refresh: the figures of the first df stay until then
+        self.assertEqual(df(m.path)[1], used)
+        time.sleep(self.REFRESH + 0.5)
+        used2, msgs2 = self.check(m.path)
+        self.assertEqual(msgs2, 4)
+        self.assertGreater(used2, used + 90)
+
+
+    def test_zz_offline_keeps_the_last_figures(self):
+        """(runs last: it stops the server)"""
+        m = mounts.Mount(self.tmp, self.cfg, name='offline')
+        self.addCleanup(m.close)
+        before = df(m.path), df(m.path, inodes=True)
+        self.assertGreater(before[0][0], 0)
+        self.d.stop()
+        time.sleep(self.REFRESH + 0.5)
+        t0 = time.monotonic()
+        self.assertEqual((df(m.path), df(m.path, inodes=True)), before)
+        self.assertLess(time.monotonic() - t0, 5)
+
+
+class DfScripted(unittest.TestCase):
+    """Servers without QUOTA, answering NO, or with hostile figures (hostile_server.py)."""
+
+    @classmethod
+    def setUpClass(cls):
+        mounts.require_environment()
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
+                                        'imap'))
+        from certs import make_pki
+        import hostile_server
+        cls.hs = hostile_server
+        cls.tmp = tempfile.mkdtemp(prefix='ifs-dfs', dir='/tmp')
+        cls.pki = make_pki(cls.tmp)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def mount(self, quota_hook=None, caps=b''):
+        cert, key = self.pki['good']
+        srv = self.hs.HostileServer(cert, key, folders={'INBOX': {1: b'Subject: x\r\n\r\nx\r\n'}})
+        self.addCleanup(srv.close)
+        srv.extra_caps = caps
+        srv.quota_hook = quota_hook
+        cfg = mounts.write_config(os.path.join(self.tmp, 'config'), '127.0.0.1', srv.port,
+                                  self.hs.USER, self.hs.PASSWORD, self.pki['ca'],
+                                  refresh='2', connections='2', cache=None, cache_dir=None)
+        m = mounts.Mount(self.tmp, cfg)
+        self.addCleanup(m.close)
+        return srv, m
+
+    def asked(self, srv):
+        return [c for _n, c in srv.commands if b'GETQUOTAROOT' in c.upper()]
+
+    def zeros(self, mnt):
+        sv = os.statvfs(mnt)
+        self.assertEqual((sv.f_blocks, sv.f_bfree, sv.f_bavail, sv.f_files, sv.f_ffree),
+                         (0, 0, 0, 0, 0))
+        self.assertEqual(df(mnt), (0, 0, 0))
+
+    def test_without_quota_zeros_and_never_asked(self):
+        srv, m = self.mount()
+        for _ in range(3):
+            self.zeros(m.path)
+        time.sleep(2.5)
+        self.zeros(m.path)
+        self.assertEqual(self.asked(srv), [])
+        self.assertIsNone(m.proc.poll())
+
+    def test_no_answer_zeros_once_per_refresh(self):
+        srv, m = self.mount(lambda c, tag, rest: tag + b' NO [NOPERM] not for you\r\n',
+                            b' QUOTA')
+        for _ in range(5):
+            self.zeros(m.path)
+        self.assertEqual(len(self.asked(srv)), 1, srv.commands)
+        time.sleep(2.5)
+        self.zeros(m.path)
+        self.assertEqual(len(self.asked(srv)), 2, srv.commands)
+        self.assertEqual(self.asked(srv)[0].split(b' ', 1)[1], b'GETQUOTAROOT "INBOX"')
+
+    def test_hostile_figures(self):
+        answer = (b'* QUOTAROOT INBOX r\r\n'
+                  b'* QUOTA r (STORAGE 99999999999999999999999999 5 MESSAGE 9 4 STORAGE x)\r\n'
+                  b'* QUOTA r (STORAGE 18446744073709551615 18446744073709551615)\r\n')
+        srv, m = self.mount(lambda c, tag, rest: answer + tag + b' OK done\r\n', b' QUOTA')
+        sv = os.statvfs(m.path)
+        # numbers over 63 bits are ignored; MESSAGE 9 of 4: full
+        self.assertEqual((sv.f_blocks, sv.f_bfree, sv.f_files, sv.f_ffree), (0, 0, 4, 0))
+        self.assertIsNone(m.proc.poll())
+
+
+class Noise(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        mounts.require_environment()
+        cls.tmp = tempfile.mkdtemp(prefix='ifs-noise', dir='/tmp')
+        cls.d = dovecot.Dovecot()
+        cls.d.start()
+        try:
+            cls.d.append('INBOX', b'Subject: x\r\n\r\nx\r\n')
+            cls.cfg = mounts.dovecot_config(os.path.join(cls.tmp, 'config'), cls.d)
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.cleanup()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def search_lines(self, m):
+        return [l for l in m.log_text().splitlines() if 'search' in l]
+
+    def test_quiet_unless_meant(self):
+        m = mounts.Mount(self.tmp, self.cfg)
+        self.addCleanup(m.close)
+        for d in (os.path.join(m.path, 'INBOX', '.search', 'newdir'),
+                  os.path.join(m.path, '.search', 'newdir')):
+            with self.assertRaises(OSError) as cm:
+                os.mkdir(d)
+            self.assertEqual(cm.exception.errno, errno.EROFS, d)
+        self.assertEqual(os.listdir(os.path.join(m.path, 'INBOX', '.search', 'unseen')), ['1'])
+        self.assertEqual(self.search_lines(m), [])
+        for _ in range(3):
+            for name in ('unsen', 'from='):
+                with self.assertRaises(FileNotFoundError):
+                    os.listdir(os.path.join(m.path, 'INBOX', '.search', name))
+        lines = self.search_lines(m)
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn(' INBOX/.search/unsen: did you mean unseen?', lines[0] + lines[1])
+        self.assertIn(' INBOX/.search/from=: from= needs a value', lines[0] + lines[1])
 
 
 if __name__ == '__main__':

@@ -282,6 +282,21 @@ static int run(struct imap_conn *conn, int argc, char **argv, const char *out_pa
 		g_ptr_array_unref(folders);
 		return 0;
 	}
+	if (strcmp(cmd, "quota") == 0 && argc >= 2) {
+		/* GETQUOTAROOT of a mailbox: what limits it (imap/quota.c) */
+		struct imap_quota q;
+		if ((err = imap_getquotaroot(conn, argv[1], &q)) < 0)
+			return err;
+		printf("roots=%u", q.roots);
+		if (q.storage.present)
+			printf(" storage=%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT, q.storage.usage,
+			       q.storage.limit);
+		if (q.messages.present)
+			printf(" messages=%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT, q.messages.usage,
+			       q.messages.limit);
+		printf("\n");
+		return 0;
+	}
 	if (strcmp(cmd, "xfetch") == 0 && argc >= 4) {
 		/* EXAMINE and FETCH pipelined, the bodies only if UIDVALIDITY is argv[2] */
 		char *raw;
