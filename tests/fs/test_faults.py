@@ -629,18 +629,7 @@ class ServerChanges(DovecotCase):
         held = open(os.path.join(fdir, str(min(old)), 'message.eml'), 'rb')
         self.addCleanup(held.close)
         v1 = self.d.uidvalidity(folder)
-        self.d.delete_folder(folder)
-        time.sleep(1.1)  # Dovecot's UIDVALIDITY is time-based
-        # The mount keeps refreshing the folder meanwhile; under load Dovecot (2.3.19,
-        # Maildir) has once answered this CREATE [ALREADYEXISTS] for a mailbox its DELETE had
-        # just removed (seen in CI, not reproduced alone): delete what it found, once.
-        try:
-            self.d.create_folder(folder)
-        except dovecot.HarnessError as e:
-            if 'ALREADYEXISTS' not in str(e):
-                raise
-            self.d.delete_folder(folder)
-            self.d.create_folder(folder)
+        self.d.recreate_folder(folder)
         new = {}
         for i in range(3):
             uid = self.d.append(folder, text_message('new life %d' % i, 6000 + i, 100 + i))

@@ -341,9 +341,7 @@ class SearchTest(unittest.TestCase):
         self.assertEqual(self.listed('Fresh'), [u2])  # the folder's own listing, of this life
         # another life of the folder: same name, new UIDVALIDITY, UIDs counted from 1 again
         uv = d.uidvalidity('Fresh')
-        d.delete_folder('Fresh')
-        time.sleep(1.1)  # Dovecot's UIDVALIDITY is a timestamp
-        d.create_folder('Fresh')
+        d.recreate_folder('Fresh')
         n1 = d.append('Fresh', msg('platypus reborn'))
         raw_n1 = d.fetch_raw('Fresh', n1)
         self.assertNotEqual(d.uidvalidity('Fresh'), uv)

@@ -1045,6 +1045,33 @@ class Dovecot:
                         'DELETE ' + name_utf8)
         self._call(fn)
 
+    def recreate_folder(self, name_utf8):
+        """Give a folder a second life: DELETE it, then CREATE it again under a new
+        UIDVALIDITY, empty, its UIDs counted from 1.
+
+        Dovecot's UIDVALIDITY is a timestamp in seconds, so the CREATE waits for a new second.
+        A mount that still has the folder open may bring its Maildir back before the CREATE
+        (Dovecot 2.3.19 writes the index files of a mailbox a session is syncing, and the
+        directory they live in is the mailbox): the CREATE is then answered [ALREADYEXISTS],
+        seen in CI under load.  Such a resurrected folder is deleted again, a few times at most.
+        Returns the new UIDVALIDITY, which differs from the old one."""
+        old = self.uidvalidity(name_utf8)
+        self.delete_folder(name_utf8)
+        time.sleep(1.1)
+        for attempt in range(5):
+            try:
+                self.create_folder(name_utf8)
+                break
+            except HarnessError as e:
+                if 'ALREADYEXISTS' not in str(e) or attempt == 4:
+                    raise
+                self.delete_folder(name_utf8)
+                time.sleep(0.2)
+        new = self.uidvalidity(name_utf8)
+        if new == old:
+            raise HarnessError('recreate %s: UIDVALIDITY %d did not change' % (name_utf8, old))
+        return new
+
     def rename_folder(self, old_utf8, new_utf8):
         def fn(c):
             self._check(c._simple_command('RENAME', _mailbox_arg(old_utf8),
