@@ -24,7 +24,7 @@
 static const char *const known_keys[] = {
 	"host", "port", "tls", "user", "pass_cmd", "password", "ca_file",
 	"timeout", "connections", "refresh", "memory_cache", "cache", "cache_dir", "cache_size",
-	"readahead", "auth", "oauth_cmd", "watch", "idle_renew", "fetch", NULL,
+	"readahead", "auth", "oauth_cmd", "watch", "idle_renew", "compress", "fetch", NULL,
 };
 
 static void wipe_str(char *s)
@@ -456,7 +456,8 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 	if (!g_key_file_has_key(kf, cfg->account, "readahead", NULL))
 		cfg->readahead = cfg->cache_dir != NULL ? 4096 : 64;
 
-	if ((ret = get_on_off(kf, cfg->account, "watch", &cfg->watch, cfg->path, errmsg_r)) < 0)
+	if ((ret = get_on_off(kf, cfg->account, "watch", &cfg->watch, cfg->path, errmsg_r)) < 0 ||
+	    (ret = get_on_off(kf, cfg->account, "compress", &cfg->compress, cfg->path, errmsg_r)) < 0)
 		goto fail;
 	/* RFC 2177: a server may log out a client idle for 30 minutes; 29 (1740 s) at most. */
 	if ((ret = get_uint(kf, cfg->account, "idle_renew", IFS_IDLE_RENEW_DEFAULT, 1,

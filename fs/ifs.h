@@ -13,6 +13,7 @@
 #include "config.h"
 #include "msgcache.h"
 #include "notify.h"
+#include "quota.h"
 #include "readahead.h"
 #include "remote.h"
 #include "search.h"
@@ -45,8 +46,10 @@ struct ifs {
 	struct ifs_notifier *notifier; /* NULL until the mount exists */
 	struct ifs_state *state;       /* NULL: no disk cache, nothing saved between mounts */
 	struct ifs_reconnector *reconnector; /* offline: reaches the server again (remote.h) */
-	uid_t uid;
+	struct ifs_quota *quota;       /* what statfs shows (quota.h) */
+	uid_t uid;                     /* owner of everything shown, and its modes (owner.h) */
 	gid_t gid;
+	mode_t file_mode, dir_mode;    /* permission bits */
 	double folder_timeout;         /* = refresh: folder entries and attributes */
 	bool no_open;                  /* the kernel may skip OPEN/RELEASE of files (see ops.c) */
 	bool no_opendir;               /* ... and OPENDIR/RELEASEDIR of directories */

@@ -76,7 +76,7 @@ static void fill_stat(const struct ifs *fs, struct stat *st, uint64_t ino, bool 
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
-	st->st_mode = dir ? S_IFDIR | 0555 : S_IFREG | 0444;
+	st->st_mode = dir ? S_IFDIR | fs->dir_mode : S_IFREG | fs->file_mode; /* owner.h */
 	/* 1 = "unknown" for directories: find/fts must not infer "no subdirectories". */
 	st->st_nlink = 1;
 	st->st_uid = fs->uid;
@@ -930,6 +930,8 @@ static void ifs_statfs(fuse_req_t req, fuse_ino_t ino)
 	sv.f_frsize = 4096;
 	sv.f_namemax = IFS_NAME_MAX;
 	sv.f_flag = ST_RDONLY;
+	COUNT(req, ifs_of(req), IFS_REQ_OTHER);
+	ifs_quota_statfs(ifs_of(req)->quota, &sv); /* the mailbox's quota in 1 KiB blocks */
 	fuse_reply_statfs(req, &sv);
 }
 

@@ -779,6 +779,10 @@ static int search_fn(struct imap_conn *conn, void *p)
 		struct ifs_search_hits *h = &ctx->hits[i];
 		h->result = err < 0 ? err : jobs[i].result;
 		h->uidvalidity = jobs[i].st.uidvalidity;
+		h->st.uidvalidity = jobs[i].st.uidvalidity;
+		h->st.uidnext = jobs[i].st.uidnext;
+		h->st.exists = jobs[i].st.exists;
+		h->st.highestmodseq = jobs[i].st.highestmodseq;
 		if (jobs[i].uids != NULL)
 			g_array_unref(jobs[i].uids);
 		if (h->result == 0) {
@@ -919,4 +923,37 @@ void ifs_remote_reconnector_free(struct ifs_reconnector *r)
 	g_thread_join(r->thread);
 	g_ptr_array_unref(r->pools);
 	g_free(r);
+}
+
+/* ---- quota ---- */
+
+struct quota_ctx {
+	struct imap_quota *q;
+	int answer; /* GETQUOTAROOT's outcome: a refusal is no connection failure */
+};
+
+static int quota_fn(struct imap_conn *conn, void *p)
+{
+	struct quota_ctx *ctx = p;
+	int err = imap_getquotaroot(conn, "INBOX", ctx->q);
+
+	ctx->answer = err;
+	if (err == -EOPNOTSUPP || err == -ENOENT || err == -EACCES || err == -EPROTO) {
+		if (err != -EOPNOTSUPP && !imap_conn_is_broken(conn))
+			g_debug("GETQUOTAROOT: %s", imap_conn_error(conn));
+		return imap_conn_is_broken(conn) ? err : 0;
+	}
+	return err;
+}
+
+int ifs_remote_quota(struct imap_pool *pool, struct imap_quota *q_r)
+{
+	struct quota_ctx ctx = {q_r, 0};
+	int ret = with_conn(pool, "GETQUOTAROOT", quota_fn, &ctx);
+
+	if (ret < 0)
+		return ret;
+	if (ctx.answer == -EOPNOTSUPP)
+		return -EOPNOTSUPP;
+	return ctx.answer < 0 ? -ENOENT : 0;
 }

@@ -98,6 +98,7 @@ struct ifs_search_hits {
 	                       * UTF-8; -EOPNOTSUPP: Gmail search on another server; -EIO:
 	                       * the server said NO or BAD, or the connection failed */
 	uint32_t uidvalidity; /* of the folder life the hits belong to */
+	struct ifs_listing_state st; /* what its EXAMINE said (st.uidvalidity == uidvalidity) */
 	GArray *msgs;         /* the hits (struct ifs_msg_attr, sorted by UID), new (unref); NULL
 	                       * on failure */
 	char *why;            /* on failure: what the server said, new (g_free); nullable */
@@ -108,6 +109,11 @@ struct ifs_search_hits {
  * failed (every hits[i].result says so too); a failure of one folder is in its result only. */
 int ifs_remote_search(struct imap_pool *pool, const struct imap_search *q,
                       struct ifs_search_hits *hits, unsigned n);
+
+/* GETQUOTAROOT INBOX (imap_getquotaroot).  0 and *q_r; -EOPNOTSUPP: the server offers no
+ * QUOTA (nothing was sent); -ENOENT: it answered NO or BAD (*q_r zero); -EIO: it could not be
+ * asked (offline, connection failure). */
+int ifs_remote_quota(struct imap_pool *pool, struct imap_quota *q_r);
 
 /* ---- offline ----
  * The server cannot be reached when opening a connection fails with a network error:

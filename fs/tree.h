@@ -19,6 +19,17 @@
  * what changed since the previous snapshot (remote.h: CONDSTORE), and keeps the snapshot
  * when nothing did.
  *
+ * Folder times: a folder directory's mtime is a function of what it shows, so that it is the
+ * same from the first stat on, across refreshes and remounts, and changes only when the folder
+ * does: seconds = the newest INTERNALDATE of its messages (0 for the root, an implied or
+ * \Noselect parent, an empty folder), nanoseconds = its contents version, made of the
+ * listing's UIDVALIDITY, message count and highest UID and the child folders' names (never of
+ * anything numbered per mount).  The kernel compares it to drop the readdir it keeps.  So a
+ * folder's attributes need its listing: the first lookup or stat of a folder lists it, and a
+ * readdir lists every child folder not listed yet, together (one round trip with SEARCHRES);
+ * a listing saved by an earlier mount serves as it is (no network) until the folder itself is
+ * used (a readdir, a lookup of a UID it does not hold), which re-lists it.
+ *
  * Locking: tree->lock (a GMutex inside tree.c) guards all nodes, listings pointers and the epoch
  * table; it is never held across network I/O.  Lock order: tree lock before the message cache
  * lock (tree calls ifs_msgcache_drop_prefix while holding it; the cache never calls back).

@@ -215,6 +215,31 @@ int imap_sasl_login(struct imap_conn *conn, const struct imap_config *cfg);
  * array, or the text is not one well-formed object.  Never reads past len. */
 char *imap_sasl_json_field(const char *json, size_t len, const char *key);
 
+/* ---- COMPRESS=DEFLATE (compress.c) --------------------------------------------------- */
+
+/* Both directions of an RFC 4978 compression layer: raw deflate, window bits -15.  Opaque;
+ * free with imap_zstream_free (NULL is a no-op). */
+struct imap_zstream;
+
+int imap_zstream_new(struct imap_zstream **z_r); /* 0, or -ENOMEM */
+void imap_zstream_free(struct imap_zstream *z);
+/* Compress data[0..len) and flush it (Z_SYNC_FLUSH): the bytes to send are appended to out.
+ * 0, or -EIO (imap_zstream_error says why). */
+int imap_zstream_deflate(struct imap_zstream *z, const void *data, size_t len, GByteArray *out);
+/* Compressed bytes as received (copied). */
+void imap_zstream_push(struct imap_zstream *z, const void *data, size_t len);
+/* Up to cap decoded bytes into out: everything the bytes pushed so far decode to, a window at
+ * a time, including the end of a block that a partial or sync flush left unfinished.  0 and
+ * *n_r (0: more input is needed), or -EPROTO for a corrupt stream or bytes after its end
+ * (imap_zstream_error says why; the stream cannot be used further). */
+int imap_zstream_pull(struct imap_zstream *z, uint8_t *out, size_t cap, size_t *n_r);
+/* True when imap_zstream_pull would return bytes (or an error) without more input. */
+bool imap_zstream_pending(const struct imap_zstream *z);
+const char *imap_zstream_error(const struct imap_zstream *z); /* borrowed */
+/* Bytes received compressed and what they decoded to; bytes sent before and after. */
+void imap_zstream_counts(const struct imap_zstream *z, uint64_t *raw_in_r, uint64_t *plain_in_r,
+                         uint64_t *raw_out_r, uint64_t *plain_out_r);
+
 /* ---- errors --------------------------------------------------------------------------- */
 
 enum imap_outcome {
@@ -291,6 +316,11 @@ struct imap_conn {
 	char enable_tag[16];
 	enum { IMAP_QRESYNC_OFF = 0, IMAP_QRESYNC_ASKED, IMAP_QRESYNC_ON } qresync;
 	int interrupted; /* atomic: imap_conn_interrupt was called (from another thread) */
+	/* COMPRESS=DEFLATE is on (after its tagged OK): every byte read from or written to the
+	 * socket (or TLS) goes through z; rbuf holds decoded bytes.  NULL: not compressed. */
+	struct imap_zstream *z;
+	uint8_t *zraw;     /* with z: the buffer compressed bytes are read into (READ_CHUNK) */
+	GByteArray *zsend; /* with z: compressed bytes of the write in progress */
 };
 
 /* Make the thread that uses conn give up at once: its socket is shut down, so a wait for the

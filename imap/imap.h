@@ -3,10 +3,11 @@
  * A small, read-only IMAP4rev1 (RFC 3501, also talks to RFC 9051 servers) client: connect over
  * implicit TLS or STARTTLS with verification always on, log in, LIST, EXAMINE, UID SEARCH,
  * UID FETCH (attributes, BODY.PEEK[] streamed, BODYSTRUCTURE and pieces of messages: sections,
- * MIME headers, BINARY), NOOP, IDLE, NOTIFY (with ENABLE CONDSTORE),
- * ENABLE QRESYNC and EXAMINE (QRESYNC ...) for one-round-trip re-listings, LOGOUT.  It never sends a command that
+ * MIME headers, BINARY), NOOP, IDLE, NOTIFY (with ENABLE CONDSTORE), ENABLE QRESYNC and
+ * EXAMINE (QRESYNC ...) for one-round-trip re-listings, COMPRESS DEFLATE, LOGOUT.  It never
+ * sends a command that
  * changes the server: no SELECT, no STORE, no non-PEEK body fetch.  It knows nothing of FUSE or
- * MIME and depends on OpenSSL and GLib only.
+ * MIME and depends on OpenSSL, GLib and zlib only.
  *
  * Errors: every int-returning function returns 0 or a negative errno, so a FUSE operation can
  * return it unchanged.  The mapping (imap_status_to_errno in imap/errors.c) is:
@@ -15,7 +16,8 @@
  *   [BADCHARSET]       -> -EILSEQ (NO or BAD: the server cannot search in UTF-8)
  *   BYE / lost conn.   -> -ECONNABORTED (the connection is then broken: imap_conn_is_broken)
  *   timeout            -> -ETIMEDOUT   (the connection is then broken)
- *   hostile input      -> -EPROTO (literal over cap, list too deep, unparsable line; broken)
+ *   hostile input      -> -EPROTO (literal over cap, list too deep, unparsable line, corrupt
+ *                         compressed stream; broken)
  *   TLS verification   -> -EKEYREJECTED
  *   login refused      -> -EACCES (also LOGINDISABLED without AUTH=PLAIN)
  *   no OAuth2 mechanism-> -EOPNOTSUPP (auth = oauth2, server offers neither OAUTHBEARER nor
@@ -32,7 +34,9 @@
  * non-literal text (a 10 MB UID SEARCH answer is fine) and at most 8 Mi tokens; literals are
  * capped by max_literal (64-bit sizes, overflow-checked) and, unless they are streamed FETCH
  * bodies, by IMAP_MAX_BUFFERED_LITERAL; lists by max_depth.  Past a cap the connection fails
- * with -EPROTO and a clear message; nothing overflows.
+ * with -EPROTO and a clear message; nothing overflows.  A compressed stream is decoded a read
+ * chunk at a time into the same parser, so the same caps bound what a compression bomb can
+ * make the client hold.
  *
  * SIGPIPE: OpenSSL writes with write(), so the first imap_conn_open() sets SIGPIPE to SIG_IGN
  * if it still has the default disposition (a vanished server must not kill the daemon).
@@ -77,6 +81,15 @@ enum imap_auth {
 typedef int (*imap_credential_cb)(void *ctx, const char *refused, char **secret_r,
                                   char **errmsg_r);
 
+/* COMPRESS=DEFLATE (RFC 4978): after the login, when the server offers it, both directions
+ * are compressed (raw deflate under TLS, flushed after each command).  The credentials are
+ * always sent before, uncompressed; a server that answers NO leaves the connection as it was.
+ * The protocol trace shows the uncompressed lines. */
+enum imap_compress {
+	IMAP_COMPRESS_ON = 0, /* when the server offers it — the default */
+	IMAP_COMPRESS_OFF,    /* never ask */
+};
+
 /* Connection settings.  All pointers are borrowed by imap_conn_open(); imap_pool_new() copies
  * the whole struct (strings included) so the caller may free its own copy afterwards. */
 struct imap_config {
@@ -95,6 +108,7 @@ struct imap_config {
 	unsigned timeout_ms;    /* connect, each read and each write; 0 -> 30000 */
 	uint64_t max_literal;   /* largest literal accepted; 0 -> IMAP_DEFAULT_MAX_LITERAL */
 	unsigned max_depth;     /* deepest parenthesised list accepted; 0 -> IMAP_DEFAULT_MAX_DEPTH */
+	enum imap_compress compress; /* default IMAP_COMPRESS_ON */
 };
 
 #define IMAP_DEFAULT_TIMEOUT_MS 30000u
@@ -635,6 +649,29 @@ typedef int (*imap_search_attrs_cb)(unsigned job, const struct imap_msg_attrs *a
 int imap_search_folders(struct imap_conn *conn, const struct imap_search *q,
                         struct imap_search_job *jobs, unsigned n, imap_search_attrs_cb cb,
                         void *ctx);
+
+/* ---- quota (quota.c) --------------------------------------------------------------------- */
+
+/* One resource of a quota (RFC 9208): usage and limit in its own unit (STORAGE: KiB, 1024
+ * octets; MESSAGE: messages).  present false: no quota root limits it. */
+struct imap_quota_resource {
+	bool present;
+	uint64_t usage, limit;
+};
+
+/* What limits a mailbox: of every quota root of it, for each resource, the root that leaves the
+ * least (limit - usage; 0 when usage is at or above the limit).  roots: the number of roots
+ * that answered (0: none, nothing present). */
+struct imap_quota {
+	unsigned roots;
+	struct imap_quota_resource storage; /* STORAGE */
+	struct imap_quota_resource messages; /* MESSAGE */
+};
+
+/* GETQUOTAROOT raw_name: the quota of the mailbox (RFC 9208 and RFC 2087 servers answer
+ * alike).  -EOPNOTSUPP, with nothing sent, when the server does not offer QUOTA; a tagged NO
+ * (no such mailbox, or quotas not available to this user) as any NO: -ENOENT, -EACCES. */
+int imap_getquotaroot(struct imap_conn *conn, const char *raw_name, struct imap_quota *q_r);
 
 /* ---- misc -------------------------------------------------------------------------------- */
 

@@ -374,15 +374,24 @@ static GBytes *address_view(GPtrArray *headers, const char *name, GMimeParserOpt
 			continue;
 		found = true;
 		one = g_string_new(NULL);
-		list = raw != NULL ? internet_address_list_parse(options, raw) : NULL;
+		if (raw != NULL) {
+			/* display names decoded by the rules of rfc2047.c, not GMime's */
+			char *normalized = mime_header_normalize_words(raw, options);
+			list = internet_address_list_parse(options, normalized);
+			g_free(normalized);
+		} else {
+			list = NULL;
+		}
 		append_address_list(one, list, 0);
 		if (list != NULL)
 			g_object_unref(list);
 		if (one->len == 0) {
 			/* not addresses at all: show the text rather than nothing */
-			char *text = one_line(g_mime_header_get_value(h));
+			char *decoded = mime_header_decode(raw, options);
+			char *text = one_line(decoded);
 			g_string_append(one, text);
 			g_free(text);
+			g_free(decoded);
 		}
 		if (one->len > 0) {
 			if (out->len > 0)
@@ -404,7 +413,7 @@ static GBytes *address_view(GPtrArray *headers, const char *name, GMimeParserOpt
 	}
 }
 
-static GBytes *headers_view(GPtrArray *headers)
+static GBytes *headers_view(GPtrArray *headers, GMimeParserOptions *options)
 {
 	GString *out = g_string_new(NULL);
 	size_t len;
@@ -412,9 +421,11 @@ static GBytes *headers_view(GPtrArray *headers)
 	for (guint i = 0; i < headers->len; i++) {
 		GMimeHeader *h = headers->pdata[i];
 		char *name = one_line(g_mime_header_get_name(h));
-		char *value = one_line(g_mime_header_get_value(h));
+		char *decoded = mime_header_decode(g_mime_header_get_raw_value(h), options);
+		char *value = one_line(decoded);
 		g_string_append_printf(out, "%s: %s\n", name, value);
 		g_free(name);
+		g_free(decoded);
 		g_free(value);
 	}
 	len = out->len;
@@ -439,9 +450,12 @@ static void compute_header_views(struct mime_message *msg, GMimeMessage *message
 	GMimeHeader *subject = find_header(headers, "Subject");
 	char *date = raw_value(headers, "Date");
 	char *message_id = raw_value(headers, "Message-ID");
+	char *subject_text = subject != NULL
+	                         ? mime_header_decode(g_mime_header_get_raw_value(subject), options)
+	                         : NULL;
 
-	msg->views[MIME_VIEW_SUBJECT] =
-	    line_view(subject != NULL ? g_mime_header_get_value(subject) : "");
+	msg->views[MIME_VIEW_SUBJECT] = line_view(subject_text != NULL ? subject_text : "");
+	g_free(subject_text);
 	msg->views[MIME_VIEW_FROM] = address_view(headers, "From", options);
 	msg->views[MIME_VIEW_TO] = address_view(headers, "To", options);
 	msg->views[MIME_VIEW_CC] = address_view(headers, "Cc", options);
@@ -452,7 +466,7 @@ static void compute_header_views(struct mime_message *msg, GMimeMessage *message
 	msg->views[MIME_VIEW_DATE] = line_view(date != NULL ? date : "");
 	if (message_id != NULL)
 		msg->views[MIME_VIEW_MESSAGE_ID] = line_view(message_id);
-	msg->views[MIME_VIEW_HEADERS] = headers_view(headers);
+	msg->views[MIME_VIEW_HEADERS] = headers_view(headers, options);
 
 	msg->date = INT64_MIN;
 	if (date != NULL && date[0] != '\0') {
@@ -477,19 +491,64 @@ static bool is_blank(const char *s)
 	return true;
 }
 
-/* The transfer-decoded bytes of a leaf part. */
+/* Where the body of a leaf part really ends, given where GMime's parser ended it (end, before
+ * the delimiter at or after it).  GMime takes the line break before a delimiter to be of the kind
+ * the delimiter line itself ends in: after a CRLF delimiter line it drops two bytes, after one
+ * ending in LF (or in nothing: the input's last line) one.  The line break before the delimiter
+ * belongs to the delimiter (RFC 2046 §5.1.1) whatever its kind, so: a CR GMime left in before an
+ * LF-ended delimiter is not the part's; a byte GMime dropped before a lone LF is. */
+static gint64 body_end(const guint8 *d, gint64 len, gint64 start, gint64 end)
+{
+	if (end > start && d[end - 1] == '\r' && end + 1 < len && d[end] == '\n' &&
+	    d[end + 1] == '-')
+		return end - 1;
+	if (end + 3 < len && d[end] != '\r' && d[end + 1] == '\n' && d[end + 2] == '-' &&
+	    d[end + 3] == '-')
+		return end + 1;
+	return end;
+}
+
+/* Decode the body of a leaf part (GMime's content stream: a window on the parsed buffer) into
+ * out: the part's BODY[section], which body_end finds from GMime's window. */
+static void decode_content(GMimeStream *stream, struct mime_decoder *decoder, GByteArray *out)
+{
+	if (GMIME_IS_STREAM_MEM(stream)) {
+		GByteArray *buffer = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(stream));
+		gint64 start = MAX(stream->bound_start, 0);
+		gint64 end = stream->bound_end < 0 ? (gint64)buffer->len
+		                                   : MIN(stream->bound_end, (gint64)buffer->len);
+		end = body_end(buffer->data, (gint64)buffer->len, start, end);
+		if (end > start)
+			mime_decoder_step(decoder, buffer->data + start, (size_t)(end - start),
+			                  out);
+	} else {
+		/* not parsed from memory (never the case here): read it as GMime has it */
+		GMimeStream *mem = g_mime_stream_mem_new();
+		GByteArray *raw;
+		g_mime_stream_reset(stream);
+		g_mime_stream_write_to_stream(stream, mem);
+		raw = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+		mime_decoder_step(decoder, raw->data, raw->len, out);
+		g_object_unref(mem);
+	}
+}
+
+/* The transfer-decoded bytes of a leaf part, by the one rule fs/ uses too (decode.c). */
 static GBytes *part_bytes(GMimePart *part)
 {
 	GMimeDataWrapper *content = g_mime_part_get_content(part);
-	GMimeStream *mem = g_mime_stream_mem_new();
-	GByteArray *array;
+	GMimeStream *stream = content != NULL ? g_mime_data_wrapper_get_stream(content) : NULL;
+	GByteArray *out = g_byte_array_new();
+	struct mime_decoder *decoder;
 
-	if (content != NULL)
-		g_mime_data_wrapper_write_to_stream(content, mem);
-	array = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
-	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
-	g_object_unref(mem);
-	return g_byte_array_free_to_bytes(array);
+	if (stream == NULL)
+		return g_byte_array_free_to_bytes(out);
+	decoder = mime_decoder_new(
+	    g_mime_content_encoding_to_string(g_mime_data_wrapper_get_encoding(content)));
+	decode_content(stream, decoder, out);
+	mime_decoder_finish(decoder, out);
+	mime_decoder_free(decoder);
+	return g_byte_array_free_to_bytes(out);
 }
 
 static bool is_attachment_disposition(GMimeObject *obj)
@@ -626,7 +685,12 @@ static enum show leaf_text_kind(GMimeObject *obj)
 	return type_is(obj, "text", "html") ? SHOW_HTML : SHOW_PLAIN;
 }
 
-/* Which kinds of displayable text a subtree holds. */
+/* What an alternative offers besides SHOW_PLAIN (text/plain) and SHOW_HTML: readable text of
+ * another type (text/enriched, Apple's text/watch-html).  Shown as plain text, but chosen in a
+ * multipart/alternative only when no alternative is plain or HTML (mime.h). */
+#define OFFERS_OTHER_TEXT 4u
+
+/* Which kinds of displayable text a subtree holds (SHOW_* bits and OFFERS_OTHER_TEXT). */
 static unsigned provides(GMimeObject *obj, int depth)
 {
 	unsigned kinds = 0;
@@ -638,12 +702,16 @@ static unsigned provides(GMimeObject *obj, int depth)
 		int n = g_mime_multipart_get_count(mp);
 		if (depth == MIME_MAX_DEPTH)
 			return 0;
-		for (int i = 0; i < n && kinds != SHOW_ALL; i++)
+		for (int i = 0; i < n && (kinds & SHOW_ALL) != SHOW_ALL; i++)
 			kinds |= provides(g_mime_multipart_get_part(mp, i), depth + 1);
 		return kinds;
 	}
-	if (GMIME_IS_PART(obj) && !type_is(obj, "message", NULL))
-		return leaf_text_kind(obj);
+	if (GMIME_IS_PART(obj) && !type_is(obj, "message", NULL)) {
+		enum show kind = leaf_text_kind(obj);
+		if (kind == SHOW_PLAIN && !type_is(obj, "text", "plain"))
+			return OFFERS_OTHER_TEXT;
+		return kind;
+	}
 	return 0;
 }
 
@@ -721,8 +789,17 @@ static char *forwarded_name(struct walk *w, GMimeObject *obj, GMimeMessage *inne
 	char *result;
 
 	w->n_forwarded++;
-	if (name == NULL && inner != NULL)
-		name = mime_name_sanitize(g_mime_message_get_subject(inner));
+	if (name == NULL && inner != NULL) {
+		GMimeHeaderList *list = g_mime_object_get_header_list(GMIME_OBJECT(inner));
+		GMimeHeader *h =
+		    list != NULL ? g_mime_header_list_get_header(list, "Subject") : NULL;
+		const char *raw = h != NULL ? g_mime_header_get_raw_value(h) : NULL;
+		if (raw != NULL) {
+			char *subject = mime_header_decode(raw, w->options);
+			name = mime_name_sanitize(subject);
+			g_free(subject);
+		}
+	}
 	if (name == NULL)
 		return g_strdup_printf("forwarded-%u.eml", w->n_forwarded);
 	if (has_suffix_ci(name, ".eml"))
@@ -739,14 +816,87 @@ static gint64 first_offset(GMimeHeaderList *list)
 	return g_mime_header_get_offset(g_mime_header_list_get_header_at(list, 0));
 }
 
-/* The forwarded message exactly as it is in the input: from its first header up to the line
- * break before the next boundary of any enclosing multipart (that is where GMime's parser ended
- * it too), or to the end of the input.  If it has no header to anchor on, GMime writes it out. */
-static GBytes *forwarded_bytes(struct walk *w, GMimeMessage *inner)
+/* Where the body of a part starts in the input: after the blank line that ends its header block
+ * (found from its last header field), or -1 when it has no header to anchor on. */
+static gint64 body_offset(const struct walk *w, GMimeObject *obj)
 {
-	gint64 a, b, start;
-	size_t end;
+	GMimeHeaderList *list = g_mime_object_get_header_list(obj);
+	int n = list != NULL ? g_mime_header_list_get_count(list) : 0;
+	gint64 pos;
 
+	if (n == 0)
+		return -1;
+	pos = g_mime_header_get_offset(g_mime_header_list_get_header_at(list, n - 1));
+	if (pos < 0 || (guint64)pos >= w->input_len)
+		return -1;
+	for (size_t i = (size_t)pos; i < w->input_len; i++) {
+		if (w->input[i] != '\n')
+			continue;
+		if (i + 1 < w->input_len && w->input[i + 1] == '\n')
+			return (gint64)(i + 2);
+		if (i + 2 < w->input_len && w->input[i + 1] == '\r' && w->input[i + 2] == '\n')
+			return (gint64)(i + 3);
+	}
+	return (gint64)w->input_len; /* the header block ends the input: an empty body */
+}
+
+/* Whether line[0..n) is a delimiter of boundary, as GMime's parser matches one: "--boundary"
+ * or "--boundary--", then only blanks. */
+static bool is_delimiter_line(const guint8 *line, size_t n, const char *boundary)
+{
+	size_t bl = strlen(boundary);
+
+	if (n < bl + 2 || line[0] != '-' || line[1] != '-' || memcmp(line + 2, boundary, bl) != 0)
+		return false;
+	line += bl + 2;
+	n -= bl + 2;
+	if (n >= 2 && line[0] == '-' && line[1] == '-') {
+		line += 2;
+		n -= 2;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r' && line[i] != '\n')
+			return false;
+	return true;
+}
+
+/* The bytes of the input from start (a line's start) up to the line break before the next
+ * delimiter of any enclosing multipart (that is where GMime's parser ended the part too), or
+ * to the end of the input. */
+static GBytes *input_to_delimiter(const struct walk *w, size_t start)
+{
+	size_t pos = start, end = w->input_len;
+
+	while (pos < w->input_len && end == w->input_len) {
+		const guint8 *nl = memchr(w->input + pos, '\n', w->input_len - pos);
+		size_t next = nl != NULL ? (size_t)(nl - w->input) + 1 : w->input_len;
+		for (guint i = 0; i < w->boundaries->len; i++) {
+			if (is_delimiter_line(w->input + pos, next - pos,
+			                      w->boundaries->pdata[i])) {
+				end = pos;
+				if (end > start && w->input[end - 1] == '\n')
+					end--;
+				if (end > start && w->input[end - 1] == '\r')
+					end--;
+				break;
+			}
+		}
+		pos = next;
+	}
+	return g_bytes_new(w->input + start, end - start);
+}
+
+/* The forwarded message exactly as it is in the input: the body of its message/rfc822 part (obj)
+ * — from the first header of the inner message when the part has no header of its own — up to
+ * the line break before the next delimiter.  Also without a header block of its own (a
+ * delivery report's "[original message goes here]", where GMime builds no message or an
+ * empty one) it keeps its bytes.  With no anchor at all, GMime writes it out. */
+static GBytes *forwarded_bytes(struct walk *w, GMimeObject *obj, GMimeMessage *inner)
+{
+	gint64 a, b, start = w->detached == 0 ? body_offset(w, obj) : -1;
+
+	if (start >= 0)
+		return input_to_delimiter(w, (size_t)start);
 	if (inner == NULL)
 		return g_bytes_new(NULL, 0);
 	a = first_offset(g_mime_object_get_header_list(GMIME_OBJECT(inner)));
@@ -763,19 +913,7 @@ static GBytes *forwarded_bytes(struct walk *w, GMimeMessage *inner)
 		g_object_unref(mem);
 		return g_byte_array_free_to_bytes(array);
 	}
-	end = w->input_len;
-	for (guint i = 0; i < w->boundaries->len; i++) {
-		char *delim = g_strconcat("\n--", (const char *)w->boundaries->pdata[i], NULL);
-		const guint8 *from = w->input + start;
-		const guint8 *hit = memmem(from, end - (size_t)start, delim, strlen(delim));
-		if (hit != NULL) {
-			end = (size_t)(hit - w->input);
-			if (end > (size_t)start && w->input[end - 1] == '\r')
-				end--;
-		}
-		g_free(delim);
-	}
-	return g_bytes_new(w->input + start, end - (size_t)start);
+	return input_to_delimiter(w, (size_t)start);
 }
 
 /* The text of a readable part: to the body (shown) or to the spares. */
@@ -900,7 +1038,7 @@ static void walk_multipart(struct walk *w, GMimeMultipart *mp, int depth, unsign
 	GMimeObject *obj = GMIME_OBJECT(mp);
 	int n = g_mime_multipart_get_count(mp);
 	const char *boundary = g_mime_object_get_content_type_parameter(obj, "boundary");
-	int plain_child = -1, html_child = -1;
+	int plain_child = -1, html_child = -1, other_child = -1;
 
 	if (depth >= MIME_MAX_DEPTH)
 		return; /* deeper parts are not descended into */
@@ -916,7 +1054,12 @@ static void walk_multipart(struct walk *w, GMimeMultipart *mp, int depth, unsign
 				plain_child = i;
 			if (kinds & SHOW_HTML)
 				html_child = i;
+			if (kinds & OFFERS_OTHER_TEXT)
+				other_child = i;
 		}
+		/* text/enriched or text/watch-html never wins over plain text or HTML */
+		if (plain_child < 0 && html_child < 0)
+			plain_child = other_child;
 	}
 	if (boundary != NULL)
 		g_ptr_array_add(w->boundaries, (gpointer)boundary);
@@ -996,7 +1139,7 @@ static void walk_object(struct walk *w, GMimeObject *obj, int depth, unsigned sh
 			add_absent_attachment(w, forwarded_name(w, obj, inner), MIME_DATA_EXACT, id,
 			                      obj);
 		else
-			add_attachment(w, forwarded_name(w, obj, inner), forwarded_bytes(w, inner));
+			add_attachment(w, forwarded_name(w, obj, inner), forwarded_bytes(w, obj, inner));
 	} else if (GMIME_IS_PART(obj)) {
 		walk_leaf(w, obj, show);
 	}

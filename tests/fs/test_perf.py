@@ -362,9 +362,7 @@ class DiskCacheTest(PerfBase):
         old = os.listdir(os.path.join(cache, folder_hash))
         self.assertEqual(len(old), 1)
         self.unmount(m)
-        self.d.delete_folder('Again')
-        time.sleep(1.1)  # Dovecot's UIDVALIDITY is time-based
-        self.d.create_folder('Again')
+        self.d.recreate_folder('Again')
         self.d.append('Again', b'Subject: second\r\n\r\ntwo\r\n')
         m = self.mount(cfg, 'm2')
         self.assertEqual(read(os.path.join(m.path, 'Again', '1', 'subject')), b'second\n')

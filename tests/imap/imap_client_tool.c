@@ -7,7 +7,7 @@
  * can read in ps).
  *
  *   imap_client_tool [--host H] [--port P] [--tls implicit|starttls|none] [--user U]
- *                    [--auth password|oauth2]
+ *                    [--auth password|oauth2] [--compress on|off]
  *                    [--ca-file F] [--timeout-ms N] [--max-literal N] [--max-depth N] CMD ...
  *   CMD: connect | noop | list | examine MBOX | search MBOX CRITERIA [ARG...] |
  *        attrs MBOX UIDSET | fetch MBOX UIDSET [full|header] [OFFSET LENGTH] [--out FILE] |
@@ -474,6 +474,21 @@ static int run(struct imap_conn *conn, int argc, char **argv, const char *out_pa
 		g_ptr_array_unref(folders);
 		return 0;
 	}
+	if (strcmp(cmd, "quota") == 0 && argc >= 2) {
+		/* GETQUOTAROOT of a mailbox: what limits it (imap/quota.c) */
+		struct imap_quota q;
+		if ((err = imap_getquotaroot(conn, argv[1], &q)) < 0)
+			return err;
+		printf("roots=%u", q.roots);
+		if (q.storage.present)
+			printf(" storage=%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT, q.storage.usage,
+			       q.storage.limit);
+		if (q.messages.present)
+			printf(" messages=%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT, q.messages.usage,
+			       q.messages.limit);
+		printf("\n");
+		return 0;
+	}
 	if (strcmp(cmd, "xfetch") == 0 && argc >= 4) {
 		/* EXAMINE and FETCH pipelined, the bodies only if UIDVALIDITY is argv[2] */
 		char *raw;
@@ -642,6 +657,8 @@ int main(int argc, char **argv)
 			cfg.auth = strcmp(v, "oauth2") == 0 ? IMAP_AUTH_OAUTH2 : IMAP_AUTH_PASSWORD;
 		else if (strcmp(o, "--out") == 0)
 			out_path = v;
+		else if (strcmp(o, "--compress") == 0)
+			cfg.compress = strcmp(v, "off") == 0 ? IMAP_COMPRESS_OFF : IMAP_COMPRESS_ON;
 		else if (strcmp(o, "--tls") == 0)
 			cfg.tls = strcmp(v, "none") == 0       ? IMAP_TLS_NONE
 			          : strcmp(v, "starttls") == 0 ? IMAP_TLS_STARTTLS

@@ -7,7 +7,8 @@ imaplib code): login over implicit TLS and STARTTLS, LIST with non-ASCII (Korean
 EXAMINE, UID SEARCH including a non-ASCII SUBJECT search, UID FETCH byte-exact, and refusal of an
 expired certificate, one from an unknown CA and one for the wrong host; and pieces of a
 multipart message (BODYSTRUCTURE, HEADER, MIME, sections, BINARY, BINARY.SIZE, partial fetches,
-NO [UNKNOWN-CTE]) checked against Python's email package reading the same bytes.  If Dovecot is missing
+NO [UNKNOWN-CTE]) checked against Python's email package reading the same bytes; COMPRESS=DEFLATE
+when the harness's Dovecot offers it (IMAPFS_TEST_COMPRESS=1: imap_integration_compress).  If Dovecot is missing
 the harness raises and these tests FAIL; they never skip.
 """
 import base64
@@ -15,6 +16,7 @@ import email
 import email.parser
 import email.policy
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -129,7 +131,8 @@ def tearDownModule():
         D.__exit__(None, None, None)
 
 
-def tool(*cmd, tls="implicit", host=None, port=None, password=None, ca=True, timeout_ms=10000):
+def tool(*cmd, tls="implicit", host=None, port=None, password=None, ca=True, timeout_ms=10000,
+         extra=(), debug=False):
     if port is None:
         port = D.port_imaps if tls == "implicit" else D.port_starttls
     args = [TOOL, "--host", host or D.host, "--port", str(port), "--tls", tls,
@@ -137,7 +140,9 @@ def tool(*cmd, tls="implicit", host=None, port=None, password=None, ca=True, tim
     if ca:
         args += ["--ca-file", D.ca_file]
     env = dict(os.environ, IMAPFS_TEST_PASSWORD=password if password is not None else D.password)
-    p = subprocess.run(args + list(cmd), capture_output=True, env=env, timeout=120)
+    if debug:
+        env["G_MESSAGES_DEBUG"] = "imap"
+    p = subprocess.run(args + list(extra) + list(cmd), capture_output=True, env=env, timeout=120)
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
@@ -243,6 +248,32 @@ class Integration(unittest.TestCase):
             self.assertOk((rc, out, err))
             with open(path, "rb") as f:
                 self.assertEqual(f.read(), big[:big.index(b"\r\n\r\n") + 4])
+
+    def test_compress_as_the_server_offers(self):
+        """With IMAPFS_TEST_COMPRESS=1 (imap_integration_compress) Dovecot offers
+        COMPRESS=DEFLATE and every byte after the login is compressed: a 4 MB message comes
+        byte-exact through it in well under half its size on the wire.  Without, the client
+        never asks.  --compress off never asks either."""
+        inbox = sorted(u for (f, u) in MSGS if f == "INBOX")
+        big = MSGS[("INBOX", inbox[2])]
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "m")
+            rc, out, err = tool("message", "INBOX", str(inbox[2]), "--out", path, debug=True)
+            self.assertOk((rc, out, err))
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(), big)
+        if D.compress:
+            self.assertIn("C: A0002 COMPRESS DEFLATE", err)
+            self.assertIn("COMPRESS DEFLATE active", err)
+            m = re.search(r"compression with \S+: received (\d+) bytes for (\d+)", err)
+            self.assertIsNotNone(m, err[-2000:])
+            self.assertGreater(int(m.group(2)), len(big))
+            self.assertLess(int(m.group(1)) * 2, len(big))
+        else:
+            self.assertNotIn("COMPRESS", err)
+        rc, out, err = tool("list", extra=("--compress", "off"), debug=True)
+        self.assertOk((rc, out, err))
+        self.assertNotIn("COMPRESS DEFLATE", err)
 
     def test_attrs(self):
         rc, out, err = tool("attrs", "INBOX", "1:*")
