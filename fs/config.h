@@ -89,8 +89,8 @@ struct ifs_config {
 	"    fetch = parts|whole    parts (default): each file fetches only what it shows: the\n" \
 	"                           header for header files, the text parts for body and\n" \
 	"                           body.html, one attachment for itself; whole: any file\n" \
-	"                           fetches the whole message (the most bytes, fewest round\n" \
-	"                           trips; what imapfs did before 0.2)\n" \
+	"                           fetches the whole message (the most bytes, the fewest\n" \
+	"                           round trips); the files are the same either way\n" \
 	"    compress = on|off      compress what goes over the wire (COMPRESS=DEFLATE, RFC 4978)\n" \
 	"                           when the server offers it; default on\n"
 
