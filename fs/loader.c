@@ -896,8 +896,14 @@ static int load_entry(void *p, uint64_t key, struct ifs_cached_msg *msg)
 		ifs_readahead_note(fs->readahead, ctx->ref->epoch, ctx->ref->uid, ctx->piece);
 	if (ctx->piece == IFS_PIECE_WHOLE)
 		return load_whole(fs, ctx->ref, msg);
-	if (ctx->piece >= IFS_PIECE_ATT0)
-		return load_attachment(fs, ctx->ref, ctx->piece, ctx->prev, msg);
+	if (ctx->piece >= IFS_PIECE_ATT0) {
+		ret = load_attachment(fs, ctx->ref, ctx->piece, ctx->prev, msg);
+		/* a part the server cannot give (NO [UNKNOWN-CTE], NO [PARSE]): as for the
+		 * other pieces, the whole message answers for it from now on */
+		if (ret == -EBADMSG)
+			remember_whole_only(ctx->ref, "the server cannot give an attachment");
+		return ret;
+	}
 	ret = obtain_set(fs, ctx->ref, ctx->piece, ctx->prev, &set);
 	if (ret == -EBADMSG)
 		why = "the server cannot give its pieces";

@@ -275,6 +275,11 @@ class PartsCase(unittest.TestCase):
         self.addCleanup(srv.close)
         return srv
 
+    def fresh(self):
+        """A new temporary directory for the next mount (a subtest's own)."""
+        self.tmp = tempfile.mkdtemp(prefix='ifp', dir='/tmp')
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
     def mount(self, srv, name='mnt', **over):
         keys = {'host': '127.0.0.1', 'port': str(srv.port), 'tls': 'imaps', 'user': USER,
                 'password': PASSWORD, 'ca_file': PKI['ca'], 'timeout': str(TIMEOUT),
@@ -284,7 +289,7 @@ class PartsCase(unittest.TestCase):
         with open(path, 'w') as f:
             f.write('[default]\n' + ''.join('%s = %s\n' % kv for kv in keys.items()))
         os.chmod(path, 0o600)
-        m = Mount(self.tmp, path, name=name)
+        m = Mount(self.tmp, path, name=name, extra=['-o', 'stats'])
         self.addCleanup(m.close)
         return m
 
@@ -326,6 +331,12 @@ class PartsCase(unittest.TestCase):
         self.assertEqual(srv.errors, [], 'the test server itself failed')
         for bad in ('AddressSanitizer', 'runtime error', 'CRITICAL'):
             self.assertNotIn(bad, m.log_text())
+
+
+def stats(mnt):
+    """The daemon's counters (-o stats): user.imapfs.stats of the mount's root."""
+    text = os.getxattr(mnt, 'user.imapfs.stats').decode()
+    return {k: int(v) for k, v in (f.split('=', 1) for f in text.split()) if v.isdigit()}
 
 
 def fetch_lines(srv, since=0):
@@ -479,8 +490,7 @@ class Literal8(PartsCase):
         """BINARY[2] answered as ~{n}: the attachment's bytes exactly."""
         for data in (PDF, b'plain bytes without a NUL\r\n' * 40):
             with self.subTest(nul=b'\x00' in data):
-                self.tmp = tempfile.mkdtemp(prefix='ifp', dir='/tmp')
-                self.addCleanup(shutil.rmtree, self.tmp, True)
+                self.fresh()
                 raw = MIXED.replace(b64(PDF), b64(data))
                 srv = self.server({1: raw})
                 srv.literal8 = True
@@ -528,6 +538,8 @@ class Refusals(PartsCase):
         self.assertIn(refused, lines)
         self.assertEqual(lines[-1], b'UID FETCH 1 (UID BODY.PEEK[])', lines)
         self.assertEqual(len(wholes(lines)), 1, lines)
+        # remembered: this message is read whole from now on (loader.h)
+        self.assertEqual(stats(m.path)['read_whole'], 1)
         t1 = mark(srv)
         for rel in then:
             self.assertSameFile(m, '1/' + rel)
@@ -539,6 +551,7 @@ class Refusals(PartsCase):
         other files of the message are then read from it."""
         for cache in ('on', 'off'):
             with self.subTest(cache=cache):
+                self.fresh()
                 srv, m = self.refusing(b'BINARY.PEEK[2]', b'NO [UNKNOWN-CTE] cannot decode',
                                        cache)
                 self.check_fallback(srv, m, 'attachments/report.pdf',
@@ -546,11 +559,39 @@ class Refusals(PartsCase):
                                     b'UID FETCH 1 (UID BINARY.PEEK[2])')
                 m.close()
 
+    def test_remembered_after_eviction(self):
+        """With no disk cache and a 1 MB memory cache, the whole message that answered the
+        refused BINARY.PEEK[2] is pushed out by others; reading another attachment of the
+        message then fetches it whole again — never piece by piece (it is remembered)."""
+        filler = b''.join(b'%076d\r\n' % i for i in range(5000))    # 390 KB each
+        msgs = dict(MESSAGES)
+        for u in (6, 7, 8, 9):
+            msgs[u] = crlf(b'Subject: filler %d\n\n' % u) + filler
+        srv = self.server(msgs)
+
+        def hook(conn, uid, tag, items):
+            if uid == 1 and b'BINARY.PEEK[2]' in items:
+                return tag + b' NO [UNKNOWN-CTE] cannot decode\r\n'
+            return None
+        srv.pieces_hook = hook
+        m = self.mount(srv, cache='off', memory_cache='1')
+        inbox = os.path.join(m.path, 'INBOX')
+        os.listdir(inbox)
+        self.assertEqual(read(os.path.join(inbox, '1', 'attachments', 'report.pdf')), PDF)
+        for u in (6, 7, 8, 9):
+            self.assertEqual(read(os.path.join(inbox, str(u), 'message.eml')), msgs[u])
+        t0 = mark(srv)
+        self.assertSameFile(m, '1/attachments/notes.txt')
+        lines = fetch_lines(srv, t0)
+        self.assertEqual(lines, [b'UID FETCH 1 (UID BODY.PEEK[])'])
+        self.assertAlive(m, srv)
+
     def test_section_parse(self):
         """BODY.PEEK[1] (the text of body) answered NO [PARSE]: body from the whole message,
         and then the attachments too."""
         for cache in ('on', 'off'):
             with self.subTest(cache=cache):
+                self.fresh()
                 srv, m = self.refusing(b'BODY.PEEK[1]', b'NO [PARSE] cannot parse', cache)
                 self.check_fallback(srv, m, 'body',
                                     ['attachments/report.pdf', 'attachments/notes.txt',
@@ -563,6 +604,7 @@ class Refusals(PartsCase):
         directory comes from the whole message, and nothing is asked piece by piece again."""
         for cache in ('on', 'off'):
             with self.subTest(cache=cache):
+                self.fresh()
                 srv, m = self.refusing(b'BODY.PEEK[1.MIME]', b'NO [PARSE] cannot parse',
                                        cache)
                 os.listdir(os.path.join(m.path, 'INBOX'))
@@ -575,6 +617,7 @@ class Refusals(PartsCase):
                 self.assertEqual(lines[0], outline_line(1, MIXED))
                 self.assertIn(b'BODY.PEEK[1.MIME]', lines[1])
                 self.assertEqual(lines[2:], [b'UID FETCH 1 (UID BODY.PEEK[])'])
+                self.assertEqual(stats(m.path)['read_whole'], 1)
                 t1 = mark(srv)
                 for rel in ('body', 'attachments/report.pdf', 'attachments/notes.txt',
                             'subject', 'message.eml'):
@@ -592,8 +635,7 @@ class Dropped(PartsCase):
         the other files of the message then need no fetch."""
         for how in ('bye', 'cut'):
             with self.subTest(how=how):
-                self.tmp = tempfile.mkdtemp(prefix='ifp', dir='/tmp')
-                self.addCleanup(shutil.rmtree, self.tmp, True)
+                self.fresh()
                 srv = self.server()
 
                 def hook(conn, uid, tag, items, how=how):
@@ -625,6 +667,7 @@ class Dropped(PartsCase):
                                      if x.endswith(b'UID FETCH 1 (UID BODY.PEEK[])')]
                 self.assertEqual(len(conn_of_whole), 1)
                 self.assertGreater(conn_of_whole[0], before)
+                self.assertEqual(stats(m.path)['read_whole'], 1)
                 t1 = mark(srv)
                 for rel in ('body', 'attachments/notes.txt', 'subject'):
                     self.assertSameFile(m, '1/' + rel)
@@ -686,8 +729,7 @@ class BrokenShapes(PartsCase):
         invite.ics is that of its bytes, never 0."""
         for binary in (False, True):
             with self.subTest(binary=binary):
-                self.tmp = tempfile.mkdtemp(prefix='ifp', dir='/tmp')
-                self.addCleanup(shutil.rmtree, self.tmp, True)
+                self.fresh()
                 srv, m = self.shaped(5, OUTLOOK_ZERO, binary)
                 lines = self.check(srv, m, 5, partial=True)
                 self.assertEqual(lines[1], b'UID FETCH 5 (UID BODY.PEEK[1.MIME] '
