@@ -793,6 +793,24 @@ class Forwarded(PartsCase):
         self.assertSameTree(m)
         self.assertAlive(m, srv)
 
+    def test_top_level_message_part(self):
+        """A message that is a message/rfc822 part itself (its sections are numbered in a way
+        servers disagree on: structure.c) is read whole after its outline: one BODY.PEEK[],
+        no section fetch, the whole path's tree."""
+        top = crlf(b'From: Heidi <heidi@example.com>\nSubject: wrapped\nMIME-Version: 1.0\n'
+                   b'Content-Type: message/rfc822\n\n') + DEEP_INNER
+        msgs = {1: top}
+        srv = self.server(msgs)
+        m = self.mount(srv)
+        os.listdir(os.path.join(m.path, 'INBOX'))
+        t0 = mark(srv)
+        self.assertSameFile(m, '1/subject', msgs)
+        self.assertEqual(fetch_lines(srv, t0), [outline_line(1, top),
+                                                b'UID FETCH 1 (UID BODY.PEEK[])'])
+        self.assertSameTree(m, msgs)
+        self.assertEqual(fetch_lines(srv, t0)[2:], [])
+        self.assertAlive(m, srv)
+
 
 if __name__ == '__main__':
     unittest.main()
