@@ -488,13 +488,15 @@ class Sections(PartsCase):
 
 class Literal8(PartsCase):
     def test_binary_answer_as_literal8(self):
-        """BINARY[2] answered as ~{n}: the attachment's bytes exactly."""
-        for data in (PDF, b'plain bytes without a NUL\r\n' * 40):
-            with self.subTest(nul=b'\x00' in data):
+        """BINARY[2] answered as ~{n} (RFC 3516 literal8: required for bytes with NUL, allowed
+        for any), or as an ordinary {n} literal: the attachment's bytes exactly."""
+        text = b'plain bytes without a NUL\r\n' * 40
+        for lit8, data in ((True, PDF), (True, text), (False, text)):
+            with self.subTest(literal8=lit8, nul=b'\x00' in data):
                 self.fresh()
                 raw = MIXED.replace(b64(PDF), b64(data))
                 srv = self.server({1: raw})
-                srv.literal8 = True
+                srv.literal8 = lit8
                 sent = []
 
                 def hook(conn, uid, tag, items, srv=srv, sent=sent):
@@ -508,7 +510,8 @@ class Literal8(PartsCase):
                 self.assertEqual(read(p), data)
                 self.assertEqual(os.stat(p).st_size, len(data))
                 self.assertEqual(len(sent), 1)
-                self.assertIn(b'BINARY[2] ~{%d}\r\n' % len(data), sent[0])
+                self.assertIn(b'BINARY[2] %s{%d}\r\n' % (b'~' if lit8 else b'', len(data)),
+                              sent[0])
                 self.assertSameFile(m, '1/attachments/report.pdf', {1: raw})
                 self.assertEqual(wholes(fetch_lines(srv)), [])
                 self.assertAlive(m, srv)
