@@ -227,6 +227,11 @@ EXCHANGE_BARE = (b'(("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "8BIT" 31 1 NIL 
                  b'("TEXT" "PLAIN" ("CHARSET" "utf-8" "NAME" "notes.txt") NIL NIL '
                  b'"QUOTED-PRINTABLE" 50 2 NIL "Attachment" NIL NIL) "MIXED" NIL NIL NIL)'
                  % len(b64(PDF)))
+EMPTY_LISTS = (b'(("TEXT" "PLAIN" () NIL NIL "8BIT" 31 1 NIL NIL NIL NIL)'
+               b'("APPLICATION" "PDF" () NIL NIL "BASE64" %d NIL ("ATTACHMENT" ()) NIL NIL)'
+               b'("TEXT" "PLAIN" NIL NIL NIL "QUOTED-PRINTABLE" 50 2) "MIXED" ())'
+               % len(b64(PDF)))
+GMAIL_ROOT = b'("ALTERNATIVE")'
 STRAY_NIL = (b'(NIL ("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "8BIT" 31 1) "MIXED" '
              b'("BOUNDARY" "XX") NIL NIL)')
 OUTLOOK_ZERO = (b'(("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "7BIT" 12 1 NIL NIL NIL NIL)'
@@ -563,6 +568,18 @@ class Refusals(PartsCase):
                                     b'UID FETCH 1 (UID BINARY.PEEK[2])')
                 m.close()
 
+    def test_outline_parse(self):
+        """The outline itself (BODYSTRUCTURE and the header) answered NO [PARSE]: subject
+        from the whole message."""
+        for cache in ('on', 'off'):
+            with self.subTest(cache=cache):
+                self.fresh()
+                srv, m = self.refusing(b'BODYSTRUCTURE', b'NO [PARSE] cannot parse', cache)
+                self.check_fallback(srv, m, 'subject',
+                                    ['body', 'attachments/report.pdf', 'message.eml'],
+                                    outline_line(1, MIXED))
+                m.close()
+
     def test_remembered_after_eviction(self):
         """With no disk cache and a 1 MB memory cache, the whole message that answered the
         refused BINARY.PEEK[2] is pushed out by others; reading another attachment of the
@@ -632,52 +649,64 @@ class Refusals(PartsCase):
 
 
 class Dropped(PartsCase):
-    def test_disconnect_after_failed_fetch(self):
-        """Dovecot's imap_fetch_failure = disconnect-immediately: the FETCH of a piece is
-        answered with a BYE, or the connection closes in the middle of its literal.  The read
-        still succeeds, from one BODY.PEEK[] on a new connection, well within the timeout;
-        the other files of the message then need no fetch."""
-        for how in ('bye', 'cut'):
-            with self.subTest(how=how):
-                self.fresh()
-                srv = self.server()
+    # the piece FETCH dropped (its items contain the key), and the file whose read asks it
+    TARGETS = ((b'BODYSTRUCTURE', 'subject'),                    # OUTLINE
+               (b'BODY.PEEK[1.MIME]', 'attachments/report.pdf'),  # PARTS
+               (b'BODY.PEEK[1])', 'body'),                         # TEXTS
+               (b'BINARY.PEEK[2]', 'attachments/report.pdf'))     # an attachment
+    FILES = ('subject', 'body', 'attachments/report.pdf', 'attachments/notes.txt')
 
-                def hook(conn, uid, tag, items, how=how):
-                    if uid == 1 and b'BINARY.PEEK[2]' in items:
-                        if how == 'bye':
-                            conn.send(b'* BYE FETCH for mailbox INBOX UID 1 failed to read '
-                                      b'message\r\n')
-                        else:
-                            conn.send(b'* 1 FETCH (UID 1 BINARY[2] ~{%d}\r\n' % len(PDF) +
-                                      PDF[:100])
-                        raise Closed()
-                    return None
-                srv.pieces_hook = hook
-                m = self.mount(srv)
-                os.listdir(os.path.join(m.path, 'INBOX'))
-                os.listdir(os.path.join(m.path, 'INBOX', '1', 'attachments'))
-                before = srv.connections
-                t0 = mark(srv)
-                r = timed_read(os.path.join(m.path, 'INBOX', '1', 'attachments', 'report.pdf'),
-                               TIMEOUT + MARGIN + 10)
-                self.assertEqual((r.err, r.data), (0, PDF))
-                self.assertEqual(r.size, len(PDF))
-                lines = fetch_lines(srv, t0)
-                self.assertIn(b'UID FETCH 1 (UID BINARY.PEEK[2])', lines)
-                self.assertEqual(lines[-1], b'UID FETCH 1 (UID BODY.PEEK[])', lines)
-                self.assertGreater(srv.connections, before)
-                with srv.lock:
-                    conn_of_whole = [n for n, x in srv.commands[t0:]
-                                     if x.endswith(b'UID FETCH 1 (UID BODY.PEEK[])')]
-                self.assertEqual(len(conn_of_whole), 1)
-                self.assertGreater(conn_of_whole[0], before)
-                self.assertEqual(stats(m.path)['read_whole'], 1)
-                t1 = mark(srv)
-                for rel in ('body', 'attachments/notes.txt', 'subject'):
-                    self.assertSameFile(m, '1/' + rel)
-                self.assertEqual(fetch_lines(srv, t1), [])
-                self.assertAlive(m, srv)
-                m.close()
+    def test_disconnect_after_failed_fetch(self):
+        """Dovecot's imap_fetch_failure = disconnect-immediately: the FETCH of a piece (the
+        outline, the MIME headers, the text, an attachment) is answered with a BYE and the
+        connection closed, or the connection closes in the middle of the answer.  The read
+        still succeeds, from one BODY.PEEK[] on a new connection, well within the timeout;
+        the message is remembered as read whole, and its other files need no fetch."""
+        for target, first in self.TARGETS:
+            for how in ('bye', 'cut'):
+                with self.subTest(target=target, how=how):
+                    self.fresh()
+                    self.dropped(target, first, how)
+
+    def dropped(self, target, first, how):
+        srv = self.server()
+        asked = []
+
+        def hook(conn, uid, tag, items):
+            if uid != 1 or target not in items:
+                return None
+            asked.append(items)
+            if how == 'bye':
+                conn.send(b'* BYE FETCH for mailbox INBOX UID 1 failed to read message\r\n')
+            else:
+                answer = srv.piece_answer(conn, uid, tag, items)
+                conn.send(answer[:len(answer) // 2])
+            raise Closed()
+        srv.pieces_hook = hook
+        m = self.mount(srv)
+        os.listdir(os.path.join(m.path, 'INBOX'))
+        before = srv.connections
+        t0 = mark(srv)
+        r = timed_read(os.path.join(m.path, 'INBOX', '1', first), TIMEOUT + MARGIN + 10)
+        files, _ = self.oracle()
+        self.assertEqual((r.err, r.data), (0, files['1/' + first][1]))
+        self.assertEqual(r.size, len(r.data))
+        lines = fetch_lines(srv, t0)
+        self.assertTrue(asked, lines)
+        self.assertEqual(lines[-1], b'UID FETCH 1 (UID BODY.PEEK[])', lines)
+        self.assertEqual(len(wholes(lines)), 1, lines)
+        self.assertGreater(srv.connections, before)
+        with srv.lock:
+            conn_of_whole = [n for n, x in srv.commands[t0:]
+                             if x.endswith(b'UID FETCH 1 (UID BODY.PEEK[])')]
+        self.assertGreater(conn_of_whole[0], before)
+        self.assertEqual(stats(m.path)['read_whole'], 1)
+        t1 = mark(srv)
+        for rel in self.FILES + ('message.eml',):
+            self.assertSameFile(m, '1/' + rel)
+        self.assertEqual(fetch_lines(srv, t1), [])
+        self.assertAlive(m, srv)
+        m.close()
 
 
 class BrokenShapes(PartsCase):
@@ -720,6 +749,20 @@ class BrokenShapes(PartsCase):
         srv, m = self.shaped(1, EXCHANGE_BARE)
         lines = self.check(srv, m, 1, partial=True)
         self.assertIn(b'UID FETCH 1 (UID BINARY.PEEK[2])', lines)
+
+    def test_gmail_empty_root(self):
+        """("ALTERNATIVE") for the whole of message 2: refused, read whole."""
+        srv, m = self.shaped(2, GMAIL_ROOT)
+        self.check(srv, m, 2, partial=False)
+
+    def test_empty_lists_and_missing_extensions(self):
+        """() for every parameter list (as NIL, which the grammar has), a disposition with
+        () parameters, a part without its extension data: tolerated, the pieces stand;
+        names come from the MIME headers (the BODYSTRUCTURE has none)."""
+        srv, m = self.shaped(1, EMPTY_LISTS)
+        lines = self.check(srv, m, 1, partial=True)
+        self.assertIn(b'UID FETCH 1 (UID BINARY.PEEK[2])', lines)
+        self.assertIn(b'UID FETCH 1 (UID BODY.PEEK[3])', lines)
 
     def test_stray_nil(self):
         """A NIL where a part belongs: refused, read whole."""
