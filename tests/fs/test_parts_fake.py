@@ -420,6 +420,22 @@ class Outline(PartsCase):
         self.assertAlive(m, srv)
 
 
+    def test_cat_subject_with_readahead(self):
+        """The same walk over 30 messages with read-ahead on (the default): only outlines
+        are fetched (some ahead of the reader), each once; no MIME header, section or whole
+        message."""
+        msgs = {u: MESSAGES[(u - 1) % 5 + 1] for u in range(1, 31)}
+        srv = self.server(msgs)
+        m = self.mount(srv, readahead='4096', connections='2')
+        os.listdir(os.path.join(m.path, 'INBOX'))
+        t0 = mark(srv)
+        for uid in sorted(msgs):
+            self.assertSameFile(m, '%d/subject' % uid, msgs)
+        lines = fetch_lines(srv, t0)
+        self.assertEqual(sorted(lines), sorted(outline_line(u, msgs[u]) for u in msgs), lines)
+        self.assertAlive(m, srv)
+
+
 class Sections(PartsCase):
     def parts_lines(self, binary):
         """PARTS of MIXED as imapfs asks them: every MIME header, and the exact sizes where
