@@ -875,5 +875,65 @@ class Forwarded(PartsCase):
         self.assertAlive(m, srv)
 
 
+# Mail that mime/'s malformed-mail rules repair (mime.h): a server's outline of it is not
+# imapfs's, so it takes the whole path (issue 20 item 8).
+RUN_ON = crlf(b'''From: Ivan <ivan@example.com>
+Subject: runs on
+this line is neither a field nor a continuation
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="RR"
+
+--RR
+Content-Type: text/plain
+
+hidden?
+--RR
+Content-Type: application/octet-stream; name="x.bin"
+
+xxxx
+--RR--
+''')
+NO_BLANK = crlf(b'''From: Judy <judy@example.com>
+Subject: part without its blank line
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="NB"
+
+--NB
+Content-Type: text/plain
+the text right under the part's header
+--NB
+Content-Type: application/pdf; name="y.pdf"
+Content-Transfer-Encoding: base64
+
+''') + b64(PDF[:300]) + b'--NB--\r\n'
+
+
+class Malformed(PartsCase):
+    def test_repaired_mail_reads_as_whole(self):
+        """A header block that runs into a line that is neither a field nor a continuation,
+        a part without its blank line: the tree is the whole path's (names, st_size, bytes),
+        whatever the server's outline said."""
+        msgs = {1: RUN_ON, 2: NO_BLANK}
+        srv = self.server(msgs)
+        m = self.mount(srv)
+        os.listdir(os.path.join(m.path, 'INBOX'))
+        whole = {}
+        for uid in msgs:
+            t0 = mark(srv)
+            for name in sorted(os.listdir(os.path.join(m.path, 'INBOX', str(uid)))):
+                if name not in ('attachments', 'message.eml'):
+                    self.assertSameFile(m, '%d/%s' % (uid, name), msgs)
+            whole[uid] = fetch_lines(srv, t0)
+        # the header alone says it runs on: read whole right after the outline
+        self.assertEqual(whole[1], [outline_line(1, RUN_ON), b'UID FETCH 1 (UID BODY.PEEK[])'])
+        # the part's MIME header has no blank line: read whole once PARTS shows it
+        self.assertEqual(whole[2], [outline_line(2, NO_BLANK),
+                                    b'UID FETCH 2 (UID BODY.PEEK[1.MIME] BODY.PEEK[2.MIME] '
+                                    b'BINARY.SIZE[2])', b'UID FETCH 2 (UID BODY.PEEK[])'])
+        self.assertSameTree(m, msgs)
+        self.assertEqual(stats(m.path)['read_whole'], 2)
+        self.assertAlive(m, srv)
+
+
 if __name__ == '__main__':
     unittest.main()
