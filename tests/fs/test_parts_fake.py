@@ -12,21 +12,26 @@ package decodes.
 
   Outline        the first lookup in a message directory is one UID FETCH of BODYSTRUCTURE,
                  BODY.PEEK[HEADER] and the size check of message.eml; `cat subject` sends
-                 nothing more; no whole message is fetched.
+                 nothing more; no whole message is fetched; with read-ahead on, a walk of
+                 subjects fetches each outline once and nothing else.
   Sections       `body` is its text part's section alone; an attachment is BINARY.PEEK[s]
                  where BINARY is offered, else BODY.PEEK[s] decoded here; a quoted-printable
                  one is BODY.PEEK[s] either way.
   Literal8       a BINARY answer sent as ~{n}.
-  Refusals       NO [UNKNOWN-CTE] to BINARY, NO [PARSE] to a section or a MIME header: the
-                 file comes from one BODY.PEEK[] of the whole message, and nothing of that
-                 message is asked piece by piece again.
+  Refusals       NO [UNKNOWN-CTE] to BINARY, NO [PARSE] to the outline, a MIME header or a
+                 section: the file comes from one BODY.PEEK[] of the whole message, and
+                 nothing of that message is asked piece by piece again (read_whole in the
+                 stats; also once its whole message has left the memory cache).
   Dropped        Dovecot's imap_fetch_failure = disconnect-immediately (BYE, or the connection
-                 closed in the middle of the answer): the read succeeds from the whole message
-                 after reconnecting, within a bounded time.
+                 closed in the middle of the answer) at each piece level: the read succeeds
+                 from the whole message after reconnecting, within a bounded time.
   BrokenShapes   Gmail's empty multipart, Exchange's bare-string disposition, stray NILs,
                  Outlook.com's zero-length part: the same tree as the whole path.
   Forwarded      message/rfc822 parts are numbered as RFC 3501 6.4.5 says: NAME.eml is
-                 BODY.PEEK[2] (or [2.2] one level down), its header BODY.PEEK[2.HEADER].
+                 BODY.PEEK[2] (or [2.2] one level down), its header BODY.PEEK[2.HEADER];
+                 a message that is a message/rfc822 part itself is read whole.
+  Malformed      mail mime/ would repair (a header running on, a part without its blank
+                 line) is read whole: the server's outline of it is not imapfs's.
 
 Environment: IMAPFS_BIN (the built imapfs); IMAPFS_TEST_COMPRESS=1 runs it all through
 COMPRESS=DEFLATE.  Fails, never skips, without /dev/fuse.  Python stdlib only.
