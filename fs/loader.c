@@ -34,6 +34,14 @@ static bool is_whole_only(uint64_t key)
 	return r;
 }
 
+/* Pieces the read-ahead stored (stats); atomic. */
+static uint64_t n_prefetched;
+
+uint64_t ifs_loader_prefetched_count(void)
+{
+	return __atomic_load_n(&n_prefetched, __ATOMIC_RELAXED);
+}
+
 static void remember_whole_only(const struct ifs_msg_ref *ref, const char *why)
 {
 	uint64_t *k = g_new(uint64_t, 1);
@@ -668,8 +676,9 @@ static int fetch_set(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned pie
 		ret = req->result == -ENOENT || req->result == -ESTALE ? req->result : -EBADMSG;
 	if (ret == 0 && !acc.complete && (items->len > 0 || structure)) {
 		/* the server answered OK without the message: it was expunged — or without some
-		 * item (a section it does not have): then the pieces cannot stand for it */
-		ret = acc.n_got == 0 && !acc.got_structure ? -ENOENT : -EBADMSG;
+		 * item (a section it does not have, or what it was asked at all: a server that
+		 * answers BODYSTRUCTURE with something else): the pieces cannot stand for it */
+		ret = acc.n_got == 0 && !acc.got_structure && !req->answered ? -ENOENT : -EBADMSG;
 	}
 	if (ret == 0)
 		*set_r = g_hash_table_ref(acc.set);
@@ -927,6 +936,22 @@ int ifs_loader_whole_if_held(struct ifs *fs, const struct ifs_msg_ref *ref,
 	return -ENOENT;
 }
 
+int ifs_loader_piece_if_held(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece,
+                             const struct ifs_cached_msg **m_r)
+{
+	if (ifs_msgcache_peek(fs->cache, ifs_piece_key(ref->key_epoch, ref->uid, piece), true,
+	                      m_r) == 0)
+		return 0;
+	if (ifs_loader_whole_if_held(fs, ref, m_r) == 0)
+		return 0;
+	if (fs->bodies != NULL &&
+	    (ifs_bodycache_contains_piece(fs->bodies, ref->raw_name, ref->uidvalidity, ref->uid,
+	                                  piece) ||
+	     ifs_bodycache_claimed(fs->bodies, ref->raw_name, ref->uidvalidity, ref->uid, piece)))
+		return ifs_loader_get(fs, ref, piece, m_r, NULL);
+	return -ENOENT;
+}
+
 /* The piece each piece is built on. */
 static unsigned prerequisite(unsigned piece)
 {
@@ -1023,6 +1048,7 @@ static void batch_complete(void *p, unsigned i)
 	if (b->stored[i])
 		return;
 	b->stored[i] = true;
+	__atomic_add_fetch(&n_prefetched, 1, __ATOMIC_RELAXED);
 	if (b->pack != NULL) {
 		GBytes *packed = ifs_pieceset_pack(set);
 		if (ifs_bodycache_pack_begin_piece(b->pack, b->uids[i], b->piece) == 0 &&
