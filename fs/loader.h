@@ -52,6 +52,15 @@ int ifs_loader_get(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece
 int ifs_loader_piece_if_held(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece,
                              const struct ifs_cached_msg **m_r);
 
+/* The exact size of attachment a (of parts, ref's PARTS entry) from the server's BINARY.SIZE,
+ * checked with a 2-byte BINARY fetch (see loader.c): 0 and *size_r, or -ENOENT when it
+ * cannot be had that way (no BINARY, a part decoded here, a claim that failed: then the size
+ * costs the attachment's bytes). */
+struct ifs_attachment;
+int ifs_loader_checked_size(struct ifs *fs, const struct ifs_msg_ref *ref,
+                            const struct ifs_cached_msg *parts, const struct ifs_attachment *a,
+                            uint64_t *size_r);
+
 /* The whole message's entry if it is held (memory, disk, or being fetched: then waited for),
  * without fetching anything; -ENOENT when it is not. */
 int ifs_loader_whole_if_held(struct ifs *fs, const struct ifs_msg_ref *ref,

@@ -150,8 +150,19 @@ int ifs_msgdir_size(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned slot
                     uint64_t *size_r)
 {
 	const struct ifs_cached_msg *m = NULL;
-	int ret = answer(fs, ref, slot, false, &m);
+	int ret;
 
+	if (slot >= IFS_SLOT_ATT0 && ifs_loader_get(fs, ref, IFS_PIECE_PARTS, &m, NULL) == 0) {
+		/* an attachment's size without its bytes, where the server's BINARY.SIZE holds */
+		const struct ifs_attachment *a = attachment(m, slot);
+		bool done = m->piece != IFS_PIECE_WHOLE && a != NULL && !a->src.size_known &&
+		            a->src.kind != MIME_DATA_HERE &&
+		            ifs_loader_checked_size(fs, ref, m, a, size_r) == 0;
+		put(fs, &m);
+		if (done)
+			return 0;
+	}
+	ret = answer(fs, ref, slot, false, &m);
 	if (ret == 0)
 		ret = size_in(m, slot, size_r);
 	ifs_msgcache_put(fs->cache, m);
