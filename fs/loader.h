@@ -47,6 +47,20 @@ void ifs_msg_ref_clear(struct ifs_msg_ref *ref);
 int ifs_loader_get(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece,
                    const struct ifs_cached_msg **m_r, bool *prefetched_r);
 
+/* piece's entry (or the whole message's, as ifs_loader_get) if it is held in memory or on disk
+ * or is being read ahead (then waited for), without a fetch of its own; -ENOENT when not. */
+int ifs_loader_piece_if_held(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece,
+                             const struct ifs_cached_msg **m_r);
+
+/* The exact size of attachment a (of parts, ref's PARTS entry) from the server's BINARY.SIZE,
+ * checked with a 2-byte BINARY fetch (see loader.c): 0 and *size_r, or -ENOENT when it
+ * cannot be had that way (no BINARY, a part decoded here, a claim that failed: then the size
+ * costs the attachment's bytes). */
+struct ifs_attachment;
+int ifs_loader_checked_size(struct ifs *fs, const struct ifs_msg_ref *ref,
+                            const struct ifs_cached_msg *parts, const struct ifs_attachment *a,
+                            uint64_t *size_r);
+
 /* The whole message's entry if it is held (memory, disk, or being fetched: then waited for),
  * without fetching anything; -ENOENT when it is not. */
 int ifs_loader_whole_if_held(struct ifs *fs, const struct ifs_msg_ref *ref,
@@ -54,6 +68,9 @@ int ifs_loader_whole_if_held(struct ifs *fs, const struct ifs_msg_ref *ref,
 
 /* Messages found this mount to be read whole (their pieces cannot stand for them): stats. */
 uint64_t ifs_loader_whole_only_count(void);
+
+/* Pieces (OUTLINE, PARTS, TEXTS) read ahead this mount by ifs_loader_prefetch: stats. */
+uint64_t ifs_loader_prefetched_count(void);
 
 /* Read-ahead of pieces (readahead.h calls it on its worker): make piece (OUTLINE, PARTS or
  * TEXTS) of uids[0..n) of epoch's folder held — in the disk cache, else the memory cache —

@@ -150,8 +150,19 @@ int ifs_msgdir_size(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned slot
                     uint64_t *size_r)
 {
 	const struct ifs_cached_msg *m = NULL;
-	int ret = answer(fs, ref, slot, false, &m);
+	int ret;
 
+	if (slot >= IFS_SLOT_ATT0 && ifs_loader_get(fs, ref, IFS_PIECE_PARTS, &m, NULL) == 0) {
+		/* an attachment's size without its bytes, where the server's BINARY.SIZE holds */
+		const struct ifs_attachment *a = attachment(m, slot);
+		bool done = m->piece != IFS_PIECE_WHOLE && a != NULL && !a->src.size_known &&
+		            a->src.kind != MIME_DATA_HERE &&
+		            ifs_loader_checked_size(fs, ref, m, a, size_r) == 0;
+		put(fs, &m);
+		if (done)
+			return 0;
+	}
+	ret = answer(fs, ref, slot, false, &m);
 	if (ret == 0)
 		ret = size_in(m, slot, size_r);
 	ifs_msgcache_put(fs->cache, m);
@@ -197,16 +208,22 @@ static void add_entry(GArray *entries, unsigned slot, const char *name, uint64_t
 	g_array_append_val(entries, e);
 }
 
-static uint64_t listed_size(const struct ifs_cached_msg *m, unsigned slot)
+/* slot's size if m knows it, else if texts (nullable: the TEXTS entry, when held) does. */
+static uint64_t listed_size(const struct ifs_cached_msg *m, const struct ifs_cached_msg *texts,
+                            unsigned slot)
 {
 	uint64_t size;
-	return size_in(m, slot, &size) == 0 ? size : IFS_SIZE_UNKNOWN;
+	if (size_in(m, slot, &size) == 0)
+		return size;
+	if (texts != NULL && size_in(texts, slot, &size) == 0)
+		return size;
+	return IFS_SIZE_UNKNOWN;
 }
 
 int ifs_msgdir_list(struct ifs *fs, const struct ifs_msg_ref *ref, bool attdir,
                     GArray **entries_r)
 {
-	const struct ifs_cached_msg *m = NULL;
+	const struct ifs_cached_msg *m = NULL, *texts = NULL;
 	GArray *entries;
 	int ret;
 
@@ -214,6 +231,12 @@ int ifs_msgdir_list(struct ifs *fs, const struct ifs_msg_ref *ref, bool attdir,
 	ret = ifs_loader_get(fs, ref, IFS_PIECE_PARTS, &m, NULL);
 	if (ret < 0)
 		return ret;
+	/* body's size, when a walk over body has read it ahead (then the kernel needs no
+	 * LOOKUP of it, and ops.c can push it): never a fetch here: a walk over subject would pay
+	 * for it */
+	if (!attdir && m->piece != IFS_PIECE_WHOLE &&
+	    ifs_loader_piece_if_held(fs, ref, IFS_PIECE_TEXTS, &texts) < 0)
+		texts = NULL;
 	if (attdir && n_attachments(m) == 0) {
 		put(fs, &m);
 		return -ENOENT;
@@ -222,10 +245,12 @@ int ifs_msgdir_list(struct ifs *fs, const struct ifs_msg_ref *ref, bool attdir,
 	if (attdir) {
 		for (unsigned i = 0; i < n_attachments(m); i++) {
 			unsigned slot = IFS_SLOT_ATT0 + i;
-			add_entry(entries, slot, attachment(m, slot)->name, listed_size(m, slot));
+			add_entry(entries, slot, attachment(m, slot)->name,
+			          listed_size(m, texts, slot));
 		}
 	} else {
-		add_entry(entries, IFS_SLOT_EML, "message.eml", listed_size(m, IFS_SLOT_EML));
+		add_entry(entries, IFS_SLOT_EML, "message.eml",
+		          listed_size(m, texts, IFS_SLOT_EML));
 		for (unsigned v = 0; v < MIME_VIEW_COUNT; v++) {
 			unsigned slot = IFS_SLOT_VIEW0 + v;
 			bool exists;
@@ -235,13 +260,15 @@ int ifs_msgdir_list(struct ifs *fs, const struct ifs_msg_ref *ref, bool attdir,
 				exists = v == MIME_VIEW_BODY || (v == MIME_VIEW_BODY_HTML && m->has_html);
 			if (exists)
 				add_entry(entries, slot, mime_view_name((enum mime_view)v),
-				          listed_size(m, slot));
+				          listed_size(m, texts, slot));
 		}
 		add_entry(entries, IFS_SLOT_FLAGS, "flags", IFS_SIZE_UNKNOWN);
 		if (n_attachments(m) > 0)
 			add_entry(entries, IFS_SLOT_ATTDIR, "attachments", 0);
 	}
 	put(fs, &m);
+	if (texts != NULL)
+		put(fs, &texts);
 	*entries_r = entries;
 	return 0;
 }

@@ -866,10 +866,12 @@ char *ifs_stats(struct ifs *fs)
 	{
 		uint64_t pieces, piece_bytes;
 		ifs_remote_piece_stats(&pieces, &piece_bytes);
-		g_string_append_printf(s, " pieces_fetched=%" G_GUINT64_FORMAT
-		                       " piece_bytes_fetched=%" G_GUINT64_FORMAT
-		                       " read_whole=%" G_GUINT64_FORMAT,
-		                       pieces, piece_bytes, ifs_loader_whole_only_count());
+		g_string_append_printf(
+		    s,
+		    " pieces_fetched=%" G_GUINT64_FORMAT " piece_bytes_fetched=%" G_GUINT64_FORMAT
+		    " read_whole=%" G_GUINT64_FORMAT " pieces_read_ahead=%" G_GUINT64_FORMAT,
+		    pieces, piece_bytes, ifs_loader_whole_only_count(),
+		    ifs_loader_prefetched_count());
 	}
 	append_offline(s);
 	if (fs->readahead != NULL)

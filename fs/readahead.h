@@ -3,8 +3,11 @@
  * grep -r, find -exec cat and indexers walk a folder's message directories in order.  Each
  * time a message has to be loaded for a reader (a miss of the memory cache), the loader calls
  * ifs_readahead_note().  When two or more loads in a row are of UIDs that follow each other in
- * the folder's listing, the reader is walking the folder: the next `window` messages that are
- * not yet in the disk cache are queued, and one worker thread streams them, in UID order, with
+ * the folder's listing, the reader is walking the folder — and so is one whose loads keep
+ * landing within a few places (16) of the furthest one so far, four in a row: parallel,
+ * unordered walkers (ripgrep's thread pool, fd, xargs -P) take the messages roughly in listing
+ * order but out of it by a few places.  The next `window` messages after the walk's front that
+ * are not yet in the disk cache are queued, and one worker thread streams them, in UID order, with
  * ranged `UID FETCH a,b:c BODY.PEEK[]` commands on a connection of its own, straight into the
  * disk cache (a load of the folder's first message queues a short FIRST_MESSAGE_AHEAD at once:
  * walks start there).  When the reader has consumed half of what was queued ahead of it, more is

@@ -52,7 +52,7 @@ static bool is_identity(const char *encoding)
 /* Encodings the server's BINARY decodes as mime/ does (RFC 3516): base64 and the identities.
  * Quoted-printable decoders differ in corner cases (a soft break before the end, a lone '='),
  * so a QP part is decoded here. */
-static bool server_decodes(const char *encoding)
+bool ifs_structure_server_decodes(const char *encoding)
 {
 	return is_identity(encoding) || g_ascii_strcasecmp(encoding, "base64") == 0;
 }
@@ -98,7 +98,7 @@ static void leaf_size_items(const struct imap_part *p, bool binary, GArray *item
 {
 	if (!may_be_attachment(p))
 		return;
-	if (binary && server_decodes(p->encoding))
+	if (binary && ifs_structure_server_decodes(p->encoding))
 		add_item(items, IMAP_ITEM_BINARY_SIZE, p->section, IFS_ROLE_SIZE, NULL);
 	else if (is_identity(p->encoding))
 		add_size_check(items, p->section, p->size);
@@ -142,7 +142,7 @@ void ifs_structure_data_item(const struct imap_part *part, bool binary, bool exa
 {
 	memset(item_r, 0, sizeof(*item_r));
 	item_r->section = part->section;
-	if (!exact && binary && server_decodes(part->encoding)) {
+	if (!exact && binary && ifs_structure_server_decodes(part->encoding)) {
 		item_r->kind = IMAP_ITEM_BINARY;
 		*decode_r = false;
 	} else {

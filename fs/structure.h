@@ -43,6 +43,10 @@ void ifs_structure_parts_items(const struct imap_part *root, bool binary, GArray
 /* The items of TEXTS: BODY.PEEK[s] of each section (borrowed strings in sections). */
 void ifs_structure_text_items(GPtrArray *sections, GArray *items);
 
+/* Does the server's BINARY decode this Content-Transfer-Encoding as mime/ does (base64 and
+ * the identities; quoted-printable decoders differ in corner cases)? */
+bool ifs_structure_server_decodes(const char *encoding);
+
 /* Where attachment bytes come from: the fetch item for part s (BINARY.PEEK where binary is
  * offered and the part's encoding is one the server decodes as mime/ does, else BODY.PEEK,
  * to be decoded here when *decode_r).  src as struct ifs_att_source's kind. */

@@ -1058,7 +1058,7 @@ int ifs_tree_epoch_folder(struct ifs_tree *t, uint32_t epoch, char **raw_name_r,
 	return ret;
 }
 
-int ifs_tree_uids_around(struct ifs_tree *t, uint32_t epoch, uint32_t uid, unsigned max_after,
+int ifs_tree_uids_around(struct ifs_tree *t, uint32_t epoch, uint32_t uid, int max_after,
                          uint32_t *prev_r, GArray *after_r)
 {
 	const struct listing *l;
@@ -1078,9 +1078,16 @@ int ifs_tree_uids_around(struct ifs_tree *t, uint32_t epoch, uint32_t uid, unsig
 		guint i = (guint)(m - first);
 		if (i > 0)
 			*prev_r = first[i - 1].uid;
-		for (guint k = i + 1; k < l->msgs->len && k <= i + max_after; k++) {
-			struct ifs_uid_size us = {first[k].uid, first[k].size};
-			g_array_append_val(after_r, us);
+		if (max_after >= 0) {
+			for (guint k = i + 1; k < l->msgs->len && k <= i + (guint)max_after; k++) {
+				struct ifs_uid_size us = {first[k].uid, first[k].size};
+				g_array_append_val(after_r, us);
+			}
+		} else {
+			for (guint n = 1; n <= i && n <= (guint) - (gint64)max_after; n++) {
+				struct ifs_uid_size us = {first[i - n].uid, first[i - n].size};
+				g_array_append_val(after_r, us);
+			}
 		}
 	}
 	ret = 0;
@@ -1089,7 +1096,7 @@ out:
 	return ret;
 }
 
-uint32_t ifs_tree_uid_after(struct ifs_tree *t, uint32_t epoch, uint32_t uid, unsigned k)
+uint32_t ifs_tree_uid_after(struct ifs_tree *t, uint32_t epoch, uint32_t uid, int k)
 {
 	const struct listing *l;
 	const struct ifs_msg_attr *m;
@@ -1101,7 +1108,8 @@ uint32_t ifs_tree_uid_after(struct ifs_tree *t, uint32_t epoch, uint32_t uid, un
 	if (m != NULL) {
 		const struct ifs_msg_attr *first = &g_array_index(l->msgs, struct ifs_msg_attr, 0);
 		guint i = (guint)(m - first);
-		ret = first[MIN((guint64)i + k, (guint64)l->msgs->len - 1)].uid;
+		gint64 at = (gint64)i + k;
+		ret = first[CLAMP(at, 0, (gint64)l->msgs->len - 1)].uid;
 	}
 	g_mutex_unlock(&t->lock);
 	return ret;

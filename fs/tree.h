@@ -166,18 +166,20 @@ int ifs_tree_epoch_folder(struct ifs_tree *tree, uint32_t epoch, char **raw_name
                           uint32_t *uidvalidity_r);
 
 /* For read-ahead: the UID listed just before uid (*prev_r, 0 when uid is first) and up to
- * max_after UIDs listed after it, appended to after_r (GArray of struct ifs_uid_size).
- * -ENOENT when uid is not listed. */
+ * max_after UIDs listed after it, appended to after_r (GArray of struct ifs_uid_size) in
+ * listing order; with max_after < 0, up to -max_after UIDs listed before it, nearest first
+ * (a walk down the listing).  -ENOENT when uid is not listed. */
 struct ifs_uid_size {
 	uint32_t uid;
 	uint64_t size;
 };
-int ifs_tree_uids_around(struct ifs_tree *tree, uint32_t epoch, uint32_t uid, unsigned max_after,
+int ifs_tree_uids_around(struct ifs_tree *tree, uint32_t epoch, uint32_t uid, int max_after,
                          uint32_t *prev_r, GArray *after_r);
 
-/* The UID k places after uid in the epoch's listing (the last one when fewer follow); 0 when uid
- * is not listed.  O(log n): read-ahead's cheap check of how far ahead it is. */
-uint32_t ifs_tree_uid_after(struct ifs_tree *tree, uint32_t epoch, uint32_t uid, unsigned k);
+/* The UID k places after uid in the epoch's listing (k < 0: before; the last or first one when
+ * fewer follow or precede); 0 when uid is not listed.  O(log n): read-ahead's cheap check of
+ * how far ahead it is. */
+uint32_t ifs_tree_uid_after(struct ifs_tree *tree, uint32_t epoch, uint32_t uid, int k);
 
 /* The server said the epoch's UIDVALIDITY is gone: refresh that folder at next use. */
 void ifs_tree_epoch_stale(struct ifs_tree *tree, uint32_t epoch);

@@ -19,7 +19,8 @@
  *   hostile input      -> -EPROTO (literal over cap, list too deep, unparsable line, corrupt
  *                         compressed stream; broken)
  *   TLS verification   -> -EKEYREJECTED
- *   login refused      -> -EACCES (also LOGINDISABLED without AUTH=PLAIN)
+ *   login refused      -> -EACCES (also LOGINDISABLED without AUTH=PLAIN); -EUSERS when
+ *                         the server says [LIMIT] (too many connections for the user)
  *   no OAuth2 mechanism-> -EOPNOTSUPP (auth = oauth2, server offers neither OAUTHBEARER nor
  *                         XOAUTH2)
  *   no TLS possible    -> -EPROTO (STARTTLS not offered, refused, PREAUTH greeting, or bytes
@@ -485,6 +486,9 @@ struct imap_fetch_request {
 	 * message"); another NO: -ENOENT (-EACCES with NOPERM and the like), BAD: -EPROTO; a
 	 * command the connection failed before answering: the connection's error. */
 	int result;
+	/* out: a FETCH response for uid came, with or without the items asked (a server that
+	 * answers without them is not telling "expunged") */
+	bool answered;
 };
 
 /* Where the answers go.  req is the index into the reqs array, item the index into its
@@ -739,7 +743,10 @@ int imap_pool_new(const struct imap_config *cfg, unsigned max_conns, struct imap
 /* Exclusive use of a logged-in connection until imap_pool_release().  Waits at most the
  * configured timeout for a free slot (-EBUSY when none came free: every connection stayed in
  * use, which says nothing about the server).  On failure -errno and, if errmsg_r, a g_free()able
- * reason.  Reconnects after failures with exponential backoff (logged once per outage). */
+ * reason.  Reconnects after failures with exponential backoff (logged once per outage).  A
+ * server that refuses one more connection with [LIMIT] (-EUSERS) while the pool has others
+ * is no failure: the pool uses the ones it has (for a minute, then tries again) and the
+ * caller waits for one of them. */
 int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **errmsg_r);
 
 /* Forget the reconnection back-off: the next imap_pool_acquire() tries to connect at once

@@ -31,10 +31,11 @@ struct pieces_ctx {
 	struct piece_req *pr;
 	const struct imap_piece_sink *sink;
 	struct imap_parser_stream stream;
-	/* the round in flight: requests [first, first + count) are commands [base, base + count)
-	 * of the pipeline, whose results are results[] */
+	/* the round in flight: request first + i is command base + slots[i] of the pipeline
+	 * (slots[i] < 0: a request that asks nothing, not sent), whose results are results[] */
 	unsigned first, count, base;
 	const int *results;
+	const int *slots;
 	struct imap_examine_gate *gate; /* pipelined after EXAMINE (else NULL) ... */
 	uint32_t want_uidvalidity;      /* ... whose UIDVALIDITY must be this */
 	/* the literal being streamed */
@@ -164,6 +165,7 @@ static void ctx_init(struct pieces_ctx *pc, struct imap_conn *conn, struct imap_
 	pc->sink = sink;
 	pc->pr = g_new0(struct piece_req, n);
 	for (unsigned r = 0; r < n; r++) {
+		reqs[r].answered = false;
 		pc->pr[r].names = g_new0(char *, reqs[r].n_items);
 		pc->pr[r].answered = g_new0(guint8, reqs[r].n_items);
 		for (unsigned i = 0; i < reqs[r].n_items; i++) {
@@ -201,7 +203,8 @@ static bool usable(struct pieces_ctx *pc, unsigned r)
 	if (pc->gate != NULL &&
 	    (!imap_gate_open(pc->gate) || pc->gate->ex.st.uidvalidity != pc->want_uidvalidity))
 		return false;
-	return pc->results[pc->base + (r - pc->first)] == IMAP_PIPELINE_PENDING;
+	int slot = pc->slots[r - pc->first];
+	return slot >= 0 && pc->results[pc->base + slot] == IMAP_PIPELINE_PENDING;
 }
 
 /* The first request of the round for uid that asked for the item named name and has had no
@@ -328,6 +331,9 @@ static int pieces_cb(struct imap_conn *conn, const struct imap_response *resp, v
 	uint32_t uid;
 	if (list == NULL || !imap_fetch_uid(list, &uid))
 		return 0;
+	for (unsigned r = pc->first; r < pc->first + pc->count; r++)
+		if (pc->reqs[r].uid == uid && usable(pc, r))
+			pc->reqs[r].answered = true;
 	for (unsigned k = 0; k + 1 < list->len; k += 2) {
 		const struct imap_arg *key = &list->u.items[k], *v = &list->u.items[k + 1];
 		if (key->type != IMAP_ARG_ATOM)
@@ -364,27 +370,53 @@ static int request_result(const struct imap_cmd *cmd, int result)
 	return result;
 }
 
+/* A request that asks for nothing (no BODYSTRUCTURE, no item) is answered without a command:
+ * "UID FETCH n (UID)" would cost the server a lookup and the wire a line for nothing. */
+static bool asks_nothing(const struct imap_fetch_request *req)
+{
+	return !req->bodystructure && req->n_items == 0;
+}
+
 /* Run requests [first, first + count) as commands after the n_pre commands of pre (the
  * EXAMINE, or none), pipelined.  results: n_pre + count entries. */
 static int run_round(struct pieces_ctx *pc, struct imap_cmd **pre, unsigned n_pre, unsigned first,
                      unsigned count, int *results)
 {
 	struct imap_cmd **cmds = g_new0(struct imap_cmd *, n_pre + count);
+	unsigned *which = g_new0(unsigned, count); /* cmds[n_pre + k] is request which[k] */
+	int *slots = g_new0(int, count);           /* and request first + i is command slots[i] */
+	unsigned sent = 0;
+	int err = 0;
+
 	for (unsigned i = 0; i < n_pre; i++)
 		cmds[i] = pre[i];
-	for (unsigned i = 0; i < count; i++)
-		cmds[n_pre + i] = request_cmd(&pc->reqs[first + i]);
+	for (unsigned i = 0; i < count; i++) {
+		if (asks_nothing(&pc->reqs[first + i])) {
+			pc->reqs[first + i].result = 0;
+			slots[i] = -1;
+			continue;
+		}
+		slots[i] = (int)sent;
+		which[sent] = first + i;
+		cmds[n_pre + sent++] = request_cmd(&pc->reqs[first + i]);
+	}
 	pc->first = first;
 	pc->count = count;
 	pc->base = n_pre;
 	pc->results = results;
-	imap_parser_set_stream(pc->conn->parser, &pc->stream);
-	int err = imap_conn_run_pipelined(pc->conn, cmds, n_pre + count, pieces_cb, pc, results);
-	imap_parser_set_stream(pc->conn->parser, NULL);
-	for (unsigned i = 0; i < count; i++) {
-		pc->reqs[first + i].result = request_result(cmds[n_pre + i], results[n_pre + i]);
-		imap_cmd_free(cmds[n_pre + i]);
+	pc->slots = slots;
+	if (n_pre + sent > 0) {
+		imap_parser_set_stream(pc->conn->parser, &pc->stream);
+		err = imap_conn_run_pipelined(pc->conn, cmds, n_pre + sent, pieces_cb, pc, results);
+		imap_parser_set_stream(pc->conn->parser, NULL);
 	}
+	for (unsigned k = 0; k < sent; k++) {
+		pc->reqs[which[k]].result = request_result(cmds[n_pre + k], results[n_pre + k]);
+		imap_cmd_free(cmds[n_pre + k]);
+	}
+	pc->slots = NULL;
+	g_free(slots);
+	g_free(which);
 	g_free(cmds);
 	return err;
 }

@@ -392,6 +392,8 @@ class HostileServer:
         self.starttls_answer = None  # fn(conn, tag) -> bytes answering STARTTLS instead of OK
         self.starttls_continue = False  # after starttls_answer: do the handshake and go on
         self.received_plain = bytearray()  # what arrived before TLS was up (STARTTLS mode)
+        self.max_logins = None   # logged-in connections at most; one more gets NO [LIMIT]
+        self.limit_refusals = 0  # logins refused so far for max_logins
         self.extra_caps = b''    # e.g. b' IDLE' (b' IDLE NOTIFY'): offered after login, served
         self.idling = set()      # connections in IDLE now
         self.connections = 0
@@ -399,6 +401,7 @@ class HostileServer:
         self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._ctx.load_cert_chain(certfile, keyfile)
         self._socks = set()
+        self._conns = set()      # Conn objects being served
         self._closed = False
         self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -464,6 +467,8 @@ class HostileServer:
                 sock = self._ctx.wrap_socket(raw_sock, server_side=True)
             conn = Conn(self, sock)
             conn.number = n
+            with self.lock:
+                self._conns.add(conn)
             conn.send(self.greeting)
             while True:
                 line = conn.readline()
@@ -484,6 +489,7 @@ class HostileServer:
         finally:
             with self.lock:
                 self._socks.discard(raw_sock)
+                self._conns.discard(conn)
             for s in {sock, conn.sock if conn is not None else sock}:
                 try:
                     s.close()
@@ -526,6 +532,9 @@ class HostileServer:
             else:
                 conn.send(tag + b' OK begin TLS\r\n')
             conn.sock = self._ctx.wrap_socket(conn.sock, server_side=True)
+        elif cmd in (b'AUTHENTICATE', b'LOGIN') and self._over_limit():
+            conn.send(tag + b' NO [LIMIT] Maximum number of connections from user+IP '
+                      b'exceeded\r\n')
         elif cmd in (b'AUTHENTICATE', b'LOGIN'):
             conn.authed = True
             conn.send(tag + b' OK [CAPABILITY ' + self._caps_post() + b'] logged in\r\n')
@@ -571,6 +580,16 @@ class HostileServer:
         else:
             conn.send(tag + b' BAD unknown command\r\n')
         return True
+
+    def _over_limit(self):
+        with self.lock:
+            if self.max_logins is None:
+                return False
+            authed = sum(1 for c in self._conns if c.authed)
+            if authed >= self.max_logins:
+                self.limit_refusals += 1
+                return True
+            return False
 
     def push(self, name):
         """Tell every connection idling in folder name (str or bytes) that it changed: it

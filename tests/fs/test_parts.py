@@ -20,6 +20,8 @@ Fails (never skips) without FUSE or Dovecot; every mount is removed in teardown.
 import base64
 import glob
 import os
+import random
+import re
 import shutil
 import stat
 import subprocess
@@ -29,7 +31,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from test_imapfs import Mount, dovecot, require_environment, write_config  # noqa: E402
+from test_imapfs import Mount, dovecot, read, require_environment, write_config  # noqa: E402
 import sample_mail  # noqa: E402
 
 MIME_DATA = os.environ.get('MIME_TEST_DATA', os.path.join(HERE, '..', 'mime'))
@@ -125,6 +127,25 @@ def tree_bytes_first(root):
     return out
 
 
+def seed_sizes(d):
+    """Folder Sizes: four messages with a random base64 attachment each (Dovecot's
+    BINARY.SIZE is right for these).  Returns the attachments' bytes, by UID - 1."""
+    rnd = random.Random(5)
+    d.create_folder('Sizes')
+    datas = []
+    for i in range(4):
+        data = bytes(rnd.getrandbits(8) for _ in range(200000 + 7 * i))
+        datas.append(data)
+        d.append('Sizes', crlf(
+            b'From: a@example.com\r\nSubject: sizes %d\r\nMIME-Version: 1.0\r\n'
+            b'Content-Type: multipart/mixed; boundary="B"\r\n\r\n'
+            b'--B\r\nContent-Type: text/plain\r\n\r\ntext\r\n'
+            b'--B\r\nContent-Type: application/octet-stream; name="d%d.bin"\r\n'
+            b'Content-Transfer-Encoding: base64\r\n\r\n' % (i, i) +
+            base64.encodebytes(data) + b'--B--\r\n'))
+    return datas
+
+
 class PartsOracleTest(unittest.TestCase):
 
     @classmethod
@@ -153,6 +174,7 @@ class PartsOracleTest(unittest.TestCase):
             for raw in built_messages():
                 cls.raw.append(raw)
                 cls.d.append(FOLDER, raw)
+            cls.size_datas = seed_sizes(cls.d)
             cls.whole_cfg = write_config(os.path.join(cls.tmp, 'whole'), cls.d, fetch='whole')
             cls.parts_cfg = write_config(os.path.join(cls.tmp, 'parts'), cls.d, fetch='parts')
             cls.whole = cls.mount(cls.whole_cfg, 'mw')
@@ -253,6 +275,35 @@ class PartsOracleTest(unittest.TestCase):
         with open(os.path.join(folder, big, 'message.eml'), 'rb') as f:
             self.assertEqual(f.read(), self.oracle[os.path.join(FOLDER, big, 'message.eml')][2])
         self.assertEqual(stats(m.path)['bodies_fetched'], after['bodies_fetched'] + 1)
+        m.close()
+
+    def test_attachment_sizes_from_checked_binary_size(self):
+        """find -printf %s over attachments (BINARY offered): each size is BINARY.SIZE checked
+        with a 2-byte BINARY fetch, no attachment byte moves; the sizes are the bytes a read
+        gives.  (A wrong BINARY.SIZE, as Dovecot gives for data.bin, falls back to the bytes:
+        test_parts_cold_then_remount holds its st_size to the whole path's.)"""
+        datas = self.size_datas
+        cfg = write_config(os.path.join(self.tmp, 'parts-sizes'), self.d, fetch='parts',
+                           readahead='0')
+        m = Mount(self.tmp, cfg, name='msz', extra=['-o', 'stats'], foreground=True,
+                  debug=True)
+        self.addCleanup(m.close)
+        folder = os.path.join(m.path, 'Sizes')
+        before = stats(m.path)
+        out = subprocess.run(['find', folder, '-path', '*/attachments/*', '-printf', '%f %s\n'],
+                             check=True, stdout=subprocess.PIPE).stdout.decode().split('\n')
+        after = stats(m.path)
+        self.assertEqual(sorted(x for x in out if x),
+                         ['d%d.bin %d' % (i, len(d)) for i, d in enumerate(datas)])
+        moved = after['piece_bytes_fetched'] - before['piece_bytes_fetched']
+        self.assertLess(moved, 16384, after)
+        self.assertEqual(after['bodies_fetched'], before['bodies_fetched'], after)
+        checks = re.findall(r'C: \S+ (UID FETCH \d+ \(UID BINARY\.PEEK\[2\]<\d+\.2>\))',
+                            m.log_text())
+        self.assertEqual(len(checks), len(datas), checks)
+        for i, d in enumerate(datas):
+            p = os.path.join(folder, str(i + 1), 'attachments', 'd%d.bin' % i)
+            self.assertEqual((os.stat(p).st_size, read(p)), (len(d), d))
         m.close()
 
 
