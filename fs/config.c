@@ -24,7 +24,7 @@
 static const char *const known_keys[] = {
 	"host", "port", "tls", "user", "pass_cmd", "password", "ca_file",
 	"timeout", "connections", "refresh", "memory_cache", "cache", "cache_dir", "cache_size",
-	"readahead", "auth", "oauth_cmd", "watch", "idle_renew", NULL,
+	"readahead", "auth", "oauth_cmd", "watch", "idle_renew", "compress", "fetch", NULL,
 };
 
 static void wipe_str(char *s)
@@ -456,12 +456,28 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 	if (!g_key_file_has_key(kf, cfg->account, "readahead", NULL))
 		cfg->readahead = cfg->cache_dir != NULL ? 4096 : 64;
 
-	if ((ret = get_on_off(kf, cfg->account, "watch", &cfg->watch, cfg->path, errmsg_r)) < 0)
+	if ((ret = get_on_off(kf, cfg->account, "watch", &cfg->watch, cfg->path, errmsg_r)) < 0 ||
+	    (ret = get_on_off(kf, cfg->account, "compress", &cfg->compress, cfg->path, errmsg_r)) < 0)
 		goto fail;
 	/* RFC 2177: a server may log out a client idle for 30 minutes; 29 (1740 s) at most. */
 	if ((ret = get_uint(kf, cfg->account, "idle_renew", IFS_IDLE_RENEW_DEFAULT, 1,
 	                    IFS_IDLE_RENEW_MAX, &cfg->idle_renew_s, cfg->path, errmsg_r)) < 0)
 		goto fail;
+
+	v = g_key_file_get_string(kf, cfg->account, "fetch", NULL);
+	if (v != NULL)
+		g_strstrip(v);
+	if (v == NULL || strcmp(v, "parts") == 0) {
+		cfg->fetch_whole = false;
+	} else if (strcmp(v, "whole") == 0) {
+		cfg->fetch_whole = true;
+	} else {
+		*errmsg_r = g_strdup_printf("%s: [%s] fetch = '%s': use parts or whole", cfg->path,
+		                            cfg->account, v);
+		ret = -EINVAL;
+		goto fail;
+	}
+	g_clear_pointer(&v, g_free);
 
 	v = g_key_file_get_string(kf, cfg->account, "ca_file", NULL);
 	if (v != NULL) {

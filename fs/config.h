@@ -4,7 +4,7 @@
  * Section: [default], or [NAME] with -o account=NAME.  Keys (all documented in IFS_CONFIG_HELP,
  * which `imapfs --help` prints): host, port, tls, user, auth, pass_cmd, password, oauth_cmd,
  * ca_file, timeout, connections, refresh, memory_cache, cache, cache_dir, cache_size,
- * readahead, watch.  Unknown keys are an error (typos should not be silent).
+ * readahead, watch, idle_renew, compress.  Unknown keys are an error (typos should not be silent).
  *
  * With auth = password (the default) the password is obtained here (run pass_cmd, or the
  * `password` key when the file is private) and handed to the caller exactly once;
@@ -39,6 +39,8 @@ struct ifs_config {
 	unsigned readahead;  /* messages read ahead of a sequential reader; 0: off */
 	bool watch;          /* watch the folders in use with NOTIFY/IDLE (watch.h) */
 	unsigned idle_renew_s; /* the watching connection's keep-alive interval (watch.h) */
+	bool fetch_whole;    /* fetch = whole: every file from the whole message (piece.h) */
+	bool compress;       /* COMPRESS=DEFLATE when the server offers it (imap.h) */
 };
 
 #define IFS_IDLE_RENEW_DEFAULT 1500u /* 25 minutes */
@@ -83,7 +85,14 @@ struct ifs_config {
 	"    idle_renew = SECONDS   the watching connection ends and begins IDLE again this\n" \
 	"                           often, for servers and NAT boxes that drop quiet\n" \
 	"                           connections; NOTIFY is also set again every idle_renew\n" \
-	"                           seconds, at most 300; default 1500, from 1 to 1740\n"
+	"                           seconds, at most 300; default 1500, from 1 to 1740\n" \
+	"    fetch = parts|whole    parts (default): each file fetches only what it shows: the\n" \
+	"                           header for header files, the text parts for body and\n" \
+	"                           body.html, one attachment for itself; whole: any file\n" \
+	"                           fetches the whole message (the most bytes, fewest round\n" \
+	"                           trips; what imapfs did before 0.2)\n" \
+	"    compress = on|off      compress what goes over the wire (COMPRESS=DEFLATE, RFC 4978)\n" \
+	"                           when the server offers it; default on\n"
 
 /* Load and validate.  path may be NULL (default location); account may be NULL ("default").
  * On failure returns -errno and a new one-line message in *errmsg_r (no "imapfs: " prefix).

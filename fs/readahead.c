@@ -30,9 +30,12 @@
 /* Readers tracked at once (one per folder epoch); the oldest is forgotten beyond this. */
 #define MAX_STREAMS 64
 
-/* A reader walking one folder. */
+/* A reader walking one folder for one kind of file: a piece of piece.h (WHOLE: message.eml or
+ * every file, with `fetch = whole`; OUTLINE: header files; PARTS: attachment names; TEXTS:
+ * body).  Streams are keyed by stream_key(epoch, piece). */
 struct stream {
 	uint32_t epoch;
+	unsigned piece;
 	uint32_t last_uid;    /* the last UID a reader loaded */
 	unsigned run;         /* consecutive neighbours loaded, ending at last_uid */
 	uint32_t queued_upto; /* highest UID queued so far (UIDs only grow along the walk) */
@@ -42,6 +45,7 @@ struct stream {
 
 struct job {
 	uint32_t epoch;
+	unsigned piece; /* WHOLE: bodies as below; else ra->fetch_pieces */
 	GArray *uids; /* struct ifs_uid_size, ascending UID */
 };
 
@@ -56,7 +60,9 @@ struct ifs_readahead {
 	uint64_t parse_bytes;
 
 	GMutex lock;
-	GHashTable *streams; /* epoch -> struct stream* */
+	GHashTable *streams; /* stream_key(epoch, piece) -> struct stream* */
+	ifs_readahead_piece_fn fetch_pieces; /* NULL: pieces are not read ahead */
+	void *fetch_pieces_ctx;
 	GAsyncQueue *jobs;   /* struct job*; a job with uids == NULL stops the worker */
 	GThread *worker;
 	GAsyncQueue *parse_jobs; /* struct job* for the parser, same convention */
@@ -64,6 +70,11 @@ struct ifs_readahead {
 	uint64_t stored;     /* messages read ahead into the disk cache (atomic) */
 	uint64_t parsed;     /* messages parsed ahead into the memory cache (atomic) */
 };
+
+static gpointer stream_key(uint32_t epoch, unsigned piece)
+{
+	return GSIZE_TO_POINTER(((gsize)piece << 32) | epoch);
+}
 
 static void job_free(struct job *j)
 {
@@ -272,6 +283,17 @@ static void run_job(struct ifs_readahead *ra, struct job *j)
 	const guint max_messages = ra->bodies != NULL ? DISK_BATCH_MESSAGES : MEM_BATCH_MESSAGES;
 	const uint64_t max_bytes = ra->bodies != NULL ? DISK_BATCH_BYTES : MEM_BATCH_BYTES;
 
+	if (j->piece != IFS_PIECE_WHOLE) {
+		/* pieces are small: the loader batches them, one round trip per level */
+		GArray *uids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+		for (guint i = 0; i < j->uids->len; i++)
+			g_array_append_val(uids, g_array_index(j->uids, struct ifs_uid_size, i).uid);
+		if (ra->fetch_pieces != NULL)
+			ra->fetch_pieces(ra->fetch_pieces_ctx, j->epoch, (const uint32_t *)uids->data,
+			                 uids->len, j->piece);
+		g_array_unref(uids);
+		return;
+	}
 	if (ifs_tree_epoch_folder(ra->tree, j->epoch, &raw, &uidvalidity) < 0)
 		return;
 	while (start < j->uids->len) {
@@ -322,7 +344,7 @@ static bool reader_past(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
 	bool past;
 
 	g_mutex_lock(&ra->lock);
-	s = g_hash_table_lookup(ra->streams, GUINT_TO_POINTER(epoch));
+	s = g_hash_table_lookup(ra->streams, stream_key(epoch, IFS_PIECE_WHOLE));
 	past = s == NULL || s->last_uid >= uid;
 	g_mutex_unlock(&ra->lock);
 	return past;
@@ -466,7 +488,7 @@ static struct job *top_up(uint32_t *upto, uint32_t epoch, const GArray *after, g
 	    g_array_index(after, struct ifs_uid_size, n - 1).uid <= *upto)
 		return NULL;
 	j = g_new0(struct job, 1);
-	j->epoch = epoch;
+	j->epoch = epoch; /* piece: set by the caller */
 	j->uids = g_array_new(FALSE, FALSE, sizeof(struct ifs_uid_size));
 	for (guint i = 0; i < n; i++) {
 		struct ifs_uid_size u = g_array_index(after, struct ifs_uid_size, i);
@@ -494,31 +516,34 @@ static guint parse_window(const struct ifs_readahead *ra, const GArray *after)
 	return n;
 }
 
-/* The reader's stream of epoch, created when new (lock held). */
-static struct stream *stream_get(struct ifs_readahead *ra, uint32_t epoch)
+/* The reader's stream of (epoch, piece), created when new (lock held). */
+static struct stream *stream_get(struct ifs_readahead *ra, uint32_t epoch, unsigned piece)
 {
-	struct stream *s = g_hash_table_lookup(ra->streams, GUINT_TO_POINTER(epoch));
+	struct stream *s = g_hash_table_lookup(ra->streams, stream_key(epoch, piece));
 
 	if (s == NULL) {
 		if (g_hash_table_size(ra->streams) >= MAX_STREAMS)
 			forget_oldest(ra);
 		s = g_new0(struct stream, 1);
 		s->epoch = epoch;
-		g_hash_table_insert(ra->streams, GUINT_TO_POINTER(epoch), s);
+		s->piece = piece;
+		g_hash_table_insert(ra->streams, stream_key(epoch, piece), s);
 	}
 	s->used = g_get_monotonic_time();
 	return s;
 }
 
 /* The up to `window` UIDs listed after uid, bounded by window_bytes counted from the reader's
- * position.  -ENOENT when uid is not listed. */
-static int window_after(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid, GArray *after)
+ * position (whole messages only: pieces are small, and the loader bounds each one).  -ENOENT
+ * when uid is not listed. */
+static int window_after(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid, unsigned piece,
+                        GArray *after)
 {
 	uint32_t prev;
 
 	if (ifs_tree_uids_around(ra->tree, epoch, uid, ra->window, &prev, after) < 0)
 		return -ENOENT;
-	if (ra->window_bytes > 0) {
+	if (ra->window_bytes > 0 && piece == IFS_PIECE_WHOLE) {
 		uint64_t bytes = 0;
 		for (guint i = 0; i < after->len; i++) {
 			bytes += MIN(g_array_index(after, struct ifs_uid_size, i).size, G_MAXUINT32);
@@ -531,13 +556,26 @@ static int window_after(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid, 
 	return 0;
 }
 
-void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
+void ifs_readahead_set_piece_fetcher(struct ifs_readahead *ra, ifs_readahead_piece_fn fn,
+                                     void *ctx)
+{
+	ra->fetch_pieces = fn;
+	ra->fetch_pieces_ctx = ctx;
+}
+
+void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid, unsigned piece)
 {
 	GArray *after;
 	uint32_t prev = 0, ra_probe, parse_probe = 0;
 	struct stream *s;
 	struct job *j = NULL, *pj = NULL;
+	bool parse;
 	bool maybe;
+
+	/* an attachment is read on its own: nothing to walk */
+	if (piece > IFS_PIECE_TEXTS || (piece != IFS_PIECE_WHOLE && ra->fetch_pieces == NULL))
+		return;
+	parse = ra->parser != NULL && piece == IFS_PIECE_WHOLE;
 
 	/* Called for (nearly) every message of a walk, on the reader's path, and most calls
 	 * change nothing: decide that from two O(log n) lookups (is half a window still queued
@@ -548,10 +586,10 @@ void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
 		return;
 	}
 	ra_probe = ifs_tree_uid_after(ra->tree, epoch, uid, ra->window / 2 + 1);
-	if (ra->parser != NULL)
+	if (parse)
 		parse_probe = ifs_tree_uid_after(ra->tree, epoch, uid, PARSE_AHEAD_MESSAGES / 2 + 1);
 	g_mutex_lock(&ra->lock);
-	s = stream_get(ra, epoch);
+	s = stream_get(ra, epoch, piece);
 	if (uid != s->last_uid) {
 		s->run = prev != 0 && prev == s->last_uid ? s->run + 1 : 1;
 		/* a reader that jumped back starts a new walk */
@@ -565,15 +603,15 @@ void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
 	maybe = s->run >= 2 ? s->queued_upto < ra_probe || s->parse_upto < parse_probe
 	                    : prev == 0;
 	g_mutex_unlock(&ra->lock);
-	if (!maybe || window_after(ra, epoch, uid, after) < 0 || after->len == 0) {
+	if (!maybe || window_after(ra, epoch, uid, piece, after) < 0 || after->len == 0) {
 		g_array_unref(after);
 		return;
 	}
 	g_mutex_lock(&ra->lock);
-	s = stream_get(ra, epoch);
+	s = stream_get(ra, epoch, piece);
 	if (s->run >= 2) {
 		j = top_up(&s->queued_upto, epoch, after, after->len);
-		if (ra->parser != NULL)
+		if (parse)
 			pj = top_up(&s->parse_upto, epoch, after, parse_window(ra, after));
 	} else if (prev == 0) {
 		/* The folder's first message: how grep -r, find and indexers start their walk.
@@ -586,7 +624,9 @@ void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
 	g_mutex_unlock(&ra->lock);
 	g_array_unref(after);
 	if (j != NULL) {
-		g_debug("read-ahead: %u messages after UID %u", j->uids->len, uid);
+		j->piece = piece;
+		g_debug("read-ahead: piece %u of %u messages after UID %u", piece, j->uids->len,
+		        uid);
 		g_async_queue_push(ra->jobs, j);
 	}
 	if (pj != NULL)

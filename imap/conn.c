@@ -7,6 +7,8 @@
  * and refuses a server that pipelines bytes after its OK (response injection, CVE-2011-0411
  * style).  Credentials are only sent after TLS (unless tls=none was chosen explicitly) and are
  * redacted in the protocol trace; how they are sent (the SASL mechanisms) is sasl.c's.
+ * COMPRESS=DEFLATE (compress.c) sits between the socket and everything above: rbuf holds
+ * decoded bytes and the trace shows them, so the trace reads the same either way.
  */
 #include "imap-private.h"
 
@@ -212,26 +214,17 @@ static const char *ssl_reason(void)
 	return r != NULL ? r : "connection closed";
 }
 
-/* Read at least one byte more into rbuf.  0, or -errno with the error recorded. */
-static int read_more(struct imap_conn *conn)
+/* Read at least one byte from the socket (or TLS) into buf[0..cap), waiting until deadline.
+ * 0 and *n_r, or -errno with the error recorded. */
+static int raw_read(struct imap_conn *conn, uint8_t *buf, size_t cap, gint64 deadline, size_t *n_r)
 {
-	if (conn->rpos == conn->rbuf->len) {
-		g_byte_array_set_size(conn->rbuf, 0);
-		conn->rpos = 0;
-	} else if (conn->rpos > READ_CHUNK) {
-		g_byte_array_remove_range(conn->rbuf, 0, (guint)conn->rpos);
-		conn->rpos = 0;
-	}
-	guint old = conn->rbuf->len;
-	g_byte_array_set_size(conn->rbuf, old + READ_CHUNK);
-	uint8_t *buf = conn->rbuf->data + old;
-	gint64 deadline = deadline_after(conn->timeout_ms);
 	int err;
+	*n_r = 0;
 	for (;;) {
 		ssize_t n;
 		if (conn->ssl != NULL) {
 			ERR_clear_error();
-			int r = SSL_read(conn->ssl, buf, READ_CHUNK);
+			int r = SSL_read(conn->ssl, buf, cap > INT_MAX ? INT_MAX : (int)cap);
 			if (r > 0) {
 				n = r;
 				goto got;
@@ -251,7 +244,6 @@ static int read_more(struct imap_conn *conn)
 				goto fail;
 			default:
 				/* includes OpenSSL 3's "unexpected eof while reading" */
-				g_byte_array_set_size(conn->rbuf, old);
 				if (ERR_GET_REASON(ERR_peek_last_error()) ==
 				        SSL_R_UNEXPECTED_EOF_WHILE_READING ||
 				    __atomic_load_n(&conn->interrupted, __ATOMIC_ACQUIRE))
@@ -261,7 +253,7 @@ static int read_more(struct imap_conn *conn)
 				                      ssl_reason());
 			}
 		} else {
-			n = recv(conn->fd, buf, READ_CHUNK, 0);
+			n = recv(conn->fd, buf, cap, 0);
 			if (n > 0)
 				goto got;
 			if (n == 0) {
@@ -280,15 +272,56 @@ static int read_more(struct imap_conn *conn)
 			goto fail;
 		continue;
 	got:
-		g_byte_array_set_size(conn->rbuf, old + (guint)n);
+		*n_r = (size_t)n;
 		return 0;
 	}
 fail:
-	g_byte_array_set_size(conn->rbuf, old);
 	return io_error(conn, err, "reading from");
 }
 
-static int write_all(struct imap_conn *conn, const void *data, size_t len)
+/* With COMPRESS: decoded bytes into buf[0..cap), reading compressed ones as needed (a read
+ * may decode to nothing, e.g. a flush marker alone).  As raw_read. */
+static int read_inflated(struct imap_conn *conn, uint8_t *buf, size_t cap, gint64 deadline,
+                         size_t *n_r)
+{
+	for (;;) {
+		size_t got;
+		int err = imap_zstream_pull(conn->z, buf, cap, n_r);
+		if (err < 0)
+			return imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
+			                      "%s from %s; disconnecting",
+			                      imap_zstream_error(conn->z), conn->host);
+		if (*n_r > 0)
+			return 0;
+		if ((err = raw_read(conn, conn->zraw, READ_CHUNK, deadline, &got)) < 0)
+			return err;
+		imap_zstream_push(conn->z, conn->zraw, got);
+	}
+}
+
+/* Read at least one byte more into rbuf.  0, or -errno with the error recorded. */
+static int read_more(struct imap_conn *conn)
+{
+	if (conn->rpos == conn->rbuf->len) {
+		g_byte_array_set_size(conn->rbuf, 0);
+		conn->rpos = 0;
+	} else if (conn->rpos > READ_CHUNK) {
+		g_byte_array_remove_range(conn->rbuf, 0, (guint)conn->rpos);
+		conn->rpos = 0;
+	}
+	guint old = conn->rbuf->len;
+	g_byte_array_set_size(conn->rbuf, old + READ_CHUNK);
+	uint8_t *buf = conn->rbuf->data + old;
+	/* one deadline for the whole read: bytes that decode to nothing do not extend it */
+	gint64 deadline = deadline_after(conn->timeout_ms);
+	size_t n = 0;
+	int err = conn->z != NULL ? read_inflated(conn, buf, READ_CHUNK, deadline, &n)
+	                          : raw_read(conn, buf, READ_CHUNK, deadline, &n);
+	g_byte_array_set_size(conn->rbuf, old + (guint)n);
+	return err;
+}
+
+static int raw_write_all(struct imap_conn *conn, const void *data, size_t len)
 {
 	const uint8_t *p = data;
 	gint64 deadline = deadline_after(conn->timeout_ms);
@@ -341,6 +374,18 @@ static int write_all(struct imap_conn *conn, const void *data, size_t len)
 		}
 	}
 	return 0;
+}
+
+/* Send data (compressed and flushed with COMPRESS, so the server sees it at once). */
+static int write_all(struct imap_conn *conn, const void *data, size_t len)
+{
+	if (conn->z == NULL)
+		return raw_write_all(conn, data, len);
+	g_byte_array_set_size(conn->zsend, 0);
+	if (imap_zstream_deflate(conn->z, data, len, conn->zsend) < 0)
+		return imap_conn_fail_errno(conn, -EIO, true, "cannot compress a command to %s: %s",
+		                            conn->host, imap_zstream_error(conn->z));
+	return raw_write_all(conn, conn->zsend->data, conn->zsend->len);
 }
 
 /* ---- responses ------------------------------------------------------------------------ */
@@ -688,6 +733,9 @@ int imap_conn_run_pipelined(struct imap_conn *conn, struct imap_cmd **cmds, unsi
 		}
 		done[k] = 1;
 		left--;
+		cmds[k]->final_status = resp->status;
+		g_free(cmds[k]->final_code);
+		cmds[k]->final_code = g_strdup(resp->code);
 		handle_code(conn, resp);
 		if (results != NULL)
 			results[k] = 0;
@@ -753,7 +801,8 @@ int imap_conn_read(struct imap_conn *conn, struct imap_response **resp_r)
 
 bool imap_conn_buffered(const struct imap_conn *conn)
 {
-	return conn->rpos < conn->rbuf->len || (conn->ssl != NULL && SSL_pending(conn->ssl) > 0);
+	return conn->rpos < conn->rbuf->len || (conn->ssl != NULL && SSL_pending(conn->ssl) > 0) ||
+	       (conn->z != NULL && imap_zstream_pending(conn->z));
 }
 
 static int simple_command(struct imap_conn *conn, const char *text)
@@ -957,6 +1006,38 @@ static int enable_qresync(struct imap_conn *conn)
 	return write_all(conn, line, strlen(line));
 }
 
+/* COMPRESS DEFLATE (RFC 4978), when offered and not turned off.  Only after the login, so
+ * that no secret ever goes through the compressor (compressing a secret together with data
+ * an attacker chooses is what CRIME-style attacks measure), and before any other command, so
+ * that everything after it is compressed.  A server that refuses (NO, BAD) leaves the
+ * connection uncompressed. */
+static int start_compress(struct imap_conn *conn)
+{
+	int err = simple_command(conn, "COMPRESS DEFLATE");
+	if (err < 0) {
+		if (conn->broken)
+			return err;
+		g_debug("server %s refused COMPRESS DEFLATE (%s); going on uncompressed",
+		        conn->host, conn->error->str);
+		g_string_truncate(conn->error, 0);
+		return 0;
+	}
+	if ((err = imap_zstream_new(&conn->z)) < 0)
+		return imap_conn_fail_errno(conn, err, true, "cannot set up compression: %s",
+		                            g_strerror(-err));
+	conn->zraw = g_malloc(READ_CHUNK);
+	conn->zsend = g_byte_array_new();
+	/* the server compresses from the byte after its tagged OK: what was read past it
+	 * already is compressed */
+	if (conn->rpos < conn->rbuf->len) {
+		imap_zstream_push(conn->z, conn->rbuf->data + conn->rpos,
+		                  conn->rbuf->len - conn->rpos);
+		conn->rpos = conn->rbuf->len;
+	}
+	g_debug("COMPRESS DEFLATE active with %s", conn->host);
+	return 0;
+}
+
 static void ignore_sigpipe_once(void)
 {
 	/* OpenSSL writes to the socket with write(), which raises SIGPIPE when the server has
@@ -974,6 +1055,17 @@ static void ignore_sigpipe_once(void)
 
 static void conn_free(struct imap_conn *conn)
 {
+	if (conn->z != NULL) {
+		uint64_t raw_in, plain_in, raw_out, plain_out;
+		imap_zstream_counts(conn->z, &raw_in, &plain_in, &raw_out, &plain_out);
+		g_debug("compression with %s: received %" G_GUINT64_FORMAT
+		        " bytes for %" G_GUINT64_FORMAT ", sent %" G_GUINT64_FORMAT
+		        " for %" G_GUINT64_FORMAT,
+		        conn->host, raw_in, plain_in, raw_out, plain_out);
+		imap_zstream_free(conn->z);
+		g_free(conn->zraw);
+		g_byte_array_unref(conn->zsend);
+	}
 	if (conn->ssl != NULL)
 		SSL_free(conn->ssl);
 	if (conn->ssl_ctx != NULL)
@@ -1052,6 +1144,9 @@ int imap_conn_open(const struct imap_config *cfg, struct imap_conn **conn_r, cha
 	}
 	/* capabilities often grow after login; the tagged OK may have carried them */
 	if (!conn->caps_fresh && (err = capability(conn)) < 0)
+		goto fail;
+	if (cfg->compress == IMAP_COMPRESS_ON && imap_conn_has_cap(conn, "COMPRESS=DEFLATE") &&
+	    (err = start_compress(conn)) < 0)
 		goto fail;
 	if (imap_conn_has_cap(conn, "QRESYNC") && imap_conn_has_cap(conn, "ENABLE") &&
 	    (err = enable_qresync(conn)) < 0)

@@ -95,11 +95,12 @@ enum imap_parse_result {
 
 /* Streams body literals of FETCH responses.  A literal is streamed when it is the value of a
  * BODY[...] or BINARY[...] item of an untagged FETCH response whose UID came before it.  begin
+ * gets the item's name as sent (e.g. "BODY[1.2]<0>", "BINARY[2]"; borrowed for the call) and
  * may return 1 to skip the literal (its bytes are discarded, no data/end calls).  Otherwise
  * the callbacks are those of struct imap_body_sink.  If the UID comes after the body (legal but
  * unusual) the literal is buffered (capped at max_literal) and the caller delivers it. */
 struct imap_parser_stream {
-	int (*begin)(void *ctx, uint32_t uid, uint64_t size);
+	int (*begin)(void *ctx, uint32_t uid, const char *item, uint64_t size);
 	int (*data)(void *ctx, const void *buf, size_t len);
 	int (*end)(void *ctx, uint32_t uid);
 	void *ctx;
@@ -136,6 +137,13 @@ bool imap_parse_number(const char *s, size_t len, uint64_t *n_r);
  * running the parser over it.  NULL when unparsable.  Free with imap_response_free. */
 struct imap_response *imap_parse_code(const char *code);
 
+/* ---- BODYSTRUCTURE (bodystructure.c) ---------------------------------------------------- */
+
+/* The tree of a BODYSTRUCTURE value straight from a FETCH answer's arg (the list after the
+ * BODYSTRUCTURE atom): as imap_bodystructure_parse, without re-serialising. */
+int imap_bodystructure_from_arg(const struct imap_arg *arg, struct imap_part **root_r,
+                                char **why_r);
+
 /* ---- arguments and commands ----------------------------------------------------------- */
 
 /* Whether the server lets us send literals without waiting for a continuation. */
@@ -159,6 +167,10 @@ struct imap_cmd {
 	 * the command and breaks the connection. */
 	int (*challenge)(void *ctx, const char *text, GString *reply);
 	void *challenge_ctx;
+	/* out, set by imap_conn_run_pipelined when the command's tagged answer comes: its status
+	 * and response code (new, freed with the command; NULL when it had none) */
+	enum imap_status final_status;
+	char *final_code;
 };
 
 struct imap_cmd *imap_cmd_new(void);
@@ -202,6 +214,31 @@ int imap_sasl_login(struct imap_conn *conn, const struct imap_config *cfg);
  * literal as written.  A new string, or NULL when key is absent, its value is an object or
  * array, or the text is not one well-formed object.  Never reads past len. */
 char *imap_sasl_json_field(const char *json, size_t len, const char *key);
+
+/* ---- COMPRESS=DEFLATE (compress.c) --------------------------------------------------- */
+
+/* Both directions of an RFC 4978 compression layer: raw deflate, window bits -15.  Opaque;
+ * free with imap_zstream_free (NULL is a no-op). */
+struct imap_zstream;
+
+int imap_zstream_new(struct imap_zstream **z_r); /* 0, or -ENOMEM */
+void imap_zstream_free(struct imap_zstream *z);
+/* Compress data[0..len) and flush it (Z_SYNC_FLUSH): the bytes to send are appended to out.
+ * 0, or -EIO (imap_zstream_error says why). */
+int imap_zstream_deflate(struct imap_zstream *z, const void *data, size_t len, GByteArray *out);
+/* Compressed bytes as received (copied). */
+void imap_zstream_push(struct imap_zstream *z, const void *data, size_t len);
+/* Up to cap decoded bytes into out: everything the bytes pushed so far decode to, a window at
+ * a time, including the end of a block that a partial or sync flush left unfinished.  0 and
+ * *n_r (0: more input is needed), or -EPROTO for a corrupt stream or bytes after its end
+ * (imap_zstream_error says why; the stream cannot be used further). */
+int imap_zstream_pull(struct imap_zstream *z, uint8_t *out, size_t cap, size_t *n_r);
+/* True when imap_zstream_pull would return bytes (or an error) without more input. */
+bool imap_zstream_pending(const struct imap_zstream *z);
+const char *imap_zstream_error(const struct imap_zstream *z); /* borrowed */
+/* Bytes received compressed and what they decoded to; bytes sent before and after. */
+void imap_zstream_counts(const struct imap_zstream *z, uint64_t *raw_in_r, uint64_t *plain_in_r,
+                         uint64_t *raw_out_r, uint64_t *plain_out_r);
 
 /* ---- errors --------------------------------------------------------------------------- */
 
@@ -279,6 +316,11 @@ struct imap_conn {
 	char enable_tag[16];
 	enum { IMAP_QRESYNC_OFF = 0, IMAP_QRESYNC_ASKED, IMAP_QRESYNC_ON } qresync;
 	int interrupted; /* atomic: imap_conn_interrupt was called (from another thread) */
+	/* COMPRESS=DEFLATE is on (after its tagged OK): every byte read from or written to the
+	 * socket (or TLS) goes through z; rbuf holds decoded bytes.  NULL: not compressed. */
+	struct imap_zstream *z;
+	uint8_t *zraw;     /* with z: the buffer compressed bytes are read into (READ_CHUNK) */
+	GByteArray *zsend; /* with z: compressed bytes of the write in progress */
 };
 
 /* Make the thread that uses conn give up at once: its socket is shut down, so a wait for the
@@ -348,6 +390,33 @@ int imap_examine_begin_params(struct imap_conn *conn, const char *raw_name, cons
                               struct imap_cmd **cmd_r, struct imap_mailbox_status *st_r);
 int imap_examine_finish(struct imap_conn *conn, const char *raw_name,
                         const struct imap_examine_ctx *ex, struct imap_mailbox_status *st_r);
+
+/* A command pipelined after an EXAMINE (imap_examine_list_all, imap_examine_fetch_body,
+ * imap_examine_fetch_pieces) acts on the examined mailbox only if the server finished the
+ * EXAMINE first, as RFC 3501 5.5 has it do for commands whose meaning depends on another's.  A
+ * server that answered such a command before its tagged answer to the EXAMINE may have
+ * answered it about another mailbox (the one examined before) or none: those answers are not
+ * used (early), and the command is asked again on its own. */
+struct imap_examine_gate {
+	struct imap_examine_ctx ex;
+	const int *examine_result; /* the EXAMINE's entry of imap_conn_run_pipelined's results */
+	bool early;
+};
+/* The EXAMINE to pipeline with what needs it (*cmd_r, new); or, for a name that needs a
+ * literal (a command with a literal is not pipelined), *cmd_r NULL after examining it on its
+ * own (*st_r set). */
+int imap_examine_for_pipeline(struct imap_conn *conn, const char *raw_name,
+                              struct imap_cmd **cmd_r, struct imap_mailbox_status *st_r);
+/* May an answer to a command pipelined after the EXAMINE be used now?  Only once the EXAMINE
+ * has ended, and ended OK (g NULL: no gate, always).  Sets g->early when it has not ended. */
+bool imap_gate_open(struct imap_examine_gate *g);
+/* The EXAMINE's own untagged answers (imap_examine_cb), until its tagged one. */
+int imap_gate_examine_cb(struct imap_conn *conn, const struct imap_response *resp,
+                         struct imap_examine_gate *g);
+/* The FETCH list of "* n FETCH (...)", or NULL. */
+const struct imap_arg *imap_fetch_list(const struct imap_response *resp);
+/* The UID item of a FETCH list (1..UINT32_MAX); false when absent or malformed. */
+bool imap_fetch_uid(const struct imap_arg *list, uint32_t *uid_r);
 
 /* SEARCH / ESEARCH (of the command conn->cur_tag names) answers, appended to uids. */
 struct imap_search_ctx {

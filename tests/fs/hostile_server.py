@@ -12,13 +12,20 @@ and every answer can be replaced by a test-supplied hook that sends hostile byte
     srv.body_hook = lambda conn, uid, tag: b'...'            # replace a body FETCH answer
     srv.close()
 
-Everything any client sent is recorded in .received (bytes, all connections, in arrival order)
-so a test can assert that no credential ever reached the server.  Loopback only; stdlib only.
+Everything any client sent is recorded in .received (bytes, all connections, in arrival order;
+inflated when compressed) so a test can assert that no credential ever reached the server.
+
+With compress=True (default: IMAPFS_TEST_COMPRESS=1 in the environment, as the harness's
+Dovecot) it offers COMPRESS=DEFLATE (RFC 4978) after the login and serves it: every answer,
+hooks' included, is then deflated and sync-flushed, unless a hook calls conn.send_raw (a corrupt
+stream).  .compressed counts the connections that switched it on.  Loopback only; stdlib only.
 """
+import os
 import re
 import socket
 import ssl
 import threading
+import zlib
 
 USER = 'mike'
 PASSWORD = 'hostile-S3cret-pw'
@@ -46,14 +53,31 @@ class Conn:
         self.mailbox = None
         self.authed = False
         self.pending = False  # IDLE: the examined folder changed (HostileServer.push)
+        self.deflater = None  # COMPRESS=DEFLATE is on: both set
+        self.inflater = None
 
     def send(self, data):
+        if self.deflater is not None:
+            data = self.deflater.compress(data) + self.deflater.flush(zlib.Z_SYNC_FLUSH)
         self.sock.sendall(data)
+
+    def send_raw(self, data):
+        """Bytes as they are, past the compressor (a hook's corrupt stream)."""
+        self.sock.sendall(data)
+
+    def start_compress(self):
+        self.deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self.inflater = zlib.decompressobj(-15)
+        # whatever the client sent after its COMPRESS line is compressed already
+        pending, self.buf = bytes(self.buf), bytearray()
+        self.buf += self.inflater.decompress(pending)
 
     def _fill(self):
         data = self.sock.recv(65536)
         if not data:
             raise EOFError
+        if self.inflater is not None:
+            data = self.inflater.decompress(data)
         with self.server.lock:
             self.server.received += data
             if not isinstance(self.sock, ssl.SSLSocket):
@@ -119,7 +143,12 @@ def parse_astring(s):
 class HostileServer:
     """See the module docstring.  folders: {raw_name (str or bytes): {uid: message bytes}}."""
 
-    def __init__(self, certfile, keyfile, folders=None, tls='imaps', uidvalidity=7):
+    def __init__(self, certfile, keyfile, folders=None, tls='imaps', uidvalidity=7,
+                 compress=None):
+        if compress is None:
+            compress = os.environ.get('IMAPFS_TEST_COMPRESS', '') not in ('', '0')
+        self.compress = bool(compress)
+        self.compressed = 0      # connections that switched COMPRESS=DEFLATE on
         self.tls = tls                    # 'imaps' | 'starttls'
         self.lock = threading.Lock()
         self.received = bytearray()
@@ -133,6 +162,8 @@ class HostileServer:
         self.sizes = {}          # (folder, uid) -> RFC822.SIZE to report instead of the truth
         self.delimiter = b'/'
         self.list_lines = None   # bytes lines replacing the LIST answer's untagged part
+        self.quota_hook = None   # (conn, tag, rest) -> the whole answer to GETQUOTAROOT
+                                 # (offer it with extra_caps = b' QUOTA'); None: BAD
         self.body_hook = None    # fn(conn, uid, tag) -> bytes answer (untagged + tagged) or None
         self.search_hook = None  # fn(conn, tag, criteria) -> bytes answer to a UID SEARCH or None
         # Answer a command pipelined after an EXAMINE before the EXAMINE itself, still in the
@@ -255,6 +286,9 @@ class HostileServer:
 
     # -- commands -----------------------------------------------------------------------------
 
+    def _caps_post(self):
+        return CAPS_POST + (b' COMPRESS=DEFLATE' if self.compress else b'') + self.extra_caps
+
     def _command(self, conn, line):
         parts = line.split(b' ', 2)
         tag = parts[0]
@@ -264,7 +298,7 @@ class HostileServer:
             sub, _, rest = rest.partition(b' ')
             cmd = b'UID ' + sub.upper()
         if cmd == b'CAPABILITY':
-            caps = CAPS_POST + self.extra_caps if conn.authed else (
+            caps = self._caps_post() if conn.authed else (
                 CAPS_PRE + (b' STARTTLS' if self.tls == 'starttls' and self.offer_starttls
                             else b''))
             conn.send(b'* CAPABILITY ' + caps + b'\r\n' + tag + b' OK done\r\n')
@@ -278,8 +312,13 @@ class HostileServer:
             conn.sock = self._ctx.wrap_socket(conn.sock, server_side=True)
         elif cmd in (b'AUTHENTICATE', b'LOGIN'):
             conn.authed = True
-            conn.send(tag + b' OK [CAPABILITY ' + CAPS_POST + self.extra_caps +
-                      b'] logged in\r\n')
+            conn.send(tag + b' OK [CAPABILITY ' + self._caps_post() + b'] logged in\r\n')
+        elif cmd == b'COMPRESS' and self.compress and conn.authed and conn.deflater is None \
+                and rest.upper() == b'DEFLATE':
+            conn.send(tag + b' OK DEFLATE active\r\n')
+            conn.start_compress()
+            with self.lock:
+                self.compressed += 1
         elif cmd == b'LIST':
             conn.send(b''.join(self._list_lines()) + tag + b' OK LIST done\r\n')
         elif cmd == b'EXAMINE':
@@ -306,6 +345,8 @@ class HostileServer:
             self._idle(conn, tag)
         elif cmd == b'NOTIFY' and b'NOTIFY' in self.extra_caps.split():
             conn.send(tag + b' OK NOTIFY done\r\n')   # accepted; pushes come only as EXISTS
+        elif cmd == b'GETQUOTAROOT' and self.quota_hook is not None:
+            conn.send(self.quota_hook(conn, tag, rest))
         elif cmd == b'NOOP':
             conn.send(tag + b' OK done\r\n')
         elif cmd == b'LOGOUT':

@@ -6,7 +6,7 @@ The server is tests/fs/hostile_server.py on loopback with implicit TLS (or START
 throwaway CA made with openssl at test time (tests/imap/certs.py).  Each test mounts the built
 imapfs (foreground, log captured) against it, has the server misbehave in one way, and checks
 that the reader gets a clear error (EIO) or correct data, that the daemon is still alive and the
-mount still works afterwards.  The STARTTLS cases fail at startup: one `imapfs:` line, a
+mount still works afterwards; Compressed does the same through COMPRESS=DEFLATE.  The STARTTLS cases fail at startup: one `imapfs:` line, a
 non-zero exit, nothing mounted, and no credential byte ever sent.
 
 Environment: IMAPFS_BIN (the built imapfs).  Fails, never skips, without /dev/fuse.
@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import unittest
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -427,6 +428,67 @@ class HostileFetch(HostileCase):
 
 
 # ---- STARTTLS: must fail before any credential is sent -----------------------------------------
+
+
+class Compressed(HostileCase):
+    """COMPRESS=DEFLATE from a hostile server (in both runs, whatever IMAPFS_TEST_COMPRESS
+    says): a corrupt stream breaks that one connection (EIO, the next read reconnects and
+    compresses again), and a compression bomb meets the parser's caps with the daemon's memory
+    bounded."""
+
+    hook = HostileFetch.hook
+    read_fails_cleanly = HostileFetch.read_fails_cleanly
+
+    def compressed_server(self):
+        cert, key = PKI['good']
+        srv = HostileServer(cert, key, folders={'INBOX': self.msgs}, compress=True)
+        self.addCleanup(srv.close)
+        return srv
+
+    def test_corrupt_stream_is_eio_then_reconnects(self):
+        srv = self.compressed_server()
+        done = []
+
+        def answer(conn, tag):
+            if done:
+                return None   # the second time: the real body
+            done.append(1)
+            conn.send(b'* 3 FETCH (UID 3 BODY[] {%d}\r\n' % len(self.msgs[3]))
+            conn.send_raw(b'\xff' * 16)   # not deflate: corrupt
+            return b''
+        self.hook(srv, 3, answer)
+        m = self.mount(srv, readahead='0')
+        self.read_fails_cleanly(m, srv, 3)
+        self.assertIn('corrupt compressed data', m.log_text())
+        r = timed_read(os.path.join(m.path, 'INBOX', '3', 'message.eml'), TIMEOUT + MARGIN + 10)
+        self.assertEqual((r.err, r.data), (0, self.msgs[3]))
+        self.assertGreaterEqual(srv.compressed, 2, 'the new connection did not compress')
+        self.assertNoOverflowMessages(m)
+        self.assertAlive(m, srv)
+
+    def test_bomb_is_bounded(self):
+        """A FETCH answer that inflates to 200 MiB of text without a line end (some 200 KB
+        on the wire): EIO at the 64 MiB response-text cap, the daemon's peak memory stays
+        under 200 MiB, and the mount goes on working."""
+        srv = self.compressed_server()
+
+        def answer(conn, tag):
+            piece = b'A' * (1 << 20)
+            conn.send(b'* 2 FETCH (UID 2 X-JUNK ')
+            for _ in range(200):
+                conn.send_raw(conn.deflater.compress(piece))
+            conn.send_raw(conn.deflater.flush(zlib.Z_SYNC_FLUSH))
+            return b''
+        self.hook(srv, 2, answer)
+        m = self.mount(srv, readahead='0')
+        self.read_fails_cleanly(m, srv, 2)
+        self.assertIn('response longer than', m.log_text())
+        with open('/proc/%d/status' % m.proc.pid) as f:
+            hwm_kb = int(re.search(r'VmHWM:\s+(\d+) kB', f.read()).group(1))
+        print('daemon VmHWM %d KiB' % hwm_kb, file=sys.stderr)
+        self.assertLess(hwm_kb, 200 * 1024, 'the bomb was not bounded')
+        self.assertNoOverflowMessages(m)
+        self.assertAlive(m, srv)
 
 
 class StartTLS(HostileCase):

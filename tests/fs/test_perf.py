@@ -63,10 +63,11 @@ def commands(log):
 
 
 def cache_files(cache):
-    """Every message the disk cache holds in a finished file, as (path, uid, offset, size):
-    single-message files "<UID>.<SIZE>" and the members of packs, read from each pack's
-    trailer (format in fs/bodycache.h).  A pack whose trailer does not describe the file
-    exactly is reported with uid None."""
+    """Every whole message the disk cache holds in a finished file, as (path, uid, offset,
+    size): single-message files "<UID>.<SIZE>" and the members of packs that are whole
+    messages (piece 0), read from each pack's trailer (format in fs/bodycache.h); pieces
+    ("<UID>-<PIECE>.<SIZE>", pack members of another piece) are left out.  A pack whose
+    trailer does not describe the file exactly is reported with uid None."""
     out = []
     for dp, _dn, fs in os.walk(cache):
         for f in fs:
@@ -87,7 +88,7 @@ def pack_members(path):
             return bad
         f.seek(size - 20)
         footer = f.read(20)
-        if footer[12:] != b'IFSPACK1':
+        if footer[12:] not in (b'IFSPACK2', b'IFSPACK1'):
             return bad
         data_len, count = struct.unpack('<QI', footer[:12])
         if data_len + 24 * count + 20 != size:
@@ -96,11 +97,12 @@ def pack_members(path):
         trailer = f.read(24 * count)
     members, nxt = [], 0
     for i in range(count):
-        uid, _res, off, msize = struct.unpack_from('<IIQQ', trailer, 24 * i)
+        uid, piece, off, msize = struct.unpack_from('<IIQQ', trailer, 24 * i)
         if off != nxt:
             return bad
         nxt = off + msize
-        members.append((path, uid, off, msize))
+        if piece == 0:
+            members.append((path, uid, off, msize))
     return members if nxt == data_len else bad
 
 
@@ -195,7 +197,7 @@ class DiskCacheTest(PerfBase):
                 self.assertFalse(f.startswith('.tmp-'), f)
         # folder names never appear in paths: hashes only (state/ keeps the folder list and
         # the listings, fs/state.h, named by the same hashes)
-        top = set(os.listdir(cache)) - {'lock', 'identity', 'state'}
+        top = set(os.listdir(cache)) - {'lock', 'identity', 'format', 'state'}
         for name in top:
             self.assertRegex(name, r'^[0-9a-f]{32}$')
         for name in os.listdir(os.path.join(cache, 'state')):
@@ -326,7 +328,7 @@ class DiskCacheTest(PerfBase):
         self.assertGreater(st['disk_cache_entries'], 0)
         on_disk = sum(os.path.getsize(os.path.join(dp, f))
                       for dp, _dn, fs in os.walk(os.path.join(self.tmp, 'cache-c-small'))
-                      for f in fs if f not in ('lock', 'identity'))
+                      for f in fs if f not in ('lock', 'identity', 'format'))
         self.assertLessEqual(on_disk, 40 * 1024)
         # the message loaded last survived eviction: no fetch for it after a remount
         rel = os.path.join('Lru', str(max(uids)), 'message.eml')
@@ -360,9 +362,7 @@ class DiskCacheTest(PerfBase):
         old = os.listdir(os.path.join(cache, folder_hash))
         self.assertEqual(len(old), 1)
         self.unmount(m)
-        self.d.delete_folder('Again')
-        time.sleep(1.1)  # Dovecot's UIDVALIDITY is time-based
-        self.d.create_folder('Again')
+        self.d.recreate_folder('Again')
         self.d.append('Again', b'Subject: second\r\n\r\ntwo\r\n')
         m = self.mount(cfg, 'm2')
         self.assertEqual(read(os.path.join(m.path, 'Again', '1', 'subject')), b'second\n')

@@ -35,6 +35,12 @@ those named, oauth2='xoauth2') through the oauth2 passdb, which introspects toke
 loopback (oauth_server.py, self.oauth): self.oauth.grant(token, user) makes a
 token good, self.oauth.revoke(token) bad again.  If Dovecot or openssl is
 missing, start() raises: integration tests fail, they never skip.
+
+Dovecot(compress=True) loads the imap_zlib plugin, so the server offers
+COMPRESS=DEFLATE (RFC 4978) after the login.  compress=None (the default) takes
+it from the environment: IMAPFS_TEST_COMPRESS=1 turns it on for every instance
+a test starts, which is how meson runs the whole integration suite once more
+with compression (the *_compress tests).
 """
 
 import argparse
@@ -482,6 +488,14 @@ active_value = true
 timeout_msecs = 5000
 """
 
+# Dovecot(compress=True): COMPRESS=DEFLATE (RFC 4978) through the imap_zlib plugin of
+# dovecot-core, offered in the post-login CAPABILITY.
+_COMPRESS_CONF = """\
+protocol imap {
+  mail_plugins = $mail_plugins imap_zlib
+}
+"""
+
 # Every started instance, so a crashed test run still stops its Dovecot.
 _live = set()
 _live_lock = threading.Lock()
@@ -509,15 +523,21 @@ class Dovecot:
     qresync=False: one that offers CONDSTORE (and ENABLE) but not QRESYNC."""
 
     def __init__(self, workdir=None, separator='/', condstore=True, oauth2=False,
-                 qresync=True):
+                 qresync=True, compress=None, quota=None):
         if separator not in ('/', '.'):
             raise ValueError("separator must be '/' or '.'")
+        if compress is None:
+            compress = os.environ.get('IMAPFS_TEST_COMPRESS', '') not in ('', '0')
+        self.compress = bool(compress)
         self.separator = separator
         self.condstore = bool(condstore)
         self.qresync = bool(qresync) and self.condstore
         # True: both mechanisms; or a string naming the ones to offer (e.g. 'xoauth2')
         self.oauth2 = 'oauthbearer xoauth2' if oauth2 is True else (oauth2 or '')
         self.oauth = None  # with oauth2: the IntrospectionServer (grant/revoke tokens)
+        # quota: Dovecot's quota and imap_quota plugins with these quota roots, each a
+        # (name, rule) such as ('User quota', '*:storage=1M:messages=50') (count backend)
+        self.quota = list(quota or [])
         self._own_workdir = workdir is None
         self.workdir = os.path.abspath(workdir) if workdir else None
         self._own_base_dir = False
@@ -772,14 +792,47 @@ class Dovecot:
             cert_unknown_ca=c['unknown_ca'][0], key_unknown_ca=c['unknown_ca'][1],
             cert_wrong_host=c['wrong_host'][0], key_wrong_host=c['wrong_host'][1],
             auth_mechanisms=('plain login ' + self.oauth2).strip())
+        # an explicit list replaces the plugins' additions too: name COMPRESS there
+        zcap = ' COMPRESS=DEFLATE' if self.compress else ''
         if not self.condstore:
-            text += 'imap_capability = %s\n' % NO_CONDSTORE_CAPABILITY
+            text += 'imap_capability = %s%s\n' % (NO_CONDSTORE_CAPABILITY, zcap)
         elif not self.qresync:
-            text += 'imap_capability = %s ENABLE CONDSTORE\n' % NO_CONDSTORE_CAPABILITY
+            text += 'imap_capability = %s ENABLE CONDSTORE%s\n' % (NO_CONDSTORE_CAPABILITY, zcap)
         if self.oauth2:
             text += self._oauth2_conf()
+        if self.compress:
+            text += _COMPRESS_CONF
+        if self.quota:
+            text += self._quota_conf()
         with open(self.conf, 'w') as f:
             f.write(text)
+
+    def _quota_conf(self):
+        lines = ['mail_plugins = $mail_plugins quota',
+                 'protocol imap {', '  mail_plugins = $mail_plugins imap_quota', '}',
+                 'plugin {', '  quota_vsizes = yes']
+        for i, (name, rule) in enumerate(self.quota):
+            n = '' if i == 0 else str(i + 1)
+            lines += ['  quota%s = count:%s' % (n, name), '  quota%s_rule = %s' % (n, rule)]
+        return '\n'.join(lines + ['}', ''])
+
+    def getquotaroot(self, folder_utf8='INBOX'):
+        """GETQUOTAROOT as the server answers it: {root: {resource: (usage, limit)}} for
+        each root of the folder."""
+        def fn(c):
+            typ, data = c.getquotaroot(_mailbox_arg(folder_utf8))
+            self._check((typ, data), 'GETQUOTAROOT')
+            roots, out = [], {}
+            for line in data[0] + data[1]:
+                line = line.decode() if isinstance(line, bytes) else line
+                m = re.match(r'^(?:"([^"]*)"|(\S+)) \((.*)\)$', line)
+                if m:
+                    root = m.group(1) if m.group(1) is not None else m.group(2)
+                    f = m.group(3).split()
+                    out[root] = {f[i].upper(): (int(f[i + 1]), int(f[i + 2]))
+                                 for i in range(0, len(f) - 2, 3)}
+            return out
+        return self._call(fn)
 
     def _oauth2_conf(self):
         if self.oauth is None:
@@ -888,6 +941,7 @@ class Dovecot:
             'own_base_dir': self._own_base_dir, 'separator': self.separator,
             'condstore': self.condstore,
             'qresync': self.qresync,
+            'compress': self.compress,
             'conf': self.conf, 'log': self.log, 'password': self.password,
             'ca_file': self.ca_file, 'port_imaps': self.port_imaps,
             'port_starttls': self.port_starttls,
@@ -911,7 +965,8 @@ class Dovecot:
         with open(os.path.join(workdir, 'harness.json')) as f:
             st = json.load(f)
         d = cls(workdir=st['workdir'], separator=st['separator'],
-                condstore=st.get('condstore', True), qresync=st.get('qresync', True))
+                condstore=st.get('condstore', True), qresync=st.get('qresync', True),
+                compress=st.get('compress', False))
         d._own_workdir = False
         d.base_dir = st['base_dir']
         d._own_base_dir = st['own_base_dir']
@@ -989,6 +1044,33 @@ class Dovecot:
             self._check(c._simple_command('DELETE', _mailbox_arg(name_utf8)),
                         'DELETE ' + name_utf8)
         self._call(fn)
+
+    def recreate_folder(self, name_utf8):
+        """Give a folder a second life: DELETE it, then CREATE it again under a new
+        UIDVALIDITY, empty, its UIDs counted from 1.
+
+        Dovecot's UIDVALIDITY is a timestamp in seconds, so the CREATE waits for a new second.
+        A mount that still has the folder open may bring its Maildir back before the CREATE
+        (Dovecot 2.3.19 writes the index files of a mailbox a session is syncing, and the
+        directory they live in is the mailbox): the CREATE is then answered [ALREADYEXISTS],
+        seen in CI under load.  Such a resurrected folder is deleted again, a few times at most.
+        Returns the new UIDVALIDITY, which differs from the old one."""
+        old = self.uidvalidity(name_utf8)
+        self.delete_folder(name_utf8)
+        time.sleep(1.1)
+        for attempt in range(5):
+            try:
+                self.create_folder(name_utf8)
+                break
+            except HarnessError as e:
+                if 'ALREADYEXISTS' not in str(e) or attempt == 4:
+                    raise
+                self.delete_folder(name_utf8)
+                time.sleep(0.2)
+        new = self.uidvalidity(name_utf8)
+        if new == old:
+            raise HarnessError('recreate %s: UIDVALIDITY %d did not change' % (name_utf8, old))
+        return new
 
     def rename_folder(self, old_utf8, new_utf8):
         def fn(c):

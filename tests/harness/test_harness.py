@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import zlib
 import time
 import unittest
 
@@ -322,6 +323,48 @@ class TestLifecycle(unittest.TestCase):
             self.assertIn('CONDSTORE', caps)
             self.assertIn('QRESYNC', caps)
             self.assertIn(b'HIGHESTMODSEQ', ok)
+
+    def test_compress_option(self):
+        """Dovecot(compress=True) offers COMPRESS=DEFLATE after the login (imap_zlib) and
+        serves it; compress=None follows IMAPFS_TEST_COMPRESS; the default offers nothing."""
+        def caps_after_login(d):
+            c = d.connect()
+            try:
+                c._simple_command('CAPABILITY')
+                return c.untagged_responses.pop('CAPABILITY')[-1].decode().upper().split()
+            finally:
+                c.logout()
+
+        saved = os.environ.pop('IMAPFS_TEST_COMPRESS', None)
+        try:
+            with Dovecot() as d:
+                self.assertFalse(d.compress)
+                self.assertNotIn('COMPRESS=DEFLATE', caps_after_login(d))
+            os.environ['IMAPFS_TEST_COMPRESS'] = '1'
+            self.assertTrue(Dovecot().compress)
+        finally:
+            os.environ.pop('IMAPFS_TEST_COMPRESS', None)
+            if saved is not None:
+                os.environ['IMAPFS_TEST_COMPRESS'] = saved
+        with Dovecot(compress=True) as d:
+            self.assertIn('COMPRESS=DEFLATE', caps_after_login(d))
+            c = d.connect()
+            try:
+                imaplib.Commands.setdefault('COMPRESS', ('AUTH', 'SELECTED'))
+                typ, data = c._simple_command('COMPRESS', 'DEFLATE')
+                self.assertEqual(typ, 'OK', data)
+                # from here on raw deflate both ways: one NOOP, read to its tagged OK
+                sock = c.sock
+                z, unz = zlib.compressobj(6, zlib.DEFLATED, -15), zlib.decompressobj(-15)
+                sock.sendall(z.compress(b'Z1 NOOP\r\n') + z.flush(zlib.Z_SYNC_FLUSH))
+                got = b''
+                while b'Z1 OK' not in got:
+                    chunk = sock.recv(4096)
+                    self.assertTrue(chunk, 'Dovecot closed the compressed session')
+                    got += unz.decompress(chunk)
+                sock.sendall(z.compress(b'Z2 LOGOUT\r\n') + z.flush(zlib.Z_SYNC_FLUSH))
+            finally:
+                c.shutdown()
 
     def test_explicit_workdir(self):
         with tempfile.TemporaryDirectory(prefix='dvw') as tmp:

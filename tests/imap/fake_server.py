@@ -14,16 +14,30 @@ A script is a list of steps played in order on one accepted connection:
     ("stall",)                           stop answering; keep the socket open until the client
                                          goes away (or 30 s)
     ("close",)                           close the connection now
+    ("compress", flush)                  from here on COMPRESS=DEFLATE (RFC 4978) both ways:
+                                         what the client sends is inflated before "expect"
+                                         sees it, and every "send" is deflated and ended with
+                                         flush (zlib.Z_SYNC_FLUSH if omitted; Z_PARTIAL_FLUSH
+                                         ends in the middle of a byte)
+    ("send_bytewise", data, seconds)     compressed: deflate and flush data, then send the
+                                         result one byte per TCP segment, pausing in between
+    ("send_raw", data)                   compressed: send data as it is (a corrupt stream)
+    ("send_compress", ok, data)          send ok (the tagged OK to COMPRESS) and, in the same
+                                         segment, data compressed: then as ("compress",)
+    ("send_bomb", n)                     compressed: a stream that inflates to n bytes of "A"
+                                         and no line end, made and sent a piece at a time
 
 With tls="implicit" the TLS handshake happens right after accept.  Everything the client sends
 is recorded in .received (raw bytes, also after the script ends, until the client closes) and
-.lines (decoded lines); mismatches go to .errors, so a test can assert both the exact dialogue
+.lines (decoded lines; after "compress", inflated: .plain holds every inflated byte and
+.compress_at the offset in .received where compression began); mismatches go to .errors, so a test can assert both the exact dialogue
 and that nothing else (e.g. a password) was ever sent.  Stdlib only.
 """
 import socket
 import ssl
 import threading
 import time
+import zlib
 
 
 class FakeServer:
@@ -35,6 +49,11 @@ class FakeServer:
         self.lines = []
         self.errors = []
         self._buf = bytearray()
+        self.plain = bytearray()
+        self.compress_at = None
+        self._inflater = None
+        self._deflater = None
+        self._flush = zlib.Z_SYNC_FLUSH
         self._ctx = None
         if tls:
             self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -54,6 +73,9 @@ class FakeServer:
         if not data:
             raise EOFError
         self.received += data
+        if self._inflater is not None:
+            data = self._inflater.decompress(data)
+            self.plain += data
         self._buf += data
 
     def _readline(self, sock):
@@ -72,6 +94,12 @@ class FakeServer:
         del self._buf[:n]
         return data
 
+    def _deflate(self, data):
+        return self._deflater.compress(data) + self._deflater.flush(self._flush)
+
+    def _send(self, sock, data):
+        sock.sendall(self._deflate(data) if self._deflater is not None else data)
+
     # -- the session ------------------------------------------------------------------------
     def _run(self):
         self._lsock.settimeout(30)
@@ -87,7 +115,35 @@ class FakeServer:
             for step in self.script:
                 op = step[0]
                 if op == "send":
+                    self._send(sock, step[1])
+                elif op in ("compress", "send_compress"):
+                    self._flush = step[1] if op == "compress" and len(step) > 1 \
+                        else zlib.Z_SYNC_FLUSH
+                    self._deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+                    self._inflater = zlib.decompressobj(-15)
+                    self.compress_at = len(self.received)
+                    # what the client sent after its COMPRESS line is compressed already
+                    pending, self._buf = bytes(self._buf), bytearray()
+                    data = self._inflater.decompress(pending)
+                    self.plain += data
+                    self._buf += data
+                    if op == "send_compress":
+                        sock.sendall(step[1] + self._deflate(step[2]))
+                elif op == "send_bytewise":
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    for b in self._deflate(step[1]):
+                        sock.sendall(bytes([b]))
+                        time.sleep(step[2])
+                elif op == "send_raw":
                     sock.sendall(step[1])
+                elif op == "send_bomb":
+                    left = step[1]
+                    piece = b"A" * (1 << 20)
+                    while left > 0:
+                        n = min(left, len(piece))
+                        sock.sendall(self._deflater.compress(piece[:n]))
+                        left -= n
+                    sock.sendall(self._deflater.flush(zlib.Z_SYNC_FLUSH))
                 elif op == "expect":
                     line = self._readline(sock)
                     if line != step[1]:
