@@ -455,7 +455,8 @@ class Bench:
                 add('%-30s %-7s %9s %10s %10s %7.2fx %9s  %s' % (
                     label[:30], mode, fmt_s(secs), fmt_mb(down), fmt_mb(f), down / f,
                     fmt_s(self.xfer(f)),
-                    ' '.join('%s' % ('PASS' if ok else 'MISS') for _w, ok, _v in tv)))
+                    ' '.join('%s' % ('PASS' if ok else 'MISS') for _w, ok, _v in tv) or
+                    '- (rg is compared with the grepall row: run both)'))
         add('')
         add('per row, medians: imapfs stats (user.imapfs.stats) at the end of the task, bytes after '
             'the task (before unmount), message bodies Dovecot counted (fetch_body_count), runs')
