@@ -34,10 +34,13 @@ struct pack_record {
 };
 #define PACK_FOOTER_LEN 20
 
-/* An entry's key within its <F>/<UIDVALIDITY> directory: (uid, piece) in one integer. */
+/* An entry's key within its <F>/<UIDVALIDITY> directory: (uid, piece) in one integer, the UID
+ * in the low half: GLib 2.74's g_int64_hash is the low 32 bits alone, so with the piece there
+ * every whole message of a folder fell in one bucket (a remount's grep over 5,000 messages
+ * spent half its CPU in g_int64_equal). */
 static uint64_t entry_key(uint32_t uid, uint32_t piece)
 {
-	return (uint64_t)uid << 32 | piece;
+	return (uint64_t)piece << 32 | uid;
 }
 
 /* One file of entries, the unit of LRU order and eviction: a single entry "<UID>.<SIZE>" (a
