@@ -86,11 +86,11 @@ struct ifs_config {
 	"                           often, for servers and NAT boxes that drop quiet\n" \
 	"                           connections; NOTIFY is also set again every idle_renew\n" \
 	"                           seconds, at most 300; default 1500, from 1 to 1740\n" \
-	"    fetch = parts|whole    parts (default): each file fetches only what it shows: the\n" \
-	"                           header for header files, the text parts for body and\n" \
-	"                           body.html, one attachment for itself; whole: any file\n" \
-	"                           fetches the whole message (the most bytes, the fewest\n" \
-	"                           round trips); the files are the same either way\n" \
+	"    fetch = whole|parts    whole (default): any file fetches the whole message (the\n" \
+	"                           most bytes, the fewest round trips); parts: each file\n" \
+	"                           fetches only what it shows: the header for header files,\n" \
+	"                           the text parts for body and body.html, one attachment for\n" \
+	"                           itself; the files are the same either way\n" \
 	"    compress = on|off      compress what goes over the wire (COMPRESS=DEFLATE, RFC 4978)\n" \
 	"                           when the server offers it; default on\n"
 

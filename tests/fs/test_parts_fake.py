@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Partial fetches (issue 20) on the wire: a real imapfs mount (fetch = parts, the default)
+"""Partial fetches (issue 20) on the wire: a real imapfs mount (fetch = parts)
 against tests/fs/hostile_server.py serving pieces, with the exact client lines checked.
 
 HostileServer answers BODYSTRUCTURE, BODY.PEEK[HEADER], BODY.PEEK[s.MIME], BODY.PEEK[s],
@@ -293,7 +293,7 @@ class PartsCase(unittest.TestCase):
     def mount(self, srv, name='mnt', **over):
         keys = {'host': '127.0.0.1', 'port': str(srv.port), 'tls': 'imaps', 'user': USER,
                 'password': PASSWORD, 'ca_file': PKI['ca'], 'timeout': str(TIMEOUT),
-                'refresh': '600', 'connections': '1', 'readahead': '0'}
+                'refresh': '600', 'connections': '1', 'readahead': '0', 'fetch': 'parts'}
         keys.update(over)
         path = os.path.join(self.tmp, name + '.config')
         with open(path, 'w') as f:
