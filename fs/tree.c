@@ -78,7 +78,7 @@ struct ifs_tree {
 	struct ifs_state *state;        /* nullable: listings kept on disk (state.h) */
 };
 
-/* ---- listings ---- */
+/* ---- a listing: the snapshot itself (references, lookup, summary) ---- */
 
 static struct listing *listing_ref(struct listing *l)
 {
@@ -462,7 +462,7 @@ static int folders_fresh_locked(struct ifs_tree *t)
 	return ret;
 }
 
-/* ---- listings ---- */
+/* ---- listing a folder: refresh, saved listings ---- */
 
 /* Kernel entries of messages that are gone, and cached `flags` files whose flags changed
  * (lock held). */
