@@ -4,13 +4,12 @@
 #ifndef IMAPFS_FS_IFS_H
 #define IMAPFS_FS_IFS_H
 
-#define FUSE_USE_VERSION 35
-#include <fuse_lowlevel.h>
 #include <imap.h>
 #include <sys/types.h>
 
 #include "bodycache.h"
 #include "config.h"
+#include "lowlevel.h"
 #include "msgcache.h"
 #include "notify.h"
 #include "quota.h"

@@ -444,9 +444,8 @@ int main(int argc, char *argv[])
 		goto out_pool;
 	}
 	fs.has_binary = imap_conn_has_cap(conn, "BINARY");
-	if (imap_list(conn, &folders) < 0) {
-		fprintf(stderr, "imapfs: listing the folders of %s failed: %s\n", cfg->host,
-		        imap_conn_error(conn));
+	if (ifs_remote_list_on(conn, &folders, &why) < 0) {
+		fprintf(stderr, "imapfs: listing the folders of %s failed: %s\n", cfg->host, why);
 		imap_pool_release(fs.list_pool, conn);
 		goto out_pool;
 	}

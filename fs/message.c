@@ -288,7 +288,7 @@ int ifs_message_from_file(int fd, uint64_t offset, uint64_t size, struct ifs_bod
 			/* the cache's disk failed (full, read-only, ...): once more, in a scratch
 			 * file */
 			ifs_bodycache_tmpfile_failed(bc, -ret);
-			g_clear_pointer(&spill, ifs_fd_unref);
+			ifs_fd_unref(&spill);
 			sfd = ifs_bodycache_tmpfile(bc);
 			if (sfd < 0) {
 				ret = sfd;
@@ -327,7 +327,7 @@ out:
 	g_clear_object(&stream);
 	if (reduced != NULL)
 		g_bytes_unref(reduced);
-	ifs_fd_unref(spill);
+	ifs_fd_unref(&spill);
 	g_array_unref(ctx.spills);
 	if (fd >= 0)
 		close(fd);

@@ -57,8 +57,11 @@ struct ifs_fd *ifs_fd_ref(struct ifs_fd *f)
 	return f;
 }
 
-void ifs_fd_unref(struct ifs_fd *f)
+void ifs_fd_unref(struct ifs_fd **fp)
 {
+	struct ifs_fd *f = *fp;
+
+	*fp = NULL;
 	if (f != NULL && g_atomic_int_dec_and_test(&f->refs)) {
 		close(f->fd);
 		g_free(f);
@@ -68,7 +71,7 @@ void ifs_fd_unref(struct ifs_fd *f)
 void ifs_blob_clear(struct ifs_blob *b)
 {
 	g_clear_pointer(&b->mem, g_bytes_unref);
-	g_clear_pointer(&b->file, ifs_fd_unref);
+	ifs_fd_unref(&b->file);
 	b->off = b->size = 0;
 }
 

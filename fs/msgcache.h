@@ -46,7 +46,8 @@ struct ifs_fd {
 };
 struct ifs_fd *ifs_fd_new(int fd);              /* takes fd */
 struct ifs_fd *ifs_fd_ref(struct ifs_fd *f);
-void ifs_fd_unref(struct ifs_fd *f);            /* NULL is a no-op; closes at the last */
+/* Drops *fp's reference (closing at the last) and sets *fp to NULL; *fp NULL is a no-op. */
+void ifs_fd_unref(struct ifs_fd **fp);
 
 static inline bool ifs_blob_present(const struct ifs_blob *b)
 {

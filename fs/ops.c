@@ -146,11 +146,11 @@ static void fill_node_stat(const struct ifs *fs, struct stat *st, const struct i
 	st->st_mtim.tv_nsec = st->st_atim.tv_nsec = st->st_ctim.tv_nsec = ni->mtime_nsec;
 }
 
-/* Without OPENDIR, a folder's GETATTR is where its listing gets refreshed: the kernel asks for
- * it (auto_inval_data) when a readdir starts and the attributes are older than `refresh`, and
- * drops its cached listing when the mtime it gets back differs. */
-/* How long the kernel may keep a folder's attributes.  Without OPENDIR, until its listing is
- * out of date: the next readdir then asks for them, and so refreshes the listing. */
+/* How long the kernel may keep a folder's attributes.  Without OPENDIR, a folder's GETATTR is
+ * where its listing gets refreshed: the kernel asks for it (auto_inval_data) when a readdir
+ * starts and the attributes are older than `refresh`, and drops its cached listing when the
+ * mtime it gets back differs.  So they last until the listing is out of date: the next readdir
+ * then asks for them, and so refreshes the listing. */
 static double folder_attr_timeout(const struct ifs *fs, const struct ifs_node_info *ni)
 {
 	return fs->no_opendir ? ni->fresh_for : fs->folder_timeout;

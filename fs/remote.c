@@ -176,6 +176,18 @@ int ifs_remote_list(struct imap_pool *pool, GPtrArray **folders_r)
 	return with_conn(pool, "LIST", list_fn, folders_r);
 }
 
+int ifs_remote_list_on(struct imap_conn *conn, GPtrArray **folders_r, char **why_r)
+{
+	int ret;
+
+	*folders_r = NULL;
+	*why_r = NULL;
+	ret = list_fn(conn, folders_r);
+	if (ret < 0)
+		*why_r = g_strdup(imap_conn_error(conn));
+	return to_fuse_errno(ret);
+}
+
 /* ---- listing ---- */
 
 struct listing_ctx {

@@ -143,6 +143,160 @@ static bool fresh(const struct ifs_tree *t, gint64 at)
 	return at != 0 && g_get_monotonic_time() - at < t->refresh_us;
 }
 
+/* The epoch of (raw, uidvalidity), made on first use (epochs, below; lock held). */
+static uint32_t epoch_for(struct ifs_tree *t, const char *raw, uint32_t uidvalidity);
+
+/* Kernel entries of messages that are gone, and cached `flags` files whose flags changed
+ * (lock held). */
+static void invalidate_gone(struct ifs_tree *t, uint64_t parent_ino, const struct listing *old,
+                            const struct listing *new)
+{
+	char buf[16];
+
+	for (guint i = 0; i < old->msgs->len; i++) {
+		const struct ifs_msg_attr *m = &g_array_index(old->msgs, struct ifs_msg_attr, i);
+		const struct ifs_msg_attr *now =
+		    new != NULL && new->epoch == old->epoch ? listing_find(new, m->uid) : NULL;
+		if (now == NULL) {
+			snprintf(buf, sizeof(buf), "%u", m->uid);
+			ifs_notify_delete(t->notifier, parent_ino,
+			                  ifs_msg_ino(old->epoch, m->uid, IFS_SLOT_MSGDIR), buf);
+		} else if (g_strcmp0(now->flags, m->flags) != 0) {
+			/* the kernel keeps `flags` in its page cache: tell it */
+			ifs_notify_inval_inode(t->notifier,
+			                       ifs_msg_ino(old->epoch, m->uid, IFS_SLOT_FLAGS));
+		}
+	}
+}
+
+/* The listing of raw saved by an earlier mount (state.h), as a listing object not yet
+ * installed (no epoch); NULL when none.  Lock not held. */
+static struct listing *saved_listing(struct ifs_tree *t, const char *raw)
+{
+	struct listing *l;
+	struct ifs_listing_state st;
+	GArray *msgs = NULL;
+
+	if (ifs_state_load_listing(t->state, raw, &st, &msgs) < 0)
+		return NULL;
+	l = g_new0(struct listing, 1);
+	l->refs = 1;
+	l->st = st;
+	l->uidvalidity = st.uidvalidity;
+	l->msgs = msgs;
+	listing_summarize(l);
+	return l;
+}
+
+/* Make saved listing l (from saved_listing) n's listing, fetched at `at` (lock held). */
+static void install_saved(struct ifs_tree *t, struct folder_node *n, struct listing *l,
+                          gint64 at)
+{
+	l->epoch = epoch_for(t, n->raw_name, l->uidvalidity);
+	if (l->epoch == 0)
+		return;
+	l->serial = ++t->next_serial;
+	l->fetched_at = at;
+	n->listing = listing_ref(l);
+}
+
+/* Make n's listing no older than the refresh time; force: even if it is fresh.  Lock held on
+ * entry and exit.  n must be pinned by the caller's operation (the kernel holds it). */
+static int listing_fresh_locked(struct ifs_tree *t, struct folder_node *n, bool force)
+{
+	char *raw;
+	struct ifs_listing_state st;
+	struct listing *prev;
+	GArray *msgs = NULL;
+	int ret;
+
+	while (n->refreshing)
+		g_cond_wait(&t->refreshed, &t->lock);
+	if (n->raw_name == NULL || !n->attached)
+		return 0;
+	if (t->use_hook != NULL)
+		t->use_hook(t->use_ctx, n->raw_name);
+	if (n->listing != NULL && !force && n->listing->checked && fresh(t, n->listing->fetched_at))
+		return 0;
+	raw = g_strdup(n->raw_name);
+	n->refreshing = true;
+	/* The previous listing is immutable: remote.c reads it unlocked to ask only for what
+	 * changed since. */
+	prev = n->listing != NULL ? listing_ref(n->listing) : NULL;
+	g_mutex_unlock(&t->lock);
+	/* First listing of this mount: the one saved by the last is the previous one. */
+	if (prev == NULL && t->state != NULL)
+		prev = saved_listing(t, raw);
+	memset(&st, 0, sizeof(st));
+	ret = ifs_remote_listing(t->pool, raw, prev != NULL ? &prev->st : NULL,
+	                         prev != NULL ? prev->msgs : NULL, &st, &msgs);
+	if (ret == 0 && t->bodies != NULL)
+		ifs_bodycache_set_uidvalidity(t->bodies, raw, st.uidvalidity);
+	if (ret == 0 && msgs != NULL && t->state != NULL)
+		ifs_state_save_listing(t->state, raw, &st, msgs);
+	g_mutex_lock(&t->lock);
+	n->refreshing = false;
+	g_cond_broadcast(&t->refreshed);
+	if (ret == -ENOENT)
+		t->folders_at = 0; /* the folder went away: LIST again at next use */
+	if (ret == -EIO && prev != NULL) {
+		/* The server cannot be asked (offline, or a connection failed; remote.c logged
+		 * it): serve the listing known, stale, so that the next use asks again. */
+		if (n->listing == NULL && g_strcmp0(n->raw_name, raw) == 0)
+			install_saved(t, n, prev, 0);
+		listing_unref(prev);
+		g_free(raw);
+		return 0;
+	}
+	if (ret == 0 && msgs == NULL && prev != NULL && n->listing == NULL &&
+	    g_strcmp0(n->raw_name, raw) == 0)
+		install_saved(t, n, prev, g_get_monotonic_time()); /* the saved one is current */
+	if (ret == 0 && msgs == NULL) {
+		/* unchanged since prev */
+		if (n->listing == prev && prev != NULL && g_strcmp0(n->raw_name, raw) == 0) {
+			prev->fetched_at = g_get_monotonic_time(); /* only read under the lock */
+			prev->checked = true;
+		}
+		listing_unref(prev);
+		g_free(raw);
+		return 0;
+	}
+	listing_unref(prev);
+	if (ret == 0 && g_strcmp0(n->raw_name, raw) == 0) {
+		struct listing *l = g_new0(struct listing, 1);
+		struct listing *old = n->listing;
+		uint32_t uidvalidity = st.uidvalidity;
+		l->refs = 1;
+		l->serial = ++t->next_serial;
+		l->st = st;
+		l->uidvalidity = uidvalidity;
+		l->epoch = epoch_for(t, raw, uidvalidity);
+		l->msgs = msgs;
+		msgs = NULL;
+		l->fetched_at = g_get_monotonic_time();
+		l->checked = true;
+		listing_summarize(l);
+		if (l->epoch == 0) {
+			listing_unref(l);
+			ret = -EIO;
+		} else {
+			if (old != NULL) {
+				invalidate_gone(t, n->ino, old, l);
+				if (old->epoch != l->epoch) {
+					g_message("folder %s: UIDVALIDITY changed; dropping its cache", raw);
+					ifs_msgcache_drop_prefix(t->cache, old->epoch, IFS_KEY_EPOCH_SHIFT);
+				}
+			}
+			n->listing = l;
+			listing_unref(old);
+		}
+	}
+	if (msgs != NULL)
+		g_array_unref(msgs);
+	g_free(raw);
+	return ret;
+}
+
 /* ---- nodes ---- */
 
 static struct folder_node *node_new(struct ifs_tree *t, struct folder_node *parent,
@@ -459,159 +613,6 @@ static int folders_fresh_locked(struct ifs_tree *t)
 	g_cond_broadcast(&t->refreshed);
 	if (folders != NULL)
 		g_ptr_array_unref(folders);
-	return ret;
-}
-
-/* ---- listings ---- */
-
-/* Kernel entries of messages that are gone, and cached `flags` files whose flags changed
- * (lock held). */
-static void invalidate_gone(struct ifs_tree *t, uint64_t parent_ino, const struct listing *old,
-                            const struct listing *new)
-{
-	char buf[16];
-
-	for (guint i = 0; i < old->msgs->len; i++) {
-		const struct ifs_msg_attr *m = &g_array_index(old->msgs, struct ifs_msg_attr, i);
-		const struct ifs_msg_attr *now =
-		    new != NULL && new->epoch == old->epoch ? listing_find(new, m->uid) : NULL;
-		if (now == NULL) {
-			snprintf(buf, sizeof(buf), "%u", m->uid);
-			ifs_notify_delete(t->notifier, parent_ino,
-			                  ifs_msg_ino(old->epoch, m->uid, IFS_SLOT_MSGDIR), buf);
-		} else if (g_strcmp0(now->flags, m->flags) != 0) {
-			/* the kernel keeps `flags` in its page cache: tell it */
-			ifs_notify_inval_inode(t->notifier,
-			                       ifs_msg_ino(old->epoch, m->uid, IFS_SLOT_FLAGS));
-		}
-	}
-}
-
-/* The listing of raw saved by an earlier mount (state.h), as a listing object not yet
- * installed (no epoch); NULL when none.  Lock not held. */
-static struct listing *saved_listing(struct ifs_tree *t, const char *raw)
-{
-	struct listing *l;
-	struct ifs_listing_state st;
-	GArray *msgs = NULL;
-
-	if (ifs_state_load_listing(t->state, raw, &st, &msgs) < 0)
-		return NULL;
-	l = g_new0(struct listing, 1);
-	l->refs = 1;
-	l->st = st;
-	l->uidvalidity = st.uidvalidity;
-	l->msgs = msgs;
-	listing_summarize(l);
-	return l;
-}
-
-/* Make saved listing l (from saved_listing) n's listing, fetched at `at` (lock held). */
-static void install_saved(struct ifs_tree *t, struct folder_node *n, struct listing *l,
-                          gint64 at)
-{
-	l->epoch = epoch_for(t, n->raw_name, l->uidvalidity);
-	if (l->epoch == 0)
-		return;
-	l->serial = ++t->next_serial;
-	l->fetched_at = at;
-	n->listing = listing_ref(l);
-}
-
-/* Make n's listing no older than the refresh time; force: even if it is fresh.  Lock held on
- * entry and exit.  n must be pinned by the caller's operation (the kernel holds it). */
-static int listing_fresh_locked(struct ifs_tree *t, struct folder_node *n, bool force)
-{
-	char *raw;
-	struct ifs_listing_state st;
-	struct listing *prev;
-	GArray *msgs = NULL;
-	int ret;
-
-	while (n->refreshing)
-		g_cond_wait(&t->refreshed, &t->lock);
-	if (n->raw_name == NULL || !n->attached)
-		return 0;
-	if (t->use_hook != NULL)
-		t->use_hook(t->use_ctx, n->raw_name);
-	if (n->listing != NULL && !force && n->listing->checked && fresh(t, n->listing->fetched_at))
-		return 0;
-	raw = g_strdup(n->raw_name);
-	n->refreshing = true;
-	/* The previous listing is immutable: remote.c reads it unlocked to ask only for what
-	 * changed since. */
-	prev = n->listing != NULL ? listing_ref(n->listing) : NULL;
-	g_mutex_unlock(&t->lock);
-	/* First listing of this mount: the one saved by the last is the previous one. */
-	if (prev == NULL && t->state != NULL)
-		prev = saved_listing(t, raw);
-	memset(&st, 0, sizeof(st));
-	ret = ifs_remote_listing(t->pool, raw, prev != NULL ? &prev->st : NULL,
-	                         prev != NULL ? prev->msgs : NULL, &st, &msgs);
-	if (ret == 0 && t->bodies != NULL)
-		ifs_bodycache_set_uidvalidity(t->bodies, raw, st.uidvalidity);
-	if (ret == 0 && msgs != NULL && t->state != NULL)
-		ifs_state_save_listing(t->state, raw, &st, msgs);
-	g_mutex_lock(&t->lock);
-	n->refreshing = false;
-	g_cond_broadcast(&t->refreshed);
-	if (ret == -ENOENT)
-		t->folders_at = 0; /* the folder went away: LIST again at next use */
-	if (ret == -EIO && prev != NULL) {
-		/* The server cannot be asked (offline, or a connection failed; remote.c logged
-		 * it): serve the listing known, stale, so that the next use asks again. */
-		if (n->listing == NULL && g_strcmp0(n->raw_name, raw) == 0)
-			install_saved(t, n, prev, 0);
-		listing_unref(prev);
-		g_free(raw);
-		return 0;
-	}
-	if (ret == 0 && msgs == NULL && prev != NULL && n->listing == NULL &&
-	    g_strcmp0(n->raw_name, raw) == 0)
-		install_saved(t, n, prev, g_get_monotonic_time()); /* the saved one is current */
-	if (ret == 0 && msgs == NULL) {
-		/* unchanged since prev */
-		if (n->listing == prev && prev != NULL && g_strcmp0(n->raw_name, raw) == 0) {
-			prev->fetched_at = g_get_monotonic_time(); /* only read under the lock */
-			prev->checked = true;
-		}
-		listing_unref(prev);
-		g_free(raw);
-		return 0;
-	}
-	listing_unref(prev);
-	if (ret == 0 && g_strcmp0(n->raw_name, raw) == 0) {
-		struct listing *l = g_new0(struct listing, 1);
-		struct listing *old = n->listing;
-		uint32_t uidvalidity = st.uidvalidity;
-		l->refs = 1;
-		l->serial = ++t->next_serial;
-		l->st = st;
-		l->uidvalidity = uidvalidity;
-		l->epoch = epoch_for(t, raw, uidvalidity);
-		l->msgs = msgs;
-		msgs = NULL;
-		l->fetched_at = g_get_monotonic_time();
-		l->checked = true;
-		listing_summarize(l);
-		if (l->epoch == 0) {
-			listing_unref(l);
-			ret = -EIO;
-		} else {
-			if (old != NULL) {
-				invalidate_gone(t, n->ino, old, l);
-				if (old->epoch != l->epoch) {
-					g_message("folder %s: UIDVALIDITY changed; dropping its cache", raw);
-					ifs_msgcache_drop_prefix(t->cache, old->epoch, IFS_KEY_EPOCH_SHIFT);
-				}
-			}
-			n->listing = l;
-			listing_unref(old);
-		}
-	}
-	if (msgs != NULL)
-		g_array_unref(msgs);
-	g_free(raw);
 	return ret;
 }
 

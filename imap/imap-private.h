@@ -266,7 +266,7 @@ int imap_outcome_to_errno(enum imap_outcome outcome, const char *code);
  * failure. */
 int imap_connect_addrinfo(const struct addrinfo *ai, unsigned timeout_ms, int *fd_r);
 
-/* ---- the connection (shared by conn.c and commands.c) --------------------------------- */
+/* ---- the connection (shared by conn.c, session.c and commands.c) ---------------------- */
 
 struct imap_conn;
 typedef struct ssl_st SSL;
@@ -361,6 +361,22 @@ char *imap_response_reason(const struct imap_response *resp);
 enum imap_literal_mode imap_conn_literal_mode(const struct imap_conn *conn);
 void imap_conn_set_caps_from_args(struct imap_conn *conn, const struct imap_arg *args,
                                   unsigned nargs);
+
+/* ---- for opening a session (session.c), which conn.c serves ----------------------------- */
+
+/* Read the next complete response, with none of the connection's bookkeeping (the greeting
+ * is read so).  *resp_r new (imap_response_free). */
+int imap_conn_read_response(struct imap_conn *conn, struct imap_response **resp_r);
+/* The response codes that matter to the connection itself (CAPABILITY, ALERT). */
+void imap_conn_handle_code(struct imap_conn *conn, const struct imap_response *resp);
+/* Run a command of fixed text with no callback: 0 or -errno as imap_conn_run. */
+int imap_conn_simple_command(struct imap_conn *conn, const char *text);
+/* The TLS handshake on conn->fd, verified against conn->host (and ca_file, nullable). */
+int imap_conn_start_tls(struct imap_conn *conn, const char *ca_file);
+/* Compress from here on (the server has answered COMPRESS DEFLATE with OK). */
+int imap_conn_start_deflate(struct imap_conn *conn);
+/* Free conn without a LOGOUT (a session that never opened).  NULL is not allowed. */
+void imap_conn_free(struct imap_conn *conn);
 
 /* ---- for commands that wait (idle.c) --------------------------------------------------- */
 

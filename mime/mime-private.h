@@ -34,6 +34,10 @@ char *mime_limit_structure(const char *data, size_t len, size_t *len_r);
 
 /* --- separator.c --- */
 
+/* Whether a Content-Type field value is not "type/subtype" (comments and blanks allowed around
+ * the tokens), read as GMime's parser reads it: such a part is text/plain (RFC 2045 §5.2). */
+bool mime_content_type_is_invalid(const char *value);
+
 /* Whether line[0..n) (without its line break) starts a header field: a name of printable
  * US-ASCII other than ':' (RFC 5322 ftext), optional blanks, then ':'. */
 bool mime_is_header_field(const char *line, size_t n);
@@ -68,10 +72,6 @@ int mime_parse_with_absent(const void *data, size_t len, const struct mime_absen
 /* Drop what msg says beyond its header views (mime_message_from_header): body and body.html
  * become unknown (text_parts empty), attachments none. */
 void mime_message_keep_headers_only(struct mime_message *msg);
-
-/* Whether a Content-Type field value is not "type/subtype" (comments and blanks allowed around
- * the tokens), read as GMime's parser reads it: such a part is text/plain (RFC 2045 §5.2). */
-bool mime_content_type_is_invalid(const char *value);
 
 /* --- charset.c --- */
 

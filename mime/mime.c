@@ -571,48 +571,6 @@ static const char *raw_content_type(GMimeObject *obj)
 	return NULL;
 }
 
-static bool is_type_token(unsigned char c)
-{
-	/* RFC 2045 token: no controls, blanks or tspecials (8-bit passes, as in GMime) */
-	return c > ' ' && c != 0x7f && strchr("()<>@,;:\\\"/[]?=", c) == NULL;
-}
-
-static const char *skip_cfws(const char *p)
-{
-	for (;;) {
-		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-			p++;
-		if (*p != '(')
-			return p;
-		for (int depth = 0; *p != '\0';) {
-			if (*p == '\\' && p[1] != '\0')
-				p++;
-			else if (*p == '(')
-				depth++;
-			else if (*p == ')' && --depth == 0) {
-				p++;
-				break;
-			}
-			p++;
-		}
-	}
-}
-
-bool mime_content_type_is_invalid(const char *value)
-{
-	const char *p = skip_cfws(value), *start;
-
-	while (is_type_token((unsigned char)*p))
-		p++;
-	p = skip_cfws(p);
-	if (*p != '/')
-		return true;
-	start = p = skip_cfws(p + 1);
-	while (is_type_token((unsigned char)*p))
-		p++;
-	return p == start;
-}
-
 /* GMime's parser builds a part whose Content-Type is not "type/subtype" ("text; charset=…",
  * "text/") as the text/plain that RFC 2045 §5.2 says it is — but the part's own content type
  * then says application/octet-stream, or whatever GMime reads in the unfolded value (a stray

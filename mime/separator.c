@@ -150,6 +150,48 @@ static void insert_separator(struct scan *s, size_t pos)
 	s->copied_to = pos;
 }
 
+static bool is_type_token(unsigned char c)
+{
+	/* RFC 2045 token: no controls, blanks or tspecials (8-bit passes, as in GMime) */
+	return c > ' ' && c != 0x7f && strchr("()<>@,;:\\\"/[]?=", c) == NULL;
+}
+
+static const char *skip_cfws(const char *p)
+{
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+			p++;
+		if (*p != '(')
+			return p;
+		for (int depth = 0; *p != '\0';) {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			else if (*p == '(')
+				depth++;
+			else if (*p == ')' && --depth == 0) {
+				p++;
+				break;
+			}
+			p++;
+		}
+	}
+}
+
+bool mime_content_type_is_invalid(const char *value)
+{
+	const char *p = skip_cfws(value), *start;
+
+	while (is_type_token((unsigned char)*p))
+		p++;
+	p = skip_cfws(p);
+	if (*p != '/')
+		return true;
+	start = p = skip_cfws(p + 1);
+	while (is_type_token((unsigned char)*p))
+		p++;
+	return p == start;
+}
+
 /* What GMime's parser makes of a header block's last Content-Type field (data[from..to),
  * after the colon; have_type false when there is none) and its first
  * Content-Transfer-Encoding (GMime does not parse an encoded message/rfc822 as a message).
