@@ -92,14 +92,15 @@ static uint64_t get_le(const guint8 *b, int n)
 
 GHashTable *ifs_pieceset_unpack(const void *data, size_t len)
 {
-	const guint8 *p = data, *end = p + len, *at;
+	const guint8 *p = data, *end = p + len, *at = NULL;
 	GHashTable *set;
 	uint64_t count;
 
 	if (data == NULL || len < MAGIC_LEN + 4 || memcmp(data, MAGIC, MAGIC_LEN) != 0)
 		return NULL;
 	p += MAGIC_LEN;
-	take(&p, end, 4, &at);
+	if (!take(&p, end, 4, &at))
+		return NULL;
 	count = get_le(at, 4);
 	if (count > MAX_ENTRIES)
 		return NULL;
