@@ -155,8 +155,15 @@ class Mount:
                     raise AssertionError('imapfs did not mount: %s' % self.log_text())
                 time.sleep(0.05)
         else:
-            res = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, timeout=MOUNT_TIMEOUT, env=env)
+            try:
+                res = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, timeout=MOUNT_TIMEOUT, env=env)
+            except subprocess.TimeoutExpired as e:
+                # it never went to the background (a -d without foreground=True, a hang):
+                # subprocess killed it, but its mount may stay behind
+                self.close()
+                raise AssertionError('imapfs did not go to the background in %d s: %s' % (
+                    MOUNT_TIMEOUT, (e.output or b'').decode('utf-8', 'replace')[-2000:]))
             if res.returncode != 0 or not mounted(self.path):
                 self.close()
                 raise AssertionError('imapfs failed (%d): %s' % (
