@@ -1228,6 +1228,11 @@ int ifs_loader_get(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece
 			                     m_r, prefetched_r);
 		if (ifs_loader_whole_if_held(fs, ref, m_r) == 0)
 			return 0; /* the whole message is here */
+		/* a walk of whole messages is bringing it: its pieces would be bytes twice (ripgrep
+		 * reads a message's attachments and body before its message.eml) */
+		if (fs->readahead != NULL &&
+		    ifs_readahead_whole_walk_covers(fs->readahead, ref->epoch, ref->uid))
+			return get_entry(fs, ref, IFS_PIECE_WHOLE, NULL, m_r, prefetched_r);
 	}
 	if (piece == IFS_PIECE_WHOLE || piece == IFS_PIECE_OUTLINE) {
 		ret = get_entry(fs, ref, piece, NULL, m_r, prefetched_r);

@@ -333,6 +333,11 @@ static void run_whole(struct ifs_readahead *ra, uint32_t epoch, const struct ifs
 	g_free(raw);
 }
 
+bool ifs_readahead_whole_walk_covers(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
+{
+	return whole_walk_covers(ra, epoch, uid);
+}
+
 static void run_job(struct ifs_readahead *ra, struct job *j)
 {
 	if (j->piece != IFS_PIECE_WHOLE) {

@@ -77,6 +77,11 @@ typedef bool (*ifs_readahead_whole_fn)(void *ctx, uint32_t epoch, uint32_t uid,
 void ifs_readahead_set_piece_fetcher(struct ifs_readahead *ra, ifs_readahead_piece_fn fn,
                                      ifs_readahead_whole_fn whole, void *ctx);
 
+/* Is uid of epoch queued by a walk of whole messages (grep -r, ripgrep: every file of each
+ * message, message.eml too)?  Then a piece of it is best answered by its whole message, which
+ * is on its way (loader.h). */
+bool ifs_readahead_whole_walk_covers(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid);
+
 /* Messages read ahead into the disk cache so far (stats). */
 uint64_t ifs_readahead_stored(struct ifs_readahead *ra);
 
