@@ -288,21 +288,36 @@ static void run_batch(struct ifs_readahead *ra, uint32_t epoch, const char *raw,
 	g_array_unref(claimed);
 }
 
-/* Is uid queued by a walk of whole messages over the same folder (grep -r reads every file of
- * a message, message.eml too)?  Then its pieces are not read ahead: the whole message answers
- * every file, and a piece job ahead of it on the one worker would only delay it. */
-static bool whole_walk_covers(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
+/* Is uid queued by the walk of piece over epoch's folder? */
+static bool walk_covers(struct ifs_readahead *ra, uint32_t epoch, unsigned piece, uint32_t uid)
 {
 	struct stream *w;
 	bool covered = false;
 
 	g_mutex_lock(&ra->lock);
-	w = g_hash_table_lookup(ra->streams, stream_key(epoch, IFS_PIECE_WHOLE));
+	w = g_hash_table_lookup(ra->streams, stream_key(epoch, piece));
 	if (w != NULL && w->lo != 0)
 		covered = w->downs > w->ups ? uid <= w->hi && uid >= w->queued_downto
 		                            : uid >= w->lo && uid <= w->queued_upto;
 	g_mutex_unlock(&ra->lock);
 	return covered;
+}
+
+/* Is uid queued by a walk of whole messages over the same folder (grep -r reads every file of
+ * a message, message.eml too)?  Then its pieces are not read ahead: the whole message answers
+ * every file, and a piece job ahead of it on the one worker would only delay it. */
+static bool whole_walk_covers(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
+{
+	return walk_covers(ra, epoch, IFS_PIECE_WHOLE, uid);
+}
+
+/* Is uid queued by a walk of texts (grep -r --include=body)?  Its job reads ahead the outline
+ * and MIME headers of the large messages too, and the small ones whole (piece.h): outlines or
+ * MIME headers read ahead for it by a walk of those (the same reader's lookups of large
+ * messages) would be bytes and a place on the one worker spent for nothing. */
+static bool texts_walk_covers(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
+{
+	return walk_covers(ra, epoch, IFS_PIECE_TEXTS, uid);
 }
 
 /* Read whole messages uids[0..n) of epoch ahead, in batches. */
@@ -349,7 +364,8 @@ static void run_job(struct ifs_readahead *ra, struct job *j)
 		for (guint i = 0; i < j->uids->len; i++) {
 			const struct ifs_uid_size *u =
 			    &g_array_index(j->uids, struct ifs_uid_size, i);
-			if (whole_walk_covers(ra, j->epoch, u->uid))
+			if (whole_walk_covers(ra, j->epoch, u->uid) ||
+			    (j->piece < IFS_PIECE_TEXTS && texts_walk_covers(ra, j->epoch, u->uid)))
 				continue;
 			if (ra->reads_whole != NULL &&
 			    ra->reads_whole(ra->fetch_pieces_ctx, j->epoch, u->uid, u->size,
@@ -358,10 +374,13 @@ static void run_job(struct ifs_readahead *ra, struct job *j)
 			else
 				g_array_append_val(uids, u->uid);
 		}
-		run_whole(ra, j->epoch, (const struct ifs_uid_size *)small->data, small->len);
+		/* the pieces first: they are small (a round trip per level for the window), and a
+		 * reader reaching a large message before them would fetch each level itself,
+		 * a round trip at a time; the small messages' bodies then stream */
 		if (ra->fetch_pieces != NULL && uids->len > 0)
 			ra->fetch_pieces(ra->fetch_pieces_ctx, j->epoch, (const uint32_t *)uids->data,
 			                 uids->len, j->piece);
+		run_whole(ra, j->epoch, (const struct ifs_uid_size *)small->data, small->len);
 		g_array_unref(small);
 		g_array_unref(uids);
 		return;
