@@ -29,12 +29,13 @@ import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_faults import DovecotCase, bounded, text_message, timed_read  # noqa: E402
-from test_imapfs import Mount, read, write_config  # noqa: E402
-from test_perf import commands, maildir_bulk  # noqa: E402
-
-import tcp_proxy  # noqa: E402  (tests/harness is on sys.path once test_imapfs is imported)
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.environ.get('IMAPFS_HARNESS_DIR', os.path.join(HERE, '..', 'harness')))
+import tcp_proxy  # noqa: E402
+from cases import DovecotCase  # noqa: E402
+from messages import maildir_bulk, text_message  # noqa: E402
+from mounts import Mount, write_config  # noqa: E402
+from probes import bounded, commands, read, timed_read  # noqa: E402
 
 QUICK = 2.0            # seconds: "answers quickly" while a huge fetch is held
 HUGE = 30 * 1024 * 1024
