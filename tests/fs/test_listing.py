@@ -12,8 +12,8 @@ and real FUSE mounts:
     read-ahead) walks a folder that holds a huge message.
 
 When a bounded operation hangs, the failure message carries `thread apply all bt` of the daemon
-(gdb), which says what blocks.  Helpers are test_imapfs.py's, test_faults.py's and
-test_perf.py's, imported.
+(gdb), which says what blocks.  The setup and helpers are tests/harness's (cases.py, mounts.py,
+probes.py, messages.py).
 
 Environment: IMAPFS_BIN, IMAPFS_HARNESS_DIR (set by tests/fs/meson.build).  Fails (never
 skips) without /dev/fuse or Dovecot; every mount is removed in cleanups, even on failure.
@@ -57,7 +57,7 @@ class HoldingProxy(tcp_proxy.TcpProxy):
     server-to-client bytes is held (its later server data waits in the proxy) while every other
     connection keeps flowing; resume() releases them all.
 
-    The accounting rides on two TcpProxy internals, as test_faults.py's StallAfterProxy does:
+    The accounting rides on two TcpProxy internals, as cases.py's StallAfterProxy does:
     a server-to-client writer subtracts each chunk it forwards from `_cut_budget`, and checks
     `_stalled` before taking the next chunk, both in its own thread under `cond`.  The
     properties below show an armed writer an endless budget, charge what it subtracts to the

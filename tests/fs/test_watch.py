@@ -5,7 +5,7 @@ invalidations of fs/tree.c.
 
 Each check has its baseline in the same class: the same mount with `watch = off` does NOT show
 the change within the same time, so a test passes only because the watcher works.  Every mount
-is removed with `fusermount3 -uz` in cleanups (test_faults.DovecotCase), even on failure.
+is removed with `fusermount3 -uz` in cleanups (tests/harness/cases.py), even on failure.
 
 Fails (never skips) without /dev/fuse, fusermount3 or Dovecot.  Python stdlib only.
 """
