@@ -209,7 +209,7 @@ class PartsOracleTest(unittest.TestCase):
                 m.close()
         finally:
             try:
-                cls.d.stop()
+                cls.d.cleanup()
             finally:
                 shutil.rmtree(cls.tmp, ignore_errors=True)
 
