@@ -31,12 +31,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'harness'))
-sys.path.insert(0, os.path.join(ROOT, 'tests', 'fs'))
 os.environ.setdefault('IMAPFS_BIN', os.path.join(ROOT, 'build', 'fs', 'imapfs'))
 import dovecot  # noqa: E402
 from tcp_proxy import TcpProxy  # noqa: E402
-from test_faults import Mount, write_config  # noqa: E402
-from test_watch import wait_for  # noqa: E402
+from mounts import Mount, write_config  # noqa: E402
+from probes import wait_for  # noqa: E402
 
 FOLDER = 'Live'
 
@@ -51,10 +50,11 @@ def pct(xs, p):
 
 
 def run_mount(d, tmp, port, watch, trials, poll, limit, log, trace=None):
-    cfg = write_config(os.path.join(tmp, 'cfg-%s-%d' % (watch, port)), d.host, port, d.user,
-                       d.password, d.ca_file, timeout='30', refresh=None, watch=watch,
+    cfg = write_config(os.path.join(tmp, 'cfg-%s-%d' % (watch, port)), d, port=port,
+                       timeout='30', refresh=None, cache_dir=None, watch=watch,
                        connections='4')
-    m = Mount(tmp, cfg, name='mnt-%s-%d' % (watch, port), extra=('-d',) if trace else ())
+    m = Mount(tmp, cfg, name='mnt-%s-%d' % (watch, port), foreground=True, private_home=True,
+              extra=('-d',) if trace else ())
     out = {'new': [], 'expunge': [], 'flag': [], 'missed': 0}
     try:
         box = os.path.join(m.path, FOLDER)

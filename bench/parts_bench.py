@@ -207,9 +207,8 @@ class Bench:
                 'cache_dir': os.path.join(self.tmp, 'cache-%d' % self.seq)}
         if mode != 'default':
             over['fetch'] = mode
-        cfg = mounts.write_config(os.path.join(self.tmp, name + '.conf'), '127.0.0.1',
-                                  self.proxy.port, self.d.user, self.d.password, self.d.ca_file,
-                                  **over)
+        cfg = mounts.write_config(os.path.join(self.tmp, name + '.conf'), self.d,
+                                  host='127.0.0.1', port=self.proxy.port, **over)
         extra = ['-o', 'stats'] + (['-d'] if self.args.trace else [])
         try:
             m = mounts.Mount(self.tmp, cfg, name=name, foreground=True, extra=extra)

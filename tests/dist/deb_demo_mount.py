@@ -19,10 +19,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'harness'))
-sys.path.insert(0, os.path.join(HERE, '..', 'fs'))
 import dovecot  # noqa: E402
 import sample_mail  # noqa: E402
-from test_imapfs import daemon_pids, mounted  # noqa: E402
+from mounts import daemon_pids, mounted  # noqa: E402
 
 MOUNT_ENV = {'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'LANG': 'C'}
 

@@ -28,10 +28,9 @@ import unittest
 IMAPFS = os.environ.get('IMAPFS_BIN', '')
 HARNESS = os.environ.get('IMAPFS_HARNESS_DIR', '')
 sys.path.insert(0, HARNESS)
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'fs'))
 import dovecot  # noqa: E402
 import sample_mail  # noqa: E402
-from test_imapfs import daemon_pids as daemons, mountinfo_entries  # noqa: E402
+from mounts import daemon_pids as daemons, mountinfo_entries  # noqa: E402
 
 LINK = '/usr/local/sbin/imapfs'
 # What util-linux and mount.fuse3 give the helper (a test's own PATH must not matter).

@@ -20,179 +20,21 @@ import hashlib
 import os
 import re
 import resource
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
 
-IMAPFS = os.environ.get('IMAPFS_BIN', '')
-HARNESS = os.environ.get('IMAPFS_HARNESS_DIR',
-                         os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
-                                      'harness'))
-sys.path.insert(0, HARNESS)
-import dovecot  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.environ.get('IMAPFS_HARNESS_DIR', os.path.join(HERE, '..', 'harness')))
 import sample_mail  # noqa: E402
-import tcp_proxy  # noqa: E402
-
-MOUNT_TIMEOUT = 30
-TIMEOUT = 2          # the `timeout` config key used by these tests, seconds
-MARGIN = 3           # slack on top of TIMEOUT for "fails within the timeout"
-
-# ---- mounting (the helpers are test_imapfs.py's: one definition of "mounted") ---------------
-
-from test_perf import cache_files  # noqa: E402  (what the disk cache holds)
-import test_imapfs as base_mount  # noqa: E402
-from test_imapfs import (daemon_pids, mounted, mountinfo_entries,  # noqa: E402,F401
-                         require_environment, unmount)
-
-
-def write_config(path, host, port, user, password, ca_file, **over):
-    keys = {'host': host, 'port': str(port), 'user': user, 'password': password,
-            'ca_file': ca_file, 'timeout': str(TIMEOUT), 'refresh': '1'}
-    keys.update(over)
-    with open(path, 'w') as f:
-        f.write('[default]\n')
-        for k, v in keys.items():
-            if v is not None:
-                f.write('%s = %s\n' % (k, v))
-    os.chmod(path, 0o600)
-    return path
-
-
-def daemon_env(cache_dir):
-    """The environment for an imapfs process: XDG_CACHE_HOME (and XDG_CONFIG_HOME) private to
-    the test, so no state is shared with the user's or another test's mounts."""
-    os.makedirs(cache_dir, exist_ok=True)
-    return dict(os.environ, XDG_CACHE_HOME=cache_dir, XDG_CONFIG_HOME=cache_dir)
-
-
-class Mount(base_mount.Mount):
-    """test_imapfs's Mount, foreground by default, with a private cache directory per mount:
-    never the user's, never another test's."""
-
-    def __init__(self, tmp, cfg, name='mnt', foreground=True, extra=()):
-        super().__init__(tmp, cfg, name=name, foreground=foreground, extra=extra,
-                         env=daemon_env(os.path.join(tmp, name + '.cache')))
-
-
-# ---- bounded reads -----------------------------------------------------------------------------
-
-_READER = r'''
-import os, sys
-try:
-    fd = os.open(sys.argv[1], os.O_RDONLY)
-    chunks = []
-    while True:
-        b = os.read(fd, 1 << 20)
-        if not b:
-            break
-        chunks.append(b)
-    st = os.fstat(fd)
-    os.close(fd)
-except OSError as e:
-    sys.stderr.write('%d' % e.errno)
-    sys.exit(3)
-sys.stderr.write('size=%d' % st.st_size)
-sys.stdout.buffer.write(b''.join(chunks))
-'''
-
-
-class Read:
-    """Outcome of a bounded read: err (0 or errno), data, elapsed seconds, fstat size."""
-
-    def __init__(self, err, data, elapsed, size=None):
-        self.err, self.data, self.elapsed, self.size = err, data, elapsed, size
-
-
-def timed_read(path, limit):
-    """Read path whole in a child process killed after limit seconds.  A hang raises
-    AssertionError (SIGKILL ends a process blocked on FUSE, so this never hangs itself)."""
-    t0 = time.monotonic()
-    try:
-        res = subprocess.run([sys.executable, '-c', _READER, path], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, timeout=limit)
-    except subprocess.TimeoutExpired:
-        raise AssertionError('reading %s hung for more than %g s' % (path, limit))
-    elapsed = time.monotonic() - t0
-    err = res.stderr.decode(errors='replace')
-    if res.returncode == 3:
-        return Read(int(err), b'', elapsed)
-    if res.returncode != 0:
-        raise AssertionError('reader crashed (%d): %s' % (res.returncode, err))
-    return Read(0, res.stdout, elapsed, int(err.split('=')[1]))
-
-
-def bounded(fn, limit, *args):
-    """Run fn(*args) in a thread; AssertionError if it does not return within limit s."""
-    ex = concurrent.futures.ThreadPoolExecutor(1)
-    fut = ex.submit(fn, *args)
-    try:
-        return fut.result(timeout=limit)
-    except concurrent.futures.TimeoutError:
-        raise AssertionError('%s%r hung for more than %g s' % (fn.__name__, args, limit))
-    finally:
-        ex.shutdown(wait=False)
-
-
-def read(path):
-    with open(path, 'rb') as f:
-        return f.read()
-
-
-def proc_status(pid, key):
-    """A kB value (VmHWM, VmRSS) of /proc/pid/status, in bytes."""
-    with open('/proc/%d/status' % pid) as f:
-        for line in f:
-            if line.startswith(key + ':'):
-                return int(line.split()[1]) * 1024
-    raise AssertionError('%s not in /proc/%d/status' % (key, pid))
-
-
-def fd_count(pid):
-    return len(os.listdir('/proc/%d/fd' % pid))
-
-
-def thread_count(pid):
-    return len(os.listdir('/proc/%d/task' % pid))
-
-
-# ---- test mail ------------------------------------------------------------------------------------
-
-
-def text_message(subject, size, seed=0):
-    """A CRLF text message of about size bytes whose lines depend on seed (so no two are
-    equal)."""
-    head = ('From: a@example.com\r\nTo: b@example.com\r\nSubject: %s\r\n'
-            'Date: Mon, 01 Jan 2024 10:00:00 +0000\r\nMessage-ID: <%s-%d@x>\r\n\r\n'
-            % (subject, subject.replace(' ', '-'), seed)).encode()
-    line_len = 78
-    n = max(1, (size - len(head)) // (line_len + 2))
-    lines = []
-    for i in range(n):
-        s = ('%d:%d ' % (seed, i)).encode()
-        lines.append((s + b'x' * line_len)[:line_len])
-    return head + b'\r\n'.join(lines) + b'\r\n'
-
-
-def attachment_message(subject, payload, seed=0):
-    """multipart/mixed with a text part and payload as a base64 attachment."""
-    import base64
-    b64 = base64.b64encode(payload)
-    body = b'\r\n'.join(b64[i:i + 76] for i in range(0, len(b64), 76))
-    return ('From: a@example.com\r\nTo: b@example.com\r\nSubject: %s\r\n'
-            'Date: Mon, 01 Jan 2024 10:00:00 +0000\r\nMIME-Version: 1.0\r\n'
-            'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n'
-            '--b%d\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nsee attached %d\r\n'
-            '--b%d\r\nContent-Type: application/octet-stream\r\n'
-            'Content-Disposition: attachment; filename="data-%d.bin"\r\n'
-            'Content-Transfer-Encoding: base64\r\n\r\n'
-            % (subject, seed, seed, seed, seed, seed)).encode() + body + \
-        ('\r\n--b%d--\r\n' % seed).encode()
-
+from cases import DovecotCase, MARGIN, TIMEOUT  # noqa: E402
+from messages import attachment_message, text_message, write_maildir  # noqa: E402
+from mounts import daemon_pids, mountinfo_entries, unmount  # noqa: E402
+from probes import (bounded, cache_files, fd_count, proc_status, read,  # noqa: E402
+                    timed_read)
 
 # A session that ended with LOGOUT.  Dovecot names the user in the prefix ("imap(alice)<pid>
 # <session>: ...") except for a session that logs out before its mail user is set up (a
@@ -206,104 +48,6 @@ def dovecot_log_count(d, pattern):
             return len(re.findall(pattern.encode(), f.read()))
     except OSError:
         return 0
-
-
-class StallAfterProxy(tcp_proxy.TcpProxy):
-    """TcpProxy plus stall_after(n): forward n more server-to-client bytes, then stall.
-
-    TcpProxy's writer decrements `_cut_budget` by each server-to-client chunk it forwards
-    (that is how cut_after works).  While a stall budget is armed, the property below shows
-    the writer an endless cut budget and counts what it subtracts, so the stall happens at a
-    chunk boundary (at most 64 KiB late) at a deterministic point of the stream.  (A
-    stall_after(n) in tcp_proxy.py itself would make this unnecessary.)"""
-
-    _stall_left = None
-    _BIG = 1 << 62
-
-    @property
-    def _cut_budget(self):
-        if self._stall_left is not None:
-            return self._BIG
-        return self.__dict__.get('_real_cut_budget')
-
-    @_cut_budget.setter
-    def _cut_budget(self, value):
-        if self._stall_left is not None:
-            if value is None:          # cut() disarms
-                self._stall_left = None
-                return
-            self._stall_left -= self._BIG - value
-            if self._stall_left <= 0:
-                self._stall_left = None
-                self._stalled = True
-            return
-        self.__dict__['_real_cut_budget'] = value
-
-    def stall_after(self, n_bytes):
-        with self.cond:
-            self._stall_left = int(n_bytes)
-
-    def disarm_and_resume(self):
-        """Forget a stall_after() that has not triggered yet, and end a stall that has."""
-        with self.cond:
-            self._stall_left = None
-        self.resume()
-
-
-# ---- base class --------------------------------------------------------------------------------
-
-
-class DovecotCase(unittest.TestCase):
-    """One Dovecot per class (setUpClass seeds it); mounts/proxies per test, with cleanups."""
-
-    separator = '/'
-    dovecot_options = {}  # more keyword arguments for dovecot.Dovecot (e.g. condstore=False)
-
-    @classmethod
-    def setUpClass(cls):
-        require_environment()
-        cls.tmp = tempfile.mkdtemp(prefix='iff', dir='/tmp')
-        cls.d = dovecot.Dovecot(separator=cls.separator, **cls.dovecot_options)
-        try:
-            cls.d.start()
-            cls.seed()
-        except BaseException:
-            cls.d.cleanup()
-            shutil.rmtree(cls.tmp, ignore_errors=True)
-            raise
-
-    @classmethod
-    def seed(cls):
-        pass
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.d.cleanup()
-        finally:
-            shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def setUp(self):
-        self.n = 0
-
-    def proxy(self, cls=StallAfterProxy):
-        p = cls('127.0.0.1', self.d.host, self.d.port_imaps)
-        self.addCleanup(p.close)
-        return p
-
-    def mount(self, port=None, foreground=True, extra=(), **over):
-        self.n += 1
-        name = '%s-%d' % (self._testMethodName, self.n)
-        cfg = write_config(os.path.join(self.tmp, name + '.cfg'), self.d.host,
-                           port or self.d.port_imaps, self.d.user, self.d.password,
-                           self.d.ca_file, **over)
-        m = Mount(self.tmp, cfg, name=name, foreground=foreground, extra=extra)
-        self.addCleanup(m.close)
-        return m
-
-    def assertEIO(self, r, what):
-        self.assertEqual(r.err, errno.EIO, '%s: expected EIO, got %s after %.1f s' % (
-            what, errno.errorcode.get(r.err, r.err), r.elapsed))
 
 
 # ---- stalls, cuts, signals, parallel readers (behind a TcpProxy) ---------------------------------
@@ -588,21 +332,6 @@ class Outage(DovecotCase):
 
 
 class ServerChanges(DovecotCase):
-    def wait_for(self, cond, what, limit=15):
-        """Poll cond until true.  A FileNotFoundError counts as not yet: a folder deleted and
-        recreated on the server is rightly absent from the mount if a refresh falls between
-        the two, and comes back at the next one."""
-        deadline = time.monotonic() + limit
-        while True:
-            try:
-                v = cond()
-            except FileNotFoundError:
-                v = None
-            if v:
-                return v
-            self.assertLess(time.monotonic(), deadline, what)
-            time.sleep(0.2)
-
     def test_uidvalidity_change_serves_new_bytes(self):
         """A folder deleted and recreated (new UIDVALIDITY, same UIDs, other content): after
         the refresh time the listing shows the new messages and every reused UID reads back
@@ -812,27 +541,7 @@ class ResourceBounds(DovecotCase):
         cls.many = [cls.d.append('Many', text_message('many %d' % i, 1500, i))
                     for i in range(1000)]
         cls.d.create_folder('Big100k')
-        cls.write_maildir('Big100k', cls.N_BIG)
-
-    @classmethod
-    def write_maildir(cls, folder, n):
-        """n tiny messages written straight into the folder's Maildir (LAYOUT=fs), owned by
-        the mail user, then indexed once by an admin EXAMINE so imapfs does not wait for it."""
-        import pwd
-        dv = pwd.getpwnam('dovecot')
-        cur = os.path.join(cls.d.workdir, 'home', cls.d.user, 'Maildir', folder, 'cur')
-        if not os.path.isdir(cur):
-            raise AssertionError('Maildir folder not where expected: %s' % cur)
-        t = 1704103200
-        for i in range(n):
-            raw = ('From: a@example.com\r\nSubject: m%d\r\n\r\nbody %d\r\n' % (i, i)).encode()
-            name = '%d.M%dP1.imapfs-test,S=%d:2,S' % (t + i, i, len(raw))
-            path = os.path.join(cur, name)
-            with open(path, 'wb') as f:
-                f.write(raw)
-            os.chown(path, dv.pw_uid, dv.pw_gid)
-            os.utime(path, (t + i, t + i))
-        cls.d.uids(folder)
+        write_maildir(cls.d, 'Big100k', cls.N_BIG)
 
     def measure(self, m):
         return proc_status(m.pid, 'VmHWM'), fd_count(m.pid)

@@ -17,10 +17,8 @@ import concurrent.futures
 import errno
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 import zlib
@@ -28,13 +26,14 @@ import zlib
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, '..', 'imap'))
+sys.path.insert(0, os.environ.get('IMAPFS_HARNESS_DIR', os.path.join(HERE, '..', 'harness')))
 from certs import make_pki  # noqa: E402
 from hostile_server import HostileServer, PASSWORD, USER, Closed  # noqa: E402
-from test_faults import (IMAPFS, MARGIN, Mount, bounded, daemon_env, daemon_pids,  # noqa: E402
-                         mounted, read,
-                         require_environment, timed_read, unmount)
+from cases import MARGIN, TIMEOUT, temp_dir  # noqa: E402
+from mounts import (IMAPFS, Mount, daemon_env, daemon_pids, mounted,  # noqa: E402
+                    require_environment, unmount, write_config)
+from probes import bounded, read, timed_read  # noqa: E402
 
-TIMEOUT = 2
 PKI = None
 PKI_DIR = None
 
@@ -42,12 +41,8 @@ PKI_DIR = None
 def setUpModule():
     global PKI, PKI_DIR
     require_environment()
-    PKI_DIR = tempfile.mkdtemp(prefix='ifh-pki', dir='/tmp')
+    PKI_DIR = unittest.enterModuleContext(temp_dir('ifh-pki'))
     PKI = make_pki(PKI_DIR)
-
-
-def tearDownModule():
-    shutil.rmtree(PKI_DIR, ignore_errors=True)
 
 
 def msg(n, size=300):
@@ -57,8 +52,7 @@ def msg(n, size=300):
 
 class HostileCase(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix='ifh', dir='/tmp')
-        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.tmp = self.enterContext(temp_dir('ifh'))
         self.msgs = {uid: msg(uid, 300 * uid) for uid in range(1, 7)}
 
     def server(self, tls='imaps', folders=None):
@@ -70,16 +64,13 @@ class HostileCase(unittest.TestCase):
     def config(self, srv, tls='imaps', **over):
         keys = {'host': '127.0.0.1', 'port': str(srv.port), 'tls': tls, 'user': USER,
                 'password': PASSWORD, 'ca_file': PKI['ca'], 'timeout': str(TIMEOUT),
-                'refresh': '1', 'connections': '2'}
+                'refresh': '1', 'connections': '2', 'cache_dir': None}
         keys.update(over)
-        path = os.path.join(self.tmp, 'config')
-        with open(path, 'w') as f:
-            f.write('[default]\n' + ''.join('%s = %s\n' % kv for kv in keys.items()))
-        os.chmod(path, 0o600)
-        return path
+        return write_config(os.path.join(self.tmp, 'config'), **keys)
 
     def mount(self, srv, **over):
-        m = Mount(self.tmp, self.config(srv, **over), name='mnt')
+        m = Mount(self.tmp, self.config(srv, **over), name='mnt', foreground=True,
+                  private_home=True)
         self.addCleanup(m.close)
         return m
 

@@ -14,221 +14,42 @@ import concurrent.futures
 import errno
 import os
 import re
-import shutil
-import socket
 import signal
+import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-IMAPFS = os.environ.get('IMAPFS_BIN', '')
-HARNESS = os.environ.get('IMAPFS_HARNESS_DIR',
-                         os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
-                                      'harness'))
-sys.path.insert(0, HARNESS)
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.environ.get('IMAPFS_HARNESS_DIR', os.path.join(HERE, '..', 'harness')))
 import dovecot  # noqa: E402
 import sample_mail  # noqa: E402
-
-MOUNT_TIMEOUT = 30
-
-
-def require_environment():
-    if not IMAPFS or not os.access(IMAPFS, os.X_OK):
-        raise AssertionError('IMAPFS_BIN does not name the built imapfs (%r)' % IMAPFS)
-    if not os.path.exists('/dev/fuse'):
-        raise AssertionError('/dev/fuse is missing: these tests need FUSE')
-    if shutil.which('fusermount3') is None:
-        raise AssertionError('fusermount3 is missing (apt-get install fuse3)')
+from cases import DovecotCase, temp_dir  # noqa: E402
+from mounts import (IMAPFS, MOUNT_TIMEOUT, Mount, daemon_pids, mounted,  # noqa: E402
+                    require_environment, unmount, write_config)
+from probes import all_files, read  # noqa: E402
 
 
-def mountinfo_entries(path):
-    """The /proc/self/mountinfo lines whose mount point is path (octal escapes decoded)."""
-    path = os.path.realpath(path)
-    out = []
-    with open('/proc/self/mountinfo') as f:
-        for line in f:
-            mp = line.split(' ')[4]
-            mp = re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), mp)
-            if mp == path:
-                out.append(line)
-    return out
-
-
-def mounted(path):
-    return bool(mountinfo_entries(path))
-
-
-def daemon_pids(mnt):
-    """PIDs of imapfs processes whose command line names mnt."""
-    mnt = os.path.realpath(mnt)
-    out = []
-    for pid in os.listdir('/proc'):
-        if not pid.isdigit():
-            continue
-        try:
-            with open('/proc/%s/cmdline' % pid, 'rb') as f:
-                argv = f.read().split(b'\0')
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b'imapfs') and any(
-                os.path.realpath(a.decode('utf-8', 'replace')) == mnt
-                for a in argv[1:] if a):
-            out.append(int(pid))
-    return out
-
-
-def unmount(mnt):
-    if os.path.isdir(mnt) or mounted(mnt):
-        subprocess.run(['fusermount3', '-uz', mnt], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while daemon_pids(mnt) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for pid in daemon_pids(mnt):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def write_config(path, d, account='default', mode=0o600, **over):
-    keys = {
-        'host': d.host, 'port': str(d.port_imaps), 'user': d.user,
-        'password': d.password, 'ca_file': d.ca_file, 'timeout': '10',
-        'refresh': '1',
-        # every config its own disk cache, beside it (never the user's ~/.cache)
-        'cache_dir': os.path.join(os.path.dirname(os.path.abspath(path)),
-                                  'cache-' + os.path.basename(path)),
-    }
-    keys.update(over)
-    with open(path, 'w') as f:
-        f.write('[%s]\n' % account)
-        for k, v in keys.items():
-            if v is not None:
-                f.write('%s = %s\n' % (k, v))
-    os.chmod(path, mode)
-    return path
-
-
-def all_files(root):
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            out.append(os.path.join(dirpath, name))
-    return out
-
-
-def read(path):
-    with open(path, 'rb') as f:
-        return f.read()
-
-
-class Mount:
-    """One imapfs mount.  Foreground mounts keep the daemon as a Popen (its pid is the daemon's)
-    with stdout+stderr in self.log; background mounts find the daemon by its command line.
-    env: the daemon's environment (None: this process's)."""
-
-    def __init__(self, tmp, cfg, name='mnt', foreground=False, debug=False, extra=(), env=None):
-        self.path = os.path.join(tmp, name)
-        os.makedirs(self.path, exist_ok=True)
-        self.log = os.path.join(tmp, name + '.log')
-        self.proc = None
-        self.logf = None
-        args = [IMAPFS, '-o', 'config=' + cfg] + list(extra)
-        if debug:
-            args.append('-d')
-        if foreground:
-            args.append('-f')
-        args.append(self.path)
-        if foreground:
-            self.logf = open(self.log, 'wb')
-            self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=env)
-            deadline = time.monotonic() + MOUNT_TIMEOUT
-            while not mounted(self.path):
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.close()
-                    raise AssertionError('imapfs did not mount: %s' % self.log_text())
-                time.sleep(0.05)
-        else:
-            try:
-                res = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, timeout=MOUNT_TIMEOUT, env=env)
-            except subprocess.TimeoutExpired as e:
-                # it never went to the background (a -d without foreground=True, a hang):
-                # subprocess killed it, but its mount may stay behind
-                self.close()
-                raise AssertionError('imapfs did not go to the background in %d s: %s' % (
-                    MOUNT_TIMEOUT, (e.output or b'').decode('utf-8', 'replace')[-2000:]))
-            if res.returncode != 0 or not mounted(self.path):
-                self.close()
-                raise AssertionError('imapfs failed (%d): %s' % (
-                    res.returncode, res.stdout.decode('utf-8', 'replace')))
-
-    @property
-    def pid(self):
-        if self.proc is not None:
-            return self.proc.pid
-        pids = daemon_pids(self.path)
-        return pids[0] if pids else None
-
-    def log_text(self):
-        try:
-            with open(self.log, 'rb') as f:
-                return f.read().decode('utf-8', 'replace')
-        except OSError:
-            return ''
-
-    def close(self):
-        unmount(self.path)
-        if self.proc is not None:
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.logf is not None:
-            self.logf.close()
-            self.logf = None
-
-
-class MountTest(unittest.TestCase):
+class MountTest(DovecotCase):
     """Shares one seeded Dovecot and one background mount across tests."""
 
-    @classmethod
-    def setUpClass(cls):
-        require_environment()
-        cls.tmp = tempfile.mkdtemp(prefix='ifs', dir='/tmp')
-        cls.d = dovecot.Dovecot()
-        cls.d.start()
-        try:
-            cls.seeded = sample_mail.seed(cls.d)
-            # The numeric-folder rule: child folders named like UIDs of their parent.
-            cls.d.create_folder('Archive/1')
-            cls.d.create_folder('Archive/1.d')
-            cls.d.append('Archive/1', b'Subject: in folder one\r\n\r\nnumeric folder\r\n')
-            cls.d.append('Archive/1.d', b'Subject: in folder one.d\r\n\r\nx\r\n')
-            cls.folders = [n for n, f, _ in cls.d.list_folders() if '\\Noselect' not in f]
-            cls.flags_before = {f: cls.d.flags(f) for f in cls.folders}
-            cls.cfg = write_config(os.path.join(cls.tmp, 'config'), cls.d)
-            cls.m = Mount(cls.tmp, cls.cfg)
-            cls.mnt = cls.m.path
-        except BaseException:
-            cls.tearDownClass()
-            raise
+    tmp_prefix = 'ifs'
 
     @classmethod
-    def tearDownClass(cls):
-        try:
-            if getattr(cls, 'm', None) is not None:
-                cls.m.close()
-        finally:
-            cls.d.cleanup()
-            shutil.rmtree(cls.tmp, ignore_errors=True)
+    def seed(cls):
+        cls.seeded = sample_mail.seed(cls.d)
+        # The numeric-folder rule: child folders named like UIDs of their parent.
+        cls.d.create_folder('Archive/1')
+        cls.d.create_folder('Archive/1.d')
+        cls.d.append('Archive/1', b'Subject: in folder one\r\n\r\nnumeric folder\r\n')
+        cls.d.append('Archive/1.d', b'Subject: in folder one.d\r\n\r\nx\r\n')
+        cls.folders = [n for n, f, _ in cls.d.list_folders() if '\\Noselect' not in f]
+        cls.flags_before = {f: cls.d.flags(f) for f in cls.folders}
+        cls.cfg = write_config(os.path.join(cls.tmp, 'config'), cls.d)
+        cls.m = cls.class_mount(cls.cfg)
+        cls.mnt = cls.m.path
 
     def path(self, folder, *rest):
         return os.path.join(self.mnt, *folder.split('/'), *[str(r) for r in rest])
@@ -472,8 +293,7 @@ class DebugTraceTest(unittest.TestCase):
 
     def test_trace_and_secrets(self):
         require_environment()
-        tmp = tempfile.mkdtemp(prefix='ifs', dir='/tmp')
-        with dovecot.Dovecot() as d:
+        with temp_dir('ifs') as tmp, dovecot.Dovecot() as d:
             m = None
             log = ''
             try:
@@ -499,7 +319,6 @@ class DebugTraceTest(unittest.TestCase):
                 if m is not None:
                     m.close()
                     log = m.log_text()
-                shutil.rmtree(tmp, ignore_errors=True)
         self.assertNotIn(d.password, log)
         commands = re.findall(r'imap: C: (.*)', log)
         self.assertTrue(any('EXAMINE' in c for c in commands), log[-2000:])
@@ -510,23 +329,16 @@ class DebugTraceTest(unittest.TestCase):
             self.assertNotRegex(c.replace('BODY.PEEK[', ''), r'BODY\[', c)
 
 
-class StartupErrorTest(unittest.TestCase):
+class StartupErrorTest(DovecotCase):
     """Every setup mistake: one 'imapfs: ' line, a non-zero exit, no mount, no process."""
 
-    @classmethod
-    def setUpClass(cls):
-        require_environment()
-        cls.tmp = tempfile.mkdtemp(prefix='ifs', dir='/tmp')
-        cls.d = dovecot.Dovecot()
-        cls.d.start()
-        cls.mnt = os.path.join(cls.tmp, 'mnt')
-        os.mkdir(cls.mnt)
+    tmp_prefix = 'ifs'
 
     @classmethod
-    def tearDownClass(cls):
-        unmount(cls.mnt)
-        cls.d.cleanup()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    def seed(cls):
+        cls.mnt = os.path.join(cls.tmp, 'mnt')
+        os.mkdir(cls.mnt)
+        cls.addClassCleanup(unmount, cls.mnt)
 
     def tearDown(self):
         unmount(self.mnt)
@@ -700,8 +512,7 @@ class ServerLossTest(unittest.TestCase):
 
     def test_eio_then_recovery(self):
         require_environment()
-        tmp = tempfile.mkdtemp(prefix='ifs', dir='/tmp')
-        with dovecot.Dovecot() as d:
+        with temp_dir('ifs') as tmp, dovecot.Dovecot() as d:
             m = None
             try:
                 seeded = sample_mail.seed(d)
@@ -728,7 +539,6 @@ class ServerLossTest(unittest.TestCase):
             finally:
                 if m is not None:
                     m.close()
-                shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == '__main__':

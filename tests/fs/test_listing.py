@@ -12,8 +12,8 @@ and real FUSE mounts:
     read-ahead) walks a folder that holds a huge message.
 
 When a bounded operation hangs, the failure message carries `thread apply all bt` of the daemon
-(gdb), which says what blocks.  Helpers are test_imapfs.py's, test_faults.py's and
-test_perf.py's, imported.
+(gdb), which says what blocks.  The setup and helpers are tests/harness's (cases.py, mounts.py,
+probes.py, messages.py).
 
 Environment: IMAPFS_BIN, IMAPFS_HARNESS_DIR (set by tests/fs/meson.build).  Fails (never
 skips) without /dev/fuse or Dovecot; every mount is removed in cleanups, even on failure.
@@ -29,12 +29,13 @@ import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_faults import DovecotCase, bounded, text_message, timed_read  # noqa: E402
-from test_imapfs import Mount, read, write_config  # noqa: E402
-from test_perf import commands, maildir_bulk  # noqa: E402
-
-import tcp_proxy  # noqa: E402  (tests/harness is on sys.path once test_imapfs is imported)
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.environ.get('IMAPFS_HARNESS_DIR', os.path.join(HERE, '..', 'harness')))
+import tcp_proxy  # noqa: E402
+from cases import DovecotCase  # noqa: E402
+from messages import maildir_bulk, text_message  # noqa: E402
+from mounts import Mount, write_config  # noqa: E402
+from probes import bounded, commands, read, timed_read  # noqa: E402
 
 QUICK = 2.0            # seconds: "answers quickly" while a huge fetch is held
 HUGE = 30 * 1024 * 1024
@@ -56,7 +57,7 @@ class HoldingProxy(tcp_proxy.TcpProxy):
     server-to-client bytes is held (its later server data waits in the proxy) while every other
     connection keeps flowing; resume() releases them all.
 
-    The accounting rides on two TcpProxy internals, as test_faults.py's StallAfterProxy does:
+    The accounting rides on two TcpProxy internals, as cases.py's StallAfterProxy does:
     a server-to-client writer subtracts each chunk it forwards from `_cut_budget`, and checks
     `_stalled` before taking the next chunk, both in its own thread under `cond`.  The
     properties below show an armed writer an endless budget, charge what it subtracts to the

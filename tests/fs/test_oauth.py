@@ -19,16 +19,17 @@ without FUSE or Dovecot; every mount is removed in teardown.  Python stdlib only
 import errno
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_imapfs import (IMAPFS, Mount, daemon_pids, dovecot, mounted, read,  # noqa: E402
-                         require_environment, sample_mail, unmount, write_config)
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.environ.get('IMAPFS_HARNESS_DIR', os.path.join(HERE, '..', 'harness')))
+import sample_mail  # noqa: E402
+from cases import DovecotCase  # noqa: E402
+from mounts import IMAPFS, Mount, daemon_pids, mounted, unmount, write_config  # noqa: E402
+from probes import read  # noqa: E402
 
 T1 = 'ya29.first-Access_Token.1234567890abcdef'
 T2 = 'ya29.second-Access_Token.fedcba0987654321'
@@ -99,27 +100,20 @@ def run_imapfs(cfg, mnt):
     return res.returncode, res.stderr.decode('utf-8', 'replace')
 
 
-class OAuthBase(unittest.TestCase):
+class OAuthBase(DovecotCase):
     oauth2 = True
+    tmp_prefix = 'ifo'
 
     @classmethod
-    def setUpClass(cls):
-        require_environment()
-        cls.tmp = tempfile.mkdtemp(prefix='ifo', dir='/tmp')
-        cls.d = dovecot.Dovecot(oauth2=cls.oauth2)
-        cls.d.start()
-        try:
-            cls.seeded = sample_mail.seed(cls.d)
-        except BaseException:
-            cls.d.cleanup()
-            raise
+    def dovecot_kwargs(cls):
+        return dict(super().dovecot_kwargs(), oauth2=cls.oauth2)
 
     @classmethod
-    def tearDownClass(cls):
-        cls.d.cleanup()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    def seed(cls):
+        cls.seeded = sample_mail.seed(cls.d)
 
     def setUp(self):
+        super().setUp()
         name = self.id().rsplit('.', 1)[-1]
         self.cmd = OAuthCmd(self.tmp, name)
         self.mnt = os.path.join(self.tmp, 'mnt-' + name)

@@ -33,11 +33,13 @@ import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import test_faults as tf  # noqa: E402
-from test_faults import (DovecotCase, MARGIN, attachment_message,  # noqa: E402
-                         proc_status, read, text_message, timed_read, write_config)
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.environ.get('IMAPFS_HARNESS_DIR', os.path.join(HERE, '..', 'harness')))
 import tcp_proxy  # noqa: E402
+from cases import DovecotCase, MARGIN, TIMEOUT  # noqa: E402
+from messages import attachment_message, text_message, write_maildir  # noqa: E402
+from mounts import IMAPFS, Mount, write_config  # noqa: E402
+from probes import proc_status, read, timed_read  # noqa: E402
 
 REFRESH = 1
 # `timeout` of the offline tests: roomy, so that a loaded machine does not fail a login through
@@ -191,9 +193,6 @@ class Case(DovecotCase):
                 self.assertEqual(r.err, 0, 'UID %d %s: %s' % (
                     uid, name, errno.errorcode.get(r.err)))
             self.assertEqual(read(os.path.join(fdir, str(uid), 'message.eml')), self.raws[uid])
-
-    # poll until true (test_faults' helper)
-    wait_for = tf.ServerChanges.wait_for
 
 
 # ---- the disk cache cannot be written -----------------------------------------------------
@@ -573,16 +572,15 @@ class Offline(Case):
         resolv = os.path.join(self.tmp, tag + '.resolv')
         with open(resolv, 'w') as f:
             f.write('nameserver 127.0.0.1\noptions attempts:1 timeout:1\n')
-        cfg = write_config(os.path.join(self.tmp, tag + '.cfg'), 'localhost', self.d.port_imaps,
-                           self.d.user, self.d.password, self.d.ca_file, cache_dir=cache,
-                           timeout=str(OFF_TIMEOUT), readahead='0')
+        cfg = write_config(os.path.join(self.tmp, tag + '.cfg'), self.d, host='localhost',
+                           cache_dir=cache, timeout=str(OFF_TIMEOUT), readahead='0')
         mnt = os.path.join(self.tmp, tag + '.mnt')
         os.makedirs(mnt)
         log = os.path.join(self.tmp, tag + '.log')
         script = ('mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && '
                   'shift 2 && exec "$@"')
         cmd = ['unshare', '-m', '--propagation', 'private', 'sh', '-c', script, 'sh', resolv,
-               hosts_file, sys.executable, '-c', _NS_MOUNT, tf.base_mount.IMAPFS, cfg, mnt,
+               hosts_file, sys.executable, '-c', _NS_MOUNT, IMAPFS, cfg, mnt,
                log, os.path.join(self.tmp, tag + '.home'), self.folder,
                ','.join(str(u) for u in reads), str(uncached)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -657,7 +655,7 @@ class Offline(Case):
         m.close()
         self.assertFalse(os.path.exists(cache), os.listdir(cache) if os.path.isdir(cache)
                          else cache)
-        # the daemon's XDG_CACHE_HOME and XDG_CONFIG_HOME (test_faults.daemon_env): empty
+        # the daemon's XDG_CACHE_HOME and XDG_CONFIG_HOME (mounts.daemon_env): empty
         self.assertEqual([f for _, _, fs in os.walk(home) for f in fs], [])
         with self.assertRaises(AssertionError) as cm:
             self.mount(port=p.port, cache='off', cache_dir=cache, timeout=str(OFF_TIMEOUT))
@@ -678,12 +676,13 @@ class Offline(Case):
         cache = os.path.join(self.tmp, 'auth-cache')
         m, _cached = self.mount_and_half_read(cache=cache)
         m.close()
-        cfg = write_config(os.path.join(self.tmp, 'wrong.cfg'), self.d.host, self.d.port_imaps,
-                           self.d.user, 'wrong-password', self.d.ca_file, cache_dir=cache,
+        cfg = write_config(os.path.join(self.tmp, 'wrong.cfg'), self.d,
+                           password='wrong-password', cache_dir=cache,
                            timeout='10')  # Dovecot delays a failed login by 2 s
 
         with self.assertRaises(AssertionError) as cm:
-            self.addCleanup(tf.Mount(self.tmp, cfg, name='wrong').close)
+            self.addCleanup(Mount(self.tmp, cfg, name='wrong', foreground=True,
+                                  private_home=True).close)
         self.assertIn('imapfs: cannot log in to', str(cm.exception))
         self.assertNotIn('offline', str(cm.exception))
 
@@ -700,12 +699,13 @@ class Offline(Case):
                         os.path.join(other, 'ca.key'), '-out', os.path.join(other, 'ca.pem'),
                         '-days', '30', '-subj', '/CN=not the server\'s CA'],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        cfg = write_config(os.path.join(self.tmp, 'other-ca.cfg'), self.d.host,
-                           self.d.port_imaps, self.d.user, self.d.password,
-                           os.path.join(other, 'ca.pem'), cache_dir=cache)
+        cfg = write_config(os.path.join(self.tmp, 'other-ca.cfg'), self.d,
+                           ca_file=os.path.join(other, 'ca.pem'), cache_dir=cache,
+                           timeout=str(TIMEOUT))
 
         with self.assertRaises(AssertionError) as cm:
-            self.addCleanup(tf.Mount(self.tmp, cfg, name='other-ca').close)
+            self.addCleanup(Mount(self.tmp, cfg, name='other-ca', foreground=True,
+                                  private_home=True).close)
         self.assertIn('certificate', str(cm.exception))
         self.assertNotIn('offline', str(cm.exception))
 
@@ -724,7 +724,7 @@ class SlightChange:
         the same for the periodic refresh of the mounted folder."""
         folder = 'Slight'
         self.d.create_folder(folder)
-        tf.ResourceBounds.write_maildir.__func__(type(self), folder, 300)
+        write_maildir(self.d, folder, 300)
         uids = sorted(self.d.uids(folder))
         self.d.set_flags(folder, [str(u) for u in uids[10:20]], ['\\Flagged'])
         cache = os.path.join(self.tmp, 'slight-cache')
@@ -803,7 +803,7 @@ class SavedState(Case, SlightChange):
     def seed(cls):
         super().seed()
         cls.d.create_folder('Big')
-        tf.ResourceBounds.write_maildir.__func__(cls, 'Big', cls.N_BIG)
+        write_maildir(cls.d, 'Big', cls.N_BIG)
 
     def test_remount_relists_with_one_examine(self):
         """A remount re-lists an unchanged folder from the saved listing: no UID FETCH 1:*

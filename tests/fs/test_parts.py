@@ -31,7 +31,10 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from test_imapfs import Mount, dovecot, read, require_environment, write_config  # noqa: E402
+sys.path.insert(0, os.environ.get('IMAPFS_HARNESS_DIR', os.path.join(HERE, '..', 'harness')))
+import dovecot  # noqa: E402
+from mounts import Mount, require_environment, write_config  # noqa: E402
+from probes import read  # noqa: E402
 import sample_mail  # noqa: E402
 
 MIME_DATA = os.environ.get('MIME_TEST_DATA', os.path.join(HERE, '..', 'mime'))
@@ -206,7 +209,7 @@ class PartsOracleTest(unittest.TestCase):
                 m.close()
         finally:
             try:
-                cls.d.stop()
+                cls.d.cleanup()
             finally:
                 shutil.rmtree(cls.tmp, ignore_errors=True)
 

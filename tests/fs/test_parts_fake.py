@@ -52,7 +52,10 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, '..', 'imap'))
 from certs import make_pki  # noqa: E402
 from hostile_server import HostileServer, PASSWORD, USER, Closed  # noqa: E402
-from test_faults import MARGIN, Mount, read, require_environment, timed_read  # noqa: E402
+sys.path.insert(0, os.environ.get('IMAPFS_HARNESS_DIR', os.path.join(HERE, '..', 'harness')))
+from cases import MARGIN, temp_dir  # noqa: E402
+from mounts import Mount, require_environment, write_config  # noqa: E402
+from probes import read, timed_read  # noqa: E402
 
 TIMEOUT = 2
 PKI = None
@@ -62,12 +65,8 @@ PKI_DIR = None
 def setUpModule():
     global PKI, PKI_DIR
     require_environment()
-    PKI_DIR = tempfile.mkdtemp(prefix='ifp-pki', dir='/tmp')
+    PKI_DIR = unittest.enterModuleContext(temp_dir('ifp-pki'))
     PKI = make_pki(PKI_DIR)
-
-
-def tearDownModule():
-    shutil.rmtree(PKI_DIR, ignore_errors=True)
 
 
 def crlf(text):
@@ -294,14 +293,11 @@ class PartsCase(unittest.TestCase):
         keys = {'host': '127.0.0.1', 'port': str(srv.port), 'tls': 'imaps', 'user': USER,
                 'password': PASSWORD, 'ca_file': PKI['ca'], 'timeout': str(TIMEOUT),
                 'refresh': '600', 'connections': '1', 'readahead': '0', 'fetch': 'parts',
-                'whole_below': '0'}
+                'whole_below': '0', 'cache_dir': None}
         keys.update(over)
-        keys = {k: v for k, v in keys.items() if v is not None}  # None: left out
-        path = os.path.join(self.tmp, name + '.config')
-        with open(path, 'w') as f:
-            f.write('[default]\n' + ''.join('%s = %s\n' % kv for kv in keys.items()))
-        os.chmod(path, 0o600)
-        m = Mount(self.tmp, path, name=name, extra=['-o', 'stats'])
+        path = write_config(os.path.join(self.tmp, name + '.config'), **keys)  # None: left out
+        m = Mount(self.tmp, path, name=name, extra=['-o', 'stats'], foreground=True,
+                  private_home=True)
         self.addCleanup(m.close)
         return m
 

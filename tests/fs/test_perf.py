@@ -24,24 +24,22 @@ import base64
 import concurrent.futures
 import hashlib
 import os
-import pwd
 import random
 import re
 import shutil
 import stat
-import struct
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import test_imapfs as base  # noqa: E402
-from test_imapfs import Mount, all_files, read, require_environment, write_config  # noqa: E402
-
-dovecot = base.dovecot
-sample_mail = base.sample_mail
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.environ.get('IMAPFS_HARNESS_DIR', os.path.join(HERE, '..', 'harness')))
+import sample_mail  # noqa: E402
+from cases import DovecotCase  # noqa: E402
+from messages import maildir_bulk  # noqa: E402
+from mounts import IMAPFS, Mount, mounted, write_config  # noqa: E402
+from probes import all_files, cache_files, commands, read  # noqa: E402
 
 STATS = 'user.imapfs.stats'
 
@@ -59,54 +57,6 @@ def vm_hwm_kib(pid):
     raise AssertionError('no VmHWM for %d' % pid)
 
 
-def commands(log):
-    return re.findall(r'imap: C: \S+ (.*)', log)
-
-
-def cache_files(cache):
-    """Every whole message the disk cache holds in a finished file, as (path, uid, offset,
-    size): single-message files "<UID>.<SIZE>" and the members of packs that are whole
-    messages (piece 0), read from each pack's trailer (format in fs/bodycache.h); pieces
-    ("<UID>-<PIECE>.<SIZE>", pack members of another piece) are left out.  A pack whose
-    trailer does not describe the file exactly is reported with uid None."""
-    out = []
-    for dp, _dn, fs in os.walk(cache):
-        for f in fs:
-            path = os.path.join(dp, f)
-            m = re.match(r'^(\d+)\.(\d+)$', f)
-            if m:
-                out.append((path, int(m.group(1)), 0, int(m.group(2))))
-            elif re.match(r'^\d+-\d+\.[0-9a-f]+\.pack$', f):
-                out.extend(pack_members(path))
-    return out
-
-
-def pack_members(path):
-    size = os.path.getsize(path)
-    bad = [(path, None, 0, 0)]
-    with open(path, 'rb') as f:
-        if size < 20:
-            return bad
-        f.seek(size - 20)
-        footer = f.read(20)
-        if footer[12:] not in (b'IFSPACK2', b'IFSPACK1'):
-            return bad
-        data_len, count = struct.unpack('<QI', footer[:12])
-        if data_len + 24 * count + 20 != size:
-            return bad
-        f.seek(data_len)
-        trailer = f.read(24 * count)
-    members, nxt = [], 0
-    for i in range(count):
-        uid, piece, off, msize = struct.unpack_from('<IIQQ', trailer, 24 * i)
-        if off != nxt:
-            return bad
-        nxt = off + msize
-        if piece == 0:
-            members.append((path, uid, off, msize))
-    return members if nxt == data_len else bad
-
-
 def text_message(i, size, rnd):
     words = ['invoice', 'meeting', 'report', 'lunch', 'budget', 'project', 'deadline',
              'review', 'alpha', 'beta', 'gamma', 'delta', 'status', 'update', 'note']
@@ -122,41 +72,12 @@ def text_message(i, size, rnd):
             'Message-ID: <m%d@example.com>\r\n\r\n%s\r\n' % (i, i, i, i, body)).encode()
 
 
-def maildir_bulk(d, folder, messages):
-    """Put messages straight into folder's Maildir (fast for thousands); Dovecot assigns UIDs
-    at the next EXAMINE."""
-    d.create_folder(folder)
-    dv = pwd.getpwnam('dovecot')
-    new = os.path.join(d.workdir, 'home', d.user, 'Maildir', folder, 'new')
-    os.makedirs(new, exist_ok=True)
-    for i, raw in enumerate(messages):
-        p = os.path.join(new, '%d.M%dP1.imapfs-test' % (1700000000 + i, i))
-        with open(p, 'wb') as f:
-            f.write(raw)
-        os.chown(p, dv.pw_uid, dv.pw_gid)
-    uids = d.uids(folder)
-    if len(uids) != len(messages):
-        raise AssertionError('Dovecot sees %d of %d messages' % (len(uids), len(messages)))
-    return uids
-
-
-class PerfBase(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        require_environment()
-        cls.tmp = tempfile.mkdtemp(prefix='ifsp', dir='/tmp')
-        cls.d = dovecot.Dovecot()
-        cls.d.start()
-        try:
-            cls.seeded = sample_mail.seed(cls.d)
-        except BaseException:
-            cls.d.cleanup()
-            raise
+class PerfBase(DovecotCase):
+    tmp_prefix = 'ifsp'
 
     @classmethod
-    def tearDownClass(cls):
-        cls.d.cleanup()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    def seed(cls):
+        cls.seeded = sample_mail.seed(cls.d)
 
     def setUp(self):
         self.mounts = []
@@ -285,13 +206,13 @@ class DiskCacheTest(PerfBase):
         cfg = self.config('c-foreign', cache_dir=cache)
         mnt = os.path.join(self.tmp, 'm-foreign')
         os.makedirs(mnt)
-        res = subprocess.run([base.IMAPFS, '-o', 'config=' + cfg, mnt], stdout=subprocess.PIPE,
+        res = subprocess.run([IMAPFS, '-o', 'config=' + cfg, mnt], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, timeout=60)
         err = res.stderr.decode()
         self.assertNotEqual(res.returncode, 0)
         self.assertEqual(len(err.splitlines()), 1, err)
         self.assertRegex(err, r'^imapfs: cache directory .*foreign is owned by uid 65534')
-        self.assertFalse(base.mounted(mnt))
+        self.assertFalse(mounted(mnt))
 
     def test_bad_cache_keys(self):
         mnt = os.path.join(self.tmp, 'm-badkeys')
@@ -300,13 +221,13 @@ class DiskCacheTest(PerfBase):
                             ({'cache': 'maybe'}, r'cache = .maybe.: use on or off'),
                             ({'readahead': '-1'}, r'readahead = .-1. is not a number')):
             cfg = self.config('c-bad', **kw)
-            res = subprocess.run([base.IMAPFS, '-o', 'config=' + cfg, mnt],
+            res = subprocess.run([IMAPFS, '-o', 'config=' + cfg, mnt],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
             err = res.stderr.decode()
             self.assertNotEqual(res.returncode, 0)
             self.assertEqual(len(err.splitlines()), 1, err)
             self.assertRegex(err, '^imapfs: .*' + pattern)
-            self.assertFalse(base.mounted(mnt))
+            self.assertFalse(mounted(mnt))
 
     def test_size_bound_lru(self):
         """The cache stays under cache_size, evicting least recently used first: after a walk
@@ -397,7 +318,7 @@ def big_message(rnd):
 
 def sanitized():
     """An ASan build's RSS says nothing about ours (shadow memory, quarantine)."""
-    with open(base.IMAPFS, 'rb') as f:
+    with open(IMAPFS, 'rb') as f:
         return b'__asan_init' in f.read()
 
 

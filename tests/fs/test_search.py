@@ -11,16 +11,17 @@ import datetime
 import errno
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import test_imapfs as ti  # noqa: E402
-from test_imapfs import dovecot, sample_mail  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.environ.get('IMAPFS_HARNESS_DIR', os.path.join(HERE, '..', 'harness')))
+import sample_mail  # noqa: E402
+from cases import DovecotCase  # noqa: E402
+from mounts import write_config  # noqa: E402
+from probes import read  # noqa: E402
 
 UTC = datetime.timezone.utc
 
@@ -35,53 +36,44 @@ def msg(subject, frm='Carol <carol@example.test>', body='hello', extra=''):
             '\r\n%s\r\n' % (frm, subject, extra, body)).encode('utf-8')
 
 
-class SearchTest(unittest.TestCase):
+class SearchTest(DovecotCase):
     """One seeded Dovecot, a foreground mount whose log the tests read."""
 
-    @classmethod
-    def setUpClass(cls):
-        ti.require_environment()
-        cls.tmp = tempfile.mkdtemp(prefix='ifs-search', dir='/tmp')
-        cls.d = dovecot.Dovecot()
-        cls.d.start()
-        cls.m = None
-        try:
-            cls.seeded = sample_mail.seed(cls.d)
-            d = cls.d
-            # numeric child folder, and folders whose names look like criteria or .search
-            d.create_folder('Archive/1')
-            d.append('Archive/1', msg('numeric folder hit', body='zebra in a numeric folder'))
-            d.create_folder('seen')
-            d.append('seen', msg('criterion-like folder', body='zebra in folder seen'))
-            d.create_folder('.search')
-            d.append('.search', msg('a folder named .search', body='zebra in .search'))
-            # day boundaries across time zones (INTERNALDATE as APPENDed)
-            d.create_folder('Dates')
-            cls.dates = [
-                datetime.datetime(2025, 2, 1, 23, 59, 59, tzinfo=UTC),
-                datetime.datetime(2025, 2, 2, 0, 0, 0, tzinfo=UTC),
-                datetime.datetime(2025, 2, 1, 23, 30, 0, tzinfo=tz(-5)),   # 2 Feb UTC
-                datetime.datetime(2025, 2, 2, 0, 30, 0, tzinfo=tz(9)),     # 1 Feb UTC
-                datetime.datetime(2025, 2, 2, 23, 59, 0, tzinfo=tz(14)),
-                datetime.datetime(2025, 2, 3, 0, 0, 1, tzinfo=tz(-12)),
-            ]
-            for i, when in enumerate(cls.dates):
-                d.append('Dates', msg('date %d' % i, body='day boundary %d' % i), date=when)
-            # keywords, sizes, Korean text
-            cls.kw_uid = d.append('INBOX', msg('keyword carrier', body='x'))
-            d.set_flags('INBOX', [cls.kw_uid], ['$Project1'])
-            cls.big_uid = d.append('INBOX', msg('big one', body='y' * 5000))
-            cls.ko_uid = d.append('INBOX', msg('주간 보고서', frm='김철수 <kim@example.test>',
-                                              body='이번 주 예산 회의 결과입니다.'))
-            cls.folders = [n for n, f, _ in d.list_folders() if '\\Noselect' not in f]
-            cls.cfg = ti.write_config(os.path.join(cls.tmp, 'config'), d, refresh='2')
-            cls.m = ti.Mount(cls.tmp, cls.cfg, foreground=True, extra=['-o', 'stats'])
-            cls.mnt = cls.m.path
-        except BaseException:
-            cls.tearDownClass()
-            raise
+    tmp_prefix = 'ifs-search'
 
-    tearDownClass = classmethod(ti.MountTest.tearDownClass.__func__)
+    @classmethod
+    def seed(cls):
+        cls.seeded = sample_mail.seed(cls.d)
+        d = cls.d
+        # numeric child folder, and folders whose names look like criteria or .search
+        d.create_folder('Archive/1')
+        d.append('Archive/1', msg('numeric folder hit', body='zebra in a numeric folder'))
+        d.create_folder('seen')
+        d.append('seen', msg('criterion-like folder', body='zebra in folder seen'))
+        d.create_folder('.search')
+        d.append('.search', msg('a folder named .search', body='zebra in .search'))
+        # day boundaries across time zones (INTERNALDATE as APPENDed)
+        d.create_folder('Dates')
+        cls.dates = [
+            datetime.datetime(2025, 2, 1, 23, 59, 59, tzinfo=UTC),
+            datetime.datetime(2025, 2, 2, 0, 0, 0, tzinfo=UTC),
+            datetime.datetime(2025, 2, 1, 23, 30, 0, tzinfo=tz(-5)),   # 2 Feb UTC
+            datetime.datetime(2025, 2, 2, 0, 30, 0, tzinfo=tz(9)),     # 1 Feb UTC
+            datetime.datetime(2025, 2, 2, 23, 59, 0, tzinfo=tz(14)),
+            datetime.datetime(2025, 2, 3, 0, 0, 1, tzinfo=tz(-12)),
+        ]
+        for i, when in enumerate(cls.dates):
+            d.append('Dates', msg('date %d' % i, body='day boundary %d' % i), date=when)
+        # keywords, sizes, Korean text
+        cls.kw_uid = d.append('INBOX', msg('keyword carrier', body='x'))
+        d.set_flags('INBOX', [cls.kw_uid], ['$Project1'])
+        cls.big_uid = d.append('INBOX', msg('big one', body='y' * 5000))
+        cls.ko_uid = d.append('INBOX', msg('주간 보고서', frm='김철수 <kim@example.test>',
+                                          body='이번 주 예산 회의 결과입니다.'))
+        cls.folders = [n for n, f, _ in d.list_folders() if '\\Noselect' not in f]
+        cls.cfg = write_config(os.path.join(cls.tmp, 'config'), d, refresh='2')
+        cls.m = cls.class_mount(cls.cfg, foreground=True, extra=['-o', 'stats'])
+        cls.mnt = cls.m.path
 
     # -- helpers ---------------------------------------------------------------
 
@@ -211,7 +203,7 @@ class SearchTest(unittest.TestCase):
         for f in self.folders:
             u = self.oracle(f, 'SINCE', '1-Jan-2000')
             if u:
-                path = ti.os.path.join(*[('=' + p if i == 0 and p == 'seen' else p)
+                path = os.path.join(*[('=' + p if i == 0 and p == 'seen' else p)
                                          for i, p in enumerate(f.split('/'))])
                 path = path.replace('Archive/2024', 'Archive/2024.d').replace(
                     'Archive/1', 'Archive/1.d')
@@ -262,14 +254,14 @@ class SearchTest(unittest.TestCase):
         for name in names:
             if name == 'attachments':
                 continue
-            a = ti.read(os.path.join(via_search, str(uid), name))
-            b = ti.read(os.path.join(self.mnt, 'INBOX', str(uid), name))
+            a = read(os.path.join(via_search, str(uid), name))
+            b = read(os.path.join(self.mnt, 'INBOX', str(uid), name))
             self.assertEqual(a, b, name)
             sa = os.stat(os.path.join(via_search, str(uid), name))
             sb = os.stat(os.path.join(self.mnt, 'INBOX', str(uid), name))
             self.assertEqual((sa.st_size, sa.st_mtime, sa.st_mode),
                              (sb.st_size, sb.st_mtime, sb.st_mode), name)
-        self.assertEqual(ti.read(os.path.join(via_search, str(uid), 'message.eml')),
+        self.assertEqual(read(os.path.join(via_search, str(uid), 'message.eml')),
                          self.d.fetch_raw('INBOX', uid))
         self.assertEqual(self.stats()['bodies_fetched'], s0['bodies_fetched'] + 1)
 
@@ -355,7 +347,7 @@ class SearchTest(unittest.TestCase):
                 pass
             time.sleep(0.3)
         self.assertEqual(self.listed(*p), [n1])
-        self.assertEqual(ti.read(os.path.join(self.mnt, *p, str(n1), 'message.eml')), raw_n1)
+        self.assertEqual(read(os.path.join(self.mnt, *p, str(n1), 'message.eml')), raw_n1)
         self.assertNotEqual(os.stat(os.path.join(self.mnt, *p, str(n1))).st_ino, old_ino)
 
     def test_grep_over_a_result(self):

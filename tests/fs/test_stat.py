@@ -30,20 +30,16 @@ import json
 import os
 import pwd
 import re
-import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-HARNESS = os.environ.get('IMAPFS_HARNESS_DIR',
-                         os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
-                                      'harness'))
-sys.path.insert(0, HARNESS)
-import dovecot  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.environ.get('IMAPFS_HARNESS_DIR', os.path.join(HERE, '..', 'harness')))
 import mounts  # noqa: E402
+from cases import DovecotCase, temp_dir  # noqa: E402
 
 NOBODY = pwd.getpwnam('nobody')
 
@@ -85,34 +81,24 @@ def walk(root):
     return out
 
 
-class Modes(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        mounts.require_environment()
-        cls.tmp = tempfile.mkdtemp(prefix='ifs-stat', dir='/tmp')
-        os.chmod(cls.tmp, 0o755)  # nobody must reach the mount point itself
-        cls.d = dovecot.Dovecot()
-        cls.d.start()
-        try:
-            cls.d.create_folder('Work')
-            cls.d.append('INBOX', b'Subject: Welcome to imapfs\r\n\r\nsecret\r\n')
-            cls.d.append('Work', b'Subject: plans\r\nContent-Type: multipart/mixed; '
-                         b'boundary=b\r\n\r\n--b\r\n\r\ntext\r\n--b\r\nContent-Type: '
-                         b'application/pdf\r\nContent-Disposition: attachment; '
-                         b'filename=a.pdf\r\n\r\n%PDF\r\n--b--\r\n')
-            cls.cfg = mounts.dovecot_config(os.path.join(cls.tmp, 'config'), cls.d,
-                                            refresh='60')
-        except BaseException:
-            cls.tearDownClass()
-            raise
+class Modes(DovecotCase):
+    tmp_prefix = 'ifs-stat'
 
     @classmethod
-    def tearDownClass(cls):
-        cls.d.cleanup()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    def seed(cls):
+        os.chmod(cls.tmp, 0o755)  # nobody must reach the mount point itself
+        cls.d.create_folder('Work')
+        cls.d.append('INBOX', b'Subject: Welcome to imapfs\r\n\r\nsecret\r\n')
+        cls.d.append('Work', b'Subject: plans\r\nContent-Type: multipart/mixed; '
+                     b'boundary=b\r\n\r\n--b\r\n\r\ntext\r\n--b\r\nContent-Type: '
+                     b'application/pdf\r\nContent-Disposition: attachment; '
+                     b'filename=a.pdf\r\n\r\n%PDF\r\n--b--\r\n')
+        cls.cfg = mounts.write_config(os.path.join(cls.tmp, 'config'), cls.d,
+                                      refresh='60')
 
     def mount(self, *opts):
-        m = mounts.Mount(self.tmp, self.cfg, extra=['-o', ','.join(('allow_other',) + opts)])
+        m = mounts.Mount(self.tmp, self.cfg, foreground=True,
+                         extra=['-o', ','.join(('allow_other',) + opts)])
         self.addCleanup(m.close)
         return m.path
 
@@ -149,7 +135,7 @@ class Modes(unittest.TestCase):
             self.assertEqual((st.st_uid, st.st_gid), (NOBODY.pw_uid, NOBODY.pw_gid), p)
         # the owner reads, with the private modes
         self.assertEqual({p: e for p, e in as_nobody(paths).items() if e != 0}, {})
-        m2 = mounts.Mount(self.tmp, self.cfg, name='mnt2',
+        m2 = mounts.Mount(self.tmp, self.cfg, name='mnt2', foreground=True,
                           extra=['-o', 'uid=%d,gid=%d' % (NOBODY.pw_uid, 4242)])
         self.addCleanup(m2.close)
         st = os.stat(os.path.join(m2.path, 'INBOX'))
@@ -187,44 +173,33 @@ def unchanged(src, dst):
     return rsync(src, dst, dry=True) + rsync(src, dst, dry=True, exact=True)
 
 
-class Times(unittest.TestCase):
+class Times(DovecotCase):
     REFRESH = 2
     DATES = {'INBOX': [1700000000, 1700003600], 'Work': [1600000000], 'Lists/dev': [1650000000],
              'Archive': [1500000000, 1500000500], 'Archive/old': [1710000000]}
 
-    @classmethod
-    def setUpClass(cls):
-        mounts.require_environment()
-        cls.tmp = tempfile.mkdtemp(prefix='ifs-times', dir='/tmp')
-        cls.d = dovecot.Dovecot()
-        cls.d.start()
-        try:
-            for f in ('Work', 'Lists/dev', 'Archive', 'Archive/old', 'Empty'):
-                cls.d.create_folder(f)
-            for f, dates in cls.DATES.items():
-                for i, t in enumerate(dates):
-                    cls.d.append(f, b'Subject: %s %d\r\n\r\nbody\r\n' % (f.encode(), i),
-                                 date=t)
-            cls.cfg = mounts.dovecot_config(os.path.join(cls.tmp, 'config'), cls.d,
-                                            refresh=str(cls.REFRESH))
-        except BaseException:
-            cls.tearDownClass()
-            raise
+    tmp_prefix = 'ifs-times'
 
     @classmethod
-    def tearDownClass(cls):
-        cls.d.cleanup()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    def seed(cls):
+        for f in ('Work', 'Lists/dev', 'Archive', 'Archive/old', 'Empty'):
+            cls.d.create_folder(f)
+        for f, dates in cls.DATES.items():
+            for i, t in enumerate(dates):
+                cls.d.append(f, b'Subject: %s %d\r\n\r\nbody\r\n' % (f.encode(), i),
+                             date=t)
+        cls.cfg = mounts.write_config(os.path.join(cls.tmp, 'config'), cls.d,
+                                      refresh=str(cls.REFRESH))
 
     def mount(self, cfg=None, name='mnt'):
-        m = mounts.Mount(self.tmp, cfg or self.cfg, name=name)
+        m = mounts.Mount(self.tmp, cfg or self.cfg, name=name, foreground=True)
         self.addCleanup(m.close)
         return m
 
     def test_1_first_stat_knows_the_time(self):
         """Before any folder is listed, the first stat of each shows its newest arrival."""
-        cfg = mounts.dovecot_config(os.path.join(self.tmp, 'config-first'), self.d,
-                                    refresh=str(self.REFRESH))
+        cfg = mounts.write_config(os.path.join(self.tmp, 'config-first'), self.d,
+                                  refresh=str(self.REFRESH))
         mnt = self.mount(cfg, name='first').path
         for f, dates in self.DATES.items():
             self.assertEqual(os.stat(os.path.join(mnt, f)).st_mtime_ns // 10**9, max(dates), f)
@@ -234,9 +209,9 @@ class Times(unittest.TestCase):
     def test_2_ls_l_costs_one_round_trip(self):
         """`ls -l MNT` on a first mount (no saved state): the folders' times come from one
         pipelined batch, and no folder is examined twice."""
-        cfg = mounts.dovecot_config(os.path.join(self.tmp, 'config-ls'), self.d,
-                                    refresh='600', cache=None, cache_dir=None)
-        m = mounts.Mount(self.tmp, cfg, name='ls', extra=['-d'])
+        cfg = mounts.write_config(os.path.join(self.tmp, 'config-ls'), self.d,
+                                  refresh='600', cache=None, cache_dir=None)
+        m = mounts.Mount(self.tmp, cfg, name='ls', foreground=True, extra=['-d'])
         self.addCleanup(m.close)
         start = len(m.log_text())
         out = subprocess.run(['ls', '-l', '--time-style=full-iso', m.path],
@@ -267,8 +242,8 @@ class Times(unittest.TestCase):
         m = self.mount()
         self.assertEqual(unchanged(m.path, copy), [], 'after a remount')
         # a first mount, nothing saved
-        cfg = mounts.dovecot_config(os.path.join(self.tmp, 'config-fresh'), self.d,
-                                    refresh=str(self.REFRESH))
+        cfg = mounts.write_config(os.path.join(self.tmp, 'config-fresh'), self.d,
+                                  refresh=str(self.REFRESH))
         fresh = self.mount(cfg, name='fresh')
         # folders first used in another order than before: nothing of the order may show
         for f in sorted(self.DATES, reverse=True):
@@ -304,33 +279,22 @@ def expected(quota):
     return out
 
 
-class Df(unittest.TestCase):
+class Df(DovecotCase):
     REFRESH = 3
+    tmp_prefix = 'ifs-df'
+    # storage: User quota leaves the least; messages: Second does
+    # compress=False: the harness's quota and imap_zlib settings each set the imap
+    # protocol's mail_plugins, and together the APPENDs below failed (suite 'compress');
+    # quota is not about the wire
+    dovecot_options = {'compress': False, 'quota': [('User quota', '*:storage=1M:messages=50'),
+                                                    ('Second', '*:storage=4M:messages=6')]}
 
     @classmethod
-    def setUpClass(cls):
-        mounts.require_environment()
-        cls.tmp = tempfile.mkdtemp(prefix='ifs-df', dir='/tmp')
-        # storage: User quota leaves the least; messages: Second does
-        # compress=False: the harness's quota and imap_zlib settings each set the imap
-        # protocol's mail_plugins, and together the APPENDs below failed (suite 'compress');
-        # quota is not about the wire
-        cls.d = dovecot.Dovecot(compress=False, quota=[('User quota', '*:storage=1M:messages=50'),
-                                       ('Second', '*:storage=4M:messages=6')])
-        cls.d.start()
-        try:
-            for i in range(3):
-                cls.d.append('INBOX', b'Subject: %d\r\n\r\n' % i + b'x' * 20000 + b'\r\n')
-            cls.cfg = mounts.dovecot_config(os.path.join(cls.tmp, 'config'), cls.d,
-                                            refresh=str(cls.REFRESH))
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.d.cleanup()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    def seed(cls):
+        for i in range(3):
+            cls.d.append('INBOX', b'Subject: %d\r\n\r\n' % i + b'x' * 20000 + b'\r\n')
+        cls.cfg = mounts.write_config(os.path.join(cls.tmp, 'config'), cls.d,
+                                      refresh=str(cls.REFRESH))
 
     def check(self, mnt):
         want = expected(self.d.getquotaroot('INBOX'))
@@ -346,7 +310,7 @@ class Df(unittest.TestCase):
         return su, mu
 
     def test_df_follows_the_quota(self):
-        m = mounts.Mount(self.tmp, self.cfg)
+        m = mounts.Mount(self.tmp, self.cfg, foreground=True)
         self.addCleanup(m.close)
         used, msgs = self.check(m.path)
         self.assertEqual(msgs, 3)
@@ -361,7 +325,7 @@ class Df(unittest.TestCase):
 
     def test_zz_offline_keeps_the_last_figures(self):
         """(runs last: it stops the server)"""
-        m = mounts.Mount(self.tmp, self.cfg, name='offline')
+        m = mounts.Mount(self.tmp, self.cfg, name='offline', foreground=True)
         self.addCleanup(m.close)
         before = df(m.path), df(m.path, inodes=True)
         self.assertGreater(before[0][0], 0)
@@ -384,12 +348,8 @@ class DfScripted(unittest.TestCase):
         from certs import make_pki
         import hostile_server
         cls.hs = hostile_server
-        cls.tmp = tempfile.mkdtemp(prefix='ifs-dfs', dir='/tmp')
+        cls.tmp = cls.enterClassContext(temp_dir('ifs-dfs'))
         cls.pki = make_pki(cls.tmp)
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def mount(self, quota_hook=None, caps=b''):
         cert, key = self.pki['good']
@@ -397,10 +357,11 @@ class DfScripted(unittest.TestCase):
         self.addCleanup(srv.close)
         srv.extra_caps = caps
         srv.quota_hook = quota_hook
-        cfg = mounts.write_config(os.path.join(self.tmp, 'config'), '127.0.0.1', srv.port,
-                                  self.hs.USER, self.hs.PASSWORD, self.pki['ca'],
-                                  refresh='2', connections='2', cache=None, cache_dir=None)
-        m = mounts.Mount(self.tmp, cfg)
+        cfg = mounts.write_config(os.path.join(self.tmp, 'config'), host='127.0.0.1',
+                                  port=srv.port, user=self.hs.USER, password=self.hs.PASSWORD,
+                                  ca_file=self.pki['ca'], refresh='2', connections='2',
+                                  cache=None, cache_dir=None)
+        m = mounts.Mount(self.tmp, cfg, foreground=True)
         self.addCleanup(m.close)
         return srv, m
 
@@ -444,30 +405,19 @@ class DfScripted(unittest.TestCase):
         self.assertIsNone(m.proc.poll())
 
 
-class Noise(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        mounts.require_environment()
-        cls.tmp = tempfile.mkdtemp(prefix='ifs-noise', dir='/tmp')
-        cls.d = dovecot.Dovecot()
-        cls.d.start()
-        try:
-            cls.d.append('INBOX', b'Subject: x\r\n\r\nx\r\n')
-            cls.cfg = mounts.dovecot_config(os.path.join(cls.tmp, 'config'), cls.d)
-        except BaseException:
-            cls.tearDownClass()
-            raise
+class Noise(DovecotCase):
+    tmp_prefix = 'ifs-noise'
 
     @classmethod
-    def tearDownClass(cls):
-        cls.d.cleanup()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    def seed(cls):
+        cls.d.append('INBOX', b'Subject: x\r\n\r\nx\r\n')
+        cls.cfg = mounts.write_config(os.path.join(cls.tmp, 'config'), cls.d)
 
     def search_lines(self, m):
         return [l for l in m.log_text().splitlines() if 'search' in l]
 
     def test_quiet_unless_meant(self):
-        m = mounts.Mount(self.tmp, self.cfg)
+        m = mounts.Mount(self.tmp, self.cfg, foreground=True)
         self.addCleanup(m.close)
         for d in (os.path.join(m.path, 'INBOX', '.search', 'newdir'),
                   os.path.join(m.path, '.search', 'newdir')):

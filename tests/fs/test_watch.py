@@ -5,7 +5,7 @@ invalidations of fs/tree.c.
 
 Each check has its baseline in the same class: the same mount with `watch = off` does NOT show
 the change within the same time, so a test passes only because the watcher works.  Every mount
-is removed with `fusermount3 -uz` in cleanups (test_faults.DovecotCase), even on failure.
+is removed with `fusermount3 -uz` in cleanups (tests/harness/cases.py), even on failure.
 
 Fails (never skips) without /dev/fuse, fusermount3 or Dovecot.  Python stdlib only.
 """
@@ -15,8 +15,10 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_faults import DovecotCase  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.environ.get('IMAPFS_HARNESS_DIR', os.path.join(HERE, '..', 'harness')))
+from cases import DovecotCase  # noqa: E402
+from probes import read, wait_for  # noqa: E402
 
 LIVE = 3.0     # the issue's bound: visible within 3 s
 LONG = 3600    # refresh: without the watcher nothing would change for an hour
@@ -27,28 +29,8 @@ def msg(subject):
         subject, subject)).encode()
 
 
-def wait_for(pred, timeout, poll=0.02):
-    """Seconds until pred() held (polling every poll s), or None after timeout.  Also
-    bench/live_bench.py's measure."""
-    t0 = time.monotonic()
-    while True:
-        try:
-            if pred():
-                return time.monotonic() - t0
-        except FileNotFoundError:
-            pass
-        if time.monotonic() - t0 > timeout:
-            return None
-        time.sleep(poll)
-
-
 def uids(path):
     return sorted(int(n) for n in os.listdir(path) if n.isdigit())
-
-
-def read(path):
-    with open(path, 'rb') as f:
-        return f.read()
 
 
 class WatchCase(DovecotCase):

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""Mounting the built imapfs for integration tests, once for every new suite (the older
-suites each carry a copy of this): a config file for a Dovecot of dovecot.py, a mount in the
-background or the foreground, and an unmount that always succeeds (`fusermount3 -uz`, then
-SIGKILL of a daemon left behind).  Python 3 standard library only."""
+"""Mounting the built imapfs for the integration tests (tests/fs, tests/mime, tests/dist,
+bench): the one config writer, the one Mount, and an unmount that always succeeds
+(`fusermount3 -uz`, then SIGKILL of a daemon left behind).  Python 3 standard library only.
+
+Environment: IMAPFS_BIN, the built imapfs (set by the meson.build files)."""
 
 import os
 import re
@@ -25,14 +26,20 @@ def require_environment():
         raise AssertionError('fusermount3 is missing (apt-get install fuse3)')
 
 
-def mounted(path):
+def mountinfo_entries(path):
+    """The /proc/self/mountinfo lines whose mount point is path (octal escapes decoded)."""
     path = os.path.realpath(path)
+    out = []
     with open('/proc/self/mountinfo') as f:
         for line in f:
             mp = re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), line.split(' ')[4])
             if mp == path:
-                return True
-    return False
+                out.append(line)
+    return out
+
+
+def mounted(path):
+    return bool(mountinfo_entries(path))
 
 
 def daemon_pids(mnt):
@@ -67,49 +74,90 @@ def unmount(mnt):
             pass
 
 
-def write_config(path, host, port, user, password, ca_file=None, **over):
-    """An account config at path (mode 0600) with its own disk cache beside it; keys given as
-    None are left out."""
-    keys = {
-        'host': host, 'port': str(port), 'user': user, 'password': password,
-        'ca_file': ca_file, 'timeout': '10', 'refresh': '1',
-        'cache_dir': os.path.join(os.path.dirname(os.path.abspath(path)),
-                                  'cache-' + os.path.basename(path)),
-    }
-    keys.update(over)
+def write_config(path, d=None, account='default', mode=0o600, **keys):
+    """An account config at path (mode 0600 unless mode) and return path.  The server is the
+    Dovecot d (dovecot.py: host, port_imaps, user, password, ca_file) or, without d, the one
+    keys name (host, port, user, password, ca_file, ...).  Unless keys say otherwise: timeout
+    10, refresh 1, and a disk cache of its own beside the file (cache_dir; never the user's
+    ~/.cache).  A key given as None is left out (cache_dir=None: the daemon's XDG_CACHE_HOME,
+    see Mount's private_home)."""
+    conf = {}
+    if d is not None:
+        conf.update({'host': d.host, 'port': str(d.port_imaps), 'user': d.user,
+                     'password': d.password, 'ca_file': d.ca_file})
+    conf.update({'timeout': '10', 'refresh': '1',
+                 'cache_dir': os.path.join(os.path.dirname(os.path.abspath(path)),
+                                           'cache-' + os.path.basename(path))})
+    conf.update(keys)
     with open(path, 'w') as f:
-        f.write('[default]\n')
-        for k, v in keys.items():
+        f.write('[%s]\n' % account)
+        for k, v in conf.items():
             if v is not None:
                 f.write('%s = %s\n' % (k, v))
-    os.chmod(path, 0o600)
+    os.chmod(path, mode)
     return path
 
 
-def dovecot_config(path, d, **over):
-    return write_config(path, d.host, d.port_imaps, d.user, d.password, d.ca_file, **over)
+def daemon_env(cache_dir):
+    """The environment for an imapfs process: XDG_CACHE_HOME (and XDG_CONFIG_HOME) private to
+    the test, so no state is shared with the user's or another test's mounts."""
+    os.makedirs(cache_dir, exist_ok=True)
+    return dict(os.environ, XDG_CACHE_HOME=cache_dir, XDG_CONFIG_HOME=cache_dir)
 
 
 class Mount:
-    """One imapfs mount at tmp/name, in the foreground (-f: the daemon's output in self.log)
-    unless foreground=False.  close() always unmounts."""
+    """One imapfs mount at tmp/name.  Foreground mounts (-f) keep the daemon as a Popen (its
+    pid is the daemon's) with stdout+stderr in self.log; background mounts find the daemon by
+    its command line.  debug adds -d.  env: the daemon's environment (None: this process's);
+    private_home=True: daemon_env(tmp/name.cache) instead, for configs without cache_dir.
+    close() always unmounts; a Mount is also a context manager (enterClassContext)."""
 
-    def __init__(self, tmp, cfg, name='mnt', foreground=True, extra=()):
+    def __init__(self, tmp, cfg, name='mnt', foreground=False, debug=False, extra=(), env=None,
+                 private_home=False):
         self.path = os.path.join(tmp, name)
         os.makedirs(self.path, exist_ok=True)
         self.log = os.path.join(tmp, name + '.log')
         self.proc = None
-        self.logf = open(self.log, 'wb')
-        args = [IMAPFS, '-o', 'config=' + cfg] + list(extra) + (['-f'] if foreground else [])
+        self.logf = None
+        if private_home:
+            env = daemon_env(os.path.join(tmp, name + '.cache'))
+        args = [IMAPFS, '-o', 'config=' + cfg] + list(extra)
+        if debug:
+            args.append('-d')
+        if foreground:
+            args.append('-f')
         args.append(self.path)
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + MOUNT_TIMEOUT
-        while not mounted(self.path):
-            if (foreground and self.proc.poll() is not None) or time.monotonic() > deadline:
+        if foreground:
+            self.logf = open(self.log, 'wb')
+            self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=env)
+            deadline = time.monotonic() + MOUNT_TIMEOUT
+            while not mounted(self.path):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.close()
+                    raise AssertionError('imapfs did not mount: %s' % self.log_text())
+                time.sleep(0.05)
+        else:
+            try:
+                res = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, timeout=MOUNT_TIMEOUT, env=env)
+            except subprocess.TimeoutExpired as e:
+                # it never went to the background (a -d without foreground=True, a hang):
+                # subprocess killed it, but its mount may stay behind
                 self.close()
-                raise AssertionError('imapfs did not mount: %s' % self.log_text())
-            time.sleep(0.05)
+                raise AssertionError('imapfs did not go to the background in %d s: %s' % (
+                    MOUNT_TIMEOUT, (e.output or b'').decode('utf-8', 'replace')[-2000:]))
+            if res.returncode != 0 or not mounted(self.path):
+                self.close()
+                raise AssertionError('imapfs failed (%d): %s' % (
+                    res.returncode, res.stdout.decode('utf-8', 'replace')))
+
+    @property
+    def pid(self):
+        if self.proc is not None:
+            return self.proc.pid
+        pids = daemon_pids(self.path)
+        return pids[0] if pids else None
 
     def log_text(self):
         try:
@@ -126,7 +174,13 @@ class Mount:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-            self.proc = None
         if self.logf is not None:
             self.logf.close()
             self.logf = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Self-tests for the imapfs test harness (dovecot.py, sample_mail.py,
-tcp_proxy.py): they prove that the throwaway Dovecot starts and stops
+tcp_proxy.py, cases.py): they prove that the throwaway Dovecot starts and stops
 cleanly, that its good and deliberately bad TLS endpoints behave as
-documented, that the mail helpers are exact and side-effect free, and that
-the proxy's delay and fault controls work.  Needs root and Dovecot; fails
+documented, that the mail helpers are exact and side-effect free, that
+the proxy's delay and fault controls work, and that a DovecotCase whose seed
+fails leaves no Dovecot and no directory behind.  Needs root and Dovecot; fails
 (never skips) without them.  Run: /usr/bin/python3 tests/harness/test_harness.py
 """
 
@@ -20,6 +21,7 @@ import threading
 import zlib
 import time
 import unittest
+from unittest import mock
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -28,6 +30,7 @@ import dovecot  # noqa: E402
 import sample_mail  # noqa: E402
 import tcp_proxy  # noqa: E402
 from dovecot import Dovecot, mutf7_decode, mutf7_encode  # noqa: E402
+import cases  # noqa: E402
 
 # OpenSSL X509_V_ERR_* codes as reported by ssl.SSLCertVerificationError.
 X509_EXPIRED = 10
@@ -678,6 +681,37 @@ class TestTcpProxy(unittest.TestCase):
         bad = subprocess.run([sys.executable, os.path.join(HERE, 'tcp_proxy.py'),
                               '--target', '192.0.2.1:143'], stderr=subprocess.PIPE)
         self.assertEqual(bad.returncode, 2)
+
+
+class TestDovecotCase(unittest.TestCase):
+    """cases.DovecotCase holds its temporary directory and Dovecot with enterClassContext:
+    a seed that fails still stops the Dovecot and removes both directories."""
+
+    def test_failed_seed_leaves_nothing_behind(self):
+        seen = {}
+
+        class FailingSeed(cases.DovecotCase):
+            @classmethod
+            def seed(cls):
+                seen['tmp'], seen['d'] = cls.tmp, cls.d
+                seen['pid'], seen['workdir'] = cls.d.master_pid, cls.d.workdir
+                open(os.path.join(cls.tmp, 'left-over'), 'w').close()
+                raise RuntimeError('the seed failed')
+
+            def test_never_runs(self):
+                raise AssertionError('ran after a failed setUpClass')
+
+        result = unittest.TestResult()
+        # the harness suite has no IMAPFS_BIN: what is checked here is the class setup only
+        with mock.patch.object(cases, 'require_environment', lambda: None):
+            unittest.TestSuite([FailingSeed('test_never_runs')]).run(result)
+        self.assertEqual(result.testsRun, 0)
+        self.assertEqual(len(result.errors), 1, result.errors)
+        self.assertIn('the seed failed', result.errors[0][1])
+        self.assertTrue(seen['pid'] and seen['workdir'], seen)
+        self.assertFalse(_really_alive(seen['pid']), 'Dovecot still runs')
+        self.assertFalse(os.path.exists(seen['tmp']), 'the temporary directory is left')
+        self.assertFalse(os.path.exists(seen['workdir']), "Dovecot's directory is left")
 
 
 if __name__ == '__main__':

@@ -6,76 +6,16 @@ it and asserts the EXACT lines the client sent, what it printed, and for the sec
 no credential byte ever reached the server.  TLS uses a throwaway PKI made with the openssl CLI
 (certs.py).  Needs IMAP_CLIENT_TOOL in the environment (set by meson).
 """
-import base64
 import os
 import socket
-import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from certs import make_pki  # noqa: E402
-from fake_server import FakeServer  # noqa: E402
-
-TOOL = os.environ.get("IMAP_CLIENT_TOOL", "")
-USER = "mike"
-PASSWORD = "s3cr3t-P@ss"
-PLAIN_B64 = base64.b64encode(b"\0" + USER.encode() + b"\0" + PASSWORD.encode())
-PKI = None
-PKI_DIR = None
-
-
-def setUpModule():
-    global PKI, PKI_DIR
-    if not TOOL or not os.access(TOOL, os.X_OK):
-        raise RuntimeError("IMAP_CLIENT_TOOL must point to imap_client_tool")
-    PKI_DIR = tempfile.TemporaryDirectory(prefix="imapfs-pki-")
-    PKI = make_pki(PKI_DIR.name)
-
-
-def tearDownModule():
-    PKI_DIR.cleanup()
-
-
-class Result:
-    def __init__(self, proc, elapsed):
-        self.rc = proc.returncode
-        self.out = proc.stdout.decode("utf-8", "replace")
-        self.err = proc.stderr.decode("utf-8", "replace")
-        self.elapsed = elapsed
-
-
-def run_tool(port, *cmd, tls="none", host="127.0.0.1", timeout_ms=5000, ca=None,
-             password=PASSWORD, user=USER, extra=()):
-    args = [TOOL, "--host", host, "--port", str(port), "--tls", tls, "--user", user,
-            "--timeout-ms", str(timeout_ms), *extra]
-    if ca:
-        args += ["--ca-file", ca]
-    args += list(cmd)
-    env = dict(os.environ, IMAPFS_TEST_PASSWORD=password, G_MESSAGES_DEBUG="all")
-    t0 = time.monotonic()
-    proc = subprocess.run(args, capture_output=True, env=env, timeout=120)
-    return Result(proc, time.monotonic() - t0)
-
-
-GREET = b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] fake ready\r\n"
-
-
-def login(caps=b"IMAP4rev1 LITERAL+ ESEARCH CONDSTORE"):
-    """Greeting and SASL-IR login as A0001; post-login caps in the tagged OK."""
-    return [
-        ("send", GREET),
-        ("expect", b"A0001 AUTHENTICATE PLAIN " + PLAIN_B64),
-        ("send", b"A0001 OK [CAPABILITY " + caps + b"] Logged in\r\n"),
-    ]
-
-
-def logout(n):
-    tag = b"A%04d" % n
-    return [("expect", tag + b" LOGOUT"), ("send", b"* BYE Logging out\r\n" + tag + b" OK done\r\n")]
-
+from fake_case import (FakeTestCase, GREET, PASSWORD, PKI, PLAIN_B64, login,  # noqa: E402
+                       logout, run_tool)
+from fake_case import setUpModule  # noqa: E402,F401  (the module's PKI)
 
 EXAMINE_INBOX = [
     ("expect", b'A0002 EXAMINE "INBOX" (CONDSTORE)'),
@@ -83,34 +23,6 @@ EXAMINE_INBOX = [
              b"* OK [UIDNEXT 9] ok\r\n* OK [HIGHESTMODSEQ 12345678901] ok\r\n"
              b"A0002 OK [READ-ONLY] Examine completed\r\n"),
 ]
-
-
-class FakeTestCase(unittest.TestCase):
-    def play(self, script, *cmd, tls="none", server_tls=None, cert="good", **kw):
-        certfile = keyfile = None
-        if server_tls:
-            certfile, keyfile = PKI[cert]
-        srv = FakeServer(script, tls=server_tls, certfile=certfile, keyfile=keyfile,
-                         family=kw.pop("family", socket.AF_INET))
-        res = run_tool(srv.port, *cmd, tls=tls, **kw)
-        self.assertTrue(srv.join(), "fake server did not finish")
-        res.srv = srv
-        return res
-
-    def assertOk(self, res):
-        self.assertEqual(res.rc, 0, f"client failed: {res.err}")
-
-    def assertFails(self, res, errno_name, message):
-        self.assertEqual(res.rc, 1, f"client should have failed: {res.out} {res.err}")
-        self.assertIn(f"error: {errno_name}", res.err)
-        self.assertIn(message, res.err)
-
-    def assertNoCredentials(self, res):
-        """No password, user name or login command ever reached the server or the log."""
-        for secret in (PASSWORD.encode(), PLAIN_B64, b"LOGIN", b"AUTHENTICATE", USER.encode()):
-            self.assertNotIn(secret, bytes(res.srv.received))
-        self.assertNotIn(PASSWORD, res.err)
-        self.assertNotIn(PLAIN_B64.decode(), res.err)
 
 
 class Login(FakeTestCase):

@@ -18,7 +18,7 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fake_server import FakeServer  # noqa: E402
-from test_fake import PLAIN_B64, PASSWORD, USER, TOOL, logout, run_tool  # noqa: E402
+from fake_case import PLAIN_B64, PASSWORD, USER, TOOL, logout, run_tool  # noqa: E402
 
 GREET = b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] fake ready\r\n"
 LIST_ANSWER = (b'* LIST (\\HasNoChildren) "/" INBOX\r\n'

@@ -12,10 +12,10 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import test_fake  # noqa: E402
-from test_fake import FakeTestCase, logout  # noqa: E402
+import fake_case  # noqa: E402
+from fake_case import FakeTestCase, logout  # noqa: E402
 
-USER = test_fake.USER  # "mike"
+USER = fake_case.USER  # "mike"
 TOKEN = "ya29.a0AfB_byC-Tok3n.with~odd+chars/="
 OAUTH = ("--auth", "oauth2")
 
@@ -30,11 +30,7 @@ OAUTHBEARER_IR = b64(b"n,a=" + USER.encode() + b",\x01auth=Bearer " + TOKEN.enco
 
 
 def setUpModule():
-    test_fake.setUpModule()
-
-
-def tearDownModule():
-    test_fake.tearDownModule()
+    fake_case.setUpModule()
 
 
 class OAuth2(FakeTestCase):
@@ -219,7 +215,7 @@ class OAuth2(FakeTestCase):
         script = [
             ("send", b"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=OAUTHBEARER AUTH=XOAUTH2 "
                      b"AUTH=PLAIN] ready\r\n"),
-            ("expect", b"A0001 AUTHENTICATE PLAIN " + test_fake.PLAIN_B64),
+            ("expect", b"A0001 AUTHENTICATE PLAIN " + fake_case.PLAIN_B64),
             ("send", b"A0001 OK [CAPABILITY IMAP4rev1] Logged in\r\n"),
         ] + logout(2)
         res = self.play(script, "connect")
@@ -233,7 +229,7 @@ class OAuth2(FakeTestCase):
             ("send", b"A0001 OK [CAPABILITY IMAP4rev1] Logged in\r\n"),
         ] + logout(2)
         res = self.run_oauth(script, "connect", tls="implicit", server_tls="implicit",
-                             ca=test_fake.PKI["ca"])
+                             ca=fake_case.PKI["ca"])
         self.assertOk(res)
         self.assertEqual(res.srv.errors, [])
 

@@ -14,8 +14,8 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_fake import FakeTestCase, login, logout  # noqa: E402
-import test_fake  # noqa: E402
+from fake_case import FakeTestCase, login, logout  # noqa: E402
+import fake_case  # noqa: E402
 
 CAPS = b"IMAP4rev1 LITERAL+ BINARY"
 EXAMINE = [
@@ -368,11 +368,7 @@ class ExaminePieces(FakeTestCase):
 
 
 def setUpModule():
-    test_fake.setUpModule()
-
-
-def tearDownModule():
-    test_fake.tearDownModule()
+    fake_case.setUpModule()
 
 
 if __name__ == "__main__":

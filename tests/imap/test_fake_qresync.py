@@ -14,8 +14,8 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import test_fake  # noqa: E402
-from test_fake import FakeTestCase, login, logout  # noqa: E402
+import fake_case  # noqa: E402
+from fake_case import FakeTestCase, login, logout  # noqa: E402
 
 CAPS = b"IMAP4rev1 LITERAL+ ESEARCH ENABLE CONDSTORE QRESYNC"
 ENABLE = ("expect", b"A0002 ENABLE QRESYNC")
@@ -27,11 +27,7 @@ NEW9 = (b'* 5 FETCH (UID 9 RFC822.SIZE 42 INTERNALDATE "01-Jan-1970 00:00:09 +00
 
 
 def setUpModule():
-    test_fake.setUpModule()
-
-
-def tearDownModule():
-    test_fake.tearDownModule()
+    fake_case.setUpModule()
 
 
 def examined(uidvalidity=77, changes=b"", tag=b"A0003"):

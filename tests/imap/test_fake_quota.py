@@ -7,18 +7,14 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import test_fake  # noqa: E402
-from test_fake import FakeTestCase, login, logout  # noqa: E402
+import fake_case  # noqa: E402
+from fake_case import FakeTestCase, login, logout  # noqa: E402
 
 CAPS = b"IMAP4rev1 LITERAL+ QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE"
 
 
 def setUpModule():
-    test_fake.setUpModule()
-
-
-def tearDownModule():
-    test_fake.tearDownModule()
+    fake_case.setUpModule()
 
 
 def ask(answer):

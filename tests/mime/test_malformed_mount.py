@@ -9,7 +9,6 @@ server's exact bytes.
 Environment (set by tests/mime/meson.build):
     IMAPFS_BIN           the built imapfs executable
     IMAPFS_HARNESS_DIR   tests/harness
-    IMAPFS_FS_TESTS_DIR  tests/fs (the mount helpers of test_imapfs.py)
     MIME_TEST_DATA       tests/mime
 
 Fails (never skips) when /dev/fuse, fusermount3 or Dovecot is missing; the mount is removed with
@@ -17,14 +16,14 @@ Fails (never skips) when /dev/fuse, fusermount3 or Dovecot is missing; the mount
 """
 
 import os
-import shutil
 import sys
-import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.environ.get('IMAPFS_FS_TESTS_DIR', os.path.join(HERE, '..', 'fs')))
-from test_imapfs import Mount, dovecot, read, require_environment, write_config  # noqa: E402
+sys.path.insert(0, os.environ.get('IMAPFS_HARNESS_DIR', os.path.join(HERE, '..', 'harness')))
+from cases import DovecotCase  # noqa: E402
+from mounts import write_config  # noqa: E402
+from probes import read  # noqa: E402
 
 DATA = os.path.join(os.environ.get('MIME_TEST_DATA', HERE), 'malformed')
 FOLDER = 'Malformed'
@@ -32,38 +31,21 @@ FOLDER = 'Malformed'
 VIEWS = ('subject', 'from', 'to', 'cc', 'date', 'message-id', 'headers', 'body', 'body.html')
 
 
-class MalformedMountTest(unittest.TestCase):
+class MalformedMountTest(DovecotCase):
+    tmp_prefix = 'ifs'
 
     @classmethod
-    def setUpClass(cls):
-        require_environment()
-        cls.tmp = tempfile.mkdtemp(prefix='ifs', dir='/tmp')
-        cls.d = dovecot.Dovecot()
-        cls.m = None
-        cls.d.start()
-        try:
-            cls.d.create_folder(FOLDER)
-            cls.messages = {}
-            names = sorted(n[:-4] for n in os.listdir(os.path.join(DATA, 'messages'))
-                           if n.endswith('.eml'))
-            for name in names:
-                with open(os.path.join(DATA, 'messages', name + '.eml'), 'rb') as f:
-                    raw = f.read()
-                cls.messages[name] = (cls.d.append(FOLDER, raw), raw)
-            cls.cfg = write_config(os.path.join(cls.tmp, 'config'), cls.d)
-            cls.m = Mount(cls.tmp, cls.cfg)
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            if getattr(cls, 'm', None) is not None:
-                cls.m.close()
-        finally:
-            cls.d.cleanup()
-            shutil.rmtree(cls.tmp, ignore_errors=True)
+    def seed(cls):
+        cls.d.create_folder(FOLDER)
+        cls.messages = {}
+        names = sorted(n[:-4] for n in os.listdir(os.path.join(DATA, 'messages'))
+                       if n.endswith('.eml'))
+        for name in names:
+            with open(os.path.join(DATA, 'messages', name + '.eml'), 'rb') as f:
+                raw = f.read()
+            cls.messages[name] = (cls.d.append(FOLDER, raw), raw)
+        cls.cfg = write_config(os.path.join(cls.tmp, 'config'), cls.d)
+        cls.m = cls.class_mount(cls.cfg)
 
     def expected(self, name, view):
         path = os.path.join(DATA, 'expected', name, view)
