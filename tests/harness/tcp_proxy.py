@@ -4,8 +4,13 @@
 TcpProxy listens on a free loopback port and forwards every connection to a
 loopback target.  Each direction adds delay_ms of one-way latency without
 capping throughput: a reader thread stamps each chunk with the time it was
-read, and a writer thread sends it at stamp + delay, in order.  Tests can
-inject faults from their own thread:
+read, and a writer thread sends it at stamp + delay, in order.  With rate_mbit
+each direction is also one link of that bandwidth shared by every connection:
+a chunk leaves no sooner than the link has finished sending the chunks before
+it (its serialisation time added to the delay), as on a real link.  The
+proxy counts the bytes it forwards: bytes_down (server to client) and bytes_up,
+over all connections (reset_counts() sets both to 0).  Tests can inject faults
+from their own thread:
 
     stall() / resume()   hold / release server-to-client data; connections stay open
     cut()                reset (RST) every current connection
@@ -14,7 +19,7 @@ inject faults from their own thread:
 
 CLI, for benchmarks (runs until SIGINT/SIGTERM):
 
-    tcp_proxy.py --listen-port P --target 127.0.0.1:PORT --delay-ms D
+    tcp_proxy.py --listen-port P --target 127.0.0.1:PORT --delay-ms D [--rate-mbit R]
 
 Only loopback addresses (127.0.0.0/8, ::1) are accepted, for both the
 listening side and the target.  Python 3 standard library only.
@@ -132,6 +137,10 @@ class _Connection:
                 if data is None:
                     self.kill()        # an RST on one side resets the other
                     return
+                if d.downstream:
+                    p.bytes_down += len(data)
+                else:
+                    p.bytes_up += len(data)
                 d.queue.append((time.monotonic() + p.delay, data or None))
                 d.cond.notify()
             if not data:
@@ -152,6 +161,12 @@ class _Connection:
                     else:
                         d.cond.wait()
                 _due, data = d.queue.popleft()
+                sent_at = None
+                if data is not None and p.rate > 0:
+                    # the shared link sends this chunk after the ones already on it
+                    start = max(time.monotonic(), p._link_free[d.downstream])
+                    sent_at = start + len(data) / p.rate
+                    p._link_free[d.downstream] = sent_at
                 cut_now = False
                 if data is not None and d.downstream and p._cut_budget is not None:
                     if len(data) >= p._cut_budget:
@@ -160,6 +175,10 @@ class _Connection:
                         cut_now = True
                     else:
                         p._cut_budget -= len(data)
+            if sent_at is not None:
+                wait = sent_at - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
             try:
                 if data is None:
                     d.dst.shutdown(socket.SHUT_WR)
@@ -196,10 +215,14 @@ class TcpProxy:
     .host/.port: where clients connect.  All methods are thread-safe."""
 
     def __init__(self, listen_host, target_host, target_port, delay_ms=0,
-                 listen_port=0):
+                 listen_port=0, rate_mbit=0):
         self.host = _loopback_addr(listen_host)
         self.target = (_loopback_addr(target_host), int(target_port))
         self.delay = max(0.0, float(delay_ms) / 1000.0)
+        self.rate = max(0.0, float(rate_mbit)) * 1e6 / 8   # bytes per second; 0: unlimited
+        self._link_free = {False: 0.0, True: 0.0}  # per direction: when the link is idle
+        self.bytes_down = 0   # server -> client, all connections
+        self.bytes_up = 0
         # One lock for all state; `with proxy.cond` takes it.  Writers wait on their
         # direction's condition (same lock); changes every writer must see go through
         # _wake_all().
@@ -263,6 +286,18 @@ class TcpProxy:
             conn.start()
 
     # -- fault controls ------------------------------------------------------
+
+    def reset_counts(self):
+        """Start counting forwarded bytes afresh; returns (bytes_down, bytes_up) until now."""
+        with self.cond:
+            counts = (self.bytes_down, self.bytes_up)
+            self.bytes_down = self.bytes_up = 0
+            return counts
+
+    def counts(self):
+        """(bytes_down, bytes_up) forwarded since the start or the last reset_counts()."""
+        with self.cond:
+            return (self.bytes_down, self.bytes_up)
 
     def set_delay(self, delay_ms):
         """Change the one-way delay for chunks read from now on."""
@@ -340,12 +375,14 @@ def main(argv=None):
     ap.add_argument('--listen-port', type=int, default=0)
     ap.add_argument('--target', required=True, help='HOST:PORT (loopback only)')
     ap.add_argument('--delay-ms', type=float, default=0)
+    ap.add_argument('--rate-mbit', type=float, default=0,
+                    help='bandwidth of each direction in Mbit/s (default: unlimited)')
     args = ap.parse_args(argv)
     host, _, port = args.target.rpartition(':')
     host = host.strip('[]')
     try:
         proxy = TcpProxy(args.listen_host, host, int(port), args.delay_ms,
-                         listen_port=args.listen_port)
+                         listen_port=args.listen_port, rate_mbit=args.rate_mbit)
     except (ValueError, OSError) as e:
         print('tcp_proxy: %s' % e, file=sys.stderr)
         return 2
@@ -358,6 +395,7 @@ def main(argv=None):
     while not done.wait(1.0):
         pass
     proxy.close()
+    print('forwarded %d bytes down, %d up' % proxy.counts(), flush=True)
     return 0
 
 

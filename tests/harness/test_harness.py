@@ -525,6 +525,27 @@ class TestTcpProxy(unittest.TestCase):
                 threading.Thread(target=s.sendall, args=(big,), daemon=True).start()
                 self.assertEqual(_recv_exact(s, len(big), timeout=20), big)
 
+    def test_rate_and_counts(self):
+        """rate_mbit caps each direction's throughput, shared by all connections; the proxy
+        counts the bytes it forwards each way."""
+        with tcp_proxy.TcpProxy('127.0.0.1', '127.0.0.1', self.echo.port,
+                                rate_mbit=16) as p:         # 2 MB/s each way
+            data = os.urandom(1024 * 1024)
+            with socket.create_connection(('127.0.0.1', p.port)) as s1, \
+                    socket.create_connection(('127.0.0.1', p.port)) as s2:
+                t0 = time.monotonic()
+                for s in (s1, s2):
+                    threading.Thread(target=s.sendall, args=(data,), daemon=True).start()
+                got = [_recv_exact(s, len(data), timeout=20) for s in (s1, s2)]
+                elapsed = time.monotonic() - t0
+            self.assertEqual(got, [data, data])
+            # 2 MiB each way over one 2 MB/s link: about a second, not half of one
+            self.assertGreater(elapsed, 0.9)
+            self.assertLess(elapsed, 6)
+            self.assertEqual(p.counts(), (2 * len(data), 2 * len(data)))
+            self.assertEqual(p.reset_counts(), (2 * len(data), 2 * len(data)))
+            self.assertEqual(p.counts(), (0, 0))
+
     def test_stall_resume(self):
         with tcp_proxy.TcpProxy('127.0.0.1', '127.0.0.1', self.echo.port) as p:
             with socket.create_connection(('127.0.0.1', p.port)) as s:
