@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 import unittest
+import zlib
 
 IMAPFS = os.environ.get('IMAPFS_BIN', '')
 HARNESS = os.environ.get('IMAPFS_HARNESS_DIR',
@@ -163,9 +164,10 @@ def thread_count(pid):
 # ---- test mail ------------------------------------------------------------------------------------
 
 
-def text_message(subject, size, seed=0):
+def text_message(subject, size, seed=0, noise=False):
     """A CRLF text message of about size bytes whose lines depend on seed (so no two are
-    equal)."""
+    equal).  noise: lines of hex digits that deflate to about half, not to almost nothing, so
+    a byte count on the wire (stall_after) falls inside the message under COMPRESS too."""
     head = ('From: a@example.com\r\nTo: b@example.com\r\nSubject: %s\r\n'
             'Date: Mon, 01 Jan 2024 10:00:00 +0000\r\nMessage-ID: <%s-%d@x>\r\n\r\n'
             % (subject, subject.replace(' ', '-'), seed)).encode()
@@ -174,6 +176,9 @@ def text_message(subject, size, seed=0):
     lines = []
     for i in range(n):
         s = ('%d:%d ' % (seed, i)).encode()
+        if noise:
+            h = hashlib.sha256(s).hexdigest().encode()
+            s += h + hashlib.sha256(h).hexdigest().encode()
         lines.append((s + b'x' * line_len)[:line_len])
     return head + b'\r\n'.join(lines) + b'\r\n'
 
@@ -250,6 +255,15 @@ class StallAfterProxy(tcp_proxy.TcpProxy):
         self.resume()
 
 
+def wire_bytes(n_plain, sample):
+    """About how many bytes on the wire n_plain bytes of messages like sample take: fewer
+    when the harness's Dovecot compresses (IMAPFS_TEST_COMPRESS=1; imap_zlib deflates at
+    zlib's level 6), for thresholds such as stall_after that count the proxy's bytes."""
+    if os.environ.get('IMAPFS_TEST_COMPRESS', '') in ('', '0'):
+        return int(n_plain)
+    return int(n_plain * len(zlib.compress(sample, 6)) / len(sample))
+
+
 # ---- base class --------------------------------------------------------------------------------
 
 
@@ -316,8 +330,9 @@ class ProxyFaults(DovecotCase):
     def seed(cls):
         cls.seeded = sample_mail.seed(cls.d)
         cls.d.create_folder('Big')
-        cls.big_uid = cls.d.append('Big', text_message('five megabytes', cls.BIG, 1))
-        cls.big_uid2 = cls.d.append('Big', text_message('five megabytes again', cls.BIG, 2))
+        cls.big_uid = cls.d.append('Big', text_message('five megabytes', cls.BIG, 1, True))
+        cls.big_uid2 = cls.d.append('Big', text_message('five megabytes again', cls.BIG, 2,
+                                                        True))
         cls.big_raw = cls.d.fetch_raw('Big', cls.big_uid)
         cls.big_raw2 = cls.d.fetch_raw('Big', cls.big_uid2)
         # More folders and files for the parallel readers.
@@ -342,7 +357,7 @@ class ProxyFaults(DovecotCase):
         eml = os.path.join(m.path, 'Big', str(self.big_uid), 'message.eml')
         # Listed (no body fetched yet: a stat of message.eml would fetch it).
         self.assertIn(str(self.big_uid), os.listdir(os.path.join(m.path, 'Big')))
-        p.stall_after(1024 * 1024)
+        p.stall_after(wire_bytes(1024 * 1024, self.big_raw))
         result = {}
         t = threading.Thread(target=lambda: result.setdefault(
             'r', timed_read(eml, TIMEOUT + MARGIN + 10)))
@@ -406,7 +421,7 @@ class ProxyFaults(DovecotCase):
                 m = self.mount(port=p.port)
                 eml = os.path.join(m.path, 'Big', str(self.big_uid), 'message.eml')
                 os.listdir(os.path.dirname(eml))
-                p.cut_after(n_bytes)
+                p.cut_after(wire_bytes(n_bytes, self.big_raw))
                 r = timed_read(eml, TIMEOUT + MARGIN + 10)
                 if r.err:
                     self.assertEIO(r, 'cut read')
@@ -676,7 +691,7 @@ class ServerChanges(DovecotCase):
         # 40 MB: more than one read-ahead batch (32 MiB), so that a pack is finished and
         # the next one is being written when the kill comes
         for i in range(100):
-            uid = self.d.append(folder, text_message('kill %d' % i, 400000 + 97 * i, i))
+            uid = self.d.append(folder, text_message('kill %d' % i, 400000 + 97 * i, i, True))
             raws[uid] = self.d.fetch_raw(folder, uid)
         cache = os.path.join(self.tmp, 'kill-cache')
         p = self.proxy()
@@ -685,7 +700,7 @@ class ServerChanges(DovecotCase):
         os.listdir(fdir)
         # the server goes quiet 36 MB into the bodies: after the first pack (32 MiB), inside
         # the second, so the kill below finds a finished pack and one being written
-        p.stall_after(36 * 1000 * 1000)
+        p.stall_after(wire_bytes(36 * 1000 * 1000, raws[uid]))
         reader = subprocess.Popen(
             ['sh', '-c', 'for d in $(ls %s | sort -n); do cat %s/$d/message.eml; done '
              '> /dev/null 2>&1' % (fdir, fdir)])
