@@ -1,0 +1,221 @@
+#!/usr/bin/python3
+"""bench/compress_bench.py — COMPRESS=DEFLATE (issue 24): bytes on the wire, seconds and the
+daemon's CPU with compress = on against compress = off, in the same run.
+
+    sudo /usr/bin/python3 bench/compress_bench.py [--messages 100000] [--corpus 5000]
+                                                  [--rate-mbit 100] [--rtt-ms 50]
+
+Needs root (a throwaway Dovecot with imap_zlib, FUSE mounts) and a built imapfs (IMAPFS_BIN,
+default build/fs/imapfs).  One Dovecot (tests/harness/dovecot.py, compress=True, so it offers
+COMPRESS=DEFLATE) holds two folders: Big, 100,000 small messages written straight into its
+Maildir, and Corpus, the benchmark's 5,000-message corpus (bench/corpus.py, ~63 MB).  Rows,
+each on a fresh mount with an empty cache, first with compress = off, then on:
+
+  ls -l Big          the first listing of the 100,000-message folder (attributes of all);
+  cat */subject      Corpus/*/subject over the 5,000 messages (what imapfs fetches for a
+                     subject is whatever its build fetches: whole messages until pieces land);
+  grep -r            a cold grep -r of Corpus for the corpus's needle word (hits checked).
+
+Links: "wan" goes through tests/harness/tcp_proxy.py with rate_mbit (each direction one link
+of that bandwidth shared by all connections) and RTT/2 of delay each way; the proxy counts the
+bytes it forwards.  "loopback" connects straight to Dovecot (no proxy: its own cost would hide
+imapfs's), so it gives seconds and CPU only.  CPU is the daemon's user + system time during the
+row (/proc/PID/stat).  The machine is shared: timings are noisy; bytes are exact.
+"""
+
+import argparse
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'harness'))
+import corpus  # noqa: E402  (bench/corpus.py)
+import dovecot  # noqa: E402
+import tcp_proxy  # noqa: E402
+
+IMAPFS = os.environ.get('IMAPFS_BIN', os.path.join(ROOT, 'build', 'fs', 'imapfs'))
+TICK = os.sysconf('SC_CLK_TCK')
+ENV_C = dict(os.environ, LC_ALL='C')
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def mounted(path):
+    with open('/proc/self/mountinfo') as f:
+        return any(line.split()[4] == path for line in f)
+
+
+def seed_small(d, folder, n):
+    """n small messages straight into the folder's Maildir, then indexed once."""
+    dv = pwd.getpwnam('dovecot')
+    d.create_folder(folder)
+    cur = os.path.join(d.workdir, 'home', d.user, 'Maildir', folder, 'cur')
+    t = 1704103200
+    for i in range(n):
+        raw = ('From: Someone %d <someone%d@example.com>\r\nTo: me@example.org\r\n'
+               'Subject: message number %d\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n'
+               'Message-ID: <m%d@example.com>\r\n\r\nbody %d\r\n' % (i % 97, i % 97, i, i, i)
+               ).encode()
+        path = os.path.join(cur, '%d.M%dP1.bench,S=%d:2,S' % (t + i, i, len(raw)))
+        with open(path, 'wb') as f:
+            f.write(raw)
+        os.chown(path, dv.pw_uid, dv.pw_gid)
+        os.utime(path, (t + i, t + i))
+    os.utime(cur, None)
+    d.uids(folder)  # index it now, not during a measurement
+
+
+class Mount:
+    def __init__(self, tmp, d, port, compress, tag):
+        self.path = os.path.join(tmp, 'mnt')
+        os.makedirs(self.path, exist_ok=True)
+        self.cache = os.path.join(tmp, 'cache-' + tag)
+        cfg = os.path.join(tmp, 'cfg-' + tag)
+        with open(cfg, 'w') as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write('[default]\nhost = 127.0.0.1\nport = %d\nuser = %s\npassword = %s\n'
+                    'ca_file = %s\ncache_dir = %s\ntimeout = 60\ncompress = %s\n'
+                    % (port, d.user, d.password, d.ca_file, self.cache,
+                       'on' if compress else 'off'))
+        self.logpath = os.path.join(tmp, 'log-' + tag)
+        self.logf = open(self.logpath, 'wb')
+        self.proc = subprocess.Popen([IMAPFS, '-o', 'config=' + cfg, '-f', self.path],
+                                     stdout=self.logf, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not mounted(self.path):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError('imapfs did not mount: %s' % self.log_text())
+            time.sleep(0.05)
+
+    def cpu(self):
+        with open('/proc/%d/stat' % self.proc.pid) as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK   # utime + stime
+
+    def log_text(self):
+        with open(self.logpath, 'rb') as f:
+            return f.read().decode('utf-8', 'replace')
+
+    def close(self):
+        subprocess.run(['fusermount3', '-u', self.path])
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.logf.close()
+        shutil.rmtree(self.cache, ignore_errors=True)
+
+
+def run_row(row, m, n_big, manifest):
+    """Run one row's command on mount m; a short check of its result."""
+    if row == 'ls':
+        p = subprocess.run(['ls', '-l', os.path.join(m.path, 'Big')], stdout=subprocess.PIPE,
+                           env=ENV_C)
+        got = len(p.stdout.splitlines()) - 1
+        ok = p.returncode == 0 and got == n_big
+        return ok, '%d entries' % got
+    if row == 'cat':
+        p = subprocess.run('cat %s/Corpus/*/subject | wc -l' % m.path, shell=True,
+                           stdout=subprocess.PIPE, env=ENV_C)
+        lines = int(p.stdout.strip() or 0)
+        ok = p.returncode == 0 and lines >= manifest['n']
+        return ok, '%d lines' % lines
+    p = subprocess.run(['grep', '-rl', '--include=body', corpus.NEEDLE,
+                        os.path.join(m.path, 'Corpus')], stdout=subprocess.PIPE, env=ENV_C)
+    hits = len(p.stdout.splitlines())
+    want = sum(1 for msg in manifest['messages'] if msg['needle'])
+    return hits == want, '%d hits of %d' % (hits, want)
+
+
+ROWS = [('ls', 'ls -l of {messages:,} messages'), ('cat', 'cat */subject, {corpus:,} messages'),
+        ('grep', 'cold grep -r, {corpus:,} messages')]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[1])
+    ap.add_argument('--messages', type=int, default=100000)
+    ap.add_argument('--corpus', type=int, default=5000)
+    ap.add_argument('--rate-mbit', type=float, default=100)
+    ap.add_argument('--rtt-ms', type=float, default=50)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit('compress_bench.py: run me as root')
+    manifest = corpus.load_or_generate(HERE, args.corpus, log=log)
+    tmp = tempfile.mkdtemp(prefix='imapfs-zbench-')
+    os.chmod(tmp, 0o755)
+    d = dovecot.Dovecot(workdir=os.path.join(tmp, 'dv'), compress=True)
+    d.start()
+    results = {}
+    try:
+        log('seeding %d small messages and the %d-message corpus...' % (args.messages,
+                                                                         args.corpus))
+        seed_small(d, 'Big', args.messages)
+        d.create_folder('Corpus')
+        d._drop_conn()
+        corpus.seed_maildir(manifest, os.path.join(d.workdir, 'home', d.user, 'Maildir',
+                                                   'Corpus'),
+                            pwd.getpwnam('dovecot').pw_uid, pwd.getpwnam('dovecot').pw_gid)
+        if len(d.uids('Corpus')) != manifest['n']:
+            raise RuntimeError('Corpus was not seeded')
+        proxy = tcp_proxy.TcpProxy('127.0.0.1', d.host, d.port_imaps,
+                                   delay_ms=args.rtt_ms / 2, rate_mbit=args.rate_mbit)
+        try:
+            for link in ('wan', 'loopback'):
+                port = proxy.port if link == 'wan' else d.port_imaps
+                for compress in (False, True):
+                    for row, _label in ROWS:
+                        tag = '%s-%s-%s' % (link, 'on' if compress else 'off', row)
+                        m = Mount(tmp, d, port, compress, tag)
+                        try:
+                            time.sleep(1)  # let the mount's own start-up traffic settle
+                            proxy.reset_counts()
+                            cpu0, t0 = m.cpu(), time.monotonic()
+                            ok, what = run_row(row, m, args.messages, manifest)
+                            secs, cpu = time.monotonic() - t0, m.cpu() - cpu0
+                            down, up = proxy.counts()
+                        finally:
+                            m.close()
+                        if not ok:
+                            raise RuntimeError('%s: wrong result (%s)' % (tag, what))
+                        results[(link, compress, row)] = (secs, cpu, down, up)
+                        log('%-26s %7.2f s  cpu %6.2f s  down %11d  up %9d  (%s)' % (
+                            tag, secs, cpu, down, up, what))
+        finally:
+            proxy.close()
+    finally:
+        d.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print('COMPRESS=DEFLATE against Dovecot %s (imap_zlib), compress = off vs on, one run '
+          'each; wan = %g Mbit/s each way + %g ms RTT (tcp_proxy.py); the machine is shared'
+          % (subprocess.run(['dovecot', '--version'], stdout=subprocess.PIPE).stdout.decode()
+             .split()[0], args.rate_mbit, args.rtt_ms))
+    print()
+    print('| row | bytes down off | bytes down on | fewer | up off | up on | wan s off | '
+          'wan s on | loopback s off | loopback s on | CPU s off | CPU s on | CPU on/off |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+    for row, label in ROWS:
+        label = label.format(messages=args.messages, corpus=args.corpus)
+        w0, w1 = results[('wan', False, row)], results[('wan', True, row)]
+        l0, l1 = results[('loopback', False, row)], results[('loopback', True, row)]
+        print('| %s | %d | %d | %.2fx | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | '
+              '%.2f |' % (label, w0[2], w1[2], w0[2] / max(1, w1[2]), w0[3], w1[3], w0[0],
+                          w1[0], l0[0], l1[0], l0[1], l1[1], l1[1] / max(0.01, l0[1])))
+    print()
+    print('CPU: the daemon\'s user + system seconds during the row on loopback (wan: %s)' %
+          ', '.join('%s %.2f/%.2f' % (row, results[('wan', False, row)][1],
+                                      results[('wan', True, row)][1]) for row, _ in ROWS))
+
+
+if __name__ == '__main__':
+    main()
