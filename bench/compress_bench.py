@@ -16,7 +16,7 @@ each on a fresh mount with an empty cache, first with compress = off, then on:
                      subject is whatever its build fetches: whole messages until pieces land);
   grep -r            a cold grep -r of Corpus for the corpus's needle word (hits checked).
 
-Links: "wan" goes through tests/harness/tcp_proxy.py with rate_mbit (each direction one link
+Links: "wan" goes through tests/harness/tcp_proxy.py with rate_bps (each direction one link
 of that bandwidth shared by all connections) and RTT/2 of delay each way; the proxy counts the
 bytes it forwards.  "loopback" connects straight to Dovecot (no proxy: its own cost would hide
 imapfs's), so it gives seconds and CPU only.  CPU is the daemon's user + system time during the
@@ -168,7 +168,8 @@ def main():
         if len(d.uids('Corpus')) != manifest['n']:
             raise RuntimeError('Corpus was not seeded')
         proxy = tcp_proxy.TcpProxy('127.0.0.1', d.host, d.port_imaps,
-                                   delay_ms=args.rtt_ms / 2, rate_mbit=args.rate_mbit)
+                                   delay_ms=args.rtt_ms / 2,
+                                   rate_bps=args.rate_mbit * 1e6 if args.rate_mbit else None)
         try:
             for link in ('wan', 'loopback'):
                 port = proxy.port if link == 'wan' else d.port_imaps
@@ -178,11 +179,11 @@ def main():
                         m = Mount(tmp, d, port, compress, tag)
                         try:
                             time.sleep(1)  # let the mount's own start-up traffic settle
-                            proxy.reset_counts()
+                            proxy.reset_counters()
                             cpu0, t0 = m.cpu(), time.monotonic()
                             ok, what = run_row(row, m, args.messages, manifest)
                             secs, cpu = time.monotonic() - t0, m.cpu() - cpu0
-                            down, up = proxy.counts()
+                            up, down = proxy.counters()
                         finally:
                             m.close()
                         if not ok:

@@ -1,5 +1,5 @@
-/* bodycache.c — persistent, bounded, single-flight cache of raw messages on disk (contract and
- * layout in bodycache.h). */
+/* bodycache.c — persistent, bounded, single-flight cache of raw messages and pieces of messages
+ * on disk (contract, layout and format versions in bodycache.h). */
 #include "bodycache.h"
 
 #include <dirent.h>
@@ -16,38 +16,50 @@
 #define FOLDER_HASH_LEN IFS_FOLDER_HASH_LEN
 #define TMP_PREFIX      ".tmp-"
 #define PACK_SUFFIX     ".pack"
-#define PACK_MAGIC      "IFSPACK1"
+#define PACK_MAGIC      "IFSPACK2" /* written: members (uid, piece) */
+#define PACK_MAGIC_V1   "IFSPACK1" /* read: members (uid, 0), whole messages */
+#define FORMAT_FILE     "format"
+#define FORMAT_TEXT     "2\n"
 /* After a write failure, how long new messages bypass the disk before it is tried again (an
  * eviction that frees space ends the wait at once). */
-#define FAIL_RETRY_US   (5 * G_USEC_PER_SEC)
+#define FAIL_RETRY_US (5 * G_USEC_PER_SEC)
 
 /* A pack's trailer: one record per member in offset order, then the footer:
  * data length (u64), member count (u32), PACK_MAGIC (8 bytes); integers little-endian. */
 struct pack_record {
 	uint32_t uid;
-	uint32_t reserved; /* 0 */
+	uint32_t piece; /* 0 in IFSPACK1 packs: they hold whole messages only */
 	uint64_t offset;
 	uint64_t size;
 };
 #define PACK_FOOTER_LEN 20
 
-/* One file of entries, the unit of LRU order and eviction: a single message "<UID>.<SIZE>", or
- * a pack "<FIRST>-<LAST>.<RANDOM>.pack" of the messages one read-ahead batch fetched (see
- * bodycache.h for why packs exist and their format). */
+/* An entry's key within its <F>/<UIDVALIDITY> directory: (uid, piece) in one integer, the UID
+ * in the low half: GLib 2.74's g_int64_hash is the low 32 bits alone, so with the piece there
+ * every whole message of a folder fell in one bucket (a remount's grep over 5,000 messages
+ * spent half its CPU in g_int64_equal). */
+static uint64_t entry_key(uint32_t uid, uint32_t piece)
+{
+	return (uint64_t)piece << 32 | uid;
+}
+
+/* One file of entries, the unit of LRU order and eviction: a single entry "<UID>.<SIZE>" (a
+ * whole message) or "<UID>-<PIECE>.<SIZE>", or a pack "<FIRST>-<LAST>.<RANDOM>.pack" of the
+ * entries one read-ahead batch fetched (see bodycache.h for why packs exist and their format). */
 struct cfile {
 	struct cdir *dir; /* NULL: orphaned (its directory was discarded while being written) */
 	char *name;       /* in dir->rel; while a pack is written, its temporary name */
 	uint64_t bytes;   /* what it occupies (counted in bc->bytes) */
 	int64_t used;     /* mtime, µs: LRU order at startup */
-	GArray *uids;     /* uint32_t: the members */
+	GArray *keys;     /* uint64_t entry_key(): the members */
 	bool writing;     /* a pack being written (owned by its pack writer): never evicted */
 	GList link;       /* in bc->lru: head = most recently used */
 };
 
-/* One committed message: where its bytes are. */
+/* One committed entry (a whole message or a piece): where its bytes are. */
 struct entry {
 	struct cfile *file;
-	uint32_t uid;
+	uint64_t key; /* entry_key(uid, piece); also the key of cdir->entries */
 	uint64_t offset, size;
 };
 
@@ -56,29 +68,29 @@ struct cdir {
 	char *rel; /* "F/UIDVALIDITY" */
 	char hash[FOLDER_HASH_LEN + 1];
 	uint32_t uidvalidity;
-	GHashTable *entries; /* uid -> struct entry* (owned) */
+	GHashTable *entries; /* &entry->key (uint64_t) -> struct entry* (owned) */
 };
 
 struct ifs_bodycache {
 	char *dir;
 	char *identity;
-	int dirfd;            /* replaced (lock held) when the directory is recreated */
-	GArray *retired_fds;  /* int: dirfds so replaced, closed at free: writers still use them */
+	int dirfd;           /* replaced (lock held) when the directory is recreated */
+	GArray *retired_fds; /* int: dirfds so replaced, closed at free: writers still use them */
 	int lockfd;
 	uint64_t max_bytes;
 
 	GMutex lock;
-	GCond done;           /* broadcast when a writer commits or aborts */
-	GHashTable *dirs;     /* rel -> struct cdir* */
-	GHashTable *inflight; /* "rel/uid" -> NULL: claimed by a writer */
-	GQueue lru;           /* struct cfile*, most recently used first */
-	uint64_t bytes, count; /* bytes of all files, messages */
+	GCond done;            /* broadcast when a writer commits or aborts */
+	GHashTable *dirs;      /* rel -> struct cdir* */
+	GHashTable *inflight;  /* inflight_key() -> NULL: claimed by a writer or a pack */
+	GQueue lru;            /* struct cfile*, most recently used first */
+	uint64_t bytes, count; /* bytes of all files; entries (messages and pieces) */
 	/* Writing to the disk fails (full, quota, I/O error, read-only, directory removed):
 	 * messages are then served from scratch files without being stored, the condition is
 	 * logged once (not once per message), and the disk is tried again after FAIL_RETRY_US
 	 * or as soon as an eviction frees space. */
-	int fail_err;         /* errno of the condition in force; 0: writing works */
-	gint64 retry_at;      /* monotonic µs: until then new entries bypass the disk */
+	int fail_err;    /* errno of the condition in force; 0: writing works */
+	gint64 retry_at; /* monotonic µs: until then new entries bypass the disk */
 	uint64_t write_failures, unstored;
 };
 
@@ -93,11 +105,11 @@ enum writer_where {
 struct ifs_bodycache_writer {
 	struct ifs_bodycache *bc;
 	char *rel;     /* "F/UIDVALIDITY" */
-	char *key;     /* "F/UIDVALIDITY/UID" (inflight key) */
+	char *key;     /* inflight_key() */
 	char *tmp_rel; /* "F/UIDVALIDITY/.tmp-XXXXXX" */
-	uint32_t uidvalidity, uid;
+	uint32_t uidvalidity, uid, piece;
 	int fd;
-	int dirfd;     /* bc->dirfd when the temporary file was made (W_CACHE) */
+	int dirfd; /* bc->dirfd when the temporary file was made (W_CACHE) */
 	uint64_t size;
 	enum writer_where where;
 };
@@ -139,6 +151,21 @@ char *ifs_bodycache_default_dir(const char *account)
 
 /* ---- index (lock held) ---- */
 
+/* The key of bc->inflight: "F/UIDVALIDITY/UID/PIECE" (rel is "F/UIDVALIDITY"; new string). */
+static char *inflight_key(const char *rel, uint32_t uid, uint32_t piece)
+{
+	return g_strdup_printf("%s/%u/%u", rel, uid, piece);
+}
+
+/* An entry's file name (new string): "<UID>.<SIZE>" for a whole message, else
+ * "<UID>-<PIECE>.<SIZE>". */
+static char *entry_name(uint32_t uid, uint32_t piece, uint64_t size)
+{
+	if (piece == IFS_BODYCACHE_WHOLE)
+		return g_strdup_printf("%u.%" G_GUINT64_FORMAT, uid, size);
+	return g_strdup_printf("%u-%u.%" G_GUINT64_FORMAT, uid, piece, size);
+}
+
 static struct cdir *cdir_get(struct ifs_bodycache *bc, const char *hash, uint32_t uidvalidity,
                              bool create)
 {
@@ -153,7 +180,7 @@ static struct cdir *cdir_get(struct ifs_bodycache *bc, const char *hash, uint32_
 	d->rel = rel;
 	memcpy(d->hash, hash, FOLDER_HASH_LEN + 1);
 	d->uidvalidity = uidvalidity;
-	d->entries = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+	d->entries = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
 	g_hash_table_insert(bc->dirs, d->rel, d);
 	return d;
 }
@@ -172,14 +199,14 @@ static struct cfile *cfile_new(struct cdir *d, char *name, int64_t used)
 	f->dir = d;
 	f->name = name;
 	f->used = used;
-	f->uids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	f->keys = g_array_new(FALSE, FALSE, sizeof(uint64_t));
 	f->link.data = f;
 	return f;
 }
 
 static void cfile_free(struct cfile *f)
 {
-	g_array_unref(f->uids);
+	g_array_unref(f->keys);
 	g_free(f->name);
 	g_free(f);
 }
@@ -199,49 +226,50 @@ static void cfile_add(struct ifs_bodycache *bc, struct cfile *f, bool front)
 	bc->bytes += f->bytes;
 }
 
-/* Index a message of f (a uid already indexed keeps its first file). */
-static bool member_add(struct ifs_bodycache *bc, struct cfile *f, uint32_t uid, uint64_t offset,
-                       uint64_t size)
+/* Index an entry of f (a key already indexed keeps its first file). */
+static bool member_add(struct ifs_bodycache *bc, struct cfile *f, uint32_t uid, uint32_t piece,
+                       uint64_t offset, uint64_t size)
 {
+	uint64_t key = entry_key(uid, piece);
 	struct entry *e;
 
-	if (g_hash_table_contains(f->dir->entries, GUINT_TO_POINTER(uid)))
+	if (g_hash_table_contains(f->dir->entries, &key))
 		return false;
 	e = g_new0(struct entry, 1);
 	e->file = f;
-	e->uid = uid;
+	e->key = key;
 	e->offset = offset;
 	e->size = size;
-	g_hash_table_insert(f->dir->entries, GUINT_TO_POINTER(uid), e);
-	g_array_append_val(f->uids, uid);
+	g_hash_table_insert(f->dir->entries, &e->key, e);
+	g_array_append_val(f->keys, key);
 	bc->count++;
 	return true;
 }
 
-/* A single-message file. */
-static void entry_add(struct ifs_bodycache *bc, struct cdir *d, uint32_t uid, uint64_t size,
-                      int64_t used, bool front)
+/* A single-entry file. */
+static void entry_add(struct ifs_bodycache *bc, struct cdir *d, uint32_t uid, uint32_t piece,
+                      uint64_t size, int64_t used, bool front)
 {
-	struct cfile *f = cfile_new(d, g_strdup_printf("%u.%" G_GUINT64_FORMAT, uid, size), used);
+	struct cfile *f = cfile_new(d, entry_name(uid, piece, size), used);
 	f->bytes = size;
-	member_add(bc, f, uid, 0, size);
+	member_add(bc, f, uid, piece, 0, size);
 	cfile_add(bc, f, front);
 }
 
-/* Take f's messages out of the index. */
+/* Take f's entries out of the index. */
 static void members_forget(struct ifs_bodycache *bc, struct cfile *f)
 {
-	for (guint i = 0; i < f->uids->len; i++) {
-		gpointer key = GUINT_TO_POINTER(g_array_index(f->uids, uint32_t, i));
-		struct entry *e = g_hash_table_lookup(f->dir->entries, key);
+	for (guint i = 0; i < f->keys->len; i++) {
+		uint64_t key = g_array_index(f->keys, uint64_t, i);
+		struct entry *e = g_hash_table_lookup(f->dir->entries, &key);
 		if (e != NULL && e->file == f) {
-			g_hash_table_remove(f->dir->entries, key);
+			g_hash_table_remove(f->dir->entries, &key); /* frees e */
 			bc->count--;
 		}
 	}
 }
 
-/* Forget f's messages and take it out of the LRU order and the byte count; remove it from disk
+/* Forget f's entries and take it out of the LRU order and the byte count; remove it from disk
  * unless a pack writer still owns it (then it is orphaned: the writer finds dir NULL). */
 static void cfile_remove(struct ifs_bodycache *bc, struct cfile *f)
 {
@@ -323,10 +351,11 @@ static bool dir_removed(const struct ifs_bodycache *bc)
 }
 
 static int check_identity(struct ifs_bodycache *bc, const char *identity, char **errmsg_r);
+static int check_format(struct ifs_bodycache *bc, char **errmsg_r);
 static int prepare_dir(const char *dir, char **errmsg_r);
 
 /* The cache directory was removed while mounted (rm -rf, a cleaner): make it again, empty,
- * with its lock and identity, and forget every entry (their files went with it).  Writers
+ * with its lock, identity and format, and forget every entry (their files went with it).  Writers
  * and packs in flight still hold descriptors of their old files: they serve their bytes
  * without storing them.  0 or -errno (the condition stays, retried later). */
 static int recreate_dir(struct ifs_bodycache *bc)
@@ -360,6 +389,10 @@ static int recreate_dir(struct ifs_bodycache *bc)
 	bc->dirfd = fd;
 	bc->lockfd = lockfd;
 	ret = check_identity(bc, bc->identity, &why);
+	g_free(why);
+	why = NULL;
+	if (ret == 0)
+		ret = check_format(bc, &why);
 	g_free(why);
 	if (ret < 0)
 		goto fail;
@@ -476,19 +509,22 @@ static int cmp_scanned(gconstpointer a, gconstpointer b)
 	return x->file->used > y->file->used ? -1 : x->file->used < y->file->used;
 }
 
-/* Read a pack's trailer and index its members into f.  false: not a whole, valid pack. */
+/* Read a pack's trailer and index its members into f.  false: not a whole, valid pack.  An
+ * IFSPACK1 pack (format version 1) holds whole messages: 0 where IFSPACK2 has the piece. */
 static bool load_pack(struct ifs_bodycache *bc, int fd, uint64_t file_size, struct cfile *f)
 {
 	unsigned char footer[PACK_FOOTER_LEN];
 	struct pack_record *recs;
 	uint64_t data_len, next = 0;
 	uint32_t count;
-	bool ok = true;
+	bool ok = true, v1;
 
 	if (file_size < PACK_FOOTER_LEN ||
 	    pread(fd, footer, sizeof(footer), (off_t)(file_size - PACK_FOOTER_LEN)) !=
-	        (ssize_t)sizeof(footer) ||
-	    memcmp(footer + 12, PACK_MAGIC, 8) != 0)
+	        (ssize_t)sizeof(footer))
+		return false;
+	v1 = memcmp(footer + 12, PACK_MAGIC_V1, 8) == 0;
+	if (!v1 && memcmp(footer + 12, PACK_MAGIC, 8) != 0)
 		return false;
 	memcpy(&data_len, footer, 8);
 	memcpy(&count, footer + 8, 4);
@@ -505,14 +541,16 @@ static bool load_pack(struct ifs_bodycache *bc, int fd, uint64_t file_size, stru
 	}
 	/* members back to back from offset 0, exactly filling the data part */
 	for (uint32_t i = 0; i < count && ok; i++) {
-		uint64_t off = GUINT64_FROM_LE(recs[i].offset), size = GUINT64_FROM_LE(recs[i].size);
-		ok = GUINT32_FROM_LE(recs[i].uid) != 0 && off == next && size <= data_len - off;
+		uint64_t off = GUINT64_FROM_LE(recs[i].offset),
+		         size = GUINT64_FROM_LE(recs[i].size);
+		ok = GUINT32_FROM_LE(recs[i].uid) != 0 && (!v1 || recs[i].piece == 0) &&
+		     off == next && size <= data_len - off;
 		next = off + size;
 	}
 	ok = ok && next == data_len;
 	for (uint32_t i = 0; i < count && ok; i++)
-		member_add(bc, f, GUINT32_FROM_LE(recs[i].uid), GUINT64_FROM_LE(recs[i].offset),
-		           GUINT64_FROM_LE(recs[i].size));
+		member_add(bc, f, GUINT32_FROM_LE(recs[i].uid), GUINT32_FROM_LE(recs[i].piece),
+		           GUINT64_FROM_LE(recs[i].offset), GUINT64_FROM_LE(recs[i].size));
 	g_free(recs);
 	return ok;
 }
@@ -521,6 +559,35 @@ static bool load_pack(struct ifs_bodycache *bc, int fd, uint64_t file_size, stru
 static bool is_pack_name(const char *n)
 {
 	return g_str_has_suffix(n, PACK_SUFFIX) && g_ascii_isdigit(n[0]) && strchr(n, '-') != NULL;
+}
+
+/* Is n a single-entry file name, "<UID>.<SIZE>" (piece 0) or "<UID>-<PIECE>.<SIZE>" (PIECE not
+ * 0: a whole message has only the first form)?  UID from 1, all decimal. */
+static bool parse_entry_name(const char *n, uint32_t *uid_r, uint32_t *piece_r, uint64_t *size_r)
+{
+	const char *dot = strchr(n, '.'), *dash;
+	char *uidpart, *piecepart = NULL;
+	uint64_t uid = 0, piece = 0, size = 0;
+	bool ok;
+
+	if (dot == NULL)
+		return false;
+	dash = memchr(n, '-', (size_t)(dot - n));
+	uidpart = g_strndup(n, (dash != NULL ? dash : dot) - n);
+	if (dash != NULL)
+		piecepart = g_strndup(dash + 1, (size_t)(dot - dash - 1));
+	ok = all_digits(uidpart) && all_digits(dot + 1) &&
+	     g_ascii_string_to_unsigned(uidpart, 10, 1, G_MAXUINT32, &uid, NULL) &&
+	     g_ascii_string_to_unsigned(dot + 1, 10, 0, G_MAXUINT64, &size, NULL) &&
+	     (piecepart == NULL ||
+	      (all_digits(piecepart) &&
+	       g_ascii_string_to_unsigned(piecepart, 10, 1, G_MAXUINT32, &piece, NULL)));
+	g_free(uidpart);
+	g_free(piecepart);
+	*uid_r = (uint32_t)uid;
+	*piece_r = (uint32_t)piece;
+	*size_r = size;
+	return ok;
 }
 
 /* Read one <F>/<UIDVALIDITY> directory into found. */
@@ -551,8 +618,8 @@ static void scan_uv_dir(struct ifs_bodycache *bc, const char *hash, const char *
 	d = cdir_get(bc, hash, (uint32_t)uv, true);
 	while ((de = readdir(dir)) != NULL) {
 		const char *n = de->d_name;
-		const char *dot = strchr(n, '.');
-		uint64_t uid = 0, size = 0;
+		uint32_t uid = 0, piece = 0;
+		uint64_t size = 0;
 		struct stat st;
 		struct cfile *f = NULL;
 		bool ok;
@@ -569,27 +636,24 @@ static void scan_uv_dir(struct ifs_bodycache *bc, const char *hash, const char *
 		if (ok && is_pack_name(n)) {
 			int pfd = openat(dirfd(dir), n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 			f = cfile_new(d, g_strdup(n),
-			              (int64_t)st.st_mtim.tv_sec * 1000000 + st.st_mtim.tv_nsec / 1000);
+			              (int64_t)st.st_mtim.tv_sec * 1000000 +
+			                  st.st_mtim.tv_nsec / 1000);
 			f->bytes = (uint64_t)st.st_size;
 			ok = pfd >= 0 && load_pack(bc, pfd, (uint64_t)st.st_size, f);
 			if (pfd >= 0)
 				close(pfd);
 		} else if (ok) {
-			char *uidpart = dot != NULL ? g_strndup(n, dot - n) : NULL;
-			ok = dot != NULL && all_digits(uidpart) && all_digits(dot + 1) &&
-			     g_ascii_string_to_unsigned(uidpart, 10, 1, G_MAXUINT32, &uid, NULL) &&
-			     g_ascii_string_to_unsigned(dot + 1, 10, 0, G_MAXUINT64, &size, NULL) &&
+			ok = parse_entry_name(n, &uid, &piece, &size) &&
 			     (uint64_t)st.st_size == size;
-			g_free(uidpart);
 			if (ok) {
 				f = cfile_new(d, g_strdup(n),
 				              (int64_t)st.st_mtim.tv_sec * 1000000 +
 				                  st.st_mtim.tv_nsec / 1000);
 				f->bytes = size;
-				member_add(bc, f, (uint32_t)uid, 0, size);
+				member_add(bc, f, uid, piece, 0, size);
 			}
 		}
-		if (!ok || f->uids->len == 0) {
+		if (!ok || f->keys->len == 0) {
 			/* damaged, foreign, or nothing in it we do not have already */
 			if (f != NULL)
 				cfile_remove_unlisted(bc, f);
@@ -687,7 +751,8 @@ static int prepare_dir(const char *dir, char **errmsg_r)
 	return 0;
 }
 
-static void wipe_entries(struct ifs_bodycache *bc)
+/* Remove every <F> directory; with_state, state/ too (it is another mailbox's). */
+static void wipe_entries(struct ifs_bodycache *bc, bool with_state)
 {
 	int fd = openat(bc->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
@@ -705,7 +770,8 @@ static void wipe_entries(struct ifs_bodycache *bc)
 			g_ptr_array_add(victims, g_strdup(de->d_name));
 	closedir(dir);
 	/* another mailbox's folder list and listings (state.h) go too */
-	g_ptr_array_add(victims, g_strdup("state"));
+	if (with_state)
+		g_ptr_array_add(victims, g_strdup("state"));
 	for (guint i = 0; i < victims->len; i++)
 		remove_tree_at(bc->dirfd, victims->pdata[i]);
 	g_ptr_array_unref(victims);
@@ -732,7 +798,7 @@ static int check_identity(struct ifs_bodycache *bc, const char *identity, char *
 		}
 		g_message("cache %s belonged to another mailbox; emptying it", bc->dir);
 	}
-	wipe_entries(bc);
+	wipe_entries(bc, true);
 	fd = openat(bc->dirfd, "identity.tmp",
 	            O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0 || write(fd, want, strlen(want)) != (ssize_t)strlen(want) ||
@@ -745,6 +811,66 @@ static int check_identity(struct ifs_bodycache *bc, const char *identity, char *
 		close(fd);
 	g_free(want);
 	return ret;
+}
+
+/* Write FORMAT_TEXT to the format file: temporary file, fsync, rename.  0 or -errno (and
+ * *errmsg_r). */
+static int write_format(struct ifs_bodycache *bc, char **errmsg_r)
+{
+	static const char tmp[] = FORMAT_FILE ".tmp";
+	size_t len = strlen(FORMAT_TEXT);
+	int fd, ret = 0;
+
+	errno = 0;
+	fd = openat(bc->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd < 0 || write(fd, FORMAT_TEXT, len) != (ssize_t)len || fsync(fd) < 0 ||
+	    renameat(bc->dirfd, tmp, bc->dirfd, FORMAT_FILE) < 0) {
+		ret = errno != 0 ? -errno : -EIO;
+		*errmsg_r = g_strdup_printf("cannot write %s/" FORMAT_FILE ": %s", bc->dir,
+		                            g_strerror(-ret));
+		unlinkat(bc->dirfd, tmp, 0);
+	}
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* Entries in a format this code reads?  FORMAT_TEXT: yes.  No format file: version 1, whose
+ * files all read as version 2 (bodycache.h "Versions").  Anything else (a newer imapfs's, or
+ * damage): wipe the entries, never guess.  Then the file says FORMAT_TEXT.  0 or -errno (and
+ * *errmsg_r): the format file cannot be written. */
+static int check_format(struct ifs_bodycache *bc, char **errmsg_r)
+{
+	char buf[64];
+	ssize_t n = -1;
+	int err = 0;
+	int fd = openat(bc->dirfd, FORMAT_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0) {
+		err = errno;
+	} else {
+		n = read(fd, buf, sizeof(buf));
+		if (n < 0)
+			err = errno;
+		close(fd);
+	}
+	if (n == (ssize_t)strlen(FORMAT_TEXT) && memcmp(buf, FORMAT_TEXT, (size_t)n) == 0)
+		return 0;
+	if (err != ENOENT) {
+		/* the file's first bytes, escaped: it may hold anything */
+		char *said = n >= 0 ? g_strndup(buf, (size_t)n) : NULL;
+		char *shown = said != NULL ? g_strescape(said, NULL) : NULL;
+		g_message("cache %s is in format \"%s\", not %.*s (another version of imapfs?); "
+		          "emptying it",
+		          bc->dir, shown != NULL ? shown : g_strerror(err),
+		          (int)strlen(FORMAT_TEXT) - 1, FORMAT_TEXT);
+		g_free(shown);
+		g_free(said);
+		wipe_entries(bc, false);
+		remove_tree_at(bc->dirfd, FORMAT_FILE); /* whatever it is (a directory even) */
+	}
+	return write_format(bc, errmsg_r);
 }
 
 int ifs_bodycache_open(const char *dir, uint64_t max_bytes, const char *identity,
@@ -789,6 +915,9 @@ int ifs_bodycache_open(const char *dir, uint64_t max_bytes, const char *identity
 	ret = check_identity(bc, identity, errmsg_r);
 	if (ret < 0)
 		goto fail;
+	ret = check_format(bc, errmsg_r);
+	if (ret < 0)
+		goto fail;
 	scan(bc);
 	evict(bc);
 	*bc_r = bc;
@@ -827,23 +956,48 @@ void ifs_bodycache_free(struct ifs_bodycache *bc)
 /* ---- lookups ---- */
 
 static struct entry *find(struct ifs_bodycache *bc, const char *hash, uint32_t uidvalidity,
-                          uint32_t uid)
+                          uint32_t uid, uint32_t piece)
 {
 	struct cdir *d = cdir_get(bc, hash, uidvalidity, false);
-	return d != NULL ? g_hash_table_lookup(d->entries, GUINT_TO_POINTER(uid)) : NULL;
+	uint64_t key = entry_key(uid, piece);
+	return d != NULL ? g_hash_table_lookup(d->entries, &key) : NULL;
 }
 
-bool ifs_bodycache_contains(struct ifs_bodycache *bc, const char *folder, uint32_t uidvalidity,
-                            uint32_t uid)
+bool ifs_bodycache_contains_piece(struct ifs_bodycache *bc, const char *folder,
+                                  uint32_t uidvalidity, uint32_t uid, uint32_t piece)
 {
 	char hash[FOLDER_HASH_LEN + 1];
 	bool found;
 
 	folder_hash(folder, hash);
 	g_mutex_lock(&bc->lock);
-	found = find(bc, hash, uidvalidity, uid) != NULL;
+	found = find(bc, hash, uidvalidity, uid, piece) != NULL;
 	g_mutex_unlock(&bc->lock);
 	return found;
+}
+
+bool ifs_bodycache_contains(struct ifs_bodycache *bc, const char *folder, uint32_t uidvalidity,
+                            uint32_t uid)
+{
+	return ifs_bodycache_contains_piece(bc, folder, uidvalidity, uid, IFS_BODYCACHE_WHOLE);
+}
+
+bool ifs_bodycache_claimed(struct ifs_bodycache *bc, const char *folder, uint32_t uidvalidity,
+                           uint32_t uid, uint32_t piece)
+{
+	char hash[FOLDER_HASH_LEN + 1];
+	char *rel, *key;
+	bool claimed;
+
+	folder_hash(folder, hash);
+	rel = g_strdup_printf("%s/%u", hash, uidvalidity);
+	key = inflight_key(rel, uid, piece);
+	g_mutex_lock(&bc->lock);
+	claimed = g_hash_table_contains(bc->inflight, key);
+	g_mutex_unlock(&bc->lock);
+	g_free(key);
+	g_free(rel);
+	return claimed;
 }
 
 /* Open e's file (lock held); marks it used.  -errno when the file vanished or was damaged
@@ -867,7 +1021,7 @@ static int open_entry(struct ifs_bodycache *bc, struct entry *e, int *fd_r, uint
 		/* the whole directory went: one line for it, not one per file (f is freed) */
 		if (dir_removed(bc) && recreate_dir(bc) == 0)
 			return err;
-		g_warning("cache file %s/%s/%s vanished or changed; fetching its messages again",
+		g_warning("cache file %s/%s/%s vanished or changed; fetching its entries again",
 		          bc->dir, f->dir->rel, f->name);
 		cfile_remove(bc, f);
 		return err;
@@ -919,22 +1073,24 @@ static int create_tmp(struct ifs_bodycache *bc, const struct cdir *d,
 
 static void writer_free(struct ifs_bodycache_writer *w);
 
-int ifs_bodycache_get(struct ifs_bodycache *bc, const char *folder, uint32_t uidvalidity,
-                      uint32_t uid, bool wait, int *fd_r, uint64_t *offset_r, uint64_t *size_r,
-                      struct ifs_bodycache_writer **w_r)
+int ifs_bodycache_get_piece(struct ifs_bodycache *bc, const char *folder, uint32_t uidvalidity,
+                            uint32_t uid, uint32_t piece, bool wait, int *fd_r, uint64_t *offset_r,
+                            uint64_t *size_r, struct ifs_bodycache_writer **w_r)
 {
 	char hash[FOLDER_HASH_LEN + 1];
 	struct ifs_bodycache_writer *w;
 	struct cdir *d;
-	char *key;
+	char *rel, *key;
 	int ret;
 
 	*w_r = NULL;
 	folder_hash(folder, hash);
-	key = g_strdup_printf("%s/%u/%u", hash, uidvalidity, uid);
+	rel = g_strdup_printf("%s/%u", hash, uidvalidity);
+	key = inflight_key(rel, uid, piece);
+	g_free(rel);
 	g_mutex_lock(&bc->lock);
 	for (;;) {
-		struct entry *e = find(bc, hash, uidvalidity, uid);
+		struct entry *e = find(bc, hash, uidvalidity, uid, piece);
 		if (e != NULL && open_entry(bc, e, fd_r, offset_r, size_r) == 0) {
 			g_mutex_unlock(&bc->lock);
 			g_free(key);
@@ -956,6 +1112,7 @@ int ifs_bodycache_get(struct ifs_bodycache *bc, const char *folder, uint32_t uid
 	w->rel = g_strdup(d->rel);
 	w->uidvalidity = uidvalidity;
 	w->uid = uid;
+	w->piece = piece;
 	w->fd = -1;
 	if (!bypassing(bc)) {
 		ret = create_tmp(bc, d, w);
@@ -969,7 +1126,8 @@ int ifs_bodycache_get(struct ifs_bodycache *bc, const char *folder, uint32_t uid
 		ret = scratch_fd(W_TMPDIR, &w->where);
 		if (ret < 0) {
 			g_mutex_unlock(&bc->lock);
-			g_warning("cannot create a scratch file for a message: %s", g_strerror(-ret));
+			g_warning("cannot create a scratch file for a message: %s",
+			          g_strerror(-ret));
 			writer_free(w);
 			g_free(key);
 			return ret;
@@ -981,6 +1139,14 @@ int ifs_bodycache_get(struct ifs_bodycache *bc, const char *folder, uint32_t uid
 	g_mutex_unlock(&bc->lock);
 	*w_r = w;
 	return IFS_BODYCACHE_CLAIMED;
+}
+
+int ifs_bodycache_get(struct ifs_bodycache *bc, const char *folder, uint32_t uidvalidity,
+                      uint32_t uid, bool wait, int *fd_r, uint64_t *offset_r, uint64_t *size_r,
+                      struct ifs_bodycache_writer **w_r)
+{
+	return ifs_bodycache_get_piece(bc, folder, uidvalidity, uid, IFS_BODYCACHE_WHOLE, wait,
+	                               fd_r, offset_r, size_r, w_r);
 }
 
 /* ---- writers ---- */
@@ -1082,26 +1248,38 @@ static int serve_unstored(struct ifs_bodycache_writer *w, int *fd_r, uint64_t *s
 int ifs_bodycache_writer_commit(struct ifs_bodycache_writer *w, int *fd_r, uint64_t *size_r)
 {
 	struct ifs_bodycache *bc = w->bc;
-	char *final;
+	char *final, *name;
 	char hash[FOLDER_HASH_LEN + 1];
 	struct cdir *d;
 	int ret = 0, rfd;
 
 	if (w->where != W_CACHE)
 		return serve_unstored(w, fd_r, size_r);
-	final = g_strdup_printf("%s/%u.%" G_GUINT64_FORMAT, w->rel, w->uid, w->size);
+	name = entry_name(w->uid, w->piece, w->size);
+	final = g_strdup_printf("%s/%s", w->rel, name);
+	g_free(name);
 	/* Durable before visible: after a power loss an entry is whole or absent. */
 	if (fdatasync(w->fd) < 0) {
 		ret = -errno;
 		goto unstored;
 	}
+	memcpy(hash, w->rel, FOLDER_HASH_LEN);
+	hash[FOLDER_HASH_LEN] = '\0';
 	rfd = openat(w->dirfd, w->tmp_rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (rfd < 0) {
 		ret = -errno;
+		/* A UIDVALIDITY change removes the directory, our temporary file with it: that is
+		 * the -ESTALE below, not a disk that fails (no warning, no bypass). */
+		g_mutex_lock(&bc->lock);
+		d = cdir_get(bc, hash, w->uidvalidity, false);
+		g_mutex_unlock(&bc->lock);
+		if (d == NULL) {
+			g_free(final);
+			ifs_bodycache_writer_abort(w);
+			return -ESTALE;
+		}
 		goto unstored;
 	}
-	memcpy(hash, w->rel, FOLDER_HASH_LEN);
-	hash[FOLDER_HASH_LEN] = '\0';
 	g_mutex_lock(&bc->lock);
 	/* The folder's UIDVALIDITY may have changed while we fetched: then drop it. */
 	d = cdir_get(bc, hash, w->uidvalidity, false);
@@ -1118,8 +1296,8 @@ int ifs_bodycache_writer_commit(struct ifs_bodycache_writer *w, int *fd_r, uint6
 		close(rfd);
 		goto unstored;
 	}
-	if (g_hash_table_lookup(d->entries, GUINT_TO_POINTER(w->uid)) == NULL)
-		entry_add(bc, d, w->uid, w->size, g_get_real_time(), true);
+	if (find(bc, hash, w->uidvalidity, w->uid, w->piece) == NULL)
+		entry_add(bc, d, w->uid, w->piece, w->size, g_get_real_time(), true);
 	note_write_ok(bc);
 	writer_finish(w);
 	evict(bc);
@@ -1158,15 +1336,17 @@ void ifs_bodycache_writer_abort(struct ifs_bodycache_writer *w)
 
 struct ifs_bodycache_pack {
 	struct ifs_bodycache *bc;
-	struct cfile *file;   /* owned until close; file->dir NULL when orphaned */
-	char *rel;            /* "F/UIDVALIDITY" */
+	struct cfile *file; /* owned until close; file->dir NULL when orphaned */
+	char *rel;          /* "F/UIDVALIDITY" */
 	int fd;
-	GHashTable *claimed;  /* uid -> inflight key (owned): claimed, not yet stored */
-	GArray *records;      /* struct pack_record of the stored members, host order */
-	uint64_t end;         /* bytes of stored members */
-	uint32_t cur_uid;     /* the member being received (0: none) */
+	GHashTable *claimed; /* uint64_t entry_key() (owned) -> inflight key (owned): claimed,
+	                      * not yet stored */
+	GArray *records;     /* struct pack_record of the stored members, host order */
+	uint64_t end;        /* bytes of stored members */
+	uint32_t cur_uid;    /* the member being received (UID 0: none), and its piece */
+	uint32_t cur_piece;
 	uint64_t cur_size;
-	int error;            /* first write error: the pack is not finished */
+	int error; /* first write error: the pack is not finished */
 };
 
 int ifs_bodycache_pack_new(struct ifs_bodycache *bc, const char *folder, uint32_t uidvalidity,
@@ -1198,7 +1378,8 @@ int ifs_bodycache_pack_new(struct ifs_bodycache *bc, const char *folder, uint32_
 		g_free(name);
 		name = g_strdup_printf(TMP_PREFIX "pack-%08x%08x", g_random_int(), g_random_int());
 		rel = g_strdup_printf("%s/%s", d->rel, name);
-		fd = openat(bc->dirfd, rel, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		fd = openat(bc->dirfd, rel, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		            0600);
 		g_free(rel);
 		if (fd < 0 && errno != EEXIST)
 			goto fail_errno;
@@ -1214,7 +1395,7 @@ int ifs_bodycache_pack_new(struct ifs_bodycache *bc, const char *folder, uint32_
 	p->file = cfile_new(d, name, g_get_real_time());
 	p->file->writing = true;
 	cfile_add(bc, p->file, true);
-	p->claimed = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+	p->claimed = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
 	p->records = g_array_new(FALSE, FALSE, sizeof(struct pack_record));
 	g_mutex_unlock(&bc->lock);
 	*p_r = p;
@@ -1230,22 +1411,23 @@ fail_errno:
 	return ret;
 }
 
-int ifs_bodycache_pack_claim(struct ifs_bodycache_pack *p, uint32_t uid)
+int ifs_bodycache_pack_claim_piece(struct ifs_bodycache_pack *p, uint32_t uid, uint32_t piece)
 {
 	struct ifs_bodycache *bc = p->bc;
-	char *key = g_strdup_printf("%s/%u", p->rel, uid);
+	char *key = inflight_key(p->rel, uid, piece);
+	uint64_t ek = entry_key(uid, piece);
 	struct cdir *d;
 	int ret;
 
 	g_mutex_lock(&bc->lock);
 	d = p->file->dir;
-	if (d != NULL && g_hash_table_contains(d->entries, GUINT_TO_POINTER(uid))) {
+	if (d != NULL && g_hash_table_contains(d->entries, &ek)) {
 		ret = IFS_BODYCACHE_HIT;
 	} else if (d == NULL || g_hash_table_contains(bc->inflight, key)) {
 		ret = IFS_BODYCACHE_BUSY;
 	} else {
 		g_hash_table_add(bc->inflight, g_strdup(key));
-		g_hash_table_insert(p->claimed, GUINT_TO_POINTER(uid), key);
+		g_hash_table_insert(p->claimed, g_memdup2(&ek, sizeof(ek)), key);
 		key = NULL;
 		ret = IFS_BODYCACHE_CLAIMED;
 	}
@@ -1254,18 +1436,31 @@ int ifs_bodycache_pack_claim(struct ifs_bodycache_pack *p, uint32_t uid)
 	return ret;
 }
 
-int ifs_bodycache_pack_begin(struct ifs_bodycache_pack *p, uint32_t uid)
+int ifs_bodycache_pack_claim(struct ifs_bodycache_pack *p, uint32_t uid)
 {
-	if (p->error != 0 || !g_hash_table_contains(p->claimed, GUINT_TO_POINTER(uid)))
+	return ifs_bodycache_pack_claim_piece(p, uid, IFS_BODYCACHE_WHOLE);
+}
+
+int ifs_bodycache_pack_begin_piece(struct ifs_bodycache_pack *p, uint32_t uid, uint32_t piece)
+{
+	uint64_t ek = entry_key(uid, piece);
+
+	if (p->error != 0 || !g_hash_table_contains(p->claimed, &ek))
 		return 1; /* not ours, stored already (a retried command), or the pack failed */
 	/* (Re)start this member after the stored ones: a retry sends it again from its start. */
 	p->cur_uid = uid;
+	p->cur_piece = piece;
 	p->cur_size = 0;
 	if (ftruncate(p->fd, (off_t)p->end) < 0) {
 		p->error = -errno;
 		return p->error;
 	}
 	return 0;
+}
+
+int ifs_bodycache_pack_begin(struct ifs_bodycache_pack *p, uint32_t uid)
+{
+	return ifs_bodycache_pack_begin_piece(p, uid, IFS_BODYCACHE_WHOLE);
 }
 
 int ifs_bodycache_pack_write(struct ifs_bodycache_pack *p, const void *buf, size_t len)
@@ -1287,41 +1482,46 @@ int ifs_bodycache_pack_write(struct ifs_bodycache_pack *p, const void *buf, size
 	return 0;
 }
 
-/* Lock held: release uid's claim and wake whoever waits for it. */
-static void pack_unclaim(struct ifs_bodycache_pack *p, uint32_t uid)
+/* Lock held: release the claim of entry_key ek and wake whoever waits for it. */
+static void pack_unclaim(struct ifs_bodycache_pack *p, uint64_t ek)
 {
-	char *key = g_hash_table_lookup(p->claimed, GUINT_TO_POINTER(uid));
+	char *key = g_hash_table_lookup(p->claimed, &ek);
 
 	if (key == NULL)
 		return;
 	g_hash_table_remove(p->bc->inflight, key);
-	g_hash_table_remove(p->claimed, GUINT_TO_POINTER(uid));
+	g_hash_table_remove(p->claimed, &ek);
 	g_cond_broadcast(&p->bc->done);
 }
 
-int ifs_bodycache_pack_end(struct ifs_bodycache_pack *p, uint32_t uid)
+int ifs_bodycache_pack_end_piece(struct ifs_bodycache_pack *p, uint32_t uid, uint32_t piece)
 {
 	struct ifs_bodycache *bc = p->bc;
-	struct pack_record rec = {uid, 0, p->end, p->cur_size};
+	struct pack_record rec = {uid, piece, p->end, p->cur_size};
 	int ret = 0;
 
-	if (uid != p->cur_uid || p->error != 0)
+	if (uid == 0 || uid != p->cur_uid || piece != p->cur_piece || p->error != 0)
 		return 0;
 	g_mutex_lock(&bc->lock);
 	/* Readable from now on, from the pack's temporary file: whoever waits goes on. */
 	if (p->file->dir == NULL) {
 		ret = -ESTALE;
-	} else if (member_add(bc, p->file, uid, p->end, p->cur_size)) {
+	} else if (member_add(bc, p->file, uid, piece, p->end, p->cur_size)) {
 		p->file->bytes += p->cur_size;
 		bc->bytes += p->cur_size;
 		g_array_append_val(p->records, rec);
 		p->end += p->cur_size;
 	}
-	pack_unclaim(p, uid);
+	pack_unclaim(p, entry_key(uid, piece));
 	evict(bc);
 	g_mutex_unlock(&bc->lock);
 	p->cur_uid = 0;
 	return ret;
+}
+
+int ifs_bodycache_pack_end(struct ifs_bodycache_pack *p, uint32_t uid)
+{
+	return ifs_bodycache_pack_end_piece(p, uid, IFS_BODYCACHE_WHOLE);
 }
 
 /* Append the trailer, make the pack durable, give it its final name.  0 or -errno. */
@@ -1339,7 +1539,7 @@ static int pack_finish(struct ifs_bodycache_pack *p, char **final_r)
 	for (guint i = 0; i < recs->len; i++) {
 		const struct pack_record *r = &g_array_index(recs, struct pack_record, i);
 		le[i].uid = GUINT32_TO_LE(r->uid);
-		le[i].reserved = 0;
+		le[i].piece = GUINT32_TO_LE(r->piece);
 		le[i].offset = GUINT64_TO_LE(r->offset);
 		le[i].size = GUINT64_TO_LE(r->size);
 		first = MIN(first, r->uid);
@@ -1384,7 +1584,7 @@ void ifs_bodycache_pack_close(struct ifs_bodycache_pack *p)
 		gpointer k;
 		g_hash_table_iter_init(&it, p->claimed);
 		g_hash_table_iter_next(&it, &k, NULL);
-		pack_unclaim(p, GPOINTER_TO_UINT(k));
+		pack_unclaim(p, *(const uint64_t *)k);
 	}
 	if (f->dir != NULL && final != NULL && ret == 0) {
 		char *from = cfile_rel(f), *to = g_strdup_printf("%s/%s", f->dir->rel, final);
@@ -1399,8 +1599,10 @@ void ifs_bodycache_pack_close(struct ifs_bodycache_pack *p)
 		g_free(f->name);
 		f->name = final;
 		final = NULL;
-		f->bytes += (uint64_t)p->records->len * sizeof(struct pack_record) + PACK_FOOTER_LEN;
-		bc->bytes += (uint64_t)p->records->len * sizeof(struct pack_record) + PACK_FOOTER_LEN;
+		f->bytes +=
+		    (uint64_t)p->records->len * sizeof(struct pack_record) + PACK_FOOTER_LEN;
+		bc->bytes +=
+		    (uint64_t)p->records->len * sizeof(struct pack_record) + PACK_FOOTER_LEN;
 		note_write_ok(bc);
 		evict(bc);
 	} else if (f->dir != NULL) {
@@ -1445,7 +1647,8 @@ void ifs_bodycache_set_uidvalidity(struct ifs_bodycache *bc, const char *folder,
 	for (guint i = 0; i < victims->len; i++) {
 		struct cdir *d = victims->pdata[i];
 		GPtrArray *files = g_ptr_array_new();
-		g_message("cache: UIDVALIDITY of a folder changed; discarding %u cached messages",
+		g_message("cache: UIDVALIDITY of a folder changed; discarding %u cached entries "
+		          "(messages and pieces)",
 		          g_hash_table_size(d->entries));
 		/* every file of d, packs being written included, is in the LRU order */
 		for (GList *l = bc->lru.head; l != NULL; l = l->next)

@@ -24,7 +24,7 @@
 static const char *const known_keys[] = {
 	"host", "port", "tls", "user", "pass_cmd", "password", "ca_file",
 	"timeout", "connections", "refresh", "memory_cache", "cache", "cache_dir", "cache_size",
-	"readahead", "auth", "oauth_cmd", "watch", "idle_renew", "compress", NULL,
+	"readahead", "auth", "oauth_cmd", "watch", "idle_renew", "compress", "fetch", NULL,
 };
 
 static void wipe_str(char *s)
@@ -463,6 +463,24 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 	if ((ret = get_uint(kf, cfg->account, "idle_renew", IFS_IDLE_RENEW_DEFAULT, 1,
 	                    IFS_IDLE_RENEW_MAX, &cfg->idle_renew_s, cfg->path, errmsg_r)) < 0)
 		goto fail;
+
+	v = g_key_file_get_string(kf, cfg->account, "fetch", NULL);
+	if (v != NULL)
+		g_strstrip(v);
+	/* whole is the default until parts costs no more than it on a fast link (README:
+	 * "Partial fetches"): read-ahead of pieces takes a round trip per 64 messages and level,
+	 * and a small message's pieces cost three parses where its whole costs one */
+	if (v == NULL || strcmp(v, "whole") == 0) {
+		cfg->fetch_whole = true;
+	} else if (strcmp(v, "parts") == 0) {
+		cfg->fetch_whole = false;
+	} else {
+		*errmsg_r = g_strdup_printf("%s: [%s] fetch = '%s': use parts or whole", cfg->path,
+		                            cfg->account, v);
+		ret = -EINVAL;
+		goto fail;
+	}
+	g_clear_pointer(&v, g_free);
 
 	v = g_key_file_get_string(kf, cfg->account, "ca_file", NULL);
 	if (v != NULL) {

@@ -39,7 +39,8 @@ struct ifs_config {
 	unsigned readahead;  /* messages read ahead of a sequential reader; 0: off */
 	bool watch;          /* watch the folders in use with NOTIFY/IDLE (watch.h) */
 	unsigned idle_renew_s; /* the watching connection's keep-alive interval (watch.h) */
-	bool compress;         /* COMPRESS=DEFLATE when the server offers it (imap.h) */
+	bool fetch_whole;    /* fetch = whole: every file from the whole message (piece.h) */
+	bool compress;       /* COMPRESS=DEFLATE when the server offers it (imap.h) */
 };
 
 #define IFS_IDLE_RENEW_DEFAULT 1500u /* 25 minutes */
@@ -85,6 +86,11 @@ struct ifs_config {
 	"                           often, for servers and NAT boxes that drop quiet\n" \
 	"                           connections; NOTIFY is also set again every idle_renew\n" \
 	"                           seconds, at most 300; default 1500, from 1 to 1740\n" \
+	"    fetch = whole|parts    whole (default): any file fetches the whole message (the\n" \
+	"                           most bytes, the fewest round trips); parts: each file\n" \
+	"                           fetches only what it shows: the header for header files,\n" \
+	"                           the text parts for body and body.html, one attachment for\n" \
+	"                           itself; the files are the same either way\n" \
 	"    compress = on|off      compress what goes over the wire (COMPRESS=DEFLATE, RFC 4978)\n" \
 	"                           when the server offers it; default on\n"
 

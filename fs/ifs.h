@@ -4,15 +4,15 @@
 #ifndef IMAPFS_FS_IFS_H
 #define IMAPFS_FS_IFS_H
 
-#define FUSE_USE_VERSION 35
-#include <fuse_lowlevel.h>
 #include <imap.h>
 #include <sys/types.h>
 
 #include "bodycache.h"
 #include "config.h"
+#include "lowlevel.h"
 #include "msgcache.h"
 #include "notify.h"
+#include "quota.h"
 #include "readahead.h"
 #include "remote.h"
 #include "search.h"
@@ -45,12 +45,15 @@ struct ifs {
 	struct ifs_notifier *notifier; /* NULL until the mount exists */
 	struct ifs_state *state;       /* NULL: no disk cache, nothing saved between mounts */
 	struct ifs_reconnector *reconnector; /* offline: reaches the server again (remote.h) */
-	uid_t uid;
+	struct ifs_quota *quota;       /* what statfs shows (quota.h) */
+	uid_t uid;                     /* owner of everything shown, and its modes (owner.h) */
 	gid_t gid;
+	mode_t file_mode, dir_mode;    /* permission bits */
 	double folder_timeout;         /* = refresh: folder entries and attributes */
 	bool no_open;                  /* the kernel may skip OPEN/RELEASE of files (see ops.c) */
 	bool no_opendir;               /* ... and OPENDIR/RELEASEDIR of directories */
 	bool stats_xattr;              /* -o stats: user.imapfs.stats on the root */
+	bool has_binary;               /* the server offers BINARY (RFC 3516), seen at mount */
 	/* Push-ahead (ops.c): the session to store file data into the kernel's page cache with;
 	 * NULL: never (single-threaded loop: see ops.c).  Set before the loop starts. */
 	struct fuse_session *push_se;

@@ -20,7 +20,9 @@
 
 #include "config.h"
 #include "ifs.h"
+#include "loader.h"
 #include "log.h"
+#include "owner.h"
 #include "remote.h"
 #include "state.h"
 #include "token.h"
@@ -29,6 +31,7 @@
 struct cmdline {
 	char *account;
 	char *config;
+	char *uid, *gid, *umask; /* -o uid=, gid=, umask= as given (ifs_owner_parse) */
 	int stats;
 	GPtrArray *positional; /* the non-option arguments, in order (owned strings) */
 };
@@ -37,6 +40,9 @@ static const struct fuse_opt cmdline_spec[] = {
 	{"account=%s", offsetof(struct cmdline, account), 0},
 	{"config=%s", offsetof(struct cmdline, config), 0},
 	{"stats", offsetof(struct cmdline, stats), 1},
+	{"uid=%s", offsetof(struct cmdline, uid), 0},
+	{"gid=%s", offsetof(struct cmdline, gid), 0},
+	{"umask=%s", offsetof(struct cmdline, umask), 0},
 	FUSE_OPT_END,
 };
 
@@ -106,6 +112,13 @@ static void use_own_home(void)
 		unsetenv("HOME");
 }
 
+/* The read-ahead's way to fetch pieces (readahead.h) is the loader's. */
+static void prefetch_pieces(void *ctx, uint32_t epoch, const uint32_t *uids, unsigned n,
+                            unsigned piece)
+{
+	ifs_loader_prefetch(ctx, epoch, uids, n, piece);
+}
+
 static void usage(const char *prog)
 {
 	printf("usage: %s [ACCOUNT] MOUNTPOINT [-o config=FILE] [FUSE options]\n"
@@ -117,6 +130,14 @@ static void usage(const char *prog)
 	       "    -o account=NAME        use section [NAME] of the config file (default: "
 	       "[default])\n"
 	       "    -o config=FILE         config file (default: $XDG_CONFIG_HOME/imapfs/config)\n"
+	       "    -o uid=USER            owner shown for every file and directory: a number or a\n"
+	       "                           user name (default: the user who mounted)\n"
+	       "    -o gid=GROUP           their group, a number or a group name (default: the\n"
+	       "                           mounting user's group)\n"
+	       "    -o umask=OOO           octal bits taken from files' 0444 and directories' 0555;\n"
+	       "                           default 077: files 0400, directories 0500, the owner only\n"
+	       "                           (even with allow_other); 022 lets every local user read\n"
+	       "                           the mail when mounted with allow_other\n"
 	       "    -o stats               counters (FUSE requests, bodies fetched, cache use) in the\n"
 	       "                           extended attribute user.imapfs.stats of the mount's root\n"
 	       "    -f                     stay in the foreground\n"
@@ -217,7 +238,7 @@ static void add_mount_options(struct fuse_args *args, const char *host)
 	for (const char *p = host; *p != '\0'; p++)
 		if (!g_ascii_isalnum(*p) && *p != '.' && *p != '-' && *p != ':' && *p != '_')
 			plain = false;
-	/* ro: the kernel refuses writes itself; default_permissions: it honours our 0444/0555.
+	/* ro: the kernel refuses writes itself; default_permissions: it honours our modes (owner.h).
 	 * nosuid,nodev: what fusermount3 imposes on a user's mount, also when root mounts (mount
 	 * -t fuse.imapfs passes "rw,dev,suid"; these come later and win). */
 	fuse_opt_add_arg(args, "-oro,nosuid,nodev,default_permissions");
@@ -318,7 +339,8 @@ static int open_offline(struct ifs *fs, const struct ifs_config *cfg, const char
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct cmdline cmd = {NULL, NULL, 0, g_ptr_array_new_with_free_func(g_free)};
+	struct cmdline cmd = {.positional = g_ptr_array_new_with_free_func(g_free)};
+	struct ifs_owner owner;
 	struct fuse_cmdline_opts opts;
 	struct ifs_config *cfg = NULL;
 	struct imap_config icfg;
@@ -361,6 +383,10 @@ int main(int argc, char *argv[])
 	}
 	ifs_log_init(opts.debug);
 	ifs_log_set_startup(true);
+	if (ifs_owner_parse(cmd.uid, cmd.gid, cmd.umask, &owner, &why) < 0) {
+		fprintf(stderr, "imapfs: %s\n", why);
+		goto out_args;
+	}
 
 	if (ifs_config_load(cmd.config, cmd.account, &cfg, &why) < 0) {
 		fprintf(stderr, "imapfs: %s\n", why);
@@ -417,9 +443,9 @@ int main(int argc, char *argv[])
 		        cfg->user, why != NULL ? why : "unknown error");
 		goto out_pool;
 	}
-	if (imap_list(conn, &folders) < 0) {
-		fprintf(stderr, "imapfs: listing the folders of %s failed: %s\n", cfg->host,
-		        imap_conn_error(conn));
+	fs.has_binary = imap_conn_has_cap(conn, "BINARY");
+	if (ifs_remote_list_on(conn, &folders, &why) < 0) {
+		fprintf(stderr, "imapfs: listing the folders of %s failed: %s\n", cfg->host, why);
 		imap_pool_release(fs.list_pool, conn);
 		goto out_pool;
 	}
@@ -455,8 +481,10 @@ int main(int argc, char *argv[])
 	}
 mount:
 	fs.cfg = cfg;
-	fs.uid = getuid();
-	fs.gid = getgid();
+	fs.uid = owner.uid;
+	fs.gid = owner.gid;
+	fs.file_mode = owner.file_mode;
+	fs.dir_mode = owner.dir_mode;
 	fs.folder_timeout = cfg->refresh_s;
 	fs.stats_xattr = cmd.stats != 0;
 	fs.cache = ifs_msgcache_new(cfg->memory_cache);
@@ -465,6 +493,7 @@ mount:
 	ifs_tree_set_folders(fs.tree, folders);
 	g_clear_pointer(&folders, g_ptr_array_unref);
 	fs.search = ifs_search_new(fs.tree, fs.list_pool, cfg->refresh_s);
+	fs.quota = ifs_quota_new(fs.list_pool, cfg->refresh_s);
 
 	add_mount_options(&args, cfg->host);
 	se = fuse_session_new(&args, ifs_operations(), sizeof(struct fuse_lowlevel_ops), &fs);
@@ -499,6 +528,8 @@ mount:
 		    fs.ra_pool, fs.bodies, fs.cache, fs.tree, cfg->readahead,
 		    fs.bodies != NULL ? cfg->cache_size / 8 : cfg->memory_cache / 4,
 		    cfg->memory_cache / 8);
+	if (fs.readahead != NULL)
+		ifs_readahead_set_piece_fetcher(fs.readahead, prefetch_pieces, &fs);
 	ifs_tree_set_notifier(fs.tree, fs.notifier);
 	ifs_search_set_notifier(fs.search, fs.notifier);
 	if (fs.watch_pool != NULL)
@@ -552,6 +583,7 @@ out_session:
 out_tree:
 	ifs_readahead_free(fs.readahead);
 	ifs_search_free(fs.search);
+	ifs_quota_free(fs.quota);
 	ifs_tree_free(fs.tree);
 	ifs_msgcache_free(fs.cache);
 out_pool:
@@ -565,6 +597,9 @@ out_args:
 	g_free(why);
 	g_free(cmd.account);
 	g_free(cmd.config);
+	g_free(cmd.uid);
+	g_free(cmd.gid);
+	g_free(cmd.umask);
 	g_ptr_array_unref(cmd.positional);
 	free(opts.mountpoint);
 	fuse_opt_free_args(&args);

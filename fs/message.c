@@ -33,12 +33,14 @@ static void fill_from_mime(struct ifs_cached_msg *msg, const struct mime_message
 	}
 	msg->attachments = g_array_sized_new(FALSE, TRUE, sizeof(struct ifs_attachment), (guint)n);
 	for (size_t i = 0; i < n; i++) {
-		struct ifs_attachment a = {g_strdup(mime_message_attachment_name(mime, i)), {0}};
+		struct ifs_attachment a;
 		GBytes *data = mime_message_attachment_data(mime, i);
 		size_t len;
 		const char *p = g_bytes_get_data(data, &len);
 		bool spilled = false;
 
+		memset(&a, 0, sizeof(a));
+		a.name = g_strdup(mime_message_attachment_name(mime, i));
 		/* A marker (perhaps with the line end that preceded the boundary) stands for the
 		 * decoded part in the spill file. */
 		while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r'))
@@ -286,7 +288,7 @@ int ifs_message_from_file(int fd, uint64_t offset, uint64_t size, struct ifs_bod
 			/* the cache's disk failed (full, read-only, ...): once more, in a scratch
 			 * file */
 			ifs_bodycache_tmpfile_failed(bc, -ret);
-			g_clear_pointer(&spill, ifs_fd_unref);
+			ifs_fd_unref(&spill);
 			sfd = ifs_bodycache_tmpfile(bc);
 			if (sfd < 0) {
 				ret = sfd;
@@ -325,7 +327,7 @@ out:
 	g_clear_object(&stream);
 	if (reduced != NULL)
 		g_bytes_unref(reduced);
-	ifs_fd_unref(spill);
+	ifs_fd_unref(&spill);
 	g_array_unref(ctx.spills);
 	if (fd >= 0)
 		close(fd);

@@ -1,5 +1,6 @@
 /* msgcache.c — bounded, single-flight cache of parsed messages (contract in msgcache.h). */
 #include "msgcache.h"
+#include "piece.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -56,8 +57,11 @@ struct ifs_fd *ifs_fd_ref(struct ifs_fd *f)
 	return f;
 }
 
-void ifs_fd_unref(struct ifs_fd *f)
+void ifs_fd_unref(struct ifs_fd **fp)
 {
+	struct ifs_fd *f = *fp;
+
+	*fp = NULL;
 	if (f != NULL && g_atomic_int_dec_and_test(&f->refs)) {
 		close(f->fd);
 		g_free(f);
@@ -67,7 +71,7 @@ void ifs_fd_unref(struct ifs_fd *f)
 void ifs_blob_clear(struct ifs_blob *b)
 {
 	g_clear_pointer(&b->mem, g_bytes_unref);
-	g_clear_pointer(&b->file, ifs_fd_unref);
+	ifs_fd_unref(&b->file);
 	b->off = b->size = 0;
 }
 
@@ -111,9 +115,14 @@ void ifs_cached_msg_clear(struct ifs_cached_msg *m)
 			    &g_array_index(m->attachments, struct ifs_attachment, i);
 			g_free(a->name);
 			ifs_blob_clear(&a->data);
+			g_free(a->src.section);
+			g_free(a->src.encoding);
 		}
 		g_clear_pointer(&m->attachments, g_array_unref);
 	}
+	g_clear_pointer(&m->pieces, g_hash_table_unref);
+	g_clear_pointer(&m->structure, imap_part_free);
+	g_clear_pointer(&m->text_sections, g_ptr_array_unref);
 }
 
 static void entry_free(struct entry *e)
@@ -140,6 +149,8 @@ static size_t message_cost(const struct ifs_cached_msg *m)
 		/* a file shared by many attachments is counted once per attachment: fine */
 		cost += blob_cost(&a->data) + strlen(a->name) + 64;
 	}
+	if (m->pieces != NULL)
+		cost += ifs_pieceset_bytes(m->pieces);
 	return cost;
 }
 
@@ -391,4 +402,38 @@ size_t ifs_msgcache_bytes(struct ifs_msgcache *c)
 	n = c->bytes;
 	g_mutex_unlock(&c->lock);
 	return n;
+}
+
+int ifs_msgcache_peek(struct ifs_msgcache *c, uint64_t key, bool wait,
+                      const struct ifs_cached_msg **msg_r)
+{
+	struct entry *e;
+
+	g_mutex_lock(&c->lock);
+	e = g_hash_table_lookup(c->table, &key);
+	if (e != NULL && e->state == ENTRY_LOADING && wait) {
+		e->refs++;
+		while (e->state == ENTRY_LOADING)
+			g_cond_wait(&c->loaded, &c->lock);
+		if (e->state != ENTRY_READY) {
+			if (--e->refs == 0 && !e->in_table)
+				entry_free(e);
+			e = NULL;
+		} else {
+			e->refs--; /* taken again below */
+		}
+	}
+	if (e == NULL || e->state != ENTRY_READY) {
+		g_mutex_unlock(&c->lock);
+		return -ENOENT;
+	}
+	e->refs++;
+	if (e->in_table) {
+		g_queue_unlink(&c->lru, &e->lru);
+		g_queue_push_head_link(&c->lru, &e->lru);
+	}
+	e->prefetched = false;
+	g_mutex_unlock(&c->lock);
+	*msg_r = &e->pub;
+	return 0;
 }

@@ -20,6 +20,7 @@
 #define IMAPFS_FS_MSGCACHE_H
 
 #include <glib.h>
+#include <imap.h>
 #include <mime.h>
 #include <stddef.h>
 #include <stdbool.h>
@@ -45,7 +46,8 @@ struct ifs_fd {
 };
 struct ifs_fd *ifs_fd_new(int fd);              /* takes fd */
 struct ifs_fd *ifs_fd_ref(struct ifs_fd *f);
-void ifs_fd_unref(struct ifs_fd *f);            /* NULL is a no-op; closes at the last */
+/* Drops *fp's reference (closing at the last) and sets *fp to NULL; *fp NULL is a no-op. */
+void ifs_fd_unref(struct ifs_fd **fp);
 
 static inline bool ifs_blob_present(const struct ifs_blob *b)
 {
@@ -63,17 +65,42 @@ void ifs_blob_clear(struct ifs_blob *b);
 ssize_t ifs_blob_read(const struct ifs_blob *b, uint64_t off, size_t len, char *buf,
                       const char **data_r);
 
+/* Where an attachment's bytes come from when they are not in data (a message known by its
+ * pieces, piece.h): its part's body, decoded or as it is (mime.h enum mime_data_source). */
+struct ifs_att_source {
+	enum mime_data_source kind; /* MIME_DATA_HERE: data holds the bytes */
+	char *section;              /* the part's IMAP section */
+	char *encoding;             /* its transfer encoding (MIME_DATA_DECODED), nullable */
+	bool size_known;            /* size is the exact decoded size (piece.h: PARTS) */
+	uint64_t size;
+};
+
 struct ifs_attachment {
 	char *name;
 	struct ifs_blob data;
+	struct ifs_att_source src;
 };
 
-/* What a caller sees of a cached message; valid until ifs_msgcache_put(). */
+/* What a caller sees of a cached message — or of one of its pieces (piece.h); valid until
+ * ifs_msgcache_put().  A whole message (piece IFS_PIECE_WHOLE) fills raw, views and
+ * attachments.  A piece entry holds what that piece makes known: views_known says which views
+ * are exactly what the whole message gives (present or absent); attachments (from PARTS on)
+ * have names and sources but no data; an attachment piece holds its bytes in raw. */
 struct ifs_cached_msg {
 	uint64_t key;
-	struct ifs_blob raw;                     /* message.eml */
+	unsigned piece;                          /* enum ifs_piece */
+	struct ifs_blob raw;                     /* message.eml; an attachment piece's bytes */
 	struct ifs_blob views[MIME_VIEW_COUNT];  /* absent views: !ifs_blob_present */
-	GArray *attachments;                     /* struct ifs_attachment, MIME order */
+	GArray *attachments;                     /* struct ifs_attachment, MIME order; NULL in a
+	                                          * piece entry that does not know them */
+	/* pieces only (NULL / 0 in a whole message's entry): */
+	uint32_t views_known;                    /* bit v: views[v] is known */
+	bool has_html;                           /* body.html exists (known from PARTS on) */
+	GHashTable *pieces;                      /* the piece set this entry was made from */
+	struct imap_part *structure;             /* the message's BODYSTRUCTURE */
+	GPtrArray *text_sections;                /* PARTS: the sections TEXTS fetches (char*) */
+	bool eml_size_known;                     /* OUTLINE on: message.eml's exact size */
+	uint64_t eml_size;
 };
 
 /* Fill msg (zeroed; key set) with the message for key: raw bytes and decoded views.  0 or
@@ -106,6 +133,11 @@ void ifs_msgcache_fulfill(struct ifs_msgcache *cache, uint64_t key,
                           struct ifs_cached_msg *loaded, int err);
 
 void ifs_msgcache_put(struct ifs_msgcache *cache, const struct ifs_cached_msg *msg);
+
+/* The entry for key if it is held, without loading it: 0 and *msg_r (put it back), or -ENOENT.
+ * wait: an entry being loaded is waited for (else it counts as not held). */
+int ifs_msgcache_peek(struct ifs_msgcache *cache, uint64_t key, bool wait,
+                      const struct ifs_cached_msg **msg_r);
 
 /* Forget every entry whose key has (key >> shift) == prefix (a UIDVALIDITY change). */
 void ifs_msgcache_drop_prefix(struct ifs_msgcache *cache, uint64_t prefix, unsigned shift);

@@ -5,12 +5,17 @@
 #include <glib.h>
 #include <string.h>
 
+#include "lowlevel.h"
+
+/* notify.h spells inode numbers uint64_t so that it needs no libfuse; they are the same. */
+_Static_assert(sizeof(fuse_ino_t) == sizeof(uint64_t), "fuse_ino_t is not 64 bits");
+
 enum item_kind { ITEM_ENTRY, ITEM_DELETE, ITEM_INODE, ITEM_STOP };
 
 struct item {
 	enum item_kind kind;
-	fuse_ino_t ino;  /* parent for ITEM_ENTRY and ITEM_DELETE */
-	fuse_ino_t child; /* ITEM_DELETE */
+	uint64_t ino;   /* parent for ITEM_ENTRY and ITEM_DELETE */
+	uint64_t child; /* ITEM_DELETE */
 	char *name;
 };
 
@@ -84,7 +89,7 @@ void ifs_notifier_free(struct ifs_notifier *n)
 }
 
 /* Queue an item (n NULL: not mounted, nothing to tell). */
-static void push(struct ifs_notifier *n, enum item_kind kind, fuse_ino_t ino, fuse_ino_t child,
+static void push(struct ifs_notifier *n, enum item_kind kind, uint64_t ino, uint64_t child,
                  const char *name)
 {
 	struct item *it;
@@ -99,18 +104,17 @@ static void push(struct ifs_notifier *n, enum item_kind kind, fuse_ino_t ino, fu
 	g_async_queue_push(n->queue, it);
 }
 
-void ifs_notify_inval_entry(struct ifs_notifier *n, fuse_ino_t parent, const char *name)
+void ifs_notify_inval_entry(struct ifs_notifier *n, uint64_t parent, const char *name)
 {
 	push(n, ITEM_ENTRY, parent, 0, name);
 }
 
-void ifs_notify_inval_inode(struct ifs_notifier *n, fuse_ino_t ino)
+void ifs_notify_inval_inode(struct ifs_notifier *n, uint64_t ino)
 {
 	push(n, ITEM_INODE, ino, 0, NULL);
 }
 
-void ifs_notify_delete(struct ifs_notifier *n, fuse_ino_t parent, fuse_ino_t child,
-                       const char *name)
+void ifs_notify_delete(struct ifs_notifier *n, uint64_t parent, uint64_t child, const char *name)
 {
 	push(n, ITEM_DELETE, parent, child, name);
 }

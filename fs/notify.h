@@ -9,10 +9,12 @@
 #ifndef IMAPFS_FS_NOTIFY_H
 #define IMAPFS_FS_NOTIFY_H
 
-#define FUSE_USE_VERSION 35
-#include <fuse_lowlevel.h>
+#include <stdint.h>
 
+struct fuse_session;
 struct ifs_notifier;
+
+/* Inode numbers are fuse_ino_t's, spelt uint64_t so that this header needs no libfuse. */
 
 /* Starts the worker.  se is borrowed and must outlive ifs_notifier_free. */
 struct ifs_notifier *ifs_notifier_new(struct fuse_session *se);
@@ -21,15 +23,14 @@ struct ifs_notifier *ifs_notifier_new(struct fuse_session *se);
 void ifs_notifier_free(struct ifs_notifier *n);
 
 /* Queue "forget the name `name` in directory parent".  n may be NULL (no-op: not mounted). */
-void ifs_notify_inval_entry(struct ifs_notifier *n, fuse_ino_t parent, const char *name);
+void ifs_notify_inval_entry(struct ifs_notifier *n, uint64_t parent, const char *name);
 
 /* Queue "the entry name (inode child) in parent was deleted": the kernel drops it as if it
  * had been unlinked locally (fuse_lowlevel_notify_delete); when it holds no such child, the
  * name is merely forgotten as by ifs_notify_inval_entry. */
-void ifs_notify_delete(struct ifs_notifier *n, fuse_ino_t parent, fuse_ino_t child,
-                       const char *name);
+void ifs_notify_delete(struct ifs_notifier *n, uint64_t parent, uint64_t child, const char *name);
 
 /* Queue "forget the attributes and cached data of ino". */
-void ifs_notify_inval_inode(struct ifs_notifier *n, fuse_ino_t ino);
+void ifs_notify_inval_inode(struct ifs_notifier *n, uint64_t ino);
 
 #endif /* IMAPFS_FS_NOTIFY_H */

@@ -37,17 +37,18 @@
 #include <sys/statvfs.h>
 
 #include "ifs.h"
+#include "loader.h"
 #include "message.h"
+#include "msgdir.h"
 #include "names.h"
 #include "remote.h"
 #include "search.h"
 
-/* Who the operation this thread is running serves (see ifs_msgcache_get): set with the
- * count at the start of every operation. */
-static __thread uint64_t cur_requester;
+/* Who the operation this thread is running serves (loader.h: ifs_cur_requester) is set with
+ * the count at the start of every operation. */
 #define COUNT(req, fs, kind)                                                                   \
 	do {                                                                                   \
-		cur_requester = (uint64_t)fuse_req_ctx(req)->pid;                              \
+		ifs_cur_requester = (uint64_t)fuse_req_ctx(req)->pid;                              \
 		__atomic_fetch_add(&(fs)->requests[kind], 1, __ATOMIC_RELAXED);                \
 	} while (0)
 #define STATS_XATTR "user.imapfs.stats"
@@ -62,182 +63,10 @@ static struct ifs *ifs_of(fuse_req_t req)
 
 /* ---- messages ---- */
 
-struct load_ctx {
-	struct ifs *fs;
-	uint32_t epoch;
-};
-
-/* Streams one body into a disk cache writer. */
-struct writer_sink {
-	struct ifs_bodycache_writer *w;
-	uint32_t uid;
-	bool done;
-};
-
-static int ws_begin(void *p, uint32_t uid, uint64_t size)
+/* A message inode's message, resolved once for the request (loader.h). */
+static int msg_ref(struct ifs *fs, uint64_t ino, struct ifs_msg_ref *ref)
 {
-	struct writer_sink *ws = p;
-	if (uid != ws->uid)
-		return 1;
-	ws->done = false;
-	/* a retry on a fresh connection starts the body again */
-	return ifs_bodycache_writer_rewind(ws->w);
-}
-
-static int ws_data(void *p, const void *buf, size_t len)
-{
-	struct writer_sink *ws = p;
-	return ifs_bodycache_writer_write(ws->w, buf, len);
-}
-
-static int ws_end(void *p, uint32_t uid)
-{
-	struct writer_sink *ws = p;
-	ws->done = true;
-	return 0;
-}
-
-/* The message from the disk cache, fetching it into the cache first when absent (waiting for
- * a read-ahead or another reader already fetching it).  *local_r: the failure is the disk
- * cache's (the caller may still fetch into memory), not the server's. */
-static int body_from_disk(struct ifs *fs, const char *raw, uint32_t uidvalidity, uint32_t uid,
-                          int *fd_r, uint64_t *offset_r, uint64_t *size_r, bool *local_r)
-{
-	struct ifs_bodycache_writer *w = NULL;
-	struct writer_sink ws = {NULL, uid, false};
-	struct imap_body_sink sink = {ws_begin, ws_data, ws_end, &ws};
-	char set[16];
-	int ret;
-
-	*local_r = true;
-	*offset_r = 0;
-	ret = ifs_bodycache_get(fs->bodies, raw, uidvalidity, uid, true, fd_r, offset_r, size_r,
-	                        &w);
-	if (ret == IFS_BODYCACHE_HIT)
-		return 0;
-	if (ret < 0)
-		return ret;
-	ws.w = w;
-	g_snprintf(set, sizeof(set), "%u", uid);
-	ret = ifs_remote_fetch_bodies(fs->pool, raw, uidvalidity, set, &sink);
-	if (ret == 0 && !ws.done)
-		ret = -ENOENT; /* the server sent no body: expunged */
-	if (ret < 0) {
-		*local_r = false;
-		ifs_bodycache_writer_abort(w);
-		return ret;
-	}
-	ret = ifs_bodycache_writer_commit(w, fd_r, size_r);
-	if (ret == -ESTALE)
-		*local_r = false;
-	return ret;
-}
-
-static int load_message(void *p, uint64_t key, struct ifs_cached_msg *msg)
-{
-	struct load_ctx *ctx = p;
-	struct ifs *fs = ctx->fs;
-	struct ifs_msg_info info;
-	uint32_t uid = (uint32_t)key;
-	char *raw_name = NULL;
-	uint32_t uidvalidity = 0;
-	uint64_t size = 0;
-	bool done = false;
-	int ret;
-
-	ret = ifs_tree_epoch_folder(fs->tree, ctx->epoch, &raw_name, &uidvalidity);
-	if (ret < 0)
-		return ret;
-	if (fs->readahead != NULL)
-		ifs_readahead_note(fs->readahead, ctx->epoch, uid);
-	if (fs->bodies != NULL) {
-		int fd = -1;
-		uint64_t offset = 0;
-		bool local = false;
-		ret = body_from_disk(fs, raw_name, uidvalidity, uid, &fd, &offset, &size, &local);
-		if (ret == 0) {
-			ret = ifs_message_from_file(fd, offset, size, fs->bodies, msg);
-			done = true;
-		} else if (!local) {
-			done = true;
-		} else {
-			g_warning("disk cache failed (%s); fetching UID %u of %s into memory",
-			          g_strerror(-ret), uid, raw_name);
-		}
-	}
-	if (!done) {
-		GBytes *raw = NULL;
-		ret = ifs_remote_fetch(fs->pool, raw_name, uidvalidity, uid, &raw);
-		if (ret == 0) {
-			size = g_bytes_get_size(raw);
-			ret = ifs_message_from_bytes(raw, msg);
-			g_bytes_unref(raw);
-		}
-	}
-	if (ret == -ESTALE) {
-		ifs_tree_epoch_stale(fs->tree, ctx->epoch);
-		ret = -ENOENT;
-	}
-	if (ret == 0 && ifs_tree_msg_info(fs->tree, ctx->epoch, uid, false, &info) == 0) {
-		/* Only worth a debug line: st_size always comes from the fetched bytes. */
-		if (info.size != size)
-			g_debug("UID %u of %s: RFC822.SIZE %llu but %llu bytes fetched", uid, raw_name,
-			        (unsigned long long)info.size, (unsigned long long)size);
-		ifs_msg_info_clear(&info);
-	}
-	g_free(raw_name);
-	return ret;
-}
-
-static int get_msg(struct ifs *fs, uint64_t ino, const struct ifs_cached_msg **m_r)
-{
-	struct load_ctx ctx = {fs, ifs_ino_epoch(ino)};
-	bool prefetched = false;
-	/* a search result's message is its folder's: one cache entry, one fetch */
-	uint32_t key_epoch = ifs_tree_base_epoch(fs->tree, ctx.epoch);
-	int ret = ifs_msgcache_get(fs->cache, ifs_msg_key(key_epoch, ifs_ino_uid(ino)),
-	                           cur_requester, load_message, &ctx, m_r, &prefetched);
-
-	/* read ahead into memory: the reader's first use keeps the walk going */
-	if (prefetched && fs->readahead != NULL)
-		ifs_readahead_note(fs->readahead, ctx.epoch, ifs_ino_uid(ino));
-	return ret;
-}
-
-/* The bytes of a file slot, or NULL when the message has no such file.  Borrowed from m. */
-static const struct ifs_blob *slot_bytes(const struct ifs_cached_msg *m, unsigned slot)
-{
-	const struct ifs_blob *b = NULL;
-
-	if (slot == IFS_SLOT_EML) {
-		b = &m->raw;
-	} else if (slot >= IFS_SLOT_VIEW0 && slot < IFS_SLOT_VIEW0 + MIME_VIEW_COUNT) {
-		b = &m->views[slot - IFS_SLOT_VIEW0];
-	} else if (slot >= IFS_SLOT_ATT0) {
-		size_t i = slot - IFS_SLOT_ATT0;
-		if (i < m->attachments->len)
-			b = &g_array_index(m->attachments, struct ifs_attachment, i).data;
-	}
-	return b != NULL && ifs_blob_present(b) ? b : NULL;
-}
-
-static size_t n_attachments(const struct ifs_cached_msg *m)
-{
-	size_t n = m->attachments->len;
-	return n < IFS_MAX_ATTACHMENTS ? n : IFS_MAX_ATTACHMENTS;
-}
-
-static const char *slot_name(const struct ifs_cached_msg *m, unsigned slot)
-{
-	if (slot == IFS_SLOT_EML)
-		return "message.eml";
-	if (slot == IFS_SLOT_FLAGS)
-		return "flags";
-	if (slot == IFS_SLOT_ATTDIR)
-		return "attachments";
-	if (slot >= IFS_SLOT_VIEW0 && slot < IFS_SLOT_VIEW0 + MIME_VIEW_COUNT)
-		return mime_view_name((enum mime_view)(slot - IFS_SLOT_VIEW0));
-	return g_array_index(m->attachments, struct ifs_attachment, slot - IFS_SLOT_ATT0).name;
+	return ifs_msg_ref_init(fs, ifs_ino_epoch(ino), ifs_ino_uid(ino), ref);
 }
 
 /* ---- attributes ---- */
@@ -247,7 +76,7 @@ static void fill_stat(const struct ifs *fs, struct stat *st, uint64_t ino, bool 
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
-	st->st_mode = dir ? S_IFDIR | 0555 : S_IFREG | 0444;
+	st->st_mode = dir ? S_IFDIR | fs->dir_mode : S_IFREG | fs->file_mode; /* owner.h */
 	/* 1 = "unknown" for directories: find/fts must not infer "no subdirectories". */
 	st->st_nlink = 1;
 	st->st_uid = fs->uid;
@@ -260,15 +89,18 @@ static void fill_stat(const struct ifs *fs, struct stat *st, uint64_t ino, bool 
 	st->st_ctim.tv_sec = mtime;
 }
 
-/* Attributes of any inode under a message directory (slot in ino).  Fetches the message for
- * every file in it (decoded views need it for their sizes; message.eml reports the fetched
- * size, never RFC822.SIZE); never for the message directory itself or flags. */
+/* Attributes of any inode under a message directory (slot in ino).  Each file asks only the
+ * piece that knows its size (msgdir.h); never a fetch for the message directory itself or
+ * flags.  message.eml reports the size checked against the bytes (OUTLINE) or fetched, never
+ * RFC822.SIZE as the server claims it: a hostile or broken server can report any size, and
+ * the kernel cuts reads at st_size. */
 static int msg_stat(struct ifs *fs, uint64_t ino, struct stat *st, double *timeout_r)
 {
 	uint32_t epoch = ifs_ino_epoch(ino), uid = ifs_ino_uid(ino);
 	unsigned slot = ifs_ino_slot(ino);
 	struct ifs_msg_info info;
-	const struct ifs_cached_msg *m = NULL;
+	struct ifs_msg_ref ref;
+	uint64_t size = 0;
 	int ret;
 
 	ret = ifs_tree_msg_info(fs->tree, epoch, uid, slot == IFS_SLOT_FLAGS, &info);
@@ -283,34 +115,26 @@ static int msg_stat(struct ifs *fs, uint64_t ino, struct stat *st, double *timeo
 		fill_stat(fs, st, ino, false, strlen(info.flags), info.internaldate);
 		*timeout_r = fs->folder_timeout;
 		break;
-	case IFS_SLOT_EML:
-		/* The size of the body as fetched, never the server's RFC822.SIZE: a hostile or
-		 * broken server can report any size, and the kernel cuts reads at st_size.  Any
-		 * file of a message directory fetches the message anyway (decoded views need it
-		 * for their sizes), so this costs no extra fetch. */
-		ret = get_msg(fs, ino, &m);
+	case IFS_SLOT_ATTDIR: {
+		GArray *entries = NULL;
+		ret = msg_ref(fs, ino, &ref);
 		if (ret == 0)
-			fill_stat(fs, st, ino, false, ifs_blob_size(&m->raw), info.internaldate);
-		break;
-	default:
-		ret = get_msg(fs, ino, &m);
-		if (ret < 0)
-			break;
-		if (slot == IFS_SLOT_ATTDIR) {
-			if (n_attachments(m) == 0)
-				ret = -ENOENT;
-			else
-				fill_stat(fs, st, ino, true, 0, info.internaldate);
-		} else {
-			const struct ifs_blob *b = slot_bytes(m, slot);
-			if (b == NULL)
-				ret = -ENOENT;
-			else
-				fill_stat(fs, st, ino, false, ifs_blob_size(b), info.internaldate);
-		}
+			ret = ifs_msgdir_list(fs, &ref, true, &entries);
+		ifs_msgdir_entries_free(entries);
+		ifs_msg_ref_clear(&ref);
+		if (ret == 0)
+			fill_stat(fs, st, ino, true, 0, info.internaldate);
 		break;
 	}
-	ifs_msgcache_put(fs->cache, m);
+	default:
+		ret = msg_ref(fs, ino, &ref);
+		if (ret == 0)
+			ret = ifs_msgdir_size(fs, &ref, slot, &size);
+		ifs_msg_ref_clear(&ref);
+		if (ret == 0)
+			fill_stat(fs, st, ino, false, size, info.internaldate);
+		break;
+	}
 	ifs_msg_info_clear(&info);
 	return ret;
 }
@@ -322,11 +146,11 @@ static void fill_node_stat(const struct ifs *fs, struct stat *st, const struct i
 	st->st_mtim.tv_nsec = st->st_atim.tv_nsec = st->st_ctim.tv_nsec = ni->mtime_nsec;
 }
 
-/* Without OPENDIR, a folder's GETATTR is where its listing gets refreshed: the kernel asks for
- * it (auto_inval_data) when a readdir starts and the attributes are older than `refresh`, and
- * drops its cached listing when the mtime it gets back differs. */
-/* How long the kernel may keep a folder's attributes.  Without OPENDIR, until its listing is
- * out of date: the next readdir then asks for them, and so refreshes the listing. */
+/* How long the kernel may keep a folder's attributes.  Without OPENDIR, a folder's GETATTR is
+ * where its listing gets refreshed: the kernel asks for it (auto_inval_data) when a readdir
+ * starts and the attributes are older than `refresh`, and drops its cached listing when the
+ * mtime it gets back differs.  So they last until the listing is out of date: the next readdir
+ * then asks for them, and so refreshes the listing. */
 static double folder_attr_timeout(const struct ifs *fs, const struct ifs_node_info *ni)
 {
 	return fs->no_opendir ? ni->fresh_for : fs->folder_timeout;
@@ -420,20 +244,18 @@ static void lookup_in_msg(fuse_req_t req, struct ifs *fs, fuse_ino_t parent, con
 	if (pslot == IFS_SLOT_MSGDIR) {
 		slot = msgdir_slot_for(name);
 	} else if (pslot == IFS_SLOT_ATTDIR) {
-		const struct ifs_cached_msg *m;
-		ret = get_msg(fs, parent, &m);
-		if (ret < 0) {
+		struct ifs_msg_ref ref;
+		unsigned att = 0;
+		ret = msg_ref(fs, parent, &ref);
+		if (ret == 0)
+			ret = ifs_msgdir_attachment_slot(fs, &ref, name, &att);
+		ifs_msg_ref_clear(&ref);
+		if (ret < 0 && ret != -ENOENT) {
 			fuse_reply_err(req, -ret);
 			return;
 		}
-		for (size_t i = 0; i < n_attachments(m); i++) {
-			if (strcmp(g_array_index(m->attachments, struct ifs_attachment, i).name,
-			           name) == 0) {
-				slot = (int)(IFS_SLOT_ATT0 + i);
-				break;
-			}
-		}
-		ifs_msgcache_put(fs->cache, m);
+		if (ret == 0)
+			slot = (int)att;
 	} else {
 		fuse_reply_err(req, ENOTDIR);
 		return;
@@ -538,57 +360,34 @@ struct dir_handle {
 	enum dir_kind kind;
 	fuse_ino_t ino, parent;
 	struct ifs_folder_dir *folder;      /* DIR_FOLDER */
-	GMutex lock;                        /* DIR_MSG: guards msg and slots */
-	const struct ifs_cached_msg *msg;   /* DIR_MSG: loaded at the first readdir, held until
-	                                     * releasedir */
-	GArray *slots;                      /* DIR_MSG: unsigned, in listing order */
+	GMutex lock;                        /* DIR_MSG: guards entries */
+	GArray *entries;                    /* DIR_MSG: struct ifs_msgdir_entry in listing order,
+	                                     * made at the first readdir (msgdir.h) */
 	struct ifs_msg_info info;           /* DIR_MSG: times, flags */
 };
 
 static void dir_handle_free(struct ifs *fs, struct dir_handle *h)
 {
 	ifs_folder_dir_free(h->folder);
-	ifs_msgcache_put(fs->cache, h->msg);
-	if (h->slots != NULL)
-		g_array_unref(h->slots);
+	ifs_msgdir_entries_free(h->entries);
 	ifs_msg_info_clear(&h->info);
 	g_mutex_clear(&h->lock);
 	g_free(h);
 }
 
-/* Which names a message directory has depends on the message: fetch it (first readdir). */
+/* Which names a message directory has depends on the message: its PARTS (first readdir). */
 static int msgdir_load(struct ifs *fs, struct dir_handle *h)
 {
-	unsigned slot = ifs_ino_slot(h->ino);
+	struct ifs_msg_ref ref;
 	int ret;
 
-	if (h->msg != NULL)
+	if (h->entries != NULL)
 		return 0;
-	ret = get_msg(fs, h->ino, &h->msg);
-	if (ret < 0)
-		return ret;
-	h->slots = g_array_new(FALSE, FALSE, sizeof(unsigned));
-	if (slot == IFS_SLOT_MSGDIR) {
-		unsigned s = IFS_SLOT_EML;
-		g_array_append_val(h->slots, s);
-		for (s = IFS_SLOT_VIEW0; s < IFS_SLOT_VIEW0 + MIME_VIEW_COUNT; s++)
-			if (slot_bytes(h->msg, s) != NULL)
-				g_array_append_val(h->slots, s);
-		s = IFS_SLOT_FLAGS;
-		g_array_append_val(h->slots, s);
-		if (n_attachments(h->msg) > 0) {
-			s = IFS_SLOT_ATTDIR;
-			g_array_append_val(h->slots, s);
-		}
-	} else {
-		if (n_attachments(h->msg) == 0)
-			return -ENOENT;
-		for (unsigned i = 0; i < n_attachments(h->msg); i++) {
-			unsigned s = IFS_SLOT_ATT0 + i;
-			g_array_append_val(h->slots, s);
-		}
-	}
-	return 0;
+	ret = msg_ref(fs, h->ino, &ref);
+	if (ret == 0)
+		ret = ifs_msgdir_list(fs, &ref, ifs_ino_slot(h->ino) == IFS_SLOT_ATTDIR, &h->entries);
+	ifs_msg_ref_clear(&ref);
+	return ret;
 }
 
 /* A directory handle for ino (*h_r new, dir_handle_free), and whether the kernel may keep what
@@ -666,26 +465,31 @@ static void ifs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		dir_handle_free(fs, h);
 }
 
-/* Entry i of a message or attachments directory (after "." and ".."). */
+/* Entry i of a message or attachments directory (after "." and "..").  A file whose size
+ * the pieces listed so far do not know goes out without attributes (ino 0: the kernel LOOKUPs
+ * it when it is used), so that `ls` never fetches a body to list a name. */
 static void msg_dir_entry(struct ifs *fs, const struct dir_handle *h, size_t i,
                           struct fuse_entry_param *e, const char **name_r)
 {
-	unsigned slot = g_array_index(h->slots, unsigned, i);
+	const struct ifs_msgdir_entry *me = &g_array_index(h->entries, struct ifs_msgdir_entry, i);
 	uint64_t base = h->ino - ifs_ino_slot(h->ino);
 	int64_t t = h->info.internaldate;
 
 	memset(e, 0, sizeof(*e));
-	e->ino = base + slot;
+	e->ino = base + me->slot;
 	e->entry_timeout = MSG_ENTRY_TIMEOUT;
 	e->attr_timeout = MSG_ATTR_TIMEOUT;
-	*name_r = slot_name(h->msg, slot);
-	if (slot == IFS_SLOT_ATTDIR) {
+	*name_r = me->name;
+	if (me->slot == IFS_SLOT_ATTDIR) {
 		fill_stat(fs, &e->attr, e->ino, true, 0, t);
-	} else if (slot == IFS_SLOT_FLAGS) {
+	} else if (me->slot == IFS_SLOT_FLAGS) {
 		fill_stat(fs, &e->attr, e->ino, false, strlen(h->info.flags), t);
 		e->attr_timeout = fs->folder_timeout;
+	} else if (me->size != IFS_SIZE_UNKNOWN) {
+		fill_stat(fs, &e->attr, e->ino, false, me->size, t);
 	} else {
-		fill_stat(fs, &e->attr, e->ino, false, ifs_blob_size(slot_bytes(h->msg, slot)), t);
+		fill_stat(fs, &e->attr, e->ino, false, 0, t);
+		e->ino = 0; /* readdirplus: no attributes for this one (d_ino is st_ino) */
 	}
 }
 
@@ -714,19 +518,33 @@ static bool pushable_slot(unsigned slot)
 static void push_ahead(struct ifs *fs, const struct dir_handle *h)
 {
 	unsigned slot = __atomic_load_n(&fs->push_slot, __ATOMIC_RELAXED);
-	const struct ifs_blob *b;
+	const struct ifs_cached_msg *m = NULL;
+	const struct ifs_blob *b = NULL;
+	struct ifs_msg_ref ref;
 	struct fuse_bufvec bufv;
 	int ret;
 
 	if (fs->push_se == NULL || !pushable_slot(slot))
 		return;
-	b = slot_bytes(h->msg, slot);
-	if (b == NULL || b->mem == NULL || g_bytes_get_size(b->mem) == 0 ||
-	    g_bytes_get_size(b->mem) > PUSH_MAX_BYTES)
+	if (msg_ref(fs, h->ino, &ref) < 0) {
+		ifs_msg_ref_clear(&ref);
 		return;
+	}
+	/* A decoded view is what the reader reads next: its piece is fetched now if need be (the
+	 * READ would fetch it anyway).  message.eml only when its whole message is here. */
+	if (slot == IFS_SLOT_EML)
+		ret = ifs_msgdir_bytes_if_held(fs, &ref, slot, &m, &b);
+	else
+		ret = ifs_msgdir_bytes(fs, &ref, slot, &m, &b);
+	ifs_msg_ref_clear(&ref);
+	if (ret < 0)
+		return;
+	if (b->mem == NULL || g_bytes_get_size(b->mem) == 0 ||
+	    g_bytes_get_size(b->mem) > PUSH_MAX_BYTES)
+		goto out;
 	if (__atomic_fetch_add(&fs->pushing, 1, __ATOMIC_ACQUIRE) >= PUSH_MAX_AT_ONCE) {
 		__atomic_fetch_sub(&fs->pushing, 1, __ATOMIC_RELEASE);
-		return; /* the reader's READ will fetch it from us as usual */
+		goto out; /* the reader's READ will fetch it from us as usual */
 	}
 	bufv = FUSE_BUFVEC_INIT(g_bytes_get_size(b->mem));
 	bufv.buf[0].mem = (void *)g_bytes_get_data(b->mem, NULL);
@@ -737,6 +555,8 @@ static void push_ahead(struct ifs *fs, const struct dir_handle *h)
 	else if (ret != -ENOENT) /* ENOENT: the kernel has no inode for it (any more) */
 		g_debug("push of inode %llu failed: %s", (unsigned long long)(h->ino + slot),
 		        g_strerror(-ret));
+out:
+	ifs_msgcache_put(fs->cache, m);
 }
 
 /* Where a readdir at offset off starts (entries "." and ".." are 0 and 1). */
@@ -788,7 +608,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			return;
 		}
 	}
-	count = h->kind == DIR_FOLDER ? ifs_folder_dir_count(h->folder) : h->slots->len;
+	count = h->kind == DIR_FOLDER ? ifs_folder_dir_count(h->folder) : h->entries->len;
 	buf = g_malloc(size);
 
 	for (size_t i = first_entry(h, off); i < count + 2; i++) {
@@ -863,7 +683,6 @@ static void ifs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct ifs *fs = ifs_of(req);
 	unsigned slot = ifs_ino_slot(ino);
-	const struct ifs_cached_msg *m = NULL;
 	int ret;
 
 	COUNT(req, fs, IFS_REQ_OPEN);
@@ -897,10 +716,14 @@ static void ifs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			g_bytes_unref((GBytes *)(uintptr_t)fi->fh);
 		return;
 	}
-	ret = get_msg(fs, ino, &m);
-	if (ret == 0 && slot_bytes(m, slot) == NULL)
-		ret = -ENOENT;
-	ifs_msgcache_put(fs->cache, m);
+	{
+		struct ifs_msg_ref ref;
+		uint64_t size;
+		ret = msg_ref(fs, ino, &ref);
+		if (ret == 0)
+			ret = ifs_msgdir_size(fs, &ref, slot, &size);
+		ifs_msg_ref_clear(&ref);
+	}
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -975,16 +798,18 @@ static void ifs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	/* Usually cached; refetched if the cache let it go since open.  A message that vanished
 	 * meanwhile (expunged, UIDVALIDITY changed) is EIO here: read(2) on an open file has no
 	 * "no such file", and serving anything else would be another message's bytes. */
-	ret = get_msg(fs, ino, &m);
+	{
+		struct ifs_msg_ref ref;
+		ret = msg_ref(fs, ino, &ref);
+		if (ret == 0)
+			ret = ifs_msgdir_bytes(fs, &ref, slot, &m, &b);
+		ifs_msg_ref_clear(&ref);
+	}
 	if (ret < 0) {
 		fuse_reply_err(req, ret == -ENOENT || ret == -ESTALE ? EIO : -ret);
 		return;
 	}
-	b = slot_bytes(m, slot);
-	if (b == NULL)
-		fuse_reply_err(req, EIO);
-	else
-		reply_blob(req, b, size, off);
+	reply_blob(req, b, size, off);
 	ifs_msgcache_put(fs->cache, m);
 }
 
@@ -1037,6 +862,16 @@ char *ifs_stats(struct ifs *fs)
 		g_string_append_printf(s, " disk_cache_entries=%" G_GUINT64_FORMAT
 		                       " disk_cache_bytes=%" G_GUINT64_FORMAT, dentries, dbytes);
 		append_cache_health(s, fs->bodies);
+	}
+	{
+		uint64_t pieces, piece_bytes;
+		ifs_remote_piece_stats(&pieces, &piece_bytes);
+		g_string_append_printf(
+		    s,
+		    " pieces_fetched=%" G_GUINT64_FORMAT " piece_bytes_fetched=%" G_GUINT64_FORMAT
+		    " read_whole=%" G_GUINT64_FORMAT " pieces_read_ahead=%" G_GUINT64_FORMAT,
+		    pieces, piece_bytes, ifs_loader_whole_only_count(),
+		    ifs_loader_prefetched_count());
 	}
 	append_offline(s);
 	if (fs->readahead != NULL)
@@ -1097,6 +932,8 @@ static void ifs_statfs(fuse_req_t req, fuse_ino_t ino)
 	sv.f_frsize = 4096;
 	sv.f_namemax = IFS_NAME_MAX;
 	sv.f_flag = ST_RDONLY;
+	COUNT(req, ifs_of(req), IFS_REQ_OTHER);
+	ifs_quota_statfs(ifs_of(req)->quota, &sv); /* the mailbox's quota in 1 KiB blocks */
 	fuse_reply_statfs(req, &sv);
 }
 

@@ -51,6 +51,76 @@ bool ifs_query_is_criterion(const char *component)
 	return false;
 }
 
+/* Every key= name, for near misses. */
+static const char *const value_keys[] = {
+    "from",   "to", "cc",     "bcc",     "subject", "body",    "text", "since",
+    "before", "on", "larger", "smaller", "header",  "keyword", "imap", "gmail"};
+
+/* Levenshtein distance of a and b (lower-case ASCII compared), capped: any distance above
+ * cap is cap + 1.  Names are short; longer ones are never near. */
+static unsigned distance(const char *a, const char *b, unsigned cap)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned row[33];
+
+	if (la > 32 || lb > 32 || (la > lb ? la - lb : lb - la) > cap)
+		return cap + 1;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = (unsigned)j;
+	for (size_t i = 1; i <= la; i++) {
+		unsigned diag = row[0];
+		row[0] = (unsigned)i;
+		for (size_t j = 1; j <= lb; j++) {
+			unsigned up = row[j];
+			unsigned sub =
+			    diag + (g_ascii_tolower(a[i - 1]) != g_ascii_tolower(b[j - 1]));
+			row[j] = MIN(MIN(up + 1, row[j - 1] + 1), sub);
+			diag = up;
+		}
+	}
+	return MIN(row[lb], cap + 1);
+}
+
+bool ifs_query_near_miss(const char *component, char **hint_r)
+{
+	const char *colon = strchr(component, ':');
+	/* one typo in a short word, two in a longer one */
+	unsigned cap = strlen(component) >= 6 ? 2 : 1;
+
+	*hint_r = NULL;
+	if (ifs_query_is_criterion(component))
+		return false;
+	for (size_t i = 0; i < G_N_ELEMENTS(value_keys); i++) {
+		size_t n = strlen(value_keys[i]);
+		if (g_ascii_strcasecmp(component, value_keys[i]) == 0) {
+			*hint_r = g_strdup_printf("%s needs a value: %s=VALUE", value_keys[i],
+			                          value_keys[i]);
+			return true;
+		}
+		if (colon != NULL && (size_t)(colon - component) == n &&
+		    g_ascii_strncasecmp(component, value_keys[i], n) == 0) {
+			*hint_r = g_strdup_printf("criteria are written %s=VALUE, with '='",
+			                          value_keys[i]);
+			return true;
+		}
+	}
+	if (strlen(component) < 4)
+		return false; /* "ab" is one typo from "cc", "on" and "to": not a near miss */
+	for (size_t i = 0; i < G_N_ELEMENTS(flag_keys); i++) {
+		if (distance(component, flag_keys[i].name, cap) <= cap) {
+			*hint_r = g_strdup_printf("did you mean %s?", flag_keys[i].name);
+			return true;
+		}
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(value_keys); i++) {
+		if (strlen(value_keys[i]) >= 4 && distance(component, value_keys[i], cap) <= cap) {
+			*hint_r = g_strdup_printf("did you mean %s=VALUE?", value_keys[i]);
+			return true;
+		}
+	}
+	return false;
+}
+
 bool ifs_query_parse_date(const char *value, const GDate *today, int *year_r, int *month_r,
                           int *day_r)
 {

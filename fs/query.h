@@ -26,6 +26,13 @@
 /* Does component look like a criterion (contains '=' or is a bare flag word)? */
 bool ifs_query_is_criterion(const char *component);
 
+/* A component that is no criterion but that the user could have meant as one: a key without
+ * its "=VALUE" ("subject"), written with ':' ("from:alice"), or a word of 4 letters or more
+ * one typo (two from 6 letters on) away from a flag word or a key ("unsen", "subjet").  True and
+ * a new one-line hint in *hint_r (g_free) saying what was probably meant; false (and NULL)
+ * for a criterion or anything else ("newdir"): such a name is simply not found, quietly. */
+bool ifs_query_near_miss(const char *component, char **hint_r);
+
 /* The criterion of one component.  today: the local date relative dates count back from.
  * 0 and a new query in *q_r (imap_search_free); else -EINVAL and a new one-line reason in
  * *why_r (g_free) naming the mistake: unknown key, bad date, bad size, bad expression. */

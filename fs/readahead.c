@@ -27,21 +27,38 @@
 /* Read ahead of a folder's first message before the walk is certain (see ifs_readahead_note). */
 #define FIRST_MESSAGE_AHEAD 32
 
+/* Parallel, unordered walkers (ripgrep's thread pool, fd, xargs -P) take a folder's messages
+ * in roughly listing order but out of it by a few places: a load within WALK_NEAR places of the
+ * furthest one loaded counts as a step of the walk, and WALK_NEAR_STEPS such steps make one
+ * (two exact neighbours in a row still do, as before). */
+#define WALK_NEAR       16
+#define WALK_NEAR_STEPS 4
+
 /* Readers tracked at once (one per folder epoch); the oldest is forgotten beyond this. */
 #define MAX_STREAMS 64
 
-/* A reader walking one folder. */
+/* A reader walking one folder for one kind of file: a piece of piece.h (WHOLE: message.eml or
+ * every file, with `fetch = whole`; OUTLINE: header files; PARTS: attachment names; TEXTS:
+ * body).  Streams are keyed by stream_key(epoch, piece). */
 struct stream {
 	uint32_t epoch;
-	uint32_t last_uid;    /* the last UID a reader loaded */
-	unsigned run;         /* consecutive neighbours loaded, ending at last_uid */
-	uint32_t queued_upto; /* highest UID queued so far (UIDs only grow along the walk) */
-	uint32_t parse_upto;  /* highest UID queued for parse-ahead so far */
+	unsigned piece;
+	/* The walk so far: the UIDs its loads span (0, 0: none yet).  A walk goes up the
+	 * listing (UID order: grep -r, find) or down it (ripgrep, whose thread pool takes the
+	 * directory entries from the end), and is read ahead past its front, hi or lo. */
+	uint32_t lo, hi;
+	unsigned run;           /* loads in a row, each of the UID listed right after hi */
+	unsigned near;          /* loads in a row within WALK_NEAR places of [lo, hi] */
+	unsigned ups, downs;    /* loads of the walk that raised hi, that lowered lo */
+	uint32_t queued_upto;   /* going up: highest UID queued so far (0: none) */
+	uint32_t queued_downto; /* going down: lowest UID queued so far (UINT32_MAX: none) */
+	uint32_t parse_upto;    /* highest UID queued for parse-ahead so far (walks up only) */
 	gint64 used;
 };
 
 struct job {
 	uint32_t epoch;
+	unsigned piece; /* WHOLE: bodies as below; else ra->fetch_pieces */
 	GArray *uids; /* struct ifs_uid_size, ascending UID */
 };
 
@@ -56,7 +73,9 @@ struct ifs_readahead {
 	uint64_t parse_bytes;
 
 	GMutex lock;
-	GHashTable *streams; /* epoch -> struct stream* */
+	GHashTable *streams; /* stream_key(epoch, piece) -> struct stream* */
+	ifs_readahead_piece_fn fetch_pieces; /* NULL: pieces are not read ahead */
+	void *fetch_pieces_ctx;
 	GAsyncQueue *jobs;   /* struct job*; a job with uids == NULL stops the worker */
 	GThread *worker;
 	GAsyncQueue *parse_jobs; /* struct job* for the parser, same convention */
@@ -64,6 +83,11 @@ struct ifs_readahead {
 	uint64_t stored;     /* messages read ahead into the disk cache (atomic) */
 	uint64_t parsed;     /* messages parsed ahead into the memory cache (atomic) */
 };
+
+static gpointer stream_key(uint32_t epoch, unsigned piece)
+{
+	return GSIZE_TO_POINTER(((gsize)piece << 32) | epoch);
+}
 
 static void job_free(struct job *j)
 {
@@ -263,6 +287,23 @@ static void run_batch(struct ifs_readahead *ra, uint32_t epoch, const char *raw,
 	g_array_unref(claimed);
 }
 
+/* Is uid queued by a walk of whole messages over the same folder (grep -r reads every file of
+ * a message, message.eml too)?  Then its pieces are not read ahead: the whole message answers
+ * every file, and a piece job ahead of it on the one worker would only delay it. */
+static bool whole_walk_covers(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
+{
+	struct stream *w;
+	bool covered = false;
+
+	g_mutex_lock(&ra->lock);
+	w = g_hash_table_lookup(ra->streams, stream_key(epoch, IFS_PIECE_WHOLE));
+	if (w != NULL && w->lo != 0)
+		covered = w->downs > w->ups ? uid <= w->hi && uid >= w->queued_downto
+		                            : uid >= w->lo && uid <= w->queued_upto;
+	g_mutex_unlock(&ra->lock);
+	return covered;
+}
+
 static void run_job(struct ifs_readahead *ra, struct job *j)
 {
 	char *raw = NULL;
@@ -272,6 +313,20 @@ static void run_job(struct ifs_readahead *ra, struct job *j)
 	const guint max_messages = ra->bodies != NULL ? DISK_BATCH_MESSAGES : MEM_BATCH_MESSAGES;
 	const uint64_t max_bytes = ra->bodies != NULL ? DISK_BATCH_BYTES : MEM_BATCH_BYTES;
 
+	if (j->piece != IFS_PIECE_WHOLE) {
+		/* pieces are small: the loader batches them, one round trip per level */
+		GArray *uids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+		for (guint i = 0; i < j->uids->len; i++) {
+			uint32_t uid = g_array_index(j->uids, struct ifs_uid_size, i).uid;
+			if (!whole_walk_covers(ra, j->epoch, uid))
+				g_array_append_val(uids, uid);
+		}
+		if (ra->fetch_pieces != NULL && uids->len > 0)
+			ra->fetch_pieces(ra->fetch_pieces_ctx, j->epoch, (const uint32_t *)uids->data,
+			                 uids->len, j->piece);
+		g_array_unref(uids);
+		return;
+	}
 	if (ifs_tree_epoch_folder(ra->tree, j->epoch, &raw, &uidvalidity) < 0)
 		return;
 	while (start < j->uids->len) {
@@ -322,8 +377,8 @@ static bool reader_past(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
 	bool past;
 
 	g_mutex_lock(&ra->lock);
-	s = g_hash_table_lookup(ra->streams, GUINT_TO_POINTER(epoch));
-	past = s == NULL || s->last_uid >= uid;
+	s = g_hash_table_lookup(ra->streams, stream_key(epoch, IFS_PIECE_WHOLE));
+	past = s == NULL || s->hi >= uid;
 	g_mutex_unlock(&ra->lock);
 	return past;
 }
@@ -450,9 +505,16 @@ static void forget_oldest(struct ifs_readahead *ra)
 	g_hash_table_remove(ra->streams, oldest_k);
 }
 
-/* The first n messages of after (the reader's next ones): when less than half of them is
- * queued already (*upto: the highest UID queued so far), a job for the rest; else NULL. */
-static struct job *top_up(uint32_t *upto, uint32_t epoch, const GArray *after, guint n)
+/* Has a walk queued uid already?  Up: *mark is the highest UID queued; down: the lowest. */
+static bool is_queued(uint32_t uid, uint32_t mark, bool down)
+{
+	return down ? uid >= mark : uid <= mark;
+}
+
+/* The first n messages of after (the reader's next ones, nearest first; down: descending
+ * UIDs): when less than half of them is queued already (*mark, is_queued), a job for the
+ * rest, in ascending UID order as the worker fetches them; else NULL. */
+static struct job *top_up(uint32_t *mark, bool down, uint32_t epoch, const GArray *after, guint n)
 {
 	guint pending = 0;
 	struct job *j;
@@ -460,20 +522,21 @@ static struct job *top_up(uint32_t *upto, uint32_t epoch, const GArray *after, g
 	if (n == 0)
 		return NULL;
 	for (guint i = 0; i < n; i++)
-		if (g_array_index(after, struct ifs_uid_size, i).uid <= *upto)
+		if (is_queued(g_array_index(after, struct ifs_uid_size, i).uid, *mark, down))
 			pending++;
 	if (pending >= n / 2 + 1 ||
-	    g_array_index(after, struct ifs_uid_size, n - 1).uid <= *upto)
+	    is_queued(g_array_index(after, struct ifs_uid_size, n - 1).uid, *mark, down))
 		return NULL;
 	j = g_new0(struct job, 1);
-	j->epoch = epoch;
+	j->epoch = epoch; /* piece: set by the caller */
 	j->uids = g_array_new(FALSE, FALSE, sizeof(struct ifs_uid_size));
 	for (guint i = 0; i < n; i++) {
-		struct ifs_uid_size u = g_array_index(after, struct ifs_uid_size, i);
-		if (u.uid > *upto)
+		guint at = down ? n - 1 - i : i;
+		struct ifs_uid_size u = g_array_index(after, struct ifs_uid_size, at);
+		if (!is_queued(u.uid, *mark, down))
 			g_array_append_val(j->uids, u);
 	}
-	*upto = g_array_index(after, struct ifs_uid_size, n - 1).uid;
+	*mark = g_array_index(after, struct ifs_uid_size, n - 1).uid;
 	return j;
 }
 
@@ -494,31 +557,36 @@ static guint parse_window(const struct ifs_readahead *ra, const GArray *after)
 	return n;
 }
 
-/* The reader's stream of epoch, created when new (lock held). */
-static struct stream *stream_get(struct ifs_readahead *ra, uint32_t epoch)
+/* The reader's stream of (epoch, piece), created when new (lock held). */
+static struct stream *stream_get(struct ifs_readahead *ra, uint32_t epoch, unsigned piece)
 {
-	struct stream *s = g_hash_table_lookup(ra->streams, GUINT_TO_POINTER(epoch));
+	struct stream *s = g_hash_table_lookup(ra->streams, stream_key(epoch, piece));
 
 	if (s == NULL) {
 		if (g_hash_table_size(ra->streams) >= MAX_STREAMS)
 			forget_oldest(ra);
 		s = g_new0(struct stream, 1);
 		s->epoch = epoch;
-		g_hash_table_insert(ra->streams, GUINT_TO_POINTER(epoch), s);
+		s->piece = piece;
+		s->queued_downto = UINT32_MAX;
+		g_hash_table_insert(ra->streams, stream_key(epoch, piece), s);
 	}
 	s->used = g_get_monotonic_time();
 	return s;
 }
 
-/* The up to `window` UIDs listed after uid, bounded by window_bytes counted from the reader's
- * position.  -ENOENT when uid is not listed. */
-static int window_after(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid, GArray *after)
+/* The up to `window` UIDs listed after uid (down: before it, nearest first), bounded by
+ * window_bytes counted from the reader's position (whole messages only: pieces are small, and the
+ * loader bounds each one).  -ENOENT when uid is not listed. */
+static int window_after(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid, unsigned piece,
+                        bool down, GArray *after)
 {
 	uint32_t prev;
 
-	if (ifs_tree_uids_around(ra->tree, epoch, uid, ra->window, &prev, after) < 0)
+	if (ifs_tree_uids_around(ra->tree, epoch, uid, down ? -(int)ra->window : (int)ra->window,
+	                         &prev, after) < 0)
 		return -ENOENT;
-	if (ra->window_bytes > 0) {
+	if (ra->window_bytes > 0 && piece == IFS_PIECE_WHOLE) {
 		uint64_t bytes = 0;
 		for (guint i = 0; i < after->len; i++) {
 			bytes += MIN(g_array_index(after, struct ifs_uid_size, i).size, G_MAXUINT32);
@@ -531,62 +599,126 @@ static int window_after(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid, 
 	return 0;
 }
 
-void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
+void ifs_readahead_set_piece_fetcher(struct ifs_readahead *ra, ifs_readahead_piece_fn fn,
+                                     void *ctx)
+{
+	ra->fetch_pieces = fn;
+	ra->fetch_pieces_ctx = ctx;
+}
+
+/* Is uid within WALK_NEAR places of [lo, hi] in the listing?  (Asks the tree: not under the
+ * read-ahead lock.) */
+static bool near_walk(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid, uint32_t lo,
+                      uint32_t hi)
+{
+	if (lo == 0)
+		return false;
+	if (uid > hi)
+		return ifs_tree_uid_after(ra->tree, epoch, hi, WALK_NEAR) >= uid;
+	if (uid < lo)
+		return ifs_tree_uid_after(ra->tree, epoch, lo, -WALK_NEAR) <= uid;
+	return true;
+}
+
+void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid, unsigned piece)
 {
 	GArray *after;
-	uint32_t prev = 0, ra_probe, parse_probe = 0;
+	uint32_t prev = 0, lo, hi, from, ra_probe, parse_probe = 0;
 	struct stream *s;
 	struct job *j = NULL, *pj = NULL;
+	bool parse, near, walking, down;
 	bool maybe;
 
+	/* an attachment is read on its own: nothing to walk */
+	if (piece > IFS_PIECE_TEXTS || (piece != IFS_PIECE_WHOLE && ra->fetch_pieces == NULL))
+		return;
+
 	/* Called for (nearly) every message of a walk, on the reader's path, and most calls
-	 * change nothing: decide that from two O(log n) lookups (is half a window still queued
-	 * ahead?) before copying a window of the listing. */
+	 * change nothing: decide that from a few O(log n) lookups (is half a window still
+	 * queued ahead?) before copying a window of the listing. */
 	after = g_array_new(FALSE, FALSE, sizeof(struct ifs_uid_size));
 	if (ifs_tree_uids_around(ra->tree, epoch, uid, 0, &prev, after) < 0) {
 		g_array_unref(after);
 		return;
 	}
-	ra_probe = ifs_tree_uid_after(ra->tree, epoch, uid, ra->window / 2 + 1);
-	if (ra->parser != NULL)
-		parse_probe = ifs_tree_uid_after(ra->tree, epoch, uid, PARSE_AHEAD_MESSAGES / 2 + 1);
 	g_mutex_lock(&ra->lock);
-	s = stream_get(ra, epoch);
-	if (uid != s->last_uid) {
-		s->run = prev != 0 && prev == s->last_uid ? s->run + 1 : 1;
-		/* a reader that jumped back starts a new walk */
-		if (s->run == 1 && uid < s->last_uid)
-			s->queued_upto = s->parse_upto = 0;
-		s->last_uid = uid;
+	s = stream_get(ra, epoch, piece);
+	lo = s->lo;
+	hi = s->hi;
+	g_mutex_unlock(&ra->lock);
+	near = near_walk(ra, epoch, uid, lo, hi);
+
+	g_mutex_lock(&ra->lock);
+	s = stream_get(ra, epoch, piece);
+	if (near && (s->lo != lo || s->hi != hi))
+		near = s->lo <= uid ? uid <= s->hi || hi >= uid : lo <= uid; /* moved meanwhile */
+	if (!near) {
+		/* a new walk (or a single read): start over from here */
+		s->lo = s->hi = uid;
+		s->run = 1;
+		s->near = s->ups = s->downs = 0;
+		s->queued_upto = s->parse_upto = 0;
+		s->queued_downto = UINT32_MAX;
+	} else if (uid != s->hi || uid != s->lo) {
+		s->run = uid > s->hi && prev == s->hi ? s->run + 1 : (uid > s->hi ? 1 : s->run);
+		s->near++;
+		if (uid > s->hi) {
+			s->hi = uid;
+			s->ups++;
+		} else if (uid < s->lo) {
+			s->lo = uid;
+			s->downs++;
+		}
 	}
+	down = s->downs > s->ups;
+	/* two exact neighbours in a row (the sequential reader), or a parallel walker's
+	 * WALK_NEAR_STEPS loads near each other */
+	walking = (s->run >= 2 && !down) || s->near >= WALK_NEAR_STEPS;
+	from = down ? s->lo : s->hi;
+	lo = s->queued_upto;
+	hi = s->queued_downto;
+	g_mutex_unlock(&ra->lock);
+
+	parse = ra->parser != NULL && piece == IFS_PIECE_WHOLE && !down;
+	ra_probe = ifs_tree_uid_after(
+	    ra->tree, epoch, from, down ? -(int)(ra->window / 2 + 1) : (int)(ra->window / 2 + 1));
+	if (parse)
+		parse_probe =
+		    ifs_tree_uid_after(ra->tree, epoch, from, PARSE_AHEAD_MESSAGES / 2 + 1);
 	/* (top_up() below decides exactly; this only rules out the calls where it cannot
 	 * queue anything: half a window counted in messages is at least half the byte-bounded
 	 * one.) */
-	maybe = s->run >= 2 ? s->queued_upto < ra_probe || s->parse_upto < parse_probe
-	                    : prev == 0;
-	g_mutex_unlock(&ra->lock);
-	if (!maybe || window_after(ra, epoch, uid, after) < 0 || after->len == 0) {
+	maybe = walking ? (down ? hi > ra_probe : lo < ra_probe) ||
+	                      (parse && s->parse_upto < parse_probe)
+	                : prev == 0;
+	if (!maybe ||
+	    window_after(ra, epoch, walking ? from : uid, piece, walking && down, after) < 0 ||
+	    after->len == 0) {
 		g_array_unref(after);
 		return;
 	}
 	g_mutex_lock(&ra->lock);
-	s = stream_get(ra, epoch);
-	if (s->run >= 2) {
-		j = top_up(&s->queued_upto, epoch, after, after->len);
-		if (ra->parser != NULL)
-			pj = top_up(&s->parse_upto, epoch, after, parse_window(ra, after));
+	s = stream_get(ra, epoch, piece);
+	if (walking) {
+		j = top_up(down ? &s->queued_downto : &s->queued_upto, down, epoch, after,
+		           after->len);
+		if (parse)
+			pj = top_up(&s->parse_upto, false, epoch, after, parse_window(ra, after));
 	} else if (prev == 0) {
 		/* The folder's first message: how grep -r, find and indexers start their walk.
 		 * Waiting for a second message costs two round trips before anything streams,
 		 * so start now, with a short first batch (a reader that only wanted this one
 		 * message costs little); a real walk tops it up to the window at its second
 		 * message. */
-		j = top_up(&s->queued_upto, epoch, after, MIN(after->len, FIRST_MESSAGE_AHEAD));
+		j = top_up(&s->queued_upto, false, epoch, after,
+		           MIN(after->len, FIRST_MESSAGE_AHEAD));
 	}
 	g_mutex_unlock(&ra->lock);
 	g_array_unref(after);
 	if (j != NULL) {
-		g_debug("read-ahead: %u messages after UID %u", j->uids->len, uid);
+		j->piece = piece;
+		g_debug("read-ahead: piece %u of %u messages %s UID %u", piece, j->uids->len,
+		        walking && down ? "before" : "after", from);
 		g_async_queue_push(ra->jobs, j);
 	}
 	if (pj != NULL)

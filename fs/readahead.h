@@ -3,8 +3,11 @@
  * grep -r, find -exec cat and indexers walk a folder's message directories in order.  Each
  * time a message has to be loaded for a reader (a miss of the memory cache), the loader calls
  * ifs_readahead_note().  When two or more loads in a row are of UIDs that follow each other in
- * the folder's listing, the reader is walking the folder: the next `window` messages that are
- * not yet in the disk cache are queued, and one worker thread streams them, in UID order, with
+ * the folder's listing, the reader is walking the folder — and so is one whose loads keep
+ * landing within a few places (16) of the furthest one so far, four in a row: parallel,
+ * unordered walkers (ripgrep's thread pool, fd, xargs -P) take the messages roughly in listing
+ * order but out of it by a few places.  The next `window` messages after the walk's front that
+ * are not yet in the disk cache are queued, and one worker thread streams them, in UID order, with
  * ranged `UID FETCH a,b:c BODY.PEEK[]` commands on a connection of its own, straight into the
  * disk cache (a load of the folder's first message queues a short FIRST_MESSAGE_AHEAD at once:
  * walks start there).  When the reader has consumed half of what was queued ahead of it, more is
@@ -37,6 +40,7 @@
 #include <stdint.h>
 
 #include "bodycache.h"
+#include "piece.h"
 #include "msgcache.h"
 #include "tree.h"
 
@@ -55,8 +59,19 @@ struct ifs_readahead *ifs_readahead_new(struct imap_pool *pool, struct ifs_bodyc
 /* Stops the threads (the fetch in progress ends first) and frees.  NULL is a no-op. */
 void ifs_readahead_free(struct ifs_readahead *ra);
 
-/* A reader needed message uid of epoch (it was not in the memory cache). */
-void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid);
+/* A reader needed piece (piece.h) of message uid of epoch (it was not in the memory cache, or
+ * this is the first use of what read-ahead put there).  Walks are detected per (folder,
+ * piece): a walk reading every subject reads ahead outlines, `grep -r --include=body` texts,
+ * one reading every message.eml whole messages.  Attachments are not read ahead. */
+void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid, unsigned piece);
+
+/* Read-ahead of pieces (not WHOLE) is done by fn (loader.h: ifs_loader_prefetch), called on
+ * the worker thread with the UIDs of a window in ascending order; set before the first note.
+ * Without it, pieces are not read ahead. */
+typedef void (*ifs_readahead_piece_fn)(void *ctx, uint32_t epoch, const uint32_t *uids,
+                                       unsigned n, unsigned piece);
+void ifs_readahead_set_piece_fetcher(struct ifs_readahead *ra, ifs_readahead_piece_fn fn,
+                                     void *ctx);
 
 /* Messages read ahead into the disk cache so far (stats). */
 uint64_t ifs_readahead_stored(struct ifs_readahead *ra);

@@ -176,6 +176,18 @@ int ifs_remote_list(struct imap_pool *pool, GPtrArray **folders_r)
 	return with_conn(pool, "LIST", list_fn, folders_r);
 }
 
+int ifs_remote_list_on(struct imap_conn *conn, GPtrArray **folders_r, char **why_r)
+{
+	int ret;
+
+	*folders_r = NULL;
+	*why_r = NULL;
+	ret = list_fn(conn, folders_r);
+	if (ret < 0)
+		*why_r = g_strdup(imap_conn_error(conn));
+	return to_fuse_errno(ret);
+}
+
 /* ---- listing ---- */
 
 struct listing_ctx {
@@ -655,6 +667,93 @@ int ifs_remote_fetch_bodies(struct imap_pool *pool, const char *raw_name, uint32
 	return ret;
 }
 
+/* ---- pieces ---- */
+
+static uint64_t stat_pieces, stat_piece_bytes;
+
+struct pieces_ctx {
+	const char *raw_name;
+	uint32_t uidvalidity;
+	struct imap_fetch_request *reqs;
+	unsigned n;
+	const struct imap_piece_sink *sink;
+	struct imap_piece_sink counting; /* wraps sink to count what arrives */
+};
+
+static int pc_structure(void *p, unsigned req, const struct imap_part *root, int err)
+{
+	struct pieces_ctx *ctx = p;
+	return ctx->sink->structure != NULL ? ctx->sink->structure(ctx->sink->ctx, req, root, err)
+	                                    : 0;
+}
+
+static int pc_size(void *p, unsigned req, unsigned item, uint64_t size)
+{
+	struct pieces_ctx *ctx = p;
+	return ctx->sink->size != NULL ? ctx->sink->size(ctx->sink->ctx, req, item, size) : 0;
+}
+
+static int pc_begin(void *p, unsigned req, unsigned item, uint64_t size)
+{
+	struct pieces_ctx *ctx = p;
+	int r = ctx->sink->begin(ctx->sink->ctx, req, item, size);
+	if (r == 0)
+		__atomic_fetch_add(&stat_piece_bytes, size, __ATOMIC_RELAXED);
+	return r;
+}
+
+static int pc_data(void *p, const void *buf, size_t len)
+{
+	struct pieces_ctx *ctx = p;
+	return ctx->sink->data(ctx->sink->ctx, buf, len);
+}
+
+static int pc_end(void *p, unsigned req, unsigned item)
+{
+	struct pieces_ctx *ctx = p;
+	return ctx->sink->end(ctx->sink->ctx, req, item);
+}
+
+static int pieces_fn(struct imap_conn *conn, void *p)
+{
+	struct pieces_ctx *ctx = p;
+	struct imap_mailbox_status st;
+
+	if (examines(conn, ctx->raw_name, ctx->uidvalidity))
+		return imap_uid_fetch_pieces(conn, ctx->reqs, ctx->n, &ctx->counting);
+	return imap_examine_fetch_pieces(conn, ctx->raw_name, ctx->uidvalidity, ctx->reqs, ctx->n,
+	                                 &ctx->counting, &st);
+}
+
+int ifs_remote_fetch_pieces(struct imap_pool *pool, const char *raw_name, uint32_t uidvalidity,
+                            struct imap_fetch_request *reqs, unsigned n,
+                            const struct imap_piece_sink *sink)
+{
+	struct pieces_ctx ctx = {.raw_name = raw_name, .uidvalidity = uidvalidity, .reqs = reqs,
+	                         .n = n, .sink = sink};
+	char *what = n == 1 ? g_strdup_printf("fetching pieces of UID %u of %s", reqs[0].uid,
+	                                      raw_name)
+	                    : g_strdup_printf("fetching pieces of %u messages of %s", n, raw_name);
+	int ret;
+
+	ctx.counting.structure = pc_structure;
+	ctx.counting.size = pc_size;
+	ctx.counting.begin = pc_begin;
+	ctx.counting.data = pc_data;
+	ctx.counting.end = pc_end;
+	ctx.counting.ctx = &ctx;
+	__atomic_fetch_add(&stat_pieces, n, __ATOMIC_RELAXED);
+	ret = with_conn(pool, what, pieces_fn, &ctx);
+	g_free(what);
+	return ret;
+}
+
+void ifs_remote_piece_stats(uint64_t *pieces_r, uint64_t *bytes_r)
+{
+	*pieces_r = __atomic_load_n(&stat_pieces, __ATOMIC_RELAXED);
+	*bytes_r = __atomic_load_n(&stat_piece_bytes, __ATOMIC_RELAXED);
+}
+
 void ifs_remote_stats(uint64_t *bodies_r, uint64_t *bytes_r)
 {
 	*bodies_r = __atomic_load_n(&stat_bodies, __ATOMIC_RELAXED);
@@ -692,6 +791,10 @@ static int search_fn(struct imap_conn *conn, void *p)
 		struct ifs_search_hits *h = &ctx->hits[i];
 		h->result = err < 0 ? err : jobs[i].result;
 		h->uidvalidity = jobs[i].st.uidvalidity;
+		h->st.uidvalidity = jobs[i].st.uidvalidity;
+		h->st.uidnext = jobs[i].st.uidnext;
+		h->st.exists = jobs[i].st.exists;
+		h->st.highestmodseq = jobs[i].st.highestmodseq;
 		if (jobs[i].uids != NULL)
 			g_array_unref(jobs[i].uids);
 		if (h->result == 0) {
@@ -832,4 +935,37 @@ void ifs_remote_reconnector_free(struct ifs_reconnector *r)
 	g_thread_join(r->thread);
 	g_ptr_array_unref(r->pools);
 	g_free(r);
+}
+
+/* ---- quota ---- */
+
+struct quota_ctx {
+	struct imap_quota *q;
+	int answer; /* GETQUOTAROOT's outcome: a refusal is no connection failure */
+};
+
+static int quota_fn(struct imap_conn *conn, void *p)
+{
+	struct quota_ctx *ctx = p;
+	int err = imap_getquotaroot(conn, "INBOX", ctx->q);
+
+	ctx->answer = err;
+	if (err == -EOPNOTSUPP || err == -ENOENT || err == -EACCES || err == -EPROTO) {
+		if (err != -EOPNOTSUPP && !imap_conn_is_broken(conn))
+			g_debug("GETQUOTAROOT: %s", imap_conn_error(conn));
+		return imap_conn_is_broken(conn) ? err : 0;
+	}
+	return err;
+}
+
+int ifs_remote_quota(struct imap_pool *pool, struct imap_quota *q_r)
+{
+	struct quota_ctx ctx = {q_r, 0};
+	int ret = with_conn(pool, "GETQUOTAROOT", quota_fn, &ctx);
+
+	if (ret < 0)
+		return ret;
+	if (ctx.answer == -EOPNOTSUPP)
+		return -EOPNOTSUPP;
+	return ctx.answer < 0 ? -ENOENT : 0;
 }

@@ -26,6 +26,11 @@ struct ifs_msg_attr {
 
 /* LIST.  *folders_r as imap_list. */
 int ifs_remote_list(struct imap_pool *pool, GPtrArray **folders_r);
+/* The mount's first LIST, on the connection it has just logged in with (conn borrowed, still
+ * the caller's): no retry, no offline bookkeeping and nothing logged, as the mount prints the
+ * one line itself before it detaches.  *folders_r as imap_list; on failure *why_r is the
+ * server's or connection's reason (g_free), else NULL. */
+int ifs_remote_list_on(struct imap_conn *conn, GPtrArray **folders_r, char **why_r);
 
 /* What EXAMINE said of a folder when its listing was made. */
 struct ifs_listing_state {
@@ -71,6 +76,21 @@ int ifs_remote_fetch_bodies(struct imap_pool *pool, const char *raw_name, uint32
 /* Bodies received from the server since start (all pools), and their bytes. */
 void ifs_remote_stats(uint64_t *bodies_r, uint64_t *bytes_r);
 
+/* Pieces of messages (piece.h): the n requests (imap.h struct imap_fetch_request, one UID
+ * each) pipelined on one connection of raw_name, provided the folder still has uidvalidity
+ * (else -ESTALE); on a connection that does not examine it yet the EXAMINE goes in the same
+ * round trip (imap_examine_fetch_pieces).  Each request's own outcome is in reqs[i].result:
+ * -EBADMSG when the server cannot give that piece (NO [UNKNOWN-CTE] or [PARSE]: read the
+ * message whole), -ENOENT for another NO.  Returns 0, or -EIO/-ESTALE/-ENOMEM as above for the
+ * connection; the sink must restart a request it already saw (a retry on a fresh connection
+ * delivers it again). */
+int ifs_remote_fetch_pieces(struct imap_pool *pool, const char *raw_name, uint32_t uidvalidity,
+                            struct imap_fetch_request *reqs, unsigned n,
+                            const struct imap_piece_sink *sink);
+
+/* Piece fetches sent and literal bytes of pieces received since start (stats). */
+void ifs_remote_piece_stats(uint64_t *pieces_r, uint64_t *bytes_r);
+
 /* BODY.PEEK[] of uid in raw_name, provided the folder still has uidvalidity (else -ESTALE).
  * *raw_r is new (g_bytes_unref). */
 int ifs_remote_fetch(struct imap_pool *pool, const char *raw_name, uint32_t uidvalidity,
@@ -83,6 +103,7 @@ struct ifs_search_hits {
 	                       * UTF-8; -EOPNOTSUPP: Gmail search on another server; -EIO:
 	                       * the server said NO or BAD, or the connection failed */
 	uint32_t uidvalidity; /* of the folder life the hits belong to */
+	struct ifs_listing_state st; /* what its EXAMINE said (st.uidvalidity == uidvalidity) */
 	GArray *msgs;         /* the hits (struct ifs_msg_attr, sorted by UID), new (unref); NULL
 	                       * on failure */
 	char *why;            /* on failure: what the server said, new (g_free); nullable */
@@ -93,6 +114,11 @@ struct ifs_search_hits {
  * failed (every hits[i].result says so too); a failure of one folder is in its result only. */
 int ifs_remote_search(struct imap_pool *pool, const struct imap_search *q,
                       struct ifs_search_hits *hits, unsigned n);
+
+/* GETQUOTAROOT INBOX (imap_getquotaroot).  0 and *q_r; -EOPNOTSUPP: the server offers no
+ * QUOTA (nothing was sent); -ENOENT: it answered NO or BAD (*q_r zero); -EIO: it could not be
+ * asked (offline, connection failure). */
+int ifs_remote_quota(struct imap_pool *pool, struct imap_quota *q_r);
 
 /* ---- offline ----
  * The server cannot be reached when opening a connection fails with a network error:

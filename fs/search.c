@@ -54,6 +54,7 @@ struct ifs_search {
 	struct imap_pool *pool;
 	struct ifs_notifier *notifier;
 	uint64_t searches;          /* atomic */
+	GHashTable *warned;         /* ".search/..." paths whose refusal was logged (warn_once) */
 };
 
 /* ---- nodes ---- */
@@ -151,6 +152,7 @@ struct ifs_search *ifs_search_new(struct ifs_tree *tree, struct imap_pool *pool,
 	g_cond_init(&s->ran);
 	s->by_ino = g_hash_table_new(g_int64_hash, g_int64_equal);
 	s->folder_roots = g_hash_table_new(g_int64_hash, g_int64_equal);
+	s->warned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	s->next_ino = IFS_SEARCH_INO_BASE;
 	s->refresh_us = (gint64)refresh_s * G_USEC_PER_SEC;
 	s->start_time = time(NULL);
@@ -177,6 +179,7 @@ void ifs_search_free(struct ifs_search *s)
 	g_list_free(all);
 	g_hash_table_destroy(s->by_ino);
 	g_hash_table_destroy(s->folder_roots);
+	g_hash_table_destroy(s->warned);
 	g_cond_clear(&s->ran);
 	g_mutex_clear(&s->lock);
 	g_free(s);
@@ -559,6 +562,31 @@ static void node_info(struct ifs_search *s, const struct snode *n, struct ifs_no
 
 /* ---- operations ---- */
 
+#define WARNED_MAX 1024
+
+/* Log why FOLDER/.search<path of n>/name is no criterion, once per path (lock held). */
+static void warn_once(struct ifs_search *s, struct snode *n, const char *name, const char *why)
+{
+	const struct snode *root = n;
+	char *path = describe(n);
+	char *full;
+
+	while (root->parent != NULL)
+		root = root->parent;
+	full = g_strdup_printf("%s%s.search%s/%s", root->raw_name != NULL ? root->raw_name : "",
+	                       root->raw_name != NULL ? "/" : "", path, name);
+
+	g_free(path);
+	if (g_hash_table_contains(s->warned, full)) {
+		g_free(full);
+		return;
+	}
+	if (g_hash_table_size(s->warned) >= WARNED_MAX)
+		g_hash_table_remove_all(s->warned); /* bounded: a scripted loop may say it again */
+	g_warning("search: %s: %s", full, why);
+	g_hash_table_add(s->warned, full);
+}
+
 /* The child criterion node name of n (a root or a result), running its query first; lock
  * held.  Logs and refuses a component that is not a criterion. */
 static int lookup_criterion(struct ifs_search *s, struct snode *n, const char *name,
@@ -579,9 +607,13 @@ static int lookup_criterion(struct ifs_search *s, struct snode *n, const char *n
 		g_date_free(today);
 		imap_search_free(q);
 		if (ret < 0) {
-			char *path = describe(n);
-			g_warning("search: .search%s/%s: %s", path, name, why);
-			g_free(path);
+			/* Quiet unless the user could have meant a criterion, and then once per
+			 * name: `mkdir .search/newdir` looks its name up first (then fails EROFS).
+			 */
+			char *hint = NULL;
+			if (ifs_query_is_criterion(name) || ifs_query_near_miss(name, &hint))
+				warn_once(s, n, name, hint != NULL ? hint : why);
+			g_free(hint);
 			g_free(why);
 			return -ENOENT;
 		}

@@ -21,6 +21,9 @@ struct listing {
 	gint64 fetched_at;  /* g_get_monotonic_time() */
 	uint64_t serial;    /* unique per listing object: a new one means new contents */
 	int64_t newest;     /* largest INTERNALDATE, 0 when empty */
+	uint64_t contents;  /* what it holds, as folder_time says (listing_summarize) */
+	bool checked;       /* asked the server this mount (false: a saved one, shown as it is
+	                     * until the folder itself is used) */
 };
 
 struct folder_node {
@@ -66,7 +69,6 @@ struct ifs_tree {
 	gint64 folders_at;          /* when LIST last succeeded; 0: never */
 	bool folders_refreshing;
 	gint64 refresh_us;
-	int64_t start_time;
 	struct imap_pool *pool;
 	struct ifs_msgcache *cache;
 	struct ifs_bodycache *bodies;   /* nullable */
@@ -108,9 +110,191 @@ static const struct ifs_msg_attr *listing_find(const struct listing *l, uint32_t
 	return NULL;
 }
 
+/* A 64-bit mix (splitmix64's finaliser): contents numbers from a few fields. */
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* l->newest and l->contents from its messages.  The contents number is made of UIDVALIDITY,
+ * the number of messages and the highest UID: a new message always gets a UID above every
+ * other, and an expunge lowers the count, so any change of which messages the folder holds
+ * changes it, while flags never do.  It depends on nothing of this mount, so a remount gets
+ * the same number for the same contents. */
+static void listing_summarize(struct listing *l)
+{
+	uint32_t last = l->msgs->len > 0
+	                    ? g_array_index(l->msgs, struct ifs_msg_attr, l->msgs->len - 1).uid
+	                    : 0;
+	l->newest = 0;
+	for (guint i = 0; i < l->msgs->len; i++)
+		l->newest =
+		    MAX(l->newest, g_array_index(l->msgs, struct ifs_msg_attr, i).internaldate);
+	l->contents =
+	    mix64((uint64_t)l->uidvalidity << 32 ^ mix64((uint64_t)l->msgs->len << 32 | last));
+}
+
 static bool fresh(const struct ifs_tree *t, gint64 at)
 {
 	return at != 0 && g_get_monotonic_time() - at < t->refresh_us;
+}
+
+/* The epoch of (raw, uidvalidity), made on first use (epochs, below; lock held). */
+static uint32_t epoch_for(struct ifs_tree *t, const char *raw, uint32_t uidvalidity);
+
+/* Kernel entries of messages that are gone, and cached `flags` files whose flags changed
+ * (lock held). */
+static void invalidate_gone(struct ifs_tree *t, uint64_t parent_ino, const struct listing *old,
+                            const struct listing *new)
+{
+	char buf[16];
+
+	for (guint i = 0; i < old->msgs->len; i++) {
+		const struct ifs_msg_attr *m = &g_array_index(old->msgs, struct ifs_msg_attr, i);
+		const struct ifs_msg_attr *now =
+		    new != NULL && new->epoch == old->epoch ? listing_find(new, m->uid) : NULL;
+		if (now == NULL) {
+			snprintf(buf, sizeof(buf), "%u", m->uid);
+			ifs_notify_delete(t->notifier, parent_ino,
+			                  ifs_msg_ino(old->epoch, m->uid, IFS_SLOT_MSGDIR), buf);
+		} else if (g_strcmp0(now->flags, m->flags) != 0) {
+			/* the kernel keeps `flags` in its page cache: tell it */
+			ifs_notify_inval_inode(t->notifier,
+			                       ifs_msg_ino(old->epoch, m->uid, IFS_SLOT_FLAGS));
+		}
+	}
+}
+
+/* The listing of raw saved by an earlier mount (state.h), as a listing object not yet
+ * installed (no epoch); NULL when none.  Lock not held. */
+static struct listing *saved_listing(struct ifs_tree *t, const char *raw)
+{
+	struct listing *l;
+	struct ifs_listing_state st;
+	GArray *msgs = NULL;
+
+	if (ifs_state_load_listing(t->state, raw, &st, &msgs) < 0)
+		return NULL;
+	l = g_new0(struct listing, 1);
+	l->refs = 1;
+	l->st = st;
+	l->uidvalidity = st.uidvalidity;
+	l->msgs = msgs;
+	listing_summarize(l);
+	return l;
+}
+
+/* Make saved listing l (from saved_listing) n's listing, fetched at `at` (lock held). */
+static void install_saved(struct ifs_tree *t, struct folder_node *n, struct listing *l,
+                          gint64 at)
+{
+	l->epoch = epoch_for(t, n->raw_name, l->uidvalidity);
+	if (l->epoch == 0)
+		return;
+	l->serial = ++t->next_serial;
+	l->fetched_at = at;
+	n->listing = listing_ref(l);
+}
+
+/* Make n's listing no older than the refresh time; force: even if it is fresh.  Lock held on
+ * entry and exit.  n must be pinned by the caller's operation (the kernel holds it). */
+static int listing_fresh_locked(struct ifs_tree *t, struct folder_node *n, bool force)
+{
+	char *raw;
+	struct ifs_listing_state st;
+	struct listing *prev;
+	GArray *msgs = NULL;
+	int ret;
+
+	while (n->refreshing)
+		g_cond_wait(&t->refreshed, &t->lock);
+	if (n->raw_name == NULL || !n->attached)
+		return 0;
+	if (t->use_hook != NULL)
+		t->use_hook(t->use_ctx, n->raw_name);
+	if (n->listing != NULL && !force && n->listing->checked && fresh(t, n->listing->fetched_at))
+		return 0;
+	raw = g_strdup(n->raw_name);
+	n->refreshing = true;
+	/* The previous listing is immutable: remote.c reads it unlocked to ask only for what
+	 * changed since. */
+	prev = n->listing != NULL ? listing_ref(n->listing) : NULL;
+	g_mutex_unlock(&t->lock);
+	/* First listing of this mount: the one saved by the last is the previous one. */
+	if (prev == NULL && t->state != NULL)
+		prev = saved_listing(t, raw);
+	memset(&st, 0, sizeof(st));
+	ret = ifs_remote_listing(t->pool, raw, prev != NULL ? &prev->st : NULL,
+	                         prev != NULL ? prev->msgs : NULL, &st, &msgs);
+	if (ret == 0 && t->bodies != NULL)
+		ifs_bodycache_set_uidvalidity(t->bodies, raw, st.uidvalidity);
+	if (ret == 0 && msgs != NULL && t->state != NULL)
+		ifs_state_save_listing(t->state, raw, &st, msgs);
+	g_mutex_lock(&t->lock);
+	n->refreshing = false;
+	g_cond_broadcast(&t->refreshed);
+	if (ret == -ENOENT)
+		t->folders_at = 0; /* the folder went away: LIST again at next use */
+	if (ret == -EIO && prev != NULL) {
+		/* The server cannot be asked (offline, or a connection failed; remote.c logged
+		 * it): serve the listing known, stale, so that the next use asks again. */
+		if (n->listing == NULL && g_strcmp0(n->raw_name, raw) == 0)
+			install_saved(t, n, prev, 0);
+		listing_unref(prev);
+		g_free(raw);
+		return 0;
+	}
+	if (ret == 0 && msgs == NULL && prev != NULL && n->listing == NULL &&
+	    g_strcmp0(n->raw_name, raw) == 0)
+		install_saved(t, n, prev, g_get_monotonic_time()); /* the saved one is current */
+	if (ret == 0 && msgs == NULL) {
+		/* unchanged since prev */
+		if (n->listing == prev && prev != NULL && g_strcmp0(n->raw_name, raw) == 0) {
+			prev->fetched_at = g_get_monotonic_time(); /* only read under the lock */
+			prev->checked = true;
+		}
+		listing_unref(prev);
+		g_free(raw);
+		return 0;
+	}
+	listing_unref(prev);
+	if (ret == 0 && g_strcmp0(n->raw_name, raw) == 0) {
+		struct listing *l = g_new0(struct listing, 1);
+		struct listing *old = n->listing;
+		uint32_t uidvalidity = st.uidvalidity;
+		l->refs = 1;
+		l->serial = ++t->next_serial;
+		l->st = st;
+		l->uidvalidity = uidvalidity;
+		l->epoch = epoch_for(t, raw, uidvalidity);
+		l->msgs = msgs;
+		msgs = NULL;
+		l->fetched_at = g_get_monotonic_time();
+		l->checked = true;
+		listing_summarize(l);
+		if (l->epoch == 0) {
+			listing_unref(l);
+			ret = -EIO;
+		} else {
+			if (old != NULL) {
+				invalidate_gone(t, n->ino, old, l);
+				if (old->epoch != l->epoch) {
+					g_message("folder %s: UIDVALIDITY changed; dropping its cache", raw);
+					ifs_msgcache_drop_prefix(t->cache, old->epoch, IFS_KEY_EPOCH_SHIFT);
+				}
+			}
+			n->listing = l;
+			listing_unref(old);
+		}
+	}
+	if (msgs != NULL)
+		g_array_unref(msgs);
+	g_free(raw);
+	return ret;
 }
 
 /* ---- nodes ---- */
@@ -258,7 +442,6 @@ struct ifs_tree *ifs_tree_new(struct imap_pool *pool, struct ifs_msgcache *cache
 	t->next_ino = IFS_ROOT_INO;
 	t->root = node_new(t, NULL, NULL);
 	t->refresh_us = (gint64)refresh_s * G_USEC_PER_SEC;
-	t->start_time = time(NULL);
 	t->pool = pool;
 	t->cache = cache;
 	t->bodies = bodies;
@@ -433,159 +616,119 @@ static int folders_fresh_locked(struct ifs_tree *t)
 	return ret;
 }
 
-/* ---- listings ---- */
+/* ---- first listings for folder times ---- */
 
-/* Kernel entries of messages that are gone, and cached `flags` files whose flags changed
- * (lock held). */
-static void invalidate_gone(struct ifs_tree *t, uint64_t parent_ino, const struct listing *old,
-                            const struct listing *new)
+/* Give every folder among nodes[0..count) that holds messages and has no listing yet one, so
+ * that its attributes show its time from the first stat on (tree.h "Folder times").  Lock held
+ * on entry and exit; dropped while asking.  A listing saved by an earlier mount is installed
+ * as it is (no network; checked at the folder's first use); the others are listed together,
+ * one SEARCH ALL per folder pipelined on one connection (ifs_remote_search: one round trip
+ * for all of them with SEARCHRES, two without).  Failures leave a folder without listing (its
+ * time is then 0 until it is listed); they were logged by remote.c. */
+static void prime_listings_locked(struct ifs_tree *t, struct folder_node **nodes, unsigned count)
 {
-	char buf[16];
+	GPtrArray *todo = g_ptr_array_new();
+	struct listing **saved;
+	struct ifs_search_hits *hits;
+	char **raws;
+	unsigned nhits = 0;
+	struct imap_search *all;
+	gint64 now;
 
-	for (guint i = 0; i < old->msgs->len; i++) {
-		const struct ifs_msg_attr *m = &g_array_index(old->msgs, struct ifs_msg_attr, i);
-		const struct ifs_msg_attr *now =
-		    new != NULL && new->epoch == old->epoch ? listing_find(new, m->uid) : NULL;
-		if (now == NULL) {
-			snprintf(buf, sizeof(buf), "%u", m->uid);
-			ifs_notify_delete(t->notifier, parent_ino,
-			                  ifs_msg_ino(old->epoch, m->uid, IFS_SLOT_MSGDIR), buf);
-		} else if (g_strcmp0(now->flags, m->flags) != 0) {
-			/* the kernel keeps `flags` in its page cache: tell it */
-			ifs_notify_inval_inode(t->notifier,
-			                       ifs_msg_ino(old->epoch, m->uid, IFS_SLOT_FLAGS));
+	for (unsigned i = 0; i < count; i++) {
+		struct folder_node *n = nodes[i];
+		if (n->attached && n->raw_name != NULL && n->listing == NULL && !n->refreshing) {
+			n->refreshing = true; /* single-flight with listing_fresh_locked */
+			n->nlookup++;         /* pinned while the lock is dropped */
+			g_ptr_array_add(todo, n);
 		}
 	}
-}
-
-/* The listing of raw saved by an earlier mount (state.h), as a listing object not yet
- * installed (no epoch); NULL when none.  Lock not held. */
-static struct listing *saved_listing(struct ifs_tree *t, const char *raw)
-{
-	struct listing *l;
-	struct ifs_listing_state st;
-	GArray *msgs = NULL;
-
-	if (ifs_state_load_listing(t->state, raw, &st, &msgs) < 0)
-		return NULL;
-	l = g_new0(struct listing, 1);
-	l->refs = 1;
-	l->st = st;
-	l->uidvalidity = st.uidvalidity;
-	l->msgs = msgs;
-	for (guint i = 0; i < msgs->len; i++)
-		l->newest = MAX(l->newest, g_array_index(msgs, struct ifs_msg_attr, i).internaldate);
-	return l;
-}
-
-/* Make saved listing l (from saved_listing) n's listing, fetched at `at` (lock held). */
-static void install_saved(struct ifs_tree *t, struct folder_node *n, struct listing *l,
-                          gint64 at)
-{
-	l->epoch = epoch_for(t, n->raw_name, l->uidvalidity);
-	if (l->epoch == 0)
+	if (todo->len == 0) {
+		g_ptr_array_free(todo, TRUE);
 		return;
-	l->serial = ++t->next_serial;
-	l->fetched_at = at;
-	n->listing = listing_ref(l);
+	}
+	raws = g_new0(char *, todo->len);
+	saved = g_new0(struct listing *, todo->len);
+	hits = g_new0(struct ifs_search_hits, todo->len);
+	for (guint i = 0; i < todo->len; i++)
+		raws[i] = g_strdup(((struct folder_node *)todo->pdata[i])->raw_name);
+	g_mutex_unlock(&t->lock);
+
+	for (guint i = 0; i < todo->len; i++) {
+		if (t->state != NULL)
+			saved[i] = saved_listing(t, raws[i]);
+		if (saved[i] == NULL)
+			hits[nhits++].raw_name = raws[i];
+	}
+	all = imap_search_new_flag(IMAP_SEARCH_ALL);
+	if (nhits > 1)
+		ifs_remote_search(t->pool, all, hits, nhits);
+	imap_search_free(all);
+	for (unsigned k = 0; k < nhits; k++) {
+		/* One folder, or a search that did not say where the folder's UIDs stand (the
+		 * server sent no UIDNEXT, or examined no folder without hits: MULTISEARCH): an
+		 * ordinary first listing, which later refreshes can build on. */
+		if (nhits == 1 || (hits[k].result == 0 && hits[k].st.uidnext == 0)) {
+			if (hits[k].msgs != NULL)
+				g_clear_pointer(&hits[k].msgs, g_array_unref);
+			hits[k].result = ifs_remote_listing(t->pool, hits[k].raw_name, NULL, NULL,
+			                                    &hits[k].st, &hits[k].msgs);
+		}
+		if (hits[k].result != 0)
+			continue;
+		if (t->bodies != NULL)
+			ifs_bodycache_set_uidvalidity(t->bodies, hits[k].raw_name,
+			                              hits[k].st.uidvalidity);
+		if (t->state != NULL)
+			ifs_state_save_listing(t->state, hits[k].raw_name, &hits[k].st,
+			                       hits[k].msgs);
+	}
+
+	g_mutex_lock(&t->lock);
+	now = g_get_monotonic_time();
+	for (guint i = 0, k = 0; i < todo->len; i++) {
+		struct folder_node *n = todo->pdata[i];
+		bool same =
+		    n->attached && n->listing == NULL && g_strcmp0(n->raw_name, raws[i]) == 0;
+		struct listing *l = saved[i];
+
+		if (l == NULL && k < nhits && hits[k].raw_name == raws[i]) {
+			const struct ifs_search_hits *h = &hits[k++];
+			if (h->result == 0 && same) {
+				l = g_new0(struct listing, 1);
+				l->refs = 1;
+				l->st = h->st;
+				l->uidvalidity = h->st.uidvalidity;
+				l->msgs = g_array_ref(h->msgs);
+				l->checked = true;
+				listing_summarize(l);
+			}
+		}
+		if (l != NULL && same)
+			install_saved(t, n, l, now); /* an epoch and a serial: as any listing */
+		listing_unref(l);
+		n->refreshing = false;
+		if (--n->nlookup == 0 && !n->attached)
+			node_free(t, n);
+	}
+	g_cond_broadcast(&t->refreshed);
+	for (unsigned k = 0; k < nhits; k++) {
+		if (hits[k].msgs != NULL)
+			g_array_unref(hits[k].msgs);
+		g_free(hits[k].why);
+	}
+	for (guint i = 0; i < todo->len; i++)
+		g_free(raws[i]);
+	g_free(raws);
+	g_free(saved);
+	g_free(hits);
+	g_ptr_array_free(todo, TRUE);
 }
 
-/* Make n's listing no older than the refresh time; force: even if it is fresh.  Lock held on
- * entry and exit.  n must be pinned by the caller's operation (the kernel holds it). */
-static int listing_fresh_locked(struct ifs_tree *t, struct folder_node *n, bool force)
+/* The same for one folder. */
+static void prime_listing_locked(struct ifs_tree *t, struct folder_node *n)
 {
-	char *raw;
-	struct ifs_listing_state st;
-	struct listing *prev;
-	GArray *msgs = NULL;
-	int ret;
-
-	while (n->refreshing)
-		g_cond_wait(&t->refreshed, &t->lock);
-	if (n->raw_name == NULL || !n->attached)
-		return 0;
-	if (t->use_hook != NULL)
-		t->use_hook(t->use_ctx, n->raw_name);
-	if (n->listing != NULL && !force && fresh(t, n->listing->fetched_at))
-		return 0;
-	raw = g_strdup(n->raw_name);
-	n->refreshing = true;
-	/* The previous listing is immutable: remote.c reads it unlocked to ask only for what
-	 * changed since. */
-	prev = n->listing != NULL ? listing_ref(n->listing) : NULL;
-	g_mutex_unlock(&t->lock);
-	/* First listing of this mount: the one saved by the last is the previous one. */
-	if (prev == NULL && t->state != NULL)
-		prev = saved_listing(t, raw);
-	memset(&st, 0, sizeof(st));
-	ret = ifs_remote_listing(t->pool, raw, prev != NULL ? &prev->st : NULL,
-	                         prev != NULL ? prev->msgs : NULL, &st, &msgs);
-	if (ret == 0 && t->bodies != NULL)
-		ifs_bodycache_set_uidvalidity(t->bodies, raw, st.uidvalidity);
-	if (ret == 0 && msgs != NULL && t->state != NULL)
-		ifs_state_save_listing(t->state, raw, &st, msgs);
-	g_mutex_lock(&t->lock);
-	n->refreshing = false;
-	g_cond_broadcast(&t->refreshed);
-	if (ret == -ENOENT)
-		t->folders_at = 0; /* the folder went away: LIST again at next use */
-	if (ret == -EIO && prev != NULL) {
-		/* The server cannot be asked (offline, or a connection failed; remote.c logged
-		 * it): serve the listing known, stale, so that the next use asks again. */
-		if (n->listing == NULL && g_strcmp0(n->raw_name, raw) == 0)
-			install_saved(t, n, prev, 0);
-		listing_unref(prev);
-		g_free(raw);
-		return 0;
-	}
-	if (ret == 0 && msgs == NULL && prev != NULL && n->listing == NULL &&
-	    g_strcmp0(n->raw_name, raw) == 0)
-		install_saved(t, n, prev, g_get_monotonic_time()); /* the saved one is current */
-	if (ret == 0 && msgs == NULL) {
-		/* unchanged since prev */
-		if (n->listing == prev && prev != NULL && g_strcmp0(n->raw_name, raw) == 0)
-			prev->fetched_at = g_get_monotonic_time(); /* only read under the lock */
-		listing_unref(prev);
-		g_free(raw);
-		return 0;
-	}
-	listing_unref(prev);
-	if (ret == 0 && g_strcmp0(n->raw_name, raw) == 0) {
-		struct listing *l = g_new0(struct listing, 1);
-		struct listing *old = n->listing;
-		uint32_t uidvalidity = st.uidvalidity;
-		l->refs = 1;
-		l->serial = ++t->next_serial;
-		l->st = st;
-		l->uidvalidity = uidvalidity;
-		l->epoch = epoch_for(t, raw, uidvalidity);
-		l->msgs = msgs;
-		msgs = NULL;
-		l->fetched_at = g_get_monotonic_time();
-		for (guint i = 0; i < l->msgs->len; i++) {
-			int64_t d = g_array_index(l->msgs, struct ifs_msg_attr, i).internaldate;
-			if (d > l->newest)
-				l->newest = d;
-		}
-		if (l->epoch == 0) {
-			listing_unref(l);
-			ret = -EIO;
-		} else {
-			if (old != NULL) {
-				invalidate_gone(t, n->ino, old, l);
-				if (old->epoch != l->epoch) {
-					g_message("folder %s: UIDVALIDITY changed; dropping its cache", raw);
-					ifs_msgcache_drop_prefix(t->cache, old->epoch, 32);
-				}
-			}
-			n->listing = l;
-			listing_unref(old);
-		}
-	}
-	if (msgs != NULL)
-		g_array_unref(msgs);
-	g_free(raw);
-	return ret;
+	prime_listings_locked(t, &n, 1);
 }
 
 /* ---- watching (watch.c) ---- */
@@ -651,17 +794,19 @@ bool ifs_tree_is_folder(struct ifs_tree *t, uint64_t ino)
 	return ok;
 }
 
+/* A folder directory's mtime (tree.h "Folder times"): its newest message's INTERNALDATE; 0
+ * for a directory without messages of its own (the root, an implied or \Noselect parent, an
+ * empty folder). */
 static int64_t folder_mtime(const struct ifs_tree *t, const struct folder_node *n)
 {
-	if (n->listing != NULL && n->listing->newest > 0)
+	if (n->raw_name != NULL && n->listing != NULL)
 		return n->listing->newest;
-	return t->start_time;
+	return 0;
 }
 
 /* Seconds until what folder directory n shows may be out of date (lock held): its folder list
- * and, once it has one, its listing, count from when they were fetched.  A folder never
- * listed has nothing the kernel could have cached: its listing is made at the first readdir
- * (so a GETATTR or an `ls -l` of the parent never lists a folder). */
+ * and, once it has one, its listing, count from when they were fetched.  Its attributes need
+ * its listing (tree.h "Folder times"): prime_listings_locked makes it first. */
 static double fresh_for(const struct ifs_tree *t, const struct folder_node *n)
 {
 	gint64 now = g_get_monotonic_time();
@@ -682,25 +827,29 @@ static void node_fresh_locked(struct ifs_tree *t, struct folder_node *n)
 		listing_fresh_locked(t, n, false);
 }
 
-/* What folder directory n shows (lock held): its listing object and its child folders; never 0.
- * Order-independent over the children (a hash table). */
+/* What folder directory n shows (lock held): the contents of its listing and the names of its
+ * child folders; never 0.  Order-independent over the children (a hash table), and made of
+ * nothing but what the server says, so the same contents give the same number on every mount. */
 static uint64_t dir_version(const struct folder_node *n)
 {
-	uint64_t version = n->raw_name != NULL && n->listing != NULL ? n->listing->serial : 0;
+	uint64_t version = n->raw_name != NULL && n->listing != NULL ? n->listing->contents : 0;
 	GHashTableIter it;
 	gpointer v;
 
 	g_hash_table_iter_init(&it, n->children);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		const struct folder_node *c = v;
-		version += (g_str_hash(c->name) * 31u + c->ino) * 1000003u;
+		uint64_t h = 1469598103934665603ull; /* FNV-1a of the entry name */
+		for (const char *p = c->name; *p != '\0'; p++)
+			h = (h ^ (unsigned char)*p) * 1099511628211ull;
+		version += mix64(h);
 	}
 	return version * 2u + 1u;
 }
 
-/* A folder's mtime is its newest message's arrival; the nanoseconds are its contents version,
- * so that a change of what the directory shows always changes its mtime: the kernel compares
- * it to drop the directory listing it keeps (there is no opendir to tell it otherwise). */
+/* The nanoseconds of a folder's mtime are its contents version (tree.h "Folder times"), so
+ * that a change of what the directory shows always changes its mtime: the kernel compares it
+ * to drop the directory listing it keeps (there is no opendir to tell it otherwise). */
 static long folder_mtime_nsec(const struct folder_node *n)
 {
 	return (long)(dir_version(n) % 1000000000u);
@@ -759,6 +908,7 @@ int ifs_tree_lookup(struct ifs_tree *t, uint64_t parent, const char *name,
 		goto out;
 	}
 	c->nlookup++; /* pins c while the lock is dropped below */
+	prime_listing_locked(t, c);
 	if (refresh_children)
 		node_fresh_locked(t, c);
 	info_r->ino = c->ino;
@@ -779,8 +929,10 @@ int ifs_tree_folder_info(struct ifs_tree *t, uint64_t ino, bool refresh,
 
 	g_mutex_lock(&t->lock);
 	n = node_by_ino(t, ino);
+	if (n != NULL)
+		prime_listing_locked(t, n); /* the kernel holds n: it asks for its attributes */
 	if (n != NULL && refresh)
-		node_fresh_locked(t, n); /* the kernel holds n: it asks for its attributes */
+		node_fresh_locked(t, n);
 	if (n == NULL) {
 		ret = -ENOENT;
 	} else {
@@ -907,7 +1059,7 @@ int ifs_tree_epoch_folder(struct ifs_tree *t, uint32_t epoch, char **raw_name_r,
 	return ret;
 }
 
-int ifs_tree_uids_around(struct ifs_tree *t, uint32_t epoch, uint32_t uid, unsigned max_after,
+int ifs_tree_uids_around(struct ifs_tree *t, uint32_t epoch, uint32_t uid, int max_after,
                          uint32_t *prev_r, GArray *after_r)
 {
 	const struct listing *l;
@@ -927,9 +1079,16 @@ int ifs_tree_uids_around(struct ifs_tree *t, uint32_t epoch, uint32_t uid, unsig
 		guint i = (guint)(m - first);
 		if (i > 0)
 			*prev_r = first[i - 1].uid;
-		for (guint k = i + 1; k < l->msgs->len && k <= i + max_after; k++) {
-			struct ifs_uid_size us = {first[k].uid, first[k].size};
-			g_array_append_val(after_r, us);
+		if (max_after >= 0) {
+			for (guint k = i + 1; k < l->msgs->len && k <= i + (guint)max_after; k++) {
+				struct ifs_uid_size us = {first[k].uid, first[k].size};
+				g_array_append_val(after_r, us);
+			}
+		} else {
+			for (guint n = 1; n <= i && n <= (guint) - (gint64)max_after; n++) {
+				struct ifs_uid_size us = {first[i - n].uid, first[i - n].size};
+				g_array_append_val(after_r, us);
+			}
 		}
 	}
 	ret = 0;
@@ -938,7 +1097,7 @@ out:
 	return ret;
 }
 
-uint32_t ifs_tree_uid_after(struct ifs_tree *t, uint32_t epoch, uint32_t uid, unsigned k)
+uint32_t ifs_tree_uid_after(struct ifs_tree *t, uint32_t epoch, uint32_t uid, int k)
 {
 	const struct listing *l;
 	const struct ifs_msg_attr *m;
@@ -950,7 +1109,8 @@ uint32_t ifs_tree_uid_after(struct ifs_tree *t, uint32_t epoch, uint32_t uid, un
 	if (m != NULL) {
 		const struct ifs_msg_attr *first = &g_array_index(l->msgs, struct ifs_msg_attr, 0);
 		guint i = (guint)(m - first);
-		ret = first[MIN((guint64)i + k, (guint64)l->msgs->len - 1)].uid;
+		gint64 at = (gint64)i + k;
+		ret = first[CLAMP(at, 0, (gint64)l->msgs->len - 1)].uid;
 	}
 	g_mutex_unlock(&t->lock);
 	return ret;
@@ -1023,11 +1183,7 @@ int ifs_tree_set_result(struct ifs_tree *t, uint32_t *epoch_io, const char *raw,
 	l->epoch = *epoch_io;
 	l->msgs = msgs;
 	l->fetched_at = g_get_monotonic_time();
-	for (guint i = 0; i < msgs->len; i++) {
-		int64_t d = g_array_index(msgs, struct ifs_msg_attr, i).internaldate;
-		if (d > l->newest)
-			l->newest = d;
-	}
+	listing_summarize(l);
 	if (rr->listing != NULL)
 		invalidate_gone(t, parent_ino, rr->listing, l);
 	listing_unref(rr->listing);
@@ -1108,6 +1264,19 @@ int ifs_tree_open_folder(struct ifs_tree *t, uint64_t ino, struct ifs_folder_dir
 	if (ret < 0) {
 		g_mutex_unlock(&t->lock);
 		return ret;
+	}
+	{
+		/* the children's times, for readdirplus (n is pinned by the kernel) */
+		GPtrArray *kids = g_ptr_array_new();
+		g_hash_table_iter_init(&it, n->children);
+		while (g_hash_table_iter_next(&it, NULL, &v))
+			g_ptr_array_add(kids, v);
+		prime_listings_locked(t, (struct folder_node **)kids->pdata, kids->len);
+		g_ptr_array_free(kids, TRUE);
+		if (!n->attached) {
+			g_mutex_unlock(&t->lock);
+			return -ENOENT;
+		}
 	}
 	d = g_new0(struct ifs_folder_dir, 1);
 	d->ino = ino;

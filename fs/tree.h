@@ -19,6 +19,17 @@
  * what changed since the previous snapshot (remote.h: CONDSTORE), and keeps the snapshot
  * when nothing did.
  *
+ * Folder times: a folder directory's mtime is a function of what it shows, so that it is the
+ * same from the first stat on, across refreshes and remounts, and changes only when the folder
+ * does: seconds = the newest INTERNALDATE of its messages (0 for the root, an implied or
+ * \Noselect parent, an empty folder), nanoseconds = its contents version, made of the
+ * listing's UIDVALIDITY, message count and highest UID and the child folders' names (never of
+ * anything numbered per mount).  The kernel compares it to drop the readdir it keeps.  So a
+ * folder's attributes need its listing: the first lookup or stat of a folder lists it, and a
+ * readdir lists every child folder not listed yet, together (one round trip with SEARCHRES);
+ * a listing saved by an earlier mount serves as it is (no network) until the folder itself is
+ * used (a readdir, a lookup of a UID it does not hold), which re-lists it.
+ *
  * Locking: tree->lock (a GMutex inside tree.c) guards all nodes, listings pointers and the epoch
  * table; it is never held across network I/O.  Lock order: tree lock before the message cache
  * lock (tree calls ifs_msgcache_drop_prefix while holding it; the cache never calls back).
@@ -69,10 +80,16 @@ static inline unsigned ifs_ino_slot(uint64_t ino)
 {
 	return (unsigned)(ino & ((1u << IFS_SLOT_BITS) - 1));
 }
-/* The message cache key of a message: epoch in the high 32 bits. */
+/* The message cache key of one piece of a message (piece.h: 0 is the whole message), laid out
+ * as inode numbers are: epoch << 44 | UID << 12 | piece. */
+#define IFS_KEY_EPOCH_SHIFT 44
+static inline uint64_t ifs_piece_key(uint32_t epoch, uint32_t uid, unsigned piece)
+{
+	return (uint64_t)epoch << IFS_KEY_EPOCH_SHIFT | (uint64_t)uid << 12 | (piece & 0xfffu);
+}
 static inline uint64_t ifs_msg_key(uint32_t epoch, uint32_t uid)
 {
-	return (uint64_t)epoch << 32 | uid;
+	return ifs_piece_key(epoch, uid, 0);
 }
 
 struct ifs_tree;
@@ -149,18 +166,20 @@ int ifs_tree_epoch_folder(struct ifs_tree *tree, uint32_t epoch, char **raw_name
                           uint32_t *uidvalidity_r);
 
 /* For read-ahead: the UID listed just before uid (*prev_r, 0 when uid is first) and up to
- * max_after UIDs listed after it, appended to after_r (GArray of struct ifs_uid_size).
- * -ENOENT when uid is not listed. */
+ * max_after UIDs listed after it, appended to after_r (GArray of struct ifs_uid_size) in
+ * listing order; with max_after < 0, up to -max_after UIDs listed before it, nearest first
+ * (a walk down the listing).  -ENOENT when uid is not listed. */
 struct ifs_uid_size {
 	uint32_t uid;
 	uint64_t size;
 };
-int ifs_tree_uids_around(struct ifs_tree *tree, uint32_t epoch, uint32_t uid, unsigned max_after,
+int ifs_tree_uids_around(struct ifs_tree *tree, uint32_t epoch, uint32_t uid, int max_after,
                          uint32_t *prev_r, GArray *after_r);
 
-/* The UID k places after uid in the epoch's listing (the last one when fewer follow); 0 when uid
- * is not listed.  O(log n): read-ahead's cheap check of how far ahead it is. */
-uint32_t ifs_tree_uid_after(struct ifs_tree *tree, uint32_t epoch, uint32_t uid, unsigned k);
+/* The UID k places after uid in the epoch's listing (k < 0: before; the last or first one when
+ * fewer follow or precede); 0 when uid is not listed.  O(log n): read-ahead's cheap check of
+ * how far ahead it is. */
+uint32_t ifs_tree_uid_after(struct ifs_tree *tree, uint32_t epoch, uint32_t uid, int k);
 
 /* The server said the epoch's UIDVALIDITY is gone: refresh that folder at next use. */
 void ifs_tree_epoch_stale(struct ifs_tree *tree, uint32_t epoch);

@@ -19,11 +19,11 @@ struct sink {
 	uint32_t uid;
 };
 
-static int s_begin(void *ctx, uint32_t uid, uint64_t size)
+static int s_begin(void *ctx, uint32_t uid, const char *item, uint64_t size)
 {
 	struct sink *s = ctx;
-	if (s->open)
-		abort(); /* begin inside an open literal */
+	if (s->open || item == NULL)
+		abort(); /* begin inside an open literal, or without the item's name */
 	g_string_append_printf(s->log, "B%u:%" G_GUINT64_FORMAT ";", uid, size);
 	if (uid % 7 == 3)
 		return 1; /* sometimes skip: then no data/end calls may follow */

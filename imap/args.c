@@ -36,6 +36,7 @@ void imap_cmd_free(struct imap_cmd *cmd)
 	}
 	g_ptr_array_unref(cmd->chunks);
 	g_free(cmd->log_prefix);
+	g_free(cmd->final_code);
 	g_free(cmd);
 }
 

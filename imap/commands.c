@@ -214,23 +214,13 @@ int imap_examine(struct imap_conn *conn, const char *raw_name, struct imap_mailb
 	return err < 0 ? err : examine_alone(conn, raw_name, cmd, st_r);
 }
 
-/* A command pipelined after an EXAMINE (imap_examine_list_all, imap_examine_fetch_body) acts
- * on the examined mailbox only if the server finished the EXAMINE first, as RFC 3501 5.5 has
- * it do for commands whose meaning depends on another's.  A server that answered such a
- * command before its tagged answer to the EXAMINE may have answered it about another mailbox
- * (the one examined before) or none: those answers are not used (early), and the command is
- * asked again on its own. */
-struct examine_gate {
-	struct imap_examine_ctx ex;
-	const int *examine_result; /* the EXAMINE's entry of imap_conn_run_pipelined's results */
-	bool early;
-};
+/* The gate of commands pipelined after an EXAMINE: see struct imap_examine_gate. */
 
 /* The EXAMINE to pipeline with what needs it (*cmd_r, new); or, for a name that needs a literal
  * (a command with a literal is not pipelined), *cmd_r NULL after examining it on its own
  * (*st_r set). */
-static int examine_for_pipeline(struct imap_conn *conn, const char *raw_name,
-                                struct imap_cmd **cmd_r, struct imap_mailbox_status *st_r)
+int imap_examine_for_pipeline(struct imap_conn *conn, const char *raw_name, struct imap_cmd **cmd_r,
+                              struct imap_mailbox_status *st_r)
 {
 	int err = imap_examine_begin(conn, raw_name, cmd_r, st_r);
 	if (err < 0 || (*cmd_r)->chunks->len == 1)
@@ -242,7 +232,7 @@ static int examine_for_pipeline(struct imap_conn *conn, const char *raw_name,
 
 /* May an answer to a command pipelined after the EXAMINE be used now?  Only once the EXAMINE
  * has ended, and ended OK. */
-static bool gate_open(struct examine_gate *g)
+bool imap_gate_open(struct imap_examine_gate *g)
 {
 	if (g == NULL)
 		return true;
@@ -255,8 +245,8 @@ static bool gate_open(struct examine_gate *g)
 
 /* The EXAMINE's own untagged answers count only until its tagged one: a UIDVALIDITY code
  * among the answers to the FETCH is not the mailbox's (servers send stray codes). */
-static int gate_examine_cb(struct imap_conn *conn, const struct imap_response *resp,
-                           struct examine_gate *g)
+int imap_gate_examine_cb(struct imap_conn *conn, const struct imap_response *resp,
+                         struct imap_examine_gate *g)
 {
 	if (*g->examine_result != IMAP_PIPELINE_PENDING)
 		return 0;
@@ -436,7 +426,7 @@ static const struct imap_arg *fetch_item(const struct imap_arg *list, const char
 }
 
 /* The FETCH list of "* n FETCH (...)", or NULL. */
-static const struct imap_arg *fetch_list(const struct imap_response *resp)
+const struct imap_arg *imap_fetch_list(const struct imap_response *resp)
 {
 	uint64_t n;
 	if (resp->status != IMAP_STATUS_NONE || resp->nargs != 3 ||
@@ -446,7 +436,7 @@ static const struct imap_arg *fetch_list(const struct imap_response *resp)
 	return &resp->args[2];
 }
 
-static bool fetch_uid(const struct imap_arg *list, uint32_t *uid_r)
+bool imap_fetch_uid(const struct imap_arg *list, uint32_t *uid_r)
 {
 	const struct imap_arg *a = fetch_item(list, "UID");
 	uint64_t n;
@@ -476,9 +466,9 @@ static void fetch_modseq_flags(const struct imap_arg *modseq, const struct imap_
 int imap_parse_attrs(struct imap_conn *conn, const struct imap_response *resp,
                      struct imap_msg_attrs *at_r)
 {
-	const struct imap_arg *list = fetch_list(resp);
+	const struct imap_arg *list = imap_fetch_list(resp);
 	memset(at_r, 0, sizeof(*at_r));
-	if (list == NULL || !fetch_uid(list, &at_r->uid))
+	if (list == NULL || !imap_fetch_uid(list, &at_r->uid))
 		return 0;
 	const struct imap_arg *size = fetch_item(list, "RFC822.SIZE");
 	const struct imap_arg *date = fetch_item(list, "INTERNALDATE");
@@ -499,9 +489,9 @@ int imap_parse_attrs(struct imap_conn *conn, const struct imap_response *resp,
 int imap_parse_flag_change(struct imap_conn *conn, const struct imap_response *resp,
                            struct imap_msg_attrs *at_r)
 {
-	const struct imap_arg *list = fetch_list(resp);
+	const struct imap_arg *list = imap_fetch_list(resp);
 	memset(at_r, 0, sizeof(*at_r));
-	if (list == NULL || !fetch_uid(list, &at_r->uid))
+	if (list == NULL || !imap_fetch_uid(list, &at_r->uid))
 		return 0;
 	const struct imap_arg *flags = fetch_item(list, "FLAGS");
 	if (flags == NULL || (fetch_item(list, "RFC822.SIZE") != NULL &&
@@ -669,7 +659,7 @@ out:
 }
 
 struct examine_listing_ctx {
-	struct examine_gate gate;
+	struct imap_examine_gate gate;
 	struct listing_ctx listing;
 };
 
@@ -678,12 +668,12 @@ static int examine_listing_cb(struct imap_conn *conn, const struct imap_response
                               void *ctx)
 {
 	struct examine_listing_ctx *el = ctx;
-	int r = gate_examine_cb(conn, resp, &el->gate);
+	int r = imap_gate_examine_cb(conn, resp, &el->gate);
 	bool follower = resp->status == IMAP_STATUS_NONE && resp->nargs >= 1 &&
 	                (imap_arg_is_atom(&resp->args[0], "SEARCH") ||
 	                 imap_arg_is_atom(&resp->args[0], "ESEARCH") ||
 	                 (resp->nargs >= 2 && imap_arg_is_atom(&resp->args[1], "FETCH")));
-	if (r < 0 || (follower && !gate_open(&el->gate)))
+	if (r < 0 || (follower && !imap_gate_open(&el->gate)))
 		return r;
 	return listing_cb(conn, resp, &el->listing);
 }
@@ -700,7 +690,7 @@ int imap_examine_list_all(struct imap_conn *conn, const char *raw_name,
 	int err;
 
 	*uids_r = NULL;
-	if ((err = examine_for_pipeline(conn, raw_name, &cmds[0], st_r)) < 0)
+	if ((err = imap_examine_for_pipeline(conn, raw_name, &cmds[0], st_r)) < 0)
 		return err;
 	if (cmds[0] == NULL) {
 		/* examined on its own */
@@ -751,8 +741,8 @@ struct body_ctx {
 	const char *uidset;
 	const struct imap_body_sink *sink;
 	struct imap_parser_stream stream;
-	struct examine_gate *gate; /* pipelined after EXAMINE (else NULL) ... */
-	uint32_t want_uidvalidity; /* ... whose UIDVALIDITY must be this */
+	struct imap_examine_gate *gate; /* pipelined after EXAMINE (else NULL) ... */
+	uint32_t want_uidvalidity;      /* ... whose UIDVALIDITY must be this */
 };
 
 /* Is a body for uid to be delivered? */
@@ -762,10 +752,10 @@ static bool body_wanted(struct body_ctx *bc, uint32_t uid)
 		return false; /* not ours */
 	if (bc->gate == NULL)
 		return true;
-	return gate_open(bc->gate) && bc->gate->ex.st.uidvalidity == bc->want_uidvalidity;
+	return imap_gate_open(bc->gate) && bc->gate->ex.st.uidvalidity == bc->want_uidvalidity;
 }
 
-static int stream_begin(void *ctx, uint32_t uid, uint64_t size)
+static int stream_begin(void *ctx, uint32_t uid, const char *item, uint64_t size)
 {
 	struct body_ctx *bc = ctx;
 	if (!body_wanted(bc, uid))
@@ -789,9 +779,9 @@ static int stream_end(void *ctx, uint32_t uid)
 static int body_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx)
 {
 	struct body_ctx *bc = ctx;
-	const struct imap_arg *list = fetch_list(resp);
+	const struct imap_arg *list = imap_fetch_list(resp);
 	uint32_t uid;
-	if (list == NULL || !fetch_uid(list, &uid) || !body_wanted(bc, uid))
+	if (list == NULL || !imap_fetch_uid(list, &uid) || !body_wanted(bc, uid))
 		return 0;
 	for (unsigned i = 0; i + 1 < list->len; i += 2) {
 		const struct imap_arg *k = &list->u.items[i], *v = &list->u.items[i + 1];
@@ -856,7 +846,7 @@ int imap_uid_fetch_body(struct imap_conn *conn, const char *uidset, enum imap_se
 static int examine_body_cb(struct imap_conn *conn, const struct imap_response *resp, void *ctx)
 {
 	struct body_ctx *bc = ctx;
-	int r = gate_examine_cb(conn, resp, bc->gate);
+	int r = imap_gate_examine_cb(conn, resp, bc->gate);
 	return r < 0 ? r : body_cb(conn, resp, bc);
 }
 
@@ -866,7 +856,7 @@ int imap_examine_fetch_body(struct imap_conn *conn, const char *raw_name, uint32
 {
 	struct imap_cmd *cmds[2] = {NULL, NULL};
 	int results[2] = {IMAP_PIPELINE_PENDING, IMAP_PIPELINE_PENDING};
-	struct examine_gate gate = {.examine_result = &results[0]};
+	struct imap_examine_gate gate = {.examine_result = &results[0]};
 	struct body_ctx bc = {.uidset = uidset, .sink = sink, .gate = &gate,
 	                      .want_uidvalidity = uidvalidity};
 	int err;
@@ -874,7 +864,7 @@ int imap_examine_fetch_body(struct imap_conn *conn, const char *raw_name, uint32
 	memset(st_r, 0, sizeof(*st_r));
 	if (!conn->broken && !imap_uidset_valid(uidset))
 		return imap_conn_fail_errno(conn, -EINVAL, false, "invalid UID set \"%s\"", uidset);
-	if ((err = examine_for_pipeline(conn, raw_name, &cmds[0], st_r)) < 0)
+	if ((err = imap_examine_for_pipeline(conn, raw_name, &cmds[0], st_r)) < 0)
 		return err;
 	if (cmds[0] == NULL) {
 		/* examined on its own */

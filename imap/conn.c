@@ -1,4 +1,4 @@
-/* conn.c — one IMAP connection: sockets, TLS, timeouts, the command/response loop, login.
+/* conn.c — one IMAP connection: sockets, TLS, timeouts, the command/response loop.
  *
  * Every socket is non-blocking and every wait goes through poll() with a deadline, including
  * the waits inside the TLS layer (SSL_ERROR_WANT_READ/WANT_WRITE), so no call can block longer
@@ -6,7 +6,8 @@
  * host name or IP address checked, TLS 1.2 minimum).  STARTTLS never falls back to plaintext
  * and refuses a server that pipelines bytes after its OK (response injection, CVE-2011-0411
  * style).  Credentials are only sent after TLS (unless tls=none was chosen explicitly) and are
- * redacted in the protocol trace; how they are sent (the SASL mechanisms) is sasl.c's.
+ * redacted in the protocol trace; how they are sent (the SASL mechanisms) is sasl.c's, and the
+ * order of the opening steps (greeting, STARTTLS, login, COMPRESS, ENABLE) is session.c's.
  * COMPRESS=DEFLATE (compress.c) sits between the socket and everything above: rbuf holds
  * decoded bytes and the trace shows them, so the trace reads the same either way.
  */
@@ -16,7 +17,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -408,7 +408,7 @@ static bool enable_answered(struct imap_conn *conn, struct imap_response *resp)
 }
 
 /* Read the next complete response. */
-static int read_response(struct imap_conn *conn, struct imap_response **resp_r)
+int imap_conn_read_response(struct imap_conn *conn, struct imap_response **resp_r)
 {
 	*resp_r = NULL;
 	for (;;) {
@@ -459,7 +459,7 @@ void imap_conn_set_caps_from_args(struct imap_conn *conn, const struct imap_arg 
 }
 
 /* Response codes that matter to the connection itself, on any status response. */
-static void handle_code(struct imap_conn *conn, const struct imap_response *resp)
+void imap_conn_handle_code(struct imap_conn *conn, const struct imap_response *resp)
 {
 	if (resp->code == NULL)
 		return;
@@ -480,7 +480,7 @@ static void handle_code(struct imap_conn *conn, const struct imap_response *resp
 static void handle_untagged(struct imap_conn *conn, const struct imap_response *resp)
 {
 	if (resp->status != IMAP_STATUS_NONE) {
-		handle_code(conn, resp);
+		imap_conn_handle_code(conn, resp);
 		if (resp->status == IMAP_STATUS_BYE) {
 			g_free(conn->bye_text);
 			conn->bye_text = imap_response_reason(resp);
@@ -600,7 +600,7 @@ int imap_conn_run(struct imap_conn *conn, struct imap_cmd *cmd, imap_untagged_cb
 				goto read_tagged;
 			/* wait for "+" */
 			for (;;) {
-				if ((err = read_response(conn, &resp)) < 0)
+				if ((err = imap_conn_read_response(conn, &resp)) < 0)
 					goto out;
 				if (resp->kind == IMAP_RESP_CONTINUATION) {
 					imap_response_free(resp);
@@ -618,7 +618,7 @@ int imap_conn_run(struct imap_conn *conn, struct imap_cmd *cmd, imap_untagged_cb
 		}
 	read_tagged:
 		for (;;) {
-			if ((err = read_response(conn, &resp)) < 0)
+			if ((err = imap_conn_read_response(conn, &resp)) < 0)
 				goto out;
 			if (resp->kind == IMAP_RESP_TAGGED)
 				break;
@@ -649,7 +649,7 @@ int imap_conn_run(struct imap_conn *conn, struct imap_cmd *cmd, imap_untagged_cb
 		                     conn->host, resp->tag, what, conn->cur_tag);
 		goto out;
 	}
-	handle_code(conn, resp);
+	imap_conn_handle_code(conn, resp);
 	if (resp->status == IMAP_STATUS_OK) {
 		err = cb_err;
 	} else {
@@ -710,7 +710,7 @@ int imap_conn_run_pipelined(struct imap_conn *conn, struct imap_cmd **cmds, unsi
 		while (done[k])
 			k++;
 		g_strlcpy(conn->cur_tag, tags[k], sizeof(conn->cur_tag));
-		if ((err = read_response(conn, &resp)) < 0)
+		if ((err = imap_conn_read_response(conn, &resp)) < 0)
 			goto out;
 		if (resp->kind == IMAP_RESP_CONTINUATION) {
 			err = imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
@@ -733,7 +733,10 @@ int imap_conn_run_pipelined(struct imap_conn *conn, struct imap_cmd **cmds, unsi
 		}
 		done[k] = 1;
 		left--;
-		handle_code(conn, resp);
+		cmds[k]->final_status = resp->status;
+		g_free(cmds[k]->final_code);
+		cmds[k]->final_code = g_strdup(resp->code);
+		imap_conn_handle_code(conn, resp);
 		if (results != NULL)
 			results[k] = 0;
 		if (resp->status != IMAP_STATUS_OK) {
@@ -787,12 +790,12 @@ int imap_conn_read(struct imap_conn *conn, struct imap_response **resp_r)
 	*resp_r = NULL;
 	if (conn->broken)
 		return conn->broken_err;
-	if ((err = read_response(conn, resp_r)) < 0)
+	if ((err = imap_conn_read_response(conn, resp_r)) < 0)
 		return err;
 	if ((*resp_r)->kind == IMAP_RESP_UNTAGGED)
 		handle_untagged(conn, *resp_r);
 	else if ((*resp_r)->kind == IMAP_RESP_TAGGED)
-		handle_code(conn, *resp_r);
+		imap_conn_handle_code(conn, *resp_r);
 	return 0;
 }
 
@@ -802,7 +805,7 @@ bool imap_conn_buffered(const struct imap_conn *conn)
 	       (conn->z != NULL && imap_zstream_pending(conn->z));
 }
 
-static int simple_command(struct imap_conn *conn, const char *text)
+int imap_conn_simple_command(struct imap_conn *conn, const char *text)
 {
 	struct imap_cmd *cmd = imap_cmd_new();
 	imap_cmd_add_text(cmd, text);
@@ -828,7 +831,7 @@ static bool is_ip_literal(const char *host)
 	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
-static int tls_start(struct imap_conn *conn, const char *ca_file)
+int imap_conn_start_tls(struct imap_conn *conn, const char *ca_file)
 {
 	int got;
 
@@ -899,126 +902,12 @@ static int tls_start(struct imap_conn *conn, const char *ca_file)
 	return 0;
 }
 
-/* ---- session setup -------------------------------------------------------------------- */
+/* ---- COMPRESS=DEFLATE, once the server has said OK (session.c) -------------------- */
 
-static int read_greeting(struct imap_conn *conn, enum imap_tls_mode tls)
-{
-	struct imap_response *resp;
-	int err = read_response(conn, &resp);
-	if (err < 0) {
-		if (err == -EPROTO) {
-			char *why =
-			    g_strdup(conn->error->str); /* the format must not alias error */
-			err = imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
-			                     "%s:%s does not greet like an IMAP server (%s)",
-			                     conn->host, conn->port, why);
-			g_free(why);
-		}
-		return err;
-	}
-	char *why = imap_response_reason(resp);
-	if (resp->kind != IMAP_RESP_UNTAGGED ||
-	    (resp->status != IMAP_STATUS_OK && resp->status != IMAP_STATUS_PREAUTH &&
-	     resp->status != IMAP_STATUS_BYE)) {
-		err = imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
-		                     "%s:%s does not greet like an IMAP server", conn->host,
-		                     conn->port);
-	} else if (resp->status == IMAP_STATUS_BYE) {
-		err = imap_conn_fail(conn, IMAP_OUTCOME_BYE, NULL,
-		                     "server %s refused the connection: %s", conn->host, why);
-	} else if (resp->status == IMAP_STATUS_PREAUTH && tls == IMAP_TLS_STARTTLS) {
-		/* a PREAUTH greeting rules out STARTTLS (RFC 3501 6.2.1): the session would stay
-		 * in plaintext, which is exactly what STARTTLS was asked to prevent */
-		err = imap_conn_fail(conn, IMAP_OUTCOME_INSECURE, NULL,
-		                     "server greeted with PREAUTH, so STARTTLS is impossible; "
-		                     "refusing to continue without TLS");
-	} else {
-		conn->preauth = resp->status == IMAP_STATUS_PREAUTH;
-		handle_code(conn, resp);
-	}
-	g_free(why);
-	imap_response_free(resp);
-	return err;
-}
-
-static int capability(struct imap_conn *conn)
-{
-	conn->caps_fresh = false;
-	int err = simple_command(conn, "CAPABILITY");
-	if (err == 0 && !conn->caps_fresh)
-		return imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
-		                      "server %s sent no CAPABILITY response", conn->host);
-	return err;
-}
-
-static int starttls(struct imap_conn *conn, const char *ca_file)
+int imap_conn_start_deflate(struct imap_conn *conn)
 {
 	int err;
-	if (!conn->caps_fresh && (err = capability(conn)) < 0)
-		return err;
-	if (!imap_conn_has_cap(conn, "STARTTLS"))
-		return imap_conn_fail(conn, IMAP_OUTCOME_INSECURE, NULL,
-		                      "server does not offer STARTTLS; refusing to continue "
-		                      "without TLS");
-	err = simple_command(conn, "STARTTLS");
-	if (err < 0) {
-		if (conn->broken)
-			return err;
-		char *why = g_strdup(conn->error->str); /* the format must not alias error */
-		err = imap_conn_fail(
-		    conn, IMAP_OUTCOME_INSECURE, NULL,
-		    "server refused STARTTLS (%s); refusing to continue without TLS", why);
-		g_free(why);
-		return err;
-	}
-	/* Anything already received after the tagged OK was sent in plaintext before the
-	 * handshake and would be read as if it came through TLS: refuse (response injection). */
-	uint8_t b;
-	if (conn->rpos != conn->rbuf->len || recv(conn->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
-		return imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
-		                      "server %s sent data between its STARTTLS answer and the TLS "
-		                      "handshake (possible injection attack); disconnecting",
-		                      conn->host);
-	if ((err = tls_start(conn, ca_file)) < 0)
-		return err;
-	/* capabilities learned in plaintext could have been forged */
-	g_hash_table_remove_all(conn->caps);
-	conn->caps_fresh = false;
-	return capability(conn);
-}
 
-/* ENABLE QRESYNC (RFC 7162), so that a re-listing can ask for what changed in its EXAMINE
- * (imap_examine_qresync).  ENABLE is only valid before a mailbox is selected, so it goes
- * right after the login; it is sent without waiting for its answer (read_response takes that
- * when the next command reads), so opening a connection costs no round trip more. */
-static int enable_qresync(struct imap_conn *conn)
-{
-	char line[48];
-
-	conn->next_tag++;
-	g_snprintf(conn->enable_tag, sizeof(conn->enable_tag), "A%04u", conn->next_tag);
-	g_snprintf(line, sizeof(line), "%s ENABLE QRESYNC\r\n", conn->enable_tag);
-	trace("C:", line, strlen(line));
-	conn->qresync = IMAP_QRESYNC_ASKED;
-	return write_all(conn, line, strlen(line));
-}
-
-/* COMPRESS DEFLATE (RFC 4978), when offered and not turned off.  Only after the login, so
- * that no secret ever goes through the compressor (compressing a secret together with data
- * an attacker chooses is what CRIME-style attacks measure), and before any other command, so
- * that everything after it is compressed.  A server that refuses (NO, BAD) leaves the
- * connection uncompressed. */
-static int start_compress(struct imap_conn *conn)
-{
-	int err = simple_command(conn, "COMPRESS DEFLATE");
-	if (err < 0) {
-		if (conn->broken)
-			return err;
-		g_debug("server %s refused COMPRESS DEFLATE (%s); going on uncompressed",
-		        conn->host, conn->error->str);
-		g_string_truncate(conn->error, 0);
-		return 0;
-	}
 	if ((err = imap_zstream_new(&conn->z)) < 0)
 		return imap_conn_fail_errno(conn, err, true, "cannot set up compression: %s",
 		                            g_strerror(-err));
@@ -1035,22 +924,9 @@ static int start_compress(struct imap_conn *conn)
 	return 0;
 }
 
-static void ignore_sigpipe_once(void)
-{
-	/* OpenSSL writes to the socket with write(), which raises SIGPIPE when the server has
-	 * gone; a daemon must not die of that.  Only a default disposition is changed. */
-	static gsize done = 0;
-	if (g_once_init_enter(&done)) {
-		struct sigaction sa;
-		if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
-			sa.sa_handler = SIG_IGN;
-			sigaction(SIGPIPE, &sa, NULL);
-		}
-		g_once_init_leave(&done, 1);
-	}
-}
+/* ---- ending ------------------------------------------------------------------------- */
 
-static void conn_free(struct imap_conn *conn)
+void imap_conn_free(struct imap_conn *conn)
 {
 	if (conn->z != NULL) {
 		uint64_t raw_in, plain_in, raw_out, plain_out;
@@ -1080,95 +956,17 @@ static void conn_free(struct imap_conn *conn)
 	g_free(conn);
 }
 
-int imap_conn_open(const struct imap_config *cfg, struct imap_conn **conn_r, char **errmsg_r)
-{
-	*conn_r = NULL;
-	if (errmsg_r != NULL)
-		*errmsg_r = NULL;
-	if (cfg->host == NULL || cfg->host[0] == '\0') {
-		if (errmsg_r != NULL)
-			*errmsg_r = g_strdup("no IMAP server host configured");
-		return -EINVAL;
-	}
-	ignore_sigpipe_once();
-
-	struct imap_conn *conn = g_new0(struct imap_conn, 1);
-	conn->fd = -1;
-	conn->host = g_strdup(cfg->host);
-	conn->port = g_strdup(cfg->port != NULL               ? cfg->port
-	                      : cfg->tls == IMAP_TLS_IMPLICIT ? "993"
-	                                                      : "143");
-	conn->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : IMAP_DEFAULT_TIMEOUT_MS;
-	conn->max_literal = cfg->max_literal ? cfg->max_literal : IMAP_DEFAULT_MAX_LITERAL;
-	conn->max_depth = cfg->max_depth ? cfg->max_depth : IMAP_DEFAULT_MAX_DEPTH;
-	conn->rbuf = g_byte_array_new();
-	conn->parser = imap_parser_new(conn->max_literal, conn->max_depth);
-	conn->caps = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-	conn->error = g_string_new(NULL);
-
-	int err;
-	if (cfg->tls == IMAP_TLS_NONE)
-		g_warning("tls = none: talking to %s:%s without encryption; the password and all "
-		          "mail cross the network in clear text",
-		          conn->host, conn->port);
-
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-	int gai = getaddrinfo(conn->host, conn->port, &hints, &ai);
-	if (gai != 0) {
-		err = imap_conn_fail_errno(conn, -EHOSTUNREACH, true, "cannot resolve %s: %s",
-		                           conn->host, gai_strerror(gai));
-		goto fail;
-	}
-	err = imap_connect_addrinfo(ai, conn->timeout_ms, &conn->fd);
-	freeaddrinfo(ai);
-	if (err < 0) {
-		err = imap_conn_fail_errno(conn, err, true, "cannot connect to %s:%s: %s",
-		                           conn->host, conn->port, g_strerror(-err));
-		goto fail;
-	}
-
-	if (cfg->tls == IMAP_TLS_IMPLICIT && (err = tls_start(conn, cfg->ca_file)) < 0)
-		goto fail;
-	if ((err = read_greeting(conn, cfg->tls)) < 0)
-		goto fail;
-	if (cfg->tls == IMAP_TLS_STARTTLS && (err = starttls(conn, cfg->ca_file)) < 0)
-		goto fail;
-	if (!conn->preauth) {
-		if (!conn->caps_fresh && (err = capability(conn)) < 0)
-			goto fail;
-		if ((err = imap_sasl_login(conn, cfg)) < 0)
-			goto fail;
-	}
-	/* capabilities often grow after login; the tagged OK may have carried them */
-	if (!conn->caps_fresh && (err = capability(conn)) < 0)
-		goto fail;
-	if (cfg->compress == IMAP_COMPRESS_ON && imap_conn_has_cap(conn, "COMPRESS=DEFLATE") &&
-	    (err = start_compress(conn)) < 0)
-		goto fail;
-	if (imap_conn_has_cap(conn, "QRESYNC") && imap_conn_has_cap(conn, "ENABLE") &&
-	    (err = enable_qresync(conn)) < 0)
-		goto fail;
-	*conn_r = conn;
-	return 0;
-
-fail:
-	if (errmsg_r != NULL)
-		*errmsg_r = g_strdup(conn->error->str);
-	conn_free(conn);
-	return err;
-}
-
 void imap_conn_close(struct imap_conn *conn)
 {
 	if (conn == NULL)
 		return;
 	if (!conn->broken && conn->fd >= 0) {
 		conn->logging_out = true;
-		simple_command(conn, "LOGOUT");
+		imap_conn_simple_command(conn, "LOGOUT");
 		if (conn->ssl != NULL && !conn->broken)
 			SSL_shutdown(conn->ssl); /* one non-blocking attempt; no reply awaited */
 	}
-	conn_free(conn);
+	imap_conn_free(conn);
 }
 
 void imap_conn_interrupt(struct imap_conn *conn)

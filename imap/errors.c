@@ -46,6 +46,10 @@ int imap_outcome_to_errno(enum imap_outcome outcome, const char *code)
 	case IMAP_OUTCOME_TLS_VERIFY:
 		return -EKEYREJECTED;
 	case IMAP_OUTCOME_LOGIN_REFUSED:
+		/* RFC 5530 LIMIT: too many connections for this user (Dovecot's
+		 * mail_max_userip_connections, Gmail's 15): not a refused credential */
+		if (code_is(code, "LIMIT"))
+			return -EUSERS;
 		return -EACCES;
 	case IMAP_OUTCOME_INSECURE:
 		/* STARTTLS missing or refused: the server cannot speak the protocol we require */

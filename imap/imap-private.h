@@ -95,11 +95,12 @@ enum imap_parse_result {
 
 /* Streams body literals of FETCH responses.  A literal is streamed when it is the value of a
  * BODY[...] or BINARY[...] item of an untagged FETCH response whose UID came before it.  begin
+ * gets the item's name as sent (e.g. "BODY[1.2]<0>", "BINARY[2]"; borrowed for the call) and
  * may return 1 to skip the literal (its bytes are discarded, no data/end calls).  Otherwise
  * the callbacks are those of struct imap_body_sink.  If the UID comes after the body (legal but
  * unusual) the literal is buffered (capped at max_literal) and the caller delivers it. */
 struct imap_parser_stream {
-	int (*begin)(void *ctx, uint32_t uid, uint64_t size);
+	int (*begin)(void *ctx, uint32_t uid, const char *item, uint64_t size);
 	int (*data)(void *ctx, const void *buf, size_t len);
 	int (*end)(void *ctx, uint32_t uid);
 	void *ctx;
@@ -136,6 +137,13 @@ bool imap_parse_number(const char *s, size_t len, uint64_t *n_r);
  * running the parser over it.  NULL when unparsable.  Free with imap_response_free. */
 struct imap_response *imap_parse_code(const char *code);
 
+/* ---- BODYSTRUCTURE (bodystructure.c) ---------------------------------------------------- */
+
+/* The tree of a BODYSTRUCTURE value straight from a FETCH answer's arg (the list after the
+ * BODYSTRUCTURE atom): as imap_bodystructure_parse, without re-serialising. */
+int imap_bodystructure_from_arg(const struct imap_arg *arg, struct imap_part **root_r,
+                                char **why_r);
+
 /* ---- arguments and commands ----------------------------------------------------------- */
 
 /* Whether the server lets us send literals without waiting for a continuation. */
@@ -159,6 +167,10 @@ struct imap_cmd {
 	 * the command and breaks the connection. */
 	int (*challenge)(void *ctx, const char *text, GString *reply);
 	void *challenge_ctx;
+	/* out, set by imap_conn_run_pipelined when the command's tagged answer comes: its status
+	 * and response code (new, freed with the command; NULL when it had none) */
+	enum imap_status final_status;
+	char *final_code;
 };
 
 struct imap_cmd *imap_cmd_new(void);
@@ -254,7 +266,7 @@ int imap_outcome_to_errno(enum imap_outcome outcome, const char *code);
  * failure. */
 int imap_connect_addrinfo(const struct addrinfo *ai, unsigned timeout_ms, int *fd_r);
 
-/* ---- the connection (shared by conn.c and commands.c) --------------------------------- */
+/* ---- the connection (shared by conn.c, session.c and commands.c) ---------------------- */
 
 struct imap_conn;
 typedef struct ssl_st SSL;
@@ -350,6 +362,22 @@ enum imap_literal_mode imap_conn_literal_mode(const struct imap_conn *conn);
 void imap_conn_set_caps_from_args(struct imap_conn *conn, const struct imap_arg *args,
                                   unsigned nargs);
 
+/* ---- for opening a session (session.c), which conn.c serves ----------------------------- */
+
+/* Read the next complete response, with none of the connection's bookkeeping (the greeting
+ * is read so).  *resp_r new (imap_response_free). */
+int imap_conn_read_response(struct imap_conn *conn, struct imap_response **resp_r);
+/* The response codes that matter to the connection itself (CAPABILITY, ALERT). */
+void imap_conn_handle_code(struct imap_conn *conn, const struct imap_response *resp);
+/* Run a command of fixed text with no callback: 0 or -errno as imap_conn_run. */
+int imap_conn_simple_command(struct imap_conn *conn, const char *text);
+/* The TLS handshake on conn->fd, verified against conn->host (and ca_file, nullable). */
+int imap_conn_start_tls(struct imap_conn *conn, const char *ca_file);
+/* Compress from here on (the server has answered COMPRESS DEFLATE with OK). */
+int imap_conn_start_deflate(struct imap_conn *conn);
+/* Free conn without a LOGOUT (a session that never opened).  NULL is not allowed. */
+void imap_conn_free(struct imap_conn *conn);
+
 /* ---- for commands that wait (idle.c) --------------------------------------------------- */
 
 /* Send one already tagged, CRLF-terminated line (no secret in it). */
@@ -378,6 +406,33 @@ int imap_examine_begin_params(struct imap_conn *conn, const char *raw_name, cons
                               struct imap_cmd **cmd_r, struct imap_mailbox_status *st_r);
 int imap_examine_finish(struct imap_conn *conn, const char *raw_name,
                         const struct imap_examine_ctx *ex, struct imap_mailbox_status *st_r);
+
+/* A command pipelined after an EXAMINE (imap_examine_list_all, imap_examine_fetch_body,
+ * imap_examine_fetch_pieces) acts on the examined mailbox only if the server finished the
+ * EXAMINE first, as RFC 3501 5.5 has it do for commands whose meaning depends on another's.  A
+ * server that answered such a command before its tagged answer to the EXAMINE may have
+ * answered it about another mailbox (the one examined before) or none: those answers are not
+ * used (early), and the command is asked again on its own. */
+struct imap_examine_gate {
+	struct imap_examine_ctx ex;
+	const int *examine_result; /* the EXAMINE's entry of imap_conn_run_pipelined's results */
+	bool early;
+};
+/* The EXAMINE to pipeline with what needs it (*cmd_r, new); or, for a name that needs a
+ * literal (a command with a literal is not pipelined), *cmd_r NULL after examining it on its
+ * own (*st_r set). */
+int imap_examine_for_pipeline(struct imap_conn *conn, const char *raw_name,
+                              struct imap_cmd **cmd_r, struct imap_mailbox_status *st_r);
+/* May an answer to a command pipelined after the EXAMINE be used now?  Only once the EXAMINE
+ * has ended, and ended OK (g NULL: no gate, always).  Sets g->early when it has not ended. */
+bool imap_gate_open(struct imap_examine_gate *g);
+/* The EXAMINE's own untagged answers (imap_examine_cb), until its tagged one. */
+int imap_gate_examine_cb(struct imap_conn *conn, const struct imap_response *resp,
+                         struct imap_examine_gate *g);
+/* The FETCH list of "* n FETCH (...)", or NULL. */
+const struct imap_arg *imap_fetch_list(const struct imap_response *resp);
+/* The UID item of a FETCH list (1..UINT32_MAX); false when absent or malformed. */
+bool imap_fetch_uid(const struct imap_arg *list, uint32_t *uid_r);
 
 /* SEARCH / ESEARCH (of the command conn->cur_tag names) answers, appended to uids. */
 struct imap_search_ctx {

@@ -2,9 +2,10 @@
  *
  * A small, read-only IMAP4rev1 (RFC 3501, also talks to RFC 9051 servers) client: connect over
  * implicit TLS or STARTTLS with verification always on, log in, LIST, EXAMINE, UID SEARCH,
- * UID FETCH (attributes, BODY.PEEK[] streamed), NOOP, IDLE, NOTIFY (with ENABLE CONDSTORE),
- * ENABLE QRESYNC and EXAMINE (QRESYNC ...) for one-round-trip re-listings, COMPRESS DEFLATE,
- * LOGOUT.  It never sends a command that
+ * UID FETCH (attributes, BODY.PEEK[] streamed, BODYSTRUCTURE and pieces of messages: sections,
+ * MIME headers, BINARY), NOOP, IDLE, NOTIFY (with ENABLE CONDSTORE), ENABLE QRESYNC and
+ * EXAMINE (QRESYNC ...) for one-round-trip re-listings, COMPRESS DEFLATE, LOGOUT.  It never
+ * sends a command that
  * changes the server: no SELECT, no STORE, no non-PEEK body fetch.  It knows nothing of FUSE or
  * MIME and depends on OpenSSL, GLib and zlib only.
  *
@@ -18,7 +19,8 @@
  *   hostile input      -> -EPROTO (literal over cap, list too deep, unparsable line, corrupt
  *                         compressed stream; broken)
  *   TLS verification   -> -EKEYREJECTED
- *   login refused      -> -EACCES (also LOGINDISABLED without AUTH=PLAIN)
+ *   login refused      -> -EACCES (also LOGINDISABLED without AUTH=PLAIN); -EUSERS when
+ *                         the server says [LIMIT] (too many connections for the user)
  *   no OAuth2 mechanism-> -EOPNOTSUPP (auth = oauth2, server offers neither OAUTHBEARER nor
  *                         XOAUTH2)
  *   no TLS possible    -> -EPROTO (STARTTLS not offered, refused, PREAUTH greeting, or bytes
@@ -353,6 +355,208 @@ int imap_uid_fetch_message(struct imap_conn *conn, uint32_t uid, GBytes **body_r
 int imap_examine_fetch_message(struct imap_conn *conn, const char *raw_name, uint32_t uidvalidity,
                                uint32_t uid, GBytes **body_r, struct imap_mailbox_status *st_r);
 
+/* ---- BODYSTRUCTURE: imap's own part tree (bodystructure.c) ------------------------------- */
+
+/* A message's outline as the server's BODYSTRUCTURE (RFC 3501 7.4.2) gives it.  It is
+ * advisory: servers send broken ones, so it is validated here, and whatever is not RFC 3501
+ * grammar is refused (-EBADMSG), except for the tolerances listed at imap_bodystructure_parse.
+ * This module knows nothing of MIME rules (which part is the body, what is an attachment):
+ * it only reports what the server said. */
+enum imap_part_kind {
+	IMAP_PART_LEAF = 0,  /* a single part (text/plain, image/png, ...) */
+	IMAP_PART_MULTIPART, /* multipart/<subtype>: parts holds its children */
+	IMAP_PART_MESSAGE,   /* message/rfc822 (or message/global sent in the message form):
+	                      * parts holds exactly one, the inner message's body */
+};
+
+/* A body or disposition parameter, exactly as sent (case and RFC 2231/2047 encodings kept). */
+struct imap_param {
+	char *name;
+	char *value;
+};
+
+/* One part of the tree.  The whole tree is owned by its root (imap_part_free); every pointer
+ * inside is owned by the tree. */
+struct imap_part {
+	enum imap_part_kind kind;
+	/* The RFC 3501 6.4.5 part specifier: what BODY.PEEK[<section>] fetches this part with.
+	 * The root: "" when it is a multipart (its children are "1", "2", ...), "1" when the
+	 * message is a single part.  Children of a multipart with section s: s.1, s.2, ... ("1",
+	 * "2", ... when s is "").  The body of a message/rfc822 part with section s: s itself
+	 * when it is a multipart (its children s.1, s.2, ...), else s.1.  So a message part and
+	 * its multipart body share a section; imap_part_find returns the message part. */
+	char *section;
+	char *type, *subtype; /* lowercased, never NULL (a multipart: "multipart", its subtype) */
+	/* Body parameters of a leaf or message part; a multipart's extension parameters
+	 * (boundary, ...) when the server sent them.  Names and values exactly as sent. */
+	struct imap_param *params;
+	unsigned n_params;
+	char *id, *description; /* nullable: Content-ID, Content-Description as sent */
+	char *encoding;         /* lowercased Content-Transfer-Encoding; NULL for a multipart */
+	uint64_t size;          /* body-fld-octets: the encoded size (leaf, message); 0 multipart */
+	uint64_t lines;         /* text/<any> and message parts: body-fld-lines; else 0 */
+	char *disposition;      /* nullable, lowercased ("attachment", "inline", ...) */
+	struct imap_param *disp_params; /* its parameters (filename, ...), exactly as sent */
+	unsigned n_disp_params;
+	/* multipart: its children (n_parts >= 1); message: exactly 1, the inner body; leaf: none
+	 * (parts NULL, n_parts 0).  An array of structs, not of pointers. */
+	struct imap_part *parts;
+	unsigned n_parts;
+	unsigned index; /* preorder position in the whole tree, root = 0: a small stable id */
+};
+
+/* Caps: a deeper or larger tree is refused with -EBADMSG (never a crash, never recursion on
+ * the C stack beyond the cap).  Depth counts parts: a single-part message is depth 1, a
+ * multipart with leaf children depth 2; a message/rfc822 part and its inner body are a level
+ * each. */
+#define IMAP_PART_MAX_DEPTH 32u
+#define IMAP_PART_MAX_PARTS 10000u
+
+/* Parse the text of a BODYSTRUCTURE value (the parenthesised list as sent, e.g. what follows
+ * "BODYSTRUCTURE " in a FETCH answer, or imap_bodystructure_format's output; literals {n}
+ * allowed; surrounding spaces allowed, nothing else around it).  It is read by the same
+ * response parser and the same tree builder as a FETCH answer (list depth at most
+ * IMAP_DEFAULT_MAX_DEPTH, strings bounded as in a response).
+ * Returns 0 and a new tree in *root_r (imap_part_free), or -EBADMSG with *root_r NULL and,
+ * when why_r is not NULL, a new one-line reason in *why_r (g_free).
+ * Refused (-EBADMSG): anything that is not RFC 3501 body grammar, including a multipart with
+ * no children (Gmail's ("ALTERNATIVE")), a NIL or a string where a part belongs, a missing
+ * subtype, encoding, size or line count, an odd-length parameter list, a string with a NUL
+ * byte, more than IMAP_PART_MAX_DEPTH levels or IMAP_PART_MAX_PARTS parts.
+ * Tolerated (parsed): a bare-string disposition ("attachment" where ("attachment" NIL)
+ * belongs: the disposition with no parameters, as Exchange sends it); NIL or an empty list
+ * () for an empty parameter list (body, multipart or disposition parameters); missing
+ * extension data (a part that ends after its size or line count, a multipart after its
+ * subtype); zero-length parts (size 0, as Outlook.com sends for vCalendar parts).  The MD5,
+ * language, location and further extension data are checked for shape and not kept. */
+int imap_bodystructure_parse(const char *text, size_t len, struct imap_part **root_r,
+                             char **why_r);
+
+/* The canonical text of a tree, one that imap_bodystructure_parse reads back into the same
+ * tree (every field of struct imap_part, index and section included): RFC 3501 grammar with
+ * strings quoted (literals for those with CR or LF), an envelope of NILs for message parts
+ * (the tree keeps no envelope), MD5 NIL.  New string (g_free); NULL for NULL. */
+char *imap_bodystructure_format(const struct imap_part *root);
+
+/* Free a whole tree (as returned by imap_bodystructure_parse or imap_part_copy).  NULL is a
+ * no-op.  Never call it on a part inside a tree. */
+void imap_part_free(struct imap_part *root);
+
+/* A deep copy of the tree under root (which may be a part inside a tree: the copy keeps its
+ * section and index).  New tree (imap_part_free); NULL for NULL. */
+struct imap_part *imap_part_copy(const struct imap_part *root);
+
+/* The part of the tree whose section is section (exact match; "" is the root of a multipart
+ * message), the first in preorder when two share it (a message part before its multipart
+ * body).  Borrowed from the tree; NULL when there is none. */
+const struct imap_part *imap_part_find(const struct imap_part *root, const char *section);
+
+/* The value of p's body parameter name (case-insensitive ASCII match of the name; the first
+ * when sent twice).  Borrowed; NULL when absent. */
+const char *imap_part_param(const struct imap_part *p, const char *name);
+
+/* ---- fetching pieces of messages (pieces.c) ---------------------------------------------- */
+
+enum imap_item_kind {
+	IMAP_ITEM_BODY = 0,    /* BODY.PEEK[<section>]; section "" = BODY.PEEK[] (whole message) */
+	IMAP_ITEM_HEADER,      /* BODY.PEEK[HEADER] (section "") or BODY.PEEK[<s>.HEADER]        */
+	IMAP_ITEM_MIME,        /* BODY.PEEK[<s>.MIME] (section not "")                           */
+	IMAP_ITEM_BINARY,      /* BINARY.PEEK[<s>] (RFC 3516: decoded by the server; answers may
+	                        * be literal8 ~{n})                                               */
+	IMAP_ITEM_BINARY_SIZE, /* BINARY.SIZE[<s>]: the decoded size, a number (no literal)       */
+};
+
+struct imap_fetch_item {
+	enum imap_item_kind kind;
+	const char *section;     /* borrowed: "" or a part number "1.2" (digits and dots,
+	                          * no empty or zero component, at most 128 characters) */
+	uint64_t offset, length; /* BODY and BINARY only: the partial <offset.length> when
+	                          * length > 0 (the answer is named by its origin: BODY[2]<0>) */
+};
+
+/* One UID FETCH: UID FETCH <uid> (UID [BODYSTRUCTURE] <items...>), in that order. */
+struct imap_fetch_request {
+	uint32_t uid;                        /* a single UID, not 0 */
+	bool bodystructure;                  /* ask for BODYSTRUCTURE too */
+	const struct imap_fetch_item *items; /* borrowed, n_items of them (may be 0) */
+	unsigned n_items;
+	/* out: this command's own outcome: 0 (tagged OK; an item the server did not answer is
+	 * simply not delivered: the caller notices); -EBADMSG for a tagged NO with the response
+	 * code UNKNOWN-CTE (RFC 3516) or PARSE ("the server cannot give this piece: take the whole
+	 * message"); another NO: -ENOENT (-EACCES with NOPERM and the like), BAD: -EPROTO; a
+	 * command the connection failed before answering: the connection's error. */
+	int result;
+	/* out: a FETCH response for uid came, with or without the items asked (a server that
+	 * answers without them is not telling "expunged") */
+	bool answered;
+};
+
+/* Where the answers go.  req is the index into the reqs array, item the index into its
+ * items.  Every callback may be NULL (those answers are then not delivered); any callback
+ * returning a negative errno aborts the fetch with that error, and the connection is then
+ * broken (as with imap_body_sink).  Answers come in the order the server sends them: within
+ * one FETCH response, the streamed literals come as they arrive, and structure, size and
+ * the values that were not streamed (quoted strings, NIL, a literal before the UID) once the
+ * whole response has been read. */
+struct imap_piece_sink {
+	/* The BODYSTRUCTURE of request req: its tree, borrowed for the call (copy it with
+	 * imap_part_copy to keep it), and err 0; or root NULL and err -EBADMSG when it is
+	 * refused (imap_conn_error(conn) says why during the call; the connection stays
+	 * usable). */
+	int (*structure)(void *ctx, unsigned req, const struct imap_part *root, int err);
+	/* The BINARY.SIZE answering items[item] of request req. */
+	int (*size)(void *ctx, unsigned req, unsigned item, uint64_t size);
+	/* The literal (or quoted string, or NIL = empty) answering items[item] of request req,
+	 * streamed as imap_body_sink does: begin (size = its length), data... (the bytes of that
+	 * item, in order), end.  begin may return 1 to skip that value (no data or end calls).
+	 * begin, data and end are all set or all NULL.  If the connection fails part-way
+	 * through, end is NOT called: the sink discards what it got since begin.  Nothing large is buffered, except a literal
+	 * that comes before its FETCH response's UID (then kept in memory, up to max_literal). */
+	int (*begin)(void *ctx, unsigned req, unsigned item, uint64_t size);
+	int (*data)(void *ctx, const void *buf, size_t len);
+	int (*end)(void *ctx, unsigned req, unsigned item);
+	void *ctx;
+};
+
+/* Most requests written before their answers are read; more requests go in further rounds of
+ * this many (a bound on what sits in the socket buffers, as isync's cmd_sendable). */
+#define IMAP_PIECES_MAX_IN_FLIGHT 64u
+
+/* Send the n requests pipelined on the examined mailbox (all written before their answers are
+ * read, up to IMAP_PIECES_MAX_IN_FLIGHT at a time) and deliver every answer to sink.
+ * Matching: a FETCH response is matched to a request by its UID and to an item by the item's
+ * name (BODY[1.2.MIME], BODY[HEADER], BINARY[1], BINARY.SIZE[1], BODY[2]<0> for a partial:
+ * the origin octet only), case-insensitively.  Names the request did not ask for, and FETCH
+ * responses for a UID no unfinished request asked for (flag updates), are ignored.  When
+ * several unfinished requests ask for the same item of the same UID, an answer goes to the
+ * first of them not yet answered for that item (servers answer pipelined FETCHes in order);
+ * BODYSTRUCTURE likewise.
+ * Returns 0 when the connection stayed usable (each request's outcome in reqs[i].result),
+ * else the connection's -errno (-ECONNABORTED when the server closed it, e.g. Dovecot's
+ * imap_fetch_failure = disconnect-immediately after a FETCH it could not serve; the requests
+ * answered before keep their result and deliveries).  Nothing is sent, and -EINVAL returned
+ * (every result -EINVAL), for an invalid request: uid 0, a bad section, MIME of "", a partial
+ * on another kind than BODY or BINARY, a BINARY or BINARY_SIZE item when the server does not
+ * offer BINARY (imap_conn_has_cap(conn, "BINARY")), no mailbox examined.
+ * A BODYSTRUCTURE nested deeper than the connection's max_depth fails the connection
+ * (-EPROTO) as any over-deep response does; one within it but past IMAP_PART_MAX_DEPTH or
+ * IMAP_PART_MAX_PARTS only reaches the sink as refused (-EBADMSG). */
+int imap_uid_fetch_pieces(struct imap_conn *conn, struct imap_fetch_request *reqs, unsigned n,
+                          const struct imap_piece_sink *sink);
+
+/* The same with EXAMINE raw_name pipelined before them, gated exactly as
+ * imap_examine_fetch_body is: answers are delivered only once the EXAMINE has ended OK with
+ * UIDVALIDITY uidvalidity; with another one: -ESTALE, nothing delivered (the connection
+ * examines the mailbox's new life; *st_r says which).  A server that answered before it had
+ * finished the EXAMINE gets the requests again on their own, after it (those early answers
+ * are not delivered; the sink may see an item twice, as a retry would send it).  The
+ * EXAMINE's failure (-ENOENT: no such mailbox) is returned as imap_examine's.  For a
+ * connection that does not examine raw_name yet. */
+int imap_examine_fetch_pieces(struct imap_conn *conn, const char *raw_name, uint32_t uidvalidity,
+                              struct imap_fetch_request *reqs, unsigned n,
+                              const struct imap_piece_sink *sink,
+                              struct imap_mailbox_status *st_r);
+
 /* ---- search queries (search.c) and running them (searchrun.c) --------------------------- */
 
 /* A search query: a tree of RFC 3501 search keys, built from typed values and never from
@@ -450,6 +654,29 @@ int imap_search_folders(struct imap_conn *conn, const struct imap_search *q,
                         struct imap_search_job *jobs, unsigned n, imap_search_attrs_cb cb,
                         void *ctx);
 
+/* ---- quota (quota.c) --------------------------------------------------------------------- */
+
+/* One resource of a quota (RFC 9208): usage and limit in its own unit (STORAGE: KiB, 1024
+ * octets; MESSAGE: messages).  present false: no quota root limits it. */
+struct imap_quota_resource {
+	bool present;
+	uint64_t usage, limit;
+};
+
+/* What limits a mailbox: of every quota root of it, for each resource, the root that leaves the
+ * least (limit - usage; 0 when usage is at or above the limit).  roots: the number of roots
+ * that answered (0: none, nothing present). */
+struct imap_quota {
+	unsigned roots;
+	struct imap_quota_resource storage; /* STORAGE */
+	struct imap_quota_resource messages; /* MESSAGE */
+};
+
+/* GETQUOTAROOT raw_name: the quota of the mailbox (RFC 9208 and RFC 2087 servers answer
+ * alike).  -EOPNOTSUPP, with nothing sent, when the server does not offer QUOTA; a tagged NO
+ * (no such mailbox, or quotas not available to this user) as any NO: -ENOENT, -EACCES. */
+int imap_getquotaroot(struct imap_conn *conn, const char *raw_name, struct imap_quota *q_r);
+
 /* ---- misc -------------------------------------------------------------------------------- */
 
 int imap_noop(struct imap_conn *conn);
@@ -516,7 +743,10 @@ int imap_pool_new(const struct imap_config *cfg, unsigned max_conns, struct imap
 /* Exclusive use of a logged-in connection until imap_pool_release().  Waits at most the
  * configured timeout for a free slot (-EBUSY when none came free: every connection stayed in
  * use, which says nothing about the server).  On failure -errno and, if errmsg_r, a g_free()able
- * reason.  Reconnects after failures with exponential backoff (logged once per outage). */
+ * reason.  Reconnects after failures with exponential backoff (logged once per outage).  A
+ * server that refuses one more connection with [LIMIT] (-EUSERS) while the pool has others
+ * is no failure: the pool uses the ones it has (for a minute, then tries again) and the
+ * caller waits for one of them. */
 int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **errmsg_r);
 
 /* Forget the reconnection back-off: the next imap_pool_acquire() tries to connect at once

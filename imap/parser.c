@@ -330,8 +330,10 @@ static enum imap_parse_result start_literal(struct imap_parser *p)
 		            size, p->max_literal);
 	GArray *cur = top(p);
 	bool body = false;
+	const char *item = NULL;
 	if (p->is_fetch && depth(p) == 1 && cur->len % 2 == 1) {
 		const struct imap_arg *key = &g_array_index(cur, struct imap_arg, cur->len - 1);
+		item = key->type == IMAP_ARG_ATOM ? key->u.str : NULL;
 		body = key->type == IMAP_ARG_ATOM &&
 		       (prefix_ci(key->u.str, "BODY[") || prefix_ci(key->u.str, "BINARY[") ||
 		        g_ascii_strcasecmp(key->u.str, "RFC822") == 0);
@@ -339,7 +341,7 @@ static enum imap_parse_result start_literal(struct imap_parser *p)
 	p->lit_left = size;
 	p->lit_mode = LIT_BUFFER;
 	if (body && p->stream != NULL && p->have_uid) {
-		int r = p->stream->begin(p->stream->ctx, p->uid, size);
+		int r = p->stream->begin(p->stream->ctx, p->uid, item, size);
 		if (r < 0)
 			return fail(p, r, "body sink refused the message (%s)", g_strerror(-r));
 		p->lit_mode = r == 1 ? LIT_SKIP : LIT_STREAM;

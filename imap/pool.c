@@ -42,7 +42,9 @@ struct imap_pool {
 	GCond cond;     /* signalled when a connection is released or a slot freed */
 	GQueue idle;    /* of struct idle_conn *, most recently released at the head */
 	GPtrArray *busy; /* struct imap_conn * handed out (imap_pool_interrupt), borrowed */
-	unsigned total; /* connections in use + idle + being opened; <= max_conns */
+	unsigned total;  /* connections in use + idle + being opened; <= cap */
+	unsigned cap;    /* max_conns, or fewer while the server refuses more ([LIMIT]) */
+	gint64 cap_until; /* monotonic µs when cap goes back to max_conns */
 	/* outage state */
 	bool outage;         /* the last open failed; g_warning already printed */
 	gint64 retry_at;     /* monotonic µs before which no new open is attempted */
@@ -124,6 +126,7 @@ int imap_pool_new(const struct imap_config *cfg, unsigned max_conns, struct imap
 	if (pool->cfg.timeout_ms == 0)
 		pool->cfg.timeout_ms = IMAP_DEFAULT_TIMEOUT_MS;
 	pool->max_conns = max_conns;
+	pool->cap = max_conns;
 	g_mutex_init(&pool->lock);
 	g_cond_init(&pool->cond);
 	g_queue_init(&pool->idle);
@@ -243,7 +246,9 @@ int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **
 			pool->total--;
 			continue;
 		}
-		if (pool->total < pool->max_conns) {
+		if (pool->cap < pool->max_conns && g_get_monotonic_time() >= pool->cap_until)
+			pool->cap = pool->max_conns; /* try for more again */
+		if (pool->total < pool->cap) {
 			if (g_get_monotonic_time() < pool->hold_until) {
 				/* interrupted: the server stopped answering (imap_pool_interrupt) */
 				if (errmsg_r != NULL)
@@ -279,6 +284,19 @@ int imap_pool_acquire(struct imap_pool *pool, struct imap_conn **conn_r, char **
 				return 0;
 			}
 			pool->total--;
+			if (err == -EUSERS && pool->total > 0) {
+				/* the server allows no more connections for this user now (other
+				 * clients hold some): make do with the ones this pool has */
+				if (pool->cap == pool->max_conns)
+					g_message(
+					    "IMAP server %s: %s: making do with the connections "
+					    "open for a minute",
+					    pool->cfg.host, msg);
+				pool->cap = pool->total;
+				pool->cap_until = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+				g_free(msg);
+				continue;
+			}
 			note_failure(pool, err, msg);
 			g_cond_signal(&pool->cond);
 			g_mutex_unlock(&pool->lock);

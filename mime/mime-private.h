@@ -34,6 +34,10 @@ char *mime_limit_structure(const char *data, size_t len, size_t *len_r);
 
 /* --- separator.c --- */
 
+/* Whether a Content-Type field value is not "type/subtype" (comments and blanks allowed around
+ * the tokens), read as GMime's parser reads it: such a part is text/plain (RFC 2045 §5.2). */
+bool mime_content_type_is_invalid(const char *value);
+
 /* Whether line[0..n) (without its line break) starts a header field: a name of printable
  * US-ASCII other than ':' (RFC 5322 ftext), optional blanks, then ':'. */
 bool mime_is_header_field(const char *line, size_t n);
@@ -47,9 +51,27 @@ char *mime_repair_separators(const char *data, size_t len, size_t *len_r);
 
 /* --- mime.c --- */
 
-/* Whether a Content-Type field value is not "type/subtype" (comments and blanks allowed around
- * the tokens), read as GMime's parser reads it: such a part is text/plain (RFC 2045 §5.2). */
-bool mime_content_type_is_invalid(const char *value);
+/* Bodies left out of a message rebuilt from its pieces (pieces.c): each was replaced by a
+ * marker, prefix followed by the part's id in decimal (once transfer-decoded). */
+struct mime_absent {
+	const char *prefix;
+	size_t prefix_len;
+};
+
+/* The parser options every parse of mime/ starts from (GMime's workarounds for broken mail).
+ * GMime's; never free them. */
+struct _GMimeParserOptions;
+struct mime_message;
+struct _GMimeParserOptions *mime_parser_options(void);
+
+/* mime_message_parse, where leaves whose decoded body is a marker of absent (nullable) are
+ * parts left out: attachments without data, text parts listed in text_parts. */
+int mime_parse_with_absent(const void *data, size_t len, const struct mime_absent *absent,
+                           struct mime_message **msg_r);
+
+/* Drop what msg says beyond its header views (mime_message_from_header): body and body.html
+ * become unknown (text_parts empty), attachments none. */
+void mime_message_keep_headers_only(struct mime_message *msg);
 
 /* --- charset.c --- */
 
@@ -57,7 +79,9 @@ bool mime_content_type_is_invalid(const char *value);
  * charset" (missing, us-ascii, unknown-8bit, …: the caller then guesses UTF-8, else
  * windows-1252).  Labels are widened to the superset real mail actually uses (WHATWG Encoding
  * practice): iso-8859-1 → WINDOWS-1252, euc-kr/ks_c_5601 → CP949, gb2312/gbk → GB18030,
- * shift_jis → CP932, big5 → BIG5-HKSCS, tis-620 → CP874, iso-8859-9 → WINDOWS-1254.  Static or
+ * shift_jis → CP932, big5 → BIG5-HKSCS, tis-620 → CP874, iso-8859-9 → WINDOWS-1254; the
+ * ISO-2022-JP family (iso-2022-jp, -jp-2, cp50220/1/2, …) → ISO-2022-JP, which mime_to_utf8
+ * decodes with the vendor rows (charset.c).  Static or
  * GMime-owned string; never free it. */
 const char *mime_charset_iconv_name(const char *label);
 
@@ -74,6 +98,24 @@ char *mime_utf8_sanitize(const char *data, gssize len, size_t *len_r);
 
 /* In-place: CRLF and lone CR become LF.  Returns the new length.  s need not be NUL-terminated. */
 size_t mime_normalize_newlines(char *s, size_t len);
+
+/* --- rfc2047.c --- */
+
+struct _GMimeParserOptions; /* GMimeParserOptions */
+
+/* A raw header value (folded or not) decoded to text: encoded-words found as GMime's lenient
+ * tokenizer finds them, each decoded on its own (base64 by decode.c's rules), the bytes of
+ * adjacent words of one charset joined and then converted by mime_to_utf8 (U+FFFD for what
+ * cannot be decoded); white space between adjacent words dropped; raw 8-bit text guessed with
+ * options' fallback charsets (g_mime_utils_decode_8bit).  Valid UTF-8, unfolded, not yet one
+ * line (control characters may remain).  New string (g_free). */
+char *mime_header_decode(const char *raw, struct _GMimeParserOptions *options);
+
+/* A raw address field unfolded, with every run of encoded-words outside an angle-bracketed
+ * address replaced by one "=?UTF-8?B?…?=" word holding the run's text as mime_header_decode
+ * decodes it, so that GMime's address parser reads display names by these rules.  New string
+ * (g_free). */
+char *mime_header_normalize_words(const char *raw, struct _GMimeParserOptions *options);
 
 /* --- html.c --- */
 

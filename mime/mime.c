@@ -21,14 +21,22 @@
 
 struct mime_attachment {
 	char *name;   /* unique, safe */
-	GBytes *data; /* decoded bytes */
+	GBytes *data; /* decoded bytes; NULL when its part's body was left out (pieces.c) */
+	enum mime_data_source source; /* how data is made from the part's body */
+	unsigned part_id;             /* the part's id, when data is NULL */
+	char *encoding;               /* its transfer encoding (MIME_DATA_DECODED), or NULL */
 };
 
 struct mime_message {
-	GBytes *views[MIME_VIEW_COUNT]; /* NULL: view absent */
+	GBytes *views[MIME_VIEW_COUNT]; /* NULL: view absent (or, from parts, not known yet) */
 	int64_t date;
 	struct mime_attachment *attachments;
 	size_t n_attachments;
+	/* From parts (pieces.c) with readable text parts left out: body and body.html are not
+	 * known; text_parts holds the ids of the parts they are made of, has_html says whether
+	 * body.html exists.  NULL text_parts: every view is known. */
+	GArray *text_parts;
+	bool has_html;
 };
 
 /* What a subtree may contribute to the displayed body (bit set). */
@@ -42,7 +50,10 @@ enum show {
 /* An attachment while the message is being walked: its name is not unique yet. */
 struct pending_attachment {
 	char *name;
-	GBytes *data;
+	GBytes *data; /* NULL: the part's body was left out (source, part_id, encoding say which) */
+	enum mime_data_source source;
+	unsigned part_id;
+	char *encoding;
 };
 
 struct walk {
@@ -59,6 +70,9 @@ struct walk {
 	unsigned n_forwarded;  /* forwarded messages seen so far */
 	unsigned detached;     /* >0: walking a re-parsed copy, offsets do not match input */
 	GMimeParserOptions *options;
+	const struct mime_absent *absent; /* nullable: bodies left out of a skeleton (pieces.c) */
+	GArray *missing_text;  /* ids of readable text parts whose bodies were left out */
+	unsigned missing_html; /* ... of them, HTML parts shown as body.html */
 };
 
 static GMimeParserOptions *base_options;
@@ -86,6 +100,12 @@ void mime_init(void)
 	static GOnce once = G_ONCE_INIT;
 
 	g_once(&once, init_once, NULL);
+}
+
+GMimeParserOptions *mime_parser_options(void)
+{
+	mime_init();
+	return base_options;
 }
 
 const char *mime_view_name(enum mime_view view)
@@ -354,15 +374,24 @@ static GBytes *address_view(GPtrArray *headers, const char *name, GMimeParserOpt
 			continue;
 		found = true;
 		one = g_string_new(NULL);
-		list = raw != NULL ? internet_address_list_parse(options, raw) : NULL;
+		if (raw != NULL) {
+			/* display names decoded by the rules of rfc2047.c, not GMime's */
+			char *normalized = mime_header_normalize_words(raw, options);
+			list = internet_address_list_parse(options, normalized);
+			g_free(normalized);
+		} else {
+			list = NULL;
+		}
 		append_address_list(one, list, 0);
 		if (list != NULL)
 			g_object_unref(list);
 		if (one->len == 0) {
 			/* not addresses at all: show the text rather than nothing */
-			char *text = one_line(g_mime_header_get_value(h));
+			char *decoded = mime_header_decode(raw, options);
+			char *text = one_line(decoded);
 			g_string_append(one, text);
 			g_free(text);
+			g_free(decoded);
 		}
 		if (one->len > 0) {
 			if (out->len > 0)
@@ -384,7 +413,7 @@ static GBytes *address_view(GPtrArray *headers, const char *name, GMimeParserOpt
 	}
 }
 
-static GBytes *headers_view(GPtrArray *headers)
+static GBytes *headers_view(GPtrArray *headers, GMimeParserOptions *options)
 {
 	GString *out = g_string_new(NULL);
 	size_t len;
@@ -392,9 +421,11 @@ static GBytes *headers_view(GPtrArray *headers)
 	for (guint i = 0; i < headers->len; i++) {
 		GMimeHeader *h = headers->pdata[i];
 		char *name = one_line(g_mime_header_get_name(h));
-		char *value = one_line(g_mime_header_get_value(h));
+		char *decoded = mime_header_decode(g_mime_header_get_raw_value(h), options);
+		char *value = one_line(decoded);
 		g_string_append_printf(out, "%s: %s\n", name, value);
 		g_free(name);
+		g_free(decoded);
 		g_free(value);
 	}
 	len = out->len;
@@ -419,9 +450,12 @@ static void compute_header_views(struct mime_message *msg, GMimeMessage *message
 	GMimeHeader *subject = find_header(headers, "Subject");
 	char *date = raw_value(headers, "Date");
 	char *message_id = raw_value(headers, "Message-ID");
+	char *subject_text = subject != NULL
+	                         ? mime_header_decode(g_mime_header_get_raw_value(subject), options)
+	                         : NULL;
 
-	msg->views[MIME_VIEW_SUBJECT] =
-	    line_view(subject != NULL ? g_mime_header_get_value(subject) : "");
+	msg->views[MIME_VIEW_SUBJECT] = line_view(subject_text != NULL ? subject_text : "");
+	g_free(subject_text);
 	msg->views[MIME_VIEW_FROM] = address_view(headers, "From", options);
 	msg->views[MIME_VIEW_TO] = address_view(headers, "To", options);
 	msg->views[MIME_VIEW_CC] = address_view(headers, "Cc", options);
@@ -432,7 +466,7 @@ static void compute_header_views(struct mime_message *msg, GMimeMessage *message
 	msg->views[MIME_VIEW_DATE] = line_view(date != NULL ? date : "");
 	if (message_id != NULL)
 		msg->views[MIME_VIEW_MESSAGE_ID] = line_view(message_id);
-	msg->views[MIME_VIEW_HEADERS] = headers_view(headers);
+	msg->views[MIME_VIEW_HEADERS] = headers_view(headers, options);
 
 	msg->date = INT64_MIN;
 	if (date != NULL && date[0] != '\0') {
@@ -457,19 +491,64 @@ static bool is_blank(const char *s)
 	return true;
 }
 
-/* The transfer-decoded bytes of a leaf part. */
+/* Where the body of a leaf part really ends, given where GMime's parser ended it (end, before
+ * the delimiter at or after it).  GMime takes the line break before a delimiter to be of the kind
+ * the delimiter line itself ends in: after a CRLF delimiter line it drops two bytes, after one
+ * ending in LF (or in nothing: the input's last line) one.  The line break before the delimiter
+ * belongs to the delimiter (RFC 2046 §5.1.1) whatever its kind, so: a CR GMime left in before an
+ * LF-ended delimiter is not the part's; a byte GMime dropped before a lone LF is. */
+static gint64 body_end(const guint8 *d, gint64 len, gint64 start, gint64 end)
+{
+	if (end > start && d[end - 1] == '\r' && end + 1 < len && d[end] == '\n' &&
+	    d[end + 1] == '-')
+		return end - 1;
+	if (end + 3 < len && d[end] != '\r' && d[end + 1] == '\n' && d[end + 2] == '-' &&
+	    d[end + 3] == '-')
+		return end + 1;
+	return end;
+}
+
+/* Decode the body of a leaf part (GMime's content stream: a window on the parsed buffer) into
+ * out: the part's BODY[section], which body_end finds from GMime's window. */
+static void decode_content(GMimeStream *stream, struct mime_decoder *decoder, GByteArray *out)
+{
+	if (GMIME_IS_STREAM_MEM(stream)) {
+		GByteArray *buffer = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(stream));
+		gint64 start = MAX(stream->bound_start, 0);
+		gint64 end = stream->bound_end < 0 ? (gint64)buffer->len
+		                                   : MIN(stream->bound_end, (gint64)buffer->len);
+		end = body_end(buffer->data, (gint64)buffer->len, start, end);
+		if (end > start)
+			mime_decoder_step(decoder, buffer->data + start, (size_t)(end - start),
+			                  out);
+	} else {
+		/* not parsed from memory (never the case here): read it as GMime has it */
+		GMimeStream *mem = g_mime_stream_mem_new();
+		GByteArray *raw;
+		g_mime_stream_reset(stream);
+		g_mime_stream_write_to_stream(stream, mem);
+		raw = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+		mime_decoder_step(decoder, raw->data, raw->len, out);
+		g_object_unref(mem);
+	}
+}
+
+/* The transfer-decoded bytes of a leaf part, by the one rule fs/ uses too (decode.c). */
 static GBytes *part_bytes(GMimePart *part)
 {
 	GMimeDataWrapper *content = g_mime_part_get_content(part);
-	GMimeStream *mem = g_mime_stream_mem_new();
-	GByteArray *array;
+	GMimeStream *stream = content != NULL ? g_mime_data_wrapper_get_stream(content) : NULL;
+	GByteArray *out = g_byte_array_new();
+	struct mime_decoder *decoder;
 
-	if (content != NULL)
-		g_mime_data_wrapper_write_to_stream(content, mem);
-	array = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
-	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
-	g_object_unref(mem);
-	return g_byte_array_free_to_bytes(array);
+	if (stream == NULL)
+		return g_byte_array_free_to_bytes(out);
+	decoder = mime_decoder_new(
+	    g_mime_content_encoding_to_string(g_mime_data_wrapper_get_encoding(content)));
+	decode_content(stream, decoder, out);
+	mime_decoder_finish(decoder, out);
+	mime_decoder_free(decoder);
+	return g_byte_array_free_to_bytes(out);
 }
 
 static bool is_attachment_disposition(GMimeObject *obj)
@@ -490,48 +569,6 @@ static const char *raw_content_type(GMimeObject *obj)
 			return g_mime_header_get_raw_value(h);
 	}
 	return NULL;
-}
-
-static bool is_type_token(unsigned char c)
-{
-	/* RFC 2045 token: no controls, blanks or tspecials (8-bit passes, as in GMime) */
-	return c > ' ' && c != 0x7f && strchr("()<>@,;:\\\"/[]?=", c) == NULL;
-}
-
-static const char *skip_cfws(const char *p)
-{
-	for (;;) {
-		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-			p++;
-		if (*p != '(')
-			return p;
-		for (int depth = 0; *p != '\0';) {
-			if (*p == '\\' && p[1] != '\0')
-				p++;
-			else if (*p == '(')
-				depth++;
-			else if (*p == ')' && --depth == 0) {
-				p++;
-				break;
-			}
-			p++;
-		}
-	}
-}
-
-bool mime_content_type_is_invalid(const char *value)
-{
-	const char *p = skip_cfws(value), *start;
-
-	while (is_type_token((unsigned char)*p))
-		p++;
-	p = skip_cfws(p);
-	if (*p != '/')
-		return true;
-	start = p = skip_cfws(p + 1);
-	while (is_type_token((unsigned char)*p))
-		p++;
-	return p == start;
 }
 
 /* GMime's parser builds a part whose Content-Type is not "type/subtype" ("text; charset=…",
@@ -606,7 +643,12 @@ static enum show leaf_text_kind(GMimeObject *obj)
 	return type_is(obj, "text", "html") ? SHOW_HTML : SHOW_PLAIN;
 }
 
-/* Which kinds of displayable text a subtree holds. */
+/* What an alternative offers besides SHOW_PLAIN (text/plain) and SHOW_HTML: readable text of
+ * another type (text/enriched, Apple's text/watch-html).  Shown as plain text, but chosen in a
+ * multipart/alternative only when no alternative is plain or HTML (mime.h). */
+#define OFFERS_OTHER_TEXT 4u
+
+/* Which kinds of displayable text a subtree holds (SHOW_* bits and OFFERS_OTHER_TEXT). */
 static unsigned provides(GMimeObject *obj, int depth)
 {
 	unsigned kinds = 0;
@@ -618,20 +660,66 @@ static unsigned provides(GMimeObject *obj, int depth)
 		int n = g_mime_multipart_get_count(mp);
 		if (depth == MIME_MAX_DEPTH)
 			return 0;
-		for (int i = 0; i < n && kinds != SHOW_ALL; i++)
+		for (int i = 0; i < n && (kinds & SHOW_ALL) != SHOW_ALL; i++)
 			kinds |= provides(g_mime_multipart_get_part(mp, i), depth + 1);
 		return kinds;
 	}
-	if (GMIME_IS_PART(obj) && !type_is(obj, "message", NULL))
-		return leaf_text_kind(obj);
+	if (GMIME_IS_PART(obj) && !type_is(obj, "message", NULL)) {
+		enum show kind = leaf_text_kind(obj);
+		if (kind == SHOW_PLAIN && !type_is(obj, "text", "plain"))
+			return OFFERS_OTHER_TEXT;
+		return kind;
+	}
 	return 0;
 }
 
 static void add_attachment(struct walk *w, char *name, GBytes *data)
 {
-	struct pending_attachment a = {name, data};
+	struct pending_attachment a = {name, data, MIME_DATA_HERE, 0, NULL};
 
 	g_array_append_val(w->atts, a);
+}
+
+/* An attachment whose part's body was left out: fs/ gets its bytes from the part itself. */
+static void add_absent_attachment(struct walk *w, char *name, enum mime_data_source source,
+                                  unsigned id, GMimeObject *obj)
+{
+	struct pending_attachment a = {name, NULL, source, id, NULL};
+
+	if (source == MIME_DATA_DECODED && GMIME_IS_PART(obj))
+		a.encoding = g_strdup(g_mime_content_encoding_to_string(
+		    g_mime_part_get_content_encoding(GMIME_PART(obj))));
+	g_array_append_val(w->atts, a);
+}
+
+/* Is the body of leaf obj one of the skeleton's markers (pieces.c)?  Then *id_r is the id of
+ * the part it stands for. */
+static bool absent_part(struct walk *w, GMimeObject *obj, unsigned *id_r)
+{
+	GBytes *data;
+	size_t len;
+	const char *p;
+	uint64_t id = 0;
+	bool found = false;
+
+	if (w->absent == NULL || w->detached > 0 || !GMIME_IS_PART(obj))
+		return false;
+	data = part_bytes(GMIME_PART(obj));
+	p = g_bytes_get_data(data, &len);
+	while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r'))
+		len--;
+	if (len > w->absent->prefix_len && len <= w->absent->prefix_len + 10 &&
+	    memcmp(p, w->absent->prefix, w->absent->prefix_len) == 0) {
+		found = true;
+		for (size_t i = w->absent->prefix_len; i < len && found; i++) {
+			found = g_ascii_isdigit(p[i]);
+			id = id * 10 + (uint64_t)(p[i] - '0');
+		}
+		found = found && id <= G_MAXUINT;
+	}
+	g_bytes_unref(data);
+	*id_r = (unsigned)id;
+	return found;
 }
 
 /* Name from Content-Disposition filename / Content-Type name (RFC 2231 and 2047 decoded by
@@ -659,8 +747,17 @@ static char *forwarded_name(struct walk *w, GMimeObject *obj, GMimeMessage *inne
 	char *result;
 
 	w->n_forwarded++;
-	if (name == NULL && inner != NULL)
-		name = mime_name_sanitize(g_mime_message_get_subject(inner));
+	if (name == NULL && inner != NULL) {
+		GMimeHeaderList *list = g_mime_object_get_header_list(GMIME_OBJECT(inner));
+		GMimeHeader *h =
+		    list != NULL ? g_mime_header_list_get_header(list, "Subject") : NULL;
+		const char *raw = h != NULL ? g_mime_header_get_raw_value(h) : NULL;
+		if (raw != NULL) {
+			char *subject = mime_header_decode(raw, w->options);
+			name = mime_name_sanitize(subject);
+			g_free(subject);
+		}
+	}
 	if (name == NULL)
 		return g_strdup_printf("forwarded-%u.eml", w->n_forwarded);
 	if (has_suffix_ci(name, ".eml"))
@@ -677,14 +774,87 @@ static gint64 first_offset(GMimeHeaderList *list)
 	return g_mime_header_get_offset(g_mime_header_list_get_header_at(list, 0));
 }
 
-/* The forwarded message exactly as it is in the input: from its first header up to the line
- * break before the next boundary of any enclosing multipart (that is where GMime's parser ended
- * it too), or to the end of the input.  If it has no header to anchor on, GMime writes it out. */
-static GBytes *forwarded_bytes(struct walk *w, GMimeMessage *inner)
+/* Where the body of a part starts in the input: after the blank line that ends its header block
+ * (found from its last header field), or -1 when it has no header to anchor on. */
+static gint64 body_offset(const struct walk *w, GMimeObject *obj)
 {
-	gint64 a, b, start;
-	size_t end;
+	GMimeHeaderList *list = g_mime_object_get_header_list(obj);
+	int n = list != NULL ? g_mime_header_list_get_count(list) : 0;
+	gint64 pos;
 
+	if (n == 0)
+		return -1;
+	pos = g_mime_header_get_offset(g_mime_header_list_get_header_at(list, n - 1));
+	if (pos < 0 || (guint64)pos >= w->input_len)
+		return -1;
+	for (size_t i = (size_t)pos; i < w->input_len; i++) {
+		if (w->input[i] != '\n')
+			continue;
+		if (i + 1 < w->input_len && w->input[i + 1] == '\n')
+			return (gint64)(i + 2);
+		if (i + 2 < w->input_len && w->input[i + 1] == '\r' && w->input[i + 2] == '\n')
+			return (gint64)(i + 3);
+	}
+	return (gint64)w->input_len; /* the header block ends the input: an empty body */
+}
+
+/* Whether line[0..n) is a delimiter of boundary, as GMime's parser matches one: "--boundary"
+ * or "--boundary--", then only blanks. */
+static bool is_delimiter_line(const guint8 *line, size_t n, const char *boundary)
+{
+	size_t bl = strlen(boundary);
+
+	if (n < bl + 2 || line[0] != '-' || line[1] != '-' || memcmp(line + 2, boundary, bl) != 0)
+		return false;
+	line += bl + 2;
+	n -= bl + 2;
+	if (n >= 2 && line[0] == '-' && line[1] == '-') {
+		line += 2;
+		n -= 2;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r' && line[i] != '\n')
+			return false;
+	return true;
+}
+
+/* The bytes of the input from start (a line's start) up to the line break before the next
+ * delimiter of any enclosing multipart (that is where GMime's parser ended the part too), or
+ * to the end of the input. */
+static GBytes *input_to_delimiter(const struct walk *w, size_t start)
+{
+	size_t pos = start, end = w->input_len;
+
+	while (pos < w->input_len && end == w->input_len) {
+		const guint8 *nl = memchr(w->input + pos, '\n', w->input_len - pos);
+		size_t next = nl != NULL ? (size_t)(nl - w->input) + 1 : w->input_len;
+		for (guint i = 0; i < w->boundaries->len; i++) {
+			if (is_delimiter_line(w->input + pos, next - pos,
+			                      w->boundaries->pdata[i])) {
+				end = pos;
+				if (end > start && w->input[end - 1] == '\n')
+					end--;
+				if (end > start && w->input[end - 1] == '\r')
+					end--;
+				break;
+			}
+		}
+		pos = next;
+	}
+	return g_bytes_new(w->input + start, end - start);
+}
+
+/* The forwarded message exactly as it is in the input: the body of its message/rfc822 part (obj)
+ * — from the first header of the inner message when the part has no header of its own — up to
+ * the line break before the next delimiter.  Also without a header block of its own (a
+ * delivery report's "[original message goes here]", where GMime builds no message or an
+ * empty one) it keeps its bytes.  With no anchor at all, GMime writes it out. */
+static GBytes *forwarded_bytes(struct walk *w, GMimeObject *obj, GMimeMessage *inner)
+{
+	gint64 a, b, start = w->detached == 0 ? body_offset(w, obj) : -1;
+
+	if (start >= 0)
+		return input_to_delimiter(w, (size_t)start);
 	if (inner == NULL)
 		return g_bytes_new(NULL, 0);
 	a = first_offset(g_mime_object_get_header_list(GMIME_OBJECT(inner)));
@@ -701,19 +871,7 @@ static GBytes *forwarded_bytes(struct walk *w, GMimeMessage *inner)
 		g_object_unref(mem);
 		return g_byte_array_free_to_bytes(array);
 	}
-	end = w->input_len;
-	for (guint i = 0; i < w->boundaries->len; i++) {
-		char *delim = g_strconcat("\n--", (const char *)w->boundaries->pdata[i], NULL);
-		const guint8 *from = w->input + start;
-		const guint8 *hit = memmem(from, end - (size_t)start, delim, strlen(delim));
-		if (hit != NULL) {
-			end = (size_t)(hit - w->input);
-			if (end > (size_t)start && w->input[end - 1] == '\r')
-				end--;
-		}
-		g_free(delim);
-	}
-	return g_bytes_new(w->input + start, end - (size_t)start);
+	return input_to_delimiter(w, (size_t)start);
 }
 
 /* The text of a readable part: to the body (shown) or to the spares. */
@@ -838,7 +996,7 @@ static void walk_multipart(struct walk *w, GMimeMultipart *mp, int depth, unsign
 	GMimeObject *obj = GMIME_OBJECT(mp);
 	int n = g_mime_multipart_get_count(mp);
 	const char *boundary = g_mime_object_get_content_type_parameter(obj, "boundary");
-	int plain_child = -1, html_child = -1;
+	int plain_child = -1, html_child = -1, other_child = -1;
 
 	if (depth >= MIME_MAX_DEPTH)
 		return; /* deeper parts are not descended into */
@@ -854,7 +1012,12 @@ static void walk_multipart(struct walk *w, GMimeMultipart *mp, int depth, unsign
 				plain_child = i;
 			if (kinds & SHOW_HTML)
 				html_child = i;
+			if (kinds & OFFERS_OTHER_TEXT)
+				other_child = i;
 		}
+		/* text/enriched or text/watch-html never wins over plain text or HTML */
+		if (plain_child < 0 && html_child < 0)
+			plain_child = other_child;
 	}
 	if (boundary != NULL)
 		g_ptr_array_add(w->boundaries, (gpointer)boundary);
@@ -879,16 +1042,28 @@ static void walk_multipart(struct walk *w, GMimeMultipart *mp, int depth, unsign
 static void walk_leaf(struct walk *w, GMimeObject *obj, unsigned show)
 {
 	enum show kind = leaf_text_kind(obj);
+	unsigned id = 0;
+	bool absent = absent_part(w, obj, &id);
 	char *name;
 
 	if (type_is(obj, "message", "rfc822") || type_is(obj, "message", "global")) {
 		/* a forwarded message GMime could not parse as one (e.g. base64-encoded) */
-		add_attachment(w, forwarded_name(w, obj, NULL), part_bytes(GMIME_PART(obj)));
+		name = forwarded_name(w, obj, NULL);
+		if (absent)
+			add_absent_attachment(w, name, MIME_DATA_DECODED, id, obj);
+		else
+			add_attachment(w, name, part_bytes(GMIME_PART(obj)));
 		return;
 	}
 	if (kind != SHOW_NONE) {
 		/* readable text: body when this branch is shown, else an alternative not chosen */
-		add_text_piece(w, obj, kind, (show & kind) != 0);
+		if (!absent) {
+			add_text_piece(w, obj, kind, (show & kind) != 0);
+			return;
+		}
+		g_array_append_val(w->missing_text, id);
+		if (kind == SHOW_HTML && (show & kind) != 0)
+			w->missing_html++;
 		return;
 	}
 	name = given_name(obj);
@@ -896,7 +1071,10 @@ static void walk_leaf(struct walk *w, GMimeObject *obj, unsigned show)
 		name = g_strdup("invite.ics");
 	if (name == NULL)
 		name = mime_name_from_type(media_type(obj), media_subtype(obj), w->atts->len + 1);
-	add_attachment(w, name, part_bytes(GMIME_PART(obj)));
+	if (absent)
+		add_absent_attachment(w, name, MIME_DATA_DECODED, id, obj);
+	else
+		add_attachment(w, name, part_bytes(GMIME_PART(obj)));
 }
 
 static void walk_object(struct walk *w, GMimeObject *obj, int depth, unsigned show)
@@ -907,7 +1085,19 @@ static void walk_object(struct walk *w, GMimeObject *obj, int depth, unsigned sh
 		walk_multipart(w, GMIME_MULTIPART(obj), depth, show);
 	} else if (GMIME_IS_MESSAGE_PART(obj)) {
 		GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
-		add_attachment(w, forwarded_name(w, obj, inner), forwarded_bytes(w, inner));
+		GMimeObject *inner_root =
+		    inner != NULL ? g_mime_message_get_mime_part(inner) : NULL;
+		unsigned id;
+		/* a skeleton's forwarded message: its body is a marker naming the part (in a part
+		 * of its own when the forwarded message is a multipart: pieces.c) */
+		if (inner_root != NULL && GMIME_IS_MULTIPART(inner_root) &&
+		    g_mime_multipart_get_count(GMIME_MULTIPART(inner_root)) == 1)
+			inner_root = g_mime_multipart_get_part(GMIME_MULTIPART(inner_root), 0);
+		if (inner_root != NULL && absent_part(w, inner_root, &id))
+			add_absent_attachment(w, forwarded_name(w, obj, inner), MIME_DATA_EXACT, id,
+			                      obj);
+		else
+			add_attachment(w, forwarded_name(w, obj, inner), forwarded_bytes(w, obj, inner));
 	} else if (GMIME_IS_PART(obj)) {
 		walk_leaf(w, obj, show);
 	}
@@ -956,6 +1146,12 @@ static GBytes *body_text(GPtrArray *plain, GPtrArray *html)
 
 static void compute_body_views(struct mime_message *msg, struct walk *w)
 {
+	if (w->missing_text->len > 0) {
+		/* from parts, text left out: body and body.html wait for it (pieces.c) */
+		msg->text_parts = g_array_ref(w->missing_text);
+		msg->has_html = w->html->len + w->missing_html > 0;
+		return;
+	}
 	msg->views[MIME_VIEW_BODY] = body_text(w->plain, w->html);
 	if (g_bytes_get_size(msg->views[MIME_VIEW_BODY]) == 0 &&
 	    (w->spare->len > 0 || w->spare_html->len > 0)) {
@@ -993,9 +1189,13 @@ static void compute_attachments(struct mime_message *msg, struct walk *w)
 		    &g_array_index(w->atts, struct pending_attachment, i);
 		msg->attachments[i].name = mime_name_unique(used, a->name);
 		msg->attachments[i].data = a->data;
+		msg->attachments[i].source = a->source;
+		msg->attachments[i].part_id = a->part_id;
+		msg->attachments[i].encoding = a->encoding;
 		g_free(a->name);
 		a->name = NULL;
 		a->data = NULL;
+		a->encoding = NULL;
 	}
 	g_hash_table_unref(used);
 }
@@ -1005,11 +1205,18 @@ static void free_pending_attachment(gpointer p)
 	struct pending_attachment *a = p;
 
 	g_free(a->name);
+	g_free(a->encoding);
 	if (a->data != NULL)
 		g_bytes_unref(a->data);
 }
 
 int mime_message_parse(const void *data, size_t len, struct mime_message **msg_r)
+{
+	return mime_parse_with_absent(data, len, NULL, msg_r);
+}
+
+int mime_parse_with_absent(const void *data, size_t len, const struct mime_absent *absent,
+                           struct mime_message **msg_r)
 {
 	struct mime_message *msg;
 	GMimeParserOptions *options = NULL;
@@ -1058,6 +1265,8 @@ int mime_message_parse(const void *data, size_t len, struct mime_message **msg_r
 	g_array_set_clear_func(w.atts, free_pending_attachment);
 	w.boundaries = g_ptr_array_new();
 	w.options = options != NULL ? options : base_options;
+	w.absent = absent;
+	w.missing_text = g_array_new(FALSE, FALSE, sizeof(unsigned));
 
 	if (message != NULL) {
 		compute_header_views(msg, message, options != NULL ? options : base_options);
@@ -1077,6 +1286,7 @@ int mime_message_parse(const void *data, size_t len, struct mime_message **msg_r
 	g_ptr_array_unref(w.spare_html);
 	g_array_unref(w.atts);
 	g_ptr_array_unref(w.boundaries);
+	g_array_unref(w.missing_text);
 	release_parse(message, array);
 	if (options != NULL)
 		g_mime_parser_options_free(options);
@@ -1095,9 +1305,13 @@ void mime_message_free(struct mime_message *msg)
 			g_bytes_unref(msg->views[v]);
 	for (size_t i = 0; i < msg->n_attachments; i++) {
 		g_free(msg->attachments[i].name);
-		g_bytes_unref(msg->attachments[i].data);
+		g_free(msg->attachments[i].encoding);
+		if (msg->attachments[i].data != NULL)
+			g_bytes_unref(msg->attachments[i].data);
 	}
 	g_free(msg->attachments);
+	if (msg->text_parts != NULL)
+		g_array_unref(msg->text_parts);
 	g_free(msg);
 }
 
@@ -1130,4 +1344,49 @@ GBytes *mime_message_attachment_data(const struct mime_message *msg, size_t i)
 	if (msg == NULL || i >= msg->n_attachments)
 		return NULL;
 	return msg->attachments[i].data;
+}
+
+bool mime_message_has_view(const struct mime_message *msg, enum mime_view view)
+{
+	if (msg == NULL || (unsigned)view >= MIME_VIEW_COUNT)
+		return false;
+	if (msg->text_parts != NULL && view == MIME_VIEW_BODY)
+		return true;
+	if (msg->text_parts != NULL && view == MIME_VIEW_BODY_HTML)
+		return msg->has_html;
+	return msg->views[view] != NULL;
+}
+
+const GArray *mime_message_text_parts(const struct mime_message *msg)
+{
+	return msg != NULL ? msg->text_parts : NULL;
+}
+
+enum mime_data_source mime_message_attachment_source(const struct mime_message *msg, size_t i,
+                                                     unsigned *part_id_r, const char **encoding_r)
+{
+	if (msg == NULL || i >= msg->n_attachments)
+		return MIME_DATA_HERE;
+	if (part_id_r != NULL)
+		*part_id_r = msg->attachments[i].part_id;
+	if (encoding_r != NULL)
+		*encoding_r = msg->attachments[i].encoding;
+	return msg->attachments[i].source;
+}
+
+void mime_message_keep_headers_only(struct mime_message *msg)
+{
+	g_clear_pointer(&msg->views[MIME_VIEW_BODY], g_bytes_unref);
+	g_clear_pointer(&msg->views[MIME_VIEW_BODY_HTML], g_bytes_unref);
+	for (size_t i = 0; i < msg->n_attachments; i++) {
+		g_free(msg->attachments[i].name);
+		g_free(msg->attachments[i].encoding);
+		if (msg->attachments[i].data != NULL)
+			g_bytes_unref(msg->attachments[i].data);
+	}
+	g_clear_pointer(&msg->attachments, g_free);
+	msg->n_attachments = 0;
+	if (msg->text_parts == NULL)
+		msg->text_parts = g_array_new(FALSE, FALSE, sizeof(unsigned));
+	msg->has_html = false;
 }

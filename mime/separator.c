@@ -150,6 +150,48 @@ static void insert_separator(struct scan *s, size_t pos)
 	s->copied_to = pos;
 }
 
+static bool is_type_token(unsigned char c)
+{
+	/* RFC 2045 token: no controls, blanks or tspecials (8-bit passes, as in GMime) */
+	return c > ' ' && c != 0x7f && strchr("()<>@,;:\\\"/[]?=", c) == NULL;
+}
+
+static const char *skip_cfws(const char *p)
+{
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+			p++;
+		if (*p != '(')
+			return p;
+		for (int depth = 0; *p != '\0';) {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			else if (*p == '(')
+				depth++;
+			else if (*p == ')' && --depth == 0) {
+				p++;
+				break;
+			}
+			p++;
+		}
+	}
+}
+
+bool mime_content_type_is_invalid(const char *value)
+{
+	const char *p = skip_cfws(value), *start;
+
+	while (is_type_token((unsigned char)*p))
+		p++;
+	p = skip_cfws(p);
+	if (*p != '/')
+		return true;
+	start = p = skip_cfws(p + 1);
+	while (is_type_token((unsigned char)*p))
+		p++;
+	return p == start;
+}
+
 /* What GMime's parser makes of a header block's last Content-Type field (data[from..to),
  * after the colon; have_type false when there is none) and its first
  * Content-Transfer-Encoding (GMime does not parse an encoded message/rfc822 as a message).
@@ -204,7 +246,9 @@ static bool is_encoded(const char *value, size_t n)
 }
 
 /* Whether the line at pos is a "From " envelope line with a header field after it: GMime
- * skips such a line at the start of a message, and so does this pass. */
+ * skips such a line at the start of a message, and so does this pass — also anywhere else in
+ * a header block (a stray mbox line after other fields), as Python's email package and
+ * nodemailer skip it and read on. */
 static bool is_envelope_line(const struct scan *s, size_t pos)
 {
 	size_t end = line_end(s, pos), next_end;
@@ -215,12 +259,11 @@ static bool is_envelope_line(const struct scan *s, size_t pos)
 	return mime_is_header_field(s->data + end, content_len(s, end, next_end));
 }
 
-/* One header block from pos — the message's (toplevel), a part's (part) or a forwarded
+/* One header block from pos — the message's, a part's (part) or a forwarded
  * message's: returns where what follows it starts (the body, or a delimiter line that ended
  * the block), inserting the blank line where the block runs on, and in *kind_r what the body
  * is. */
-static size_t scan_header_block(struct scan *s, size_t pos, bool toplevel, bool part,
-                                enum body_kind *kind_r)
+static size_t scan_header_block(struct scan *s, size_t pos, bool part, enum body_kind *kind_r)
 {
 	size_t ct_from = 0, ct_to = 0, fields = 0;
 	bool in_ct = false, have_ct = false, quiet = s->quiet_from != G_MAXUINT;
@@ -258,7 +301,9 @@ static size_t scan_header_block(struct scan *s, size_t pos, bool toplevel, bool 
 				encoding = is_encoded(s->data + value, pos + n - value);
 		} else if (quiet) {
 			in_ct = false; /* GMime skips the line and reads on */
-		} else if (!(toplevel && pos == 0 && is_envelope_line(s, pos))) {
+		} else if (is_envelope_line(s, pos)) {
+			in_ct = false; /* skipped, as GMime skips it */
+		} else {
 			insert_separator(s, pos);
 			break;
 		}
@@ -278,7 +323,7 @@ char *mime_repair_separators(const char *data, size_t len, size_t *len_r)
 	s.len = len;
 	s.bounds = g_array_new(FALSE, FALSE, sizeof(struct bound));
 	s.quiet_from = G_MAXUINT;
-	pos = scan_header_block(&s, 0, true, false, &kind);
+	pos = scan_header_block(&s, 0, false, &kind);
 	/* With no multipart open and no forwarded message to enter, the rest is one leaf body:
 	 * no header block can follow (most mail is this, so its body is not scanned at all). */
 	while (pos < len && (kind == BODY_MESSAGE || s.bounds->len > 0)) {
@@ -290,7 +335,7 @@ char *mime_repair_separators(const char *data, size_t len, size_t *len_r)
 			/* a forwarded message: follow it, change nothing in it */
 			if (s.quiet_from == G_MAXUINT)
 				s.quiet_from = s.bounds->len;
-			pos = scan_header_block(&s, pos, false, false, &kind);
+			pos = scan_header_block(&s, pos, false, &kind);
 			continue;
 		}
 		delimiter = match_boundary(&s, data + pos, content_len(&s, pos, end), &level);
@@ -302,7 +347,7 @@ char *mime_repair_separators(const char *data, size_t len, size_t *len_r)
 		if (delimiter != 0 && level < s.quiet_from)
 			s.quiet_from = G_MAXUINT;
 		if (delimiter == 1)
-			pos = scan_header_block(&s, end, false, true, &kind);
+			pos = scan_header_block(&s, end, true, &kind);
 		else
 			pos = end;
 	}

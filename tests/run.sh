@@ -22,7 +22,8 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 packages=(meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3 libgmime-3.0-dev
 	libssl-dev libglib2.0-dev libxml2-dev zlib1g-dev dovecot-imapd openssl ca-certificates
 	clang-14 libclang-rt-14-dev python3 psmisc procps
-	scdoc man-db systemd dpkg-dev debhelper build-essential lintian e2fsprogs)
+	scdoc man-db systemd dpkg-dev debhelper build-essential lintian e2fsprogs rsync
+	ripgrep)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' ||

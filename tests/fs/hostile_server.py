@@ -9,8 +9,16 @@ and every answer can be replaced by a test-supplied hook that sends hostile byte
 
     srv = HostileServer(certfile, keyfile, folders={'INBOX': {1: b'...'}})
     srv.list_lines = [b'* LIST () "." "a..b"\\r\\n', ...]   # replace the LIST answer
-    srv.body_hook = lambda conn, uid, tag: b'...'            # replace a body FETCH answer
+    srv.body_hook = lambda conn, uid, tag: b'...'            # replace a whole-body answer
+    srv.pieces_hook = lambda conn, uid, tag, items: None     # replace a piece answer
     srv.close()
+
+With fetch = parts (imapfs's default) a mount asks for pieces of messages: BODYSTRUCTURE,
+BODY.PEEK[HEADER], BODY.PEEK[s.MIME], BODY.PEEK[s] (and <offset.length> partials), and where
+extra_caps offers BINARY, BINARY.PEEK[s] and BINARY.SIZE[s].  The server answers them from the
+message's own bytes, numbered as RFC 3501 6.4.5 says (piece_answer); a test can replace the
+BODYSTRUCTURE (structures) or any piece answer (pieces_hook).  body_hook sees only the fetch of
+a whole message (BODY.PEEK[]).
 
 Everything any client sent is recorded in .received (bytes, all connections, in arrival order;
 inflated when compressed) so a test can assert that no credential ever reached the server.
@@ -20,7 +28,12 @@ Dovecot) it offers COMPRESS=DEFLATE (RFC 4978) after the login and serves it: ev
 hooks' included, is then deflated and sync-flushed, unless a hook calls conn.send_raw (a corrupt
 stream).  .compressed counts the connections that switched it on.  Loopback only; stdlib only.
 """
+import binascii
+import email.parser
+import email.policy
+import email.utils
 import os
+import quopri
 import re
 import socket
 import ssl
@@ -37,6 +50,200 @@ CAPS_POST = b'IMAP4rev1 LITERAL+'
 def quote(name):
     """An IMAP quoted string for name (bytes)."""
     return b'"' + name.replace(b'\\', b'\\\\').replace(b'"', b'\\"') + b'"'
+
+
+# ---- pieces of a message: sections, BODYSTRUCTURE, BINARY (RFC 3501 6.4.5 and 7.4.2, RFC 3516)
+
+
+def is_whole_fetch(items):
+    """Is this FETCH's item list the whole message alone (BODY.PEEK[], no partial)?  That is
+    the fetch body_hook answers; every other body item is a piece (_fetch_pieces)."""
+    return re.fullmatch(rb'\(?\s*(?:UID\s+)?BODY\.PEEK\[\]\s*\)?', items.strip(), re.I) \
+        is not None
+
+
+def split_message(raw):
+    """(header, body) of raw: the header with its blank line, as BODY[HEADER] and
+    BODY[s.MIME] give it (a part without a blank line is all header)."""
+    if raw.startswith(b'\r\n'):
+        return b'\r\n', raw[2:]
+    i = raw.find(b'\r\n\r\n')
+    if i < 0:
+        return raw, b''
+    return raw[:i + 4], raw[i + 4:]
+
+
+def split_multipart(body, boundary):
+    """The body parts of a multipart body (RFC 2046 5.1.1): the CRLF before a delimiter
+    belongs to the delimiter; preamble and epilogue are dropped."""
+    delim = re.compile(rb'(?:^|\r\n)--' + re.escape(boundary) + rb'(--)?[ \t]*(?:\r\n|$)')
+    out, start = [], None
+    for m in delim.finditer(body):
+        if start is not None:
+            out.append(body[start:m.start()])
+        if m.group(1):
+            return out
+        start = m.end()
+    if start is not None:
+        out.append(body[start:])   # no close delimiter: the rest is the last part
+    return out
+
+
+def _fields(header):
+    return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(header)
+
+
+def _child(section, i):
+    return '%s.%d' % (section, i) if section else str(i)
+
+
+class Part:
+    """One part of a message as a server numbers it.  kind: 'multipart', 'message'
+    (message/rfc822: .inner is the encapsulated message's body part) or 'leaf'.  header: the
+    part's MIME header (the message header for a top-level part), body: its bytes."""
+
+    def __init__(self, kind, section, header, body):
+        self.kind, self.section, self.header, self.body = kind, section, header, body
+        self.fields = _fields(header)
+        self.children = []
+        self.inner = None
+        self.inner_header = None
+
+    @property
+    def encoding(self):
+        return (self.fields.get('Content-Transfer-Encoding') or '7bit').strip().lower()
+
+
+def parse_body(header, body, base):
+    """The body part of a message (top level: base ''; a message/rfc822 part s: base s): a
+    multipart shares base (its children base.1, ...), a single part is base.1."""
+    return _parse(header, body, base, True)
+
+
+def _parse(header, body, section, is_body):
+    f = _fields(header)
+    ctype = f.get_content_type()
+    boundary = f.get_param('boundary') if f.get_content_maintype() == 'multipart' else None
+    if isinstance(boundary, tuple):
+        boundary = email.utils.collapse_rfc2231_value(boundary)
+    if boundary:
+        p = Part('multipart', section, header, body)
+        for i, chunk in enumerate(split_multipart(body, boundary.encode('utf-8',
+                                                                        'surrogateescape')), 1):
+            h, b = split_message(chunk)
+            p.children.append(_parse(h, b, _child(section, i), False))
+        return p
+    if is_body:
+        section = _child(section, 1)
+    if ctype == 'message/rfc822':
+        p = Part('message', section, header, body)
+        ih, ib = split_message(body)
+        p.inner_header = ih
+        p.inner = parse_body(ih, ib, section)
+        return p
+    return Part('leaf', section, header, body)
+
+
+def sections(raw):
+    """{section text: bytes} of message raw, for BODY[...] (RFC 3501 6.4.5): '' the whole,
+    HEADER, TEXT, each part's s and s.MIME, a message part's s.HEADER and s.TEXT."""
+    header, body = split_message(raw)
+    out = {'': raw, 'HEADER': header, 'TEXT': body}
+    root = parse_body(header, body, '')
+
+    def walk(p, top):
+        if not top:
+            out.setdefault(p.section + '.MIME', p.header)
+        if p.kind == 'message':
+            out[p.section] = p.body
+            out[p.section + '.HEADER'] = p.inner_header
+            out[p.section + '.TEXT'] = split_message(p.body)[1]
+            walk(p.inner, True)
+        elif p.kind == 'multipart':
+            out.setdefault(p.section, p.body)
+            for c in p.children:
+                walk(c, False)
+        else:
+            out.setdefault(p.section, p.body)
+    walk(root, True)
+    return out, root
+
+
+def leaves(p):
+    """Every part of tree p, by section (a message part before its multipart body)."""
+    out = {}
+
+    def walk(q):
+        out.setdefault(q.section, q)
+        for c in q.children:
+            walk(c)
+        if q.inner is not None:
+            walk(q.inner)
+    walk(p)
+    return out
+
+
+def decode_part(part):
+    """BINARY[s] of a part (RFC 3516): its body with the transfer encoding undone; None when
+    the encoding is one the server does not know (NO [UNKNOWN-CTE])."""
+    enc = part.encoding
+    if enc in ('7bit', '8bit', 'binary'):
+        return part.body
+    if enc == 'base64':
+        return binascii.a2b_base64(part.body)
+    if enc == 'quoted-printable':
+        return quopri.decodestring(part.body)
+    return None
+
+
+def _istring(v):
+    """An IMAP string: quoted, or a literal when it holds CR, LF, NUL or 8-bit bytes."""
+    if isinstance(v, str):
+        v = v.encode('utf-8', 'surrogateescape')
+    if re.search(rb'[\r\n\x00\x80-\xff]', v):
+        return b'{%d}\r\n' % len(v) + v
+    return quote(v)
+
+
+def _nstring(v):
+    return b'NIL' if v is None else _istring(v)
+
+
+def _params(fields, header='content-type'):
+    ps = fields.get_params(header=header) or []
+    pairs = []
+    for k, v in ps[1:]:
+        if isinstance(v, tuple):
+            v = email.utils.collapse_rfc2231_value(v)
+        pairs.append(_istring(k.upper()) + b' ' + _istring(v))
+    return b'(' + b' '.join(pairs) + b')' if pairs else b'NIL'
+
+
+def bodystructure(p):
+    """What a careful server answers as BODYSTRUCTURE for part tree p (RFC 3501 7.4.2), with
+    the extension data; a message part's envelope is all NIL (imapfs keeps none)."""
+    f = p.fields
+    if p.kind == 'multipart':
+        return (b'(' + b''.join(bodystructure(c) for c in p.children) + b' ' +
+                _istring(f.get_content_subtype().upper()) + b' ' + _params(f) +
+                b' NIL NIL NIL)')
+    out = [_istring(f.get_content_maintype().upper()), _istring(f.get_content_subtype().upper()),
+           _params(f), _nstring(f.get('Content-ID')), _nstring(f.get('Content-Description')),
+           _istring(p.encoding.upper()), b'%d' % len(p.body)]
+    lines = b'%d' % p.body.count(b'\n')
+    if p.kind == 'message':
+        out += [b'(' + b' '.join([b'NIL'] * 10) + b')', bodystructure(p.inner), lines]
+    elif f.get_content_maintype() == 'text':
+        out.append(lines)
+    disp = f.get_content_disposition()
+    out += [b'NIL',
+            b'(' + _istring(disp.upper()) + b' ' + _params(f, 'content-disposition') + b')'
+            if disp else b'NIL', b'NIL', b'NIL']
+    return b'(' + b' '.join(out) + b')'
+
+
+ITEM = re.compile(rb'BODYSTRUCTURE|UID|BINARY\.SIZE\[([^\]]*)\]|'
+                  rb'(BODY|BINARY)\.PEEK\[([^\]]*)\](?:<(\d+)\.(\d+)>)?', re.I)
 
 
 class Closed(Exception):
@@ -162,8 +369,19 @@ class HostileServer:
         self.sizes = {}          # (folder, uid) -> RFC822.SIZE to report instead of the truth
         self.delimiter = b'/'
         self.list_lines = None   # bytes lines replacing the LIST answer's untagged part
+        self.quota_hook = None   # (conn, tag, rest) -> the whole answer to GETQUOTAROOT
+                                 # (offer it with extra_caps = b' QUOTA'); None: BAD
         self.body_hook = None    # fn(conn, uid, tag) -> bytes answer (untagged + tagged) or None
         self.search_hook = None  # fn(conn, tag, criteria) -> bytes answer to a UID SEARCH or None
+        # Pieces (every body FETCH but the whole message's, see is_whole_fetch): answered
+        # from the message's bytes as a careful server does (piece_answer), unless
+        # pieces_hook(conn, uid, tag, items) returns bytes (the same rules as body_hook's
+        # answer; it may also raise Closed).  structures[(folder, uid)]: the BODYSTRUCTURE
+        # text to send instead of the true one (a broken server's).  BINARY items are
+        # served when extra_caps offers BINARY; literal8: BINARY[] answers as ~{n}.
+        self.pieces_hook = None
+        self.structures = {}
+        self.literal8 = False
         # Answer a command pipelined after an EXAMINE before the EXAMINE itself, still in the
         # mailbox examined before (or none): what RFC 3501 5.5 forbids.
         self.examine_late = False
@@ -174,6 +392,8 @@ class HostileServer:
         self.starttls_answer = None  # fn(conn, tag) -> bytes answering STARTTLS instead of OK
         self.starttls_continue = False  # after starttls_answer: do the handshake and go on
         self.received_plain = bytearray()  # what arrived before TLS was up (STARTTLS mode)
+        self.max_logins = None   # logged-in connections at most; one more gets NO [LIMIT]
+        self.limit_refusals = 0  # logins refused so far for max_logins
         self.extra_caps = b''    # e.g. b' IDLE' (b' IDLE NOTIFY'): offered after login, served
         self.idling = set()      # connections in IDLE now
         self.connections = 0
@@ -181,6 +401,7 @@ class HostileServer:
         self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._ctx.load_cert_chain(certfile, keyfile)
         self._socks = set()
+        self._conns = set()      # Conn objects being served
         self._closed = False
         self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -246,6 +467,8 @@ class HostileServer:
                 sock = self._ctx.wrap_socket(raw_sock, server_side=True)
             conn = Conn(self, sock)
             conn.number = n
+            with self.lock:
+                self._conns.add(conn)
             conn.send(self.greeting)
             while True:
                 line = conn.readline()
@@ -266,6 +489,7 @@ class HostileServer:
         finally:
             with self.lock:
                 self._socks.discard(raw_sock)
+                self._conns.discard(conn)
             for s in {sock, conn.sock if conn is not None else sock}:
                 try:
                     s.close()
@@ -308,6 +532,9 @@ class HostileServer:
             else:
                 conn.send(tag + b' OK begin TLS\r\n')
             conn.sock = self._ctx.wrap_socket(conn.sock, server_side=True)
+        elif cmd in (b'AUTHENTICATE', b'LOGIN') and self._over_limit():
+            conn.send(tag + b' NO [LIMIT] Maximum number of connections from user+IP '
+                      b'exceeded\r\n')
         elif cmd in (b'AUTHENTICATE', b'LOGIN'):
             conn.authed = True
             conn.send(tag + b' OK [CAPABILITY ' + self._caps_post() + b'] logged in\r\n')
@@ -343,6 +570,8 @@ class HostileServer:
             self._idle(conn, tag)
         elif cmd == b'NOTIFY' and b'NOTIFY' in self.extra_caps.split():
             conn.send(tag + b' OK NOTIFY done\r\n')   # accepted; pushes come only as EXISTS
+        elif cmd == b'GETQUOTAROOT' and self.quota_hook is not None:
+            conn.send(self.quota_hook(conn, tag, rest))
         elif cmd == b'NOOP':
             conn.send(tag + b' OK done\r\n')
         elif cmd == b'LOGOUT':
@@ -351,6 +580,16 @@ class HostileServer:
         else:
             conn.send(tag + b' BAD unknown command\r\n')
         return True
+
+    def _over_limit(self):
+        with self.lock:
+            if self.max_logins is None:
+                return False
+            authed = sum(1 for c in self._conns if c.authed)
+            if authed >= self.max_logins:
+                self.limit_refusals += 1
+                return True
+            return False
 
     def push(self, name):
         """Tell every connection idling in folder name (str or bytes) that it changed: it
@@ -395,6 +634,69 @@ class HostileServer:
             want.update(u for u in msgs if lo <= u <= hi)
         return sorted(want)
 
+    def piece_answer(self, conn, uid, tag, items):
+        """The answer of a careful server to a piece FETCH of uid (untagged FETCH and the
+        tagged OK; a NO [UNKNOWN-CTE] for BINARY of an encoding it cannot undo)."""
+        msgs = self.folders.get(conn.mailbox, {})
+        if uid not in msgs:
+            return tag + b' OK done\r\n'
+        raw = msgs[uid]
+        secs, root = sections(raw)
+        parts = leaves(root)
+        binary = b'BINARY' in self.extra_caps.split()
+        out = [b'UID %d' % uid]
+        for m in ITEM.finditer(items):
+            word = m.group(0).upper()
+            if word == b'UID':
+                continue
+            if word == b'BODYSTRUCTURE':
+                bs = self.structures.get((conn.mailbox, uid))
+                out.append(b'BODYSTRUCTURE ' + (bs if bs is not None else bodystructure(root)))
+                continue
+            if m.group(1) is not None or m.group(2).upper() == b'BINARY':
+                sec = (m.group(1) if m.group(1) is not None else m.group(3)).decode()
+                if not binary:
+                    return tag + b' BAD BINARY is not offered\r\n'
+                part = parts.get(sec)
+                data = decode_part(part) if part is not None and part.kind == 'leaf' else None
+                if data is None:
+                    return tag + b' NO [UNKNOWN-CTE] cannot decode section %s\r\n' % (
+                        sec.encode())
+                if m.group(1) is not None:
+                    out.append(b'BINARY.SIZE[%s] %d' % (sec.encode(), len(data)))
+                    continue
+                name = b'BINARY[%s]' % sec.encode()
+            else:
+                sec = m.group(3).decode().upper()
+                data = secs.get(sec, b'')
+                name = b'BODY[%s]' % m.group(3)
+            if m.group(4) is not None:
+                off, length = int(m.group(4)), int(m.group(5))
+                data = data[off:off + length]
+                name += b'<%d>' % off
+            lit8 = name.startswith(b'BINARY') and (self.literal8 or b'\x00' in data)
+            out.append(name + (b' ~{%d}\r\n' if lit8 else b' {%d}\r\n') % len(data) + data)
+        seq = sorted(msgs).index(uid) + 1
+        return (b'* %d FETCH (' % seq + b' '.join(out) + b')\r\n' + tag + b' OK done\r\n')
+
+    def _fetch_pieces(self, conn, tag, uidset, items, msgs):
+        # as _fetch's body answers: a hook's answer carrying the tagged line ends the command
+        for uid in self._expand(uidset, msgs):
+            answer = self.pieces_hook(conn, uid, tag, items) if self.pieces_hook else None
+            if answer is None:
+                answer = self.piece_answer(conn, uid, tag, items)
+                # one tagged line for the whole command: an OK is sent after the last UID
+                ok = tag + b' OK done\r\n'
+                if answer.endswith(ok):
+                    answer = answer[:-len(ok)] or None
+                if answer is None:
+                    continue
+            if answer:
+                conn.send(answer)
+            if not answer or re.search(rb'(^|\n)' + re.escape(tag) + rb' ', answer):
+                return
+        conn.send(tag + b' OK done\r\n')
+
     def _list_lines(self):
         if self.list_lines is not None:
             return list(self.list_lines)
@@ -404,6 +706,10 @@ class HostileServer:
     def _fetch(self, conn, tag, rest):
         uidset, _, items = rest.partition(b' ')
         msgs = self.folders.get(conn.mailbox, {})
+        if not is_whole_fetch(items) and re.search(rb'BODYSTRUCTURE|BODY\.PEEK\[|BINARY',
+                                                   items.upper()):
+            self._fetch_pieces(conn, tag, uidset, items, msgs)
+            return
         if b'BODY.PEEK[' in items.upper():
             # One answer per asked UID the folder has.  A hook's answer is sent as is; if it
             # carries the tagged line (or is b'' = say nothing more) the command ends there.

@@ -1,7 +1,8 @@
 /* test_query.c — unit test of fs/query.c: one `.search` path component turned into a search
  * query (every key, case-insensitive keys, the three date forms counted from a fixed day, size
  * suffixes and the 32-bit limit, every refusal with the reason the log line shows) and the rule
- * that tells a criterion from a folder name (ifs_query_is_criterion). */
+ * that tells a criterion from a folder name (ifs_query_is_criterion), and which other names are
+ * near misses worth a hint in the log (ifs_query_near_miss). */
 #include <errno.h>
 #include <glib.h>
 #include <string.h>
@@ -449,6 +450,48 @@ static void test_is_criterion(void)
 			g_error("\"%s\" should be a folder name", no[i]);
 }
 
+/* What is quietly not found, and what gets a hint (ifs_query_near_miss). */
+static void near(const char *component, const char *want_hint)
+{
+	char *hint = NULL;
+	bool got = ifs_query_near_miss(component, &hint);
+	if (want_hint == NULL) {
+		if (got)
+			g_error("\"%s\" taken for a near miss: %s", component, hint);
+		g_assert_null(hint);
+		return;
+	}
+	if (!got || strcmp(hint, want_hint) != 0)
+		g_error("\"%s\": hint \"%s\", want \"%s\"", component, got ? hint : "(none)",
+		        want_hint);
+	g_free(hint);
+}
+
+static void test_near_miss(void)
+{
+	/* quiet: mkdir's lookup, folder-like names, short words, criteria themselves */
+	near("newdir", NULL);
+	near("Projects", NULL);
+	near("INBOX", NULL);
+	near("ab", NULL);
+	near("xyz", NULL);
+	near("unseen", NULL);
+	near("from=alice", NULL);
+	near("seen", NULL);
+	near("Sent", NULL);
+	/* a key without its value, or with ':' */
+	near("subject", "subject needs a value: subject=VALUE");
+	near("From", "from needs a value: from=VALUE");
+	near("from:alice", "criteria are written from=VALUE, with '='");
+	near("since:7d", "criteria are written since=VALUE, with '='");
+	/* typos */
+	near("unsen", "did you mean unseen?");
+	near("flaged", "did you mean flagged?");
+	near("UNFLAGGD", "did you mean unflagged?");
+	near("subjet", "did you mean subject=VALUE?");
+	near("bfore", "did you mean before=VALUE?");
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -462,5 +505,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/query/date-keys", test_date_keys);
 	g_test_add_func("/query/sizes", test_sizes);
 	g_test_add_func("/query/is-criterion", test_is_criterion);
+	g_test_add_func("/query/near-miss", test_near_miss);
 	return g_test_run();
 }

@@ -280,10 +280,14 @@ class SearchTest(unittest.TestCase):
                             ('imap=FROM', 'bad IMAP search expression'),
                             ('imap=1:5', 'sequence numbers'),
                             ('gmail=has:attachment', 'X-GM-EXT-1'),
-                            ('nonsense', 'not a search criterion')]:
+                            ('unsen', 'did you mean unseen?'),
+                            ('subject', 'subject needs a value')]:
             with self.subTest(comp=comp):
                 self.assert_enoent('INBOX', '.search', comp)
                 self.assertIn(words, self.m.log_text())
+        # a name nobody could have meant as a criterion is not found quietly (mkdir's lookup)
+        self.assert_enoent('INBOX', '.search', 'nonsense')
+        self.assertNotIn('nonsense', self.m.log_text())
         self.assert_enoent('Lists', '.search')  # \Noselect: nothing to search
         self.assert_enoent('INBOX', '.search', '42')
 
@@ -337,9 +341,7 @@ class SearchTest(unittest.TestCase):
         self.assertEqual(self.listed('Fresh'), [u2])  # the folder's own listing, of this life
         # another life of the folder: same name, new UIDVALIDITY, UIDs counted from 1 again
         uv = d.uidvalidity('Fresh')
-        d.delete_folder('Fresh')
-        time.sleep(1.1)  # Dovecot's UIDVALIDITY is a timestamp
-        d.create_folder('Fresh')
+        d.recreate_folder('Fresh')
         n1 = d.append('Fresh', msg('platypus reborn'))
         raw_n1 = d.fetch_raw('Fresh', n1)
         self.assertNotEqual(d.uidvalidity('Fresh'), uv)

@@ -523,7 +523,7 @@ class Dovecot:
     qresync=False: one that offers CONDSTORE (and ENABLE) but not QRESYNC."""
 
     def __init__(self, workdir=None, separator='/', condstore=True, oauth2=False,
-                 qresync=True, compress=None):
+                 qresync=True, compress=None, quota=None):
         if separator not in ('/', '.'):
             raise ValueError("separator must be '/' or '.'")
         if compress is None:
@@ -535,6 +535,9 @@ class Dovecot:
         # True: both mechanisms; or a string naming the ones to offer (e.g. 'xoauth2')
         self.oauth2 = 'oauthbearer xoauth2' if oauth2 is True else (oauth2 or '')
         self.oauth = None  # with oauth2: the IntrospectionServer (grant/revoke tokens)
+        # quota: Dovecot's quota and imap_quota plugins with these quota roots, each a
+        # (name, rule) such as ('User quota', '*:storage=1M:messages=50') (count backend)
+        self.quota = list(quota or [])
         self._own_workdir = workdir is None
         self.workdir = os.path.abspath(workdir) if workdir else None
         self._own_base_dir = False
@@ -799,8 +802,37 @@ class Dovecot:
             text += self._oauth2_conf()
         if self.compress:
             text += _COMPRESS_CONF
+        if self.quota:
+            text += self._quota_conf()
         with open(self.conf, 'w') as f:
             f.write(text)
+
+    def _quota_conf(self):
+        lines = ['mail_plugins = $mail_plugins quota',
+                 'protocol imap {', '  mail_plugins = $mail_plugins imap_quota', '}',
+                 'plugin {', '  quota_vsizes = yes']
+        for i, (name, rule) in enumerate(self.quota):
+            n = '' if i == 0 else str(i + 1)
+            lines += ['  quota%s = count:%s' % (n, name), '  quota%s_rule = %s' % (n, rule)]
+        return '\n'.join(lines + ['}', ''])
+
+    def getquotaroot(self, folder_utf8='INBOX'):
+        """GETQUOTAROOT as the server answers it: {root: {resource: (usage, limit)}} for
+        each root of the folder."""
+        def fn(c):
+            typ, data = c.getquotaroot(_mailbox_arg(folder_utf8))
+            self._check((typ, data), 'GETQUOTAROOT')
+            roots, out = [], {}
+            for line in data[0] + data[1]:
+                line = line.decode() if isinstance(line, bytes) else line
+                m = re.match(r'^(?:"([^"]*)"|(\S+)) \((.*)\)$', line)
+                if m:
+                    root = m.group(1) if m.group(1) is not None else m.group(2)
+                    f = m.group(3).split()
+                    out[root] = {f[i].upper(): (int(f[i + 1]), int(f[i + 2]))
+                                 for i in range(0, len(f) - 2, 3)}
+            return out
+        return self._call(fn)
 
     def _oauth2_conf(self):
         if self.oauth is None:
@@ -1012,6 +1044,33 @@ class Dovecot:
             self._check(c._simple_command('DELETE', _mailbox_arg(name_utf8)),
                         'DELETE ' + name_utf8)
         self._call(fn)
+
+    def recreate_folder(self, name_utf8):
+        """Give a folder a second life: DELETE it, then CREATE it again under a new
+        UIDVALIDITY, empty, its UIDs counted from 1.
+
+        Dovecot's UIDVALIDITY is a timestamp in seconds, so the CREATE waits for a new second.
+        A mount that still has the folder open may bring its Maildir back before the CREATE
+        (Dovecot 2.3.19 writes the index files of a mailbox a session is syncing, and the
+        directory they live in is the mailbox): the CREATE is then answered [ALREADYEXISTS],
+        seen in CI under load.  Such a resurrected folder is deleted again, a few times at most.
+        Returns the new UIDVALIDITY, which differs from the old one."""
+        old = self.uidvalidity(name_utf8)
+        self.delete_folder(name_utf8)
+        time.sleep(1.1)
+        for attempt in range(5):
+            try:
+                self.create_folder(name_utf8)
+                break
+            except HarnessError as e:
+                if 'ALREADYEXISTS' not in str(e) or attempt == 4:
+                    raise
+                self.delete_folder(name_utf8)
+                time.sleep(0.2)
+        new = self.uidvalidity(name_utf8)
+        if new == old:
+            raise HarnessError('recreate %s: UIDVALIDITY %d did not change' % (name_utf8, old))
+        return new
 
     def rename_folder(self, old_utf8, new_utf8):
         def fn(c):

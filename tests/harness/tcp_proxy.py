@@ -4,13 +4,21 @@
 TcpProxy listens on a free loopback port and forwards every connection to a
 loopback target.  Each direction adds delay_ms of one-way latency without
 capping throughput: a reader thread stamps each chunk with the time it was
-read, and a writer thread sends it at stamp + delay, in order.  With rate_mbit
-each direction is also one link of that bandwidth shared by every connection:
-a chunk leaves no sooner than the link has finished sending the chunks before
-it (its serialisation time added to the delay), as on a real link.  The
-proxy counts the bytes it forwards: bytes_down (server to client) and bytes_up,
-over all connections (reset_counts() sets both to 0).  Tests can inject faults
-from their own thread:
+read, and a writer thread sends it at stamp + delay, in order.
+
+With rate_bps (bits per second) it also shapes the link like one access line:
+each direction is a single link shared by every connection, a chunk leaves
+it len*8/rate after the link is free (or after it was read, if later) and
+arrives delay later; a direction's queue holds at most a few round trips of
+data, then the reader stops reading (the sender's TCP window fills), so the
+server is held back as by a real slow link.  Without rate_bps nothing is
+capped and nothing is held back (as before).
+
+Counters: bytes_up (client to server) and bytes_down (server to client),
+counted as the proxy reads them from each side, over every connection;
+counters() reads both, reset_counters() sets them to zero.
+
+Tests can inject faults from their own thread:
 
     stall() / resume()   hold / release server-to-client data; connections stay open
     cut()                reset (RST) every current connection
@@ -82,10 +90,13 @@ class _Direction:
         self.dst = dst
         self.downstream = downstream      # server -> client
         self.queue = collections.deque()  # (due_monotonic, bytes or None=EOF)
+        self.queued = 0                   # bytes in queue (the rate cap's backpressure)
         # The writer waits here; it shares the proxy's lock, so a new chunk wakes this
         # direction's writer only, not every writer of every connection (at 50 ms and
         # four busy connections that was most of the proxy's CPU).
         self.cond = threading.Condition(conn.proxy.lock)
+        # The reader waits here while the queue is full (only with a rate cap).
+        self.space = threading.Condition(conn.proxy.lock)
 
 
 class _Connection:
@@ -120,9 +131,11 @@ class _Connection:
         self.proxy._conns.discard(self)
 
     def wake(self):
-        """Wake both writers (a state change they must see); caller holds proxy.lock."""
-        self.up.cond.notify_all()
-        self.down.cond.notify_all()
+        """Wake both writers and readers (a state change they must see); caller holds
+        proxy.lock."""
+        for d in (self.up, self.down):
+            d.cond.notify_all()
+            d.space.notify_all()
 
     def _reader(self, d):
         p = self.proxy
@@ -137,12 +150,20 @@ class _Connection:
                 if data is None:
                     self.kill()        # an RST on one side resets the other
                     return
+                d.queue.append((p._due(d.downstream, len(data)), data or None))
+                d.queued += len(data)
                 if d.downstream:
                     p.bytes_down += len(data)
                 else:
                     p.bytes_up += len(data)
-                d.queue.append((time.monotonic() + p.delay, data or None))
                 d.cond.notify()
+                # With a rate cap, stop reading while the queue is full, so the sender is
+                # held back as by a slow link (its window fills) instead of being drained
+                # into this process at loopback speed.
+                while (p.rate_bps and d.queued > p._queue_limit() and not self.dead):
+                    d.space.wait()
+                if self.dead:
+                    return
             if not data:
                 return
 
@@ -161,12 +182,9 @@ class _Connection:
                     else:
                         d.cond.wait()
                 _due, data = d.queue.popleft()
-                sent_at = None
-                if data is not None and p.rate > 0:
-                    # the shared link sends this chunk after the ones already on it
-                    start = max(time.monotonic(), p._link_free[d.downstream])
-                    sent_at = start + len(data) / p.rate
-                    p._link_free[d.downstream] = sent_at
+                if data is not None:
+                    d.queued -= len(data)
+                    d.space.notify()
                 cut_now = False
                 if data is not None and d.downstream and p._cut_budget is not None:
                     if len(data) >= p._cut_budget:
@@ -175,10 +193,6 @@ class _Connection:
                         cut_now = True
                     else:
                         p._cut_budget -= len(data)
-            if sent_at is not None:
-                wait = sent_at - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
             try:
                 if data is None:
                     d.dst.shutdown(socket.SHUT_WR)
@@ -215,14 +229,15 @@ class TcpProxy:
     .host/.port: where clients connect.  All methods are thread-safe."""
 
     def __init__(self, listen_host, target_host, target_port, delay_ms=0,
-                 listen_port=0, rate_mbit=0):
+                 listen_port=0, rate_bps=None):
         self.host = _loopback_addr(listen_host)
         self.target = (_loopback_addr(target_host), int(target_port))
         self.delay = max(0.0, float(delay_ms) / 1000.0)
-        self.rate = max(0.0, float(rate_mbit)) * 1e6 / 8   # bytes per second; 0: unlimited
-        self._link_free = {False: 0.0, True: 0.0}  # per direction: when the link is idle
-        self.bytes_down = 0   # server -> client, all connections
+        self.rate_bps = float(rate_bps) if rate_bps else None
+        # When each direction's link is free again (monotonic), with a rate cap.
+        self._link_free = {False: 0.0, True: 0.0}
         self.bytes_up = 0
+        self.bytes_down = 0
         # One lock for all state; `with proxy.cond` takes it.  Writers wait on their
         # direction's condition (same lock); changes every writer must see go through
         # _wake_all().
@@ -285,24 +300,46 @@ class TcpProxy:
                 self.connections_accepted += 1
             conn.start()
 
+    def _due(self, downstream, nbytes):
+        """When a chunk read now is written to the other side; caller holds self.lock."""
+        now = time.monotonic()
+        if not self.rate_bps or not nbytes:
+            return now + self.delay
+        start = max(now, self._link_free[downstream])
+        self._link_free[downstream] = start + nbytes * 8.0 / self.rate_bps
+        return self._link_free[downstream] + self.delay
+
+    def _queue_limit(self):
+        """Bytes a direction may hold before its reader waits: what is in flight over the
+        delay at full rate, twice, plus 1 MiB (at 100 Mbit/s and 25 ms: ~1.7 MB)."""
+        return int(2 * self.rate_bps / 8.0 * self.delay) + (1 << 20)
+
+    # -- counters --------------------------------------------------------------
+
+    def counters(self):
+        """(bytes_up, bytes_down): client-to-server and server-to-client bytes read so far."""
+        with self.cond:
+            return self.bytes_up, self.bytes_down
+
+    def reset_counters(self):
+        with self.cond:
+            self.bytes_up = 0
+            self.bytes_down = 0
+
     # -- fault controls ------------------------------------------------------
-
-    def reset_counts(self):
-        """Start counting forwarded bytes afresh; returns (bytes_down, bytes_up) until now."""
-        with self.cond:
-            counts = (self.bytes_down, self.bytes_up)
-            self.bytes_down = self.bytes_up = 0
-            return counts
-
-    def counts(self):
-        """(bytes_down, bytes_up) forwarded since the start or the last reset_counts()."""
-        with self.cond:
-            return (self.bytes_down, self.bytes_up)
 
     def set_delay(self, delay_ms):
         """Change the one-way delay for chunks read from now on."""
         with self.cond:
             self.delay = max(0.0, float(delay_ms) / 1000.0)
+            self._wake_all()
+
+    def set_rate(self, rate_bps):
+        """Change the rate cap (bits per second; None or 0 = none) for chunks read from now
+        on."""
+        with self.cond:
+            self.rate_bps = float(rate_bps) if rate_bps else None
+            self._wake_all()
 
     def _wake_all(self):
         """Wake every writer; caller holds self.lock."""
@@ -376,18 +413,20 @@ def main(argv=None):
     ap.add_argument('--target', required=True, help='HOST:PORT (loopback only)')
     ap.add_argument('--delay-ms', type=float, default=0)
     ap.add_argument('--rate-mbit', type=float, default=0,
-                    help='bandwidth of each direction in Mbit/s (default: unlimited)')
+                    help='cap each direction at this many Mbit/s (default: no cap)')
     args = ap.parse_args(argv)
     host, _, port = args.target.rpartition(':')
     host = host.strip('[]')
     try:
         proxy = TcpProxy(args.listen_host, host, int(port), args.delay_ms,
-                         listen_port=args.listen_port, rate_mbit=args.rate_mbit)
+                         listen_port=args.listen_port,
+                         rate_bps=args.rate_mbit * 1e6 if args.rate_mbit else None)
     except (ValueError, OSError) as e:
         print('tcp_proxy: %s' % e, file=sys.stderr)
         return 2
-    print('listening on %s:%d -> %s:%d, delay %g ms' % (
-        proxy.host, proxy.port, proxy.target[0], proxy.target[1], args.delay_ms),
+    print('listening on %s:%d -> %s:%d, delay %g ms%s' % (
+        proxy.host, proxy.port, proxy.target[0], proxy.target[1], args.delay_ms,
+        ', rate %g Mbit/s' % args.rate_mbit if args.rate_mbit else ''),
         flush=True)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -395,7 +434,6 @@ def main(argv=None):
     while not done.wait(1.0):
         pass
     proxy.close()
-    print('forwarded %d bytes down, %d up' % proxy.counts(), flush=True)
     return 0
 
 

@@ -471,6 +471,14 @@ class _EchoServer:
         self.sock.close()
 
 
+def _send_quietly(s, data):
+    """sendall from a helper thread; the socket closing under it ends it silently."""
+    try:
+        s.sendall(data)
+    except OSError:
+        pass
+
+
 def _recv_exact(s, n, timeout=5):
     s.settimeout(timeout)
     buf = b''
@@ -525,26 +533,70 @@ class TestTcpProxy(unittest.TestCase):
                 threading.Thread(target=s.sendall, args=(big,), daemon=True).start()
                 self.assertEqual(_recv_exact(s, len(big), timeout=20), big)
 
-    def test_rate_and_counts(self):
-        """rate_mbit caps each direction's throughput, shared by all connections; the proxy
-        counts the bytes it forwards each way."""
+    def test_counters(self):
+        with tcp_proxy.TcpProxy('127.0.0.1', '127.0.0.1', self.echo.port) as p:
+            self.assertEqual(p.counters(), (0, 0))
+            with socket.create_connection(('127.0.0.1', p.port)) as s:
+                s.sendall(b'x' * 5000)
+                self.assertEqual(_recv_exact(s, 5000), b'x' * 5000)
+            with socket.create_connection(('127.0.0.1', p.port)) as s:
+                s.sendall(b'y' * 300)
+                self.assertEqual(_recv_exact(s, 300), b'y' * 300)
+            # Summed over connections, each direction on its own.
+            self.assertEqual(p.counters(), (5300, 5300))
+            p.reset_counters()
+            self.assertEqual(p.counters(), (0, 0))
+
+    def test_rate(self):
+        # 800 KB at 8 Mbit/s (1 MB/s) takes >= 0.8 s; uncapped it takes milliseconds.  The
+        # echo sends it back through the same cap in the other direction, which runs at the
+        # same time, so the round trip costs ~0.8 s plus one chunk, not 1.6 s.
+        n = 800 * 1000
+        payload = os.urandom(n)
         with tcp_proxy.TcpProxy('127.0.0.1', '127.0.0.1', self.echo.port,
-                                rate_mbit=16) as p:         # 2 MB/s each way
-            data = os.urandom(1024 * 1024)
-            with socket.create_connection(('127.0.0.1', p.port)) as s1, \
-                    socket.create_connection(('127.0.0.1', p.port)) as s2:
+                                rate_bps=8e6) as p:
+            with socket.create_connection(('127.0.0.1', p.port)) as s:
                 t0 = time.monotonic()
-                for s in (s1, s2):
-                    threading.Thread(target=s.sendall, args=(data,), daemon=True).start()
-                got = [_recv_exact(s, len(data), timeout=20) for s in (s1, s2)]
+                threading.Thread(target=_send_quietly, args=(s, payload), daemon=True).start()
+                self.assertEqual(_recv_exact(s, n, timeout=20), payload)
                 elapsed = time.monotonic() - t0
-            self.assertEqual(got, [data, data])
-            # 2 MiB each way over one 2 MB/s link: about a second, not half of one
-            self.assertGreater(elapsed, 0.9)
-            self.assertLess(elapsed, 6)
-            self.assertEqual(p.counts(), (2 * len(data), 2 * len(data)))
-            self.assertEqual(p.reset_counts(), (2 * len(data), 2 * len(data)))
-            self.assertEqual(p.counts(), (0, 0))
+            self.assertGreaterEqual(elapsed, 0.8)
+            self.assertLess(elapsed, 1.6)
+            self.assertEqual(p.counters(), (n, n))
+            # The link is shared: two connections at once take as long as both payloads
+            # on one (2 x 200 KB at 1 MB/s >= 0.4 s), not as long as one.
+            p.reset_counters()
+            m = 200 * 1000
+            socks = [socket.create_connection(('127.0.0.1', p.port)) for _ in range(2)]
+            try:
+                t0 = time.monotonic()
+                for s in socks:
+                    threading.Thread(target=_send_quietly, args=(s, payload[:m]),
+                                     daemon=True).start()
+                for s in socks:
+                    self.assertEqual(_recv_exact(s, m, timeout=20), payload[:m])
+                elapsed = time.monotonic() - t0
+            finally:
+                for s in socks:
+                    s.close()
+            self.assertGreaterEqual(elapsed, 0.4)
+            self.assertEqual(p.counters(), (2 * m, 2 * m))
+
+    def test_rate_holds_sender_back(self):
+        # With a cap the proxy reads at most its queue limit ahead of the link, so a sender
+        # that writes 8 MB at 8 Mbit/s is held back (its sendall blocks), not drained into
+        # the proxy's memory at loopback speed.
+        with tcp_proxy.TcpProxy('127.0.0.1', '127.0.0.1', self.echo.port,
+                                rate_bps=8e6) as p:
+            with socket.create_connection(('127.0.0.1', p.port)) as s:
+                threading.Thread(target=_send_quietly, args=(s, b'z' * (8 << 20)),
+                                 daemon=True).start()
+                time.sleep(1.0)
+                up, _down = p.counters()
+                # ~1 MB sent through the link in 1 s, plus the queue limit (1 MiB at no
+                # delay) in each direction and the sockets' buffers: far below 8 MB.
+                self.assertLess(up, 5 << 20)
+                self.assertGreater(up, 500 * 1000)
 
     def test_stall_resume(self):
         with tcp_proxy.TcpProxy('127.0.0.1', '127.0.0.1', self.echo.port) as p:

@@ -21,8 +21,14 @@
  *        one wait, DONE) |
  *        idle MS MBOX (EXAMINE, IDLE, one wait, DONE): print "changed=NAMES" (sorted) |
  *        resync MBOX UIDVALIDITY MODSEQ UIDNEXT (imap_examine_qresync: "changed uid=N
- *        flags=..." and attribute lines, then "vanished=LO:HI,..." and the status)
- * MBOX is UTF-8 (encoded to modified UTF-7 here).  On failure prints
+ *        flags=..." and attribute lines, then "vanished=LO:HI,..." and the status) |
+ *        pieces MBOX REQ... (EXAMINE, then imap_uid_fetch_pieces) |
+ *        xpieces MBOX UIDVALIDITY REQ... (imap_examine_fetch_pieces)
+ *   REQ: UID[+bs][,KIND:SECTION[:OFFSET:LENGTH]]... with KIND body, header, mime, binary or
+ *        size (BINARY.SIZE); "+bs" asks for BODYSTRUCTURE ("+bso" also prints its outline).  Prints
+ * "structure req=R ...", "size req=R item=I N", "begin req=R item=I SIZE", "end req=R item=I got=N
+ * data=..." (the bytes escaped; with --out DIR written to DIR/R.I instead), then "result req=R
+ * 0|ENAME" for each request. MBOX is UTF-8 (encoded to modified UTF-7 here).  On failure prints
  * "error: <errno name> (<rc>): <message>" on stderr and exits with 1.
  */
 #include "imap.h"
@@ -63,6 +69,10 @@ static const char *errno_name(int err)
 		return "EIO";
 	case EOPNOTSUPP:
 		return "EOPNOTSUPP";
+	case EBADMSG:
+		return "EBADMSG";
+	case EPIPE:
+		return "EPIPE";
 	default:
 		return "E?";
 	}
@@ -252,6 +262,188 @@ static int idle_once(struct imap_conn *conn, const char *ms)
 	return err;
 }
 
+/* ---- pieces ---------------------------------------------------------------------------- */
+
+struct pieces_out {
+	struct imap_conn *conn;
+	bool outline;    /* also print "outline req=R SECTION=TYPE/SUBTYPE/SIZE ..." (preorder) */
+	const char *dir; /* nullable: write each piece to dir/R.I */
+	GByteArray *buf;
+	FILE *out;
+};
+
+static void print_outline(const struct imap_part *p)
+{
+	printf(" %s=%s/%s/%" G_GUINT64_FORMAT, p->section, p->type, p->subtype, p->size);
+	for (unsigned i = 0; i < p->n_parts; i++)
+		print_outline(&p->parts[i]);
+}
+
+static int p_structure(void *ctx, unsigned req, const struct imap_part *root, int err)
+{
+	struct pieces_out *po = ctx;
+	if (err < 0) {
+		printf("structure req=%u err=%s why=%s\n", req, errno_name(err),
+		       imap_conn_error(po->conn));
+	} else {
+		char *text = imap_bodystructure_format(root);
+		struct imap_part *copy = imap_part_copy(root);
+		printf("structure req=%u err=0 parts=%u %s\n", req, copy->n_parts, text);
+		if (po->outline) {
+			printf("outline req=%u", req);
+			print_outline(root);
+			printf("\n");
+		}
+		imap_part_free(copy);
+		g_free(text);
+	}
+	fflush(stdout);
+	return 0;
+}
+
+static int p_size(void *ctx, unsigned req, unsigned item, uint64_t size)
+{
+	printf("size req=%u item=%u %" G_GUINT64_FORMAT "\n", req, item, size);
+	fflush(stdout);
+	return 0;
+}
+
+static int p_begin(void *ctx, unsigned req, unsigned item, uint64_t size)
+{
+	struct pieces_out *po = ctx;
+	g_byte_array_set_size(po->buf, 0);
+	printf("begin req=%u item=%u %" G_GUINT64_FORMAT "\n", req, item, size);
+	fflush(stdout);
+	if (po->dir != NULL) {
+		char *path = g_strdup_printf("%s/%u.%u", po->dir, req, item);
+		po->out = fopen(path, "wb");
+		g_free(path);
+		if (po->out == NULL)
+			return -EIO;
+	}
+	return 0;
+}
+
+static int p_data(void *ctx, const void *buf, size_t len)
+{
+	struct pieces_out *po = ctx;
+	if (po->out != NULL)
+		return fwrite(buf, 1, len, po->out) == len ? 0 : -EIO;
+	g_byte_array_append(po->buf, buf, (guint)len);
+	return 0;
+}
+
+static int p_end(void *ctx, unsigned req, unsigned item)
+{
+	struct pieces_out *po = ctx;
+	if (po->out != NULL) {
+		long got = ftell(po->out);
+		fclose(po->out);
+		po->out = NULL;
+		printf("end req=%u item=%u got=%ld\n", req, item, got);
+	} else {
+		printf("end req=%u item=%u got=%u data=", req, item, po->buf->len);
+		for (guint i = 0; i < po->buf->len; i++) {
+			unsigned char c = po->buf->data[i];
+			if (c == '\\')
+				printf("\\\\");
+			else if (c == '\r')
+				printf("\\r");
+			else if (c == '\n')
+				printf("\\n");
+			else if (c < 0x20 || c >= 0x7f)
+				printf("\\x%02x", c);
+			else
+				putchar(c);
+		}
+		printf("\n");
+	}
+	fflush(stdout);
+	return 0;
+}
+
+/* REQ specs (see the top of the file) into requests; the strings stay owned by specs. */
+static int parse_requests(int n, char **specs, struct imap_fetch_request **reqs_r, bool *outline_r)
+{
+	struct imap_fetch_request *reqs = g_new0(struct imap_fetch_request, n);
+	for (int r = 0; r < n; r++) {
+		char **parts = g_strsplit(specs[r], ",", -1);
+		char *uid = parts[0];
+		char *plus = strchr(uid, '+');
+		if (plus != NULL) {
+			reqs[r].bodystructure = strncmp(plus, "+bs", 3) == 0;
+			*outline_r = *outline_r || strcmp(plus, "+bso") == 0;
+			*plus = '\0';
+		}
+		reqs[r].uid = (uint32_t)g_ascii_strtoull(uid, NULL, 10);
+		unsigned n_items = g_strv_length(parts) - 1;
+		struct imap_fetch_item *items = g_new0(struct imap_fetch_item, n_items + 1);
+		for (unsigned i = 0; i < n_items; i++) {
+			char **f = g_strsplit(parts[i + 1], ":", -1);
+			unsigned nf = g_strv_length(f);
+			const char *k = f[0];
+			items[i].kind = strcmp(k, "header") == 0   ? IMAP_ITEM_HEADER
+			                : strcmp(k, "mime") == 0   ? IMAP_ITEM_MIME
+			                : strcmp(k, "binary") == 0 ? IMAP_ITEM_BINARY
+			                : strcmp(k, "size") == 0   ? IMAP_ITEM_BINARY_SIZE
+			                                           : IMAP_ITEM_BODY;
+			/* the section string is kept (leaked to the end of the run, as specs) */
+			items[i].section = g_strdup(nf > 1 ? f[1] : "");
+			if (nf > 3) {
+				items[i].offset = g_ascii_strtoull(f[2], NULL, 10);
+				items[i].length = g_ascii_strtoull(f[3], NULL, 10);
+			}
+			g_strfreev(f);
+		}
+		reqs[r].items = items;
+		reqs[r].n_items = n_items;
+		g_strfreev(parts);
+	}
+	*reqs_r = reqs;
+	return 0;
+}
+
+static void free_requests(struct imap_fetch_request *reqs, int n)
+{
+	for (int r = 0; r < n; r++) {
+		for (unsigned i = 0; i < reqs[r].n_items; i++)
+			g_free((char *)reqs[r].items[i].section);
+		g_free((void *)reqs[r].items);
+	}
+	g_free(reqs);
+}
+
+/* pieces MBOX REQ... (examined already) or xpieces MBOX UIDVALIDITY REQ... */
+static int pieces(struct imap_conn *conn, bool examine, int argc, char **argv, const char *dir)
+{
+	struct pieces_out po = {conn, false, dir, g_byte_array_new(), NULL};
+	const struct imap_piece_sink sink = {p_structure, p_size, p_begin, p_data, p_end, &po};
+	int first = examine ? 3 : 2, n = argc - first;
+	struct imap_fetch_request *reqs;
+	int err;
+
+	parse_requests(n, argv + first, &reqs, &po.outline);
+	if (examine) {
+		char *raw;
+		struct imap_mailbox_status st;
+		if (imap_mutf7_encode(argv[1], &raw) < 0)
+			return -EINVAL;
+		err = imap_examine_fetch_pieces(conn, raw,
+		                                (uint32_t)g_ascii_strtoull(argv[2], NULL, 10), reqs,
+		                                (unsigned)n, &sink, &st);
+		g_free(raw);
+		printf("uidvalidity=%u exists=%u\n", st.uidvalidity, st.exists);
+	} else {
+		err = imap_uid_fetch_pieces(conn, reqs, (unsigned)n, &sink);
+	}
+	for (int r = 0; r < n; r++)
+		printf("result req=%d %s\n", r,
+		       reqs[r].result == 0 ? "0" : errno_name(reqs[r].result));
+	free_requests(reqs, n);
+	g_byte_array_unref(po.buf);
+	return err;
+}
+
 static int run(struct imap_conn *conn, int argc, char **argv, const char *out_path)
 {
 	const char *cmd = argv[0];
@@ -282,6 +474,21 @@ static int run(struct imap_conn *conn, int argc, char **argv, const char *out_pa
 		g_ptr_array_unref(folders);
 		return 0;
 	}
+	if (strcmp(cmd, "quota") == 0 && argc >= 2) {
+		/* GETQUOTAROOT of a mailbox: what limits it (imap/quota.c) */
+		struct imap_quota q;
+		if ((err = imap_getquotaroot(conn, argv[1], &q)) < 0)
+			return err;
+		printf("roots=%u", q.roots);
+		if (q.storage.present)
+			printf(" storage=%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT, q.storage.usage,
+			       q.storage.limit);
+		if (q.messages.present)
+			printf(" messages=%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT, q.messages.usage,
+			       q.messages.limit);
+		printf("\n");
+		return 0;
+	}
 	if (strcmp(cmd, "xfetch") == 0 && argc >= 4) {
 		/* EXAMINE and FETCH pipelined, the bodies only if UIDVALIDITY is argv[2] */
 		char *raw;
@@ -296,6 +503,8 @@ static int run(struct imap_conn *conn, int argc, char **argv, const char *out_pa
 		printf("uidvalidity=%u exists=%u\n", st.uidvalidity, st.exists);
 		return err;
 	}
+	if (strcmp(cmd, "xpieces") == 0 && argc >= 3)
+		return pieces(conn, true, argc, argv, out_path);
 	if (strcmp(cmd, "xlistall") == 0 && argc >= 2) {
 		/* EXAMINE, SEARCH ALL and FETCH 1:* attributes pipelined */
 		char *raw;
@@ -356,6 +565,8 @@ static int run(struct imap_conn *conn, int argc, char **argv, const char *out_pa
 		g_array_unref(uids);
 		return 0;
 	}
+	if (strcmp(cmd, "pieces") == 0)
+		return pieces(conn, false, argc, argv, out_path);
 	if (strcmp(cmd, "attrs") == 0 && argc >= 3)
 		return imap_uid_fetch_attrs(conn, argv[2], print_attrs, NULL);
 	if (strcmp(cmd, "listall") == 0) {

@@ -439,10 +439,10 @@ struct sink_log {
 	int fail_in_data;
 };
 
-static int s_begin(void *ctx, uint32_t uid, uint64_t size)
+static int s_begin(void *ctx, uint32_t uid, const char *item, uint64_t size)
 {
 	struct sink_log *sl = ctx;
-	g_string_append_printf(sl->log, "begin %u %" G_GUINT64_FORMAT ";", uid, size);
+	g_string_append_printf(sl->log, "begin %u %s %" G_GUINT64_FORMAT ";", uid, item, size);
 	return uid == sl->skip_uid ? 1 : 0;
 }
 
@@ -484,8 +484,8 @@ static void test_streaming(void)
 		                "* 5 FETCH (BODY[] \"late\" UID 11)\n"
 		                "* LIST () \"/\" \"box\"\n");
 		g_assert_cmpstr(sl.log->str, ==,
-		                "begin 7 11;end 7 [hello world];begin 8 3;end 8 [abc];"
-		                "begin 9 0;end 9 [];begin 10 4;");
+		                "begin 7 BODY[] 11;end 7 [hello world];begin 8 BODY[HEADER] 3;"
+		                "end 8 [abc];begin 9 BODY[]<0> 0;end 9 [];begin 10 BODY[] 4;");
 		g_assert_cmpuint(sl.data->len, ==, 0); /* skipped data never reached the sink */
 		g_free(got);
 		imap_parser_free(p);
@@ -506,7 +506,7 @@ static void test_streaming_sink_error(void)
 	g_assert_cmpint(imap_parser_feed(p, (const uint8_t *)in, sizeof(in) - 1, &used, &r), ==,
 	                IMAP_PARSE_BAD);
 	g_assert_cmpint(imap_parser_errno(p), ==, -ENOSPC);
-	g_assert_cmpstr(sl.log->str, ==, "begin 7 11;"); /* no end */
+	g_assert_cmpstr(sl.log->str, ==, "begin 7 BODY[] 11;"); /* no end */
 	imap_parser_free(p);
 	g_string_free(sl.log, TRUE);
 	g_byte_array_unref(sl.data);

@@ -158,6 +158,177 @@ CASES = [
      {"subject": "Fwd first\n", "body": "My comments after it.\n",
       "attachments.list": None,
       "attachments/Inner.eml": "From: carl@example.com\nSubject: Inner\n\nInner text."}),
+    # Issue 21, item 3: Apple Watch mail — the text/watch-html alternative is markup, not the
+    # plain text; the plain alternative is the body, the HTML one is body.html.
+    ("alternative-watch-html",
+     "From: ann@example.com\nSubject: Watch\nMIME-Version: 1.0\n"
+     "Content-Type: multipart/alternative; boundary=\"Apple-Mail=_1\"\n\n"
+     "--Apple-Mail=_1\nContent-Type: text/plain; charset=us-ascii\n\nSee you at six.\n"
+     "--Apple-Mail=_1\nContent-Type: text/watch-html; charset=us-ascii\n\n"
+     "<b>See you at six.</b>\n"
+     "--Apple-Mail=_1\nContent-Type: text/html; charset=us-ascii\n\n"
+     "<html><body><p>See you at <i>six</i>.</p></body></html>\n"
+     "--Apple-Mail=_1--\n",
+     {"subject": "Watch\n", "body": "See you at six.\n",
+      "body.html": "<html><body><p>See you at <i>six</i>.</p></body></html>"}),
+    # The same with text/enriched, as in the example of RFC 2046 section 5.1.4.
+    ("alternative-enriched",
+     "From: ann@example.com\nSubject: Enriched\nMIME-Version: 1.0\n"
+     "Content-Type: multipart/alternative; boundary=boundary42\n\n"
+     "--boundary42\nContent-Type: text/plain; charset=us-ascii\n\n"
+     "... plain text version of message goes here ...\n"
+     "--boundary42\nContent-Type: text/enriched\n\n"
+     "<bold>... RFC 1896 text/enriched version of same message goes here ...</bold>\n"
+     "--boundary42--\n",
+     {"subject": "Enriched\n", "body": "... plain text version of message goes here ...\n"}),
+    # With no plain alternative, the HTML one still wins over text/enriched (rendered).
+    ("alternative-enriched-html",
+     "From: ann@example.com\nSubject: No plain\nMIME-Version: 1.0\n"
+     "Content-Type: multipart/alternative; boundary=b\n\n"
+     "--b\nContent-Type: text/enriched\n\n<bold>Rich words</bold>\n"
+     "--b\nContent-Type: text/html\n\n<p>HTML words</p>\n--b--\n",
+     {"subject": "No plain\n", "body": "HTML words\n", "body.html": "<p>HTML words</p>"}),
+    # Only text/enriched on offer: it is the body, as written.
+    ("alternative-enriched-only",
+     "From: ann@example.com\nSubject: Only rich\nMIME-Version: 1.0\n"
+     "Content-Type: multipart/alternative; boundary=b\n\n"
+     "--b\nContent-Type: text/enriched\n\n<bold>Rich words</bold>\n"
+     "--b\nContent-Type: image/png; name=x.png\n\nPNG\n--b--\n",
+     {"subject": "Only rich\n", "body": "<bold>Rich words</bold>\n",
+      "attachments.list": "x.png\t3\n"}),
+    # Issue 21, item 4: a delivery report whose forwarded message has no header block: the
+    # .eml holds the part's body as it is (here: the text and the line break before the
+    # delimiter).
+    ("forward-without-header",
+     "From: MAILER-DAEMON@example.com\nSubject: Undelivered Mail Returned to Sender\n"
+     "MIME-Version: 1.0\n"
+     "Content-Type: multipart/report; report-type=delivery-status; boundary=\"dsn\"\n\n"
+     "--dsn\nContent-Type: text/plain\n\nYour message could not be delivered.\n\n"
+     "--dsn\nContent-Type: message/delivery-status\n\n"
+     "Reporting-MTA: dns; mx.example.com\n\nFinal-Recipient: rfc822; bob@example.org\n"
+     "Action: failed\nStatus: 5.1.1\n\n"
+     "--dsn\nContent-Type: message/rfc822\n\n[original message goes here]\n\n--dsn--\n",
+     {"subject": "Undelivered Mail Returned to Sender\n",
+      "body": "Your message could not be delivered.\n",
+      "attachments.list": None,
+      "attachments/part-1.txt": "Reporting-MTA: dns; mx.example.com\n\n"
+                                "Final-Recipient: rfc822; bob@example.org\n"
+                                "Action: failed\nStatus: 5.1.1\n",
+      "attachments/forwarded-1.eml": "[original message goes here]\n"}),
+    # The same at the end of the input with no line break after the closing delimiter, and a
+    # second forwarded part that is empty.
+    ("forward-without-header-at-end",
+     "Subject: Two\nContent-Type: multipart/mixed; boundary=zz\n\n"
+     "--zz\nContent-Type: text/plain\n\nSee both.\n"
+     "--zz\nContent-Type: message/rfc822\n\n"
+     "--zz\nContent-Type: message/rfc822\n\nno header, just text\n--zz--",
+     {"subject": "Two\n", "body": "See both.\n",
+      "attachments.list": None,
+      "attachments/forwarded-1.eml": "",
+      "attachments/forwarded-2.eml": "no header, just text"}),
+    # Issue 21, item 5: a stray mbox "From " line after other fields is skipped, and the
+    # fields after it are read (From, To, Subject, Message-ID).
+    ("envelope-line-inside",
+     "Received: from mx.example.com by mail.example.org; Mon, 1 Jan 2024 00:00:00 +0000\n"
+     "From ann@example.com Mon Jan  1 00:00:00 2024\n"
+     "From: Ann <ann@example.com>\nTo: bob@example.org\nSubject: Stray envelope\n"
+     "Message-ID: <stray@example.com>\n\nThe body.\n",
+     {"subject": "Stray envelope\n", "from": "Ann <ann@example.com>\n",
+      "to": "bob@example.org\n", "message-id": "<stray@example.com>\n",
+      "body": "The body.\n",
+      "headers": "Received: from mx.example.com by mail.example.org; "
+                 "Mon, 1 Jan 2024 00:00:00 +0000\n"
+                 "From: Ann <ann@example.com>\nTo: bob@example.org\nSubject: Stray envelope\n"
+                 "Message-ID: <stray@example.com>\n"}),
+    # The same in a part's header block.
+    ("envelope-line-in-part",
+     "Subject: Part envelope\nContent-Type: multipart/mixed; boundary=zz\n\n"
+     "--zz\nContent-Type: text/plain\n\nFirst.\n"
+     "--zz\nContent-Disposition: attachment; filename=a.txt\n"
+     "From ann@example.com Mon Jan  1 00:00:00 2024\nContent-Type: text/plain\n\n"
+     "Attached.\n--zz--\n",
+     {"subject": "Part envelope\n", "body": "First.\n",
+      "attachments.list": None, "attachments/a.txt": "Attached."}),
+    # A "From " line that is the last line of the header block is the body's first line.
+    ("envelope-line-last",
+     "From: ann@example.com\nSubject: Last\nFrom the desk of Ann\n\nPlease water the plants.\n",
+     {"subject": "Last\n", "from": "ann@example.com\n",
+      "body": "From the desk of Ann\n\nPlease water the plants.\n"}),
+    # Issue 21, item 2: the message ends at the closing delimiter without a line break; the
+    # line break before the delimiter belongs to it, not to the last part.
+    ("closing-delimiter-ends-file",
+     "From: x@example.com\nSubject: t\nMIME-Version: 1.0\n"
+     "Content-Type: multipart/mixed; boundary=b\n\n"
+     "--b\nContent-Type: text/plain\n\nbody\n\n"
+     "--b\nContent-Type: application/octet-stream; name=a.bin\n\nDATA\n--b--",
+     {"subject": "t\n", "body": "body\n",
+      "attachments.list": None, "attachments/a.bin": "DATA"}),
+    # Issue 21, item 7: base64 whose last group lacks its padding keeps the bytes it carries
+    # ("ZGVmZw" is "defg", "aGk" is "hi"); a single character left over carries none.
+    ("truncated-base64",
+     "Subject: Truncated\nContent-Type: multipart/mixed; boundary=b\n\n"
+     "--b\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\naGk\n"
+     "--b\nContent-Type: application/octet-stream; name=two.bin\n"
+     "Content-Transfer-Encoding: base64\n\nYWJj\nZGVmZw\n"
+     "--b\nContent-Type: application/octet-stream; name=one.bin\n"
+     "Content-Transfer-Encoding: base64\n\nYWJjZ\n--b--\n",
+     {"subject": "Truncated\n", "body": "hi\n",
+      "attachments.list": "two.bin\t7\none.bin\t3\n",
+      "attachments/two.bin": "abcdefg", "attachments/one.bin": "abc"}),
+    # Issue 21, item 1: adjacent base64 encoded-words of one charset, the first ending in '='
+    # padding: each word decodes on its own, none is lost.
+    ("adjacent-base64-words",
+     "From: x@example.com\nSubject: =?UTF-8?B?YWI=?= =?UTF-8?B?Y2Q=?=\n\nBody.\n",
+     {"subject": "abcd\n", "from": "x@example.com\n", "body": "Body.\n",
+      "headers": "From: x@example.com\nSubject: abcd\n"}),
+    # The real cases: a subject and a display name in three and two words, a GB2312 subject in
+    # two, a To name whose words are in Q encoding (comma inside the quotes).
+    ("adjacent-base64-words-real",
+     "From: =?UTF-8?B?TXlTdXJ2ZXk=?=\n =?UTF-8?B?LmNvbSAmIENhcm9sIEFkYW1z?= <survey@example.com>\n"
+     "To: \"=?UTF-8?Q?Adams=2C?= =?UTF-8?Q?_Carol?=\" <carol@example.com>\n"
+     "Cc: =?GB2312?B?xOO6ww==?= =?GB2312?B?ysC95w==?= <ni@example.cn>\n"
+     "Subject: =?UTF-8?B?TXlTdXJ2ZXk=?= =?UTF-8?B?LmNvbTogWW91IGhhdmUgYSBzdXJ2ZXkgd2FpdGluZyEg?=\n"
+     " =?UTF-8?B?OTExMjMxMDU=?=\n"
+     "MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\nTake it.\n",
+     {"subject": "MySurvey.com: You have a survey waiting! 91123105\n",
+      "from": "MySurvey.com & Carol Adams <survey@example.com>\n",
+      "to": "\"Adams, Carol\" <carol@example.com>\n",
+      "cc": "\u4f60\u597d\u4e16\u754c <ni@example.cn>\n",
+      "body": "Take it.\n"}),
+    # A character split across two words (base64 and Q) comes out whole; words in different
+    # charsets each decode in their own; white space between words is dropped, not around.
+    ("split-character-words",
+     "From: x@example.com\n"
+     "Subject: Caf=?UTF-8?B?ww==?= =?UTF-8?B?qQ==?= and =?UTF-8?Q?na=C3?= =?UTF-8?Q?=AFve?=\n"
+     "  =?ISO-8859-1?Q?_cr=E8me?= =?UTF-8?Q?_br=C3=BBl=C3=A9e?= end\n\nBody.\n",
+     {"subject": "Caf\u00e9 and na\u00efve cr\u00e8me br\u00fbl\u00e9e end\n",
+      "body": "Body.\n"}),
+    # Issue 21, item 6: ISO-2022-JP with the vendor rows Japanese mailers send under the plain
+    # label (CP50220/CP50221): NEC row 13 (\u2116, circled digits, \u3231), an NEC-selected IBM
+    # kanji (row 89), half-width katakana (ESC ( I); row 9 is in no table: U+FFFD, never "?",
+    # and the text after it is still read as kanji.
+    ("iso2022jp-vendor",
+     "From: =?ISO-2022-JP?B?GyRCLWolRiU5JUgbKEI=?= <info@example.jp>\n"
+     "Subject: =?ISO-2022-JP?B?GyRCMnE1RBsoQg==?= =?ISO-2022-JP?B?GyRCLWItIRsoQg==?=\n"
+     "MIME-Version: 1.0\nContent-Type: text/plain; charset=ISO-2022-JP\n"
+     "Content-Transfer-Encoding: 7bit\n\n"
+     "\x1b$B-b-!-\"2q5D\x1b(B\n"
+     "\x1b$B-j\x1b(B \x1b$By!\x1b(B \x1b(I12\x1b(B\n"
+     "\x1b$B)!2q\x1b(B end\n",
+     {"subject": "\u4f1a\u8b70\u2116\u2460\n",
+      "from": "\u3231\u30c6\u30b9\u30c8 <info@example.jp>\n",
+      "body": "\u2116\u2460\u2461\u4f1a\u8b70\n\u3231 \u7e8a \uff71\uff72\n"
+              "\ufffd\u4f1a end\n"}),
+    # A line that starts with the boundary but has more after it is no delimiter (RFC 2046:
+    # only blanks may follow), also at the start of a forwarded message without a header.
+    ("forward-boundary-prefix",
+     "Subject: Prefix\nContent-Type: multipart/mixed; boundary=zz\n\n"
+     "--zz\nContent-Type: text/plain\n\nSee below.\n"
+     "--zz\nContent-Type: message/rfc822\n\n--zz-not-a-delimiter\nstill the forward\n"
+     "--zz--\n",
+     {"subject": "Prefix\n", "body": "See below.\n",
+      "attachments.list": None,
+      "attachments/forwarded-1.eml": "--zz-not-a-delimiter\nstill the forward"}),
 ]
 
 
@@ -188,8 +359,9 @@ def main():
                         f.write(b)
                     continue
                 if text is None:
-                    # list of the attachments files above, with their sizes
-                    names = sorted(v for v in views if v.startswith("attachments/"))
+                    # list of the attachments files above, with their sizes, in the order
+                    # they are given (MIME order)
+                    names = [v for v in views if v.startswith("attachments/")]
                     text = ""
                     for v in names:
                         b = views[v].encode("utf-8")

@@ -29,6 +29,9 @@ struct judge {
 	GPtrArray *bounds; /* "--boundary" of the enclosing multiparts (owned) */
 	bool found;
 	bool ambiguous; /* no claim about the whole message */
+	GArray *leaves; /* struct mime_test_leaf, when listing them (mime_test_leaves) */
+	bool unsplit;   /* no claim about the leaves: a multipart mime/ re-reads, nesting too deep,
+	                   a leaf with several Content-Transfer-Encoding fields */
 };
 
 /* One header field's value: from after its colon to the end of its last continuation line. */
@@ -94,19 +97,12 @@ static bool named(const char *line, size_t name, const char *want)
 	return name == strlen(want) && g_ascii_strncasecmp(line, want, name) == 0;
 }
 
-static size_t read_header(const struct judge *j, size_t pos, size_t end, bool top, struct header *h)
+static size_t read_header(const struct judge *j, size_t pos, size_t end, struct header *h)
 {
 	struct value *open = NULL; /* the field that continuation lines extend */
 	unsigned fields = 0;
 
 	memset(h, 0, sizeof(*h));
-	if (top && end - pos > 5 && memcmp(j->d + pos, "From ", 5) == 0) {
-		/* an mbox envelope line, if a header field follows it */
-		size_t second = next_line(j, pos, end);
-		size_t third = next_line(j, second, end);
-		if (field_name(j->d + second, text_len(j, second, third)) > 0)
-			pos = second;
-	}
 	while (pos < end) {
 		size_t next = next_line(j, pos, end), n = text_len(j, pos, next), name;
 		const char *line = j->d + pos;
@@ -130,6 +126,11 @@ static size_t read_header(const struct judge *j, size_t pos, size_t end, bool to
 				open->to = pos + n;
 				open->count++;
 			}
+		} else if (n > 5 && memcmp(line, "From ", 5) == 0 && next < end &&
+		           field_name(j->d + next, text_len(j, next, next_line(j, next, end))) >
+		               0) {
+			open =
+			    NULL; /* an mbox envelope line with a header field after it: skipped */
 		} else {
 			break; /* not a header field: the body starts with this line */
 		}
@@ -186,14 +187,14 @@ static void judge_text(struct judge *j, const char *data, size_t len, const char
 	g_free(text);
 }
 
-static void judge_entity(struct judge *j, size_t start, size_t end, bool top, bool digest,
-                         int depth);
+static void judge_entity(struct judge *j, size_t start, size_t end, bool digest, int depth);
 
 /* A multipart in which no part is found: its text is shown as it is, unless a line of it
  * starts with "--" (mime/ then tries that as the boundary: no claim) or it holds a NUL byte
  * (GMime keeps preamble and epilogue as C strings: the text after a NUL is lost, see mime.h). */
 static void judge_partless(struct judge *j, size_t start, size_t end)
 {
+	j->unsplit = true; /* mime/ may find parts in it with a guessed boundary */
 	if (memchr(j->d + start, '\0', end - start) != NULL)
 		return;
 	for (size_t pos = start; pos < end; pos = next_line(j, pos, end))
@@ -232,7 +233,7 @@ static void judge_multipart(struct judge *j, size_t start, size_t end, const cha
 					stop--;
 				if (stop > part && j->d[stop - 1] == '\r')
 					stop--;
-				judge_entity(j, part, MAX(stop, part), false, digest, depth + 1);
+				judge_entity(j, part, MAX(stop, part), digest, depth + 1);
 			}
 			any = any || !closing;
 			in_part = !closing;
@@ -243,23 +244,24 @@ static void judge_multipart(struct judge *j, size_t start, size_t end, const cha
 		pos = next;
 	}
 	if (in_part)
-		judge_entity(j, part, end, false, digest, depth + 1);
+		judge_entity(j, part, end, digest, depth + 1);
 	g_ptr_array_set_size(j->bounds, j->bounds->len - 1);
 	if (!any)
 		judge_partless(j, start, end);
 }
 
-static void judge_entity(struct judge *j, size_t start, size_t end, bool top, bool digest,
-                         int depth)
+static void judge_entity(struct judge *j, size_t start, size_t end, bool digest, int depth)
 {
 	struct header h;
 	GMimeContentType *ct = NULL;
 	char *charset = NULL;
-	bool text = false, html = false;
+	bool text = false, html = false, multipart = false;
 
-	if (depth > MAX_DEPTH || j->ambiguous)
+	if (depth > MAX_DEPTH || j->ambiguous) {
+		j->unsplit = true;
 		return;
-	read_header(j, start, end, top, &h);
+	}
+	read_header(j, start, end, &h);
 	if (h.type.count > 0) {
 		char *v = value_text(j, &h.type);
 		if (!mime_content_type_is_invalid(v)) {
@@ -290,6 +292,7 @@ static void judge_entity(struct judge *j, size_t start, size_t end, bool top, bo
 			j->ambiguous = true;
 	} else if (ct != NULL && g_mime_content_type_is_type(ct, "multipart", "*")) {
 		const char *boundary = g_mime_content_type_get_parameter(ct, "boundary");
+		multipart = true;
 		bool is_digest = g_mime_content_type_is_type(ct, "multipart", "digest");
 		if (boundary != NULL)
 			judge_multipart(j, h.body, end, boundary, is_digest, depth);
@@ -303,6 +306,14 @@ static void judge_entity(struct judge *j, size_t start, size_t end, bool top, bo
 	}
 	if (ct != NULL)
 		g_object_unref(ct);
+	if (!multipart && j->leaves != NULL) {
+		struct mime_test_leaf leaf = {j->d + h.body, end - h.body,
+		                              h.encoding.count == 1 ? value_text(j, &h.encoding)
+		                                                    : NULL};
+		g_array_append_val(j->leaves, leaf);
+		if (h.encoding.count > 1)
+			j->unsplit = true;
+	}
 
 	if (text && h.disposition.count <= 1 && h.encoding.count <= 1) {
 		GMimeContentEncoding enc = GMIME_CONTENT_ENCODING_DEFAULT;
@@ -358,7 +369,36 @@ bool mime_test_has_readable_text(const void *data, size_t len)
 	mime_init();
 	j.d = data;
 	j.bounds = g_ptr_array_new_with_free_func(g_free);
-	judge_entity(&j, 0, len, true, false, 0);
+	judge_entity(&j, 0, len, false, 0);
 	g_ptr_array_unref(j.bounds);
 	return j.found && !j.ambiguous;
+}
+
+static void clear_leaf(gpointer p)
+{
+	g_free(((struct mime_test_leaf *)p)->encoding);
+}
+
+GArray *mime_test_leaves(const void *data, size_t len)
+{
+	struct judge j = {0};
+	size_t shaped_len;
+	char *shaped = data != NULL ? mime_limit_structure(data, len, &shaped_len) : NULL;
+
+	if (data == NULL || shaped != NULL) {
+		g_free(shaped); /* over the limits: no claim */
+		return NULL;
+	}
+	mime_init();
+	j.d = data;
+	j.bounds = g_ptr_array_new_with_free_func(g_free);
+	j.leaves = g_array_new(FALSE, TRUE, sizeof(struct mime_test_leaf));
+	g_array_set_clear_func(j.leaves, clear_leaf);
+	judge_entity(&j, 0, len, false, 0);
+	g_ptr_array_unref(j.bounds);
+	if (j.ambiguous || j.unsplit) {
+		g_array_unref(j.leaves);
+		return NULL;
+	}
+	return j.leaves;
 }

@@ -5,6 +5,7 @@
 #ifndef IMAPFS_TESTS_MIME_READABLE_H
 #define IMAPFS_TESTS_MIME_READABLE_H
 
+#include <glib.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -12,5 +13,20 @@
  * text, so that mime/'s body view must not be empty.  False when they have none, and also
  * wherever the judge makes no claim (see readable.c). */
 bool mime_test_has_readable_text(const void *data, size_t len);
+
+/* A leaf part as the judge splits a message: its body — the bytes after its header block up
+ * to the line break before the next delimiter (RFC 2046 §5.1.1), borrowed from the message —
+ * and the value of its Content-Transfer-Encoding field (NULL when it has none). */
+struct mime_test_leaf {
+	const char *body;
+	size_t len;
+	char *encoding;
+};
+
+/* Every leaf part of len bytes of raw message (forwarded messages not descended into), in
+ * MIME order, by the rules of mime.h and apart from mime/'s code path: a GArray of struct
+ * mime_test_leaf (new; g_array_unref frees it whole), or NULL where the judge makes no claim
+ * about the structure (see readable.c, and a multipart in which no part is found). */
+GArray *mime_test_leaves(const void *data, size_t len);
 
 #endif /* IMAPFS_TESTS_MIME_READABLE_H */

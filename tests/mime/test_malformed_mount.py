@@ -2,7 +2,9 @@
 """Integration check of the malformed-mail corpus (tests/mime/malformed, see make_malformed.py)
 through a real mount: every message is appended to a throwaway Dovecot
 (tests/harness/dovecot.py), imapfs is mounted, and each message directory must show the
-expected body and subject while message.eml stays the server's exact bytes.
+expected views (body, subject, from, to, cc, message-id, headers, body.html: whichever
+make_malformed.py wrote) and attachments (names, sizes, bytes), while message.eml stays the
+server's exact bytes.
 
 Environment (set by tests/mime/meson.build):
     IMAPFS_BIN           the built imapfs executable
@@ -26,6 +28,8 @@ from test_imapfs import Mount, dovecot, read, require_environment, write_config 
 
 DATA = os.path.join(os.environ.get('MIME_TEST_DATA', HERE), 'malformed')
 FOLDER = 'Malformed'
+# The views an expected/<name>/ directory may hold (make_malformed.py).
+VIEWS = ('subject', 'from', 'to', 'cc', 'date', 'message-id', 'headers', 'body', 'body.html')
 
 
 class MalformedMountTest(unittest.TestCase):
@@ -72,10 +76,37 @@ class MalformedMountTest(unittest.TestCase):
         self.assertGreaterEqual(len(self.messages), 30)
         for name, (uid, _raw) in self.messages.items():
             d = os.path.join(self.m.path, FOLDER, str(uid))
-            for view in ('body', 'subject'):
+            for view in VIEWS:
                 want = self.expected(name, view)
                 if want is not None:
-                    self.assertEqual(read(os.path.join(d, view)), want, (name, view))
+                    with self.subTest(message=name, view=view):
+                        self.assertEqual(read(os.path.join(d, view)), want)
+
+    def test_attachments_through_the_mount(self):
+        # An attachment holds input bytes, so its line ends are those the server gives: an
+        # -lf message the server stores with CRLF is held against its -crlf twin.
+        checked = 0
+        for name, (uid, raw) in self.messages.items():
+            d = os.path.join(self.m.path, FOLDER, str(uid))
+            want_name = name
+            if self.d.fetch_raw(FOLDER, uid) != raw and name.endswith('-lf'):
+                want_name = name[:-3] + '-crlf'
+            listing = self.expected(want_name, 'attachments.list')
+            if listing is None:
+                continue
+            want = sorted(tuple(line.split(b'\t')) for line in listing.splitlines())
+            att = os.path.join(d, 'attachments')
+            got = sorted((n.encode(), str(os.stat(os.path.join(att, n)).st_size).encode())
+                         for n in (os.listdir(att) if os.path.isdir(att) else []))
+            with self.subTest(message=name, view='attachments.list'):
+                self.assertEqual(got, want)
+            edir = os.path.join(DATA, 'expected', want_name, 'attachments')
+            for n in (os.listdir(edir) if os.path.isdir(edir) else []):
+                with self.subTest(message=name, attachment=n):
+                    self.assertEqual(read(os.path.join(att, n)), self.expected(
+                        want_name, os.path.join('attachments', n)))
+                checked += 1
+        self.assertGreaterEqual(checked, 10)
 
     def test_message_eml_byte_exact(self):
         for name, (uid, raw) in self.messages.items():
