@@ -40,7 +40,7 @@ struct ifs_config {
 	bool watch;          /* watch the folders in use with NOTIFY/IDLE (watch.h) */
 	unsigned idle_renew_s; /* the watching connection's keep-alive interval (watch.h) */
 	bool fetch_whole;    /* fetch = whole: every file from the whole message (piece.h) */
-	bool compress;       /* COMPRESS=DEFLATE when the server offers it (imap.h) */
+	enum imap_compress compress; /* COMPRESS=DEFLATE when offered: auto (default), on, off */
 };
 
 #define IFS_IDLE_RENEW_DEFAULT 1500u /* 25 minutes */
@@ -91,8 +91,10 @@ struct ifs_config {
 	"                           fetches only what it shows: the header for header files,\n" \
 	"                           the text parts for body and body.html, one attachment for\n" \
 	"                           itself; the files are the same either way\n" \
-	"    compress = on|off      compress what goes over the wire (COMPRESS=DEFLATE, RFC 4978)\n" \
-	"                           when the server offers it; default on\n"
+	"    compress = auto|on|off compress what goes over the wire (COMPRESS=DEFLATE, RFC 4978)\n" \
+	"                           when the server offers it: on always, auto (default) unless\n" \
+	"                           the server's address is loopback (127.0.0.0/8, ::1), where\n" \
+	"                           it saves nothing; set on for a tunnel through localhost\n"
 
 /* Load and validate.  path may be NULL (default location); account may be NULL ("default").
  * On failure returns -errno and a new one-line message in *errmsg_r (no "imapfs: " prefix).

@@ -52,8 +52,9 @@ from test_imapfs import (daemon_pids, mounted, mountinfo_entries,  # noqa: E402,
 
 
 def write_config(path, host, port, user, password, ca_file, **over):
+    # compress = on: the server is on loopback, where the default (auto) would not ask
     keys = {'host': host, 'port': str(port), 'user': user, 'password': password,
-            'ca_file': ca_file, 'timeout': str(TIMEOUT), 'refresh': '1'}
+            'ca_file': ca_file, 'timeout': str(TIMEOUT), 'refresh': '1', 'compress': 'on'}
     keys.update(over)
     with open(path, 'w') as f:
         f.write('[default]\n')

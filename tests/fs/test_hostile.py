@@ -70,11 +70,13 @@ class HostileCase(unittest.TestCase):
     def config(self, srv, tls='imaps', **over):
         keys = {'host': '127.0.0.1', 'port': str(srv.port), 'tls': tls, 'user': USER,
                 'password': PASSWORD, 'ca_file': PKI['ca'], 'timeout': str(TIMEOUT),
-                'refresh': '1', 'connections': '2'}
+                'refresh': '1', 'connections': '2',
+                'compress': 'on'}   # the server is on loopback, where auto would not ask
         keys.update(over)
         path = os.path.join(self.tmp, 'config')
         with open(path, 'w') as f:
-            f.write('[default]\n' + ''.join('%s = %s\n' % kv for kv in keys.items()))
+            f.write('[default]\n' + ''.join('%s = %s\n' % kv for kv in keys.items()
+                                            if kv[1] is not None))
         os.chmod(path, 0o600)
         return path
 
@@ -492,6 +494,23 @@ class Compressed(HostileCase):
         self.assertGreaterEqual(srv.compressed, 2, 'the new connection did not compress')
         self.assertNoOverflowMessages(m)
         self.assertAlive(m, srv)
+
+    def test_default_auto_not_on_loopback(self):
+        """With no compress key (auto) the daemon never asks a server it reached on a
+        loopback address, though it offers COMPRESS=DEFLATE; compress = on asks."""
+        for value, want in ((None, 0), ('on', 1)):
+            with self.subTest(compress=value):
+                srv = self.compressed_server()
+                m = Mount(self.tmp, self.config(srv, readahead='0', compress=value),
+                          name='mnt-%s' % value)
+                self.addCleanup(m.close)
+                r = timed_read(os.path.join(m.path, 'INBOX', '3', 'message.eml'),
+                               TIMEOUT + MARGIN + 10)
+                self.assertEqual((r.err, r.data), (0, self.msgs[3]))
+                if want:
+                    self.assertGreaterEqual(srv.compressed, 1, 'compress = on did not ask')
+                else:
+                    self.assertEqual(srv.compressed, 0, 'auto asked a loopback server')
 
     def test_bomb_is_bounded(self):
         """A FETCH answer that inflates to 200 MiB of text without a line end (some 200 KB

@@ -99,6 +99,9 @@ def write_config(path, d, account='default', mode=0o600, **over):
         'host': d.host, 'port': str(d.port_imaps), 'user': d.user,
         'password': d.password, 'ca_file': d.ca_file, 'timeout': '10',
         'refresh': '1',
+        # the Dovecot is on loopback, where the default (auto) never asks for COMPRESS: the
+        # *_compress suites must compress (nothing changes where it is not offered)
+        'compress': 'on',
         # every config its own disk cache, beside it (never the user's ~/.cache)
         'cache_dir': os.path.join(os.path.dirname(os.path.abspath(path)),
                                   'cache-' + os.path.basename(path)),
@@ -508,6 +511,16 @@ class DebugTraceTest(unittest.TestCase):
             self.assertNotRegex(c, r'^\S+ (UID )?(SELECT|STORE|EXPUNGE|APPEND|COPY|MOVE|'
                                    r'CREATE|DELETE|RENAME)\b', c)
             self.assertNotRegex(c.replace('BODY.PEEK[', ''), r'BODY\[', c)
+        # the *_compress run really compresses (write_config says compress = on; the
+        # default, auto, would not ask a loopback Dovecot), the plain run never asks
+        asked = [c for c in commands if re.match(r'^\S+ COMPRESS DEFLATE\b', c)]
+        sizes = [(int(r), int(p)) for r, p in re.findall(
+            r'compression with \S+: received (\d+) bytes for (\d+)', log)]
+        if d.compress:
+            self.assertTrue(asked, 'no COMPRESS DEFLATE in the trace')
+            self.assertTrue(any(p > r > 0 for r, p in sizes), sizes)
+        else:
+            self.assertEqual((asked, sizes), ([], []))
 
 
 class StartupErrorTest(unittest.TestCase):

@@ -293,7 +293,8 @@ class PartsCase(unittest.TestCase):
     def mount(self, srv, name='mnt', **over):
         keys = {'host': '127.0.0.1', 'port': str(srv.port), 'tls': 'imaps', 'user': USER,
                 'password': PASSWORD, 'ca_file': PKI['ca'], 'timeout': str(TIMEOUT),
-                'refresh': '600', 'connections': '1', 'readahead': '0', 'fetch': 'parts'}
+                'refresh': '600', 'connections': '1', 'readahead': '0', 'fetch': 'parts',
+                'compress': 'on'}   # the server is on loopback, where auto would not ask
         keys.update(over)
         path = os.path.join(self.tmp, name + '.config')
         with open(path, 'w') as f:
