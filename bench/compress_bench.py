@@ -3,7 +3,7 @@
 daemon's CPU with compress = on against compress = off, in the same run.
 
     sudo /usr/bin/python3 bench/compress_bench.py [--messages 100000] [--corpus 5000]
-                                                  [--rate-mbit 100] [--rtt-ms 50]
+                                                  [--rate-mbit 100] [--rtt-ms 50] [--runs 3]
 
 Needs root (a throwaway Dovecot with imap_zlib, FUSE mounts) and a built imapfs (IMAPFS_BIN,
 default build/fs/imapfs).  One Dovecot (tests/harness/dovecot.py, compress=True, so it offers
@@ -12,15 +12,19 @@ Maildir, and Corpus, the benchmark's 5,000-message corpus (bench/corpus.py, ~63 
 each on a fresh mount with an empty cache, first with compress = off, then on:
 
   ls -l Big          the first listing of the 100,000-message folder (attributes of all);
-  cat */subject      Corpus/*/subject over the 5,000 messages (what imapfs fetches for a
-                     subject is whatever its build fetches: whole messages until pieces land);
-  grep -r            a cold grep -r of Corpus for the corpus's needle word (hits checked).
+  cat */subject      Corpus/*/subject over the 5,000 messages, twice: with fetch = whole
+                     (the default: whole messages) and with fetch = parts (BODY.PEEK[HEADER]);
+  grep -r            a cold grep -r of Corpus for the corpus's needle word (hits checked),
+                     fetch = whole.
 
 Links: "wan" goes through tests/harness/tcp_proxy.py with rate_bps (each direction one link
 of that bandwidth shared by all connections) and RTT/2 of delay each way; the proxy counts the
 bytes it forwards.  "loopback" connects straight to Dovecot (no proxy: its own cost would hide
-imapfs's), so it gives seconds and CPU only.  CPU is the daemon's user + system time during the
-row (/proc/PID/stat).  The machine is shared: timings are noisy; bytes are exact.
+imapfs's), so it gives seconds and CPU only; there it also runs compress = auto (the default:
+off on a loopback address; the proxy is on loopback too, so on the wan only on/off are run).
+CPU is the daemon's user + system time during the row (/proc/PID/stat).  Each row runs --runs
+times, the modes of a row one after another within a run (same load); the table has medians.
+The machine is shared: timings are noisy; bytes are exact.
 """
 
 import argparse
@@ -74,7 +78,7 @@ def seed_small(d, folder, n):
 
 
 class Mount:
-    def __init__(self, tmp, d, port, compress, tag):
+    def __init__(self, tmp, d, port, compress, tag, fetch='whole'):
         self.path = os.path.join(tmp, 'mnt')
         os.makedirs(self.path, exist_ok=True)
         self.cache = os.path.join(tmp, 'cache-' + tag)
@@ -83,8 +87,8 @@ class Mount:
             os.fchmod(f.fileno(), 0o600)
             f.write('[default]\nhost = 127.0.0.1\nport = %d\nuser = %s\npassword = %s\n'
                     'ca_file = %s\ncache_dir = %s\ntimeout = 60\ncompress = %s\n'
-                    % (port, d.user, d.password, d.ca_file, self.cache,
-                       'on' if compress else 'off'))
+                    'fetch = %s\n'
+                    % (port, d.user, d.password, d.ca_file, self.cache, compress, fetch))
         self.logpath = os.path.join(tmp, 'log-' + tag)
         self.logf = open(self.logpath, 'wb')
         self.proc = subprocess.Popen([IMAPFS, '-o', 'config=' + cfg, '-f', self.path],
@@ -124,7 +128,7 @@ def run_row(row, m, n_big, manifest):
         got = len(p.stdout.splitlines()) - 1
         ok = p.returncode == 0 and got == n_big
         return ok, '%d entries' % got
-    if row == 'cat':
+    if row in ('cat', 'cat_parts'):
         p = subprocess.run('cat %s/Corpus/*/subject | wc -l' % m.path, shell=True,
                            stdout=subprocess.PIPE, env=ENV_C)
         lines = int(p.stdout.strip() or 0)
@@ -137,8 +141,18 @@ def run_row(row, m, n_big, manifest):
     return hits == want, '%d hits of %d' % (hits, want)
 
 
-ROWS = [('ls', 'ls -l of {messages:,} messages'), ('cat', 'cat */subject, {corpus:,} messages'),
-        ('grep', 'cold grep -r, {corpus:,} messages')]
+# (row, label, fetch)
+ROWS = [('ls', 'ls -l of {messages:,} messages', 'whole'),
+        ('cat', 'cat */subject, {corpus:,} messages, fetch = whole', 'whole'),
+        ('cat_parts', 'cat */subject, {corpus:,} messages, fetch = parts (headers)', 'parts'),
+        ('grep', 'cold grep -r, {corpus:,} messages', 'whole')]
+MODES = {'wan': ('off', 'on'), 'loopback': ('off', 'on', 'auto')}
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
 def main():
@@ -147,7 +161,11 @@ def main():
     ap.add_argument('--corpus', type=int, default=5000)
     ap.add_argument('--rate-mbit', type=float, default=100)
     ap.add_argument('--rtt-ms', type=float, default=50)
+    ap.add_argument('--runs', type=int, default=3, help='runs of every row (medians)')
+    ap.add_argument('--rows', default=','.join(r for r, _l, _f in ROWS),
+                    help='a subset of ' + ','.join(r for r, _l, _f in ROWS))
     args = ap.parse_args()
+    rows = [r for r in ROWS if r[0] in args.rows.split(',')]
     if os.geteuid() != 0:
         sys.exit('compress_bench.py: run me as root')
     manifest = corpus.load_or_generate(HERE, args.corpus, log=log)
@@ -155,7 +173,7 @@ def main():
     os.chmod(tmp, 0o755)
     d = dovecot.Dovecot(workdir=os.path.join(tmp, 'dv'), compress=True)
     d.start()
-    results = {}
+    results = {}   # (link, mode, row) -> [(secs, cpu, down, up), ...] one per run
     try:
         log('seeding %d small messages and the %d-message corpus...' % (args.messages,
                                                                          args.corpus))
@@ -171,52 +189,70 @@ def main():
                                    delay_ms=args.rtt_ms / 2,
                                    rate_bps=args.rate_mbit * 1e6 if args.rate_mbit else None)
         try:
-            for link in ('wan', 'loopback'):
-                port = proxy.port if link == 'wan' else d.port_imaps
-                for compress in (False, True):
-                    for row, _label in ROWS:
-                        tag = '%s-%s-%s' % (link, 'on' if compress else 'off', row)
-                        m = Mount(tmp, d, port, compress, tag)
-                        try:
-                            time.sleep(1)  # let the mount's own start-up traffic settle
-                            proxy.reset_counters()
-                            cpu0, t0 = m.cpu(), time.monotonic()
-                            ok, what = run_row(row, m, args.messages, manifest)
-                            secs, cpu = time.monotonic() - t0, m.cpu() - cpu0
-                            up, down = proxy.counters()
-                        finally:
-                            m.close()
-                        if not ok:
-                            raise RuntimeError('%s: wrong result (%s)' % (tag, what))
-                        results[(link, compress, row)] = (secs, cpu, down, up)
-                        log('%-26s %7.2f s  cpu %6.2f s  down %11d  up %9d  (%s)' % (
-                            tag, secs, cpu, down, up, what))
+            for run in range(args.runs):
+                for link in ('wan', 'loopback'):
+                    port = proxy.port if link == 'wan' else d.port_imaps
+                    for row, _label, fetch in rows:
+                        for mode in MODES[link]:
+                            tag = '%s-%s-%s' % (link, mode, row)
+                            m = Mount(tmp, d, port, mode, tag, fetch)
+                            try:
+                                time.sleep(1)  # let the mount's own start-up traffic settle
+                                proxy.reset_counters()
+                                cpu0, t0 = m.cpu(), time.monotonic()
+                                ok, what = run_row(row, m, args.messages, manifest)
+                                secs, cpu = time.monotonic() - t0, m.cpu() - cpu0
+                                up, down = proxy.counters()
+                            finally:
+                                m.close()
+                            if not ok:
+                                raise RuntimeError('%s: wrong result (%s)' % (tag, what))
+                            results.setdefault((link, mode, row), []).append(
+                                (secs, cpu, down, up))
+                            log('run %d %-28s %7.2f s  cpu %6.2f s  down %11d  up %9d  (%s)'
+                                % (run + 1, tag, secs, cpu, down, up, what))
         finally:
             proxy.close()
     finally:
         d.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print('COMPRESS=DEFLATE against Dovecot %s (imap_zlib), compress = off vs on, one run '
-          'each; wan = %g Mbit/s each way + %g ms RTT (tcp_proxy.py); the machine is shared'
-          % (subprocess.run(['dovecot', '--version'], stdout=subprocess.PIPE).stdout.decode()
-             .split()[0], args.rate_mbit, args.rtt_ms))
+    def med(link, mode, row, k):
+        return median([r[k] for r in results[(link, mode, row)]])
+
+    print('COMPRESS=DEFLATE against Dovecot %s (imap_zlib), compress = off vs on; wan = %g '
+          'Mbit/s each way + %g ms RTT (tcp_proxy.py); medians of %d runs; the machine is '
+          'shared' % (subprocess.run(['dovecot', '--version'], stdout=subprocess.PIPE)
+                      .stdout.decode().split()[0], args.rate_mbit, args.rtt_ms, args.runs))
     print()
     print('| row | bytes down off | bytes down on | fewer | up off | up on | wan s off | '
-          'wan s on | loopback s off | loopback s on | CPU s off | CPU s on | CPU on/off |')
-    print('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
-    for row, label in ROWS:
+          'wan s on | loopback s off | loopback s on | loopback s auto |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|')
+    for row, label, _fetch in rows:
         label = label.format(messages=args.messages, corpus=args.corpus)
-        w0, w1 = results[('wan', False, row)], results[('wan', True, row)]
-        l0, l1 = results[('loopback', False, row)], results[('loopback', True, row)]
-        print('| %s | %d | %d | %.2fx | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | '
-              '%.2f |' % (label, w0[2], w1[2], w0[2] / max(1, w1[2]), w0[3], w1[3], w0[0],
-                          w1[0], l0[0], l1[0], l0[1], l1[1], l1[1] / max(0.01, l0[1])))
+        d0, d1 = med('wan', 'off', row, 2), med('wan', 'on', row, 2)
+        print('| %s | %d | %d | %.2fx | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f |' % (
+            label, d0, d1, d0 / max(1, d1), med('wan', 'off', row, 3), med('wan', 'on', row, 3),
+            med('wan', 'off', row, 0), med('wan', 'on', row, 0),
+            med('loopback', 'off', row, 0), med('loopback', 'on', row, 0),
+            med('loopback', 'auto', row, 0)))
     print()
-    print('CPU: the daemon\'s user + system seconds during the row on loopback (wan: %s)' %
-          ', '.join('%s %.2f/%.2f' % (row, results[('wan', False, row)][1],
-                                      results[('wan', True, row)][1]) for row, _ in ROWS))
-
+    print('The daemon\'s CPU (user + system seconds during the row), medians:')
+    print()
+    print('| row | loopback off | loopback on | on/off | loopback auto | wan off | wan on | '
+          'on/off |')
+    print('|---|---|---|---|---|---|---|---|')
+    for row, label, _fetch in rows:
+        label = label.format(messages=args.messages, corpus=args.corpus)
+        l0, l1, la = (med('loopback', m, row, 1) for m in ('off', 'on', 'auto'))
+        w0, w1 = med('wan', 'off', row, 1), med('wan', 'on', row, 1)
+        print('| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |' % (
+            label, l0, l1, l1 / max(0.01, l0), la, w0, w1, w1 / max(0.01, w0)))
+    print()
+    print('Every run (secs / cpu / bytes down):')
+    for (link, mode, row), rs in sorted(results.items()):
+        print('  %-8s %-4s %-9s %s' % (link, mode, row, '  '.join(
+            '%.2f/%.2f/%d' % (r[0], r[1], r[2]) for r in rs)))
 
 if __name__ == '__main__':
     main()
