@@ -48,7 +48,8 @@ def timed_grep(b, m, top):
         raise SystemExit('wrong result: %d found, %d expected' % (len(found), len(b.expected)))
     st = daemon_stats(b.mnt)
     extra = ''.join(' %s=%s' % (k, v) for k, v in st.items()
-                    if k in ('parsed_ahead', 'readahead_stored', 'requests') or
+                    if k in ('parsed_ahead', 'readahead_stored', 'requests', 'bodies_fetched',
+                             'pieces_fetched', 'pieces_read_ahead', 'read_whole') or
                     (k.startswith('req_') and v != '0'))
     return secs, 'daemon cpu %.2f s, this process (the latency proxy) %.2f s, machine busy ' \
         '%.2f s idle %.2f s%s' % (c1 - c0, p1 - p0, busy1 - busy0, idle1 - idle0, extra)

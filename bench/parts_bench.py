@@ -255,7 +255,13 @@ class Bench:
             with tempfile.TemporaryFile(dir=self.tmp) as out, \
                     tempfile.TemporaryFile(dir=self.tmp) as err:
                 t0 = time.monotonic()
-                p = subprocess.Popen(argv, cwd=top, stdin=subprocess.DEVNULL, stdout=out,
+                # The task enters the mount itself (sh's cd), not through Popen(cwd=):
+                # CPython 3.11 may vfork and chdir in the child while this process's thread
+                # holds the GIL, and the first lookup in a fresh mount needs the listing,
+                # which goes through tcp_proxy's threads in this very process: every run
+                # then stalled for imapfs's 30 s timeout.
+                p = subprocess.Popen(['sh', '-c', 'cd -- "$1" && shift && exec "$@"', 'sh',
+                                      top] + list(argv), stdin=subprocess.DEVNULL, stdout=out,
                                      stderr=err, env=ENV)
                 try:
                     rc = p.wait(timeout=self.args.timeout)

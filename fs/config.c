@@ -22,9 +22,10 @@
 #define MAX_CMD_OUTPUT (64 * 1024)
 
 static const char *const known_keys[] = {
-	"host", "port", "tls", "user", "pass_cmd", "password", "ca_file",
-	"timeout", "connections", "refresh", "memory_cache", "cache", "cache_dir", "cache_size",
-	"readahead", "auth", "oauth_cmd", "watch", "idle_renew", "compress", "fetch", NULL,
+    "host",       "port",       "tls",         "user",        "pass_cmd",     "password",
+    "ca_file",    "timeout",    "connections", "refresh",     "memory_cache", "cache",
+    "cache_dir",  "cache_size", "readahead",   "auth",        "oauth_cmd",    "watch",
+    "idle_renew", "compress",   "fetch",       "whole_below", NULL,
 };
 
 static void wipe_str(char *s)
@@ -497,6 +498,9 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 		goto fail;
 	}
 	g_clear_pointer(&v, g_free);
+	if ((ret = get_size(kf, cfg->account, "whole_below", IFS_WHOLE_BELOW_DEFAULT,
+	                    &cfg->whole_below, cfg->path, errmsg_r)) < 0)
+		goto fail;
 
 	v = g_key_file_get_string(kf, cfg->account, "ca_file", NULL);
 	if (v != NULL) {

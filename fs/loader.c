@@ -925,8 +925,8 @@ static int load_attachment(struct ifs *fs, const struct ifs_msg_ref *ref, unsign
 		return 0;
 	}
 	part = imap_part_find(parts->structure, a->src.section);
-	if (part == NULL)
-		return -EBADMSG;
+	if (part == NULL || ifs_structure_end_unsure(part))
+		return -EBADMSG; /* the whole message answers (structure.h) */
 	memset(&s, 0, sizeof(s));
 	ifs_structure_data_item(part, server_binary(fs), a->src.kind == MIME_DATA_EXACT, &item,
 	                        &s.decode);
@@ -987,6 +987,8 @@ struct load_ctx {
 	const struct ifs_msg_ref *ref;
 	unsigned piece;
 	const struct ifs_cached_msg *prev; /* the entry piece builds on (held by the caller) */
+	unsigned asked; /* the piece the reader asked for (WHOLE answers a small message's
+	                 * TEXTS): what the read-ahead is told, so it follows the walk's kind */
 };
 
 static int load_entry(void *p, uint64_t key, struct ifs_cached_msg *msg)
@@ -998,7 +1000,7 @@ static int load_entry(void *p, uint64_t key, struct ifs_cached_msg *msg)
 	int ret;
 
 	if (fs->readahead != NULL)
-		ifs_readahead_note(fs->readahead, ctx->ref->epoch, ctx->ref->uid, ctx->piece);
+		ifs_readahead_note(fs->readahead, ctx->ref->epoch, ctx->ref->uid, ctx->asked);
 	if (ctx->piece == IFS_PIECE_WHOLE)
 		return load_whole(fs, ctx->ref, msg);
 	if (ctx->piece >= IFS_PIECE_ATT0) {
@@ -1167,18 +1169,18 @@ static unsigned prerequisite(unsigned piece)
 	return piece - 1; /* TEXTS on PARTS on OUTLINE */
 }
 
-static int get_entry(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece,
-                     const struct ifs_cached_msg *prev, const struct ifs_cached_msg **m_r,
-                     bool *prefetched_r)
+static int get_entry_for(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece,
+                         unsigned asked, const struct ifs_cached_msg *prev,
+                         const struct ifs_cached_msg **m_r, bool *prefetched_r)
 {
-	struct load_ctx ctx = {fs, ref, piece, prev};
+	struct load_ctx ctx = {fs, ref, piece, prev, asked};
 	bool prefetched = false;
 	int ret = ifs_msgcache_get(fs->cache, ifs_piece_key(ref->key_epoch, ref->uid, piece),
 	                           ifs_cur_requester, load_entry, &ctx, m_r, &prefetched);
 
 	/* read ahead into memory: the reader's first use keeps the walk going */
 	if (prefetched && fs->readahead != NULL)
-		ifs_readahead_note(fs->readahead, ref->epoch, ref->uid, piece);
+		ifs_readahead_note(fs->readahead, ref->epoch, ref->uid, asked);
 	if (prefetched_r != NULL)
 		*prefetched_r = prefetched;
 
@@ -1189,6 +1191,28 @@ static int get_entry(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned pie
 	return ret;
 }
 
+static int get_entry(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece,
+                     const struct ifs_cached_msg *prev, const struct ifs_cached_msg **m_r,
+                     bool *prefetched_r)
+{
+	return get_entry_for(fs, ref, piece, piece, prev, m_r, prefetched_r);
+}
+
+/* Is piece of a message of listed_size answered by fetching the whole message: fetch = whole,
+ * a message found to be read whole, or a small one beyond its outline (piece.h)? */
+static bool reads_whole(struct ifs *fs, uint32_t key_epoch, uint32_t uid, uint64_t listed_size,
+                        unsigned piece)
+{
+	return fs->cfg->fetch_whole || is_whole_only(ifs_msg_key(key_epoch, uid)) ||
+	       (piece >= IFS_PIECE_TEXTS && listed_size <= fs->cfg->whole_below);
+}
+
+bool ifs_loader_reads_whole(struct ifs *fs, uint32_t epoch, uint32_t uid, uint64_t listed_size,
+                            unsigned piece)
+{
+	return reads_whole(fs, ifs_tree_base_epoch(fs->tree, epoch), uid, listed_size, piece);
+}
+
 int ifs_loader_get(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece,
                    const struct ifs_cached_msg **m_r, bool *prefetched_r)
 {
@@ -1197,12 +1221,13 @@ int ifs_loader_get(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece
 
 	if (prefetched_r != NULL)
 		*prefetched_r = false;
-	if (piece != IFS_PIECE_WHOLE &&
-	    (fs->cfg->fetch_whole || is_whole_only(ifs_msg_key(ref->key_epoch, ref->uid)) ||
-	     ifs_loader_whole_if_held(fs, ref, m_r) == 0)) {
-		if (fs->cfg->fetch_whole || is_whole_only(ifs_msg_key(ref->key_epoch, ref->uid)))
-			return get_entry(fs, ref, IFS_PIECE_WHOLE, NULL, m_r, prefetched_r);
-		return 0; /* the whole message is here */
+	if (piece != IFS_PIECE_WHOLE) {
+		if (reads_whole(fs, ref->key_epoch, ref->uid, ref->listed_size, piece))
+			return get_entry_for(fs, ref, IFS_PIECE_WHOLE,
+			                     fs->cfg->fetch_whole ? IFS_PIECE_WHOLE : piece, NULL,
+			                     m_r, prefetched_r);
+		if (ifs_loader_whole_if_held(fs, ref, m_r) == 0)
+			return 0; /* the whole message is here */
 	}
 	if (piece == IFS_PIECE_WHOLE || piece == IFS_PIECE_OUTLINE) {
 		ret = get_entry(fs, ref, piece, NULL, m_r, prefetched_r);
@@ -1225,7 +1250,8 @@ int ifs_loader_get(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece
 			return ret;
 		if (ret == -EIO)
 			remember_whole_only(ref, "fetching a piece failed");
-		return get_entry(fs, ref, IFS_PIECE_WHOLE, NULL, m_r, prefetched_r);
+		/* the read-ahead follows the walk's kind, not this message's fallback */
+		return get_entry_for(fs, ref, IFS_PIECE_WHOLE, piece, NULL, m_r, prefetched_r);
 	}
 	return ret;
 }
@@ -1327,7 +1353,20 @@ static void prefetch_batch(struct ifs *fs, const struct ifs_msg_ref *folder, con
 		bool structure;
 		guint first = items_all->len;
 
+		uint64_t listed = 0;
+
 		if (piece_held(fs, folder, uids[i], piece))
+			continue;
+		{
+			struct ifs_msg_info info;
+			if (ifs_tree_msg_info(fs->tree, folder->epoch, uids[i], false, &info) ==
+			    0) {
+				listed = info.size;
+				ifs_msg_info_clear(&info);
+			}
+		}
+		/* a small message is read ahead whole instead (readahead.c), or by its reader */
+		if (reads_whole(fs, folder->key_epoch, uids[i], listed, piece))
 			continue;
 		ref.uid = uids[i];
 		if (piece != IFS_PIECE_OUTLINE) {
@@ -1360,15 +1399,7 @@ static void prefetch_batch(struct ifs *fs, const struct ifs_msg_ref *folder, con
 			}
 			b.reserved[m] = true;
 		}
-		{
-			struct ifs_msg_info info;
-			uint64_t listed = 0;
-			if (ifs_tree_msg_info(fs->tree, folder->epoch, uids[i], false, &info) == 0) {
-				listed = info.size;
-				ifs_msg_info_clear(&info);
-			}
-			piece_items(fs, piece, prev, listed, items_all, &structure);
-		}
+		piece_items(fs, piece, prev, listed, items_all, &structure);
 		g_array_append_val(offsets, first);
 		b.uids[m] = uids[i];
 		b.prevs[m] = prev;

@@ -66,6 +66,12 @@ int ifs_loader_checked_size(struct ifs *fs, const struct ifs_msg_ref *ref,
 int ifs_loader_whole_if_held(struct ifs *fs, const struct ifs_msg_ref *ref,
                              const struct ifs_cached_msg **m_r);
 
+/* Is piece of message uid of epoch (listed_size: its RFC822.SIZE) answered by the whole
+ * message: fetch = whole, a message found to be read whole, or a small one beyond its outline
+ * (piece.h)?  No I/O: the read-ahead asks it of every message of a window. */
+bool ifs_loader_reads_whole(struct ifs *fs, uint32_t epoch, uint32_t uid, uint64_t listed_size,
+                            unsigned piece);
+
 /* Messages found this mount to be read whole (their pieces cannot stand for them): stats. */
 uint64_t ifs_loader_whole_only_count(void);
 

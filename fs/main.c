@@ -119,6 +119,12 @@ static void prefetch_pieces(void *ctx, uint32_t epoch, const uint32_t *uids, uns
 	ifs_loader_prefetch(ctx, epoch, uids, n, piece);
 }
 
+static bool prefetch_whole(void *ctx, uint32_t epoch, uint32_t uid, uint64_t listed_size,
+                           unsigned piece)
+{
+	return ifs_loader_reads_whole(ctx, epoch, uid, listed_size, piece);
+}
+
 static void usage(const char *prog)
 {
 	printf("usage: %s [ACCOUNT] MOUNTPOINT [-o config=FILE] [FUSE options]\n"
@@ -529,7 +535,7 @@ mount:
 		    fs.bodies != NULL ? cfg->cache_size / 8 : cfg->memory_cache / 4,
 		    cfg->memory_cache / 8);
 	if (fs.readahead != NULL)
-		ifs_readahead_set_piece_fetcher(fs.readahead, prefetch_pieces, &fs);
+		ifs_readahead_set_piece_fetcher(fs.readahead, prefetch_pieces, prefetch_whole, &fs);
 	ifs_tree_set_notifier(fs.tree, fs.notifier);
 	ifs_search_set_notifier(fs.search, fs.notifier);
 	if (fs.watch_pool != NULL)

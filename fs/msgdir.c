@@ -39,6 +39,12 @@ static void put(struct ifs *fs, const struct ifs_cached_msg **m)
 	*m = NULL;
 }
 
+/* Is ref's message read whole for its texts (a small one, piece.h)? */
+static bool small_whole(struct ifs *fs, const struct ifs_msg_ref *ref)
+{
+	return ifs_loader_reads_whole(fs, ref->epoch, ref->uid, ref->listed_size, IFS_PIECE_TEXTS);
+}
+
 /* The entry that answers slot — for its bytes when bytes, else for whether it exists and its
  * size — loading the pieces msgdir.h's table names, in that order. */
 static int answer(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned slot, bool bytes,
@@ -72,6 +78,9 @@ static int answer(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned slot, 
 		put(fs, &m); /* the header alone does not decide it (mime.h) */
 		return ifs_loader_get(fs, ref, IFS_PIECE_PARTS, m_r, NULL);
 	}
+	/* body and body.html of a small message: straight to TEXTS, which reads it whole */
+	if (is_view_slot(slot) && small_whole(fs, ref))
+		return ifs_loader_get(fs, ref, IFS_PIECE_TEXTS, m_r, NULL);
 	ret = ifs_loader_get(fs, ref, IFS_PIECE_PARTS, &m, NULL);
 	if (ret < 0)
 		return ret;
@@ -227,8 +236,13 @@ int ifs_msgdir_list(struct ifs *fs, const struct ifs_msg_ref *ref, bool attdir,
 	GArray *entries;
 	int ret;
 
-	/* PARTS decides every name (or the whole message, when it answers) */
-	ret = ifs_loader_get(fs, ref, IFS_PIECE_PARTS, &m, NULL);
+	/* PARTS decides every name (or the whole message, when it answers).  A small message
+	 * (piece.h) is read whole when its directory is listed: who lists a message directory
+	 * (grep -r, find, tar) reads or stats its files next, and one whole fetch costs less
+	 * than PARTS then TEXTS; the attachments directory alone stays PARTS (listing every
+	 * attachments directory of a folder pays for MIME headers only). */
+	ret = ifs_loader_get(
+	    fs, ref, !attdir && small_whole(fs, ref) ? IFS_PIECE_TEXTS : IFS_PIECE_PARTS, &m, NULL);
 	if (ret < 0)
 		return ret;
 	/* body's size, when a walk over body has read it ahead (then the kernel needs no

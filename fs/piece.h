@@ -20,6 +20,13 @@
  *            encodings), else BODY.PEEK[s] decoded here (mime_decoder), or as it is for a
  *            forwarded message; streamed into the disk cache.
  *
+ * A small message (listed RFC822.SIZE at most `whole_below`, config.h) is read whole for its
+ * texts and attachments (TEXTS, ATT) and when its directory is listed (msgdir.h), by readers
+ * and read-ahead alike: its header and text parts are most of its bytes anyway, and one
+ * BODY.PEEK[] costs one round trip and one parse where PARTS then TEXTS cost two of each
+ * (bench/ab.py, a cold grep -r of the bodies of 5,000 small messages: 3x as long by pieces).
+ * Its header files (OUTLINE) and attachment names (PARTS) still come from their pieces.
+ *
  * Pieces other than WHOLE and ATT are kept as a piece set: named byte strings ("header",
  * "structure", "mime:1.2", "head:2", "size:1.2", "body:1.1", ...), written down as
  *     "IFSPIECE1\n", u32 count, then per entry: u16 name length, name, u64 length, bytes

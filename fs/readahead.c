@@ -76,6 +76,7 @@ struct ifs_readahead {
 	GHashTable *streams; /* stream_key(epoch, piece) -> struct stream* */
 	ifs_readahead_piece_fn fetch_pieces; /* NULL: pieces are not read ahead */
 	void *fetch_pieces_ctx;
+	ifs_readahead_whole_fn reads_whole; /* with fetch_pieces */
 	GAsyncQueue *jobs;   /* struct job*; a job with uids == NULL stops the worker */
 	GThread *worker;
 	GAsyncQueue *parse_jobs; /* struct job* for the parser, same convention */
@@ -304,7 +305,9 @@ static bool whole_walk_covers(struct ifs_readahead *ra, uint32_t epoch, uint32_t
 	return covered;
 }
 
-static void run_job(struct ifs_readahead *ra, struct job *j)
+/* Read whole messages uids[0..n) of epoch ahead, in batches. */
+static void run_whole(struct ifs_readahead *ra, uint32_t epoch, const struct ifs_uid_size *uids,
+                      guint n)
 {
 	char *raw = NULL;
 	uint32_t uidvalidity = 0;
@@ -313,36 +316,52 @@ static void run_job(struct ifs_readahead *ra, struct job *j)
 	const guint max_messages = ra->bodies != NULL ? DISK_BATCH_MESSAGES : MEM_BATCH_MESSAGES;
 	const uint64_t max_bytes = ra->bodies != NULL ? DISK_BATCH_BYTES : MEM_BATCH_BYTES;
 
-	if (j->piece != IFS_PIECE_WHOLE) {
-		/* pieces are small: the loader batches them, one round trip per level */
-		GArray *uids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
-		for (guint i = 0; i < j->uids->len; i++) {
-			uint32_t uid = g_array_index(j->uids, struct ifs_uid_size, i).uid;
-			if (!whole_walk_covers(ra, j->epoch, uid))
-				g_array_append_val(uids, uid);
-		}
-		if (ra->fetch_pieces != NULL && uids->len > 0)
-			ra->fetch_pieces(ra->fetch_pieces_ctx, j->epoch, (const uint32_t *)uids->data,
-			                 uids->len, j->piece);
-		g_array_unref(uids);
+	if (n == 0 || ifs_tree_epoch_folder(ra->tree, epoch, &raw, &uidvalidity) < 0)
 		return;
-	}
-	if (ifs_tree_epoch_folder(ra->tree, j->epoch, &raw, &uidvalidity) < 0)
-		return;
-	while (start < j->uids->len) {
-		guint n = 0;
+	while (start < n) {
+		guint k = 0;
 		uint64_t bytes = 0;
 		/* Bodies are streamed to files or parsed one at a time, so this bounds latency
 		 * (claims held), not memory. */
-		while (start + n < j->uids->len && n < max_messages && bytes < max_bytes) {
-			bytes += g_array_index(j->uids, struct ifs_uid_size, start + n).size;
-			n++;
+		while (start + k < n && k < max_messages && bytes < max_bytes) {
+			bytes += uids[start + k].size;
+			k++;
 		}
-		run_batch(ra, j->epoch, raw, uidvalidity,
-		          &g_array_index(j->uids, struct ifs_uid_size, start), n);
-		start += n;
+		run_batch(ra, epoch, raw, uidvalidity, uids + start, k);
+		start += k;
 	}
 	g_free(raw);
+}
+
+static void run_job(struct ifs_readahead *ra, struct job *j)
+{
+	if (j->piece != IFS_PIECE_WHOLE) {
+		/* pieces are small: the loader batches them, one round trip per level; what the
+		 * loader reads whole (small messages beyond their outline, piece.h) is read ahead
+		 * whole */
+		GArray *uids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+		GArray *small = g_array_new(FALSE, FALSE, sizeof(struct ifs_uid_size));
+		for (guint i = 0; i < j->uids->len; i++) {
+			const struct ifs_uid_size *u =
+			    &g_array_index(j->uids, struct ifs_uid_size, i);
+			if (whole_walk_covers(ra, j->epoch, u->uid))
+				continue;
+			if (ra->reads_whole != NULL &&
+			    ra->reads_whole(ra->fetch_pieces_ctx, j->epoch, u->uid, u->size,
+			                    j->piece))
+				g_array_append_val(small, *u);
+			else
+				g_array_append_val(uids, u->uid);
+		}
+		run_whole(ra, j->epoch, (const struct ifs_uid_size *)small->data, small->len);
+		if (ra->fetch_pieces != NULL && uids->len > 0)
+			ra->fetch_pieces(ra->fetch_pieces_ctx, j->epoch, (const uint32_t *)uids->data,
+			                 uids->len, j->piece);
+		g_array_unref(small);
+		g_array_unref(uids);
+		return;
+	}
+	run_whole(ra, j->epoch, (const struct ifs_uid_size *)j->uids->data, j->uids->len);
 }
 
 static gpointer worker_main(gpointer p)
@@ -370,20 +389,20 @@ static gpointer worker_main(gpointer p)
  * core, in parallel with the reader and the kernel.  It never fetches: a message neither on
  * disk nor being read ahead is left to the reader. */
 
-/* Is the reader of epoch already past uid (then parsing it is wasted)? */
-static bool reader_past(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
+/* Is the reader of epoch's stream of piece already past uid (then parsing it is wasted)? */
+static bool reader_past(struct ifs_readahead *ra, uint32_t epoch, unsigned piece, uint32_t uid)
 {
 	struct stream *s;
 	bool past;
 
 	g_mutex_lock(&ra->lock);
-	s = g_hash_table_lookup(ra->streams, stream_key(epoch, IFS_PIECE_WHOLE));
+	s = g_hash_table_lookup(ra->streams, stream_key(epoch, piece));
 	past = s == NULL || s->hi >= uid;
 	g_mutex_unlock(&ra->lock);
 	return past;
 }
 
-static void parse_one(struct ifs_readahead *ra, uint32_t epoch, const char *raw,
+static void parse_one(struct ifs_readahead *ra, uint32_t epoch, unsigned piece, const char *raw,
                       uint32_t uidvalidity, uint32_t uid)
 {
 	/* a search result's message is cached under its folder's epoch (tree.h) */
@@ -393,7 +412,7 @@ static void parse_one(struct ifs_readahead *ra, uint32_t epoch, const char *raw,
 	uint64_t offset = 0, size = 0;
 	int fd = -1, r;
 
-	if (reader_past(ra, epoch, uid) || !ifs_msgcache_reserve(ra->cache, key))
+	if (reader_past(ra, epoch, piece, uid) || !ifs_msgcache_reserve(ra->cache, key))
 		return;
 	/* waits while the read-ahead (or a reader) is fetching it */
 	r = ifs_bodycache_get(ra->bodies, raw, uidvalidity, uid, true, &fd, &offset, &size, &w);
@@ -424,9 +443,15 @@ static gpointer parser_main(gpointer p)
 			break;
 		}
 		if (ifs_tree_epoch_folder(ra->tree, j->epoch, &raw, &uidvalidity) == 0)
-			for (guint i = 0; i < j->uids->len; i++)
-				parse_one(ra, j->epoch, raw, uidvalidity,
-				          g_array_index(j->uids, struct ifs_uid_size, i).uid);
+			for (guint i = 0; i < j->uids->len; i++) {
+				const struct ifs_uid_size *u =
+				    &g_array_index(j->uids, struct ifs_uid_size, i);
+				/* a walk of texts: only the messages read whole are parsed here */
+				if (j->piece == IFS_PIECE_WHOLE ||
+				    ra->reads_whole(ra->fetch_pieces_ctx, j->epoch, u->uid, u->size,
+				                    j->piece))
+					parse_one(ra, j->epoch, j->piece, raw, uidvalidity, u->uid);
+			}
 		g_free(raw);
 		job_free(j);
 	}
@@ -600,9 +625,10 @@ static int window_after(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid, 
 }
 
 void ifs_readahead_set_piece_fetcher(struct ifs_readahead *ra, ifs_readahead_piece_fn fn,
-                                     void *ctx)
+                                     ifs_readahead_whole_fn whole, void *ctx)
 {
 	ra->fetch_pieces = fn;
+	ra->reads_whole = whole;
 	ra->fetch_pieces_ctx = ctx;
 }
 
@@ -679,7 +705,10 @@ void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid, 
 	hi = s->queued_downto;
 	g_mutex_unlock(&ra->lock);
 
-	parse = ra->parser != NULL && piece == IFS_PIECE_WHOLE && !down;
+	/* whole messages are parsed ahead for a walk of them, and for a walk of texts (grep -r
+	 * --include=body), whose small messages are read whole (piece.h) */
+	parse = ra->parser != NULL && !down &&
+	        (piece == IFS_PIECE_WHOLE || (piece == IFS_PIECE_TEXTS && ra->reads_whole != NULL));
 	ra_probe = ifs_tree_uid_after(
 	    ra->tree, epoch, from, down ? -(int)(ra->window / 2 + 1) : (int)(ra->window / 2 + 1));
 	if (parse)
@@ -721,8 +750,10 @@ void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid, 
 		        walking && down ? "before" : "after", from);
 		g_async_queue_push(ra->jobs, j);
 	}
-	if (pj != NULL)
+	if (pj != NULL) {
+		pj->piece = piece;
 		g_async_queue_push(ra->parse_jobs, pj);
+	}
 }
 
 uint64_t ifs_readahead_stored(struct ifs_readahead *ra)

@@ -67,11 +67,15 @@ void ifs_readahead_note(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid, 
 
 /* Read-ahead of pieces (not WHOLE) is done by fn (loader.h: ifs_loader_prefetch), called on
  * the worker thread with the UIDs of a window in ascending order; set before the first note.
- * Without it, pieces are not read ahead. */
+ * Without it, pieces are not read ahead.  The messages of a window that whole says are read
+ * whole for that piece (loader.h: ifs_loader_reads_whole: small ones, those whose pieces
+ * cannot stand for them) are read ahead whole instead, before fn runs for the rest. */
 typedef void (*ifs_readahead_piece_fn)(void *ctx, uint32_t epoch, const uint32_t *uids,
                                        unsigned n, unsigned piece);
+typedef bool (*ifs_readahead_whole_fn)(void *ctx, uint32_t epoch, uint32_t uid,
+                                       uint64_t listed_size, unsigned piece);
 void ifs_readahead_set_piece_fetcher(struct ifs_readahead *ra, ifs_readahead_piece_fn fn,
-                                     void *ctx);
+                                     ifs_readahead_whole_fn whole, void *ctx);
 
 /* Messages read ahead into the disk cache so far (stats). */
 uint64_t ifs_readahead_stored(struct ifs_readahead *ra);

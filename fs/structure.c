@@ -94,6 +94,12 @@ static void add_size_check(GArray *items, const char *section, uint64_t claimed)
 	g_array_append_val(items, it);
 }
 
+bool ifs_structure_end_unsure(const struct imap_part *part)
+{
+	return part->kind == IMAP_PART_MESSAGE && part->n_parts == 1 &&
+	       part->parts[0].kind == IMAP_PART_MULTIPART;
+}
+
 static void leaf_size_items(const struct imap_part *p, bool binary, GArray *items)
 {
 	if (!may_be_attachment(p))
@@ -116,7 +122,7 @@ static void parts_items(const struct imap_part *p, bool is_root, bool binary, GA
 		break;
 	case IMAP_PART_MESSAGE:
 		add_item(items, IMAP_ITEM_HEADER, p->section, IFS_ROLE_STORE, "head");
-		if (is_identity(p->encoding))
+		if (is_identity(p->encoding) && !ifs_structure_end_unsure(p))
 			add_size_check(items, p->section, p->size);
 		break;
 	case IMAP_PART_MULTIPART:

@@ -47,6 +47,13 @@ void ifs_structure_text_items(GPtrArray *sections, GArray *items);
  * the identities; quoted-printable decoders differ in corner cases)? */
 bool ifs_structure_server_decodes(const char *encoding);
 
+/* Is part a forwarded message (message/rfc822) whose body is a multipart?  Where such a part
+ * ends, servers and mime/ differ: Dovecot 2.3.19 counts the CRLF before the enclosing
+ * boundary into it (in BODY[s] and in BODYSTRUCTURE's size), mime/ (GMime, RFC 2046 5.1.1:
+ * that CRLF belongs to the boundary) does not, and the part's bytes alone cannot say which
+ * it was.  Its bytes and size come from the whole message. */
+bool ifs_structure_end_unsure(const struct imap_part *part);
+
 /* Where attachment bytes come from: the fetch item for part s (BINARY.PEEK where binary is
  * offered and the part's encoding is one the server decodes as mime/ does, else BODY.PEEK,
  * to be decoded here when *decode_r).  src as struct ifs_att_source's kind. */

@@ -685,7 +685,7 @@ int imap_conn_run_pipelined(struct imap_conn *conn, struct imap_cmd **cmds, unsi
 	typedef char tag_buf[16];
 	tag_buf *tags;
 	guint8 *done;
-	unsigned left = n;
+	unsigned left = n, sent = 0;
 	int first_err = 0, cb_err = 0, err = 0;
 	struct imap_response *resp = NULL;
 
@@ -713,9 +713,9 @@ int imap_conn_run_pipelined(struct imap_conn *conn, struct imap_cmd **cmds, unsi
 		g_string_prepend(first, tags[i]);
 		imap_cmd_finish(cmds[i]);
 	}
-	for (unsigned i = 0; i < n; i++) {
-		g_strlcpy(conn->cur_tag, tags[i], sizeof(conn->cur_tag));
-		if ((err = send_chunk(conn, cmds[i], 0)) < 0)
+	for (; sent < n && sent < IMAP_PIPELINE_WINDOW; sent++) {
+		g_strlcpy(conn->cur_tag, tags[sent], sizeof(conn->cur_tag));
+		if ((err = send_chunk(conn, cmds[sent], 0)) < 0)
 			goto out;
 	}
 	while (left > 0) {
@@ -774,6 +774,13 @@ int imap_conn_run_pipelined(struct imap_conn *conn, struct imap_cmd **cmds, unsi
 		}
 		imap_response_free(resp);
 		resp = NULL;
+		/* one answered, one more written (the window, above) */
+		if (sent < n) {
+			g_strlcpy(conn->cur_tag, tags[sent], sizeof(conn->cur_tag));
+			if ((err = send_chunk(conn, cmds[sent], 0)) < 0)
+				goto out;
+			sent++;
+		}
 	}
 	err = first_err != 0 ? first_err : cb_err;
 out:

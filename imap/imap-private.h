@@ -340,16 +340,21 @@ void imap_conn_interrupt(struct imap_conn *conn);
  * receives the tagged response (caller frees). */
 int imap_conn_run(struct imap_conn *conn, struct imap_cmd *cmd, imap_untagged_cb cb, void *ctx,
                   struct imap_response **final_r);
-/* Run cmds[0..n) pipelined: all are sent before any answer is read, so n commands cost one
- * round trip.  Each must be one line (no synchronizing literal, nothing secret).  Untagged
- * responses go to cb (nullable), which must tell the commands' answers apart by their kind;
- * while answers are awaited, conn->cur_tag is the oldest unfinished command's tag (ESEARCH
- * TAG matching).  Every tagged answer is read even after a failure, so the connection stays
- * in step.  0 when all ended OK, else the first failure as imap_conn_run.  results
- * (nullable, n entries): each command's own outcome, 0 or a negative errno (a command never
- * answered, the connection having failed first, gets the connection's error); while the run
- * goes on, IMAP_PIPELINE_PENDING until the command's tagged answer has come, so cb can tell
- * which commands have ended. */
+/* Commands a pipelined run keeps written ahead of their answers: one more is written as each
+ * is answered, so a long pipeline keeps the link busy (n commands cost about one round trip
+ * plus their transfer) while what sits unread in either side's socket buffers stays bounded
+ * (as isync's cmd_sendable). */
+#define IMAP_PIPELINE_WINDOW 64u
+/* Run cmds[0..n) pipelined: up to IMAP_PIPELINE_WINDOW are sent before any answer is read,
+ * the rest one per answer, so n commands cost about one round trip.  Each must be one line (no
+ * synchronizing literal, nothing secret).  Untagged responses go to cb (nullable), which must tell
+ * the commands' answers apart by their kind; while answers are awaited, conn->cur_tag is the oldest
+ * unfinished command's tag (ESEARCH TAG matching).  Every tagged answer is read even after a
+ * failure, so the connection stays in step.  0 when all ended OK, else the first failure as
+ * imap_conn_run.  results (nullable, n entries): each command's own outcome, 0 or a negative errno
+ * (a command never answered, the connection having failed first, gets the connection's error);
+ * while the run goes on, IMAP_PIPELINE_PENDING until the command's tagged answer has come, so cb
+ * can tell which commands have ended. */
 #define IMAP_PIPELINE_PENDING 1
 int imap_conn_run_pipelined(struct imap_conn *conn, struct imap_cmd **cmds, unsigned n,
                             imap_untagged_cb cb, void *ctx, int *results);

@@ -521,12 +521,13 @@ struct imap_piece_sink {
 	void *ctx;
 };
 
-/* Most requests written before their answers are read; more requests go in further rounds of
- * this many (a bound on what sits in the socket buffers, as isync's cmd_sendable). */
-#define IMAP_PIECES_MAX_IN_FLIGHT 64u
+/* Requests run as one pipelined round (the connection keeps at most 64 of them written ahead
+ * of their answers, imap-private.h's IMAP_PIPELINE_WINDOW); more go in further rounds of this
+ * many, which bounds the bookkeeping of a round, not what is in flight. */
+#define IMAP_PIECES_MAX_IN_FLIGHT 1024u
 
-/* Send the n requests pipelined on the examined mailbox (all written before their answers are
- * read, up to IMAP_PIECES_MAX_IN_FLIGHT at a time) and deliver every answer to sink.
+/* Send the n requests pipelined on the examined mailbox (rounds of at most
+ * IMAP_PIECES_MAX_IN_FLIGHT, each one pipeline) and deliver every answer to sink.
  * Matching: a FETCH response is matched to a request by its UID and to an item by the item's
  * name (BODY[1.2.MIME], BODY[HEADER], BINARY[1], BINARY.SIZE[1], BODY[2]<0> for a partial:
  * the origin octet only), case-insensitively.  Names the request did not ask for, and FETCH

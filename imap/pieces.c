@@ -1,8 +1,9 @@
 /* pieces.c — fetching pieces of messages: BODYSTRUCTURE, headers, MIME headers, sections,
  * BINARY and BINARY.SIZE (imap_uid_fetch_pieces, imap_examine_fetch_pieces).
  *
- * Each request is one UID FETCH of one UID; the requests are pipelined (all written before
- * their answers are read, in rounds of at most IMAP_PIECES_MAX_IN_FLIGHT), optionally after
+ * Each request is one UID FETCH of one UID; the requests are pipelined (a window of them
+ * written ahead of their answers, imap-private.h; in rounds of at most
+ * IMAP_PIECES_MAX_IN_FLIGHT), optionally after
  * an EXAMINE whose gate (struct imap_examine_gate) keeps answers from being used before the
  * mailbox is known to be the right one.  Answers are matched to requests by UID and to items
  * by the name the server gives them; literals are streamed to the caller's sink through the

@@ -170,6 +170,41 @@ class IdleRenew(unittest.TestCase):
                 self.assertIn(self.missing, err)
 
 
+class FetchKeys(unittest.TestCase):
+    """fetch = whole|parts and whole_below = SIZE (fs/config.c): a bad value is refused in one
+    line that names the key, before any connection; good ones get as far as the mount
+    point."""
+
+    setUp = Positional.setUp
+    tearDown = Positional.tearDown
+
+    def run_with(self, lines):
+        with open(self.cfg, 'w') as f:
+            f.write('[default]\nhost = 127.0.0.1\nuser = u\npass_cmd = echo x\n' + lines)
+        return run([self.missing, '-o', 'config=' + self.cfg])
+
+    def test_bad_values_refused(self):
+        for lines, message in (('fetch = some\n', "[default] fetch = 'some': use parts or whole"),
+                               ('whole_below = big\n',
+                                "[default] whole_below = 'big' is not a size"),
+                               ('whole_below = -1\n',
+                                "[default] whole_below = '-1' is not a size")):
+            with self.subTest(lines=lines):
+                rc, err = self.run_with(lines)
+                self.assertEqual(rc, 1)
+                self.assertIn(message, err)
+                self.assertEqual(len(err.strip().splitlines()), 1, err)
+
+    def test_good_values_accepted(self):
+        for lines in ('fetch = parts\nwhole_below = 0\n', 'fetch = parts\nwhole_below = 64K\n',
+                      'fetch = whole\n'):
+            with self.subTest(lines=lines):
+                rc, err = self.run_with(lines)
+                self.assertEqual(rc, 1)  # the mount point (a file) is what stops it
+                self.assertNotIn('whole_below', err)
+                self.assertIn(self.missing, err)
+
+
 class ExampleConfig(unittest.TestCase):
     """Every account of doc/config.example is accepted as it stands (its pass_cmd programs and
     files replaced by harmless ones): the run gets as far as the mount point check."""

@@ -294,8 +294,10 @@ class PartsCase(unittest.TestCase):
         keys = {'host': '127.0.0.1', 'port': str(srv.port), 'tls': 'imaps', 'user': USER,
                 'password': PASSWORD, 'ca_file': PKI['ca'], 'timeout': str(TIMEOUT),
                 'refresh': '600', 'connections': '1', 'readahead': '0', 'fetch': 'parts',
+                'whole_below': '0',
                 'compress': 'on'}   # the server is on loopback, where auto would not ask
         keys.update(over)
+        keys = {k: v for k, v in keys.items() if v is not None}  # None: left out
         path = os.path.join(self.tmp, name + '.config')
         with open(path, 'w') as f:
             f.write('[default]\n' + ''.join('%s = %s\n' % kv for kv in keys.items()))
@@ -381,6 +383,33 @@ WHOLE = re.compile(rb'UID FETCH \d+ \(UID BODY\.PEEK\[\]\)')
 
 def wholes(lines):
     return [x for x in lines if WHOLE.fullmatch(x)]
+
+
+class SmallWhole(PartsCase):
+    def test_small_message_whole_beyond_its_outline(self):
+        """The default whole_below (32K): a message of at most that many bytes is read whole
+        for body (one BODY.PEEK[] instead of PARTS then TEXTS), but its header files still
+        come from the outline alone; with whole_below = 0 the same message goes by pieces."""
+        self.assertLess(len(MIXED), 32768)
+        for whole_below, expect_whole in ((None, True), ('0', False)):
+            with self.subTest(whole_below=whole_below):
+                self.fresh()
+                srv = self.server()
+                m = self.mount(srv, whole_below=whole_below)  # None: the default
+                os.listdir(os.path.join(m.path, 'INBOX'))
+                t0 = mark(srv)
+                self.assertSameFile(m, '1/subject')
+                self.assertEqual(fetch_lines(srv, t0), [outline_line(1, MIXED)])
+                t1 = mark(srv)
+                self.assertSameFile(m, '1/body')
+                lines = fetch_lines(srv, t1)
+                if expect_whole:
+                    self.assertEqual(lines, [b'UID FETCH 1 (UID BODY.PEEK[])'])
+                else:
+                    self.assertEqual(wholes(lines), [])
+                    self.assertIn(b'UID FETCH 1 (UID BODY.PEEK[1])', lines)
+                self.assertSameTree(m)
+                self.assertAlive(m, srv)
 
 
 class Outline(PartsCase):
@@ -847,8 +876,11 @@ class Forwarded(PartsCase):
 
     def test_forwarded_one_level_down(self):
         """Message 4's forwarded message is part 2.2 (inside the multipart 2): its header is
-        BODY.PEEK[2.2.HEADER], its file ("Inner news.eml", from its Subject) BODY.PEEK[2.2];
-        its own parts (2.2.1, 2.2.2) are not attachments of message 4."""
+        BODY.PEEK[2.2.HEADER], and its file's name ("Inner news.eml") comes from its Subject;
+        its own parts (2.2.1, 2.2.2) are not attachments of message 4.  Its body is a
+        multipart, so where it ends depends on the server (structure.h: Dovecot counts the
+        CRLF before the next boundary into it): no size check is sent for it, and its bytes
+        come from the whole message, which then answers a.bin too."""
         srv = self.server()
         m = self.mount(srv)
         os.listdir(os.path.join(m.path, 'INBOX'))
@@ -858,16 +890,14 @@ class Forwarded(PartsCase):
                          ['Inner news.eml', 'a.bin'])
         lines = fetch_lines(srv, t0)
         self.assertEqual(len(lines), 1, lines)
-        self.assertIn(b' BODY.PEEK[2.2.MIME] BODY.PEEK[2.2.HEADER] ', lines[0])
+        self.assertTrue(lines[0].endswith(b' BODY.PEEK[2.2.MIME] BODY.PEEK[2.2.HEADER])'),
+                        lines[0])
         self.assertNotIn(b'2.2.1', lines[0])
         t1 = mark(srv)
         data = self.assertSameFile(m, '4/attachments/Inner news.eml')
         self.assertEqual(data, DEEP_INNER[:-2])
         self.assertEqual(self.assertSameFile(m, '4/attachments/a.bin'), PDF[:500])
-        self.assertEqual(fetch_lines(srv, t1), [b'UID FETCH 4 (UID BODY.PEEK[2.2])',
-                                                size_check(4, '2.1', 500),
-                                                b'UID FETCH 4 (UID BINARY.PEEK[2.1])'])
-        self.assertEqual(wholes(fetch_lines(srv)), [])
+        self.assertEqual(fetch_lines(srv, t1), [b'UID FETCH 4 (UID BODY.PEEK[])'])
         self.assertSameTree(m)
         self.assertAlive(m, srv)
 

@@ -286,6 +286,26 @@ class Pieces(FakeTestCase):
         self.assertEqual(out[-70:], ["result req=%d 0" % i for i in range(70)])
 
 
+    def test_window_slides(self):
+        """The window slides: once the first of 64 written requests is answered, exactly one
+        more (the 65th) is written, before any other answer; not a round of 64 at a time."""
+        req = [("expect", b"A%04d UID FETCH %d (UID BODY.PEEK[1])" % (3 + i, 100 + i))
+               for i in range(70)]
+
+        def answer(i):
+            return b"* %d FETCH (UID %d BODY[1] \"x\")\r\nA%04d OK done\r\n" % (
+                i + 1, 100 + i, 3 + i)
+        script = req[:64] + [("quiet", 0.5), ("send", answer(0)), req[64], ("quiet", 0.5),
+                             ("send", answer(1)), req[65], ("quiet", 0.5),
+                             ("send", b"".join(answer(i) for i in range(2, 64)))] + \
+            req[66:] + [("send", b"".join(answer(i) for i in range(64, 70)))] + logout(73)
+        res = self.run_pieces(script, *["%d,body:1" % (100 + i) for i in range(70)])
+        self.assertOk(res)
+        self.assertEqual(res.srv.errors, [])
+        out = res.out.splitlines()
+        self.assertEqual(len([x for x in out if x.startswith("end ")]), 70)
+        self.assertEqual(out[-70:], ["result req=%d 0" % i for i in range(70)])
+
 class ExaminePieces(FakeTestCase):
     """imap_examine_fetch_pieces: EXAMINE and the requests in one round trip, gated."""
 
