@@ -457,9 +457,25 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 	if (!g_key_file_has_key(kf, cfg->account, "readahead", NULL))
 		cfg->readahead = cfg->cache_dir != NULL ? 4096 : 64;
 
-	if ((ret = get_on_off(kf, cfg->account, "watch", &cfg->watch, cfg->path, errmsg_r)) < 0 ||
-	    (ret = get_on_off(kf, cfg->account, "compress", &cfg->compress, cfg->path, errmsg_r)) < 0)
+	if ((ret = get_on_off(kf, cfg->account, "watch", &cfg->watch, cfg->path, errmsg_r)) < 0)
 		goto fail;
+	v = g_key_file_get_string(kf, cfg->account, "compress", NULL);
+	if (v != NULL)
+		g_strstrip(v);
+	/* auto by default: on a loopback link deflate saves no time and costs both ends CPU */
+	if (v == NULL || strcmp(v, "auto") == 0) {
+		cfg->compress = IMAP_COMPRESS_AUTO;
+	} else if (strcmp(v, "on") == 0) {
+		cfg->compress = IMAP_COMPRESS_ON;
+	} else if (strcmp(v, "off") == 0) {
+		cfg->compress = IMAP_COMPRESS_OFF;
+	} else {
+		*errmsg_r = g_strdup_printf("%s: [%s] compress = '%s': use auto, on or off",
+		                            cfg->path, cfg->account, v);
+		ret = -EINVAL;
+		goto fail;
+	}
+	g_clear_pointer(&v, g_free);
 	/* RFC 2177: a server may log out a client idle for 30 minutes; 29 (1740 s) at most. */
 	if ((ret = get_uint(kf, cfg->account, "idle_renew", IFS_IDLE_RENEW_DEFAULT, 1,
 	                    IFS_IDLE_RENEW_MAX, &cfg->idle_renew_s, cfg->path, errmsg_r)) < 0)

@@ -42,7 +42,7 @@ struct ifs_config {
 	bool fetch_whole;    /* fetch = whole: every file from the whole message (piece.h) */
 	uint64_t whole_below; /* fetch = parts: messages of at most this many bytes are read
 	                       * whole beyond their outline (piece.h); 0: none */
-	bool compress;       /* COMPRESS=DEFLATE when the server offers it (imap.h) */
+	enum imap_compress compress; /* COMPRESS=DEFLATE when offered: auto (default), on, off */
 };
 
 #define IFS_IDLE_RENEW_DEFAULT 1500u /* 25 minutes */
@@ -101,9 +101,11 @@ struct ifs_config {
 	"cache_size)\n"                                                                            \
 	"                           is fetched whole for any file but its header files (one\n"     \
 	"                           fetch instead of two); default 32K; 0: never\n"                \
-	"    compress = on|off      compress what goes over the wire (COMPRESS=DEFLATE, RFC "      \
+	"    compress = auto|on|off compress what goes over the wire (COMPRESS=DEFLATE, RFC "      \
 	"4978)\n"                                                                                  \
-	"                           when the server offers it; default on\n"
+	"                           when the server offers it: on always, auto (default) unless\n" \
+	"                           the server's address is loopback (127.0.0.0/8, ::1), where\n"  \
+	"                           it saves nothing; set on for a tunnel through localhost\n"
 
 /* Load and validate.  path may be NULL (default location); account may be NULL ("default").
  * On failure returns -errno and a new one-line message in *errmsg_r (no "imapfs: " prefix).

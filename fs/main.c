@@ -424,7 +424,7 @@ int main(int argc, char *argv[])
 	}
 	icfg.ca_file = cfg->ca_file;
 	icfg.timeout_ms = cfg->timeout_s * 1000u;
-	icfg.compress = cfg->compress ? IMAP_COMPRESS_ON : IMAP_COMPRESS_OFF;
+	icfg.compress = cfg->compress;
 	if (make_pools(&fs, &icfg, cfg->connections, cfg->readahead > 0, cfg->watch) < 0) {
 		fprintf(stderr, "imapfs: cannot set up the IMAP connection pool\n");
 		goto out_pool;

@@ -2,9 +2,11 @@
  *
  * Raw deflate (no zlib header, window bits -15) in both directions, over zlib.  Each write is
  * flushed with Z_SYNC_FLUSH, so the server can decode a command as soon as it arrives.  The
- * reader hands out every byte zlib can decode from what has arrived so far: a server's
- * Z_SYNC_FLUSH or Z_PARTIAL_FLUSH (whose empty block is not byte-aligned) ends a response in
- * the middle of a byte, and a reader that waited for a whole block would wait forever.
+ * reader hands out every byte zlib can decode from what has arrived so far: a server's flush
+ * after a response leaves its deflate block unfinished (Z_SYNC_FLUSH adds an empty stored
+ * block, Z_PARTIAL_FLUSH an empty fixed one that ends in the middle of a byte), and a reader
+ * that waited for the block to end, or for the 00 00 ff ff of a sync flush, would wait
+ * forever.
  *
  * Memory stays bounded whatever the server sends: input is taken in the socket's chunks and
  * inflated into a window the caller gives (its read chunk), never all at once, so a

@@ -181,6 +181,20 @@ int imap_connect_addrinfo(const struct addrinfo *ai, unsigned timeout_ms, int *f
 	return err;
 }
 
+bool imap_sockaddr_is_loopback(const struct sockaddr *sa, socklen_t len)
+{
+	if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return false;
+}
+
 /* ---- raw I/O (plain or TLS) ----------------------------------------------------------- */
 
 static int io_error(struct imap_conn *conn, int err, const char *doing)

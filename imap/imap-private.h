@@ -266,6 +266,10 @@ int imap_outcome_to_errno(enum imap_outcome outcome, const char *code);
  * failure. */
 int imap_connect_addrinfo(const struct addrinfo *ai, unsigned timeout_ms, int *fd_r);
 
+/* Is sa (borrowed; len its size) a loopback address: 127.0.0.0/8, ::1, or an IPv4-mapped
+ * 127.0.0.0/8?  False for any other family or a short len.  compress = auto asks by it. */
+bool imap_sockaddr_is_loopback(const struct sockaddr *sa, socklen_t len);
+
 /* ---- the connection (shared by conn.c, session.c and commands.c) ---------------------- */
 
 struct imap_conn;

@@ -85,10 +85,13 @@ typedef int (*imap_credential_cb)(void *ctx, const char *refused, char **secret_
 /* COMPRESS=DEFLATE (RFC 4978): after the login, when the server offers it, both directions
  * are compressed (raw deflate under TLS, flushed after each command).  The credentials are
  * always sent before, uncompressed; a server that answers NO leaves the connection as it was.
- * The protocol trace shows the uncompressed lines. */
+ * The protocol trace shows the uncompressed lines.  AUTO asks only when the address the
+ * connection reached is not a loopback one (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104): there
+ * compression saves no time and costs both ends CPU (the server's deflate most). */
 enum imap_compress {
-	IMAP_COMPRESS_ON = 0, /* when the server offers it — the default */
+	IMAP_COMPRESS_ON = 0, /* when the server offers it — the library's default */
 	IMAP_COMPRESS_OFF,    /* never ask */
+	IMAP_COMPRESS_AUTO,   /* as ON, except to a loopback address (the daemon's default) */
 };
 
 /* Connection settings.  All pointers are borrowed by imap_conn_open(); imap_pool_new() copies
@@ -109,7 +112,7 @@ struct imap_config {
 	unsigned timeout_ms;    /* connect, each read and each write; 0 -> 30000 */
 	uint64_t max_literal;   /* largest literal accepted; 0 -> IMAP_DEFAULT_MAX_LITERAL */
 	unsigned max_depth;     /* deepest parenthesised list accepted; 0 -> IMAP_DEFAULT_MAX_DEPTH */
-	enum imap_compress compress; /* default IMAP_COMPRESS_ON */
+	enum imap_compress compress; /* default IMAP_COMPRESS_ON (zero) */
 };
 
 #define IMAP_DEFAULT_TIMEOUT_MS 30000u

@@ -137,6 +137,29 @@ static int start_compress(struct imap_conn *conn)
 	return imap_conn_start_deflate(conn);
 }
 
+/* Whether to ask for COMPRESS (cfg->compress): AUTO asks unless the address the socket
+ * reached is a loopback one, where deflate saves no time and costs both ends CPU.  It is the
+ * peer's address, not the host name, so "localhost" and an /etc/hosts alias count alike, and
+ * so does a local tunnel to a distant server (compress = on is for that). */
+static bool want_compress(struct imap_conn *conn, enum imap_compress mode)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (mode == IMAP_COMPRESS_OFF)
+		return false;
+	if (mode != IMAP_COMPRESS_AUTO)
+		return true;
+	if (getpeername(conn->fd, (struct sockaddr *)&ss, &len) == 0 &&
+	    imap_sockaddr_is_loopback((const struct sockaddr *)&ss, len)) {
+		g_debug("server %s is on a loopback address: not asking for COMPRESS "
+		        "(compress = auto)",
+		        conn->host);
+		return false;
+	}
+	return true;
+}
+
 static void ignore_sigpipe_once(void)
 {
 	/* OpenSSL writes to the socket with write(), which raises SIGPIPE when the server has
@@ -214,7 +237,7 @@ int imap_conn_open(const struct imap_config *cfg, struct imap_conn **conn_r, cha
 	/* capabilities often grow after login; the tagged OK may have carried them */
 	if (!conn->caps_fresh && (err = capability(conn)) < 0)
 		goto fail;
-	if (cfg->compress == IMAP_COMPRESS_ON && imap_conn_has_cap(conn, "COMPRESS=DEFLATE") &&
+	if (imap_conn_has_cap(conn, "COMPRESS=DEFLATE") && want_compress(conn, cfg->compress) &&
 	    (err = start_compress(conn)) < 0)
 		goto fail;
 	if (imap_conn_has_cap(conn, "QRESYNC") && imap_conn_has_cap(conn, "ENABLE") &&

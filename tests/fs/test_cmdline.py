@@ -110,6 +110,36 @@ class Positional(unittest.TestCase):
         self.assertRegex(first, r'^usage: \S*imapfs \[ACCOUNT\] MOUNTPOINT ')
 
 
+class Compress(unittest.TestCase):
+    """compress = auto|on|off (fs/config.c): anything else is refused in one line that names
+    the key and the values, before any connection."""
+
+    setUp = Positional.setUp
+    tearDown = Positional.tearDown
+
+    def run_with(self, value):
+        with open(self.cfg, 'w') as f:
+            f.write('[default]\nhost = 127.0.0.1\nuser = u\npass_cmd = echo x\n'
+                    'compress = %s\n' % value)
+        return run([self.missing, '-o', 'config=' + self.cfg])
+
+    def test_bad_value_refused(self):
+        for bad in ('yes', 'true', '1', 'AUTO', ''):
+            with self.subTest(value=bad):
+                rc, err = self.run_with(bad)
+                self.assertEqual(rc, 1)
+                self.assertIn("[default] compress = '%s': use auto, on or off" % bad, err)
+                self.assertEqual(len(err.strip().splitlines()), 1, err)
+
+    def test_good_values_accepted(self):
+        for good in ('auto', 'on', 'off', ' on '):
+            with self.subTest(value=good):
+                rc, err = self.run_with(good)
+                self.assertEqual(rc, 1)  # the mount point (a file) is what stops it
+                self.assertNotIn('compress', err)
+                self.assertIn(self.missing, err)
+
+
 class IdleRenew(unittest.TestCase):
     """idle_renew = SECONDS (fs/config.c): 1 to 1740, refused otherwise in one line that names
     the key and the range, before any connection."""

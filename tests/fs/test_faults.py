@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.environ.get('IMAPFS_HARNESS_DIR', os.path.join(HERE, '..', 'harness')))
 import sample_mail  # noqa: E402
 from cases import DovecotCase, MARGIN, TIMEOUT  # noqa: E402
-from messages import attachment_message, text_message, write_maildir  # noqa: E402
+from messages import attachment_message, text_message, wire_bytes, write_maildir  # noqa: E402,E501
 from mounts import daemon_pids, mountinfo_entries, unmount  # noqa: E402
 from probes import (bounded, cache_files, fd_count, proc_status, read,  # noqa: E402
                     timed_read)
@@ -60,8 +60,9 @@ class ProxyFaults(DovecotCase):
     def seed(cls):
         cls.seeded = sample_mail.seed(cls.d)
         cls.d.create_folder('Big')
-        cls.big_uid = cls.d.append('Big', text_message('five megabytes', cls.BIG, 1))
-        cls.big_uid2 = cls.d.append('Big', text_message('five megabytes again', cls.BIG, 2))
+        cls.big_uid = cls.d.append('Big', text_message('five megabytes', cls.BIG, 1, True))
+        cls.big_uid2 = cls.d.append('Big', text_message('five megabytes again', cls.BIG, 2,
+                                                        True))
         cls.big_raw = cls.d.fetch_raw('Big', cls.big_uid)
         cls.big_raw2 = cls.d.fetch_raw('Big', cls.big_uid2)
         # More folders and files for the parallel readers.
@@ -88,7 +89,7 @@ class ProxyFaults(DovecotCase):
         eml = os.path.join(m.path, 'Big', str(self.big_uid), 'message.eml')
         # Listed (no body fetched yet: a stat of message.eml would fetch it).
         self.assertIn(str(self.big_uid), os.listdir(os.path.join(m.path, 'Big')))
-        p.stall_after(1024 * 1024)
+        p.stall_after(wire_bytes(1024 * 1024, self.big_raw))
         result = {}
         t = threading.Thread(target=lambda: result.setdefault(
             'r', timed_read(eml, TIMEOUT + MARGIN + 10)))
@@ -152,7 +153,7 @@ class ProxyFaults(DovecotCase):
                 m = self.mount(port=p.port)
                 eml = os.path.join(m.path, 'Big', str(self.big_uid), 'message.eml')
                 os.listdir(os.path.dirname(eml))
-                p.cut_after(n_bytes)
+                p.cut_after(wire_bytes(n_bytes, self.big_raw))
                 r = timed_read(eml, TIMEOUT + MARGIN + 10)
                 if r.err:
                     self.assertEIO(r, 'cut read')
@@ -405,7 +406,7 @@ class ServerChanges(DovecotCase):
         # 40 MB: more than one read-ahead batch (32 MiB), so that a pack is finished and
         # the next one is being written when the kill comes
         for i in range(100):
-            uid = self.d.append(folder, text_message('kill %d' % i, 400000 + 97 * i, i))
+            uid = self.d.append(folder, text_message('kill %d' % i, 400000 + 97 * i, i, True))
             raws[uid] = self.d.fetch_raw(folder, uid)
         cache = os.path.join(self.tmp, 'kill-cache')
         p = self.proxy()
@@ -414,7 +415,7 @@ class ServerChanges(DovecotCase):
         os.listdir(fdir)
         # the server goes quiet 36 MB into the bodies: after the first pack (32 MiB), inside
         # the second, so the kill below finds a finished pack and one being written
-        p.stall_after(36 * 1000 * 1000)
+        p.stall_after(wire_bytes(36 * 1000 * 1000, raws[uid]))
         reader = subprocess.Popen(
             ['sh', '-c', 'for d in $(ls %s | sort -n); do cat %s/$d/message.eml; done '
              '> /dev/null 2>&1' % (fdir, fdir)])

@@ -461,6 +461,23 @@ class Compressed(HostileCase):
         self.addCleanup(srv.close)
         return srv
 
+    def test_default_auto_not_on_loopback(self):
+        """With no compress key (auto) the daemon never asks a server it reached on a
+        loopback address, though it offers COMPRESS=DEFLATE; compress = on asks."""
+        for value, want in ((None, 0), ('on', 1)):
+            with self.subTest(compress=value):
+                srv = self.compressed_server()
+                m = Mount(self.tmp, self.config(srv, readahead='0', compress=value),
+                          name='mnt-%s' % value, foreground=True, private_home=True)
+                self.addCleanup(m.close)
+                r = timed_read(os.path.join(m.path, 'INBOX', '3', 'message.eml'),
+                               TIMEOUT + MARGIN + 10)
+                self.assertEqual((r.err, r.data), (0, self.msgs[3]))
+                if want:
+                    self.assertGreaterEqual(srv.compressed, 1, 'compress = on did not ask')
+                else:
+                    self.assertEqual(srv.compressed, 0, 'auto asked a loopback server')
+
     def test_corrupt_stream_is_eio_then_reconnects(self):
         srv = self.compressed_server()
         done = []

@@ -327,6 +327,16 @@ class DebugTraceTest(unittest.TestCase):
             self.assertNotRegex(c, r'^\S+ (UID )?(SELECT|STORE|EXPUNGE|APPEND|COPY|MOVE|'
                                    r'CREATE|DELETE|RENAME)\b', c)
             self.assertNotRegex(c.replace('BODY.PEEK[', ''), r'BODY\[', c)
+        # the *_compress run really compresses (write_config says compress = on; the
+        # default, auto, would not ask a loopback Dovecot), the plain run never asks
+        asked = [c for c in commands if re.match(r'^\S+ COMPRESS DEFLATE\b', c)]
+        sizes = [(int(r), int(p)) for r, p in re.findall(
+            r'compression with \S+: received (\d+) bytes for (\d+)', log)]
+        if d.compress:
+            self.assertTrue(asked, 'no COMPRESS DEFLATE in the trace')
+            self.assertTrue(any(p > r > 0 for r, p in sizes), sizes)
+        else:
+            self.assertEqual((asked, sizes), ([], []))
 
 
 class StartupErrorTest(DovecotCase):

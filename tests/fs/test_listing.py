@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.environ.get('IMAPFS_HARNESS_DIR', os.path.join(HERE, '..', 'harness')))
 import tcp_proxy  # noqa: E402
 from cases import DovecotCase  # noqa: E402
-from messages import maildir_bulk, text_message  # noqa: E402
+from messages import maildir_bulk, text_message, wire_bytes  # noqa: E402
 from mounts import Mount, write_config  # noqa: E402
 from probes import bounded, commands, read, timed_read  # noqa: E402
 
@@ -220,11 +220,11 @@ class HugeMessageInFlight(DovecotCase):
 
     @classmethod
     def seed(cls):
-        cls.huge_raw = text_message('huge needle', HUGE, 1)
+        cls.huge_raw = text_message('huge needle', HUGE, 1, True)
         cls.huge_uid = maildir_bulk(cls.d, 'Huge', [cls.huge_raw])[0]
         # a folder walked by grep -r: small messages around a huge one
         mixed = [text_message('small needle %d' % i, 3000, 100 + i) for i in range(6)]
-        mixed.insert(3, text_message('huge needle too', HUGE, 2))
+        mixed.insert(3, text_message('huge needle too', HUGE, 2, True))
         cls.mixed_uids = maildir_bulk(cls.d, 'Mixed', mixed)
         cls.others = {}
         for f in ('Other', 'Other2'):
@@ -292,7 +292,7 @@ class HugeMessageInFlight(DovecotCase):
         huge = os.path.join(m.path, 'Huge')
         self.assertEqual(os.listdir(huge), [str(self.huge_uid)])
         self.never_listed(m, 'Other')
-        self.p.hold_after(HOLD_AFTER)
+        self.p.hold_after(wire_bytes(HOLD_AFTER, self.huge_raw))
         result = {}
         reader = threading.Thread(target=lambda: result.setdefault('r', timed_read(
             os.path.join(huge, str(self.huge_uid), 'message.eml'), 90)))
@@ -315,7 +315,7 @@ class HugeMessageInFlight(DovecotCase):
         mixed = os.path.join(m.path, 'Mixed')
         self.assertEqual(sorted(int(x) for x in os.listdir(mixed)), self.mixed_uids)
         self.never_listed(m, 'Other2')
-        self.p.hold_after(HOLD_AFTER)
+        self.p.hold_after(wire_bytes(HOLD_AFTER, self.huge_raw))
         grep = subprocess.Popen(['grep', '-rc', '--include=message.eml', 'needle', mixed],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:

@@ -5,13 +5,16 @@ messages with an attachment, and thousands of messages put straight into a Dovec
 Python 3 standard library only."""
 
 import base64
+import hashlib
 import os
 import pwd
+import zlib
 
 
-def text_message(subject, size, seed=0):
+def text_message(subject, size, seed=0, noise=False):
     """A CRLF text message of about size bytes whose lines depend on seed (so no two are
-    equal)."""
+    equal).  noise: lines of hex digits that deflate to about half, not to almost nothing, so
+    a byte count on the wire (stall_after) falls inside the message under COMPRESS too."""
     head = ('From: a@example.com\r\nTo: b@example.com\r\nSubject: %s\r\n'
             'Date: Mon, 01 Jan 2024 10:00:00 +0000\r\nMessage-ID: <%s-%d@x>\r\n\r\n'
             % (subject, subject.replace(' ', '-'), seed)).encode()
@@ -20,8 +23,20 @@ def text_message(subject, size, seed=0):
     lines = []
     for i in range(n):
         s = ('%d:%d ' % (seed, i)).encode()
+        if noise:
+            h = hashlib.sha256(s).hexdigest().encode()
+            s += h + hashlib.sha256(h).hexdigest().encode()
         lines.append((s + b'x' * line_len)[:line_len])
     return head + b'\r\n'.join(lines) + b'\r\n'
+
+
+def wire_bytes(n_plain, sample):
+    """About how many bytes on the wire n_plain bytes of messages like sample take: fewer
+    when the harness's Dovecot compresses (IMAPFS_TEST_COMPRESS=1; imap_zlib deflates at
+    zlib's level 6), for thresholds such as stall_after that count the proxy's bytes."""
+    if os.environ.get('IMAPFS_TEST_COMPRESS', '') in ('', '0'):
+        return int(n_plain)
+    return int(n_plain * len(zlib.compress(sample, 6)) / len(sample))
 
 
 def attachment_message(subject, payload, seed=0):

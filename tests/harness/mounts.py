@@ -79,13 +79,15 @@ def write_config(path, d=None, account='default', mode=0o600, **keys):
     Dovecot d (dovecot.py: host, port_imaps, user, password, ca_file) or, without d, the one
     keys name (host, port, user, password, ca_file, ...).  Unless keys say otherwise: timeout
     10, refresh 1, and a disk cache of its own beside the file (cache_dir; never the user's
-    ~/.cache).  A key given as None is left out (cache_dir=None: the daemon's XDG_CACHE_HOME,
-    see Mount's private_home)."""
+    ~/.cache), and compress = on: every test server is on loopback, where the default (auto)
+    never asks for COMPRESS, and the *_compress suites must compress (it changes nothing where
+    the server does not offer it).  A key given as None is left out (cache_dir=None: the
+    daemon's XDG_CACHE_HOME, see Mount's private_home)."""
     conf = {}
     if d is not None:
         conf.update({'host': d.host, 'port': str(d.port_imaps), 'user': d.user,
                      'password': d.password, 'ca_file': d.ca_file})
-    conf.update({'timeout': '10', 'refresh': '1',
+    conf.update({'timeout': '10', 'refresh': '1', 'compress': 'on',
                  'cache_dir': os.path.join(os.path.dirname(os.path.abspath(path)),
                                            'cache-' + os.path.basename(path))})
     conf.update(keys)

@@ -7,7 +7,7 @@
  * can read in ps).
  *
  *   imap_client_tool [--host H] [--port P] [--tls implicit|starttls|none] [--user U]
- *                    [--auth password|oauth2] [--compress on|off]
+ *                    [--auth password|oauth2] [--compress on|off|auto]
  *                    [--ca-file F] [--timeout-ms N] [--max-literal N] [--max-depth N] CMD ...
  *   CMD: connect | noop | list | examine MBOX | search MBOX CRITERIA [ARG...] |
  *        attrs MBOX UIDSET | fetch MBOX UIDSET [full|header] [OFFSET LENGTH] [--out FILE] |
@@ -658,7 +658,9 @@ int main(int argc, char **argv)
 		else if (strcmp(o, "--out") == 0)
 			out_path = v;
 		else if (strcmp(o, "--compress") == 0)
-			cfg.compress = strcmp(v, "off") == 0 ? IMAP_COMPRESS_OFF : IMAP_COMPRESS_ON;
+			cfg.compress = strcmp(v, "off") == 0    ? IMAP_COMPRESS_OFF
+			               : strcmp(v, "auto") == 0 ? IMAP_COMPRESS_AUTO
+			                                        : IMAP_COMPRESS_ON;
 		else if (strcmp(o, "--tls") == 0)
 			cfg.tls = strcmp(v, "none") == 0       ? IMAP_TLS_NONE
 			          : strcmp(v, "starttls") == 0 ? IMAP_TLS_STARTTLS

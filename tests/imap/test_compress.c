@@ -7,12 +7,14 @@
  * for the rest of a block (the interop bug that stalls sessions).  Also: pending() is exact for
  * every window size (IDLE polls the socket only when it says nothing is waiting), corrupt
  * input and data after the stream's end are errors, and what the client deflates is complete
- * at its sync-flush marker.
+ * at its sync-flush marker.  And which peer addresses compress = auto counts as loopback.
  */
 #include "imap-private.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/un.h>
 #include <zlib.h>
 
 static const char *const responses[] = {
@@ -268,6 +270,48 @@ static void test_client_deflate(void)
 	g_string_free(big, TRUE);
 }
 
+static bool loopback4(const char *addr)
+{
+	struct sockaddr_in in = {.sin_family = AF_INET};
+	g_assert_cmpint(inet_pton(AF_INET, addr, &in.sin_addr), ==, 1);
+	return imap_sockaddr_is_loopback((struct sockaddr *)&in, sizeof(in));
+}
+
+static bool loopback6(const char *addr)
+{
+	struct sockaddr_in6 in6 = {.sin6_family = AF_INET6};
+	g_assert_cmpint(inet_pton(AF_INET6, addr, &in6.sin6_addr), ==, 1);
+	return imap_sockaddr_is_loopback((struct sockaddr *)&in6, sizeof(in6));
+}
+
+/* compress = auto: 127.0.0.0/8, ::1 and IPv4-mapped 127/8 are loopback; nothing else is
+ * (neighbours of those ranges, the unspecified address, another family, a short length). */
+static void test_loopback_addresses(void)
+{
+	g_assert_true(loopback4("127.0.0.1"));
+	g_assert_true(loopback4("127.255.254.3"));
+	g_assert_false(loopback4("128.0.0.1"));
+	g_assert_false(loopback4("126.255.255.255"));
+	g_assert_false(loopback4("10.0.0.1"));
+	g_assert_false(loopback4("0.0.0.0"));
+	g_assert_false(loopback4("1.0.0.127"));
+	g_assert_true(loopback6("::1"));
+	g_assert_true(loopback6("::ffff:127.0.0.1"));
+	g_assert_true(loopback6("::ffff:127.1.2.3"));
+	g_assert_false(loopback6("::ffff:10.0.0.1"));
+	g_assert_false(loopback6("::2"));
+	g_assert_false(loopback6("::"));
+	g_assert_false(loopback6("::127.0.0.1")); /* IPv4-compatible, not mapped */
+	g_assert_false(loopback6("2001:db8::1"));
+	g_assert_false(loopback6("fe80::1"));
+
+	struct sockaddr_in in = {.sin_family = AF_INET};
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	g_assert_false(imap_sockaddr_is_loopback((struct sockaddr *)&in, sizeof(in) - 4));
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	g_assert_false(imap_sockaddr_is_loopback((struct sockaddr *)&un, sizeof(un)));
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -277,5 +321,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/compress/corrupt", test_corrupt);
 	g_test_add_func("/compress/data_after_end", test_data_after_end);
 	g_test_add_func("/compress/client_deflate", test_client_deflate);
+	g_test_add_func("/compress/loopback_addresses", test_loopback_addresses);
 	return g_test_run();
 }

@@ -3,7 +3,8 @@
 
 The exact lines of the exchange (COMPRESS after the login and before ENABLE, so the secret is
 never compressed; everything after it compressed, the trace uncompressed), a server that says
-NO or BAD (the session goes on uncompressed), one that never offers it, compress = off, a
+NO or BAD (the session goes on uncompressed), one that never offers it, compress = off,
+compress = auto on a loopback address (not asked; on asks there too), a
 server whose every response arrives one compressed byte at a time with a sync or a partial
 flush (the client must answer without waiting for the rest of a block: the script waits for
 its next command), a corrupt stream (EPROTO, no crash) and a compression bomb (fails at the
@@ -11,6 +12,7 @@ response-text cap with memory bounded).  Needs IMAP_CLIENT_TOOL in the environme
 """
 import os
 import resource
+import socket
 import subprocess
 import sys
 import unittest
@@ -135,6 +137,44 @@ class Exchange(CompressTestCase):
         res = self.play(script, "list", extra=("--compress", "off"))
         self.assertOk(res)
         self.assertNotIn(b"COMPRESS", bytes(res.srv.received))
+
+    def _plain_list(self, extra, family=socket.AF_INET, host="127.0.0.1"):
+        """The server offers COMPRESS=DEFLATE; the client must LIST right after the login,
+        never sending COMPRESS."""
+        script = login(b"IMAP4rev1 LITERAL+ COMPRESS=DEFLATE") + [
+            ("expect", b'A0002 LIST "" "*"'),
+            ("send", LIST_ANSWER + b"A0002 OK List completed\r\n"),
+        ] + logout(3)
+        srv = FakeServer(script, family=family)
+        res = run_tool(srv.port, "list", host=host, extra=extra)
+        self.assertTrue(srv.join(), "fake server did not finish")
+        res.srv = srv
+        self.assertOk(res)
+        self.assertEqual(res.out.splitlines(), LIST_OUT)
+        self.assertNotIn(b"COMPRESS", bytes(res.srv.received))
+        return res
+
+    def test_auto_not_on_loopback(self):
+        """compress = auto (the daemon's default) does not ask a server it reached at a
+        loopback address, over IPv4 or IPv6, and says so in the trace."""
+        for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            with self.subTest(host=host):
+                res = self._plain_list(("--compress", "auto"), family, host)
+                self.assertIn("on a loopback address: not asking for COMPRESS", res.err)
+
+    def test_on_also_on_loopback(self):
+        """compress = on asks whatever the address: the exchange as test_exact_lines."""
+        script = compressed_login() + [
+            ("expect", b'A0003 LIST "" "*"'),
+            ("send", LIST_ANSWER + b"A0003 OK List completed\r\n"),
+        ] + logout(4)
+        res = self.play(script, "list", extra=("--compress", "on"))
+        self.assertOk(res)
+        self.assertEqual(res.out.splitlines(), LIST_OUT)
+        self.assertEqual(res.srv.lines[:3], [b"A0001 AUTHENTICATE PLAIN " + PLAIN_B64,
+                                             b"A0002 COMPRESS DEFLATE", b'A0003 LIST "" "*"'])
+        self.assertIsNotNone(res.srv.compress_at)
+        self.assertNotIn("not asking for COMPRESS", res.err)
 
     def test_bytes_after_ok_are_compressed(self):
         """The server compresses from the byte after its tagged OK: what it sends in the same
