@@ -112,6 +112,27 @@ char **ifs_folder_entry_path(const char *name, char delimiter, const char **why_
 	return parts;
 }
 
+const char *ifs_folder_shown_name(const char *raw_name, const char *decoded, bool *as_sent_r,
+                                  const char **why_r)
+{
+	bool ascii = true;
+
+	if (as_sent_r != NULL)
+		*as_sent_r = false;
+	if (decoded != NULL)
+		return decoded;
+	for (const char *c = raw_name; *c != '\0'; c++)
+		ascii = ascii && (unsigned char)*c < 0x80;
+	if (ascii || !g_utf8_validate(raw_name, -1, NULL)) {
+		if (why_r != NULL)
+			*why_r = "an undecodable name (not modified UTF-7 nor raw UTF-8)";
+		return NULL;
+	}
+	if (as_sent_r != NULL)
+		*as_sent_r = true;
+	return raw_name;
+}
+
 bool ifs_parse_uid(const char *s, guint32 *uid_r)
 {
 	guint64 v = 0;

@@ -39,6 +39,16 @@ char *ifs_folder_component(const char *entry);
  * NULL-terminated vector of entry names (g_strfreev) or NULL with *why_r set. */
 char **ifs_folder_entry_path(const char *name, char delimiter, const char **why_r);
 
+/* The folder name the tree shows for a folder whose wire name is raw_name and whose modified
+ * UTF-7 decoding is decoded (imap.h's struct imap_folder: NULL when raw_name is not modified
+ * UTF-7).  decoded when there is one; else raw_name itself when it is UTF-8 with a non-ASCII
+ * byte (servers with UTF8=ACCEPT habits send raw UTF-8; *as_sent_r (nullable) is then true);
+ * else NULL (a pure-ASCII name that fails to decode is broken modified UTF-7, such as "&AGE-"
+ * or "&Jjo", and anything not UTF-8 at all cannot be shown), with *why_r (nullable) a static
+ * reason.  The result is decoded or raw_name, not a copy. */
+const char *ifs_folder_shown_name(const char *raw_name, const char *decoded, bool *as_sent_r,
+                                  const char **why_r);
+
 /* True when s is a canonical decimal UID ("1".."4294967295", no leading zero); *uid_r set. */
 bool ifs_parse_uid(const char *s, guint32 *uid_r);
 

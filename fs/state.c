@@ -463,9 +463,7 @@ int ifs_state_load_folders(struct ifs_state *state, GPtrArray **folders_r)
 		folder->raw_name = raw;
 		folder->delimiter = (char)delim;
 		folder->flags = (unsigned)flags;
-		/* decoded as imap_list does: NULL when not modified UTF-7 */
-		if (imap_mutf7_decode(raw, &folder->name) < 0)
-			folder->name = NULL;
+		imap_folder_decode_name(folder); /* as imap_list does */
 		g_ptr_array_add(folders, folder);
 	}
 	g_ptr_array_unref(lines);

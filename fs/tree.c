@@ -532,27 +532,20 @@ static void apply_folders(struct ifs_tree *t, GPtrArray *folders_in)
 	t->root->seen_gen = t->gen;
 	for (guint i = 0; i < folders->len; i++) {
 		const struct imap_folder *f = folders->pdata[i];
-		const char *name = f->name;
 		const char *why = NULL;
 		struct folder_node *n = t->root;
 		char **path;
+		bool as_sent;
+		const char *name = ifs_folder_shown_name(f->raw_name, f->name, &as_sent, &why);
 
 		if (name == NULL) {
-			/* Some servers send raw UTF-8 names (UTF8=ACCEPT habits): those are shown as
-			 * sent.  A pure-ASCII name that fails to decode is just broken modified UTF-7
-			 * ("&AGE-", "&Jjo"): skipped, as is anything that is not UTF-8 at all. */
-			bool ascii = true;
-			for (const char *c = f->raw_name; *c != '\0'; c++)
-				ascii = ascii && (unsigned char)*c < 0x80;
-			if (ascii || !g_utf8_validate(f->raw_name, -1, NULL)) {
-				g_warning("skipping folder with an undecodable name (not modified UTF-7 "
-				          "nor raw UTF-8)");
-				continue;
-			}
-			g_message("folder name \"%s\" is not modified UTF-7 but UTF-8; shown as sent",
-			          f->raw_name);
-			name = f->raw_name;
+			g_warning("skipping folder with %s", why);
+			continue;
 		}
+		if (as_sent)
+			g_message(
+			    "folder name \"%s\" is not modified UTF-7 but UTF-8; shown as sent",
+			    f->raw_name);
 		path = ifs_folder_entry_path(name, f->delimiter, &why);
 		if (path == NULL) {
 			g_warning("skipping folder \"%s\": %s", f->raw_name, why);

@@ -34,6 +34,15 @@ void imap_folder_free(struct imap_folder *folder)
 	g_free(folder);
 }
 
+void imap_folder_decode_name(struct imap_folder *folder)
+{
+	g_clear_pointer(&folder->name, g_free);
+	if (imap_mutf7_decode(folder->raw_name, &folder->name) < 0) {
+		g_debug("mailbox name %s is not valid modified UTF-7", folder->raw_name);
+		folder->name = NULL;
+	}
+}
+
 static unsigned folder_flag(const char *s)
 {
 	static const struct {
@@ -83,8 +92,7 @@ static int list_cb(struct imap_conn *conn, const struct imap_response *resp, voi
 	}
 	struct imap_folder *f = g_new0(struct imap_folder, 1);
 	f->raw_name = g_strdup(raw);
-	if (imap_mutf7_decode(raw, &f->name) < 0)
-		g_debug("mailbox name %s is not valid modified UTF-7", raw);
+	imap_folder_decode_name(f);
 	f->delimiter = delim->type == IMAP_ARG_NIL ? '\0' : delim->u.str[0];
 	for (unsigned i = 0; i < fl->len; i++) {
 		const char *s = imap_arg_str(&fl->u.items[i]);

@@ -175,6 +175,11 @@ struct imap_folder {
 
 void imap_folder_free(struct imap_folder *folder); /* NULL is a no-op */
 
+/* Set folder->name from folder->raw_name: its modified UTF-7 decoding, NULL when raw_name is
+ * not modified UTF-7.  What imap_list does for every folder, and what a folder restored from
+ * elsewhere (fs/state.c's saved list) must get too. */
+void imap_folder_decode_name(struct imap_folder *folder);
+
 /* LIST "" "*".  *folders_r is a new GPtrArray of struct imap_folder * with imap_folder_free as
  * its element free function (caller g_ptr_array_unref()s it). */
 int imap_list(struct imap_conn *conn, GPtrArray **folders_r);

@@ -116,6 +116,30 @@ static void test_uid(void)
 	g_assert_false(ifs_parse_uid("+1", &uid));
 }
 
+/* The one rule for which folder name the tree shows (ifs_folder_shown_name). */
+static void test_shown_name(void)
+{
+	bool as_sent = true;
+	const char *why = NULL;
+	const char *raw_utf8 = "Entw\xc3\xbcrfe";
+
+	/* decoded: the decoding, whatever the wire name */
+	g_assert_cmpstr(ifs_folder_shown_name("Entw&APw-rfe", "Entw\xc3\xbcrfe", &as_sent, &why), ==,
+	                "Entw\xc3\xbcrfe");
+	g_assert_false(as_sent);
+	/* not modified UTF-7 but UTF-8 with a non-ASCII byte: shown as sent */
+	g_assert_true(ifs_folder_shown_name(raw_utf8, NULL, &as_sent, &why) == raw_utf8);
+	g_assert_true(as_sent);
+	/* broken modified UTF-7 in pure ASCII, and bytes that are not UTF-8: not shown */
+	why = NULL;
+	g_assert_null(ifs_folder_shown_name("&AGE-", NULL, &as_sent, &why));
+	g_assert_nonnull(why);
+	g_assert_false(as_sent);
+	g_assert_null(ifs_folder_shown_name("&Jjo", NULL, NULL, NULL));
+	g_assert_null(ifs_folder_shown_name("Latin1 \xe9t\xe9", NULL, &as_sent, &why));
+	g_assert_false(as_sent);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -124,5 +148,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/names/unsafe", test_unsafe);
 	g_test_add_func("/names/path", test_path);
 	g_test_add_func("/names/uid", test_uid);
+	g_test_add_func("/names/shown-name", test_shown_name);
 	return g_test_run();
 }
