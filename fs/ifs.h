@@ -26,8 +26,9 @@ enum ifs_req {
 	IFS_REQ_OPEN, IFS_REQ_READ, IFS_REQ_RELEASE, IFS_REQ_FORGET, IFS_REQ_OTHER, IFS_REQ_COUNT
 };
 
-/* Connections: `pool` serves readers (message bodies); listings and LIST use `list_pool`;
- * read-ahead its own `ra_pool`, so that none of the three waits behind another (a 50 MB
+/* Connections: `pool` serves readers (message bodies, and the pieces read ahead for them:
+ * loader.c); listings and LIST use `list_pool`; read-ahead of whole messages its own
+ * `ra_pool`, so that none of the three waits behind another (a 50 MB
  * message being fetched never delays the listing of another folder).  With few connections
  * configured, pools are shared (see main.c); all three may be the same pointer. */
 struct ifs {

@@ -982,6 +982,16 @@ static int load_attachment(struct ifs *fs, const struct ifs_msg_ref *ref, unsign
 
 /* ---- the loader ---- */
 
+/* The connections pieces are read ahead on: the readers' (ifs.h).  The read-ahead's own
+ * connection streams whole messages for the same walk meanwhile (readahead.c's piece
+ * thread), and pieces are what the readers ask next, a few KB each. */
+#define PIECE_AHEAD_POOL(fs) ((fs)->pool)
+
+/* The asked piece of a load nobody asked for (read-ahead building a level on the one before):
+ * the read-ahead is not told of it (ifs_readahead_note ignores pieces past TEXTS), or its own
+ * loads would look like a reader's walk of outlines. */
+#define UNASKED UINT_MAX
+
 struct load_ctx {
 	struct ifs *fs;
 	const struct ifs_msg_ref *ref;
@@ -1127,8 +1137,8 @@ static void prefetch_size_checks(struct ifs *fs, const struct ifs_msg_ref *folde
 		req = make_requests(reqs, ruids, m, store);
 		acc_init(&as, reqs, m);
 		sink.ctx = &as;
-		if (ifs_remote_fetch_pieces(fs->ra_pool, folder->raw_name, folder->uidvalidity, req,
-		                            m, &sink) == 0) {
+		if (ifs_remote_fetch_pieces(PIECE_AHEAD_POOL(fs), folder->raw_name,
+		                            folder->uidvalidity, req, m, &sink) == 0) {
 			for (unsigned r = 0; r < m; r++) {
 				struct ifs_msg_ref ref = *folder;
 				ref.uid = ruids[r];
@@ -1213,8 +1223,8 @@ bool ifs_loader_reads_whole(struct ifs *fs, uint32_t epoch, uint32_t uid, uint64
 	return reads_whole(fs, ifs_tree_base_epoch(fs->tree, epoch), uid, listed_size, piece);
 }
 
-int ifs_loader_get(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece,
-                   const struct ifs_cached_msg **m_r, bool *prefetched_r)
+int ifs_loader_get_for(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece,
+                       unsigned asked, const struct ifs_cached_msg **m_r, bool *prefetched_r)
 {
 	const struct ifs_cached_msg *prev = NULL;
 	int ret;
@@ -1224,7 +1234,7 @@ int ifs_loader_get(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece
 	if (piece != IFS_PIECE_WHOLE) {
 		if (reads_whole(fs, ref->key_epoch, ref->uid, ref->listed_size, piece))
 			return get_entry_for(fs, ref, IFS_PIECE_WHOLE,
-			                     fs->cfg->fetch_whole ? IFS_PIECE_WHOLE : piece, NULL,
+			                     fs->cfg->fetch_whole ? IFS_PIECE_WHOLE : asked, NULL,
 			                     m_r, prefetched_r);
 		if (ifs_loader_whole_if_held(fs, ref, m_r) == 0)
 			return 0; /* the whole message is here */
@@ -1235,17 +1245,19 @@ int ifs_loader_get(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece
 			return get_entry(fs, ref, IFS_PIECE_WHOLE, NULL, m_r, prefetched_r);
 	}
 	if (piece == IFS_PIECE_WHOLE || piece == IFS_PIECE_OUTLINE) {
-		ret = get_entry(fs, ref, piece, NULL, m_r, prefetched_r);
+		ret = get_entry_for(fs, ref, piece, asked, NULL, m_r, prefetched_r);
 	} else {
-		/* the piece this one is built on first (it may be the whole message already) */
-		ret = ifs_loader_get(fs, ref, prerequisite(piece), &prev, NULL);
+		/* the piece this one is built on first (it may be the whole message already); the
+		 * read-ahead hears of the piece asked, not of its prerequisites (a walk of texts
+		 * is not a walk of outlines) */
+		ret = ifs_loader_get_for(fs, ref, prerequisite(piece), asked, &prev, NULL);
 		if (ret < 0)
 			return ret;
 		if (prev->piece == IFS_PIECE_WHOLE) {
 			*m_r = prev;
 			return 0;
 		}
-		ret = get_entry(fs, ref, piece, prev, m_r, prefetched_r);
+		ret = get_entry_for(fs, ref, piece, asked, prev, m_r, prefetched_r);
 		ifs_msgcache_put(fs->cache, prev);
 	}
 	if (ret == -EBADMSG || ret == -EIO) {
@@ -1256,9 +1268,15 @@ int ifs_loader_get(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece
 		if (ret == -EIO)
 			remember_whole_only(ref, "fetching a piece failed");
 		/* the read-ahead follows the walk's kind, not this message's fallback */
-		return get_entry_for(fs, ref, IFS_PIECE_WHOLE, piece, NULL, m_r, prefetched_r);
+		return get_entry_for(fs, ref, IFS_PIECE_WHOLE, asked, NULL, m_r, prefetched_r);
 	}
 	return ret;
+}
+
+int ifs_loader_get(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece,
+                   const struct ifs_cached_msg **m_r, bool *prefetched_r)
+{
+	return ifs_loader_get_for(fs, ref, piece, piece, m_r, prefetched_r);
 }
 
 /* ---- read-ahead of pieces ---- */
@@ -1377,7 +1395,7 @@ static void prefetch_batch(struct ifs *fs, const struct ifs_msg_ref *folder, con
 		if (piece != IFS_PIECE_OUTLINE) {
 			/* held by the level before (fetched just now): never a network fetch here
 			 * unless that one failed */
-			if (ifs_loader_get(fs, &ref, piece - 1, &prev, NULL) < 0)
+			if (ifs_loader_get_for(fs, &ref, piece - 1, UNASKED, &prev, NULL) < 0)
 				continue;
 			if (prev->piece == IFS_PIECE_WHOLE) {
 				ifs_msgcache_put(fs->cache, prev);
@@ -1428,8 +1446,8 @@ static void prefetch_batch(struct ifs *fs, const struct ifs_msg_ref *folder, con
 		/* a request with nothing to ask (TEXTS of a message without text) is complete */
 		for (unsigned i = 0; i < m; i++)
 			acc_check_complete(&as, i);
-		if (ifs_remote_fetch_pieces(fs->ra_pool, folder->raw_name, folder->uidvalidity, reqs,
-		                            m, &sink) < 0)
+		if (ifs_remote_fetch_pieces(PIECE_AHEAD_POOL(fs), folder->raw_name,
+		                            folder->uidvalidity, reqs, m, &sink) < 0)
 			g_debug("read-ahead of %u pieces of %s failed", m, folder->raw_name);
 		g_byte_array_unref(as.cur);
 		if (piece == IFS_PIECE_PARTS && fs->has_binary) {

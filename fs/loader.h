@@ -47,6 +47,12 @@ void ifs_msg_ref_clear(struct ifs_msg_ref *ref);
 int ifs_loader_get(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece,
                    const struct ifs_cached_msg **m_r, bool *prefetched_r);
 
+/* As ifs_loader_get, but the read-ahead is told of asked instead of piece: the piece a walk
+ * reads, when piece is asked on its behalf (msgdir.c lists a message directory for a reader
+ * of its files). */
+int ifs_loader_get_for(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece,
+                       unsigned asked, const struct ifs_cached_msg **m_r, bool *prefetched_r);
+
 /* piece's entry (or the whole message's, as ifs_loader_get) if it is held in memory or on disk
  * or is being read ahead (then waited for), without a fetch of its own; -ENOENT when not. */
 int ifs_loader_piece_if_held(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece,

@@ -218,11 +218,13 @@ static void add_entry(GArray *entries, unsigned slot, const char *name, uint64_t
 }
 
 /* slot's size if m knows it, else if texts (nullable: the TEXTS entry, when held) does. */
-static uint64_t listed_size(const struct ifs_cached_msg *m, const struct ifs_cached_msg *texts,
-                            unsigned slot)
+static uint64_t listed_size(const struct ifs_cached_msg *m, const struct ifs_cached_msg *outline,
+                            const struct ifs_cached_msg *texts, unsigned slot)
 {
 	uint64_t size;
 	if (size_in(m, slot, &size) == 0)
+		return size;
+	if (outline != NULL && size_in(outline, slot, &size) == 0)
 		return size;
 	if (texts != NULL && size_in(texts, slot, &size) == 0)
 		return size;
@@ -232,7 +234,7 @@ static uint64_t listed_size(const struct ifs_cached_msg *m, const struct ifs_cac
 int ifs_msgdir_list(struct ifs *fs, const struct ifs_msg_ref *ref, bool attdir,
                     GArray **entries_r)
 {
-	const struct ifs_cached_msg *m = NULL, *texts = NULL;
+	const struct ifs_cached_msg *m = NULL, *outline = NULL, *texts = NULL;
 	GArray *entries;
 	int ret;
 
@@ -240,9 +242,11 @@ int ifs_msgdir_list(struct ifs *fs, const struct ifs_msg_ref *ref, bool attdir,
 	 * (piece.h) is read whole when its directory is listed: who lists a message directory
 	 * (grep -r, find, tar) reads or stats its files next, and one whole fetch costs less
 	 * than PARTS then TEXTS; the attachments directory alone stays PARTS (listing every
-	 * attachments directory of a folder pays for MIME headers only). */
-	ret = ifs_loader_get(
-	    fs, ref, !attdir && small_whole(fs, ref) ? IFS_PIECE_TEXTS : IFS_PIECE_PARTS, &m, NULL);
+	 * attachments directory of a folder pays for MIME headers only).  For the same reason
+	 * the read-ahead is told of a walk of texts when a message directory is listed. */
+	ret = ifs_loader_get_for(
+	    fs, ref, !attdir && small_whole(fs, ref) ? IFS_PIECE_TEXTS : IFS_PIECE_PARTS,
+	    attdir ? IFS_PIECE_PARTS : IFS_PIECE_TEXTS, &m, NULL);
 	if (ret < 0)
 		return ret;
 	/* body's size, when a walk over body has read it ahead (then the kernel needs no
@@ -251,6 +255,11 @@ int ifs_msgdir_list(struct ifs *fs, const struct ifs_msg_ref *ref, bool attdir,
 	if (!attdir && m->piece != IFS_PIECE_WHOLE &&
 	    ifs_loader_piece_if_held(fs, ref, IFS_PIECE_TEXTS, &texts) < 0)
 		texts = NULL;
+	/* the header files' sizes from the outline PARTS was built on (held: it was loaded just
+	 * now), so the kernel needs no LOOKUP of them either */
+	if (!attdir && m->piece != IFS_PIECE_WHOLE &&
+	    ifs_loader_piece_if_held(fs, ref, IFS_PIECE_OUTLINE, &outline) < 0)
+		outline = NULL;
 	if (attdir && n_attachments(m) == 0) {
 		put(fs, &m);
 		return -ENOENT;
@@ -260,11 +269,11 @@ int ifs_msgdir_list(struct ifs *fs, const struct ifs_msg_ref *ref, bool attdir,
 		for (unsigned i = 0; i < n_attachments(m); i++) {
 			unsigned slot = IFS_SLOT_ATT0 + i;
 			add_entry(entries, slot, attachment(m, slot)->name,
-			          listed_size(m, texts, slot));
+			          listed_size(m, outline, texts, slot));
 		}
 	} else {
 		add_entry(entries, IFS_SLOT_EML, "message.eml",
-		          listed_size(m, texts, IFS_SLOT_EML));
+		          listed_size(m, outline, texts, IFS_SLOT_EML));
 		for (unsigned v = 0; v < MIME_VIEW_COUNT; v++) {
 			unsigned slot = IFS_SLOT_VIEW0 + v;
 			bool exists;
@@ -274,7 +283,7 @@ int ifs_msgdir_list(struct ifs *fs, const struct ifs_msg_ref *ref, bool attdir,
 				exists = v == MIME_VIEW_BODY || (v == MIME_VIEW_BODY_HTML && m->has_html);
 			if (exists)
 				add_entry(entries, slot, mime_view_name((enum mime_view)v),
-				          listed_size(m, texts, slot));
+				          listed_size(m, outline, texts, slot));
 		}
 		add_entry(entries, IFS_SLOT_FLAGS, "flags", IFS_SIZE_UNKNOWN);
 		if (n_attachments(m) > 0)
@@ -283,6 +292,8 @@ int ifs_msgdir_list(struct ifs *fs, const struct ifs_msg_ref *ref, bool attdir,
 	put(fs, &m);
 	if (texts != NULL)
 		put(fs, &texts);
+	if (outline != NULL)
+		put(fs, &outline);
 	*entries_r = entries;
 	return 0;
 }

@@ -80,6 +80,11 @@ struct ifs_readahead {
 	GAsyncQueue *jobs;   /* struct job*; a job with uids == NULL stops the worker */
 	GThread *worker;
 	GAsyncQueue *parse_jobs; /* struct job* for the parser, same convention */
+	/* Pieces are read ahead on a thread of their own (started with the piece fetcher), so
+	 * that the round trips of a window's outlines, MIME headers and texts run beside the
+	 * whole messages the worker streams for the same walk, not before or after them. */
+	GAsyncQueue *piece_jobs; /* struct job*, same convention */
+	GThread *piece_worker;   /* NULL until ifs_readahead_set_piece_fetcher */
 	GThread *parser;         /* NULL without the disk cache */
 	uint64_t stored;     /* messages read ahead into the disk cache (atomic) */
 	uint64_t parsed;     /* messages parsed ahead into the memory cache (atomic) */
@@ -356,10 +361,11 @@ bool ifs_readahead_whole_walk_covers(struct ifs_readahead *ra, uint32_t epoch, u
 static void run_job(struct ifs_readahead *ra, struct job *j)
 {
 	if (j->piece != IFS_PIECE_WHOLE) {
-		/* pieces are small: the loader batches them, one round trip per level; what the
-		 * loader reads whole (small messages beyond their outline, piece.h) is read ahead
-		 * whole */
-		GArray *uids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+		/* pieces are small: the loader batches them, one round trip per level, on the
+		 * piece thread; what the loader reads whole (small messages beyond their outline,
+		 * piece.h) is read ahead whole here meanwhile */
+		struct job *pj = g_new0(struct job, 1);
+		GArray *uids = g_array_new(FALSE, FALSE, sizeof(struct ifs_uid_size));
 		GArray *small = g_array_new(FALSE, FALSE, sizeof(struct ifs_uid_size));
 		for (guint i = 0; i < j->uids->len; i++) {
 			const struct ifs_uid_size *u =
@@ -372,17 +378,17 @@ static void run_job(struct ifs_readahead *ra, struct job *j)
 			                    j->piece))
 				g_array_append_val(small, *u);
 			else
-				g_array_append_val(uids, u->uid);
+				g_array_append_val(uids, *u);
 		}
-		/* the pieces first: they are small (a round trip per level for the window), and a
-		 * reader reaching a large message before them would fetch each level itself,
-		 * a round trip at a time; the small messages' bodies then stream */
-		if (ra->fetch_pieces != NULL && uids->len > 0)
-			ra->fetch_pieces(ra->fetch_pieces_ctx, j->epoch, (const uint32_t *)uids->data,
-			                 uids->len, j->piece);
+		pj->epoch = j->epoch;
+		pj->piece = j->piece;
+		pj->uids = uids;
+		if (ra->piece_worker != NULL && uids->len > 0)
+			g_async_queue_push(ra->piece_jobs, pj);
+		else
+			job_free(pj);
 		run_whole(ra, j->epoch, (const struct ifs_uid_size *)small->data, small->len);
 		g_array_unref(small);
-		g_array_unref(uids);
 		return;
 	}
 	run_whole(ra, j->epoch, (const struct ifs_uid_size *)j->uids->data, j->uids->len);
@@ -503,6 +509,7 @@ struct ifs_readahead *ifs_readahead_new(struct imap_pool *pool, struct ifs_bodyc
 	ra->jobs = g_async_queue_new();
 	ra->worker = g_thread_new("imapfs-readahead", worker_main, ra);
 	ra->parse_jobs = g_async_queue_new();
+	ra->piece_jobs = g_async_queue_new();
 	if (bodies != NULL && parse_bytes > 0)
 		ra->parser = g_thread_new("imapfs-parse", parser_main, ra);
 	return ra;
@@ -530,6 +537,17 @@ void ifs_readahead_free(struct ifs_readahead *ra)
 	g_thread_join(ra->worker);
 	while ((j = g_async_queue_try_pop(ra->jobs)) != NULL)
 		job_free(j);
+	/* the piece thread last: the worker hands it jobs */
+	while ((j = g_async_queue_try_pop(ra->piece_jobs)) != NULL)
+		job_free(j);
+	if (ra->piece_worker != NULL) {
+		stop = g_new0(struct job, 1);
+		g_async_queue_push(ra->piece_jobs, stop);
+		g_thread_join(ra->piece_worker);
+	}
+	while ((j = g_async_queue_try_pop(ra->piece_jobs)) != NULL)
+		job_free(j);
+	g_async_queue_unref(ra->piece_jobs);
 	g_async_queue_unref(ra->jobs);
 	g_async_queue_unref(ra->parse_jobs);
 	g_hash_table_destroy(ra->streams);
@@ -648,12 +666,37 @@ static int window_after(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid, 
 	return 0;
 }
 
+static gpointer piece_worker_main(gpointer p)
+{
+	struct ifs_readahead *ra = p;
+
+	for (;;) {
+		struct job *j = g_async_queue_pop(ra->piece_jobs);
+		GArray *uids;
+		if (j->uids == NULL) {
+			job_free(j);
+			break;
+		}
+		uids = g_array_sized_new(FALSE, FALSE, sizeof(uint32_t), j->uids->len);
+		for (guint i = 0; i < j->uids->len; i++)
+			g_array_append_val(uids,
+			                   g_array_index(j->uids, struct ifs_uid_size, i).uid);
+		ra->fetch_pieces(ra->fetch_pieces_ctx, j->epoch, (const uint32_t *)uids->data,
+		                 uids->len, j->piece);
+		g_array_unref(uids);
+		job_free(j);
+	}
+	return NULL;
+}
+
 void ifs_readahead_set_piece_fetcher(struct ifs_readahead *ra, ifs_readahead_piece_fn fn,
                                      ifs_readahead_whole_fn whole, void *ctx)
 {
 	ra->fetch_pieces = fn;
 	ra->reads_whole = whole;
 	ra->fetch_pieces_ctx = ctx;
+	if (ra->piece_worker == NULL)
+		ra->piece_worker = g_thread_new("imapfs-readahead-pieces", piece_worker_main, ra);
 }
 
 /* Is uid within WALK_NEAR places of [lo, hi] in the listing?  (Asks the tree: not under the
