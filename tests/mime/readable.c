@@ -319,8 +319,13 @@ static void judge_entity(struct judge *j, size_t start, size_t end, bool digest,
 		GMimeContentEncoding enc = GMIME_CONTENT_ENCODING_DEFAULT;
 		bool attachment = false;
 		if (h.disposition.count == 1) {
-			char *v = value_text(j, &h.disposition);
+			/* unfolded as GMime unfolds a header's value before it parses the
+			 * disposition (which mime.c asks of the part): that drops the CR and LF of
+			 * a fold, and a stray CR inside the value with them */
+			char *raw = value_text(j, &h.disposition);
+			char *v = g_mime_utils_header_unfold(raw);
 			GMimeContentDisposition *cd = g_mime_content_disposition_parse(NULL, v);
+			g_free(raw);
 			attachment = g_mime_content_disposition_is_attachment(cd);
 			g_object_unref(cd);
 			g_free(v);
