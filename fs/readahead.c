@@ -678,11 +678,16 @@ static gpointer piece_worker_main(gpointer p)
 			break;
 		}
 		uids = g_array_sized_new(FALSE, FALSE, sizeof(uint32_t), j->uids->len);
-		for (guint i = 0; i < j->uids->len; i++)
-			g_array_append_val(uids,
-			                   g_array_index(j->uids, struct ifs_uid_size, i).uid);
-		ra->fetch_pieces(ra->fetch_pieces_ctx, j->epoch, (const uint32_t *)uids->data,
-		                 uids->len, j->piece);
+		for (guint i = 0; i < j->uids->len; i++) {
+			uint32_t uid = g_array_index(j->uids, struct ifs_uid_size, i).uid;
+			/* again now: a walk of whole messages may have begun since it was queued
+			 * (grep -r lists a message directory before it reads message.eml) */
+			if (!whole_walk_covers(ra, j->epoch, uid))
+				g_array_append_val(uids, uid);
+		}
+		if (uids->len > 0)
+			ra->fetch_pieces(ra->fetch_pieces_ctx, j->epoch,
+			                 (const uint32_t *)uids->data, uids->len, j->piece);
 		g_array_unref(uids);
 		job_free(j);
 	}
