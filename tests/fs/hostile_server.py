@@ -396,6 +396,7 @@ class HostileServer:
         self.limit_refusals = 0  # logins refused so far for max_logins
         self.extra_caps = b''    # e.g. b' IDLE' (b' IDLE NOTIFY'): offered after login, served
         self.idling = set()      # connections in IDLE now
+        self.unreported = set()  # folders pushed while no connection idled in them
         self.connections = 0
         self.commands = []       # (connection number, command line without literal data)
         self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -593,12 +594,19 @@ class HostileServer:
 
     def push(self, name):
         """Tell every connection idling in folder name (str or bytes) that it changed: it
-        gets an untagged EXISTS with the folder's message count."""
+        gets an untagged EXISTS with the folder's message count.  With none idling there yet
+        (a test pushes right after the client sent IDLE, before this server's thread for it
+        got to _idle), the next IDLE in that folder is told at once, as a server reports
+        changes made while a client was not idling."""
         raw = name.encode() if isinstance(name, str) else name
         with self.lock:
+            told = False
             for c in self.idling:
                 if c.mailbox == raw:
                     c.pending = True
+                    told = True
+            if not told:
+                self.unreported.add(raw)
 
     def _idle(self, conn, tag):
         # Only this connection's thread touches its socket: it looks for pushes between
@@ -606,6 +614,9 @@ class HostileServer:
         conn.send(b'+ idling\r\n')
         with self.lock:
             self.idling.add(conn)
+            if conn.mailbox in self.unreported:
+                self.unreported.discard(conn.mailbox)
+                conn.pending = True
         try:
             while not conn.line_waiting(0.05):
                 with self.lock:
