@@ -97,6 +97,16 @@ static bool named(const char *line, size_t name, const char *want)
 	return name == strlen(want) && g_ascii_strncasecmp(line, want, name) == 0;
 }
 
+/* Is line (n > 0 bytes) only CRs? */
+static bool lone_crs(const char *line, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && line[i] == '\r')
+		i++;
+	return n > 0 && i == n;
+}
+
 static size_t read_header(const struct judge *j, size_t pos, size_t end, struct header *h)
 {
 	struct value *open = NULL; /* the field that continuation lines extend */
@@ -110,6 +120,12 @@ static size_t read_header(const struct judge *j, size_t pos, size_t end, struct 
 		if (n == 0 && next > pos && j->d[next - 1] == '\n') {
 			h->body = next;
 			return next;
+		}
+		if (next == end && lone_crs(line, next - pos)) {
+			/* the block's last bytes are CRs without a LF: GMime's parser takes them
+			 * for the end of the header (the body is empty), not for a body line */
+			h->body = end;
+			return end;
 		}
 		if ((line[0] == ' ' || line[0] == '\t') && fields > 0) {
 			if (open != NULL)
@@ -143,6 +159,17 @@ static size_t read_header(const struct judge *j, size_t pos, size_t end, struct 
 static char *value_text(const struct judge *j, const struct value *v)
 {
 	return g_strndup(j->d + v->from, v->to - v->from);
+}
+
+/* A value as GMime reads it for the part (its Content-Transfer-Encoding, its disposition):
+ * unfolded, which drops the CR and LF of a fold and a stray CR inside the value with them. */
+static char *unfolded_text(const struct judge *j, const struct value *v)
+{
+	char *raw = value_text(j, v);
+	char *u = g_mime_utils_header_unfold(raw);
+
+	g_free(raw);
+	return u;
 }
 
 static bool blank(const char *s)
@@ -308,7 +335,7 @@ static void judge_entity(struct judge *j, size_t start, size_t end, bool digest,
 		g_object_unref(ct);
 	if (!multipart && j->leaves != NULL) {
 		struct mime_test_leaf leaf = {j->d + h.body, end - h.body,
-		                              h.encoding.count == 1 ? value_text(j, &h.encoding)
+		                              h.encoding.count == 1 ? unfolded_text(j, &h.encoding)
 		                                                    : NULL};
 		g_array_append_val(j->leaves, leaf);
 		if (h.encoding.count > 1)
@@ -319,13 +346,9 @@ static void judge_entity(struct judge *j, size_t start, size_t end, bool digest,
 		GMimeContentEncoding enc = GMIME_CONTENT_ENCODING_DEFAULT;
 		bool attachment = false;
 		if (h.disposition.count == 1) {
-			/* unfolded as GMime unfolds a header's value before it parses the
-			 * disposition (which mime.c asks of the part): that drops the CR and LF of
-			 * a fold, and a stray CR inside the value with them */
-			char *raw = value_text(j, &h.disposition);
-			char *v = g_mime_utils_header_unfold(raw);
+			/* unfolded, as GMime parses the disposition mime.c asks of the part */
+			char *v = unfolded_text(j, &h.disposition);
 			GMimeContentDisposition *cd = g_mime_content_disposition_parse(NULL, v);
-			g_free(raw);
 			attachment = g_mime_content_disposition_is_attachment(cd);
 			g_object_unref(cd);
 			g_free(v);
