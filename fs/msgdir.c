@@ -252,14 +252,14 @@ int ifs_msgdir_list(struct ifs *fs, const struct ifs_msg_ref *ref, bool attdir,
 	/* body's size, when a walk over body has read it ahead (then the kernel needs no
 	 * LOOKUP of it, and ops.c can push it): never a fetch here: a walk over subject would pay
 	 * for it */
-	if (!attdir && m->piece != IFS_PIECE_WHOLE &&
-	    ifs_loader_piece_if_held(fs, ref, IFS_PIECE_TEXTS, &texts) < 0)
-		texts = NULL;
-	/* the header files' sizes from the outline PARTS was built on (held: it was loaded just
-	 * now), so the kernel needs no LOOKUP of them either */
-	if (!attdir && m->piece != IFS_PIECE_WHOLE &&
-	    ifs_loader_piece_if_held(fs, ref, IFS_PIECE_OUTLINE, &outline) < 0)
-		outline = NULL;
+	if (!attdir && m->piece != IFS_PIECE_WHOLE) {
+		if (ifs_loader_piece_if_held(fs, ref, IFS_PIECE_TEXTS, &texts) < 0)
+			texts = NULL;
+		/* the header files' sizes from the outline PARTS was built on (held: it was
+		 * loaded just now), so the kernel needs no LOOKUP of them either */
+		if (ifs_loader_piece_if_held(fs, ref, IFS_PIECE_OUTLINE, &outline) < 0)
+			outline = NULL;
+	}
 	if (attdir && n_attachments(m) == 0) {
 		put(fs, &m);
 		return -ENOENT;

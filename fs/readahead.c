@@ -310,8 +310,9 @@ static bool walk_covers(struct ifs_readahead *ra, uint32_t epoch, unsigned piece
 
 /* Is uid queued by a walk of whole messages over the same folder (grep -r reads every file of
  * a message, message.eml too)?  Then its pieces are not read ahead: the whole message answers
- * every file, and a piece job ahead of it on the one worker would only delay it. */
-static bool whole_walk_covers(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
+ * every file, and fetching its pieces too would spend connections and bytes for nothing
+ * (readahead.h). */
+bool ifs_readahead_whole_walk_covers(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
 {
 	return walk_covers(ra, epoch, IFS_PIECE_WHOLE, uid);
 }
@@ -319,7 +320,7 @@ static bool whole_walk_covers(struct ifs_readahead *ra, uint32_t epoch, uint32_t
 /* Is uid queued by a walk of texts (grep -r --include=body)?  Its job reads ahead the outline
  * and MIME headers of the large messages too, and the small ones whole (piece.h): outlines or
  * MIME headers read ahead for it by a walk of those (the same reader's lookups of large
- * messages) would be bytes and a place on the one worker spent for nothing. */
+ * messages) would be bytes and round trips spent for nothing. */
 static bool texts_walk_covers(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
 {
 	return walk_covers(ra, epoch, IFS_PIECE_TEXTS, uid);
@@ -353,11 +354,6 @@ static void run_whole(struct ifs_readahead *ra, uint32_t epoch, const struct ifs
 	g_free(raw);
 }
 
-bool ifs_readahead_whole_walk_covers(struct ifs_readahead *ra, uint32_t epoch, uint32_t uid)
-{
-	return whole_walk_covers(ra, epoch, uid);
-}
-
 static void run_job(struct ifs_readahead *ra, struct job *j)
 {
 	if (j->piece != IFS_PIECE_WHOLE) {
@@ -370,7 +366,7 @@ static void run_job(struct ifs_readahead *ra, struct job *j)
 		for (guint i = 0; i < j->uids->len; i++) {
 			const struct ifs_uid_size *u =
 			    &g_array_index(j->uids, struct ifs_uid_size, i);
-			if (whole_walk_covers(ra, j->epoch, u->uid) ||
+			if (ifs_readahead_whole_walk_covers(ra, j->epoch, u->uid) ||
 			    (j->piece < IFS_PIECE_TEXTS && texts_walk_covers(ra, j->epoch, u->uid)))
 				continue;
 			if (ra->reads_whole != NULL &&
@@ -515,41 +511,32 @@ struct ifs_readahead *ifs_readahead_new(struct imap_pool *pool, struct ifs_bodyc
 	return ra;
 }
 
+/* Drop q's queued jobs, then stop thread t (nullable: never started) after its current job,
+ * and drop what it queued meanwhile; q is freed. */
+static void stop_thread(GAsyncQueue *q, GThread *t)
+{
+	struct job *j;
+
+	while ((j = g_async_queue_try_pop(q)) != NULL)
+		job_free(j);
+	if (t != NULL) {
+		g_async_queue_push(q, g_new0(struct job, 1));
+		g_thread_join(t);
+	}
+	while ((j = g_async_queue_try_pop(q)) != NULL)
+		job_free(j);
+	g_async_queue_unref(q);
+}
+
 void ifs_readahead_free(struct ifs_readahead *ra)
 {
-	struct job *j, *stop;
-
 	if (ra == NULL)
 		return;
-	/* Drop queued work, then stop the threads after their current job (the parser first: it
-	 * may wait for a message the worker is fetching). */
-	while ((j = g_async_queue_try_pop(ra->parse_jobs)) != NULL)
-		job_free(j);
-	if (ra->parser != NULL) {
-		stop = g_new0(struct job, 1);
-		g_async_queue_push(ra->parse_jobs, stop);
-		g_thread_join(ra->parser);
-	}
-	while ((j = g_async_queue_try_pop(ra->jobs)) != NULL)
-		job_free(j);
-	stop = g_new0(struct job, 1);
-	g_async_queue_push(ra->jobs, stop);
-	g_thread_join(ra->worker);
-	while ((j = g_async_queue_try_pop(ra->jobs)) != NULL)
-		job_free(j);
-	/* the piece thread last: the worker hands it jobs */
-	while ((j = g_async_queue_try_pop(ra->piece_jobs)) != NULL)
-		job_free(j);
-	if (ra->piece_worker != NULL) {
-		stop = g_new0(struct job, 1);
-		g_async_queue_push(ra->piece_jobs, stop);
-		g_thread_join(ra->piece_worker);
-	}
-	while ((j = g_async_queue_try_pop(ra->piece_jobs)) != NULL)
-		job_free(j);
-	g_async_queue_unref(ra->piece_jobs);
-	g_async_queue_unref(ra->jobs);
-	g_async_queue_unref(ra->parse_jobs);
+	/* The parser first: it may wait for a message the worker is fetching; the piece thread
+	 * last: the worker hands it jobs. */
+	stop_thread(ra->parse_jobs, ra->parser);
+	stop_thread(ra->jobs, ra->worker);
+	stop_thread(ra->piece_jobs, ra->piece_worker);
 	g_hash_table_destroy(ra->streams);
 	g_mutex_clear(&ra->lock);
 	g_free(ra);
@@ -682,7 +669,7 @@ static gpointer piece_worker_main(gpointer p)
 			uint32_t uid = g_array_index(j->uids, struct ifs_uid_size, i).uid;
 			/* again now: a walk of whole messages may have begun since it was queued
 			 * (grep -r lists a message directory before it reads message.eml) */
-			if (!whole_walk_covers(ra, j->epoch, uid))
+			if (!ifs_readahead_whole_walk_covers(ra, j->epoch, uid))
 				g_array_append_val(uids, uid);
 		}
 		if (uids->len > 0)
