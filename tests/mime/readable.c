@@ -172,9 +172,12 @@ static char *unfolded_text(const struct judge *j, const struct value *v)
 	return u;
 }
 
+/* Blank as mime/ counts it (g_ascii_isspace: a form feed or vertical tab is blank too). */
 static bool blank(const char *s)
 {
-	return s[strspn(s, " \t\r\n")] == '\0';
+	while (*s != '\0' && g_ascii_isspace(*s))
+		s++;
+	return *s == '\0';
 }
 
 /* The line is "--B" or "--B--" (then only blanks) for the boundary b ("--B"). */
