@@ -471,6 +471,74 @@ static void fetch_modseq_flags(const struct imap_arg *modseq, const struct imap_
 	at_r->flags = fl;
 }
 
+/* An identity value (X-GM-MSGID 123, EMAILID (M1a2b)): the atom itself or the one atom of a
+ * list, when it is a short run of printable ASCII (it names files and cache entries); else
+ * NULL (NIL included). */
+static const char *identity_value(const struct imap_arg *a)
+{
+	const char *s;
+
+	if (a != NULL && a->type == IMAP_ARG_LIST)
+		a = a->len == 1 ? &a->u.items[0] : NULL;
+	if (a == NULL || (a->type != IMAP_ARG_ATOM && a->type != IMAP_ARG_STRING) || a->len == 0 ||
+	    a->len > IMAP_IDENTITY_MAX)
+		return NULL;
+	s = a->u.str;
+	for (uint32_t i = 0; i < a->len; i++)
+		if (s[i] <= ' ' || s[i] > '~')
+			return NULL;
+	return s;
+}
+
+/* X-GM-LABELS (a list of astrings, modified UTF-7) decoded: a new NULL-terminated array of new
+ * strings (g_strfreev), labels with control characters (or NUL) left out. */
+static char **decode_labels(const struct imap_arg *list)
+{
+	char **out = g_new0(char *, list->len + 1);
+	unsigned n = 0;
+
+	for (uint32_t i = 0; i < list->len; i++) {
+		const struct imap_arg *a = &list->u.items[i];
+		char *utf8 = NULL;
+		bool clean = true;
+		if (a->type != IMAP_ARG_ATOM && a->type != IMAP_ARG_STRING)
+			continue;
+		for (uint32_t k = 0; k < a->len && clean; k++)
+			clean = (unsigned char)a->u.str[k] >= ' ' && a->u.str[k] != 0x7f;
+		if (!clean || a->len == 0)
+			continue;
+		/* a label that is not modified UTF-7 (Gmail sends some in UTF-8) stays as sent
+		 * when it is valid UTF-8 */
+		if (imap_mutf7_decode(a->u.str, &utf8) < 0) {
+			if (!g_utf8_validate(a->u.str, a->len, NULL))
+				continue;
+			utf8 = g_strndup(a->u.str, a->len);
+		}
+		out[n++] = utf8;
+	}
+	return out;
+}
+
+static void fetch_identity(const struct imap_arg *list, struct imap_msg_attrs *at_r)
+{
+	const struct imap_arg *labels = fetch_item(list, "X-GM-LABELS");
+
+	at_r->email_id = identity_value(fetch_item(list, "X-GM-MSGID"));
+	if (at_r->email_id == NULL)
+		at_r->email_id = identity_value(fetch_item(list, "EMAILID"));
+	at_r->thread_id = identity_value(fetch_item(list, "X-GM-THRID"));
+	if (at_r->thread_id == NULL)
+		at_r->thread_id = identity_value(fetch_item(list, "THREADID"));
+	if (labels != NULL && labels->type == IMAP_ARG_LIST)
+		at_r->labels = decode_labels(labels);
+}
+
+void imap_msg_attrs_clear(struct imap_msg_attrs *at)
+{
+	g_clear_pointer(&at->flags, g_free);
+	g_clear_pointer(&at->labels, g_strfreev);
+}
+
 int imap_parse_attrs(struct imap_conn *conn, const struct imap_response *resp,
                      struct imap_msg_attrs *at_r)
 {
@@ -491,6 +559,7 @@ int imap_parse_attrs(struct imap_conn *conn, const struct imap_response *resp,
 		return imap_conn_fail(conn, IMAP_OUTCOME_PROTOCOL, NULL,
 		                      "malformed FETCH response from %s", conn->host);
 	fetch_modseq_flags(modseq, flags, at_r);
+	fetch_identity(list, at_r);
 	return 1;
 }
 
@@ -524,7 +593,7 @@ static int attrs_cb(struct imap_conn *conn, const struct imap_response *resp, vo
 		if (r < 0 && ac->err == 0)
 			ac->err = r;
 	}
-	g_free(at.flags);
+	imap_msg_attrs_clear(&at);
 	return 0;
 }
 
@@ -539,8 +608,15 @@ struct imap_cmd *imap_fetch_attrs_cmd(const struct imap_conn *conn, const char *
 	struct imap_cmd *cmd = imap_cmd_new();
 	imap_cmd_add_text(cmd, "UID FETCH ");
 	imap_cmd_add_text(cmd, uidset);
-	imap_cmd_add_text(cmd, conn->condstore ? " (UID RFC822.SIZE INTERNALDATE FLAGS MODSEQ)"
-	                                       : " (UID RFC822.SIZE INTERNALDATE FLAGS)");
+	imap_cmd_add_text(cmd, " (UID RFC822.SIZE INTERNALDATE FLAGS");
+	if (conn->condstore)
+		imap_cmd_add_text(cmd, " MODSEQ");
+	/* the message's identity in the same FETCH: no round trip of its own */
+	if (imap_conn_has_cap(conn, "X-GM-EXT-1"))
+		imap_cmd_add_text(cmd, " X-GM-MSGID X-GM-THRID X-GM-LABELS");
+	else if (imap_conn_has_cap(conn, "OBJECTID"))
+		imap_cmd_add_text(cmd, " EMAILID THREADID");
+	imap_cmd_add_text(cmd, ")");
 	if (modseq != 0) {
 		char since[48];
 		g_snprintf(since, sizeof(since), " (CHANGEDSINCE %" G_GUINT64_FORMAT ")", modseq);

@@ -452,11 +452,14 @@ void imap_sort_unique_uids(GArray *uids);
 /* Run the UID SEARCH cmd (taken, freed) and collect its hits: *uids_r as imap_uid_search. */
 int imap_run_search(struct imap_conn *conn, struct imap_cmd *cmd, GArray **uids_r);
 
-/* UID FETCH uidset (UID RFC822.SIZE INTERNALDATE FLAGS [MODSEQ]) [(CHANGEDSINCE modseq)]. */
+/* UID FETCH uidset (UID RFC822.SIZE INTERNALDATE FLAGS [MODSEQ] [identity]) [(CHANGEDSINCE
+ * modseq)], where identity is X-GM-MSGID X-GM-THRID X-GM-LABELS when the server offers
+ * X-GM-EXT-1, else EMAILID THREADID when it offers OBJECTID (imap_msg_attrs). */
 struct imap_cmd *imap_fetch_attrs_cmd(const struct imap_conn *conn, const char *uidset,
                                       uint64_t modseq);
-/* An untagged FETCH with every attribute of imap_fetch_attrs_cmd: 1 and *at_r set (at_r->flags
- * new, g_free; the strings borrowed from resp); 0 for anything else; -errno if malformed. */
+/* An untagged FETCH with every attribute of imap_fetch_attrs_cmd: 1 and *at_r set (its arrays
+ * new: imap_msg_attrs_clear; the strings borrowed from resp); 0 for anything else; -errno if
+ * malformed. */
 int imap_parse_attrs(struct imap_conn *conn, const struct imap_response *resp,
                      struct imap_msg_attrs *at_r);
 /* An untagged FETCH with UID and FLAGS but not every attribute of imap_fetch_attrs_cmd (a flag

@@ -230,7 +230,22 @@ struct imap_msg_attrs {
 	int64_t internaldate;    /* INTERNALDATE as seconds since the epoch (UTC) */
 	uint64_t modseq;         /* 0 unless CONDSTORE */
 	char **flags;            /* NULL-terminated; borrowed for the duration of the callback */
+	/* The server's identity of the message, asked along with the attributes when it offers
+	 * one (X-GM-EXT-1: X-GM-MSGID, X-GM-THRID, X-GM-LABELS; OBJECTID, RFC 8474: EMAILID,
+	 * THREADID), else NULL; all borrowed for the duration of the callback.  email_id and
+	 * thread_id are printable ASCII without spaces (anything else is dropped); labels are
+	 * decoded from modified UTF-7 to UTF-8 (kept as sent when not valid modified UTF-7),
+	 * a label holding a control character is dropped. */
+	const char *email_id;  /* X-GM-MSGID (decimal) or EMAILID */
+	const char *thread_id; /* X-GM-THRID (decimal) or THREADID; NULL also for NIL */
+	char **labels;         /* X-GM-LABELS, NULL-terminated; NULL when not Gmail */
 };
+
+/* The longest email_id or thread_id kept (RFC 8474's objectid is 1 to 255 characters). */
+#define IMAP_IDENTITY_MAX 255
+
+/* Free what imap_parse_attrs allocated in *at (the flags and labels arrays). */
+void imap_msg_attrs_clear(struct imap_msg_attrs *at);
 
 /* Called once per message; return 0 to go on, a negative errno to stop (the command is still
  * read to its end so the connection stays usable). */

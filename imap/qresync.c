@@ -93,7 +93,7 @@ static int resync_cb(struct imap_conn *conn, const struct imap_response *resp, v
 			if (r > 0) {
 				struct flag_change c = {at.uid, g_strdupv(at.flags)};
 				g_array_append_val(rs->changes, c);
-				g_free(at.flags);
+				imap_msg_attrs_clear(&at);
 			}
 			return r < 0 ? r : 0;
 		}
@@ -101,7 +101,7 @@ static int resync_cb(struct imap_conn *conn, const struct imap_response *resp, v
 		 * about the mailbox examined before; asked again after */
 		if ((r = imap_parse_attrs(conn, resp, &at)) > 0) {
 			rs->early = true;
-			g_free(at.flags);
+			imap_msg_attrs_clear(&at);
 		}
 		return r < 0 ? r : 0;
 	}
@@ -112,7 +112,7 @@ static int resync_cb(struct imap_conn *conn, const struct imap_response *resp, v
 		return r; /* flag changes and expunges reported now: the next listing's */
 	if (rs->err == 0 && imap_uidset_contains(rs->uidset, at.uid))
 		rs->err = rs->sink->attrs(&at, rs->sink->ctx);
-	g_free(at.flags);
+	imap_msg_attrs_clear(&at);
 	return 0;
 }
 

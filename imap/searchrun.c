@@ -232,7 +232,7 @@ static int chain_cb(struct imap_conn *conn, const struct imap_response *resp, vo
 			if (pr > 0) {
 				js->early = true;
 				if (is_fetch_answer(resp))
-					g_free(at.flags);
+					imap_msg_attrs_clear(&at);
 			}
 			return pr < 0 ? pr : 0;
 		}
@@ -250,7 +250,7 @@ static int chain_cb(struct imap_conn *conn, const struct imap_response *resp, vo
 			int pr = imap_parse_attrs(conn, resp, &at);
 			if (pr > 0) {
 				js->early = true;
-				g_free(at.flags);
+				imap_msg_attrs_clear(&at);
 			}
 			return pr < 0 ? pr : 0;
 		}
@@ -273,7 +273,7 @@ static int chain_cb(struct imap_conn *conn, const struct imap_response *resp, vo
 		 * messages now (judge_fetch has it asked again) */
 		if (js->ex_cmd >= 0 && js->hits_uidvalidity != 0 &&
 		    js->ex.st.uidvalidity != js->hits_uidvalidity) {
-			g_free(at.flags);
+			imap_msg_attrs_clear(&at);
 			return 0;
 		}
 		if (uid_is_hit(js, at.uid) && r->cb_err == 0) {
@@ -281,7 +281,7 @@ static int chain_cb(struct imap_conn *conn, const struct imap_response *resp, vo
 			if (e < 0)
 				r->cb_err = e;
 		}
-		g_free(at.flags);
+		imap_msg_attrs_clear(&at);
 		return 0;
 	}
 	}
