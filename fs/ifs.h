@@ -39,6 +39,7 @@ struct ifs {
 	struct imap_pool *watch_pool;  /* NULL: not watching (watch.h) */
 	struct ifs_watch *watch;
 	struct ifs_tree *tree;
+	struct ifs_identity *identity; /* the listings' message ids (identity.h); outlives tree */
 	struct ifs_search *search;     /* `.search` directories */
 	struct ifs_msgcache *cache;
 	struct ifs_bodycache *bodies;  /* NULL: disk cache off */

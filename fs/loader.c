@@ -8,6 +8,7 @@
 #include "message.h"
 #include "remote.h"
 #include "structure.h"
+#include "tree.h"
 
 /* Who the operation this thread is running serves (ifs_msgcache_get's requester): ops.c sets
  * it at the start of every operation. */
@@ -46,8 +47,8 @@ static void remember_whole_only(const struct ifs_msg_ref *ref, const char *why)
 {
 	uint64_t *k = g_new(uint64_t, 1);
 
-	*k = ifs_msg_key(ref->key_epoch, ref->uid);
-	g_debug("UID %u of %s is read whole: %s", ref->uid, ref->raw_name, why);
+	*k = ifs_msg_key(ref->key_epoch, ref->key_uid);
+	g_debug("UID %u of %s is read whole: %s", ref->key_uid, ref->raw_name, why);
 	g_mutex_lock(&whole_lock);
 	if (whole_only == NULL)
 		whole_only = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
@@ -65,9 +66,115 @@ uint64_t ifs_loader_whole_only_count(void)
 	return n;
 }
 
+/* ---- one message in several folders (identity.h) ---- */
+
+/* Does the folder entry (epoch, uid) of folder raw_name / uidvalidity hold its message: the
+ * whole message or its outline (every other piece is read after it), in memory or on disk,
+ * or being fetched? */
+static bool entry_holds(struct ifs *fs, uint32_t epoch, uint32_t uid, const char *raw_name,
+                        uint32_t uidvalidity)
+{
+	static const unsigned pieces[] = {IFS_PIECE_WHOLE, IFS_PIECE_OUTLINE};
+
+	for (unsigned i = 0; i < G_N_ELEMENTS(pieces); i++) {
+		const struct ifs_cached_msg *m;
+		if (ifs_msgcache_peek(fs->cache, ifs_piece_key(epoch, uid, pieces[i]), false, &m) ==
+		    0) {
+			ifs_msgcache_put(fs->cache, m);
+			return true;
+		}
+		if (fs->bodies != NULL &&
+		    (ifs_bodycache_contains_piece(fs->bodies, raw_name, uidvalidity, uid,
+		                                  pieces[i]) ||
+		     ifs_bodycache_claimed(fs->bodies, raw_name, uidvalidity, uid, pieces[i])))
+			return true;
+	}
+	return false;
+}
+
+/* The entry of email_id (size bytes) other than (epoch, uid) that holds the message, first in
+ * the index's order (identity.h): 0 and *alias_r, *raw_name_r (new), *uidvalidity_r; -ENOENT
+ * when no other entry holds it.  An entry need not be listed now (a listing saved by an
+ * earlier mount, a message expunged from one of its folders since): what its keys hold is
+ * the message all the same, as cache entries never change for their key and the id names
+ * the content; a folder life that ended has its entries dropped from every cache. */
+static int holding_alias(struct ifs *fs, const char *email_id, uint64_t size, uint32_t epoch,
+                         uint32_t uid, struct ifs_alias *alias_r, char **raw_name_r,
+                         uint32_t *uidvalidity_r)
+{
+	GArray *aliases = g_array_new(FALSE, FALSE, sizeof(struct ifs_alias));
+	int ret = -ENOENT;
+
+	ifs_identity_aliases(fs->identity, email_id, size, aliases);
+	for (guint i = 0; aliases->len > 1 && i < aliases->len && ret < 0; i++) {
+		struct ifs_alias a = g_array_index(aliases, struct ifs_alias, i);
+		char *raw = NULL;
+		uint32_t uv = 0;
+		if (a.epoch == epoch && a.uid == uid)
+			continue;
+		if (ifs_tree_epoch_folder(fs->tree, a.epoch, &raw, &uv) == 0 &&
+		    entry_holds(fs, a.epoch, a.uid, raw, uv)) {
+			*alias_r = a;
+			*raw_name_r = g_steal_pointer(&raw);
+			*uidvalidity_r = uv;
+			ret = 0;
+		}
+		g_free(raw);
+	}
+	g_array_unref(aliases);
+	return ret;
+}
+
+/* ref's message is also listed elsewhere under the same id: read it through the entry that
+ * holds it already, so that it is fetched and stored once.  When ref's own entry holds it, or
+ * none does, ref stays as it is (the read-ahead of ref's folder stores under ref's keys, and
+ * a later reader of another entry then finds it here).  The choice among several holders is
+ * the index's order, which does not depend on this mount's history. */
+static void read_through_alias(struct ifs *fs, const char *email_id, uint64_t size,
+                               struct ifs_msg_ref *ref)
+{
+	struct ifs_alias a;
+	char *raw = NULL;
+	uint32_t uv;
+
+	if (entry_holds(fs, ref->key_epoch, ref->key_uid, ref->raw_name, ref->uidvalidity))
+		return;
+	if (holding_alias(fs, email_id, size, ref->key_epoch, ref->key_uid, &a, &raw, &uv) < 0) {
+		g_debug("UID %u of %s (id %s): no other folder holds it", ref->key_uid,
+		        ref->raw_name, email_id);
+		return;
+	}
+	g_debug("UID %u of %s (id %s) is read as UID %u of %s", ref->key_uid, ref->raw_name,
+	        email_id, a.uid, raw);
+	g_free(ref->raw_name);
+	ref->raw_name = raw;
+	ref->uidvalidity = uv;
+	ref->key_epoch = a.epoch;
+	ref->key_uid = a.uid;
+}
+
+bool ifs_loader_held_elsewhere(struct ifs *fs, uint32_t epoch, uint32_t uid)
+{
+	struct ifs_msg_info info;
+	struct ifs_alias a;
+	char *raw = NULL;
+	uint32_t uv;
+	bool held = false;
+
+	if (fs->identity == NULL || ifs_tree_msg_info(fs->tree, epoch, uid, false, &info) < 0)
+		return false;
+	if (info.ident != NULL)
+		held = holding_alias(fs, info.ident->email_id, info.size,
+		                     ifs_tree_base_epoch(fs->tree, epoch), uid, &a, &raw, &uv) == 0;
+	g_free(raw);
+	ifs_msg_info_clear(&info);
+	return held;
+}
+
 int ifs_msg_ref_init(struct ifs *fs, uint32_t epoch, uint32_t uid, struct ifs_msg_ref *ref_r)
 {
 	struct ifs_msg_info info;
+	struct ifs_msg_ident *ident;
 	int ret;
 
 	memset(ref_r, 0, sizeof(*ref_r));
@@ -75,6 +182,7 @@ int ifs_msg_ref_init(struct ifs *fs, uint32_t epoch, uint32_t uid, struct ifs_ms
 	if (ret < 0)
 		return ret;
 	ref_r->listed_size = info.size;
+	ident = g_steal_pointer(&info.ident);
 	ifs_msg_info_clear(&info);
 	ret = ifs_tree_epoch_folder(fs->tree, epoch, &ref_r->raw_name, &ref_r->uidvalidity);
 	if (ret < 0)
@@ -82,7 +190,10 @@ int ifs_msg_ref_init(struct ifs *fs, uint32_t epoch, uint32_t uid, struct ifs_ms
 	ref_r->epoch = epoch;
 	/* a search result's message is its folder's: one cache entry, one fetch */
 	ref_r->key_epoch = ifs_tree_base_epoch(fs->tree, epoch);
-	ref_r->uid = uid;
+	ref_r->uid = ref_r->key_uid = uid;
+	if (ident != NULL && fs->identity != NULL)
+		read_through_alias(fs, ident->email_id, ref_r->listed_size, ref_r);
+	ifs_msg_ident_unref(ident);
 	return 0;
 }
 
@@ -130,21 +241,21 @@ static int body_from_disk(struct ifs *fs, const struct ifs_msg_ref *ref, int *fd
                           uint64_t *offset_r, uint64_t *size_r, bool *local_r)
 {
 	struct ifs_bodycache_writer *w = NULL;
-	struct writer_sink ws = {NULL, ref->uid, false};
+	struct writer_sink ws = {NULL, ref->key_uid, false};
 	struct imap_body_sink sink = {ws_begin, ws_data, ws_end, &ws};
 	char set[16];
 	int ret;
 
 	*local_r = true;
 	*offset_r = 0;
-	ret = ifs_bodycache_get(fs->bodies, ref->raw_name, ref->uidvalidity, ref->uid, true, fd_r,
-	                        offset_r, size_r, &w);
+	ret = ifs_bodycache_get(fs->bodies, ref->raw_name, ref->uidvalidity, ref->key_uid, true,
+	                        fd_r, offset_r, size_r, &w);
 	if (ret == IFS_BODYCACHE_HIT)
 		return 0;
 	if (ret < 0)
 		return ret;
 	ws.w = w;
-	g_snprintf(set, sizeof(set), "%u", ref->uid);
+	g_snprintf(set, sizeof(set), "%u", ref->key_uid);
 	ret = ifs_remote_fetch_bodies(fs->pool, ref->raw_name, ref->uidvalidity, set, &sink);
 	if (ret == 0 && !ws.done)
 		ret = -ENOENT; /* the server sent no body: expunged */
@@ -177,12 +288,13 @@ static int load_whole(struct ifs *fs, const struct ifs_msg_ref *ref, struct ifs_
 			done = true;
 		} else {
 			g_warning("disk cache failed (%s); fetching UID %u of %s into memory",
-			          g_strerror(-ret), ref->uid, ref->raw_name);
+			          g_strerror(-ret), ref->key_uid, ref->raw_name);
 		}
 	}
 	if (!done) {
 		GBytes *raw = NULL;
-		ret = ifs_remote_fetch(fs->pool, ref->raw_name, ref->uidvalidity, ref->uid, &raw);
+		ret =
+		    ifs_remote_fetch(fs->pool, ref->raw_name, ref->uidvalidity, ref->key_uid, &raw);
 		if (ret == 0) {
 			size = g_bytes_get_size(raw);
 			ret = ifs_message_from_bytes(raw, msg);
@@ -191,7 +303,7 @@ static int load_whole(struct ifs *fs, const struct ifs_msg_ref *ref, struct ifs_
 	}
 	/* Only worth a debug line: st_size always comes from the fetched bytes. */
 	if (ret == 0 && ref->listed_size != size)
-		g_debug("UID %u of %s: RFC822.SIZE %llu but %llu bytes fetched", ref->uid,
+		g_debug("UID %u of %s: RFC822.SIZE %llu but %llu bytes fetched", ref->key_uid,
 		        ref->raw_name, (unsigned long long)ref->listed_size,
 		        (unsigned long long)size);
 	return ret;
@@ -664,7 +776,7 @@ static int run_items(struct ifs *fs, const struct ifs_msg_ref *ref, GArray *item
 	acc.want_structure = structure;
 	acc_init(&as, &acc, 1);
 	sink.ctx = &as;
-	req = make_requests(&acc, &ref->uid, 1, store);
+	req = make_requests(&acc, &ref->key_uid, 1, store);
 	if (items->len == 0 && !structure)
 		ret = 0; /* nothing to ask (a text-free message's TEXTS) */
 	else
@@ -716,7 +828,7 @@ static GHashTable *checked; /* "key_epoch:uid:section" -> uint64_t size, or UINT
 
 static char *checked_key(const struct ifs_msg_ref *ref, const char *section)
 {
-	return g_strdup_printf("%u:%u:%s", ref->key_epoch, ref->uid, section);
+	return g_strdup_printf("%u:%u:%s", ref->key_epoch, ref->key_uid, section);
 }
 
 static void remember_checked(const char *key, uint64_t size)
@@ -775,7 +887,7 @@ int ifs_loader_checked_size(struct ifs *fs, const struct ifs_msg_ref *ref,
 	} else {
 		if (ret == 0 || ret == -EBADMSG) {
 			g_debug("UID %u of %s: BINARY.SIZE[%s] %llu is not the part's size",
-			        ref->uid, ref->raw_name, a->src.section,
+			        ref->key_uid, ref->raw_name, a->src.section,
 			        (unsigned long long)claimed);
 			remember_checked(key, UINT64_MAX);
 		}
@@ -799,8 +911,8 @@ static int obtain_set(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned pi
 	*set_r = NULL;
 	if (fs->bodies == NULL)
 		return fetch_set(fs, ref, piece, prev, set_r);
-	ret = ifs_bodycache_get_piece(fs->bodies, ref->raw_name, ref->uidvalidity, ref->uid, piece,
-	                              true, &fd, &offset, &size, &w);
+	ret = ifs_bodycache_get_piece(fs->bodies, ref->raw_name, ref->uidvalidity, ref->key_uid,
+	                              piece, true, &fd, &offset, &size, &w);
 	if (ret == IFS_BODYCACHE_HIT) {
 		*set_r = read_set(fd, offset, size);
 		close(fd);
@@ -933,8 +1045,8 @@ static int load_attachment(struct ifs *fs, const struct ifs_msg_ref *ref, unsign
 	s.encoding = a->src.encoding;
 	s.out = g_byte_array_new();
 	if (fs->bodies != NULL) {
-		ret = ifs_bodycache_get_piece(fs->bodies, ref->raw_name, ref->uidvalidity, ref->uid,
-		                              piece, true, &fd, &offset, &size, &s.w);
+		ret = ifs_bodycache_get_piece(fs->bodies, ref->raw_name, ref->uidvalidity,
+		                              ref->key_uid, piece, true, &fd, &offset, &size, &s.w);
 		if (ret == IFS_BODYCACHE_HIT) {
 			msg->raw.file = ifs_fd_new(fd);
 			msg->raw.off = offset;
@@ -948,7 +1060,7 @@ static int load_attachment(struct ifs *fs, const struct ifs_msg_ref *ref, unsign
 	if (s.w == NULL)
 		s.mem = g_byte_array_new();
 	memset(&req, 0, sizeof(req));
-	req.uid = ref->uid;
+	req.uid = ref->key_uid;
 	req.items = &item;
 	req.n_items = 1;
 	ret = ifs_remote_fetch_pieces(fs->pool, ref->raw_name, ref->uidvalidity, &req, 1, &sink);
@@ -969,8 +1081,9 @@ static int load_attachment(struct ifs *fs, const struct ifs_msg_ref *ref, unsign
 		s.mem = NULL;
 	}
 	if (ret == 0 && a->src.size_known && ifs_blob_size(&msg->raw) != a->src.size)
-		g_warning("UID %u of %s: part %s has %llu bytes, the server said %llu", ref->uid,
-		          ref->raw_name, a->src.section, (unsigned long long)ifs_blob_size(&msg->raw),
+		g_warning("UID %u of %s: part %s has %llu bytes, the server said %llu",
+		          ref->key_uid, ref->raw_name, a->src.section,
+		          (unsigned long long)ifs_blob_size(&msg->raw),
 		          (unsigned long long)a->src.size);
 	ifs_bodycache_writer_abort(s.w);
 	if (s.mem != NULL)
@@ -1038,13 +1151,13 @@ static int load_entry(void *p, uint64_t key, struct ifs_cached_msg *msg)
 int ifs_loader_whole_if_held(struct ifs *fs, const struct ifs_msg_ref *ref,
                              const struct ifs_cached_msg **m_r)
 {
-	uint64_t key = ifs_msg_key(ref->key_epoch, ref->uid);
+	uint64_t key = ifs_msg_key(ref->key_epoch, ref->key_uid);
 
 	if (ifs_msgcache_peek(fs->cache, key, true, m_r) == 0)
 		return 0;
 	if (fs->bodies != NULL &&
-	    (ifs_bodycache_contains(fs->bodies, ref->raw_name, ref->uidvalidity, ref->uid) ||
-	     ifs_bodycache_claimed(fs->bodies, ref->raw_name, ref->uidvalidity, ref->uid,
+	    (ifs_bodycache_contains(fs->bodies, ref->raw_name, ref->uidvalidity, ref->key_uid) ||
+	     ifs_bodycache_claimed(fs->bodies, ref->raw_name, ref->uidvalidity, ref->key_uid,
 	                           IFS_BODYCACHE_WHOLE)))
 		return ifs_loader_get(fs, ref, IFS_PIECE_WHOLE, m_r, NULL);
 	return -ENOENT;
@@ -1053,15 +1166,16 @@ int ifs_loader_whole_if_held(struct ifs *fs, const struct ifs_msg_ref *ref,
 int ifs_loader_piece_if_held(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned piece,
                              const struct ifs_cached_msg **m_r)
 {
-	if (ifs_msgcache_peek(fs->cache, ifs_piece_key(ref->key_epoch, ref->uid, piece), true,
+	if (ifs_msgcache_peek(fs->cache, ifs_piece_key(ref->key_epoch, ref->key_uid, piece), true,
 	                      m_r) == 0)
 		return 0;
 	if (ifs_loader_whole_if_held(fs, ref, m_r) == 0)
 		return 0;
 	if (fs->bodies != NULL &&
-	    (ifs_bodycache_contains_piece(fs->bodies, ref->raw_name, ref->uidvalidity, ref->uid,
+	    (ifs_bodycache_contains_piece(fs->bodies, ref->raw_name, ref->uidvalidity, ref->key_uid,
 	                                  piece) ||
-	     ifs_bodycache_claimed(fs->bodies, ref->raw_name, ref->uidvalidity, ref->uid, piece)))
+	     ifs_bodycache_claimed(fs->bodies, ref->raw_name, ref->uidvalidity, ref->key_uid,
+	                           piece)))
 		return ifs_loader_get(fs, ref, piece, m_r, NULL);
 	return -ENOENT;
 }
@@ -1090,7 +1204,7 @@ static void prefetch_size_checks(struct ifs *fs, const struct ifs_msg_ref *folde
 		guint start = items->len;
 		struct ifs_msg_ref ref = *folder;
 
-		ref.uid = uids[i];
+		ref.uid = ref.key_uid = uids[i];
 		g_hash_table_iter_init(&it, sets[i]);
 		while (g_hash_table_iter_next(&it, &k, NULL)) {
 			const char *section;
@@ -1141,7 +1255,7 @@ static void prefetch_size_checks(struct ifs *fs, const struct ifs_msg_ref *folde
 		                            folder->uidvalidity, req, m, &sink) == 0) {
 			for (unsigned r = 0; r < m; r++) {
 				struct ifs_msg_ref ref = *folder;
-				ref.uid = ruids[r];
+				ref.uid = ref.key_uid = ruids[r];
 				for (unsigned j = 0; j < reqs[r].n_items; j++) {
 					const struct ifs_piece_item *pi = &reqs[r].items[j];
 					uint64_t size;
@@ -1185,7 +1299,7 @@ static int get_entry_for(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned
 {
 	struct load_ctx ctx = {fs, ref, piece, prev, asked};
 	bool prefetched = false;
-	int ret = ifs_msgcache_get(fs->cache, ifs_piece_key(ref->key_epoch, ref->uid, piece),
+	int ret = ifs_msgcache_get(fs->cache, ifs_piece_key(ref->key_epoch, ref->key_uid, piece),
 	                           ifs_cur_requester, load_entry, &ctx, m_r, &prefetched);
 
 	/* read ahead into memory: the reader's first use keeps the walk going */
@@ -1232,7 +1346,7 @@ int ifs_loader_get_for(struct ifs *fs, const struct ifs_msg_ref *ref, unsigned p
 	if (prefetched_r != NULL)
 		*prefetched_r = false;
 	if (piece != IFS_PIECE_WHOLE) {
-		if (reads_whole(fs, ref->key_epoch, ref->uid, ref->listed_size, piece))
+		if (reads_whole(fs, ref->key_epoch, ref->key_uid, ref->listed_size, piece))
 			return get_entry_for(fs, ref, IFS_PIECE_WHOLE,
 			                     fs->cfg->fetch_whole ? IFS_PIECE_WHOLE : asked, NULL,
 			                     m_r, prefetched_r);
@@ -1333,7 +1447,8 @@ static bool piece_held(struct ifs *fs, const struct ifs_msg_ref *folder, uint32_
 {
 	const struct ifs_cached_msg *m;
 
-	if (is_whole_only(ifs_msg_key(folder->key_epoch, uid)))
+	if (is_whole_only(ifs_msg_key(folder->key_epoch, uid)) ||
+	    ifs_loader_held_elsewhere(fs, folder->epoch, uid))
 		return true;
 	if (ifs_msgcache_peek(fs->cache, ifs_piece_key(folder->key_epoch, uid, piece), false, &m) ==
 	    0) {
@@ -1391,7 +1506,7 @@ static void prefetch_batch(struct ifs *fs, const struct ifs_msg_ref *folder, con
 		/* a small message is read ahead whole instead (readahead.c), or by its reader */
 		if (reads_whole(fs, folder->key_epoch, uids[i], listed, piece))
 			continue;
-		ref.uid = uids[i];
+		ref.uid = ref.key_uid = uids[i];
 		if (piece != IFS_PIECE_OUTLINE) {
 			/* held by the level before (fetched just now): never a network fetch here
 			 * unless that one failed */

@@ -29,16 +29,25 @@ extern __thread uint64_t ifs_cur_requester;
 /* One message as the read path knows it, resolved once per request. */
 struct ifs_msg_ref {
 	uint32_t epoch;       /* the inode's: a search result's or its folder's (tree.h) */
-	uint32_t key_epoch;   /* the folder life's: what every cache is keyed by */
-	uint32_t uid;
-	char *raw_name;       /* the folder's wire name */
-	uint32_t uidvalidity;
+	uint32_t uid;         /* the inode's */
+	/* The folder entry the message is read through: what every cache is keyed by and what
+	 * is fetched.  The folder life of epoch and uid, unless the message is listed in
+	 * another folder too under one id (identity.h) and that entry holds it already. */
+	uint32_t key_epoch;
+	uint32_t key_uid;
+	char *raw_name;       /* key_epoch's folder's wire name */
+	uint32_t uidvalidity; /* key_epoch's */
 	uint64_t listed_size; /* RFC822.SIZE from the listing (a claim, checked by OUTLINE) */
 };
 
 /* Resolve (epoch, uid): -ENOENT when the message is not listed (any more). */
 int ifs_msg_ref_init(struct ifs *fs, uint32_t epoch, uint32_t uid, struct ifs_msg_ref *ref_r);
 void ifs_msg_ref_clear(struct ifs_msg_ref *ref);
+
+/* Is (epoch, uid)'s message held (memory, disk, or being fetched) under another folder entry
+ * of its id (identity.h), which ifs_msg_ref_init would read it through?  For the read-ahead:
+ * such a message is not fetched again. */
+bool ifs_loader_held_elsewhere(struct ifs *fs, uint32_t epoch, uint32_t uid);
 
 /* The entry for piece of ref's message: 0 and *m_r (give it back with ifs_msgcache_put), or
  * -errno as remote.h (-ENOENT: expunged, or the folder's life ended).  (*m_r)->piece is

@@ -125,6 +125,11 @@ static bool prefetch_whole(void *ctx, uint32_t epoch, uint32_t uid, uint64_t lis
 	return ifs_loader_reads_whole(ctx, epoch, uid, listed_size, piece);
 }
 
+static bool held_elsewhere(void *ctx, uint32_t epoch, uint32_t uid)
+{
+	return ifs_loader_held_elsewhere(ctx, epoch, uid);
+}
+
 static void usage(const char *prog)
 {
 	printf("usage: %s [ACCOUNT] MOUNTPOINT [-o config=FILE] [FUSE options]\n"
@@ -355,6 +360,7 @@ int main(int argc, char *argv[])
 	struct ifs_token *token = NULL; /* auth = oauth2: the pools' credential */
 	struct fuse_session *se = NULL;
 	GPtrArray *folders = NULL;
+	bool has_ids = false; /* the server offers message ids (identity.h) */
 	char *why = NULL;
 	int ret = 1, r;
 
@@ -450,6 +456,7 @@ int main(int argc, char *argv[])
 		goto out_pool;
 	}
 	fs.has_binary = imap_conn_has_cap(conn, "BINARY");
+	has_ids = imap_conn_has_cap(conn, "X-GM-EXT-1") || imap_conn_has_cap(conn, "OBJECTID");
 	if (ifs_remote_list_on(conn, &folders, &why) < 0) {
 		fprintf(stderr, "imapfs: listing the folders of %s failed: %s\n", cfg->host, why);
 		imap_pool_release(fs.list_pool, conn);
@@ -496,8 +503,13 @@ mount:
 	fs.cache = ifs_msgcache_new(cfg->memory_cache);
 	fs.tree = ifs_tree_new(fs.list_pool, fs.cache, fs.bodies, cfg->refresh_s);
 	ifs_tree_set_state(fs.tree, fs.state);
+	fs.identity = ifs_identity_new();
+	ifs_tree_set_identity(fs.tree, fs.identity);
 	ifs_tree_set_folders(fs.tree, folders);
 	g_clear_pointer(&folders, g_ptr_array_unref);
+	/* a server with message ids (or no server: offline, the saved ids are all there is) */
+	if (has_ids || ifs_remote_offline())
+		ifs_tree_restore_identities(fs.tree);
 	fs.search = ifs_search_new(fs.tree, fs.list_pool, cfg->refresh_s);
 	fs.quota = ifs_quota_new(fs.list_pool, cfg->refresh_s);
 
@@ -534,8 +546,10 @@ mount:
 		    fs.ra_pool, fs.bodies, fs.cache, fs.tree, cfg->readahead,
 		    fs.bodies != NULL ? cfg->cache_size / 8 : cfg->memory_cache / 4,
 		    cfg->memory_cache / 8);
-	if (fs.readahead != NULL)
+	if (fs.readahead != NULL) {
 		ifs_readahead_set_piece_fetcher(fs.readahead, prefetch_pieces, prefetch_whole, &fs);
+		ifs_readahead_set_held_elsewhere(fs.readahead, held_elsewhere, &fs);
+	}
 	ifs_tree_set_notifier(fs.tree, fs.notifier);
 	ifs_search_set_notifier(fs.search, fs.notifier);
 	if (fs.watch_pool != NULL)
@@ -591,6 +605,7 @@ out_tree:
 	ifs_search_free(fs.search);
 	ifs_quota_free(fs.quota);
 	ifs_tree_free(fs.tree);
+	ifs_identity_free(fs.identity);
 	ifs_msgcache_free(fs.cache);
 out_pool:
 	free_pools(&fs);

@@ -42,7 +42,8 @@ static void put(struct ifs *fs, const struct ifs_cached_msg **m)
 /* Is ref's message read whole for its texts (a small one, piece.h)? */
 static bool small_whole(struct ifs *fs, const struct ifs_msg_ref *ref)
 {
-	return ifs_loader_reads_whole(fs, ref->epoch, ref->uid, ref->listed_size, IFS_PIECE_TEXTS);
+	return ifs_loader_reads_whole(fs, ref->key_epoch, ref->key_uid, ref->listed_size,
+	                              IFS_PIECE_TEXTS);
 }
 
 /* The entry that answers slot — for its bytes when bytes, else for whether it exists and its
@@ -200,7 +201,7 @@ int ifs_msgdir_bytes_if_held(struct ifs *fs, const struct ifs_msg_ref *ref, unsi
 	                                 IFS_PIECE_TEXTS};
 
 	for (size_t i = 0; i < G_N_ELEMENTS(order); i++) {
-		uint64_t key = ifs_piece_key(ref->key_epoch, ref->uid, order[i]);
+		uint64_t key = ifs_piece_key(ref->key_epoch, ref->key_uid, order[i]);
 		if (ifs_msgcache_peek(fs->cache, key, false, m_r) < 0)
 			continue;
 		*b_r = blob_of(*m_r, slot);
@@ -215,6 +216,20 @@ static void add_entry(GArray *entries, unsigned slot, const char *name, uint64_t
 {
 	struct ifs_msgdir_entry e = {slot, g_strdup(name), size};
 	g_array_append_val(entries, e);
+}
+
+/* `labels` and `thread` (ops.c serves them from the listing) when the server gave them. */
+static void add_identity_entries(struct ifs *fs, const struct ifs_msg_ref *ref, GArray *entries)
+{
+	struct ifs_msg_info info;
+
+	if (ifs_tree_msg_info(fs->tree, ref->epoch, ref->uid, false, &info) < 0)
+		return;
+	if (info.ident != NULL && info.ident->labels != NULL)
+		add_entry(entries, IFS_SLOT_LABELS, "labels", IFS_SIZE_UNKNOWN);
+	if (info.ident != NULL && info.ident->thread_id != NULL)
+		add_entry(entries, IFS_SLOT_THREAD, "thread", IFS_SIZE_UNKNOWN);
+	ifs_msg_info_clear(&info);
 }
 
 /* slot's size if m knows it, else if texts (nullable: the TEXTS entry, when held) does. */
@@ -286,6 +301,7 @@ int ifs_msgdir_list(struct ifs *fs, const struct ifs_msg_ref *ref, bool attdir,
 				          listed_size(m, outline, texts, slot));
 		}
 		add_entry(entries, IFS_SLOT_FLAGS, "flags", IFS_SIZE_UNKNOWN);
+		add_identity_entries(fs, ref, entries);
 		if (n_attachments(m) > 0)
 			add_entry(entries, IFS_SLOT_ATTDIR, "attachments", 0);
 	}

@@ -94,6 +94,48 @@ static void fill_stat(const struct ifs *fs, struct stat *st, uint64_t ino, bool 
  * flags.  message.eml reports the size checked against the bytes (OUTLINE) or fetched, never
  * RFC822.SIZE as the server claims it: a hostile or broken server can report any size, and
  * the kernel cuts reads at st_size. */
+/* The files a message directory shows from the listing, not from the message: `flags`, and
+ * where the server says so `labels` (Gmail's X-GM-LABELS) and `thread` (X-GM-THRID or
+ * THREADID).  Flags and labels change while the message does not, so each open serves one
+ * snapshot, without the page cache. */
+static bool is_listing_slot(unsigned slot)
+{
+	return slot == IFS_SLOT_FLAGS || slot == IFS_SLOT_LABELS || slot == IFS_SLOT_THREAD;
+}
+
+/* The text of listing slot of info (from ifs_tree_msg_info with want_flags): new, or NULL
+ * when this message has no such file. */
+static char *listing_text(const struct ifs_msg_info *info, unsigned slot)
+{
+	const struct ifs_msg_ident *id = info->ident;
+
+	if (slot == IFS_SLOT_FLAGS)
+		return g_strdup(info->flags);
+	if (slot == IFS_SLOT_LABELS)
+		return id != NULL ? g_strdup(id->labels) : NULL;
+	if (slot == IFS_SLOT_THREAD && id != NULL && id->thread_id != NULL)
+		return g_strconcat(id->thread_id, "\n", NULL);
+	return NULL;
+}
+
+/* The listing slot's text as a snapshot (new GBytes): 0, or -ENOENT when the message (or the
+ * file) is not there. */
+static int listing_snapshot(struct ifs *fs, uint64_t ino, GBytes **snap_r)
+{
+	struct ifs_msg_info info;
+	char *text;
+	int ret = ifs_tree_msg_info(fs->tree, ifs_ino_epoch(ino), ifs_ino_uid(ino), true, &info);
+
+	if (ret < 0)
+		return ret;
+	text = listing_text(&info, ifs_ino_slot(ino));
+	ifs_msg_info_clear(&info);
+	if (text == NULL)
+		return -ENOENT;
+	*snap_r = g_bytes_new_take(text, strlen(text));
+	return 0;
+}
+
 static int msg_stat(struct ifs *fs, uint64_t ino, struct stat *st, double *timeout_r)
 {
 	uint32_t epoch = ifs_ino_epoch(ino), uid = ifs_ino_uid(ino);
@@ -103,7 +145,7 @@ static int msg_stat(struct ifs *fs, uint64_t ino, struct stat *st, double *timeo
 	uint64_t size = 0;
 	int ret;
 
-	ret = ifs_tree_msg_info(fs->tree, epoch, uid, slot == IFS_SLOT_FLAGS, &info);
+	ret = ifs_tree_msg_info(fs->tree, epoch, uid, is_listing_slot(slot), &info);
 	if (ret < 0)
 		return ret;
 	*timeout_r = MSG_ATTR_TIMEOUT;
@@ -112,9 +154,18 @@ static int msg_stat(struct ifs *fs, uint64_t ino, struct stat *st, double *timeo
 		fill_stat(fs, st, ino, true, 0, info.internaldate);
 		break;
 	case IFS_SLOT_FLAGS:
-		fill_stat(fs, st, ino, false, strlen(info.flags), info.internaldate);
+	case IFS_SLOT_LABELS:
+	case IFS_SLOT_THREAD: {
+		char *text = listing_text(&info, slot);
+		if (text == NULL) {
+			ret = -ENOENT;
+			break;
+		}
+		fill_stat(fs, st, ino, false, strlen(text), info.internaldate);
+		g_free(text);
 		*timeout_r = fs->folder_timeout;
 		break;
+	}
 	case IFS_SLOT_ATTDIR: {
 		GArray *entries = NULL;
 		ret = msg_ref(fs, ino, &ref);
@@ -225,6 +276,10 @@ static int msgdir_slot_for(const char *name)
 		return IFS_SLOT_EML;
 	if (strcmp(name, "flags") == 0)
 		return IFS_SLOT_FLAGS;
+	if (strcmp(name, "labels") == 0)
+		return IFS_SLOT_LABELS;
+	if (strcmp(name, "thread") == 0)
+		return IFS_SLOT_THREAD;
 	if (strcmp(name, "attachments") == 0)
 		return IFS_SLOT_ATTDIR;
 	for (int v = 0; v < MIME_VIEW_COUNT; v++)
@@ -482,8 +537,10 @@ static void msg_dir_entry(struct ifs *fs, const struct dir_handle *h, size_t i,
 	*name_r = me->name;
 	if (me->slot == IFS_SLOT_ATTDIR) {
 		fill_stat(fs, &e->attr, e->ino, true, 0, t);
-	} else if (me->slot == IFS_SLOT_FLAGS) {
-		fill_stat(fs, &e->attr, e->ino, false, strlen(h->info.flags), t);
+	} else if (is_listing_slot(me->slot)) {
+		char *text = listing_text(&h->info, me->slot);
+		fill_stat(fs, &e->attr, e->ino, false, text != NULL ? strlen(text) : 0, t);
+		g_free(text);
 		e->attr_timeout = fs->folder_timeout;
 	} else if (me->size != IFS_SIZE_UNKNOWN) {
 		fill_stat(fs, &e->attr, e->ino, false, me->size, t);
@@ -700,17 +757,15 @@ static void ifs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
-	if (slot == IFS_SLOT_FLAGS) {
-		struct ifs_msg_info info;
-		ret = ifs_tree_msg_info(fs->tree, ifs_ino_epoch(ino), ifs_ino_uid(ino), true, &info);
+	if (is_listing_slot(slot)) {
+		GBytes *snap;
+		ret = listing_snapshot(fs, ino, &snap);
 		if (ret < 0) {
 			fuse_reply_err(req, -ret);
 			return;
 		}
-		/* Flags change: one consistent snapshot per open, no page cache. */
-		fi->fh = (uint64_t)(uintptr_t)g_bytes_new_take(info.flags, strlen(info.flags));
-		info.flags = NULL;
-		ifs_msg_info_clear(&info);
+		/* Flags and labels change: one consistent snapshot per open, no page cache. */
+		fi->fh = (uint64_t)(uintptr_t)snap;
 		fi->direct_io = 1;
 		if (fuse_reply_open(req, fi) != 0)
 			g_bytes_unref((GBytes *)(uintptr_t)fi->fh);
@@ -770,24 +825,19 @@ static void ifs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	int ret;
 
 	COUNT(req, fs, IFS_REQ_READ);
-	if (slot == IFS_SLOT_FLAGS) {
+	if (is_listing_slot(slot)) {
 		GBytes *snap;
 		if (fi->fh != 0) {
 			/* Our own reference: once the reply is written the reader may close the file,
 			 * and release (on another thread) drops the handle's reference. */
 			snap = g_bytes_ref((GBytes *)(uintptr_t)fi->fh);
 		} else {
-			/* no-open mode: the listing's current flags */
-			struct ifs_msg_info info;
-			ret = ifs_tree_msg_info(fs->tree, ifs_ino_epoch(ino), ifs_ino_uid(ino), true,
-			                        &info);
+			/* no-open mode: what the listing says now */
+			ret = listing_snapshot(fs, ino, &snap);
 			if (ret < 0) {
 				fuse_reply_err(req, -ret);
 				return;
 			}
-			snap = g_bytes_new_take(info.flags, strlen(info.flags));
-			info.flags = NULL;
-			ifs_msg_info_clear(&info);
 		}
 		reply_slice(req, snap, size, off);
 		g_bytes_unref(snap);
@@ -816,7 +866,7 @@ static void ifs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void ifs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	COUNT(req, ifs_of(req), IFS_REQ_RELEASE);
-	if (ifs_ino_slot(ino) == IFS_SLOT_FLAGS && fi->fh != 0)
+	if (is_listing_slot(ifs_ino_slot(ino)) && fi->fh != 0)
 		g_bytes_unref((GBytes *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }

@@ -77,6 +77,8 @@ struct ifs_readahead {
 	ifs_readahead_piece_fn fetch_pieces; /* NULL: pieces are not read ahead */
 	void *fetch_pieces_ctx;
 	ifs_readahead_whole_fn reads_whole; /* with fetch_pieces */
+	ifs_readahead_held_fn held_elsewhere; /* nullable; set before the first note */
+	void *held_ctx;
 	GAsyncQueue *jobs;   /* struct job*; a job with uids == NULL stops the worker */
 	GThread *worker;
 	GAsyncQueue *parse_jobs; /* struct job* for the parser, same convention */
@@ -248,14 +250,25 @@ static void claim_for_disk(struct ifs_readahead *ra, struct batch_sink *bs, cons
 }
 
 static void run_batch(struct ifs_readahead *ra, uint32_t epoch, const char *raw,
-                      uint32_t uidvalidity, const struct ifs_uid_size *uids, guint n)
+                      uint32_t uidvalidity, const struct ifs_uid_size *all, guint n_all)
 {
 	struct batch_sink bs = {ra, epoch, ifs_tree_base_epoch(ra->tree, epoch), NULL,
 	                        g_hash_table_new(g_direct_hash, g_direct_equal), NULL, false};
 	struct imap_body_sink sink = {ra_begin, ra_data, ra_end, &bs};
 	GArray *claimed = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	/* what another folder entry of the same message holds already is not fetched again */
+	GArray *todo = g_array_sized_new(FALSE, FALSE, sizeof(struct ifs_uid_size), n_all);
+	const struct ifs_uid_size *uids;
+	guint n;
 	GHashTableIter it;
 	gpointer k, v;
+
+	for (guint i = 0; i < n_all; i++)
+		if (ra->held_elsewhere == NULL ||
+		    !ra->held_elsewhere(ra->held_ctx, epoch, all[i].uid))
+			g_array_append_val(todo, all[i]);
+	uids = (const struct ifs_uid_size *)(void *)todo->data;
+	n = todo->len;
 
 	if (ra->bodies != NULL) {
 		claim_for_disk(ra, &bs, raw, uidvalidity, uids, n, claimed);
@@ -291,6 +304,7 @@ static void run_batch(struct ifs_readahead *ra, uint32_t epoch, const char *raw,
 	}
 	g_hash_table_destroy(bs.writers);
 	g_array_unref(claimed);
+	g_array_unref(todo);
 }
 
 /* Is uid queued by the walk of piece over epoch's folder? */
@@ -472,10 +486,15 @@ static gpointer parser_main(gpointer p)
 			for (guint i = 0; i < j->uids->len; i++) {
 				const struct ifs_uid_size *u =
 				    &g_array_index(j->uids, struct ifs_uid_size, i);
-				/* a walk of texts: only the messages read whole are parsed here */
-				if (j->piece == IFS_PIECE_WHOLE ||
-				    ra->reads_whole(ra->fetch_pieces_ctx, j->epoch, u->uid, u->size,
-				                    j->piece))
+				/* a walk of texts: only the messages read whole are parsed here;
+				 * one another folder entry holds is read through that entry's keys
+				 * (loader.h), and a claim here, short as it is, would make its
+				 * reader take this entry for the holder and fetch it again */
+				if ((j->piece == IFS_PIECE_WHOLE ||
+				     ra->reads_whole(ra->fetch_pieces_ctx, j->epoch, u->uid,
+				                     u->size, j->piece)) &&
+				    (ra->held_elsewhere == NULL ||
+				     !ra->held_elsewhere(ra->held_ctx, j->epoch, u->uid)))
 					parse_one(ra, j->epoch, j->piece, raw, uidvalidity, u->uid);
 			}
 		g_free(raw);
@@ -679,6 +698,12 @@ static gpointer piece_worker_main(gpointer p)
 		job_free(j);
 	}
 	return NULL;
+}
+
+void ifs_readahead_set_held_elsewhere(struct ifs_readahead *ra, ifs_readahead_held_fn fn, void *ctx)
+{
+	ra->held_elsewhere = fn;
+	ra->held_ctx = ctx;
 }
 
 void ifs_readahead_set_piece_fetcher(struct ifs_readahead *ra, ifs_readahead_piece_fn fn,

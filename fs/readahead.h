@@ -77,6 +77,13 @@ typedef bool (*ifs_readahead_whole_fn)(void *ctx, uint32_t epoch, uint32_t uid,
 void ifs_readahead_set_piece_fetcher(struct ifs_readahead *ra, ifs_readahead_piece_fn fn,
                                      ifs_readahead_whole_fn whole, void *ctx);
 
+/* The message (epoch, uid) is held under another folder entry of its id (loader.h
+ * ifs_loader_held_elsewhere: Gmail labels, OBJECTID): not read ahead again.  Set before the
+ * first note; without it every message of a window is read ahead. */
+typedef bool (*ifs_readahead_held_fn)(void *ctx, uint32_t epoch, uint32_t uid);
+void ifs_readahead_set_held_elsewhere(struct ifs_readahead *ra, ifs_readahead_held_fn fn,
+                                      void *ctx);
+
 /* Is uid of epoch queued by a walk of whole messages (grep -r, ripgrep: every file of each
  * message, message.eml too)?  Then a piece of it is best answered by its whole message, which
  * is on its way (loader.h). */

@@ -205,6 +205,7 @@ static void msg_attr_clear(void *p)
 {
 	struct ifs_msg_attr *m = p;
 	g_free(m->flags);
+	ifs_msg_ident_unref(m->ident);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -233,6 +234,7 @@ static void append_attr(GArray *msgs, const struct imap_msg_attrs *a)
 		g_string_append_c(flags, '\n');
 	}
 	m.flags = g_string_free(flags, FALSE);
+	m.ident = ifs_msg_ident_new(a->email_id, a->thread_id, a->labels);
 	g_array_append_val(msgs, m);
 }
 
@@ -258,7 +260,7 @@ static void sort_unique(GArray *msgs)
 	for (guint r = 0; r < msgs->len; r++) {
 		struct ifs_msg_attr *m = &g_array_index(msgs, struct ifs_msg_attr, r);
 		if (w > 0 && g_array_index(msgs, struct ifs_msg_attr, w - 1).uid == m->uid) {
-			g_free(g_array_index(msgs, struct ifs_msg_attr, w - 1).flags);
+			msg_attr_clear(&g_array_index(msgs, struct ifs_msg_attr, w - 1));
 			g_array_index(msgs, struct ifs_msg_attr, w - 1) = *m;
 			continue;
 		}
@@ -329,6 +331,7 @@ static void append_copies(GArray *dst, const GArray *src)
 	for (guint i = 0; i < src->len; i++) {
 		struct ifs_msg_attr m = g_array_index(src, struct ifs_msg_attr, i);
 		m.flags = g_strdup(m.flags);
+		m.ident = ifs_msg_ident_ref(m.ident);
 		g_array_append_val(dst, m);
 	}
 }
@@ -367,6 +370,7 @@ static int keep_listed(struct imap_conn *conn, struct listing_ctx *ctx)
 			if (m != NULL) {
 				struct ifs_msg_attr c = *m;
 				c.flags = g_strdup(m->flags);
+				c.ident = ifs_msg_ident_ref(m->ident);
 				g_array_append_val(keep, c);
 			}
 		}
@@ -462,6 +466,7 @@ static int qresync_listing(struct imap_conn *conn, struct listing_ctx *ctx)
 		if (imap_uid_ranges_contain(vanished, m.uid))
 			continue;
 		m.flags = g_strdup(changed != NULL ? changed->flags : m.flags);
+		m.ident = ifs_msg_ident_ref(m.ident);
 		g_array_append_val(msgs, m);
 	}
 	g_array_unref(vanished);

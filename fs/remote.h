@@ -16,12 +16,16 @@
 #include <imap.h>
 #include <stdint.h>
 
+#include "identity.h"
+
 /* One message as the folder listing knows it (from the attribute FETCH). */
 struct ifs_msg_attr {
 	uint32_t uid;
 	uint64_t size;        /* RFC822.SIZE */
 	int64_t internaldate; /* seconds since the epoch */
 	char *flags;          /* one flag per line, each "\n"-terminated; owned by the array */
+	struct ifs_msg_ident *ident; /* the server's id of the message (identity.h): a reference
+	                              * owned by the array; NULL when the server has none */
 };
 
 /* LIST.  *folders_r as imap_list. */

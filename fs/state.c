@@ -16,7 +16,8 @@
 #define STATE_SUBDIR    "state"
 #define TMP_PREFIX      ".tmp-"
 #define FOLDERS_MAGIC   "imapfs-folders 1"
-#define LISTING_MAGIC   "imapfs-listing 1"
+#define LISTING_MAGIC   "imapfs-listing 2"
+#define LISTING_MAGIC_1 "imapfs-listing 1" /* read too: no <ident> field */
 #define LISTING_SUFFIX  ".listing"
 
 /* A save waiting for the writer thread.  A listing's text is made by the writer from a
@@ -575,17 +576,63 @@ static char *listing_name(const char *raw_name)
 static void attr_clear(void *p)
 {
 	g_free(((struct ifs_msg_attr *)p)->flags);
+	ifs_msg_ident_unref(((struct ifs_msg_attr *)p)->ident);
 }
 
-/* One message line into *m (flags new).  false when malformed. */
-static bool parse_msg(char *line, uint32_t after, struct ifs_msg_attr *m)
+/* A message's identity as one field (state.h <ident>): "-" when it has none, else the
+ * encoded "<id>\n<t thread | ->\n<l labels | ->" (which always holds an encoded line end,
+ * so it is never "-"). */
+static void put_ident(GString *out, const struct ifs_msg_ident *ident)
+{
+	char *s;
+
+	if (ident == NULL) {
+		g_string_append_c(out, '-');
+		return;
+	}
+	s = g_strconcat(ident->email_id, "\n", ident->thread_id != NULL ? "t" : "-",
+	                ident->thread_id != NULL ? ident->thread_id : "", "\n",
+	                ident->labels != NULL ? "l" : "-",
+	                ident->labels != NULL ? ident->labels : "", NULL);
+	put_field(out, s);
+	g_free(s);
+}
+
+/* The field put_ident wrote: true and *ident_r (new or NULL), or false when malformed. */
+static bool get_ident(const char *field, struct ifs_msg_ident **ident_r)
+{
+	char *s, *nl1, *nl2;
+	bool ok;
+
+	*ident_r = NULL;
+	if (strcmp(field, "-") == 0)
+		return true;
+	s = get_field(field, strlen(field));
+	nl1 = s != NULL ? strchr(s, '\n') : NULL;
+	nl2 = nl1 != NULL ? strchr(nl1 + 1, '\n') : NULL;
+	ok = nl2 != NULL && nl1 > s && (nl1[1] == 't' || (nl1[1] == '-' && nl2 == nl1 + 2)) &&
+	     (nl2[1] == 'l' || (nl2[1] == '-' && nl2[2] == '\0'));
+	if (ok) {
+		*nl1 = *nl2 = '\0';
+		*ident_r = ifs_msg_ident_new_raw(s, nl1[1] == 't' ? nl1 + 2 : NULL,
+		                                 nl2[1] == 'l' ? nl2 + 2 : NULL);
+	}
+	g_free(s);
+	return ok;
+}
+
+/* One message line into *m (flags and ident new) of a listing in format version (1 or 2).
+ * false when malformed. */
+static bool parse_msg(char *line, uint32_t after, int version, struct ifs_msg_attr *m)
 {
 	GPtrArray *f = split_fields(line);
+	guint first_flag = version >= 2 ? 4 : 3;
 	uint64_t uid, size;
 	GString *flags;
-	bool ok = f->len >= 3 && parse_u64(f->pdata[0], G_MAXUINT32, &uid) && uid > after &&
-	          parse_u64(f->pdata[1], G_MAXUINT64, &size) &&
-	          parse_i64(f->pdata[2], &m->internaldate);
+	bool ok = f->len >= first_flag && parse_u64(f->pdata[0], G_MAXUINT32, &uid) &&
+	          uid > after && parse_u64(f->pdata[1], G_MAXUINT64, &size) &&
+	          parse_i64(f->pdata[2], &m->internaldate) &&
+	          (version < 2 || get_ident(f->pdata[3], &m->ident));
 
 	if (!ok) {
 		g_ptr_array_unref(f);
@@ -594,7 +641,7 @@ static bool parse_msg(char *line, uint32_t after, struct ifs_msg_attr *m)
 	m->uid = (uint32_t)uid;
 	m->size = size;
 	flags = g_string_new(NULL);
-	for (guint i = 3; i < f->len && ok; i++) {
+	for (guint i = first_flag; i < f->len && ok; i++) {
 		const char *s = f->pdata[i];
 		char *flag = s[0] != '\0' ? get_field(s, strlen(s)) : NULL;
 		if (flag == NULL) {
@@ -607,6 +654,8 @@ static bool parse_msg(char *line, uint32_t after, struct ifs_msg_attr *m)
 	}
 	g_ptr_array_unref(f);
 	m->flags = g_string_free(flags, !ok);
+	if (!ok)
+		g_clear_pointer(&m->ident, ifs_msg_ident_unref);
 	return ok;
 }
 
@@ -621,6 +670,7 @@ int ifs_state_load_listing(struct ifs_state *state, const char *raw_name,
 	uint64_t uidvalidity, uidnext, exists, modseq, count;
 	const char *why = NULL;
 	uint32_t last = 0;
+	int version = 2;
 	int ret;
 
 	/* a save of this listing still queued or being written is what to load */
@@ -634,7 +684,10 @@ int ifs_state_load_listing(struct ifs_state *state, const char *raw_name,
 	if (ret < 0)
 		goto out;
 	lines = lines_of(data, len);
-	if (lines == NULL || lines->len < 9 || strcmp(lines->pdata[0], LISTING_MAGIC) != 0 ||
+	if (lines != NULL && lines->len > 0 && strcmp(lines->pdata[0], LISTING_MAGIC_1) == 0)
+		version = 1; /* saved before message ids: the next save writes version 2 */
+	if (lines == NULL || lines->len < 9 ||
+	    (version == 2 && strcmp(lines->pdata[0], LISTING_MAGIC) != 0) ||
 	    strcmp(lines->pdata[lines->len - 1], "end") != 0) {
 		why = "cut short or another version";
 		goto out;
@@ -659,7 +712,7 @@ int ifs_state_load_listing(struct ifs_state *state, const char *raw_name,
 	g_array_set_clear_func(msgs, attr_clear);
 	for (guint i = 7; i + 1 < lines->len; i++) {
 		struct ifs_msg_attr m = {0};
-		if (!parse_msg(lines->pdata[i], last, &m)) {
+		if (!parse_msg(lines->pdata[i], last, version, &m)) {
 			why = "malformed message line";
 			goto out;
 		}
@@ -699,8 +752,9 @@ static GString *listing_text(const char *raw_name, const struct ifs_listing_stat
 	for (guint i = 0; i < msgs->len; i++) {
 		const struct ifs_msg_attr *m = &g_array_index(msgs, struct ifs_msg_attr, i);
 		const char *p = m->flags != NULL ? m->flags : "";
-		g_string_append_printf(out, "%u %" G_GUINT64_FORMAT " %" G_GINT64_FORMAT, m->uid,
-		                       m->size, m->internaldate);
+		g_string_append_printf(out, "%u %" G_GUINT64_FORMAT " %" G_GINT64_FORMAT " ",
+		                       m->uid, m->size, m->internaldate);
+		put_ident(out, m->ident);
 		/* flags: one per line in memory, one field each here */
 		while (*p != '\0') {
 			const char *nl = strchr(p, '\n');

@@ -10,36 +10,39 @@
  *                                      hex digits of SHA-256 of the folder's wire name)
  *     <dir>/state/.tmp-XXXXXXXX        a file being written (removed when found at open)
  *
- * Format (version 1): text, "\n"-terminated lines; a string field is the bytes of the string
+ * Format (version 2): text, "\n"-terminated lines; a string field is the bytes of the string
  * with every byte outside '!'..'~' and every '%' written as %XX (two upper-case hex digits),
  * so a field never holds a space or a line end; numbers are decimal.
  *
  *     folders:                         a listing:
- *       imapfs-folders 1                 imapfs-listing 1
+ *       imapfs-folders 1                 imapfs-listing 2
  *       <flags> <delim> <name>           folder <name>
  *       ...                              uidvalidity <n>
  *       end <count>                      uidnext <n>
  *                                        exists <n>
  *                                        highestmodseq <n>      (0: no CONDSTORE)
  *                                        messages <count>
- *                                        <uid> <size> <internaldate> [<flag> ...]
+ *                                        <uid> <size> <internaldate> <ident> [<flag> ...]
  *                                        ...                    (ascending UIDs)
  *                                        end
  *
  * where <flags> is enum imap_folder_flags in hex, <delim> the hierarchy delimiter's byte in
- * hex (0: none), <internaldate> seconds since the epoch.  A file whose first line names
- * another format or version, that does not end with its "end" line, or whose counts or order
- * do not match, is ignored (and removed): the folder is then listed from scratch, as on a
- * first mount.  Every file is written under a temporary name, fsync()ed, then renamed over
+ * hex (0: none), <internaldate> seconds since the epoch, <ident> the message's identity
+ * (identity.h): "-" when the server gave none, else one string field holding
+ * "<id>\n" then "t<thread>" or "-", "\n", then "l<labels, one per line>" or "-".  Version 1
+ * listings (no <ident>: imapfs before message ids) are read as listings without ids.  A file whose
+ * first line names another format or version, that does not end with its "end" line, or whose
+ * counts or order do not match, is ignored (and removed): the folder is then listed from scratch,
+ * as on a first mount.  Every file is written under a temporary name, fsync()ed, then renamed over
  * the old one, mode 0600, so a crash (kill -9 included) leaves the old file or the new one,
  * never a mix.  Wiping it: remove the cache directory (README "What is cached where").
  *
  * Once ifs_state_start_writer has been called, saves are written by a thread of the state's
  * own, in the background (before, at once: the daemon makes its state before it forks, and a
- * fork keeps no thread but the caller): the save functions queue and return, so a listing never waits for the disk (fsync).  A newer save of a file
- * replaces one still queued; a load waits for a queued save of the same file; freeing the
- * state writes what is queued first.  A daemon killed meanwhile loses the saves still queued
- * (the files keep an older, consistent listing).
+ * fork keeps no thread but the caller): the save functions queue and return, so a listing never
+ * waits for the disk (fsync).  A newer save of a file replaces one still queued; a load waits for a
+ * queued save of the same file; freeing the state writes what is queued first.  A daemon killed
+ * meanwhile loses the saves still queued (the files keep an older, consistent listing).
  *
  * Thread-safe: any function may be called from any thread.
  */

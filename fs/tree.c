@@ -76,6 +76,7 @@ struct ifs_tree {
 	ifs_tree_use_hook use_hook; /* nullable; called with the lock held */
 	void *use_ctx;
 	struct ifs_state *state;        /* nullable: listings kept on disk (state.h) */
+	struct ifs_identity *identity;  /* nullable: every listing's message ids (identity.h) */
 };
 
 /* ---- listings ---- */
@@ -161,10 +162,16 @@ static void invalidate_gone(struct ifs_tree *t, uint64_t parent_ino, const struc
 			snprintf(buf, sizeof(buf), "%u", m->uid);
 			ifs_notify_delete(t->notifier, parent_ino,
 			                  ifs_msg_ino(old->epoch, m->uid, IFS_SLOT_MSGDIR), buf);
-		} else if (g_strcmp0(now->flags, m->flags) != 0) {
-			/* the kernel keeps `flags` in its page cache: tell it */
-			ifs_notify_inval_inode(t->notifier,
-			                       ifs_msg_ino(old->epoch, m->uid, IFS_SLOT_FLAGS));
+		} else {
+			/* the kernel keeps `flags` and `labels` in its page cache: tell it */
+			const char *was = m->ident != NULL ? m->ident->labels : NULL;
+			const char *is = now->ident != NULL ? now->ident->labels : NULL;
+			if (g_strcmp0(now->flags, m->flags) != 0)
+				ifs_notify_inval_inode(
+				    t->notifier, ifs_msg_ino(old->epoch, m->uid, IFS_SLOT_FLAGS));
+			if (g_strcmp0(was, is) != 0)
+				ifs_notify_inval_inode(
+				    t->notifier, ifs_msg_ino(old->epoch, m->uid, IFS_SLOT_LABELS));
 		}
 	}
 }
@@ -198,6 +205,8 @@ static void install_saved(struct ifs_tree *t, struct folder_node *n, struct list
 	l->serial = ++t->next_serial;
 	l->fetched_at = at;
 	n->listing = listing_ref(l);
+	if (t->identity != NULL)
+		ifs_identity_set_listing(t->identity, l->epoch, n->raw_name, l->msgs);
 }
 
 /* Make n's listing no older than the refresh time; force: even if it is fresh.  Lock held on
@@ -285,9 +294,13 @@ static int listing_fresh_locked(struct ifs_tree *t, struct folder_node *n, bool 
 				if (old->epoch != l->epoch) {
 					g_message("folder %s: UIDVALIDITY changed; dropping its cache", raw);
 					ifs_msgcache_drop_prefix(t->cache, old->epoch, IFS_KEY_EPOCH_SHIFT);
+					if (t->identity != NULL)
+						ifs_identity_drop(t->identity, old->epoch);
 				}
 			}
 			n->listing = l;
+			if (t->identity != NULL)
+				ifs_identity_set_listing(t->identity, l->epoch, raw, l->msgs);
 			listing_unref(old);
 		}
 	}
@@ -479,6 +492,13 @@ void ifs_tree_free(struct ifs_tree *t)
 	g_free(t);
 }
 
+void ifs_tree_set_identity(struct ifs_tree *t, struct ifs_identity *identity)
+{
+	g_mutex_lock(&t->lock);
+	t->identity = identity;
+	g_mutex_unlock(&t->lock);
+}
+
 void ifs_tree_set_state(struct ifs_tree *t, struct ifs_state *state)
 {
 	g_mutex_lock(&t->lock);
@@ -572,6 +592,50 @@ static void apply_folders(struct ifs_tree *t, GPtrArray *folders_in)
 	sweep(t, t->root);
 	t->folders_at = g_get_monotonic_time();
 	g_ptr_array_free(folders, TRUE);
+}
+
+/* Does any message of msgs carry an id? */
+static bool has_idents(const GArray *msgs)
+{
+	for (guint i = 0; msgs != NULL && i < msgs->len; i++)
+		if (g_array_index(msgs, struct ifs_msg_attr, i).ident != NULL)
+			return true;
+	return false;
+}
+
+void ifs_tree_restore_identities(struct ifs_tree *t)
+{
+	GPtrArray *raws = g_ptr_array_new_with_free_func(g_free);
+	GHashTableIter it;
+	gpointer v;
+
+	if (t->state == NULL || t->identity == NULL) {
+		g_ptr_array_unref(raws);
+		return;
+	}
+	g_mutex_lock(&t->lock);
+	g_hash_table_iter_init(&it, t->by_raw);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		const struct folder_node *n = v;
+		if (n->listing == NULL)
+			g_ptr_array_add(raws, g_strdup(n->raw_name));
+	}
+	g_mutex_unlock(&t->lock);
+	for (guint i = 0; i < raws->len; i++) {
+		struct listing *l = saved_listing(t, raws->pdata[i]);
+		uint32_t epoch;
+		if (l == NULL)
+			continue;
+		if (has_idents(l->msgs)) {
+			g_mutex_lock(&t->lock);
+			epoch = epoch_for(t, raws->pdata[i], l->uidvalidity);
+			g_mutex_unlock(&t->lock);
+			if (epoch != 0)
+				ifs_identity_add_saved(t->identity, epoch, raws->pdata[i], l->msgs);
+		}
+		listing_unref(l);
+	}
+	g_ptr_array_unref(raws);
 }
 
 void ifs_tree_set_folders(struct ifs_tree *t, GPtrArray *folders)
@@ -972,6 +1036,7 @@ void ifs_msg_info_clear(struct ifs_msg_info *info)
 {
 	g_clear_pointer(&info->raw_name, g_free);
 	g_clear_pointer(&info->flags, g_free);
+	g_clear_pointer(&info->ident, ifs_msg_ident_unref);
 }
 
 /* The record of epoch and the folder's listing if that listing is still of this epoch (the
@@ -1029,6 +1094,7 @@ int ifs_tree_msg_info(struct ifs_tree *t, uint32_t epoch, uint32_t uid, bool wan
 	info_r->internaldate = m->internaldate;
 	if (want_flags)
 		info_r->flags = g_strdup(m->flags);
+	info_r->ident = ifs_msg_ident_ref(m->ident);
 	ret = 0;
 out:
 	g_mutex_unlock(&t->lock);

@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "bodycache.h"
+#include "identity.h"
 #include "msgcache.h"
 #include "notify.h"
 
@@ -61,6 +62,8 @@ enum ifs_slot {
 	IFS_SLOT_VIEW0 = 2, /* + enum mime_view */
 	IFS_SLOT_FLAGS = IFS_SLOT_VIEW0 + MIME_VIEW_COUNT,
 	IFS_SLOT_ATTDIR,
+	IFS_SLOT_LABELS,    /* Gmail's labels (identity.h) */
+	IFS_SLOT_THREAD,    /* the server's thread id */
 	IFS_SLOT_ATT0 = 16, /* + attachment index */
 };
 #define IFS_MAX_ATTACHMENTS ((1u << IFS_SLOT_BITS) - IFS_SLOT_ATT0)
@@ -111,6 +114,7 @@ struct ifs_msg_info {
 	uint64_t size;
 	int64_t internaldate;
 	char *flags; /* one per line */
+	struct ifs_msg_ident *ident; /* a reference (identity.h); NULL: the server gave no id */
 };
 void ifs_msg_info_clear(struct ifs_msg_info *info);
 
@@ -128,11 +132,24 @@ void ifs_tree_free(struct ifs_tree *tree); /* NULL is a no-op */
 struct ifs_state;
 void ifs_tree_set_state(struct ifs_tree *tree, struct ifs_state *state);
 
+/* Where every listing's message ids go (nullable; borrowed, outlives the tree): each listing
+ * made or restored replaces its folder life's entries there, and a folder life that ends
+ * takes them out. */
+struct ifs_identity;
+void ifs_tree_set_identity(struct ifs_tree *tree, struct ifs_identity *identity);
+
 /* Where kernel invalidations go (NULL until mounted).  Borrowed. */
 void ifs_tree_set_notifier(struct ifs_tree *tree, struct ifs_notifier *notifier);
 
 /* Build the folder tree from a LIST result (borrowed) obtained by the caller. */
 void ifs_tree_set_folders(struct ifs_tree *tree, GPtrArray *folders);
+
+/* Put the message ids of the listings an earlier mount saved (state.h) into the identity
+ * index (ifs_tree_set_identity), for every folder not listed yet: a message that mount
+ * stored under one folder is then read from there whichever folder reads it first now,
+ * before that folder is listed.  Reads every saved listing (disk, no network); no-op without
+ * state or index. */
+void ifs_tree_restore_identities(struct ifs_tree *tree);
 
 /* True when ino is a folder directory that exists. */
 bool ifs_tree_is_folder(struct ifs_tree *tree, uint64_t ino);

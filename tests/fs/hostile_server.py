@@ -381,6 +381,11 @@ class HostileServer:
         # served when extra_caps offers BINARY; literal8: BINARY[] answers as ~{n}.
         self.pieces_hook = None
         self.structures = {}
+        # The server's message ids (Gmail's X-GM-EXT-1, OBJECTID: offer either in extra_caps):
+        # identities[(folder, uid)] = (id, thread or None, labels: a list of bytes as sent
+        # in X-GM-LABELS, e.g. [b'"\\\\Inbox"', b'Work'], or None).  The attribute FETCH
+        # answers X-GM-MSGID/X-GM-THRID/X-GM-LABELS or EMAILID/THREADID when asked.
+        self.identities = {}
         self.literal8 = False
         # Answer a command pipelined after an EXAMINE before the EXAMINE itself, still in the
         # mailbox examined before (or none): what RFC 3501 5.5 forbids.
@@ -742,5 +747,26 @@ class HostileServer:
         for seq, uid in enumerate(sorted(msgs), 1):
             size = self.sizes.get((conn.mailbox, uid), len(msgs[uid]))
             out.append(b'* %d FETCH (UID %d RFC822.SIZE %d INTERNALDATE '
-                       b'"01-Jan-2024 10:00:00 +0000" FLAGS (\\Seen))\r\n' % (seq, uid, size))
+                       b'"01-Jan-2024 10:00:00 +0000" FLAGS (\\Seen)%s)\r\n' % (
+                           seq, uid, size, self._identity_items(conn.mailbox, uid, items)))
         conn.send(b''.join(out) + tag + b' OK done\r\n')
+
+    def _identity_items(self, folder, uid, items):
+        """The identity items asked for in items that identities knows of (folder, uid)."""
+        ident = self.identities.get((folder, uid))
+        asked = items.upper()
+        if ident is None:
+            return b''
+        email_id, thread, labels = ident
+        out = b''
+        if b'X-GM-MSGID' in asked:
+            out += b' X-GM-MSGID ' + email_id.encode()
+        if b'X-GM-THRID' in asked and thread is not None:
+            out += b' X-GM-THRID ' + thread.encode()
+        if b'X-GM-LABELS' in asked and labels is not None:
+            out += b' X-GM-LABELS (' + b' '.join(labels) + b')'
+        if b'EMAILID' in asked:
+            out += b' EMAILID (' + email_id.encode() + b')'
+        if b'THREADID' in asked:
+            out += b' THREADID ' + (b'(' + thread.encode() + b')' if thread else b'NIL')
+        return out

@@ -44,6 +44,7 @@ static struct imap_folder *folder(const char *raw, char delim, unsigned flags)
 static void msg_clear(void *p)
 {
 	g_free(((struct ifs_msg_attr *)p)->flags);
+	ifs_msg_ident_unref(((struct ifs_msg_attr *)p)->ident);
 }
 
 static GArray *msgs_new(void)
@@ -55,8 +56,15 @@ static GArray *msgs_new(void)
 
 static void msgs_add(GArray *a, uint32_t uid, uint64_t size, int64_t date, const char *flags)
 {
-	struct ifs_msg_attr m = {uid, size, date, g_strdup(flags)};
+	struct ifs_msg_attr m = {uid, size, date, g_strdup(flags), NULL};
 	g_array_append_val(a, m);
+}
+
+/* The last message added gets an identity (identity.h). */
+static void msgs_ident(GArray *a, const char *id, const char *thread, const char *labels)
+{
+	g_array_index(a, struct ifs_msg_attr, a->len - 1).ident =
+	    ifs_msg_ident_new_raw(id, thread, labels);
 }
 
 static char *state_file(const char *dir, const char *name)
@@ -136,24 +144,30 @@ static void test_listing_round_trip_and_format(void)
 
 	msgs_add(in, 3, 1200, 1704103200, "\\Seen\n");
 	msgs_add(in, 17, 0, -5, "");
+	msgs_ident(in, "1278455344230334865", "1266894439832287888",
+	           "\\Inbox\nWork 2024\n\xc3\xa9t\xc3\xa9\n");
 	msgs_add(in, 39, 99999999999ull, 1704103201, "\\Answered\n$Label 1\nodd%flag\n");
+	msgs_ident(in, "M6d99ac3275bb4e", NULL, NULL);
 	g_assert_cmpint(ifs_state_save_listing(st, raw, &ls, in), ==, 0);
 	ifs_state_flush(st);
 	path = listing_file(dir, raw);
 	g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
 	/* the documented format (state.h), byte for byte */
-	g_assert_cmpstr(text, ==,
-	                "imapfs-listing 1\n"
-	                "folder Lists/dev%20%25x\n"
-	                "uidvalidity 12345\n"
-	                "uidnext 40\n"
-	                "exists 3\n"
-	                "highestmodseq 987654321012\n"
-	                "messages 3\n"
-	                "3 1200 1704103200 \\Seen\n"
-	                "17 0 -5\n"
-	                "39 99999999999 1704103201 \\Answered $Label%201 odd%25flag\n"
-	                "end\n");
+	g_assert_cmpstr(
+	    text, ==,
+	    "imapfs-listing 2\n"
+	    "folder Lists/dev%20%25x\n"
+	    "uidvalidity 12345\n"
+	    "uidnext 40\n"
+	    "exists 3\n"
+	    "highestmodseq 987654321012\n"
+	    "messages 3\n"
+	    "3 1200 1704103200 - \\Seen\n"
+	    "17 0 -5 1278455344230334865%0At1266894439832287888%0Al\\Inbox%0AWork%202024"
+	    "%0A%C3%A9t%C3%A9%0A\n"
+	    "39 99999999999 1704103201 M6d99ac3275bb4e%0A-%0A- \\Answered $Label%201 "
+	    "odd%25flag\n"
+	    "end\n");
 	g_assert_cmpint(ifs_state_load_listing(st, raw, &got, &out), ==, 0);
 	g_assert_cmpuint(got.uidvalidity, ==, ls.uidvalidity);
 	g_assert_cmpuint(got.uidnext, ==, ls.uidnext);
@@ -167,7 +181,26 @@ static void test_listing_round_trip_and_format(void)
 		g_assert_cmpuint(a->size, ==, b->size);
 		g_assert_cmpint(a->internaldate, ==, b->internaldate);
 		g_assert_cmpstr(a->flags, ==, b->flags);
+		g_assert_true((a->ident == NULL) == (b->ident == NULL));
+		if (a->ident != NULL) {
+			g_assert_cmpstr(a->ident->email_id, ==, b->ident->email_id);
+			g_assert_cmpstr(a->ident->thread_id, ==, b->ident->thread_id);
+			g_assert_cmpstr(a->ident->labels, ==, b->ident->labels);
+		}
 	}
+	g_array_unref(out);
+	/* a listing saved before message ids (version 1) still loads, without ids */
+	g_assert_true(
+	    g_file_set_contents(path,
+	                        "imapfs-listing 1\nfolder Lists/dev%20%25x\nuidvalidity 5\n"
+	                        "uidnext 3\nexists 1\nhighestmodseq 0\nmessages 1\n"
+	                        "2 10 0 \\Seen\nend\n",
+	                        -1, NULL));
+	g_assert_cmpint(ifs_state_load_listing(st, raw, &got, &out), ==, 0);
+	g_assert_cmpuint(out->len, ==, 1);
+	g_assert_cmpstr(g_array_index(out, struct ifs_msg_attr, 0).flags, ==, "\\Seen\n");
+	g_assert_null(g_array_index(out, struct ifs_msg_attr, 0).ident);
+	g_array_unref(out);
 	/* another folder's name never loads this file */
 	g_assert_cmpint(ifs_state_load_listing(st, "INBOX", &got, &out), ==, -ENOENT);
 	g_array_unref(in);
@@ -214,7 +247,7 @@ static void test_listing_rejects_bad_files(void)
 	check_rejected(GOOD_HEAD "1 10 0\n2 20 0 \\Seen\nen");
 	check_rejected(GOOD_HEAD "1 10 0\n");
 	/* another version */
-	check_rejected("imapfs-listing 2\nfolder INBOX\nuidvalidity 7\nuidnext 3\nexists 2\n"
+	check_rejected("imapfs-listing 3\nfolder INBOX\nuidvalidity 7\nuidnext 3\nexists 2\n"
 	               "highestmodseq 0\nmessages 2\n1 10 0\n2 20 0\nend\n");
 	/* counts, order, numbers, escapes */
 	check_rejected(GOOD_HEAD "1 10 0\nend\n");
@@ -225,6 +258,15 @@ static void test_listing_rejects_bad_files(void)
 	check_rejected(GOOD_HEAD "1 10 0\n2 20 0 nul%00\nend\n");
 	check_rejected(GOOD_HEAD "1 10 0\n2 20 0  \nend\n");
 	check_rejected(GOOD_HEAD "1 10 x\n2 20 0\nend\n");
+	/* version 2: the identity field */
+#define HEAD_2                                                                                     \
+	"imapfs-listing 2\nfolder INBOX\nuidvalidity 7\nuidnext 3\nexists 2\n"                     \
+	"highestmodseq 0\nmessages 2\n"
+	check_rejected(HEAD_2 "1 10 0\n2 20 0 -\nend\n");            /* none */
+	check_rejected(HEAD_2 "1 10 0 -\n2 20 0 x%0A-\nend\n");      /* one line end */
+	check_rejected(HEAD_2 "1 10 0 -\n2 20 0 %0A-%0A-\nend\n");   /* empty id */
+	check_rejected(HEAD_2 "1 10 0 -\n2 20 0 x%0Ay%0A-\nend\n");  /* no t or - */
+	check_rejected(HEAD_2 "1 10 0 -\n2 20 0 x%0A-%0A-z\nend\n"); /* text after - */
 	check_rejected("");
 }
 
