@@ -472,7 +472,7 @@ class Cyrus:
 
     def object_ids(self, folder_utf8):
         """{uid: (emailid, threadid)} of every message of the folder (UID FETCH EMAILID
-        THREADID, RFC 8474); a THREADID of NIL is None."""
+        THREADID, RFC 8474); a THREADID of NIL (or "(NIL)") is None."""
         def fn(c):
             self._examine(c, folder_utf8)
             try:
@@ -491,6 +491,8 @@ class Cyrus:
                 mt = re.search(rb'THREADID (?:\(([^)\s]+)\)|NIL)', item)
                 if mu and me:
                     tid = mt.group(1).decode() if mt and mt.group(1) else None
+                    if tid == 'NIL':    # Cyrus 3.6 sends "THREADID (NIL)" without conversations
+                        tid = None
                     out[int(mu.group(1))] = (me.group(1).decode(), tid)
             return out
         return self._call(fn)
