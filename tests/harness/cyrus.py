@@ -49,6 +49,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import string
 import subprocess
 import tempfile
@@ -68,6 +69,9 @@ DEFAULT_ROOT = '/var/cache/imapfs-tests/cyrus'
 # the unprivileged user Cyrus runs as when the harness runs as root
 RUN_AS = ('nobody', 'nogroup')
 START_TIMEOUT = 20.0
+# master binds its listeners once START (ctl_cyrusdb -r) is done, well within this; a port
+# that accepts for someone else after it is taken
+TAKEN_GRACE = 3.0
 STOP_TIMEOUT = 10.0
 
 _IMAPD_CONF = """\
@@ -140,6 +144,20 @@ def cyrus_root():
         raise HarnessError('no unpacked Cyrus in %s: run tests/harness/cyrus_unpack.sh as root '
                            '(tests/run.sh does)' % base)
     return root
+
+
+def _check_reachable(path, uid, gid, user):
+    """HarnessError unless uid:gid may search every directory from / to path (Cyrus runs as
+    that user and reads its work directory and binaries there)."""
+    while True:
+        st = os.stat(path)
+        if not (st.st_mode & 0o001 or (st.st_gid == gid and st.st_mode & 0o010) or
+                (st.st_uid == uid and st.st_mode & 0o100)):
+            raise HarnessError('%s cannot search %s, and Cyrus runs as %s: chmod o+x it or use '
+                               'another directory' % (user, path, user))
+        if path == '/':
+            return
+        path = os.path.dirname(path)
 
 
 class Cyrus:
@@ -241,6 +259,9 @@ class Cyrus:
             user, group = RUN_AS
             uid, gid = pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid
             self._run_as = (user, group)
+            for path in (os.path.dirname(w), os.path.join(self.root, 'usr', 'lib', 'cyrus',
+                                                          'bin')):
+                _check_reachable(path, uid, gid, user)
             # the whole work directory is the instance's; nothing else of it is readable
             # by that user (the CA key stays root-only: Cyrus never needs it)
             for dp, dns, fns in os.walk(w):
@@ -284,23 +305,56 @@ class Cyrus:
         self._started = True
         with _live_lock:
             _live.add(self)
-        deadline = time.monotonic() + START_TIMEOUT
-        pending = [(HOST, self.port_imaps), (HOST, self.port_starttls)]
+        t0 = time.monotonic()
+        deadline = t0 + START_TIMEOUT
+        ports = (self.port_imaps, self.port_starttls)
         while True:
             if self.proc.poll() is not None:
                 tail = self.log_tail(log_start)
                 self._mark_stopped()
                 raise HarnessError('cyrus master exited during start (%d)\n--- log tail:\n%s'
                                    % (self.proc.returncode, tail))
-            pending = [ep for ep in pending if not _port_accepts(*ep)]
+            # master does not exit when a bind fails (it logs to syslog and carries on), and
+            # the port then accepts for whoever holds it: only master's own listeners count
+            pending = [p for p in ports if p not in self._master_listeners()]
             if not pending:
                 return
+            taken = [p for p in pending if _port_accepts(HOST, p)]
+            if taken and time.monotonic() > t0 + TAKEN_GRACE:
+                self.stop()
+                raise HarnessError('port %r in use by another process' % taken)
             if time.monotonic() > deadline:
                 tail = self.log_tail(log_start)
                 self.stop()
                 raise HarnessError('cyrus did not accept on %r within %ds\n--- log tail:\n%s'
                                    % (pending, START_TIMEOUT, tail))
             time.sleep(0.05)
+
+    def _master_listeners(self):
+        """The TCP ports on HOST that master itself listens on (its fds' socket inodes
+        against /proc/net/tcp)."""
+        inodes = set()
+        fd_dir = '/proc/%d/fd' % self.proc.pid
+        try:
+            for fd in os.listdir(fd_dir):
+                try:
+                    link = os.readlink(os.path.join(fd_dir, fd))
+                except OSError:
+                    continue
+                if link.startswith('socket:['):
+                    inodes.add(link[8:-1])
+        except OSError:
+            return set()
+        want = socket.inet_aton(HOST)[::-1].hex().upper()   # /proc/net/tcp: little endian
+        out = set()
+        with open('/proc/net/tcp') as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                addr, port = fields[1].split(':')
+                if addr == want and fields[3] == '0A' and fields[9] in inodes:   # 0A: LISTEN
+                    out.add(int(port, 16))
+        return out
 
     def _create_user(self):
         c = imaplib.IMAP4_SSL(self.host, self.port_imaps, ssl_context=self.ssl_context(),
