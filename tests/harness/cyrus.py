@@ -25,7 +25,7 @@ INBOX and its siblings, separator '/'.  start() creates the user's INBOX as the 
 (CREATE user/alice); every other folder is the user's own CREATE.  The mail helpers are
 Dovecot's own (create_folder, append, fetch_raw, ...: the same imaplib code, over this server),
 plus copy() (UID COPY, the new UID from COPYUID) and object_ids() (UID FETCH EMAILID
-THREADID), and capabilities().  The attributes mounts.write_config reads (host, port_imaps,
+THREADID), and capabilities(); sample_mail.seed(c) seeds it as it seeds a Dovecot.  The attributes mounts.write_config reads (host, port_imaps,
 user, password, ca_file) are here, so a test mounts imapfs against Cyrus as against Dovecot.
 
     with Cyrus() as c:
@@ -42,9 +42,9 @@ start() raises: integration tests fail, they never skip.
 
 import atexit
 import imaplib
+import grp
 import os
 import pwd
-import grp
 import re
 import secrets
 import shutil
@@ -553,18 +553,23 @@ class Cyrus:
 
 
 def main(argv=None):
-    """`cyrus.py run -- CMD ARGS...`: start a Cyrus, run CMD with IMAPFS_TEST_* in its
-    environment, stop; for trying things by hand."""
+    """`cyrus.py run [--seed] -- CMD ARGS...`: start a Cyrus (with sample_mail's mail), run
+    CMD with IMAPFS_TEST_* in its environment (as dovecot.py run does), stop."""
     import sys
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) < 2 or argv[0] != 'run':
-        print('usage: cyrus.py run [--] CMD ARGS...', file=sys.stderr)
-        return 2
-    cmd = argv[1:]
-    if cmd[0] == '--':
+    seed = len(argv) > 1 and argv[1] == '--seed'
+    cmd = argv[2:] if seed else argv[1:]
+    if cmd and cmd[0] == '--':
         cmd = cmd[1:]
+    if not argv or argv[0] != 'run' or not cmd:
+        print('usage: cyrus.py run [--seed] [--] CMD ARGS...', file=sys.stderr)
+        return 2
     try:
         with Cyrus() as c:
+            if seed:
+                sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+                import sample_mail
+                sample_mail.seed(c)
             return subprocess.call(cmd, env=dict(os.environ, **c.env()))
     except HarnessError as ex:
         print('cyrus.py: %s' % ex, file=sys.stderr)
