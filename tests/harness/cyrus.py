@@ -205,10 +205,10 @@ class Cyrus:
     def start(self):
         """Create everything, start master, create the user's INBOX; return self."""
         self.root = cyrus_root()
-        for tool in ('openssl', 'saslpasswd2'):
+        for tool, pkg in (('openssl', 'openssl'), ('saslpasswd2', 'sasl2-bin'),
+                          ('setpriv', 'util-linux')):
             if shutil.which(tool) is None:
-                raise HarnessError('%s is not installed (apt-get install %s)' % (
-                    tool, 'sasl2-bin' if tool == 'saslpasswd2' else tool))
+                raise HarnessError('%s is not installed (apt-get install %s)' % (tool, pkg))
         self._prepare()
         last = None
         for _attempt in range(5):
@@ -293,14 +293,18 @@ class Cyrus:
         cmd = [os.path.join(self.root, 'usr', 'lib', 'cyrus', 'bin', 'master'),
                '-C', self.conf, '-M', self.cyrus_conf,
                '-p', os.path.join(self.workdir, 'master.pid'), '-L', self.log]
-        kw = {}
+        # setpriv (util-linux): the unprivileged user, and SIGTERM to master if this process
+        # dies first (a test killed at its meson timeout), after which master ends its
+        # children: a killed test leaves no Cyrus behind.  The signal follows the thread that
+        # started master: start a Cyrus from a thread that outlives it (the main one).
+        wrap = ['setpriv', '--pdeathsig', 'TERM']
         if os.geteuid() == 0:
-            kw = dict(user=self._run_as[0], group=self._run_as[1], extra_groups=[])
+            wrap += ['--reuid', self._run_as[0], '--regid', self._run_as[1], '--clear-groups']
         log_start = os.path.getsize(self.log) if os.path.exists(self.log) else 0
         # master stays in the foreground (no -d): its pid is ours to signal and to reap
-        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(wrap + cmd, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     cwd=self.workdir, start_new_session=True, **kw)
+                                     cwd=self.workdir, start_new_session=True)
         self.master_pid = self.proc.pid
         self._started = True
         with _live_lock:
