@@ -4,11 +4,13 @@ OBJECTID: one message APPENDed to INBOX and COPYed to two more folders is one me
 Cyrus (one EMAILID, one THREADID in all three, checked over IMAP directly), and an imapfs
 mount shows it in all three folders with message.eml byte-identical to the APPENDed bytes.
 
-count_whole_fetches(mount) is the hook for issue 23's wire assertion ("the three reads are one
-BODY.PEEK[] on the wire"): the daemon's own count of whole message bodies fetched
-(bodies_fetched of user.imapfs.stats; the mount is made with -o stats).  Until imapfs keys
-bodies by EMAILID it is 3 after the three reads; test_mount_reads_all_three prints it and
-asserts nothing about it.
+Two hooks for issue 23's assertion ("the three reads are one BODY.PEEK[] on the wire"), both
+on the mount test_mount_reads_all_three makes (foreground, -d, -o stats):
+count_whole_fetches(mount), the daemon's own count of whole message bodies fetched
+(bodies_fetched of user.imapfs.stats), and whole_fetch_commands(mount), the client's commands
+asking for a whole message (BODY.PEEK[] in the -d protocol trace).  Until imapfs keys bodies
+by EMAILID both are 3 after the three reads; the test prints them and asserts nothing about
+them.
 
 Environment (tests/fs/meson.build): IMAPFS_BIN, IMAPFS_HARNESS_DIR; Cyrus unpacked by
 tests/harness/cyrus_unpack.sh (tests/run.sh runs it).  Fails (never skips) without FUSE or the
@@ -25,7 +27,7 @@ sys.path.insert(0, os.environ.get('IMAPFS_HARNESS_DIR', os.path.join(HERE, '..',
 import cyrus  # noqa: E402
 from cases import temp_dir  # noqa: E402
 from mounts import Mount, require_environment, write_config  # noqa: E402
-from probes import read  # noqa: E402
+from probes import commands, read  # noqa: E402
 
 STATS = 'user.imapfs.stats'
 FOLDERS = ('INBOX', 'Work', 'Archive/Old')
@@ -49,6 +51,12 @@ def count_whole_fetches(mount):
     """Whole message bodies the daemon of mount (made with -o stats) has fetched from the
     server so far: BODY.PEEK[] responses, batched or single (fs/remote.c stat_bodies)."""
     return stats(mount.path)['bodies_fetched']
+
+
+def whole_fetch_commands(mount):
+    """The commands of mount's -d protocol trace (a foreground mount made with debug=True) that
+    ask for a whole message: UID FETCH ... BODY.PEEK[] with no section."""
+    return [c for c in commands(mount.log_text()) if 'BODY.PEEK[]' in c]
 
 
 def refuses(port):
@@ -100,15 +108,16 @@ class CyrusObjectId(unittest.TestCase):
 
     def test_mount_reads_all_three(self):
         cfg = write_config(os.path.join(self.tmp, 'mount.cfg'), self.c)
-        with Mount(self.tmp, cfg, name='mnt', extra=['-o', 'stats']) as m:
+        with Mount(self.tmp, cfg, name='mnt', foreground=True, debug=True,
+                   extra=['-o', 'stats']) as m:
             self.assertIn(str(self.uids['INBOX']), os.listdir(os.path.join(m.path, 'INBOX')))
             for f in FOLDERS:
                 eml = os.path.join(m.path, *f.split('/'), str(self.uids[f]), 'message.eml')
                 self.assertEqual(read(eml), MESSAGE, eml)
                 self.assertEqual(os.stat(eml).st_size, len(MESSAGE), eml)
-            n = count_whole_fetches(m)
-            print('count_whole_fetches after reading %d message.eml: %d' % (len(FOLDERS), n),
-                  file=sys.stderr)
+            print('after reading %d message.eml: count_whole_fetches %d, '
+                  'whole_fetch_commands %d' % (len(FOLDERS), count_whole_fetches(m),
+                                               len(whole_fetch_commands(m))), file=sys.stderr)
 
 
 class CyrusLifecycle(unittest.TestCase):
