@@ -14,19 +14,23 @@ certificate (dovecot.make_certs, so imapfs verifies TLS exactly as against Dovec
 imapd.conf and a cyrus.conf, and a sasldb (written by saslpasswd2 from standard input, never
 argv) holding the test user and an admin.  Cyrus's `master` runs in the foreground as a child
 of this process and spawns imapd per connection on two loopback ports: implicit TLS
-(port_imaps, the one mounts use) and plaintext with STARTTLS (port_starttls; LOGIN is refused
-there before STARTTLS).  imapd refuses to run as root ("must run as the Cyrus user"), so as
-root the whole instance runs as `nobody` (cyrus_user: nobody, the work directory handed to it);
-as another user it runs as that user.  Logins go through SASL auxprop/sasldb: no system
-accounts, no saslauthd.  Cyrus logs to syslog only; master's own output is in master.log.
+(port_imaps, the one mounts use) and plaintext with STARTTLS (port_starttls, LOGINDISABLED
+before STARTTLS).  imapd refuses to run as root ("must run as the Cyrus user"), so as root the
+whole instance runs as `nobody` (setpriv --reuid, cyrus_user: nobody, the work directory
+handed to it); as another user it runs as that user.  Logins go through SASL auxprop/sasldb:
+no system accounts, no saslauthd.  Cyrus logs to syslog only; master's own output is in
+master.log.
 
 The layout matches Dovecot's: altnamespace and unixhierarchysep, so the user's folders are
 INBOX and its siblings, separator '/'.  start() creates the user's INBOX as the admin
-(CREATE user/alice); every other folder is the user's own CREATE.  The mail helpers are
-Dovecot's own (create_folder, append, fetch_raw, ...: the same imaplib code, over this server),
-plus copy() (UID COPY, the new UID from COPYUID) and object_ids() (UID FETCH EMAILID
-THREADID), and capabilities(); sample_mail.seed(c) seeds it as it seeds a Dovecot.  The attributes mounts.write_config reads (host, port_imaps,
+(CREATE user/alice); every other folder is the user's own CREATE (a missing parent is created
+too, selectable).  The mail helpers are Dovecot's own (create_folder, append, fetch_raw, flags,
+expunge, ...: the same imaplib code, over this server), plus copy() (UID COPY, the new UID from
+COPYUID), object_ids() (UID FETCH EMAILID THREADID) and capabilities(); sample_mail.seed(c)
+seeds it as it seeds a Dovecot.  The attributes mounts.write_config reads (host, port_imaps,
 user, password, ca_file) are here, so a test mounts imapfs against Cyrus as against Dovecot.
+Cyrus's EMAILID is a digest of the message's bytes: an APPEND of the very same bytes gets the
+same EMAILID as a COPY does.
 
     with Cyrus() as c:
         c.create_folder('Work')
@@ -35,14 +39,17 @@ user, password, ca_file) are here, so a test mounts imapfs against Cyrus as agai
         c.object_ids('Work')   # {uid: (emailid, threadid)}
 
 stop() (or leaving the with block) sends SIGTERM to master, which ends its imapd children;
-anything left is killed, and stop() returns only when no process of the instance remains.
-Python 3 standard library only.  If the unpacked tree, openssl or saslpasswd2 is missing,
-start() raises: integration tests fail, they never skip.
+anything left is killed, and stop() returns only when no process of the instance remains
+(processes() is then empty and nothing listens on the ports).  kill() is a crash (SIGKILL to
+all), restart() starts again on the same ports with the same mail.  A test that dies without
+stopping its Cyrus takes it along (master gets SIGTERM when its parent dies).
+Python 3 standard library only.  If the unpacked tree, openssl, saslpasswd2 or setpriv is
+missing, start() raises: integration tests fail, they never skip.
 """
 
 import atexit
-import imaplib
 import grp
+import imaplib
 import os
 import pwd
 import re
@@ -373,6 +380,21 @@ class Cyrus:
             except Exception:
                 pass
 
+    def restart(self):
+        """Start again on the same ports with the same mail (after stop() or kill())."""
+        if self._started:
+            self.stop()
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                self._launch()
+                return self
+            except HarnessError as e:
+                # a listener of the old master can linger for a moment
+                if 'in use' not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
     def stop(self):
         """Stop master and wait until every process of the instance is gone."""
         with self._lock:
@@ -418,14 +440,16 @@ class Cyrus:
             if not entry.isdigit():
                 continue
             try:
-                if os.getsid(int(entry)) == self.proc.pid and int(entry) != os.getpid():
-                    out.append(int(entry))
+                pid = int(entry)
+                # zombies of killed children wait for init to reap them: they count as gone
+                if os.getsid(pid) == self.proc.pid and pid != os.getpid() and _pid_alive(pid):
+                    out.append(pid)
             except OSError:
                 pass
         return out
 
     def _kill_session(self):
-        pids = [p for p in self._session_pids() if _pid_alive(p)]
+        pids = self._session_pids()
         if pids:
             self._kill_pids(pids)
 
