@@ -48,6 +48,7 @@ missing, start() raises: integration tests fail, they never skip.
 """
 
 import atexit
+import glob
 import grp
 import imaplib
 import os
@@ -269,8 +270,8 @@ class Cyrus:
             for path in (os.path.dirname(w), os.path.join(self.root, 'usr', 'lib', 'cyrus',
                                                           'bin')):
                 _check_reachable(path, uid, gid, user)
-            # the whole work directory is the instance's; nothing else of it is readable
-            # by that user (the CA key stays root-only: Cyrus never needs it)
+            # the work directory is handed to that user, except the CA directories (their keys
+            # stay root's: Cyrus needs only the server certificate and its key)
             for dp, dns, fns in os.walk(w):
                 if os.path.basename(dp) in ('ca', 'other-ca'):
                     dns[:] = []
@@ -295,8 +296,10 @@ class Cyrus:
                                        port_starttls=self.port_starttls))
 
     def _launch(self):
-        env = dict(os.environ, CYRUS_USER=self._run_as[0],
-                   LD_LIBRARY_PATH=os.path.join(self.root, 'usr', 'lib', 'x86_64-linux-gnu'))
+        libdirs = sorted(set(os.path.dirname(p) for p in
+                             glob.glob(os.path.join(self.root, 'usr', 'lib', '*',
+                                                    'libcyrus*.so.*'))))
+        env = dict(os.environ, CYRUS_USER=self._run_as[0], LD_LIBRARY_PATH=':'.join(libdirs))
         cmd = [os.path.join(self.root, 'usr', 'lib', 'cyrus', 'bin', 'master'),
                '-C', self.conf, '-M', self.cyrus_conf,
                '-p', os.path.join(self.workdir, 'master.pid'), '-L', self.log]
