@@ -217,6 +217,7 @@ class Cyrus:
                           ('setpriv', 'util-linux')):
             if shutil.which(tool) is None:
                 raise HarnessError('%s is not installed (apt-get install %s)' % (tool, pkg))
+        self._check_libraries()
         self._prepare()
         last = None
         for _attempt in range(5):
@@ -284,6 +285,25 @@ class Cyrus:
             me = pwd.getpwuid(os.geteuid())
             self._run_as = (me.pw_name, grp.getgrgid(os.getegid()).gr_name)
 
+    def _libpath(self):
+        return ':'.join(sorted(set(os.path.dirname(p) for p in glob.glob(
+            os.path.join(self.root, 'usr', 'lib', '*', 'libcyrus*.so.*')))))
+
+    def _check_libraries(self):
+        """HarnessError naming what imapd cannot load (else master starts, and every
+        connection dies when its imapd fails to run)."""
+        imapd = os.path.join(self.root, 'usr', 'lib', 'cyrus', 'bin', 'imapd')
+        res = subprocess.run(['ldd', imapd], env=dict(os.environ, LD_LIBRARY_PATH=self._libpath()),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        missing = re.findall(r'^\s*(\S+) => not found', res.stdout.decode('utf-8', 'replace'),
+                             re.M)
+        if res.returncode != 0 or missing:
+            fix = ('run tests/harness/cyrus_unpack.sh again'
+                   if not missing or any(m.startswith('libcyrus') for m in missing) else
+                   'apt-get install libxapian30 libical3 (tests/run.sh installs them)')
+            raise HarnessError('the unpacked imapd cannot load %s: %s' % (
+                ', '.join(missing) or 'its libraries', fix))
+
     def _write_conf(self):
         good_cert, good_key = self._certs['good']
         with open(self.conf, 'w') as f:
@@ -296,10 +316,7 @@ class Cyrus:
                                        port_starttls=self.port_starttls))
 
     def _launch(self):
-        libdirs = sorted(set(os.path.dirname(p) for p in
-                             glob.glob(os.path.join(self.root, 'usr', 'lib', '*',
-                                                    'libcyrus*.so.*'))))
-        env = dict(os.environ, CYRUS_USER=self._run_as[0], LD_LIBRARY_PATH=':'.join(libdirs))
+        env = dict(os.environ, CYRUS_USER=self._run_as[0], LD_LIBRARY_PATH=self._libpath())
         cmd = [os.path.join(self.root, 'usr', 'lib', 'cyrus', 'bin', 'master'),
                '-C', self.conf, '-M', self.cyrus_conf,
                '-p', os.path.join(self.workdir, 'master.pid'), '-L', self.log]
