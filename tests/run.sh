@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The one command that runs every imapfs test on a fresh Debian 12 (as root):
-#   1. installs what is missing (build deps, fuse3, dovecot-imapd, clang-14 for fuzzing);
+#   1. installs what is missing (build deps, fuse3, dovecot-imapd, clang-14 for fuzzing), and
+#      unpacks Cyrus IMAP from its .debs for tests/harness/cyrus.py (tests/harness/cyrus_unpack.sh:
+#      cyrus-imapd conflicts with dovecot-imapd, so it is never installed; cached, a second run
+#      downloads nothing);
 #   2. builds with -Dwerror=true and runs every suite except fuzz (unit, fake, integration);
 #   3. builds with ASan+UBSan and runs the unit and fake-server suites again;
 #   4. builds with ThreadSanitizer (clang-14) and runs the parallel-readers test through a mount;
@@ -23,7 +26,10 @@ packages=(meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3 libgmime
 	libssl-dev libglib2.0-dev libxml2-dev zlib1g-dev dovecot-imapd openssl ca-certificates
 	clang-14 libclang-rt-14-dev python3 psmisc procps
 	scdoc man-db systemd dpkg-dev debhelper build-essential lintian e2fsprogs rsync
-	ripgrep)
+	ripgrep
+	libxapian30 libical3 sasl2-bin libsasl2-modules)
+# (the last four for the unpacked Cyrus: libraries its binaries link, saslpasswd2, and the
+# PLAIN and LOGIN SASL mechanisms it offers)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' ||
@@ -43,6 +49,10 @@ fi
 
 logs=()
 build_failures=()
+
+# Cyrus for the imapfs_cyrus test, unpacked beside (not into) the system.
+bash tests/harness/cyrus_unpack.sh ||
+	build_failures+=("tests/harness/cyrus_unpack.sh: Cyrus could not be downloaded and unpacked")
 
 # setup_and_build DIR ARGS...: configure (or reconfigure) DIR and build it; records failure.
 setup_and_build() {
