@@ -450,7 +450,8 @@ int main(int argc, char *argv[])
 		goto out_pool;
 	}
 	fs.has_binary = imap_conn_has_cap(conn, "BINARY");
-	if (ifs_remote_list_on(conn, &folders, &why) < 0) {
+	/* hide by special use: ask for the attributes where the server needs to be asked */
+	if (ifs_remote_list_on(conn, cfg->hide_use != 0, &folders, &why) < 0) {
 		fprintf(stderr, "imapfs: listing the folders of %s failed: %s\n", cfg->host, why);
 		imap_pool_release(fs.list_pool, conn);
 		goto out_pool;
@@ -496,6 +497,7 @@ mount:
 	fs.cache = ifs_msgcache_new(cfg->memory_cache);
 	fs.tree = ifs_tree_new(fs.list_pool, fs.cache, fs.bodies, cfg->refresh_s);
 	ifs_tree_set_state(fs.tree, fs.state);
+	ifs_tree_set_hide(fs.tree, cfg->hide_use, cfg->hide_names);
 	ifs_tree_set_folders(fs.tree, folders);
 	g_clear_pointer(&folders, g_ptr_array_unref);
 	fs.search = ifs_search_new(fs.tree, fs.list_pool, cfg->refresh_s);
