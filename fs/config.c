@@ -25,7 +25,7 @@ static const char *const known_keys[] = {
     "host",       "port",       "tls",         "user",        "pass_cmd",     "password",
     "ca_file",    "timeout",    "connections", "refresh",     "memory_cache", "cache",
     "cache_dir",  "cache_size", "readahead",   "auth",        "oauth_cmd",    "watch",
-    "idle_renew", "compress",   "fetch",       "whole_below", NULL,
+    "idle_renew", "compress",   "fetch",       "whole_below", "hide",         NULL,
 };
 
 static void wipe_str(char *s)
@@ -130,6 +130,114 @@ static int get_uint(GKeyFile *kf, const char *group, const char *key, unsigned d
 	g_free(v);
 	*out = (unsigned)n;
 	return 0;
+}
+
+/* RFC 6154's special-use attributes, spelt as the RFC does (matched case-insensitively, as
+ * IMAP atoms are). */
+static const struct {
+	const char *name;
+	unsigned flag;
+} special_uses[] = {
+    {"\\All", IMAP_FOLDER_ALL},       {"\\Archive", IMAP_FOLDER_ARCHIVE},
+    {"\\Drafts", IMAP_FOLDER_DRAFTS}, {"\\Flagged", IMAP_FOLDER_FLAGGED},
+    {"\\Junk", IMAP_FOLDER_JUNK},     {"\\Sent", IMAP_FOLDER_SENT},
+    {"\\Trash", IMAP_FOLDER_TRASH},
+};
+#define SPECIAL_USE_LIST "\\All, \\Archive, \\Drafts, \\Flagged, \\Junk, \\Sent or \\Trash"
+
+/* hide = \All \Junk Spam "[Gmail]/All Mail": attributes (a leading backslash) and folder
+ * paths as the mount shows them, separated by blanks; a path with blanks is put in double
+ * quotes (no escapes inside: a folder whose name holds a '"' is hidden by its attribute or
+ * not at all).  Read raw: g_key_file_get_string takes "\A" for a bad escape and fails. */
+static int get_hide(GKeyFile *kf, struct ifs_config *cfg, char **errmsg_r)
+{
+	char *v = g_key_file_get_value(kf, cfg->account, "hide", NULL);
+	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+	const char *p;
+	int ret = 0;
+
+	if (v == NULL)
+		goto out;
+	g_strstrip(v);
+	for (p = v; *p != '\0';) {
+		const char *start, *end;
+		bool quoted = *p == '"';
+		char *tok;
+
+		if (*p == ' ' || *p == '\t') {
+			p++;
+			continue;
+		}
+		if (quoted) {
+			start = p + 1;
+			end = strchr(start, '"');
+			if (end == NULL) {
+				*errmsg_r = g_strdup_printf(
+				    "%s: [%s] hide = '%s': a quoted folder name has "
+				    "no closing '\"'",
+				    cfg->path, cfg->account, v);
+				ret = -EINVAL;
+				goto out;
+			}
+			p = end + 1;
+			if (*p != '\0' && *p != ' ' && *p != '\t') {
+				*errmsg_r =
+				    g_strdup_printf("%s: [%s] hide = '%s': put a blank after a "
+				                    "quoted folder name",
+				                    cfg->path, cfg->account, v);
+				ret = -EINVAL;
+				goto out;
+			}
+		} else {
+			start = p;
+			end = start + strcspn(start, " \t");
+			p = end;
+		}
+		tok = g_strndup(start, end - start);
+		if (tok[0] == '\\' && !quoted) {
+			size_t i;
+			for (i = 0; i < G_N_ELEMENTS(special_uses); i++) {
+				if (g_ascii_strcasecmp(tok, special_uses[i].name) == 0)
+					break;
+			}
+			if (i == G_N_ELEMENTS(special_uses)) {
+				*errmsg_r =
+				    g_strdup_printf("%s: [%s] hide = '%s': %s is no special-use "
+				                    "attribute; use " SPECIAL_USE_LIST
+				                    " (RFC 6154), or folder names",
+				                    cfg->path, cfg->account, v, tok);
+				g_free(tok);
+				ret = -EINVAL;
+				goto out;
+			}
+			cfg->hide_use |= special_uses[i].flag;
+			g_free(tok);
+			continue;
+		}
+		/* "Archive/" and "Archive" are one folder; "/" alone or "" is none */
+		for (size_t n = strlen(tok); n > 0 && tok[n - 1] == '/'; n--)
+			tok[n - 1] = '\0';
+		if (tok[0] == '\0' || tok[0] == '/') {
+			*errmsg_r =
+			    g_strdup_printf("%s: [%s] hide = '%s': a folder name is a path in "
+			                    "the mount, such as Spam or \"[Gmail]/All Mail\"",
+			                    cfg->path, cfg->account, v);
+			g_free(tok);
+			ret = -EINVAL;
+			goto out;
+		}
+		g_ptr_array_add(names, tok);
+	}
+	if (names->len > 0) {
+		g_ptr_array_add(names, NULL);
+		cfg->hide_names = (char **)g_ptr_array_free(names, FALSE);
+		names = NULL;
+	}
+out:
+	if (names != NULL)
+		g_ptr_array_free(names, TRUE);
+	g_free(v);
+	return ret;
 }
 
 /* A helper that hangs (waiting for a browser login, say) can be killed with everything it
@@ -518,6 +626,8 @@ int ifs_config_load(const char *path_in, const char *account, struct ifs_config 
 		g_clear_pointer(&v, g_free);
 	}
 
+	if ((ret = get_hide(kf, cfg, errmsg_r)) < 0)
+		goto fail;
 	if ((ret = get_auth(kf, cfg, errmsg_r)) < 0)
 		goto fail;
 	if (cfg->auth == IMAP_AUTH_OAUTH2)
@@ -594,5 +704,6 @@ void ifs_config_free(struct ifs_config *cfg)
 	g_free(cfg->ca_file);
 	g_free(cfg->cache_dir);
 	g_free(cfg->oauth_cmd);
+	g_strfreev(cfg->hide_names);
 	g_free(cfg);
 }

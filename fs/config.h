@@ -4,7 +4,8 @@
  * Section: [default], or [NAME] with -o account=NAME.  Keys (all documented in IFS_CONFIG_HELP,
  * which `imapfs --help` prints): host, port, tls, user, auth, pass_cmd, password, oauth_cmd,
  * ca_file, timeout, connections, refresh, memory_cache, cache, cache_dir, cache_size,
- * readahead, watch, idle_renew, compress.  Unknown keys are an error (typos should not be silent).
+ * readahead, watch, idle_renew, compress, fetch, whole_below, hide.  Unknown keys are an error
+ * (typos should not be silent).
  *
  * With auth = password (the default) the password is obtained here (run pass_cmd, or the
  * `password` key when the file is private) and handed to the caller exactly once;
@@ -43,6 +44,9 @@ struct ifs_config {
 	uint64_t whole_below; /* fetch = parts: messages of at most this many bytes are read
 	                       * whole beyond their outline (piece.h); 0: none */
 	enum imap_compress compress; /* COMPRESS=DEFLATE when offered: auto (default), on, off */
+	/* hide: folders READDIR does not list (tree.h "Hidden folders") */
+	unsigned hide_use; /* IMAP_FOLDER_ALL ... IMAP_FOLDER_TRASH bits; 0: none by use */
+	char **hide_names; /* paths as shown in the mount ("[Gmail]/Spam"); NULL: none */
 };
 
 #define IFS_IDLE_RENEW_DEFAULT 1500u /* 25 minutes */
@@ -105,7 +109,14 @@ struct ifs_config {
 	"4978)\n"                                                                                  \
 	"                           when the server offers it: on always, auto (default) unless\n" \
 	"                           the server's address is loopback (127.0.0.0/8, ::1), where\n"  \
-	"                           it saves nothing; set on for a tunnel through localhost\n"
+	"                           it saves nothing; set on for a tunnel through localhost\n"     \
+	"    hide = WHAT ...        folders that are not listed (ls, find, grep -r and backups\n"  \
+	"                           skip them) but can still be entered by name: special-use\n"    \
+	"                           attributes as RFC 6154 spells them (\\All \\Archive\n"         \
+	"                           \\Drafts \\Flagged \\Junk \\Sent \\Trash), or folders by\n"    \
+	"                           their path in the mount (\"[Gmail]/All Mail\": quote a\n"      \
+	"                           path with blanks); default none; Gmail: \\All (All Mail\n"     \
+	"                           holds every message once more)\n"
 
 /* Load and validate.  path may be NULL (default location); account may be NULL ("default").
  * On failure returns -errno and a new one-line message in *errmsg_r (no "imapfs: " prefix).

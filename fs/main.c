@@ -457,7 +457,8 @@ int main(int argc, char *argv[])
 	}
 	fs.has_binary = imap_conn_has_cap(conn, "BINARY");
 	has_ids = imap_conn_has_cap(conn, "X-GM-EXT-1") || imap_conn_has_cap(conn, "OBJECTID");
-	if (ifs_remote_list_on(conn, &folders, &why) < 0) {
+	/* hide by special use: ask for the attributes where the server needs to be asked */
+	if (ifs_remote_list_on(conn, cfg->hide_use != 0, &folders, &why) < 0) {
 		fprintf(stderr, "imapfs: listing the folders of %s failed: %s\n", cfg->host, why);
 		imap_pool_release(fs.list_pool, conn);
 		goto out_pool;
@@ -505,6 +506,7 @@ mount:
 	ifs_tree_set_state(fs.tree, fs.state);
 	fs.identity = ifs_identity_new();
 	ifs_tree_set_identity(fs.tree, fs.identity);
+	ifs_tree_set_hide(fs.tree, cfg->hide_use, cfg->hide_names);
 	ifs_tree_set_folders(fs.tree, folders);
 	g_clear_pointer(&folders, g_ptr_array_unref);
 	/* a server with message ids (or no server: offline, the saved ids are all there is) */

@@ -165,24 +165,33 @@ static int with_conn(struct imap_pool *pool, const char *what, remote_fn fn, voi
 
 /* ---- LIST ---- */
 
+struct list_ctx {
+	bool special_use;
+	GPtrArray **folders_r;
+};
+
 static int list_fn(struct imap_conn *conn, void *ctx)
 {
-	return imap_list(conn, ctx);
+	struct list_ctx *lc = ctx;
+	return imap_list(conn, lc->special_use, lc->folders_r);
 }
 
-int ifs_remote_list(struct imap_pool *pool, GPtrArray **folders_r)
+int ifs_remote_list(struct imap_pool *pool, bool special_use, GPtrArray **folders_r)
 {
+	struct list_ctx lc = {special_use, folders_r};
 	*folders_r = NULL;
-	return with_conn(pool, "LIST", list_fn, folders_r);
+	return with_conn(pool, "LIST", list_fn, &lc);
 }
 
-int ifs_remote_list_on(struct imap_conn *conn, GPtrArray **folders_r, char **why_r)
+int ifs_remote_list_on(struct imap_conn *conn, bool special_use, GPtrArray **folders_r,
+                       char **why_r)
 {
+	struct list_ctx lc = {special_use, folders_r};
 	int ret;
 
 	*folders_r = NULL;
 	*why_r = NULL;
-	ret = list_fn(conn, folders_r);
+	ret = list_fn(conn, &lc);
 	if (ret < 0)
 		*why_r = g_strdup(imap_conn_error(conn));
 	return to_fuse_errno(ret);

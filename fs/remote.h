@@ -28,13 +28,14 @@ struct ifs_msg_attr {
 	                              * owned by the array; NULL when the server has none */
 };
 
-/* LIST.  *folders_r as imap_list. */
-int ifs_remote_list(struct imap_pool *pool, GPtrArray **folders_r);
+/* LIST.  *folders_r and special_use as imap_list. */
+int ifs_remote_list(struct imap_pool *pool, bool special_use, GPtrArray **folders_r);
 /* The mount's first LIST, on the connection it has just logged in with (conn borrowed, still
  * the caller's): no retry, no offline bookkeeping and nothing logged, as the mount prints the
  * one line itself before it detaches.  *folders_r as imap_list; on failure *why_r is the
  * server's or connection's reason (g_free), else NULL. */
-int ifs_remote_list_on(struct imap_conn *conn, GPtrArray **folders_r, char **why_r);
+int ifs_remote_list_on(struct imap_conn *conn, bool special_use, GPtrArray **folders_r,
+                       char **why_r);
 
 /* What EXAMINE said of a folder when its listing was made. */
 struct ifs_listing_state {

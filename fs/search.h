@@ -9,7 +9,8 @@
  *                               same files, bytes and attributes as FOLDER/UID;
  *   MOUNT/.search/C1/C2/        for each folder with at least one hit, that folder's path as in
  *                               the mount (hierarchy, numeric-folder and .search rules included)
- *                               with its hits beneath.
+ *                               with its hits beneath; folders hidden by `hide` and those below
+ *                               them are not searched (tree.h "Hidden folders").
  * In a mount-wide result a component is a criterion when it contains '=' or is a bare flag word
  * (ifs_query_is_criterion); a top-level folder whose own entry name looks like one, or starts
  * with '=', is shown with '=' put in front (folder "seen" is "=seen"), so the two never clash.

@@ -37,6 +37,7 @@ struct folder_node {
 	unsigned seen_gen, claimed_gen;
 	struct listing *listing;    /* NULL until first needed */
 	bool refreshing;
+	bool hidden;                /* not listed by its parent's readdir (tree.h) */
 	uint64_t served_version;    /* contents version last handed to an opendir */
 };
 
@@ -77,6 +78,8 @@ struct ifs_tree {
 	void *use_ctx;
 	struct ifs_state *state;        /* nullable: listings kept on disk (state.h) */
 	struct ifs_identity *identity;  /* nullable: every listing's message ids (identity.h) */
+	unsigned hide_use;              /* special-use bits of hidden folders (ifs_tree_set_hide) */
+	GHashTable *hide_paths;         /* set of mount paths ("a/b") of hidden folders */
 };
 
 /* ---- listings ---- */
@@ -449,6 +452,7 @@ struct ifs_tree *ifs_tree_new(struct imap_pool *pool, struct ifs_msgcache *cache
 	t->by_ino = g_hash_table_new(g_int64_hash, g_int64_equal);
 	t->by_raw = g_hash_table_new(g_str_hash, g_str_equal);
 	t->epoch_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	t->hide_paths = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	t->epochs = g_ptr_array_new_with_free_func(epoch_rec_free);
 	g_ptr_array_add(t->epochs, NULL); /* epoch 0 means "not a message inode" */
 	t->results = g_ptr_array_new_with_free_func(result_rec_free);
@@ -485,6 +489,7 @@ void ifs_tree_free(struct ifs_tree *t)
 	g_hash_table_destroy(t->by_ino);
 	g_hash_table_destroy(t->by_raw);
 	g_hash_table_destroy(t->epoch_ids);
+	g_hash_table_destroy(t->hide_paths);
 	g_ptr_array_unref(t->epochs);
 	g_ptr_array_unref(t->results);
 	g_cond_clear(&t->refreshed);
@@ -503,6 +508,16 @@ void ifs_tree_set_state(struct ifs_tree *t, struct ifs_state *state)
 {
 	g_mutex_lock(&t->lock);
 	t->state = state;
+	g_mutex_unlock(&t->lock);
+}
+
+void ifs_tree_set_hide(struct ifs_tree *t, unsigned use_flags, char *const *paths)
+{
+	g_mutex_lock(&t->lock);
+	t->hide_use = use_flags;
+	g_hash_table_remove_all(t->hide_paths);
+	for (size_t i = 0; paths != NULL && paths[i] != NULL; i++)
+		g_hash_table_add(t->hide_paths, g_strdup(paths[i]));
 	g_mutex_unlock(&t->lock);
 }
 
@@ -543,6 +558,7 @@ static void sweep(struct ifs_tree *t, struct folder_node *n)
 static void apply_folders(struct ifs_tree *t, GPtrArray *folders_in)
 {
 	GPtrArray *folders = g_ptr_array_new();
+	GString *at = g_string_new(NULL); /* the mount path of a folder's nodes */
 
 	for (guint i = 0; i < folders_in->len; i++)
 		g_ptr_array_add(folders, folders_in->pdata[i]);
@@ -571,10 +587,17 @@ static void apply_folders(struct ifs_tree *t, GPtrArray *folders_in)
 			g_warning("skipping folder \"%s\": %s", f->raw_name, why);
 			continue;
 		}
+		g_string_truncate(at, 0);
 		for (size_t k = 0; path[k] != NULL; k++) {
 			struct folder_node *c = g_hash_table_lookup(n->children, path[k]);
 			if (c == NULL)
 				c = node_new(t, n, path[k]);
+			if (k > 0)
+				g_string_append_c(at, '/');
+			g_string_append(at, path[k]);
+			/* hidden by its path here, by its attributes once claimed below */
+			if (c->seen_gen != t->gen)
+				c->hidden = g_hash_table_contains(t->hide_paths, at->str);
 			c->seen_gen = t->gen;
 			n = c;
 		}
@@ -585,12 +608,15 @@ static void apply_folders(struct ifs_tree *t, GPtrArray *folders_in)
 			continue;
 		}
 		n->claimed_gen = t->gen;
+		if (f->flags & t->hide_use)
+			n->hidden = true;
 		node_set_raw(t, n, (f->flags & (IMAP_FOLDER_NOSELECT | IMAP_FOLDER_NONEXISTENT))
 		                       ? NULL
 		                       : f->raw_name);
 	}
 	sweep(t, t->root);
 	t->folders_at = g_get_monotonic_time();
+	g_string_free(at, TRUE);
 	g_ptr_array_free(folders, TRUE);
 }
 
@@ -650,6 +676,7 @@ void ifs_tree_set_folders(struct ifs_tree *t, GPtrArray *folders)
 static int folders_fresh_locked(struct ifs_tree *t)
 {
 	GPtrArray *folders = NULL;
+	bool special_use;
 	int ret;
 
 	while (t->folders_refreshing)
@@ -657,8 +684,9 @@ static int folders_fresh_locked(struct ifs_tree *t)
 	if (fresh(t, t->folders_at))
 		return 0;
 	t->folders_refreshing = true;
+	special_use = t->hide_use != 0;
 	g_mutex_unlock(&t->lock);
-	ret = ifs_remote_list(t->pool, &folders);
+	ret = ifs_remote_list(t->pool, special_use, &folders);
 	if (ret == 0 && t->state != NULL)
 		ifs_state_save_folders(t->state, folders);
 	g_mutex_lock(&t->lock);
@@ -897,6 +925,8 @@ static uint64_t dir_version(const struct folder_node *n)
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		const struct folder_node *c = v;
 		uint64_t h = 1469598103934665603ull; /* FNV-1a of the entry name */
+		if (c->hidden)
+			continue; /* not shown */
 		for (const char *p = c->name; *p != '\0'; p++)
 			h = (h ^ (unsigned char)*p) * 1099511628211ull;
 		version += mix64(h);
@@ -1328,8 +1358,10 @@ int ifs_tree_open_folder(struct ifs_tree *t, uint64_t ino, struct ifs_folder_dir
 		/* the children's times, for readdirplus (n is pinned by the kernel) */
 		GPtrArray *kids = g_ptr_array_new();
 		g_hash_table_iter_init(&it, n->children);
-		while (g_hash_table_iter_next(&it, NULL, &v))
-			g_ptr_array_add(kids, v);
+		while (g_hash_table_iter_next(&it, NULL, &v)) {
+			if (!((struct folder_node *)v)->hidden)
+				g_ptr_array_add(kids, v);
+		}
 		prime_listings_locked(t, (struct folder_node **)kids->pdata, kids->len);
 		g_ptr_array_free(kids, TRUE);
 		if (!n->attached) {
@@ -1345,6 +1377,8 @@ int ifs_tree_open_folder(struct ifs_tree *t, uint64_t ino, struct ifs_folder_dir
 	g_hash_table_iter_init(&it, n->children);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		struct folder_node *c = v;
+		if (c->hidden)
+			continue; /* reachable by name only (tree.h "Hidden folders") */
 		struct dir_child dc = {g_strdup(c->name), c->ino, folder_mtime(t, c),
 		                       folder_mtime_nsec(c), fresh_for(t, c)};
 		g_array_append_val(d->children, dc);
@@ -1532,7 +1566,12 @@ int ifs_tree_folder_paths(struct ifs_tree *t, GPtrArray **folders_r)
 		const struct folder_node *n = v;
 		GPtrArray *names = g_ptr_array_new();
 		struct ifs_folder_path *fp;
-		if (!n->attached) {
+		bool hidden = false;
+		for (const struct folder_node *p = n; p != NULL; p = p->parent)
+			hidden = hidden || p->hidden;
+		if (!n->attached || hidden) {
+			/* hidden: searched as a walk of the mount sees it (tree.h "Hidden folders")
+			 */
 			g_ptr_array_free(names, TRUE);
 			continue;
 		}

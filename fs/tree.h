@@ -30,6 +30,17 @@
  * a listing saved by an earlier mount serves as it is (no network) until the folder itself is
  * used (a readdir, a lookup of a UID it does not hold), which re-lists it.
  *
+ * Hidden folders (config `hide`): a folder whose LIST attributes include one of the hidden
+ * special-use attributes (RFC 6154), or whose path in the mount is one of the hidden paths,
+ * is left out of its parent's readdir (and of the parent's contents version, so its changes
+ * do not touch the parent's mtime); everything else about it stays: lookup, getattr and
+ * readdir of it and of what it holds work as for any folder.  So a walk (ls -R, find,
+ * grep -r, a backup) never enters it or its subfolders, while its path still works.  Hidden
+ * folders are not primed at a readdir of their parent (a big All Mail is not listed unless
+ * used), and a mount-wide search leaves out every folder a walk of the mount would not
+ * reach (ifs_tree_folder_paths).  A folder list restored from the saved state carries the
+ * same attributes (state.h), so an offline mount hides the same folders.
+ *
  * Locking: tree->lock (a GMutex inside tree.c) guards all nodes, listings pointers and the epoch
  * table; it is never held across network I/O.  Lock order: tree lock before the message cache
  * lock (tree calls ifs_msgcache_drop_prefix while holding it; the cache never calls back).
@@ -140,6 +151,11 @@ void ifs_tree_set_identity(struct ifs_tree *tree, struct ifs_identity *identity)
 
 /* Where kernel invalidations go (NULL until mounted).  Borrowed. */
 void ifs_tree_set_notifier(struct ifs_tree *tree, struct ifs_notifier *notifier);
+
+/* Which folders readdir leaves out ("Hidden folders" above): use_flags, a set of
+ * IMAP_FOLDER_ALL ... IMAP_FOLDER_TRASH bits, and paths (NULL-terminated, nullable; copied),
+ * each the entry names from the root joined by '/'.  Call before ifs_tree_set_folders. */
+void ifs_tree_set_hide(struct ifs_tree *tree, unsigned use_flags, char *const *paths);
 
 /* Build the folder tree from a LIST result (borrowed) obtained by the caller. */
 void ifs_tree_set_folders(struct ifs_tree *tree, GPtrArray *folders);
@@ -273,9 +289,10 @@ struct ifs_folder_path {
 	char **path;    /* entry names from the root, as the folder shows in the mount */
 };
 void ifs_folder_path_free(struct ifs_folder_path *fp);
-/* Every selectable folder shown in the mount (the folder list refreshed first when older than
- * the refresh time), sorted by raw name.  *folders_r: new GPtrArray of struct ifs_folder_path*
- * (free func set).  -EIO when the folder list cannot be had. */
+/* Every selectable folder shown in the mount, hidden folders and folders below them left out
+ * (the folder list refreshed first when older than the refresh time), sorted by raw name.
+ * *folders_r: new GPtrArray of struct ifs_folder_path* (free func set).  -EIO when the folder list
+ * cannot be had. */
 int ifs_tree_folder_paths(struct ifs_tree *tree, GPtrArray **folders_r);
 
 /* ---- watching the server (watch.c) ---- */

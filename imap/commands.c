@@ -103,12 +103,16 @@ static int list_cb(struct imap_conn *conn, const struct imap_response *resp, voi
 	return 0;
 }
 
-int imap_list(struct imap_conn *conn, GPtrArray **folders_r)
+int imap_list(struct imap_conn *conn, bool special_use, GPtrArray **folders_r)
 {
 	*folders_r = NULL;
 	GPtrArray *folders = g_ptr_array_new_with_free_func((GDestroyNotify)imap_folder_free);
 	struct imap_cmd *cmd = imap_cmd_new();
 	imap_cmd_add_text(cmd, "LIST \"\" \"*\"");
+	/* the RETURN option is LIST-EXTENDED syntax (RFC 5258): both must be offered */
+	if (special_use && imap_conn_has_cap(conn, "SPECIAL-USE") &&
+	    imap_conn_has_cap(conn, "LIST-EXTENDED"))
+		imap_cmd_add_text(cmd, " RETURN (SPECIAL-USE)");
 	int err = imap_conn_run(conn, cmd, list_cb, folders, NULL);
 	imap_cmd_free(cmd);
 	if (err < 0) {

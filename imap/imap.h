@@ -181,8 +181,12 @@ void imap_folder_free(struct imap_folder *folder); /* NULL is a no-op */
 void imap_folder_decode_name(struct imap_folder *folder);
 
 /* LIST "" "*".  *folders_r is a new GPtrArray of struct imap_folder * with imap_folder_free as
- * its element free function (caller g_ptr_array_unref()s it). */
-int imap_list(struct imap_conn *conn, GPtrArray **folders_r);
+ * its element free function (caller g_ptr_array_unref()s it).  special_use: the caller needs
+ * the special-use attributes (IMAP_FOLDER_ALL ...): when the server offers SPECIAL-USE and
+ * LIST-EXTENDED the command asks for them, LIST "" "*" RETURN (SPECIAL-USE), as RFC 6154
+ * says a server need only send them then; otherwise (and without special_use) plain LIST,
+ * in whose answers Dovecot and Gmail send them anyway. */
+int imap_list(struct imap_conn *conn, bool special_use, GPtrArray **folders_r);
 
 /* ---- EXAMINE ----------------------------------------------------------------------------- */
 

@@ -205,6 +205,51 @@ class FetchKeys(unittest.TestCase):
                 self.assertIn(self.missing, err)
 
 
+class Hide(unittest.TestCase):
+    """hide = \\All \\Junk NAME "A NAME" (fs/config.c, read raw: GKeyFile's own string reading
+    refuses "\\A"): an unknown attribute, an unclosed quote or an empty name is refused in one
+    line that names the key and the attributes allowed, before any connection; good values
+    (attributes in any case, names, quoted names with blanks, nothing) get as far as the mount
+    point."""
+
+    setUp = Positional.setUp
+    tearDown = Positional.tearDown
+
+    def run_with(self, value):
+        with open(self.cfg, 'w') as f:
+            f.write('[default]\nhost = 127.0.0.1\nuser = u\npass_cmd = echo x\n'
+                    'hide = %s\n' % value)
+        return run([self.missing, '-o', 'config=' + self.cfg])
+
+    def test_bad_values_refused(self):
+        allowed = ('use \\All, \\Archive, \\Drafts, \\Flagged, \\Junk, \\Sent or \\Trash '
+                   '(RFC 6154), or folder names')
+        for value, message in (
+                ('\\Bogus', "[default] hide = '\\Bogus': \\Bogus is no special-use attribute; "
+                 + allowed),
+                ('\\All \\Spam', "\\Spam is no special-use attribute; " + allowed),
+                ('\\', "\\ is no special-use attribute; " + allowed),
+                ('\\Allmail', "\\Allmail is no special-use attribute"),
+                ('"[Gmail]/All Mail', "a quoted folder name has no closing '\"'"),
+                ('"Spam"x', 'put a blank after a quoted folder name'),
+                ('""', 'a folder name is a path in the mount'),
+                ('/', 'a folder name is a path in the mount')):
+            with self.subTest(value=value):
+                rc, err = self.run_with(value)
+                self.assertEqual(rc, 1)
+                self.assertIn(message, err)
+                self.assertEqual(len(err.strip().splitlines()), 1, err)
+
+    def test_good_values_accepted(self):
+        for good in ('\\All', '\\all \\JUNK \\Trash', '\\Archive \\Drafts \\Flagged \\Sent',
+                     'Spam', '"[Gmail]/All Mail" \\Junk', 'Archive/2019/ "\\odd name"', ''):
+            with self.subTest(value=good):
+                rc, err = self.run_with(good)
+                self.assertEqual(rc, 1)  # the mount point (a file) is what stops it
+                self.assertNotIn('hide', err)
+                self.assertIn(self.missing, err)
+
+
 class ExampleConfig(unittest.TestCase):
     """Every account of doc/config.example is accepted as it stands (its pass_cmd programs and
     files replaced by harmless ones): the run gets as far as the mount point check."""

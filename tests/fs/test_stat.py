@@ -18,6 +18,14 @@ r"""What stat, df and backup tools see of a mount (issue 22), against a real Dov
             answering NO: zeros, asked at most once per refresh; hostile figures: no crash.
   Noise     `mkdir FOLDER/.search/newdir` fails with EROFS and logs nothing; a near miss
             (`unsen`) and a bad criterion (`from=`) are logged once each, however often tried.
+  Hidden    hide = (issue 23): with Dovecot declaring Junk and Trash special-use, folders
+            hidden by attribute (\junk, any case) or by path ("Old Stuff", "Old Stuff/2019.d")
+            are not listed in the root or their parent, so grep -r, find and a mount-wide
+            .search never enter them or their subfolders, while stat, ls, cat, grep -r of the
+            path and the folder's own .search work; nothing is hidden by default; an offline
+            mount from the saved state hides the same.  A Gmail-shaped scripted server: the
+            exact LIST line (RETURN (SPECIAL-USE) only when hiding by attribute and both
+            SPECIAL-USE and LIST-EXTENDED are offered), and a plain LIST's \All obeyed.
 
 Environment (tests/fs/meson.build): IMAPFS_BIN, IMAPFS_HARNESS_DIR.  Must run as root (Dovecot,
 allow_other, and the other user).  Fails, never skips, without FUSE or Dovecot.  Python
@@ -39,6 +47,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.environ.get('IMAPFS_HARNESS_DIR', os.path.join(HERE, '..', 'harness')))
 import mounts  # noqa: E402
+import tcp_proxy  # noqa: E402
 from cases import DovecotCase, temp_dir  # noqa: E402
 
 NOBODY = pwd.getpwnam('nobody')
@@ -434,6 +443,185 @@ class Noise(DovecotCase):
         self.assertEqual(len(lines), 2, lines)
         self.assertIn(' INBOX/.search/unsen: did you mean unseen?', lines[0] + lines[1])
         self.assertIn(' INBOX/.search/from=: from= needs a value', lines[0] + lines[1])
+
+
+def grep_r(word, *paths):
+    """(exit status, sorted matching files) of grep -r -l word paths."""
+    res = subprocess.run(['grep', '-r', '-l', word] + list(paths), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, timeout=120)
+    return res.returncode, sorted(res.stdout.decode().splitlines())
+
+
+def list_lines(m):
+    """The LIST commands the mount sent (its -d trace shows them escaped), tags cut off."""
+    return [re.sub(r'^.* C: \S+ ', '', ln).replace('\\r\\n', '').replace('\\"', '"')
+            for ln in m.log_text().splitlines() if re.search(r' C: \S+ LIST ', ln)]
+
+
+class Hidden(DovecotCase):
+    """hide = (issue 23) against Dovecot, which declares Junk and Trash special-use: hidden
+    folders are not listed (READDIR of the root and of their parent), so grep -r, find and a
+    mount-wide search never enter them or their subfolders, but their paths work (stat, ls,
+    cat, grep -r of the path, their own .search)."""
+
+    tmp_prefix = 'ifs-hide'
+    dovecot_options = {'special_use': {'Junk': '\\Junk', 'Trash': '\\Trash'}}
+    FOLDERS = {'INBOX': b'commonword inboxonly', 'Work': b'commonword workonly',
+               'Junk': b'commonword junkonly', 'Trash': b'trashonly',
+               'Old Stuff': b'commonword oldonly', 'Old Stuff/2019': b'commonword old2019only'}
+
+    @classmethod
+    def seed(cls):
+        for f, body in cls.FOLDERS.items():
+            if f != 'INBOX':
+                cls.d.create_folder(f)
+            cls.d.append(f, b'Subject: %s\r\n\r\n%s\r\n' % (f.encode(), body))
+
+    def test_hidden_by_attribute_and_by_name(self):
+        # attributes in any case, a quoted name with a blank
+        m = self.mount(hide='\\junk "Old Stuff"', extra=('-d',))
+        mnt = m.path
+        self.assertEqual(sorted(os.listdir(mnt)), ['INBOX', 'Trash', 'Work'])
+        # reachable by name: stat, ls, cat, grep -r of the path
+        for f in ('Junk', 'Old Stuff'):
+            self.assertTrue(stat.S_ISDIR(os.stat(os.path.join(mnt, f)).st_mode), f)
+        self.assertEqual(os.listdir(os.path.join(mnt, 'Junk')), ['1'])
+        with open(os.path.join(mnt, 'Junk', '1', 'message.eml'), 'rb') as fh:
+            self.assertIn(b'junkonly', fh.read())
+        # a hidden folder's own listing shows its subfolders
+        self.assertEqual(sorted(os.listdir(os.path.join(mnt, 'Old Stuff'))), ['1', '2019.d'])
+        self.assertEqual(os.listdir(os.path.join(mnt, 'Old Stuff', '2019.d')), ['1'])
+        # grep -r over the mount never enters them
+        for word in ('junkonly', 'oldonly', 'old2019only'):
+            self.assertEqual(grep_r(word, mnt), (1, []), word)
+        rc, files = grep_r('commonword', mnt)
+        self.assertEqual(rc, 0)
+        self.assertEqual(sorted({os.path.relpath(f, mnt).split('/')[0] for f in files}),
+                         ['INBOX', 'Work'], files)
+        rc, files = grep_r('junkonly', os.path.join(mnt, 'Junk'))
+        self.assertEqual(rc, 0)
+        self.assertIn(os.path.join(mnt, 'Junk', '1', 'message.eml'), files)
+        rc, files = grep_r('old2019only', os.path.join(mnt, 'Old Stuff'))
+        self.assertEqual(rc, 0)
+        self.assertIn(os.path.join(mnt, 'Old Stuff', '2019.d', '1', 'message.eml'), files)
+        # nor does find
+        found = subprocess.run(['find', mnt], stdout=subprocess.PIPE, check=True,
+                               timeout=120).stdout.decode().splitlines()
+        self.assertEqual([p for p in found if '/Junk' in p or '/Old Stuff' in p], [])
+        self.assertIn(os.path.join(mnt, 'Trash', '1', 'message.eml'), found)
+        # a mount-wide search leaves them out; their own .search works
+        self.assertEqual(sorted(os.listdir(os.path.join(mnt, '.search', 'text=commonword'))),
+                         ['INBOX', 'Work'])
+        self.assertEqual(os.listdir(os.path.join(mnt, '.search', 'text=junkonly')), [])
+        self.assertEqual(os.listdir(os.path.join(mnt, 'Junk', '.search', 'text=junkonly')),
+                         ['1'])
+        # Dovecot offers SPECIAL-USE and LIST-EXTENDED: the attributes are asked for
+        lines = list_lines(m)
+        self.assertTrue(lines, m.log_text()[-2000:])
+        self.assertEqual(set(lines), {'LIST "" "*" RETURN (SPECIAL-USE)'}, lines)
+
+    def test_subfolder_by_name(self):
+        """A path below a folder hides that subfolder only, named as the mount shows it
+        (2019 is 2019.d there); names alone need no SPECIAL-USE (the LIST is the plain one)."""
+        m = self.mount(hide='"Old Stuff/2019.d/"', extra=('-d',))
+        mnt = m.path
+        self.assertEqual(sorted(os.listdir(mnt)), ['INBOX', 'Junk', 'Old Stuff', 'Trash',
+                                                    'Work'])
+        self.assertEqual(os.listdir(os.path.join(mnt, 'Old Stuff')), ['1'])
+        self.assertEqual(os.listdir(os.path.join(mnt, 'Old Stuff', '2019.d')), ['1'])
+        self.assertEqual(grep_r('old2019only', mnt), (1, []))
+        self.assertEqual(grep_r('oldonly', mnt)[0], 0)
+        self.assertEqual(set(list_lines(m)), {'LIST "" "*"'})
+
+    def test_default_hides_nothing(self):
+        m = self.mount(extra=('-d',))
+        self.assertEqual(sorted(os.listdir(m.path)), ['INBOX', 'Junk', 'Old Stuff', 'Trash',
+                                                       'Work'])
+        self.assertEqual(grep_r('junkonly', m.path)[0], 0)
+        self.assertEqual(set(list_lines(m)), {'LIST "" "*"'})
+
+    def test_offline_mount_hides_the_same(self):
+        """The saved folder list keeps the attributes: a mount while the server is down
+        hides what the online one did."""
+        p = self.proxy(tcp_proxy.TcpProxy)
+        cache = os.path.join(self.tmp, 'hide-cache')
+        m = self.mount(port=p.port, cache_dir=cache, hide='\\Junk')
+        self.assertEqual(sorted(os.listdir(m.path)), ['INBOX', 'Old Stuff', 'Trash', 'Work'])
+        m.close()
+        p.refuse(True)
+        m2 = self.mount(port=p.port, cache_dir=cache, hide='\\Junk', timeout='2')
+        self.assertIn('offline', m2.log_text())
+        self.assertEqual(sorted(os.listdir(m2.path)), ['INBOX', 'Old Stuff', 'Trash', 'Work'])
+        self.assertTrue(stat.S_ISDIR(os.stat(os.path.join(m2.path, 'Junk')).st_mode))
+
+
+class HiddenScripted(unittest.TestCase):
+    """hide = \\All on a Gmail-shaped scripted server (hostile_server.py): the exact LIST line
+    sent, RETURN (SPECIAL-USE) only when hiding by attribute on a server offering SPECIAL-USE
+    and LIST-EXTENDED, and the attributes of a plain LIST (Gmail's, Dovecot's) obeyed too."""
+
+    MSGS = {'INBOX': {1: b'Subject: hi\r\n\r\nboth\r\n'},
+            '[Gmail]/All Mail': {1: b'Subject: hi\r\n\r\nboth\r\n',
+                                 2: b'Subject: old\r\n\r\narchivedonly\r\n'},
+            '[Gmail]/Sent Mail': {1: b'Subject: re\r\n\r\nsentonly\r\n'}}
+    LIST = [b'* LIST (\\HasNoChildren) "/" "INBOX"\r\n',
+            b'* LIST (\\HasChildren \\Noselect) "/" "[Gmail]"\r\n',
+            b'* LIST (\\All \\HasNoChildren) "/" "[Gmail]/All Mail"\r\n',
+            b'* LIST (\\HasNoChildren \\Sent) "/" "[Gmail]/Sent Mail"\r\n']
+
+    @classmethod
+    def setUpClass(cls):
+        DfScripted.setUpClass.__func__(cls)
+
+    def mount(self, caps, **keys):
+        cert, key = self.pki['good']
+        srv = self.hs.HostileServer(cert, key, folders=self.MSGS)
+        self.addCleanup(srv.close)
+        srv.extra_caps = caps
+        srv.list_lines = self.LIST
+        cfg = mounts.write_config(os.path.join(self.tmp, 'config'), host='127.0.0.1',
+                                  port=srv.port, user=self.hs.USER, password=self.hs.PASSWORD,
+                                  ca_file=self.pki['ca'], refresh='2', connections='2',
+                                  cache=None, cache_dir=None, **keys)
+        m = mounts.Mount(self.tmp, cfg, foreground=True)
+        self.addCleanup(m.close)
+        return srv, m
+
+    def lists(self, srv):
+        return {c.split(b' ', 1)[1] for _n, c in srv.commands if b' LIST ' in c.upper()}
+
+    def check_hidden(self, m):
+        g = os.path.join(m.path, '[Gmail]')
+        self.assertEqual(sorted(os.listdir(m.path)), ['INBOX', '[Gmail]'])
+        self.assertEqual(os.listdir(g), ['Sent Mail'])
+        self.assertEqual(sorted(os.listdir(os.path.join(g, 'All Mail'))), ['1', '2'])
+        with open(os.path.join(g, 'All Mail', '2', 'message.eml'), 'rb') as fh:
+            self.assertIn(b'archivedonly', fh.read())
+        self.assertEqual(grep_r('archivedonly', m.path), (1, []))
+        rc, files = grep_r('both', m.path)
+        self.assertEqual({os.path.relpath(f, m.path).split('/')[0] for f in files}, {'INBOX'})
+
+    def test_asks_for_special_use_when_offered(self):
+        srv, m = self.mount(b' SPECIAL-USE LIST-EXTENDED', hide='\\All')
+        self.check_hidden(m)
+        self.assertEqual(self.lists(srv), {b'LIST "" "*" RETURN (SPECIAL-USE)'})
+
+    def test_plain_list_attributes_obeyed(self):
+        # no SPECIAL-USE (as Gmail before it offered it), or no LIST-EXTENDED for the RETURN
+        # option: the plain LIST, whose attributes still count
+        for caps in (b'', b' SPECIAL-USE'):
+            with self.subTest(caps=caps):
+                srv, m = self.mount(caps, hide='\\All')
+                self.check_hidden(m)
+                self.assertEqual(self.lists(srv), {b'LIST "" "*"'})
+                m.close()
+
+    def test_no_hide_plain_list(self):
+        srv, m = self.mount(b' SPECIAL-USE LIST-EXTENDED')
+        self.assertEqual(sorted(os.listdir(os.path.join(m.path, '[Gmail]'))),
+                         ['All Mail', 'Sent Mail'])
+        self.assertEqual(grep_r('archivedonly', m.path)[0], 0)
+        self.assertEqual(self.lists(srv), {b'LIST "" "*"'})
 
 
 if __name__ == '__main__':

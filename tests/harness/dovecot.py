@@ -407,7 +407,7 @@ namespace inbox {{
   inbox = yes
   separator = {separator}
   prefix =
-}}
+{mailboxes}}}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {passwd}
@@ -523,7 +523,7 @@ class Dovecot:
     qresync=False: one that offers CONDSTORE (and ENABLE) but not QRESYNC."""
 
     def __init__(self, workdir=None, separator='/', condstore=True, oauth2=False,
-                 qresync=True, compress=None, quota=None):
+                 qresync=True, compress=None, quota=None, special_use=None):
         if separator not in ('/', '.'):
             raise ValueError("separator must be '/' or '.'")
         if compress is None:
@@ -538,6 +538,10 @@ class Dovecot:
         # quota: Dovecot's quota and imap_quota plugins with these quota roots, each a
         # (name, rule) such as ('User quota', '*:storage=1M:messages=50') (count backend)
         self.quota = list(quota or [])
+        # special_use: {mailbox name (UTF-8, this separator): RFC 6154 attribute(s), e.g.
+        # '\\Junk'}, declared in the namespace (Dovecot then marks them in LIST and offers
+        # SPECIAL-USE); the mailboxes are not created
+        self.special_use = dict(special_use or {})
         self._own_workdir = workdir is None
         self.workdir = os.path.abspath(workdir) if workdir else None
         self._own_base_dir = False
@@ -791,7 +795,9 @@ class Dovecot:
             cert_expired=c['expired'][0], key_expired=c['expired'][1],
             cert_unknown_ca=c['unknown_ca'][0], key_unknown_ca=c['unknown_ca'][1],
             cert_wrong_host=c['wrong_host'][0], key_wrong_host=c['wrong_host'][1],
-            auth_mechanisms=('plain login ' + self.oauth2).strip())
+            auth_mechanisms=('plain login ' + self.oauth2).strip(),
+            mailboxes=''.join('  mailbox "%s" {\n    special_use = %s\n  }\n' % (name, use)
+                              for name, use in self.special_use.items()))
         # an explicit list replaces the plugins' additions too: name COMPRESS there
         zcap = ' COMPRESS=DEFLATE' if self.compress else ''
         if not self.condstore:

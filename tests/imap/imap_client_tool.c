@@ -456,7 +456,7 @@ static int run(struct imap_conn *conn, int argc, char **argv, const char *out_pa
 		return imap_noop(conn);
 	if (strcmp(cmd, "list") == 0) {
 		GPtrArray *folders;
-		if ((err = imap_list(conn, &folders)) < 0)
+		if ((err = imap_list(conn, false, &folders)) < 0)
 			return err;
 		for (guint i = 0; i < folders->len; i++) {
 			const struct imap_folder *f = g_ptr_array_index(folders, i);
