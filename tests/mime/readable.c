@@ -10,8 +10,9 @@
  * the structure is ambiguous it makes no claim (over the limits of mime.h; nesting deeper than
  * MAX_DEPTH; boundaries that are prefixes of one another; several Content-Transfer-Encoding or
  * Content-Disposition fields in one part; a transfer encoding other than the identity ones,
- * base64 and quoted-printable; a multipart in which no part is found but a line starts with
- * "--", since mime/ then re-reads it with a guessed boundary, or that holds a NUL byte).
+ * base64 and quoted-printable; a multipart's Content-Type with bytes outside printable ASCII; a multipart in
+ * which no part is found but a line starts with "--", since mime/ then re-reads it with a
+ * guessed boundary, or that holds a NUL byte).
  */
 #include "readable.h"
 
@@ -233,6 +234,15 @@ static void judge_partless(struct judge *j, size_t start, size_t end)
 	judge_text(j, j->d + start, end - start, NULL, false);
 }
 
+/* Only printable ASCII and tabs in s. */
+static bool printable_ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (((unsigned char)*s < 0x20 && *s != '\t') || (unsigned char)*s > 0x7e)
+			return false;
+	return true;
+}
+
 static void judge_multipart(struct judge *j, size_t start, size_t end, const char *boundary,
                             bool digest, int depth)
 {
@@ -285,7 +295,7 @@ static void judge_entity(struct judge *j, size_t start, size_t end, bool digest,
 	struct header h;
 	GMimeContentType *ct = NULL;
 	char *charset = NULL;
-	bool text = false, html = false, multipart = false;
+	bool text = false, html = false, multipart = false, type_ascii = true;
 
 	if (depth > MAX_DEPTH || j->ambiguous) {
 		j->unsplit = true;
@@ -294,6 +304,7 @@ static void judge_entity(struct judge *j, size_t start, size_t end, bool digest,
 	read_header(j, start, end, &h);
 	if (h.type.count > 0) {
 		char *v = value_text(j, &h.type);
+		type_ascii = printable_ascii(v);
 		if (!mime_content_type_is_invalid(v)) {
 			ct = g_mime_content_type_parse(NULL, v);
 		} else if (!digest) {
@@ -324,7 +335,11 @@ static void judge_entity(struct judge *j, size_t start, size_t end, bool digest,
 		const char *boundary = g_mime_content_type_get_parameter(ct, "boundary");
 		multipart = true;
 		bool is_digest = g_mime_content_type_is_type(ct, "multipart", "digest");
-		if (boundary != NULL)
+		if (!type_ascii)
+			j->ambiguous = true; /* RFC 2046 boundaries are 7-bit: where GMime's
+			                      * parameter parser and its multipart parser stop at an
+			                      * 8-bit byte is not a rule to judge by */
+		else if (boundary != NULL)
 			judge_multipart(j, h.body, end, boundary, is_digest, depth);
 		else
 			judge_partless(j, h.body, end);
