@@ -4,13 +4,11 @@ OBJECTID: one message APPENDed to INBOX and COPYed to two more folders is one me
 Cyrus (one EMAILID, one THREADID in all three, checked over IMAP directly), and an imapfs
 mount shows it in all three folders with message.eml byte-identical to the APPENDed bytes.
 
-Two hooks for issue 23's assertion ("the three reads are one BODY.PEEK[] on the wire"), both
-on the mount test_mount_reads_all_three makes (foreground, -d, -o stats):
-count_whole_fetches(mount), the daemon's own count of whole message bodies fetched
-(bodies_fetched of user.imapfs.stats), and whole_fetch_commands(mount), the client's commands
-asking for a whole message (BODY.PEEK[] in the -d protocol trace).  Until imapfs keys bodies
-by EMAILID both are 3 after the three reads; the test prints them and asserts nothing about
-them.
+Issue 23 on a real server: the three reads are one BODY.PEEK[] on the wire (counted twice:
+count_whole_fetches(mount), the daemon's own count of whole message bodies fetched,
+bodies_fetched of user.imapfs.stats; and whole_fetch_commands(mount), the client's commands
+asking for a whole message in the -d protocol trace), one entry in the disk cache, still one
+after a remount that reads the three in another order; and `thread` shows Cyrus's THREADID.
 
 Environment (tests/fs/meson.build): IMAPFS_BIN, IMAPFS_HARNESS_DIR; Cyrus unpacked by
 tests/harness/cyrus_unpack.sh (tests/run.sh runs it).  Fails (never skips) without FUSE or the
@@ -27,7 +25,7 @@ sys.path.insert(0, os.environ.get('IMAPFS_HARNESS_DIR', os.path.join(HERE, '..',
 import cyrus  # noqa: E402
 from cases import temp_dir  # noqa: E402
 from mounts import Mount, require_environment, write_config  # noqa: E402
-from probes import commands, read  # noqa: E402
+from probes import cache_files, commands, read  # noqa: E402
 
 STATS = 'user.imapfs.stats'
 FOLDERS = ('INBOX', 'Work', 'Archive/Old')
@@ -118,6 +116,24 @@ class CyrusObjectId(unittest.TestCase):
             print('after reading %d message.eml: count_whole_fetches %d, '
                   'whole_fetch_commands %d' % (len(FOLDERS), count_whole_fetches(m),
                                                len(whole_fetch_commands(m))), file=sys.stderr)
+            self.assertEqual(count_whole_fetches(m), 1)
+            self.assertEqual(len(whole_fetch_commands(m)), 1, whole_fetch_commands(m))
+            _emailid, threadid = self.c.object_ids('INBOX')[self.uids['INBOX']]
+            for f in FOLDERS:
+                self.assertEqual(read(os.path.join(m.path, *f.split('/'), str(self.uids[f]),
+                                                   'thread')), threadid.encode() + b'\n')
+        cache = os.path.join(self.tmp, 'cache-mount.cfg')
+        self.assertEqual(sum(1 for _p, _uid, _off, size in cache_files(cache)
+                             if size == len(MESSAGE)), 1)
+        # a remount reads the three from that one entry, whichever folder comes first
+        with Mount(self.tmp, cfg, name='mnt2', foreground=True, debug=True,
+                   extra=['-o', 'stats']) as m:
+            for f in reversed(FOLDERS):
+                eml = os.path.join(m.path, *f.split('/'), str(self.uids[f]), 'message.eml')
+                self.assertEqual(read(eml), MESSAGE, eml)
+            self.assertEqual(count_whole_fetches(m), 0)
+        self.assertEqual(sum(1 for _p, _uid, _off, size in cache_files(cache)
+                             if size == len(MESSAGE)), 1)
 
 
 class CyrusLifecycle(unittest.TestCase):
