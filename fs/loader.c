@@ -153,12 +153,13 @@ static void read_through_alias(struct ifs *fs, const char *email_id, uint64_t si
 	ref->key_uid = a.uid;
 }
 
-bool ifs_loader_held_elsewhere(struct ifs *fs, uint32_t epoch, uint32_t uid)
+bool ifs_loader_held_elsewhere(struct ifs *fs, uint32_t epoch, uint32_t uid, uint32_t *key_epoch_r,
+                               uint32_t *key_uid_r, char **raw_name_r, uint32_t *uidvalidity_r)
 {
 	struct ifs_msg_info info;
 	struct ifs_alias a;
 	char *raw = NULL;
-	uint32_t uv;
+	uint32_t uv = 0;
 	bool held = false;
 
 	if (fs->identity == NULL || ifs_tree_msg_info(fs->tree, epoch, uid, false, &info) < 0)
@@ -166,6 +167,12 @@ bool ifs_loader_held_elsewhere(struct ifs *fs, uint32_t epoch, uint32_t uid)
 	if (info.ident != NULL)
 		held = holding_alias(fs, info.ident->email_id, info.size,
 		                     ifs_tree_base_epoch(fs->tree, epoch), uid, &a, &raw, &uv) == 0;
+	if (held && key_epoch_r != NULL) {
+		*key_epoch_r = a.epoch;
+		*key_uid_r = a.uid;
+		*raw_name_r = g_steal_pointer(&raw);
+		*uidvalidity_r = uv;
+	}
 	g_free(raw);
 	ifs_msg_info_clear(&info);
 	return held;
@@ -1448,7 +1455,7 @@ static bool piece_held(struct ifs *fs, const struct ifs_msg_ref *folder, uint32_
 	const struct ifs_cached_msg *m;
 
 	if (is_whole_only(ifs_msg_key(folder->key_epoch, uid)) ||
-	    ifs_loader_held_elsewhere(fs, folder->epoch, uid))
+	    ifs_loader_held_elsewhere(fs, folder->epoch, uid, NULL, NULL, NULL, NULL))
 		return true;
 	if (ifs_msgcache_peek(fs->cache, ifs_piece_key(folder->key_epoch, uid, piece), false, &m) ==
 	    0) {

@@ -46,8 +46,11 @@ void ifs_msg_ref_clear(struct ifs_msg_ref *ref);
 
 /* Is (epoch, uid)'s message held (memory, disk, or being fetched) under another folder entry
  * of its id (identity.h), which ifs_msg_ref_init would read it through?  For the read-ahead:
- * such a message is not fetched again. */
-bool ifs_loader_held_elsewhere(struct ifs *fs, uint32_t epoch, uint32_t uid);
+ * such a message is not fetched again, and is parsed ahead under that entry's key.  When it
+ * is and key_epoch_r is not NULL: that entry's folder life, UID, folder wire name (new) and
+ * UIDVALIDITY. */
+bool ifs_loader_held_elsewhere(struct ifs *fs, uint32_t epoch, uint32_t uid, uint32_t *key_epoch_r,
+                               uint32_t *key_uid_r, char **raw_name_r, uint32_t *uidvalidity_r);
 
 /* The entry for piece of ref's message: 0 and *m_r (give it back with ifs_msgcache_put), or
  * -errno as remote.h (-ENOENT: expunged, or the folder's life ended).  (*m_r)->piece is

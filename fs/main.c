@@ -125,9 +125,13 @@ static bool prefetch_whole(void *ctx, uint32_t epoch, uint32_t uid, uint64_t lis
 	return ifs_loader_reads_whole(ctx, epoch, uid, listed_size, piece);
 }
 
-static bool held_elsewhere(void *ctx, uint32_t epoch, uint32_t uid)
+static bool held_elsewhere(void *ctx, uint32_t epoch, uint32_t uid,
+                           struct ifs_readahead_holder *h_r)
 {
-	return ifs_loader_held_elsewhere(ctx, epoch, uid);
+	if (h_r == NULL)
+		return ifs_loader_held_elsewhere(ctx, epoch, uid, NULL, NULL, NULL, NULL);
+	return ifs_loader_held_elsewhere(ctx, epoch, uid, &h_r->key_epoch, &h_r->uid,
+	                                 &h_r->raw_name, &h_r->uidvalidity);
 }
 
 static void usage(const char *prog)

@@ -265,7 +265,7 @@ static void run_batch(struct ifs_readahead *ra, uint32_t epoch, const char *raw,
 
 	for (guint i = 0; i < n_all; i++)
 		if (ra->held_elsewhere == NULL ||
-		    !ra->held_elsewhere(ra->held_ctx, epoch, all[i].uid))
+		    !ra->held_elsewhere(ra->held_ctx, epoch, all[i].uid, NULL))
 			g_array_append_val(todo, all[i]);
 	uids = (const struct ifs_uid_size *)(void *)todo->data;
 	n = todo->len;
@@ -442,11 +442,13 @@ static bool reader_past(struct ifs_readahead *ra, uint32_t epoch, unsigned piece
 	return past;
 }
 
-static void parse_one(struct ifs_readahead *ra, uint32_t epoch, unsigned piece, const char *raw,
-                      uint32_t uidvalidity, uint32_t uid)
+/* Parse uid of epoch (the reader's walk) from the disk cache entry (raw, uidvalidity, key_uid)
+ * into the memory cache under (key_epoch, key_uid): the message's own folder entry, or the
+ * one of its id that holds it (the reader reads it through that one, loader.h). */
+static void parse_one(struct ifs_readahead *ra, uint32_t epoch, unsigned piece, uint32_t uid,
+                      uint32_t key_epoch, const char *raw, uint32_t uidvalidity, uint32_t key_uid)
 {
-	/* a search result's message is cached under its folder's epoch (tree.h) */
-	uint64_t key = ifs_msg_key(ifs_tree_base_epoch(ra->tree, epoch), uid);
+	uint64_t key = ifs_msg_key(key_epoch, key_uid);
 	struct ifs_bodycache_writer *w = NULL;
 	struct ifs_cached_msg msg;
 	uint64_t offset = 0, size = 0;
@@ -455,7 +457,7 @@ static void parse_one(struct ifs_readahead *ra, uint32_t epoch, unsigned piece, 
 	if (reader_past(ra, epoch, piece, uid) || !ifs_msgcache_reserve(ra->cache, key))
 		return;
 	/* waits while the read-ahead (or a reader) is fetching it */
-	r = ifs_bodycache_get(ra->bodies, raw, uidvalidity, uid, true, &fd, &offset, &size, &w);
+	r = ifs_bodycache_get(ra->bodies, raw, uidvalidity, key_uid, true, &fd, &offset, &size, &w);
 	if (r != IFS_BODYCACHE_HIT) {
 		ifs_bodycache_writer_abort(w); /* claimed (nobody fetches it): the reader will */
 		ifs_msgcache_fulfill(ra->cache, key, NULL, 0);
@@ -486,16 +488,27 @@ static gpointer parser_main(gpointer p)
 			for (guint i = 0; i < j->uids->len; i++) {
 				const struct ifs_uid_size *u =
 				    &g_array_index(j->uids, struct ifs_uid_size, i);
-				/* a walk of texts: only the messages read whole are parsed here;
-				 * one another folder entry holds is read through that entry's keys
-				 * (loader.h), and a claim here, short as it is, would make its
-				 * reader take this entry for the holder and fetch it again */
-				if ((j->piece == IFS_PIECE_WHOLE ||
-				     ra->reads_whole(ra->fetch_pieces_ctx, j->epoch, u->uid,
-				                     u->size, j->piece)) &&
-				    (ra->held_elsewhere == NULL ||
-				     !ra->held_elsewhere(ra->held_ctx, j->epoch, u->uid)))
-					parse_one(ra, j->epoch, j->piece, raw, uidvalidity, u->uid);
+				struct ifs_readahead_holder h = {0, 0, NULL, 0};
+				/* a walk of texts: only the messages read whole are parsed here */
+				if (j->piece != IFS_PIECE_WHOLE &&
+				    !ra->reads_whole(ra->fetch_pieces_ctx, j->epoch, u->uid,
+				                     u->size, j->piece))
+					continue;
+				/* one another folder entry holds is read through that entry's keys
+				 * (loader.h), so it is parsed there: a claim of this entry, short
+				 * as it is, would make its reader take this entry for the holder
+				 * and fetch it again */
+				if (ra->held_elsewhere != NULL &&
+				    ra->held_elsewhere(ra->held_ctx, j->epoch, u->uid, &h))
+					parse_one(ra, j->epoch, j->piece, u->uid, h.key_epoch,
+					          h.raw_name, h.uidvalidity, h.uid);
+				else
+					/* a search result's message is cached under its folder's
+					 * epoch (tree.h) */
+					parse_one(ra, j->epoch, j->piece, u->uid,
+					          ifs_tree_base_epoch(ra->tree, j->epoch), raw,
+					          uidvalidity, u->uid);
+				g_free(h.raw_name);
 			}
 		g_free(raw);
 		job_free(j);

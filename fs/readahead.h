@@ -78,9 +78,18 @@ void ifs_readahead_set_piece_fetcher(struct ifs_readahead *ra, ifs_readahead_pie
                                      ifs_readahead_whole_fn whole, void *ctx);
 
 /* The message (epoch, uid) is held under another folder entry of its id (loader.h
- * ifs_loader_held_elsewhere: Gmail labels, OBJECTID): not read ahead again.  Set before the
- * first note; without it every message of a window is read ahead. */
-typedef bool (*ifs_readahead_held_fn)(void *ctx, uint32_t epoch, uint32_t uid);
+ * ifs_loader_held_elsewhere: Gmail labels, OBJECTID): not read ahead again, and parsed ahead
+ * under that entry's key, which its reader reads it through.  Set before the first note;
+ * without it every message of a window is read ahead.  h_r (nullable): that entry (raw_name
+ * new). */
+struct ifs_readahead_holder {
+	uint32_t key_epoch; /* the entry's folder life */
+	uint32_t uid;
+	char *raw_name;
+	uint32_t uidvalidity;
+};
+typedef bool (*ifs_readahead_held_fn)(void *ctx, uint32_t epoch, uint32_t uid,
+                                      struct ifs_readahead_holder *h_r);
 void ifs_readahead_set_held_elsewhere(struct ifs_readahead *ra, ifs_readahead_held_fn fn,
                                       void *ctx);
 
