@@ -124,10 +124,11 @@ static void check_header_text(const uint8_t *data, size_t size)
 	g_free(raw);
 }
 
-/* Every attachment is the decoded body of a leaf part as the judge splits the message. */
+/* Every attachment of well-formed mail is the decoded body of a leaf part as the judge splits
+ * the message. */
 static void check_attachments(const struct mime_message *msg, const uint8_t *data, size_t size)
 {
-	GArray *leaves = mime_test_leaves(data, size);
+	GArray *leaves = mime_test_leaves_strict(data, size);
 
 	for (size_t a = 0; leaves != NULL && a < mime_message_n_attachments(msg); a++) {
 		gsize n;

@@ -1062,7 +1062,10 @@ class SearchRuns(FakeTestCase):
     def test_gmail_raw_with_x_gm_ext_1(self):
         caps = b"IMAP4rev1 LITERAL+ X-GM-EXT-1"
         sent = [b'A0002 EXAMINE "INBOX"', self.GM]
-        second = [b"A0004 UID FETCH 5" + ATTRS]  # INBOX is examined: no second EXAMINE
+        # INBOX is examined: no second EXAMINE; X-GM-EXT-1: the results' attributes carry
+        # the message ids, as a listing's do
+        second = [b"A0004 UID FETCH 5 (UID RFC822.SIZE INTERNALDATE FLAGS"
+                  b" X-GM-MSGID X-GM-THRID X-GM-LABELS)"]
         script = [("expect", line) for line in sent] + [
             ("send", examined("A0002", 77) + b"* SEARCH 5\r\nA0003 OK done\r\n"),
         ] + [("expect", line) for line in second] + [
