@@ -10,9 +10,9 @@
  * the structure is ambiguous it makes no claim (over the limits of mime.h; nesting deeper than
  * MAX_DEPTH; boundaries that are prefixes of one another; several Content-Transfer-Encoding or
  * Content-Disposition fields in one part; a transfer encoding other than the identity ones,
- * base64 and quoted-printable; a multipart's Content-Type with bytes outside printable ASCII; a multipart in
- * which no part is found but a line starts with "--", since mime/ then re-reads it with a
- * guessed boundary, or that holds a NUL byte).
+ * base64 and quoted-printable; a multipart's Content-Type with bytes outside printable ASCII; a
+ * multipart in which no part is found but a line starts with "--", since mime/ then re-reads it
+ * with a guessed boundary, or that holds a NUL byte).
  */
 #include "readable.h"
 
@@ -150,7 +150,8 @@ static size_t read_header(const struct judge *j, size_t pos, size_t end, struct 
 		} else if (n >= 5 && memcmp(line, "From ", 5) == 0 && next < end &&
 		           field_name(j->d + next, text_len(j, next, next_line(j, next, end))) >
 		               0) {
-			open = NULL; /* an mbox envelope line with a header field after it: skipped */
+			/* an mbox envelope line with a header field after it: skipped */
+			open = NULL;
 			h->envelope = true;
 		} else {
 			break; /* not a header field: the body starts with this line */
@@ -444,7 +445,7 @@ static bool well_formed_text(const char *d, size_t len)
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)d[i];
 		if (c == '\r' ? i + 1 == len || d[i + 1] != '\n'
-		               : c > 0x7e || (c < 0x20 && c != '\t' && c != '\n'))
+		              : c > 0x7e || (c < 0x20 && c != '\t' && c != '\n'))
 			return false;
 	}
 	return true;
