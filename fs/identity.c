@@ -238,3 +238,13 @@ unsigned ifs_identity_aliases(struct ifs_identity *idx, const char *email_id, ui
 	g_array_unref(same);
 	return n;
 }
+
+bool ifs_identity_any(struct ifs_identity *idx)
+{
+	bool any;
+
+	g_mutex_lock(&idx->lock);
+	any = g_hash_table_size(idx->by_id) > 0;
+	g_mutex_unlock(&idx->lock);
+	return any;
+}

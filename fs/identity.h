@@ -23,6 +23,7 @@
 #define IMAPFS_FS_IDENTITY_H
 
 #include <glib.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct ifs_msg_ident {
@@ -70,5 +71,9 @@ void ifs_identity_drop(struct ifs_identity *idx, uint32_t epoch);
  * name, then UID.  Returns how many were appended. */
 unsigned ifs_identity_aliases(struct ifs_identity *idx, const char *email_id, uint64_t size,
                               GArray *out);
+
+/* Does the index hold any id?  False on a server with neither extension: callers skip the
+ * per-message lookups that could only find nothing. */
+bool ifs_identity_any(struct ifs_identity *idx);
 
 #endif /* IMAPFS_FS_IDENTITY_H */

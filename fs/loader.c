@@ -162,7 +162,8 @@ bool ifs_loader_held_elsewhere(struct ifs *fs, uint32_t epoch, uint32_t uid, uin
 	uint32_t uv = 0;
 	bool held = false;
 
-	if (fs->identity == NULL || ifs_tree_msg_info(fs->tree, epoch, uid, false, &info) < 0)
+	if (fs->identity == NULL || !ifs_identity_any(fs->identity) ||
+	    ifs_tree_msg_info(fs->tree, epoch, uid, false, &info) < 0)
 		return false;
 	if (info.ident != NULL)
 		held = holding_alias(fs, info.ident->email_id, info.size,
