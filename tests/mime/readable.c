@@ -12,7 +12,9 @@
  * Content-Disposition fields in one part; a transfer encoding other than the identity ones,
  * base64 and quoted-printable; a multipart's Content-Type with bytes outside printable ASCII; a
  * multipart in which no part is found but a line starts with "--", since mime/ then re-reads it
- * with a guessed boundary, or that holds a NUL byte).
+ * with a guessed boundary, or that holds a NUL byte; for the leaves also a part whose header
+ * runs into its delimiter without its blank line, and a header with an mbox envelope line).
+ * mime_test_leaves_strict claims only well-formed mail (readable.h).
  */
 #include "readable.h"
 
@@ -32,7 +34,8 @@ struct judge {
 	bool ambiguous; /* no claim about the whole message */
 	GArray *leaves; /* struct mime_test_leaf, when listing them (mime_test_leaves) */
 	bool unsplit;   /* no claim about the leaves: a multipart mime/ re-reads, nesting too deep,
-	                   a leaf with several Content-Transfer-Encoding fields */
+	                   a leaf with several Content-Transfer-Encoding fields, a header block
+	                   without its blank line (judge_entity) */
 	bool strict;    /* leaves of well-formed mail only (mime_test_leaves_strict) */
 };
 
