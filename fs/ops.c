@@ -89,11 +89,6 @@ static void fill_stat(const struct ifs *fs, struct stat *st, uint64_t ino, bool 
 	st->st_ctim.tv_sec = mtime;
 }
 
-/* Attributes of any inode under a message directory (slot in ino).  Each file asks only the
- * piece that knows its size (msgdir.h); never a fetch for the message directory itself or
- * flags.  message.eml reports the size checked against the bytes (OUTLINE) or fetched, never
- * RFC822.SIZE as the server claims it: a hostile or broken server can report any size, and
- * the kernel cuts reads at st_size. */
 /* The files a message directory shows from the listing, not from the message: `flags`, and
  * where the server says so `labels` (Gmail's X-GM-LABELS) and `thread` (X-GM-THRID or
  * THREADID).  Flags and labels change while the message does not, so each open serves one
@@ -136,6 +131,11 @@ static int listing_snapshot(struct ifs *fs, uint64_t ino, GBytes **snap_r)
 	return 0;
 }
 
+/* Attributes of any inode under a message directory (slot in ino).  Each file asks only the
+ * piece that knows its size (msgdir.h); never a fetch for the message directory itself or
+ * the listing files (flags, labels, thread).  message.eml reports the size checked against the
+ * bytes (OUTLINE) or fetched, never RFC822.SIZE as the server claims it: a hostile or broken server
+ * can report any size, and the kernel cuts reads at st_size. */
 static int msg_stat(struct ifs *fs, uint64_t ino, struct stat *st, double *timeout_r)
 {
 	uint32_t epoch = ifs_ino_epoch(ino), uid = ifs_ino_uid(ino);
